@@ -1,0 +1,59 @@
+/**
+ * In-memory LoRA adapters and composed mixes: the types shared by the edge (validation,
+ * baking) and the runner (serving). Matrices are row-major Float32Array.
+ *
+ * Semantics (one module): y = W·x + scale·B·(A·x), i.e. ΔW = scale·B·A  [out, in].
+ */
+export interface LoraModule {
+  /** PEFT module path, e.g. "model.layers.0.self_attn.q_proj". */
+  module: string;
+  /** r: rows of A, columns of B. */
+  rank: number;
+  inFeatures: number;
+  outFeatures: number;
+  /** s = lora_alpha / r, or lora_alpha / √r with use_rslora (after rank/alpha patterns). */
+  scale: number;
+  /** lora_A  [rank, inFeatures] */
+  a: Float32Array;
+  /** lora_B  [outFeatures, rank] */
+  b: Float32Array;
+}
+
+export interface LoraAdapter {
+  /** `base_model_name_or_path` from the config, when present. */
+  baseModel: string | null;
+  /** PEFT `fan_in_fan_out`: the base layer stores W as [in, out] (GPT-2 Conv1D). A/B shapes are unaffected. */
+  fanInFanOut: boolean;
+  /** Keyed by module path. */
+  modules: Map<string, LoraModule>;
+}
+
+/** One term of a weighted mix ΔW = Σ wᵢ·sᵢ·Bᵢ·Aᵢ. */
+export interface MixTerm {
+  adapter: LoraAdapter;
+  /** Any finite number; 0 contributes nothing, negative subtracts. */
+  weight: number;
+}
+
+/**
+ * One module of a composed mix, in the layout the runner feeds to ONNX:
+ * y = x·Wᵀ + (x·at)·bt  with at = A′ᵀ and bt = B′ᵀ.
+ */
+export interface ComposedModule {
+  module: string;
+  /** R = Σ rᵢ over the terms that touch this module (terms with weight 0 are dropped). */
+  rank: number;
+  inFeatures: number;
+  outFeatures: number;
+  /** Aᵗ  [inFeatures, R]  (columns are wᵢ·sᵢ·rows of Aᵢ) */
+  at: Float32Array;
+  /** Bᵗ  [R, outFeatures] (rows are columns of Bᵢ) */
+  bt: Float32Array;
+}
+
+export interface ComposedMix {
+  /** Keyed by module path; modules no term touches are absent (ΔW = 0 there). */
+  modules: Map<string, ComposedModule>;
+  /** Largest R over modules (0 for an empty mix). */
+  maxRank: number;
+}

@@ -1,0 +1,133 @@
+import { z } from "zod";
+import { modelManifestSchema } from "../manifest/model-manifest.js";
+
+/**
+ * The worker ↔ runner wire contract (internal HTTP API). Every call in both directions is
+ * signed with `signRequest` (./hmac.ts). Paths:
+ *
+ *   runner:  POST /internal/v1/completions   body GenerateRequest → Completion | SSE stream
+ *            GET  /internal/v1/models        → ModelList
+ *            GET  /healthz                   → Health (unsigned)
+ *            GET  /metrics                   → Prometheus text (unsigned)
+ *            GET  /internal/v1/adapters      → cache listing;  DELETE /internal/v1/adapters/:id → evict
+ *   worker:  GET  /internal/adapters/:id/blob   → adapter_model.safetensors bytes,
+ *                                                header `x-loraedge-sha256` = hex sha256 of those bytes
+ *            GET  /internal/adapters/:id/config → adapter_config.json
+ */
+export const RUNNER_PATHS = {
+  completions: "/internal/v1/completions",
+  models: "/internal/v1/models",
+  adapters: "/internal/v1/adapters",
+  health: "/healthz",
+  metrics: "/metrics",
+} as const;
+
+/** Worker routes the runner calls to fetch an adapter (`id` is the registry id). */
+export const edgeAdapterPaths = (id: string) => ({
+  blob: `/internal/adapters/${encodeURIComponent(id)}/blob`,
+  config: `/internal/adapters/${encodeURIComponent(id)}/config`,
+});
+export const SHA256_HEADER = "x-loraedge-sha256";
+
+/** One adapter in a request's mix, as the edge resolved it. */
+export const mixEntrySchema = z.object({
+  /** Registry id (content of D1 `adapters.id`). */
+  id: z.string().min(1),
+  /** Hex sha256 of the adapter's safetensors bytes; the runner verifies the blob against it. */
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  /** wᵢ in ΔW = Σ wᵢ·sᵢ·Bᵢ·Aᵢ; any finite number (0 drops the adapter, negative negates). */
+  weight: z.number().finite(),
+});
+export type WireMixEntry = z.infer<typeof mixEntrySchema>;
+
+export const generateRequestSchema = z.object({
+  model: z.string().min(1),
+  /** Text, or token ids of the model's tokenizer. */
+  prompt: z.union([z.string(), z.array(z.number().int().nonnegative())]),
+  max_tokens: z.number().int().min(0).default(16),
+  temperature: z.number().finite().min(0).max(10).default(1),
+  top_p: z.number().finite().gt(0).max(1).default(1),
+  /** 0 disables top-k. */
+  top_k: z.number().int().min(0).default(0),
+  /** Same seed ⇒ same text. Absent: a random seed. */
+  seed: z.number().int().optional(),
+  stop: z.union([z.string(), z.array(z.string()).max(8)]).optional(),
+  /** Include the prompt in the returned text (and its logprobs when `logprobs` is set). */
+  echo: z.boolean().default(false),
+  /** When set (0..5), return token logprobs (top_logprobs with that many alternatives). */
+  logprobs: z.number().int().min(0).max(5).nullable().optional(),
+  stream: z.boolean().default(false),
+  adapters: z.array(mixEntrySchema).default([]),
+  /** Propagated for logs. */
+  request_id: z.string().optional(),
+});
+export type GenerateRequest = z.infer<typeof generateRequestSchema>;
+export type GenerateRequestInput = z.input<typeof generateRequestSchema>;
+
+export const logprobsSchema = z.object({
+  tokens: z.array(z.string()),
+  token_ids: z.array(z.number().int()),
+  token_logprobs: z.array(z.number().nullable()),
+  top_logprobs: z.array(z.record(z.string(), z.number()).nullable()).nullable(),
+  text_offset: z.array(z.number().int()),
+});
+export type Logprobs = z.infer<typeof logprobsSchema>;
+
+export const usageSchema = z.object({
+  prompt_tokens: z.number().int(),
+  completion_tokens: z.number().int(),
+  total_tokens: z.number().int(),
+});
+export type Usage = z.infer<typeof usageSchema>;
+
+/** OpenAI completions response shape. */
+export const completionSchema = z.object({
+  id: z.string(),
+  object: z.literal("text_completion"),
+  created: z.number().int(),
+  model: z.string(),
+  choices: z.array(
+    z.object({
+      index: z.number().int(),
+      text: z.string(),
+      finish_reason: z.enum(["stop", "length"]).nullable(),
+      logprobs: logprobsSchema.nullable(),
+    }),
+  ),
+  usage: usageSchema.optional(),
+});
+export type Completion = z.infer<typeof completionSchema>;
+
+/**
+ * Streaming: `text/event-stream`, one `data: <Completion chunk>` event per token (choices[0].text
+ * is the token's text, finish_reason null), then one chunk with finish_reason and `usage`,
+ * then `data: [DONE]`. Errors after the stream started arrive as `data: {"error": …}`.
+ */
+export const completionChunkSchema = completionSchema;
+export type CompletionChunk = Completion;
+
+export const modelListSchema = z.object({
+  object: z.literal("list"),
+  data: z.array(
+    z.object({
+      id: z.string(),
+      object: z.literal("model"),
+      owned_by: z.string(),
+      manifest: modelManifestSchema,
+    }),
+  ),
+});
+export type ModelList = z.infer<typeof modelListSchema>;
+
+export const healthSchema = z.object({
+  status: z.enum(["ok", "starting", "draining"]),
+  ready: z.boolean(),
+  models: z.array(z.string()),
+});
+export type Health = z.infer<typeof healthSchema>;
+
+/** Error body used by both services: `{"error": {"type", "message"}}`. */
+export const errorBodySchema = z.object({
+  error: z.object({ type: z.string(), message: z.string() }),
+});
+export type ErrorBody = z.infer<typeof errorBodySchema>;

@@ -1,0 +1,77 @@
+/**
+ * The contract between the model layer (gpu-runner/src/model, issue #4) and the serving
+ * engine (gpu-runner/src/engine, issue #5). The engine schedules rows; the model turns a
+ * list of rows into one ONNX Runtime run (padding, masks, KV-cache gather/scatter, LoRA
+ * inputs zero-padded to the batch's largest R) and back.
+ */
+import type { ModelManifest } from "../../../core/src/manifest/model-manifest.js";
+import type { ComposedMix } from "../../../core/src/lora/types.js";
+
+export interface Tokenizer {
+  readonly vocabSize: number;
+  readonly bosId: number | null;
+  readonly eosId: number | null;
+  /** Text → ids, without special tokens. */
+  encode(text: string): number[];
+  /** Ids → text (special tokens skipped). */
+  decode(ids: readonly number[]): string;
+}
+
+/** A row's key/value cache. Opaque to the engine; produced and consumed by the model. */
+export interface KvCache {
+  /** Number of tokens the cache holds (the row's position). */
+  readonly length: number;
+  /** Bytes held. */
+  readonly bytes: number;
+}
+
+export interface StepRow {
+  /** Tokens to append this step: a prompt (or a chunk of it) on prefill, one token on decode. Non-empty. */
+  tokens: readonly number[];
+  /** The cache this row's previous step returned; null on the first step. */
+  cache: KvCache | null;
+  /** The row's composed mix (per-module Aᵗ/Bᵗ); null = base model. Must be null on a merged variant. */
+  mix: ComposedMix | null;
+}
+
+export interface StepOptions {
+  /** Return logits for every appended token (prompt scoring, echo + logprobs), not only the last. */
+  allLogits?: boolean;
+}
+
+export interface StepRowResult {
+  /** [n, vocabSize]: n = tokens.length with allLogits, else 1 (the last position). */
+  logits: Float32Array;
+  /** The row's cache after this step (cache.length = previous length + tokens.length). */
+  cache: KvCache;
+}
+
+/** Something that can run batched forward steps: the base model, or a merged session. */
+export interface ModelVariant {
+  /** One batched forward. Rows are independent: a row's result never depends on its neighbours. */
+  step(rows: readonly StepRow[], options?: StepOptions): Promise<StepRowResult[]>;
+  /** Bytes of weights this variant holds on its own (0 for the base model). */
+  readonly weightBytes: number;
+  dispose(): Promise<void>;
+}
+
+export interface BaseModel extends ModelVariant {
+  readonly manifest: ModelManifest;
+  readonly tokenizer: Tokenizer;
+  /**
+   * A session with W′ = W + ΔW(mix) for every module of the mix (ΔW computed by ONNX Runtime,
+   * not JS loops), created from the same graph through `externalData`. Rows stepped on it must
+   * have mix = null. Required for mixes touching "merge-only" targets.
+   */
+  createMerged(mix: ComposedMix): Promise<ModelVariant & { buildMs: { delta: number; session: number } }>;
+}
+
+export type BackendName = "node" | "web";
+
+export interface LoadModelOptions {
+  backend: BackendName;
+  /** onnxruntime-node execution provider: "cpu" (default), "cuda", "webgpu". */
+  executionProvider?: string;
+  /** Intra-op threads (default: ORT's choice). */
+  threads?: number;
+}

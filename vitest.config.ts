@@ -1,0 +1,57 @@
+import { defineConfig } from "vitest/config";
+import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
+import path from "node:path";
+
+// wrangler/miniflare must make no network calls in tests (update check, telemetry, Request.cf).
+process.env.WRANGLER_SEND_METRICS = "false";
+process.env.WRANGLER_HIDE_BANNER = "true";
+process.env.CLOUDFLARE_CF_FETCH_ENABLED = "false";
+
+const root = import.meta.dirname;
+
+export default defineConfig({
+  test: {
+    projects: [
+      {
+        // Pure unit tests: core (runs anywhere) and the runner's modules (Node).
+        test: {
+          name: "unit",
+          environment: "node",
+          include: ["core/src/**/*.test.ts", "gpu-runner/src/**/*.test.ts"],
+          testTimeout: 60_000,
+        },
+      },
+      {
+        // End-to-end: real runner process (and worker) over real HTTP.
+        test: {
+          name: "e2e",
+          environment: "node",
+          include: ["test/e2e/**/*.test.ts"],
+          testTimeout: 120_000,
+          hookTimeout: 180_000,
+          fileParallelism: false,
+        },
+      },
+      {
+        // Worker integration tests inside workerd (Miniflare's real D1 and R2).
+        plugins: [
+          cloudflareTest(async () => ({
+            wrangler: { configPath: path.join(root, "wrangler.toml") },
+            miniflare: {
+              bindings: {
+                TEST_MIGRATIONS: await readD1Migrations(path.join(root, "migrations")),
+                ADMIN_TOKEN: "test-admin-token",
+                RUNNER_SECRET: "test-runner-secret",
+              },
+            },
+          })),
+        ],
+        test: {
+          name: "worker",
+          include: ["test/worker/**/*.test.ts"],
+          setupFiles: ["test/worker/apply-migrations.ts"],
+        },
+      },
+    ],
+  },
+});
