@@ -1,0 +1,146 @@
+/**
+ * Per-request exact mix of LoRA adapters ("cat"): the fast path the runner runs for every
+ * request, so it only allocates its output and uses plain typed-array loops.
+ */
+import type { ComposedMix, ComposedModule, LoraAdapter, LoraModule, MixTerm } from "../lora/types.js";
+
+/** A mix that cannot be composed (bad weight, shape mismatch, inconsistent adapters). */
+export class MixError extends Error {
+  override name = "MixError";
+}
+
+interface ModulePlan {
+  module: string;
+  inFeatures: number;
+  outFeatures: number;
+  rank: number; // R = Σ rᵢ so far
+  parts: Array<{ source: LoraModule; coef: number }>; // coef = wᵢ·sᵢ
+}
+
+function checkLoraModule(name: string, m: LoraModule, termIndex: number): void {
+  const where = `term ${termIndex}, module ${name}`;
+  if (m.module !== name) throw new MixError(`${where}: module is keyed as "${name}" but names itself "${m.module}"`);
+  for (const [field, v] of [
+    ["rank", m.rank],
+    ["inFeatures", m.inFeatures],
+    ["outFeatures", m.outFeatures],
+  ] as const) {
+    if (!Number.isInteger(v) || v < 0) throw new MixError(`${where}: ${field} must be a non-negative integer, got ${v}`);
+  }
+  if (m.a.length !== m.rank * m.inFeatures) {
+    throw new MixError(`${where}: lora_A has ${m.a.length} elements, expected rank ${m.rank} × in ${m.inFeatures}`);
+  }
+  if (m.b.length !== m.outFeatures * m.rank) {
+    throw new MixError(`${where}: lora_B has ${m.b.length} elements, expected out ${m.outFeatures} × rank ${m.rank}`);
+  }
+  if (!Number.isFinite(m.scale)) throw new MixError(`${where}: scale must be finite, got ${m.scale}`);
+}
+
+/**
+ * Composes a weighted mix of adapters into one low-rank pair per module, exactly.
+ *
+ * Semantics (per module, over the terms i that have it and wᵢ ≠ 0, in term order):
+ *   A′ = [w₁s₁A₁; …; wₙsₙAₙ]   (rows stacked)        [R, in]
+ *   B′ = [B₁ … Bₙ]             (columns side by side) [out, R],  R = Σ rᵢ
+ *   ⇒ B′·A′ = Σ wᵢ·sᵢ·Bᵢ·Aᵢ exactly (scale 1); returned as at = A′ᵀ [in, R], bt = B′ᵀ [R, out].
+ * Ranks may differ, weights may be negative, a module may be missing from some adapters, the
+ * same adapter may appear twice. Terms with weight 0 are dropped; modules left with no term
+ * are absent (ΔW = 0 there); an empty mix has no modules and maxRank 0.
+ *
+ * Throws MixError on a non-finite weight, on adapters that disagree on a module's in/out
+ * sizes or on fan_in_fan_out, and on a module whose arrays do not match its declared shape.
+ *
+ * Cost: O(Σ over modules of (in + out)·R) time, one allocation of the output per module;
+ * no matrix product is formed.
+ */
+export function composeMix(terms: readonly MixTerm[]): ComposedMix {
+  // Pass 1: validate and plan (sizes, R per module), no tensor allocation.
+  const plans = new Map<string, ModulePlan>();
+  let fanInFanOut: boolean | null = null;
+  for (let t = 0; t < terms.length; t++) {
+    const { adapter, weight } = terms[t];
+    if (typeof weight !== "number" || !Number.isFinite(weight)) {
+      throw new MixError(`term ${t}: weight must be a finite number, got ${String(weight)}`);
+    }
+    if (weight === 0) continue;
+    if (fanInFanOut === null) fanInFanOut = adapter.fanInFanOut;
+    else if (adapter.fanInFanOut !== fanInFanOut) {
+      throw new MixError(`term ${t}: fan_in_fan_out is ${adapter.fanInFanOut} but earlier terms have ${fanInFanOut}; adapters of one mix must target the same base layout`);
+    }
+    for (const [name, m] of adapter.modules) {
+      checkLoraModule(name, m, t);
+      let plan = plans.get(name);
+      if (plan === undefined) {
+        plan = { module: name, inFeatures: m.inFeatures, outFeatures: m.outFeatures, rank: 0, parts: [] };
+        plans.set(name, plan);
+      } else if (plan.inFeatures !== m.inFeatures || plan.outFeatures !== m.outFeatures) {
+        throw new MixError(`term ${t}, module ${name}: shape in ${m.inFeatures} × out ${m.outFeatures} does not match in ${plan.inFeatures} × out ${plan.outFeatures} from an earlier term`);
+      }
+      if (m.rank === 0) continue;
+      plan.rank += m.rank;
+      plan.parts.push({ source: m, coef: weight * m.scale });
+    }
+  }
+
+  // Pass 2: fill at [in, R] and bt [R, out].
+  const modules = new Map<string, ComposedModule>();
+  let maxRank = 0;
+  for (const plan of plans.values()) {
+    const R = plan.rank;
+    if (R === 0) continue;
+    const nIn = plan.inFeatures;
+    const nOut = plan.outFeatures;
+    const at = new Float32Array(nIn * R); // [in, R]
+    const bt = new Float32Array(R * nOut); // [R, out]
+    let off = 0; // column offset of this term's block in at / row offset in bt
+    for (const { source, coef } of plan.parts) {
+      const r = source.rank;
+      const a = source.a; // [r, in]
+      const b = source.b; // [out, r]
+      // at[i, off+k] = coef · A[k, i]
+      for (let k = 0; k < r; k++) {
+        const ak = k * nIn;
+        let dst = off + k;
+        for (let i = 0; i < nIn; i++, dst += R) at[dst] = coef * a[ak + i];
+      }
+      // bt[off+k, o] = B[o, k]
+      for (let k = 0; k < r; k++) {
+        const dst = (off + k) * nOut;
+        let src = k;
+        for (let o = 0; o < nOut; o++, src += r) bt[dst + o] = b[src];
+      }
+      off += r;
+    }
+    modules.set(plan.module, { module: plan.module, rank: R, inFeatures: nIn, outFeatures: nOut, at, bt });
+    if (R > maxRank) maxRank = R;
+  }
+  return { modules, maxRank };
+}
+
+export interface MixAsAdapterOptions {
+  /** Stored as the adapter's `baseModel` (default null). */
+  baseModel?: string | null;
+  /** Stored as the adapter's `fanInFanOut` (default false); it does not change A or B. */
+  fanInFanOut?: boolean;
+}
+
+/**
+ * The composed mix as one ordinary adapter (the "cat" adapter), e.g. to upload cat(a, b).
+ * Semantics: per module, scale 1, A = atᵀ [R, in], B = btᵀ [out, R], so s·B·A = B′·A′.
+ * Cost O(Σ (in + out)·R).
+ */
+export function mixAsAdapter(mix: ComposedMix, opts: MixAsAdapterOptions = {}): LoraAdapter {
+  const modules = new Map<string, LoraModule>();
+  for (const [name, m] of mix.modules) {
+    const { rank: R, inFeatures: nIn, outFeatures: nOut } = m;
+    if (m.at.length !== nIn * R || m.bt.length !== R * nOut) {
+      throw new MixError(`module ${name}: at/bt sizes ${m.at.length}/${m.bt.length} do not match rank ${R}, in ${nIn}, out ${nOut}`);
+    }
+    const a = new Float32Array(R * nIn); // [R, in]
+    for (let i = 0; i < nIn; i++) for (let k = 0; k < R; k++) a[k * nIn + i] = m.at[i * R + k];
+    const b = new Float32Array(nOut * R); // [out, R]
+    for (let k = 0; k < R; k++) for (let o = 0; o < nOut; o++) b[o * R + k] = m.bt[k * nOut + o];
+    modules.set(name, { module: name, rank: R, inFeatures: nIn, outFeatures: nOut, scale: 1, a, b });
+  }
+  return { baseModel: opts.baseModel ?? null, fanInFanOut: opts.fanInFanOut ?? false, modules };
+}
