@@ -1,0 +1,8 @@
+/**
+ * Public barrel of `core`: pure TypeScript shared by the edge worker and the GPU runner.
+ * (Other engineers append their export lines below; keep one line per module folder.)
+ */
+export * from "./errors.js";
+export * from "./dtype/index.js";
+export * from "./safetensors/index.js";
+export type { LoraAdapter, LoraModule, MixTerm, ComposedModule, ComposedMix } from "./lora/types.js";
