@@ -42,6 +42,7 @@ export default defineConfig({
                 TEST_MIGRATIONS: await readD1Migrations(path.join(root, "migrations")),
                 ADMIN_TOKEN: "test-admin-token",
                 RUNNER_SECRET: "test-runner-secret",
+                LOG_LEVEL: "silent",
               },
             },
           })),

@@ -7,4 +7,18 @@ export interface Env {
   ENVIRONMENT: string;
   ADMIN_TOKEN?: string;
   RUNNER_SECRET?: string;
+  /** Default requests per minute per tenant (a tenant row may override). Default 600. */
+  RATE_LIMIT_RPM?: string;
+  /** Default prompt+completion tokens per UTC day per tenant (a tenant row may override). Default 1000000. */
+  TOKENS_PER_DAY?: string;
+  /** Largest adapter_model.safetensors accepted, in bytes. Default 67108864 (64 MiB). */
+  MAX_ADAPTER_BYTES?: string;
+  /** Largest adapter rank accepted at upload (also capped by the model manifest's maxRank). Default 64. */
+  MAX_ADAPTER_RANK?: string;
+  /** Most adapters in one mix or composition. Default 8. */
+  MAX_MIX_ADAPTERS?: string;
+  /** "debug" | "info" (default) | "warn" | "error" | "silent": lowest level of log lines written. */
+  LOG_LEVEL?: string;
+  /** Public base URL of this worker as runners reach it (for their adapter fetches); informational. */
+  EDGE_PUBLIC_URL?: string;
 }

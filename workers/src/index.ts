@@ -1,8 +1,5 @@
-import { Hono } from "hono";
-import type { Env } from "./env.js";
+import { createApp } from "./app.js";
 
-const app = new Hono<{ Bindings: Env }>();
-
-app.get("/healthz", (c) => c.json({ status: "ok" }));
-
+/** The worker entry: the Hono app's fetch handler. */
+const app = createApp();
 export default app;

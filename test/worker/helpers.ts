@@ -1,0 +1,52 @@
+// Shared helpers for the worker integration tests: call the worker through its fetch handler.
+import { exports } from "cloudflare:workers";
+
+export const ADMIN = "test-admin-token";
+export const EDGE = "http://edge";
+
+export interface CallOptions {
+  method?: string;
+  key?: string | null;
+  json?: unknown;
+  body?: BodyInit;
+  headers?: Record<string, string>;
+}
+
+export async function call(path: string, opts: CallOptions = {}): Promise<Response> {
+  const headers: Record<string, string> = { ...(opts.headers ?? {}) };
+  if (opts.key) headers.authorization = `Bearer ${opts.key}`;
+  let body = opts.body;
+  if (opts.json !== undefined) {
+    headers["content-type"] = "application/json";
+    body = JSON.stringify(opts.json);
+  }
+  return exports.default.fetch(new Request(EDGE + path, { method: opts.method ?? (body ? "POST" : "GET"), headers, body }));
+}
+
+export async function callJson<T = any>(path: string, opts: CallOptions = {}): Promise<{ status: number; body: T; res: Response }> {
+  const res = await call(path, opts);
+  const text = await res.text();
+  let body: any;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    body = text;
+  }
+  return { status: res.status, body, res };
+}
+
+/** Creates a tenant through the admin API and returns its id and first key. */
+export async function newTenant(
+  name: string,
+  limits: { rpm_limit?: number; tokens_per_day?: number } = {},
+): Promise<{ id: string; name: string; key: string }> {
+  const { status, body } = await callJson("/v1/tenants", { key: ADMIN, json: { name, ...limits } });
+  if (status !== 201) throw new Error(`tenant create failed: ${status} ${JSON.stringify(body)}`);
+  return { id: body.id, name: body.name, key: body.api_key.key };
+}
+
+export function expectError(r: { status: number; body: any }, status: number, type?: string): void {
+  if (r.status !== status || typeof r.body?.error?.message !== "string" || (type && r.body.error.type !== type)) {
+    throw new Error(`expected ${status}${type ? ` ${type}` : ""}, got ${r.status} ${JSON.stringify(r.body)}`);
+  }
+}

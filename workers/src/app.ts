@@ -1,0 +1,26 @@
+import { OpenAPIHono } from "@hono/zod-openapi";
+import type { AppEnv } from "./app-env.js";
+import { createDb } from "./db/client.js";
+import { notFound } from "./errors/api-error.js";
+import { errorResponse } from "./errors/on-error.js";
+import { validationHook } from "./errors/validation-hook.js";
+import { requestId } from "./logging/request-id.js";
+import { keyRoutes } from "./routes/keys.js";
+import { tenantRoutes } from "./routes/tenants.js";
+
+/** Builds the whole edge API. */
+export function createApp(): OpenAPIHono<AppEnv> {
+  const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
+  app.use(requestId());
+  app.use(async function attachDb(c, next) {
+    c.set("db", createDb(c.env.DB));
+    await next();
+  });
+  app.onError(errorResponse);
+  app.notFound((c) => errorResponse(notFound(`no route for ${c.req.method} ${c.req.path}`), c));
+
+  app.get("/healthz", (c) => c.json({ status: "ok" }));
+  app.route("/", tenantRoutes);
+  app.route("/", keyRoutes);
+  return app;
+}

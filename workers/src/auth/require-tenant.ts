@@ -1,0 +1,21 @@
+import type { MiddlewareHandler } from "hono";
+import type { AppEnv, AuthTenant } from "../app-env.js";
+import { unauthorized } from "../errors/api-error.js";
+import { findTenantByKey } from "../tenants/queries.js";
+import { bearerToken } from "./bearer.js";
+
+/** Authenticates a tenant API key; sets `c.var.tenant`. 401 for a missing, unknown or revoked key. */
+export const requireTenant: MiddlewareHandler<AppEnv> = async function requireTenant(c, next) {
+  const key = bearerToken(c.req.header("authorization"));
+  const tenant = await findTenantByKey(c.var.db, key);
+  if (!tenant) throw unauthorized("invalid or revoked API key");
+  c.set("tenant", tenant);
+  await next();
+};
+
+/** The authenticated tenant (only inside routes behind requireTenant). */
+export function tenantOf(c: { get(key: "tenant"): AuthTenant | undefined }): AuthTenant {
+  const t = c.get("tenant");
+  if (!t) throw unauthorized("authentication required");
+  return t;
+}

@@ -1,0 +1,142 @@
+/**
+ * The single D1 schema (drizzle). `npm run db:generate` turns changes here into SQL under
+ * migrations/, which wrangler applies. Times are unix milliseconds.
+ */
+import { sql } from "drizzle-orm";
+import { index, integer, primaryKey, real, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
+
+export const tenants = sqliteTable("tenants", {
+  id: text("id").primaryKey(),
+  /** Unique, url-safe; used in `owner/name@version` adapter references. */
+  name: text("name").notNull().unique(),
+  /** Overrides RATE_LIMIT_RPM when set. */
+  rpmLimit: integer("rpm_limit"),
+  /** Overrides TOKENS_PER_DAY when set. */
+  tokensPerDay: integer("tokens_per_day"),
+  createdAt: integer("created_at").notNull(),
+});
+
+export const apiKeys = sqliteTable(
+  "api_keys",
+  {
+    id: text("id").primaryKey(),
+    tenantId: text("tenant_id")
+      .notNull()
+      .references(() => tenants.id, { onDelete: "cascade" }),
+    /** hex sha256 of the key; the key itself is never stored. */
+    keyHash: text("key_hash").notNull().unique(),
+    /** First characters of the key, to recognise it in listings. */
+    prefix: text("prefix").notNull(),
+    createdAt: integer("created_at").notNull(),
+    revokedAt: integer("revoked_at"),
+  },
+  (t) => [index("api_keys_tenant_idx").on(t.tenantId)],
+);
+
+export const adapters = sqliteTable(
+  "adapters",
+  {
+    id: text("id").primaryKey(),
+    ownerId: text("owner_id")
+      .notNull()
+      .references(() => tenants.id),
+    name: text("name").notNull(),
+    version: text("version").notNull(),
+    baseModel: text("base_model").notNull(),
+    /** Largest module rank. */
+    rank: integer("rank").notNull(),
+    /** lora_alpha from the config. */
+    alpha: real("alpha").notNull(),
+    /** Scale of the module with the largest rank (alpha/r or alpha/√r). */
+    scale: real("scale").notNull(),
+    /** JSON array of PEFT module paths the adapter touches. */
+    targets: text("targets").notNull(),
+    /** Tensor dtype in the safetensors file (F32/F16/BF16). */
+    dtype: text("dtype").notNull(),
+    sizeBytes: integer("size_bytes").notNull(),
+    /** hex sha256 of adapter_model.safetensors; the R2 key is derived from it. */
+    sha256: text("sha256").notNull(),
+    r2Key: text("r2_key").notNull(),
+    /** adapter_config.json as uploaded. */
+    configJson: text("config_json").notNull(),
+    visibility: text("visibility", { enum: ["private", "public"] }).notNull().default("private"),
+    description: text("description").notNull().default(""),
+    /** Normalised ",tag1,tag2," so a tag filter is one LIKE. */
+    tags: text("tags").notNull().default(","),
+    downloads: integer("downloads").notNull().default(0),
+    createdAt: integer("created_at").notNull(),
+  },
+  (t) => [
+    uniqueIndex("adapters_owner_name_version_uq").on(t.ownerId, t.name, t.version),
+    index("adapters_sha256_idx").on(t.sha256),
+    index("adapters_base_model_idx").on(t.baseModel),
+    index("adapters_visibility_idx").on(t.visibility),
+  ],
+);
+
+export const compositions = sqliteTable(
+  "compositions",
+  {
+    id: text("id").primaryKey(),
+    ownerId: text("owner_id")
+      .notNull()
+      .references(() => tenants.id),
+    name: text("name").notNull(),
+    baseModel: text("base_model").notNull(),
+    createdAt: integer("created_at").notNull(),
+  },
+  (t) => [uniqueIndex("compositions_owner_name_uq").on(t.ownerId, t.name)],
+);
+
+export const compositionAdapters = sqliteTable(
+  "composition_adapters",
+  {
+    compositionId: text("composition_id")
+      .notNull()
+      .references(() => compositions.id, { onDelete: "cascade" }),
+    position: integer("position").notNull(),
+    adapterId: text("adapter_id")
+      .notNull()
+      .references(() => adapters.id),
+    weight: real("weight").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.compositionId, t.position] }), index("composition_adapters_adapter_idx").on(t.adapterId)],
+);
+
+/** Usage per tenant per UTC day (`day` = YYYY-MM-DD). */
+export const usageDaily = sqliteTable(
+  "usage_daily",
+  {
+    tenantId: text("tenant_id")
+      .notNull()
+      .references(() => tenants.id, { onDelete: "cascade" }),
+    day: text("day").notNull(),
+    requests: integer("requests").notNull().default(0),
+    promptTokens: integer("prompt_tokens").notNull().default(0),
+    completionTokens: integer("completion_tokens").notNull().default(0),
+  },
+  (t) => [primaryKey({ columns: [t.tenantId, t.day] })],
+);
+
+/** Fixed one-minute request counters for the rpm limit (`window_start` = unix minute). */
+export const rateWindows = sqliteTable(
+  "rate_windows",
+  {
+    tenantId: text("tenant_id")
+      .notNull()
+      .references(() => tenants.id, { onDelete: "cascade" }),
+    windowStart: integer("window_start").notNull(),
+    count: integer("count").notNull().default(0),
+  },
+  (t) => [primaryKey({ columns: [t.tenantId, t.windowStart] })],
+);
+
+/** Last manifest seen per base model, so uploads validate while runners are down. */
+export const models = sqliteTable("models", {
+  id: text("id").primaryKey(),
+  /** ModelManifest JSON. */
+  manifest: text("manifest").notNull(),
+  updatedAt: integer("updated_at")
+    .notNull()
+    .default(sql`0`),
+});

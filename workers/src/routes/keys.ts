@@ -1,0 +1,84 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { requireTenant, tenantOf } from "../auth/require-tenant.js";
+import { notFound } from "../errors/api-error.js";
+import { errorResponses } from "../errors/error-schema.js";
+import { createApiKey, listApiKeys, revokeApiKey } from "../tenants/queries.js";
+import { isoTime } from "../util/time.js";
+import { newRouter, tenantSecurity } from "./router.js";
+
+const KeySchema = z
+  .object({
+    id: z.string(),
+    prefix: z.string(),
+    created_at: z.string(),
+    revoked_at: z.string().nullable(),
+  })
+  .openapi("ApiKey");
+
+const createKey = createRoute({
+  method: "post",
+  path: "/v1/keys",
+  tags: ["keys"],
+  summary: "Create another API key for the caller's tenant (shown once)",
+  security: tenantSecurity,
+  middleware: [requireTenant] as const,
+  responses: {
+    201: {
+      description: "Created",
+      content: { "application/json": { schema: KeySchema.extend({ key: z.string() }) } },
+    },
+    ...errorResponses(401),
+  },
+});
+
+const listKeys = createRoute({
+  method: "get",
+  path: "/v1/keys",
+  tags: ["keys"],
+  summary: "List the caller's API keys (prefixes only)",
+  security: tenantSecurity,
+  middleware: [requireTenant] as const,
+  responses: {
+    200: {
+      description: "Keys",
+      content: { "application/json": { schema: z.object({ object: z.literal("list"), data: z.array(KeySchema) }) } },
+    },
+    ...errorResponses(401),
+  },
+});
+
+const deleteKey = createRoute({
+  method: "delete",
+  path: "/v1/keys/{id}",
+  tags: ["keys"],
+  summary: "Revoke one of the caller's API keys",
+  security: tenantSecurity,
+  middleware: [requireTenant] as const,
+  request: { params: z.object({ id: z.string() }) },
+  responses: {
+    200: { description: "Revoked", content: { "application/json": { schema: KeySchema } } },
+    ...errorResponses(401, 404),
+  },
+});
+
+const keyJson = (k: { id: string; prefix: string; createdAt: number; revokedAt: number | null }) => ({
+  id: k.id,
+  prefix: k.prefix,
+  created_at: isoTime(k.createdAt),
+  revoked_at: k.revokedAt === null ? null : isoTime(k.revokedAt),
+});
+
+export const keyRoutes = newRouter()
+  .openapi(createKey, async (c) => {
+    const { row, key } = await createApiKey(c.var.db, tenantOf(c).id);
+    return c.json({ ...keyJson(row), key }, 201);
+  })
+  .openapi(listKeys, async (c) => {
+    const rows = await listApiKeys(c.var.db, tenantOf(c).id);
+    return c.json({ object: "list" as const, data: rows.map(keyJson) }, 200);
+  })
+  .openapi(deleteKey, async (c) => {
+    const row = await revokeApiKey(c.var.db, tenantOf(c).id, c.req.valid("param").id);
+    if (!row) throw notFound("API key not found");
+    return c.json(keyJson(row), 200);
+  });

@@ -1,0 +1,13 @@
+/** UTC day of a unix-ms time, "YYYY-MM-DD". */
+export function utcDay(ms: number): string {
+  return new Date(ms).toISOString().slice(0, 10);
+}
+
+/** Seconds from `ms` to the next UTC midnight. */
+export function secondsUntilUtcMidnight(ms: number): number {
+  const d = new Date(ms);
+  const next = Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate() + 1);
+  return Math.ceil((next - ms) / 1000);
+}
+
+export const isoTime = (ms: number) => new Date(ms).toISOString();
