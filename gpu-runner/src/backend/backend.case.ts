@@ -1,0 +1,84 @@
+/**
+ * One test suite for every Backend (hono "common case" pattern): backend.node.test.ts and
+ * backend.web.test.ts run it against onnxruntime-node and onnxruntime-web.
+ */
+import { describe, expect, it } from "vitest";
+import { DataType, GraphBuilder, WeightBlob } from "../onnx/index.js";
+import { float32, int64, type Backend, type BackendName } from "./backend.js";
+import { loadBackend } from "./load-backend.js";
+
+/** y = x·W + (x·At)·Bt with W external, At [b, in, R], Bt [b, R, out] inputs. */
+function loraMatMulGraph(inF: number, outF: number, w: Float32Array): { graph: Uint8Array; weights: Uint8Array } {
+  const g = new GraphBuilder();
+  const blob = new WeightBlob("w.bin");
+  const x = g.input("x", DataType.FLOAT, ["b", "s", inF]);
+  const at = g.input("at", DataType.FLOAT, ["b", inF, "R"]);
+  const bt = g.input("bt", DataType.FLOAT, ["b", "R", outF]);
+  const wName = g.initializer(blob.add("w", [inF, outF], w));
+  g.node("Add", [g.node("MatMul", [x, wName]), g.node("MatMul", [g.node("MatMul", [x, at]), bt])], {}, { output: "y" });
+  g.output("y", DataType.FLOAT, ["b", "s", outF]);
+  return { graph: g.encode("lora-matmul"), weights: blob.bytes() };
+}
+
+function plain(x: Float32Array, b: number, s: number, inF: number, outF: number, w: Float32Array, at: Float32Array, bt: Float32Array, R: number): Float32Array {
+  const y = new Float32Array(b * s * outF);
+  for (let i = 0; i < b; i++)
+    for (let t = 0; t < s; t++)
+      for (let o = 0; o < outF; o++) {
+        let acc = 0;
+        for (let k = 0; k < inF; k++) acc += x[(i * s + t) * inF + k] * w[k * outF + o];
+        for (let c = 0; c < R; c++) {
+          let xa = 0;
+          for (let k = 0; k < inF; k++) xa += x[(i * s + t) * inF + k] * at[(i * inF + k) * R + c];
+          acc += xa * bt[(i * R + c) * outF + o];
+        }
+        y[(i * s + t) * outF + o] = acc;
+      }
+  return y;
+}
+
+export function runBackendTests({ name }: { name: BackendName }): void {
+  describe(`backend ${name}`, () => {
+    const getBackend = (): Promise<Backend> => loadBackend(name);
+
+    it("runs x·W + (x·At)·Bt with external weights, equal to plain loops, at R = 3 and R = 0", async () => {
+      const backend = await getBackend();
+      expect(backend.name).toBe(name);
+      const [b, s, inF, outF] = [2, 3, 5, 4];
+      const rand = (n: number, seed: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 12.9898 + seed) * 0.5);
+      const w = rand(inF * outF, 1);
+      const { graph, weights } = loraMatMulGraph(inF, outF, w);
+      const session = await backend.createSession(graph, { externalData: [{ path: "w.bin", data: weights }] });
+      expect(session.inputNames).toEqual(["x", "at", "bt"]);
+      const x = rand(b * s * inF, 2);
+      for (const R of [3, 0]) {
+        const at = rand(b * inF * R, 3);
+        const bt = rand(b * R * outF, 4);
+        const out = await session.run({ x: float32(x, [b, s, inF]), at: float32(at, [b, inF, R]), bt: float32(bt, [b, R, outF]) });
+        expect(out.y.dims).toEqual([b, s, outF]);
+        const want = plain(x, b, s, inF, outF, w, at, bt, R);
+        const got = out.y.data as Float32Array;
+        for (let i = 0; i < want.length; i++) expect(got[i]).toBeCloseTo(want[i], 5);
+      }
+      await session.release();
+    });
+
+    it("passes int64 tensors through Gather", async () => {
+      const backend = await getBackend();
+      const g = new GraphBuilder();
+      const ids = g.input("ids", DataType.INT64, ["n"]);
+      const table = g.initializer({ name: "table", dims: [3, 2], dataType: DataType.FLOAT, rawData: new Uint8Array(Float32Array.from([1, 2, 3, 4, 5, 6]).buffer) });
+      g.node("Gather", [table, ids], {}, { output: "rows" });
+      g.output("rows", DataType.FLOAT, ["n", 2]);
+      const session = await backend.createSession(g.encode("gather"));
+      const out = await session.run({ ids: int64(BigInt64Array.from([2n, 0n]), [2]) });
+      expect(Array.from(out.rows.data as Float32Array)).toEqual([5, 6, 1, 2]);
+      await session.release();
+    });
+
+    it("rejects a graph that is not ONNX with an error", async () => {
+      const backend = await getBackend();
+      await expect(backend.createSession(new Uint8Array([1, 2, 3, 4]))).rejects.toThrow();
+    });
+  });
+}

@@ -1,0 +1,64 @@
+/**
+ * The runner's view of ONNX Runtime: plain host tensors in, plain host tensors out. The
+ * implementations (node-backend.ts, web-backend.ts) are the only files in the repository that
+ * import onnxruntime-node / onnxruntime-web.
+ */
+export type BackendName = "node" | "web";
+
+export type HostTensor =
+  | { type: "float32"; data: Float32Array; dims: readonly number[] }
+  | { type: "int64"; data: BigInt64Array; dims: readonly number[] }
+  | { type: "int32"; data: Int32Array; dims: readonly number[] };
+
+export interface SessionOptions {
+  /** Weight files the graph refers to as external data (`location` → bytes). Copied by ORT. */
+  externalData?: { path: string; data: Uint8Array }[];
+  /** Intra-op threads (default: ORT's choice). */
+  threads?: number;
+  /** onnxruntime-node execution provider: "cpu" (default), "cuda", "webgpu". Ignored by "web" (wasm). */
+  executionProvider?: string;
+  /** Graph optimisation level (default "all"). */
+  optimization?: "disabled" | "basic" | "extended" | "all";
+}
+
+export interface Session {
+  readonly inputNames: readonly string[];
+  readonly outputNames: readonly string[];
+  /** One run. `fetches` limits the outputs (default: all). */
+  run(feeds: Record<string, HostTensor>, fetches?: readonly string[]): Promise<Record<string, HostTensor>>;
+  release(): Promise<void>;
+}
+
+export interface Backend {
+  readonly name: BackendName;
+  createSession(model: Uint8Array, options?: SessionOptions): Promise<Session>;
+}
+
+/** Product of dims. */
+export function numel(dims: readonly number[]): number {
+  let n = 1;
+  for (const d of dims) n *= d;
+  return n;
+}
+
+export function float32(data: Float32Array, dims: readonly number[]): HostTensor {
+  if (data.length !== numel(dims)) throw new Error(`float32 tensor: ${data.length} values for dims [${dims.join(", ")}]`);
+  return { type: "float32", data, dims };
+}
+
+export function int64(data: BigInt64Array, dims: readonly number[]): HostTensor {
+  if (data.length !== numel(dims)) throw new Error(`int64 tensor: ${data.length} values for dims [${dims.join(", ")}]`);
+  return { type: "int64", data, dims };
+}
+
+export function int32(data: Int32Array, dims: readonly number[]): HostTensor {
+  if (data.length !== numel(dims)) throw new Error(`int32 tensor: ${data.length} values for dims [${dims.join(", ")}]`);
+  return { type: "int32", data, dims };
+}
+
+/** Narrows a run output to float32, with a precise error otherwise. */
+export function expectFloat32(t: HostTensor | undefined, what: string): { data: Float32Array; dims: readonly number[] } {
+  if (!t) throw new Error(`missing output ${what}`);
+  if (t.type !== "float32") throw new Error(`output ${what} is ${t.type}, expected float32`);
+  return t;
+}

@@ -1,0 +1,3 @@
+import { runBackendTests } from "./backend.case.js";
+
+runBackendTests({ name: "web" });

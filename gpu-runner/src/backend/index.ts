@@ -1,0 +1,2 @@
+export * from "./backend.js";
+export { loadBackend } from "./load-backend.js";

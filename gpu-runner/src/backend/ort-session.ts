@@ -1,0 +1,54 @@
+/**
+ * Shared glue between the runner's Backend interface and an onnxruntime-common style module
+ * (onnxruntime-node and onnxruntime-web expose the same InferenceSession/Tensor API).
+ */
+import type { InferenceSession as OrtSession, Tensor as OrtTensor } from "onnxruntime-common";
+import type { Backend, BackendName, HostTensor, Session, SessionOptions } from "./backend.js";
+
+export interface OrtModule {
+  InferenceSession: { create(model: Uint8Array, options?: OrtSession.SessionOptions): Promise<OrtSession> };
+  Tensor: new (type: "float32" | "int64" | "int32", data: Float32Array | BigInt64Array | Int32Array, dims: readonly number[]) => OrtTensor;
+}
+
+export function toHost(t: OrtTensor): HostTensor {
+  switch (t.type) {
+    case "float32":
+      return { type: "float32", data: t.data as Float32Array, dims: t.dims };
+    case "int64":
+      return { type: "int64", data: t.data as BigInt64Array, dims: t.dims };
+    case "int32":
+      return { type: "int32", data: t.data as Int32Array, dims: t.dims };
+    default:
+      throw new Error(`unsupported output tensor type ${t.type}`);
+  }
+}
+
+export function ortBackend(name: BackendName, ort: OrtModule, executionProviders: (options: SessionOptions) => OrtSession.SessionOptions["executionProviders"]): Backend {
+  return {
+    name,
+    async createSession(model: Uint8Array, options: SessionOptions = {}): Promise<Session> {
+      const sessionOptions: OrtSession.SessionOptions = {
+        executionProviders: executionProviders(options),
+        graphOptimizationLevel: options.optimization ?? "all",
+        ...(options.threads ? { intraOpNumThreads: options.threads } : {}),
+        ...(options.externalData ? { externalData: options.externalData.map((e) => ({ path: e.path, data: e.data })) } : {}),
+      };
+      const session = await ort.InferenceSession.create(model, sessionOptions);
+      return {
+        inputNames: session.inputNames,
+        outputNames: session.outputNames,
+        async run(feeds, fetches) {
+          const ortFeeds: Record<string, OrtTensor> = {};
+          for (const [key, t] of Object.entries(feeds)) ortFeeds[key] = new ort.Tensor(t.type, t.data, t.dims);
+          const results = fetches ? await session.run(ortFeeds, fetches as string[]) : await session.run(ortFeeds);
+          const out: Record<string, HostTensor> = {};
+          for (const [key, t] of Object.entries(results)) out[key] = toHost(t);
+          return out;
+        },
+        async release() {
+          await session.release();
+        },
+      };
+    },
+  };
+}

@@ -1,0 +1,164 @@
+/**
+ * The Llama-family decoder as an ONNX graph (opset 17, standard ops only):
+ * embedding → N × [RMSNorm → GQA attention with RoPE and KV cache → residual → RMSNorm →
+ * SwiGLU MLP → residual] → RMSNorm → lm_head at the requested positions.
+ * Every q/k/v/o/gate/up/down projection computes y = x·W + (x·Aᵗ)·Bᵗ with Aᵗ [batch, in, R]
+ * and Bᵗ [batch, R, out] as graph inputs (plain MatMuls: correct at R = 0).
+ */
+import { DataType, GraphBuilder, WeightBlob } from "../onnx/index.js";
+import { lmHeadWeight, type LlamaCheckpoint } from "./checkpoint.js";
+import type { GraphSpec, TargetBinding } from "./graph-spec.js";
+import { llamaLayerTargets, validateLlamaConfig } from "./llama-config.js";
+
+export const LLAMA_GRAPH_FILE = "model.onnx";
+export const LLAMA_WEIGHTS_FILE = "weights.bin";
+const F = DataType.FLOAT;
+
+/** [rows, cols] → [cols, rows]. */
+export function transpose2d(data: Float32Array, rows: number, cols: number): Float32Array {
+  const out = new Float32Array(data.length);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = data[r * cols + c];
+  return out;
+}
+
+/**
+ * Rotary tables [contextLength, headDim]: cos/sin(p · θ^(−2i/headDim)) for i < headDim/2,
+ * repeated for the second half (HF rotate_half convention).
+ */
+export function ropeTables(contextLength: number, headDim: number, theta: number): { cos: Float32Array; sin: Float32Array } {
+  const half = headDim / 2;
+  const cos = new Float32Array(contextLength * headDim);
+  const sin = new Float32Array(contextLength * headDim);
+  for (let p = 0; p < contextLength; p++) {
+    for (let i = 0; i < half; i++) {
+      const angle = p * Math.pow(theta, (-2 * i) / headDim);
+      cos[p * headDim + i] = cos[p * headDim + i + half] = Math.cos(angle);
+      sin[p * headDim + i] = sin[p * headDim + i + half] = Math.sin(angle);
+    }
+  }
+  return { cos, sin };
+}
+
+export interface BuiltGraph {
+  graph: Uint8Array;
+  weights: Uint8Array;
+  spec: GraphSpec;
+}
+
+export function buildLlamaGraph(checkpoint: LlamaCheckpoint): BuiltGraph {
+  const config = checkpoint.config;
+  validateLlamaConfig(config);
+  const g = new GraphBuilder();
+  const blob = new WeightBlob(LLAMA_WEIGHTS_FILE);
+  const tensor = (name: string) => {
+    const t = checkpoint.tensors.get(name);
+    if (!t) throw new Error(`checkpoint is missing tensor ${name}`);
+    return t;
+  };
+  const weight = (name: string) => g.initializer(blob.add(name, tensor(name).shape, tensor(name).data));
+
+  const H = config.numHeads;
+  const KVH = config.numKvHeads;
+  const hd = config.headDim;
+  const groups = H / KVH;
+
+  const inputIds = g.input("input_ids", DataType.INT64, ["batch", "seq"]);
+  const positionIds = g.input("position_ids", DataType.INT64, ["batch", "seq"]);
+  const bias = g.input("attention_bias", F, ["batch", 1, "seq", "total"]);
+  const logitsPositions = g.input("logits_positions", DataType.INT64, ["batch", "n_logits"]);
+
+  const rope = ropeTables(config.contextLength, hd, config.ropeTheta);
+  const cosTable = g.initializer(blob.add("rope.cos", [config.contextLength, hd], rope.cos));
+  const sinTable = g.initializer(blob.add("rope.sin", [config.contextLength, hd], rope.sin));
+  const axis1 = g.int64s([1]);
+  const cos = g.node("Unsqueeze", [g.node("Gather", [cosTable, positionIds]), axis1]); // [b, 1, s, hd]
+  const sin = g.node("Unsqueeze", [g.node("Gather", [sinTable, positionIds]), axis1]); // [b, 1, s, hd]
+
+  const rmsNorm = (x: string, w: string): string => {
+    const ms = g.node("ReduceMean", [g.node("Mul", [x, x])], { axes: [-1], keepdims: 1 }); // [b, s, 1]
+    const rms = g.node("Sqrt", [g.node("Add", [ms, g.scalar(config.rmsNormEps)])]);
+    return g.node("Mul", [g.node("Div", [x, rms]), w]);
+  };
+
+  const targets: TargetBinding[] = [];
+  const linear = (x: string, module: string, inF: number, outF: number): string => {
+    const src = tensor(`${module}.weight`); // [out, in]
+    const w = g.initializer(blob.add(`${module}.weight`, [inF, outF], transpose2d(src.data, outF, inF))); // [in, out]
+    const at = g.input(`${module}.lora_at`, F, ["batch", inF, `R.${module}`]); // [batch, in, R]
+    const bt = g.input(`${module}.lora_bt`, F, ["batch", `R.${module}`, outF]); // [batch, R, out]
+    targets.push({ module, weight: `${module}.weight`, layout: "in_out", at, bt });
+    const base = g.node("MatMul", [x, w], {}, { name: `${module}/MatMul` });
+    const xa = g.node("MatMul", [x, at], {}, { name: `${module}/lora_A` }); // [b, s, R]
+    const delta = g.node("MatMul", [xa, bt], {}, { name: `${module}/lora_B` }); // [b, s, out]
+    return g.node("Add", [base, delta], {}, { name: `${module}/Add` });
+  };
+
+  const half = g.int64s([hd / 2, hd / 2]);
+  const applyRope = (x: string): string => {
+    const [x1, x2] = g.nodeMulti("Split", [x, half], { axis: -1 }, { outputs: 2 });
+    const rotated = g.node("Concat", [g.node("Neg", [x2]), x1], { axis: -1 });
+    return g.node("Add", [g.node("Mul", [x, cos]), g.node("Mul", [rotated, sin])]);
+  };
+  const toHeads = (x: string, heads: number) => g.node("Transpose", [g.node("Reshape", [x, g.int64s([0, 0, heads, hd])])], { perm: [0, 2, 1, 3] }); // [b, heads, s, hd]
+  const repeatKv = (x: string): string => {
+    if (groups === 1) return x;
+    const expanded = g.node("Expand", [g.node("Unsqueeze", [x, g.int64s([2])]), g.int64s([1, 1, groups, 1, 1])]); // [b, kvh, g, T, hd]
+    return g.node("Reshape", [expanded, g.int64s([0, H, -1, hd])]); // [b, H, T, hd]
+  };
+
+  let x = g.node("Gather", [weight("model.embed_tokens.weight"), inputIds]); // [b, s, d]
+  for (let layer = 0; layer < config.numLayers; layer++) {
+    const p = `model.layers.${layer}`;
+    const [tq, tk, tv, to, tg, tu, tdn] = llamaLayerTargets(config, layer);
+    const h = rmsNorm(x, weight(`${p}.input_layernorm.weight`));
+    const q = applyRope(toHeads(linear(h, tq.module, tq.in, tq.out), H)); // [b, H, s, hd]
+    const k = applyRope(toHeads(linear(h, tk.module, tk.in, tk.out), KVH)); // [b, KVH, s, hd]
+    const v = toHeads(linear(h, tv.module, tv.in, tv.out), KVH); // [b, KVH, s, hd]
+    const pastK = g.input(`past_key_values.${layer}.key`, F, ["batch", KVH, "past", hd]);
+    const pastV = g.input(`past_key_values.${layer}.value`, F, ["batch", KVH, "past", hd]);
+    const presentK = g.node("Concat", [pastK, k], { axis: 2 }, { output: `present.${layer}.key` }); // [b, KVH, T, hd]
+    const presentV = g.node("Concat", [pastV, v], { axis: 2 }, { output: `present.${layer}.value` });
+    g.output(presentK, F, ["batch", KVH, "total", hd]);
+    g.output(presentV, F, ["batch", KVH, "total", hd]);
+    const kT = g.node("Transpose", [repeatKv(presentK)], { perm: [0, 1, 3, 2] }); // [b, H, hd, T]
+    const scores = g.node("Add", [g.node("Mul", [g.node("MatMul", [q, kT]), g.scalar(1 / Math.sqrt(hd))]), bias]); // [b, H, s, T]
+    const attn = g.node("MatMul", [g.node("Softmax", [scores], { axis: -1 }), repeatKv(presentV)]); // [b, H, s, hd]
+    const merged = g.node("Reshape", [g.node("Transpose", [attn], { perm: [0, 2, 1, 3] }), g.int64s([0, 0, H * hd])]); // [b, s, H·hd]
+    x = g.node("Add", [x, linear(merged, to.module, to.in, to.out)]);
+    const h2 = rmsNorm(x, weight(`${p}.post_attention_layernorm.weight`));
+    const gate = linear(h2, tg.module, tg.in, tg.out);
+    const silu = g.node("Mul", [gate, g.node("Sigmoid", [gate])]);
+    const up = linear(h2, tu.module, tu.in, tu.out);
+    x = g.node("Add", [x, linear(g.node("Mul", [silu, up]), tdn.module, tdn.in, tdn.out)]);
+  }
+  const normed = rmsNorm(x, weight("model.norm.weight")); // [b, s, d]
+  const index = g.node("Expand", [g.node("Unsqueeze", [logitsPositions, g.int64s([2])]), g.int64s([1, 1, config.hiddenSize])]); // [b, n, d]
+  const picked = g.node("GatherElements", [normed, index], { axis: 1 }); // [b, n, d]
+  const head = lmHeadWeight(checkpoint);
+  const lmHead = g.initializer(blob.add("lm_head.weight", [config.hiddenSize, config.vocabSize], transpose2d(head.data, config.vocabSize, config.hiddenSize)));
+  g.node("MatMul", [picked, lmHead], {}, { output: "logits" }); // [b, n, vocab]
+  g.output("logits", F, ["batch", "n_logits", config.vocabSize]);
+
+  const spec: GraphSpec = {
+    format: 1,
+    graphFile: LLAMA_GRAPH_FILE,
+    weightsFile: LLAMA_WEIGHTS_FILE,
+    inputIds: { name: inputIds, type: "int64" },
+    positionIds: { name: positionIds, type: "int64" },
+    mask: { kind: "bias", name: bias },
+    logitsPositions,
+    logits: "logits",
+    kv: {
+      layout: "separate",
+      pastKey: "past_key_values.{i}.key",
+      pastValue: "past_key_values.{i}.value",
+      presentKey: "present.{i}.key",
+      presentValue: "present.{i}.value",
+      layers: config.numLayers,
+      heads: KVH,
+      headDim: hd,
+    },
+    targets,
+  };
+  return { graph: g.encode("loraedge-llama"), weights: blob.bytes(), spec };
+}

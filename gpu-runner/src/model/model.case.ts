@@ -1,0 +1,162 @@
+/**
+ * The model layer's shared suite, run against each backend (model.node.test.ts, model.web.test.ts):
+ * the built tiny model against the plain reference forward, batching, KV cache, LoRA inputs and
+ * merged sessions.
+ */
+import fs from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { ComposedMix } from "../../../core/src/lora/types.js";
+import { referenceForward } from "../reference/index.js";
+import { buildModel } from "./build-model.js";
+import type { LlamaCheckpoint } from "./checkpoint.js";
+import { loadModel } from "./load-model.js";
+import { MODEL_PRESETS } from "./presets.js";
+import { seededLlamaCheckpoint } from "./seeded-checkpoint.js";
+import { randomMix, relErr } from "./testing/random-mix.js";
+import type { BackendName, BaseModel, KvCache } from "./types.js";
+
+const TOL = 1e-4;
+
+export function runModelTests({ backend }: { backend: BackendName }): void {
+  describe(`loraedge-tiny on backend ${backend}`, () => {
+    let dir: string;
+    let model: BaseModel;
+    let checkpoint: LlamaCheckpoint;
+    let V: number;
+    let mixA: ComposedMix;
+    let mixB: ComposedMix;
+
+    beforeAll(async () => {
+      dir = await fs.mkdtemp(path.join(os.tmpdir(), "loraedge-tiny-"));
+      await buildModel("loraedge-tiny", dir);
+      model = await loadModel(dir, { backend, threads: 1 });
+      const preset = MODEL_PRESETS["loraedge-tiny"];
+      checkpoint = seededLlamaCheckpoint(preset.config, preset.seed);
+      V = preset.config.vocabSize;
+      const targets = model.manifest.targets;
+      // Mixed ranks: A touches attention (q r4, v r8, o r2) and down_proj r16 in layer 1; B touches every module r3 / gate r12.
+      mixA = randomMix(targets, (m) => (m.endsWith("q_proj") ? 4 : m.endsWith("v_proj") ? 8 : m.endsWith("o_proj") ? 2 : m === "model.layers.1.mlp.down_proj" ? 16 : 0), 11);
+      mixB = randomMix(targets, (m) => (m.endsWith("gate_proj") ? 12 : 3), 22);
+    });
+
+    afterAll(async () => {
+      await model?.dispose();
+      if (dir) await fs.rm(dir, { recursive: true, force: true });
+    });
+
+    const prompt = (text: string) => [256, ...Array.from(new TextEncoder().encode(text))];
+
+    it("loads with a validated manifest listing every projection", () => {
+      expect(model.manifest.id).toBe("loraedge-tiny");
+      expect(model.manifest.targets).toHaveLength(2 * 7);
+      expect(model.manifest.targets.every((t) => t.mode === "unmerged")).toBe(true);
+      expect(model.tokenizer.decode(model.tokenizer.encode("abc ü"))).toBe("abc ü");
+      expect(model.weightBytes).toBe(0);
+    });
+
+    it("prefill of rows with different lengths and mixes of mixed ranks equals the reference (every position)", async () => {
+      const rows = [
+        { tokens: prompt("The quick brown fox"), mix: mixA },
+        { tokens: prompt("Hi"), mix: null },
+        { tokens: prompt("jumps over the lazy dog."), mix: mixB },
+      ];
+      const out = await model.step(rows.map((r) => ({ tokens: r.tokens, cache: null, mix: r.mix })), { allLogits: true });
+      rows.forEach((r, i) => {
+        expect(out[i].logits.length).toBe(r.tokens.length * V);
+        expect(out[i].cache.length).toBe(r.tokens.length);
+        expect(relErr(out[i].logits, referenceForward(checkpoint, r.tokens, r.mix))).toBeLessThanOrEqual(TOL);
+      });
+      // Without allLogits: the last position only.
+      const last = await model.step(rows.map((r) => ({ tokens: r.tokens, cache: null, mix: r.mix })));
+      rows.forEach((r, i) => {
+        expect(last[i].logits.length).toBe(V);
+        expect(relErr(last[i].logits, out[i].logits.slice((r.tokens.length - 1) * V))).toBeLessThanOrEqual(1e-5);
+      });
+      // The LoRA changes the output (the test can fail).
+      expect(relErr(out[0].logits, referenceForward(checkpoint, rows[0].tokens, null))).toBeGreaterThan(1e-3);
+    });
+
+    it("step-by-step decode with the KV cache equals the reference and the full recompute", async () => {
+      const tokens = prompt("decode me, please");
+      const full = referenceForward(checkpoint, tokens, mixB);
+      const onnxFull = (await model.step([{ tokens, cache: null, mix: mixB }], { allLogits: true }))[0].logits;
+      // Prefill 5, then chunks of 1 while other rows (other lengths, other mixes) share each batch.
+      let cache: KvCache | null = null;
+      let other: KvCache | null = null;
+      const first = await model.step([{ tokens: tokens.slice(0, 5), cache: null, mix: mixB }], { allLogits: true });
+      expect(relErr(first[0].logits, full.slice(0, 5 * V))).toBeLessThanOrEqual(TOL);
+      cache = first[0].cache;
+      for (let i = 5; i < tokens.length; i++) {
+        const out = await model.step([
+          { tokens: i % 2 ? [65, 66, 67] : [68], cache: other, mix: i % 3 ? mixA : null },
+          { tokens: [tokens[i]], cache, mix: mixB },
+        ]);
+        other = out[0].cache;
+        cache = out[1].cache;
+        expect(cache.length).toBe(i + 1);
+        const want = full.slice(i * V, (i + 1) * V);
+        expect(relErr(out[1].logits, want)).toBeLessThanOrEqual(TOL);
+        expect(relErr(out[1].logits, onnxFull.slice(i * V, (i + 1) * V))).toBeLessThanOrEqual(TOL);
+      }
+      expect(cache.bytes).toBe(2 * 2 * 2 * tokens.length * 16 * 4);
+    });
+
+    it("a row's output does not depend on the other rows of the batch", async () => {
+      const tokens = prompt("independent");
+      const alone = await model.step([{ tokens, cache: null, mix: mixA }], { allLogits: true });
+      const crowded = await model.step(
+        [
+          { tokens: prompt("a much longer neighbour row with another mix"), cache: null, mix: mixB },
+          { tokens, cache: null, mix: mixA },
+          { tokens: [1], cache: null, mix: null },
+        ],
+        { allLogits: true },
+      );
+      expect(relErr(crowded[1].logits, alone[0].logits)).toBeLessThanOrEqual(1e-5);
+      // Continue both caches one token with different neighbours.
+      const a = await model.step([{ tokens: [42], cache: alone[0].cache, mix: mixA }]);
+      const b = await model.step([
+        { tokens: [42], cache: crowded[1].cache, mix: mixA },
+        { tokens: [7, 8], cache: crowded[0].cache, mix: null },
+      ]);
+      expect(relErr(b[0].logits, a[0].logits)).toBeLessThanOrEqual(1e-5);
+    });
+
+    it("LoRA inputs ≡ a merged session with W′ = W + ΔW", async () => {
+      const tokens = prompt("merged or not");
+      const unmerged = await model.step([{ tokens, cache: null, mix: mixB }], { allLogits: true });
+      const merged = await model.createMerged(mixB);
+      try {
+        expect(merged.weightBytes).toBeGreaterThan(0);
+        expect(merged.buildMs.delta).toBeGreaterThanOrEqual(0);
+        const out = await merged.step([{ tokens, cache: null, mix: null }], { allLogits: true });
+        expect(relErr(out[0].logits, unmerged[0].logits)).toBeLessThanOrEqual(TOL);
+        expect(relErr(out[0].logits, referenceForward(checkpoint, tokens, mixB))).toBeLessThanOrEqual(TOL);
+        // Decoding on the merged variant with its own cache.
+        const next = await merged.step([{ tokens: [33], cache: out[0].cache, mix: null }]);
+        const ref = referenceForward(checkpoint, [...tokens, 33], mixB);
+        expect(relErr(next[0].logits, ref.slice(tokens.length * V))).toBeLessThanOrEqual(TOL);
+        await expect(merged.step([{ tokens, cache: null, mix: mixA }])).rejects.toThrow(/mix = null/);
+        await expect(merged.step([{ tokens: [1], cache: unmerged[0].cache, mix: null }])).rejects.toThrow(/different model/);
+      } finally {
+        await merged.dispose();
+      }
+      // The base model is unchanged by the merge.
+      const again = await model.step([{ tokens, cache: null, mix: null }], { allLogits: true });
+      expect(relErr(again[0].logits, referenceForward(checkpoint, tokens, null))).toBeLessThanOrEqual(TOL);
+    });
+
+    it("refuses bad rows with precise errors", async () => {
+      await expect(model.step([{ tokens: [], cache: null, mix: null }])).rejects.toThrow(/non-empty/);
+      await expect(model.step([{ tokens: [258], cache: null, mix: null }])).rejects.toThrow(/outside the vocabulary/);
+      await expect(model.step([{ tokens: new Array(513).fill(1), cache: null, mix: null }])).rejects.toThrow(/context length/);
+      const bad = randomMix([{ module: "model.layers.9.mlp.up_proj", in: 64, out: 176 }], () => 2, 1);
+      await expect(model.step([{ tokens: [1], cache: null, mix: bad }])).rejects.toThrow(/not a target/);
+      const wrongSize = randomMix([{ module: "model.layers.0.mlp.up_proj", in: 65, out: 176 }], () => 2, 1);
+      await expect(model.step([{ tokens: [1], cache: null, mix: wrongSize }])).rejects.toThrow(/model expects 64→176/);
+      expect(await model.step([])).toEqual([]);
+    });
+  });
+}

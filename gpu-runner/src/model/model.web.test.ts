@@ -1,0 +1,3 @@
+import { runModelTests } from "./model.case.js";
+
+runModelTests({ backend: "web" });

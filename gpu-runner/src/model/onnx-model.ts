@@ -1,0 +1,179 @@
+/**
+ * The runner's models on ONNX Runtime: the base model (per-row LoRA inputs) and merged
+ * variants (W′ = W + ΔW baked into a session built from the same graph via externalData).
+ */
+import type { Backend, Session } from "../backend/index.js";
+import { expectFloat32 } from "../backend/index.js";
+import { decodeModel, toNumber } from "../onnx/index.js";
+import type { ComposedMix } from "../../../core/src/lora/types.js";
+import type { ModelManifest } from "../../../core/src/manifest/model-manifest.js";
+import type { GraphSpec, TargetBinding } from "./graph-spec.js";
+import { RowKvCache } from "./kv-cache.js";
+import { WeightMerger } from "./merge-weights.js";
+import { packLora, packPast, packTokens, presentNames, unpackLogits, unpackPresent, type PackedRow } from "./step-batch.js";
+import type { BaseModel, ModelVariant, StepOptions, StepRow, StepRowResult, Tokenizer } from "./types.js";
+
+/** Where an external initializer lives in the weights file. */
+export interface WeightLocation {
+  offset: number;
+  length: number;
+  dims: number[];
+}
+
+/** Initializer name → location, for initializers stored in `weightsFile`. */
+export function externalWeightTable(graph: Uint8Array, weightsFile: string): Map<string, WeightLocation> {
+  const table = new Map<string, WeightLocation>();
+  for (const init of decodeModel(graph).graph?.initializer ?? []) {
+    if (init.dataLocation !== 1 || !init.name) continue;
+    const entry = Object.fromEntries((init.externalData ?? []).map((e) => [e.key, e.value]));
+    if (entry.location !== weightsFile) continue;
+    table.set(init.name, { offset: Number(entry.offset ?? 0), length: Number(entry.length), dims: (init.dims ?? []).map(toNumber) });
+  }
+  return table;
+}
+
+interface SharedModelState {
+  backend: Backend;
+  manifest: ModelManifest;
+  spec: GraphSpec;
+  graph: Uint8Array;
+  /** The base weights file (not copied per variant; merged variants copy then patch). */
+  weights: Uint8Array;
+  weightTable: Map<string, WeightLocation>;
+  dims: Map<string, { in: number; out: number; mode: "unmerged" | "merge-only" }>;
+  bindings: Map<string, TargetBinding>;
+  sessionOptions: { threads?: number; executionProvider?: string };
+  /** Identity that caches carry: a cache is only valid for this model (and its merged variants' own identity). */
+}
+
+/** Checks a mix against the manifest; `allowMergeOnly` for merged sessions. */
+export function validateMix(state: Pick<SharedModelState, "dims">, mix: ComposedMix, allowMergeOnly: boolean): void {
+  for (const [name, m] of mix.modules) {
+    const target = state.dims.get(name);
+    if (!target) throw new Error(`mix module ${name} is not a target of this model`);
+    if (!allowMergeOnly && target.mode === "merge-only") throw new Error(`mix module ${name} is merge-only on this model: serve the mix through createMerged()`);
+    if (m.inFeatures !== target.in || m.outFeatures !== target.out) throw new Error(`mix module ${name} is ${m.inFeatures}→${m.outFeatures}, model expects ${target.in}→${target.out}`);
+    if (!Number.isInteger(m.rank) || m.rank < 0) throw new Error(`mix module ${name} has invalid rank ${m.rank}`);
+    if (m.at.length !== m.inFeatures * m.rank) throw new Error(`mix module ${name}: at has ${m.at.length} values, expected [${m.inFeatures}, ${m.rank}]`);
+    if (m.bt.length !== m.rank * m.outFeatures) throw new Error(`mix module ${name}: bt has ${m.bt.length} values, expected [${m.rank}, ${m.outFeatures}]`);
+  }
+}
+
+class OnnxVariant implements ModelVariant {
+  private disposed = false;
+
+  constructor(
+    protected readonly state: SharedModelState,
+    protected readonly session: Session,
+    readonly weightBytes: number,
+    private readonly acceptsMix: boolean,
+  ) {}
+
+  async step(rows: readonly StepRow[], options: StepOptions = {}): Promise<StepRowResult[]> {
+    if (this.disposed) throw new Error("model variant is disposed");
+    if (rows.length === 0) return [];
+    const { manifest, spec } = this.state;
+    const packed: PackedRow[] = rows.map((row, i) => {
+      if (row.tokens.length === 0) throw new Error(`row ${i}: tokens must be non-empty`);
+      for (const t of row.tokens) {
+        if (!Number.isInteger(t) || t < 0 || t >= manifest.vocabSize) throw new Error(`row ${i}: token ${t} is outside the vocabulary [0, ${manifest.vocabSize})`);
+      }
+      let cache: RowKvCache | null = null;
+      if (row.cache) {
+        if (!(row.cache instanceof RowKvCache) || row.cache.owner !== this) throw new Error(`row ${i}: cache was produced by a different model or variant`);
+        cache = row.cache;
+      }
+      const total = (cache?.length ?? 0) + row.tokens.length;
+      if (total > manifest.contextLength) throw new Error(`row ${i}: ${total} tokens exceed the context length ${manifest.contextLength}`);
+      if (row.mix) {
+        if (!this.acceptsMix) throw new Error(`row ${i}: a merged variant takes rows with mix = null`);
+        validateMix(this.state, row.mix, false);
+      }
+      return { tokens: row.tokens, cache, mix: row.mix };
+    });
+    const allLogits = options.allLogits ?? false;
+    const { feeds, shape } = packTokens(spec, packed, allLogits);
+    Object.assign(feeds, packPast(spec, packed, shape), packLora(spec, packed, this.state.dims));
+    const outputs = await this.session.run(feeds, [spec.logits, ...presentNames(spec)]);
+    const logits = expectFloat32(outputs[spec.logits], spec.logits);
+    const vocab = logits.dims[logits.dims.length - 1];
+    const perRow = unpackLogits(spec, packed, shape, logits.data, vocab, allLogits);
+    const caches = unpackPresent(this, spec, packed, shape, outputs);
+    return packed.map((_, i) => ({ logits: perRow[i], cache: caches[i] }));
+  }
+
+  async dispose(): Promise<void> {
+    if (this.disposed) return;
+    this.disposed = true;
+    await this.session.release();
+  }
+}
+
+export class OnnxBaseModel extends OnnxVariant implements BaseModel {
+  private readonly merger: WeightMerger;
+
+  constructor(
+    state: SharedModelState,
+    session: Session,
+    readonly tokenizer: Tokenizer,
+  ) {
+    super(state, session, 0, true);
+    this.merger = new WeightMerger(state.backend);
+  }
+
+  get manifest(): ModelManifest {
+    return this.state.manifest;
+  }
+
+  async createMerged(mix: ComposedMix): Promise<ModelVariant & { buildMs: { delta: number; session: number } }> {
+    validateMix(this.state, mix, true);
+    const t0 = performance.now();
+    const weights = this.state.weights.slice(); // the merged variant's own copy, patched below
+    for (const [name, m] of mix.modules) {
+      if (m.rank === 0) continue;
+      const binding = this.state.bindings.get(name);
+      if (!binding) throw new Error(`mix module ${name} has no weight binding`);
+      const loc = this.state.weightTable.get(binding.weight);
+      if (!loc) throw new Error(`weight ${binding.weight} of ${name} is not in the external weights file`);
+      const w = new Float32Array(weights.buffer.slice(loc.offset, loc.offset + loc.length));
+      const merged = await this.merger.merge(w, binding.layout, m);
+      weights.set(new Uint8Array(merged.buffer, merged.byteOffset, merged.byteLength), loc.offset);
+    }
+    const t1 = performance.now();
+    const session = await this.state.backend.createSession(this.state.graph, {
+      ...this.state.sessionOptions,
+      externalData: [{ path: this.state.spec.weightsFile, data: weights }],
+    });
+    const t2 = performance.now();
+    const variant = new OnnxVariant(this.state, session, weights.byteLength, false);
+    return Object.assign(variant, { buildMs: { delta: t1 - t0, session: t2 - t1 } });
+  }
+
+  override async dispose(): Promise<void> {
+    await this.merger.dispose();
+    await super.dispose();
+  }
+}
+
+export async function createOnnxModel(args: {
+  backend: Backend;
+  manifest: ModelManifest;
+  spec: GraphSpec;
+  graph: Uint8Array;
+  weights: Uint8Array;
+  tokenizer: Tokenizer;
+  sessionOptions: { threads?: number; executionProvider?: string };
+}): Promise<OnnxBaseModel> {
+  const { manifest, spec } = args;
+  const dims = new Map(manifest.targets.map((t) => [t.module, { in: t.in, out: t.out, mode: t.mode }] as const));
+  const bindings = new Map(spec.targets.map((b) => [b.module, b]));
+  for (const t of manifest.targets) {
+    const b = bindings.get(t.module);
+    if (!b) throw new Error(`manifest target ${t.module} has no graph binding`);
+    if (t.mode === "unmerged" && (!b.at || !b.bt)) throw new Error(`target ${t.module} is "unmerged" but the graph has no LoRA inputs for it`);
+  }
+  const weightTable = externalWeightTable(args.graph, spec.weightsFile);
+  const state: SharedModelState = { backend: args.backend, manifest, spec, graph: args.graph, weights: args.weights, weightTable, dims, bindings, sessionOptions: args.sessionOptions };
+  const session = await args.backend.createSession(args.graph, { ...args.sessionOptions, externalData: [{ path: spec.weightsFile, data: args.weights }] });
+  return new OnnxBaseModel(state, session, args.tokenizer);
+}

@@ -1,0 +1,208 @@
+/**
+ * Turns a list of independent rows into one batched graph run, and the outputs back into rows.
+ *
+ * Layout (row i with Lᵢ cached tokens and nᵢ new ones; P = max Lᵢ, S = max nᵢ, T = P + S):
+ * - past slots [0, Lᵢ) hold row i's cache, [Lᵢ, P) are padding;
+ * - new tokens sit at slots [P, P + nᵢ), [P + nᵢ, T) are padding;
+ * - query j < nᵢ attends key slot k iff k < Lᵢ or P ≤ k ≤ P + j (causal), nothing else;
+ * - position of new token j is Lᵢ + j.
+ * Padded rows of LoRA inputs are zero, so a row never sees another row's values.
+ */
+import { float32, int32, int64, type HostTensor } from "../backend/index.js";
+import type { ComposedMix } from "../../../core/src/lora/types.js";
+import type { GraphSpec } from "./graph-spec.js";
+import { layerName } from "./graph-spec.js";
+import { gatherRow, RowKvCache, scatterRow } from "./kv-cache.js";
+
+/** Additive mask value for a forbidden key (finite, so fully-masked padding rows stay NaN-free). */
+export const MASKED = -1e9;
+
+export interface PackedRow {
+  tokens: readonly number[];
+  cache: RowKvCache | null;
+  mix: ComposedMix | null;
+}
+
+export interface BatchShape {
+  batch: number;
+  /** Max new tokens S. */
+  seq: number;
+  /** Max cached length P. */
+  past: number;
+  /** Logit positions per row. */
+  nLogits: number;
+}
+
+function intTensor(type: "int64" | "int32", values: number[], dims: number[]): HostTensor {
+  return type === "int64" ? int64(BigInt64Array.from(values, (v) => BigInt(v)), dims) : int32(Int32Array.from(values), dims);
+}
+
+/** Token ids, positions, mask and logit positions for a batch. */
+export function packTokens(spec: GraphSpec, rows: readonly PackedRow[], allLogits: boolean): { feeds: Record<string, HostTensor>; shape: BatchShape } {
+  const B = rows.length;
+  const S = Math.max(...rows.map((r) => r.tokens.length));
+  const P = Math.max(...rows.map((r) => r.cache?.length ?? 0));
+  const T = P + S;
+  const ids: number[] = new Array(B * S).fill(0);
+  const positions: number[] = new Array(B * S).fill(0);
+  rows.forEach((row, i) => {
+    const L = row.cache?.length ?? 0;
+    for (let j = 0; j < S; j++) {
+      if (j < row.tokens.length) ids[i * S + j] = row.tokens[j];
+      positions[i * S + j] = L + Math.min(j, row.tokens.length - 1);
+    }
+  });
+  const feeds: Record<string, HostTensor> = {};
+  feeds[spec.inputIds.name] = intTensor(spec.inputIds.type, ids, [B, S]);
+  if (spec.positionIds) feeds[spec.positionIds.name] = intTensor(spec.positionIds.type, positions, [B, S]);
+
+  if (spec.mask.kind === "bias") {
+    const bias = new Float32Array(B * S * T).fill(MASKED); // [B, 1, S, T]
+    rows.forEach((row, i) => {
+      const L = row.cache?.length ?? 0;
+      for (let j = 0; j < S; j++) {
+        const jj = Math.min(j, row.tokens.length - 1); // padding queries copy the last real one
+        const base = (i * S + j) * T;
+        for (let k = 0; k < L; k++) bias[base + k] = 0;
+        for (let k = P; k <= P + jj; k++) bias[base + k] = 0;
+      }
+    });
+    feeds[spec.mask.name] = float32(bias, [B, 1, S, T]);
+  } else {
+    const keys: number[] = new Array(B * T).fill(0); // [B, T]
+    rows.forEach((row, i) => {
+      const L = row.cache?.length ?? 0;
+      for (let k = 0; k < L; k++) keys[i * T + k] = 1;
+      for (let k = P; k < P + row.tokens.length; k++) keys[i * T + k] = 1;
+    });
+    feeds[spec.mask.name] = intTensor(spec.mask.type, keys, [B, T]);
+  }
+
+  // Without a logits_positions input the graph returns every position: [B, S, V].
+  const nLogits = allLogits || !spec.logitsPositions ? S : 1;
+  if (spec.logitsPositions) {
+    const picks: number[] = [];
+    for (const row of rows) {
+      const n = row.tokens.length;
+      for (let j = 0; j < nLogits; j++) picks.push(allLogits ? Math.min(j, n - 1) : n - 1);
+    }
+    feeds[spec.logitsPositions] = intTensor("int64", picks, [B, nLogits]);
+  }
+  return { feeds, shape: { batch: B, seq: S, past: P, nLogits } };
+}
+
+/** Batched past tensors: each row's cache left-aligned, zero padding after. */
+export function packPast(spec: GraphSpec, rows: readonly PackedRow[], shape: BatchShape): Record<string, HostTensor> {
+  const { batch: B, past: P } = shape;
+  const { heads, headDim, layers } = spec.kv;
+  const feeds: Record<string, HostTensor> = {};
+  const half = B * heads * P * headDim;
+  for (let layer = 0; layer < layers; layer++) {
+    if (spec.kv.layout === "separate") {
+      const k = new Float32Array(half); // [B, heads, P, hd]
+      const v = new Float32Array(half);
+      rows.forEach((row, i) => {
+        if (!row.cache) return;
+        gatherRow(k, 0, i, P, row.cache.keys[layer], row.cache.length, heads, headDim);
+        gatherRow(v, 0, i, P, row.cache.values[layer], row.cache.length, heads, headDim);
+      });
+      feeds[layerName(spec.kv.pastKey, layer)] = float32(k, [B, heads, P, headDim]);
+      feeds[layerName(spec.kv.pastValue, layer)] = float32(v, [B, heads, P, headDim]);
+    } else {
+      const kv = new Float32Array(2 * half); // [2, B, heads, P, hd]
+      rows.forEach((row, i) => {
+        if (!row.cache) return;
+        gatherRow(kv, 0, i, P, row.cache.keys[layer], row.cache.length, heads, headDim);
+        gatherRow(kv, half, i, P, row.cache.values[layer], row.cache.length, heads, headDim);
+      });
+      feeds[layerName(spec.kv.past, layer)] = float32(kv, [2, B, heads, P, headDim]);
+    }
+  }
+  return feeds;
+}
+
+/** Names of the present outputs, in layer order. */
+export function presentNames(spec: GraphSpec): string[] {
+  const names: string[] = [];
+  for (let layer = 0; layer < spec.kv.layers; layer++) {
+    if (spec.kv.layout === "separate") names.push(layerName(spec.kv.presentKey, layer), layerName(spec.kv.presentValue, layer));
+    else names.push(layerName(spec.kv.present, layer));
+  }
+  return names;
+}
+
+/** Each row's new cache out of the present tensors. */
+export function unpackPresent(owner: object, spec: GraphSpec, rows: readonly PackedRow[], shape: BatchShape, outputs: Record<string, HostTensor>): RowKvCache[] {
+  const { batch: B, past: P, seq: S } = shape;
+  const T = P + S;
+  const { heads, headDim, layers } = spec.kv;
+  const keys: Float32Array[][] = rows.map(() => []);
+  const values: Float32Array[][] = rows.map(() => []);
+  const take = (name: string): Float32Array => {
+    const t = outputs[name];
+    if (!t || t.type !== "float32") throw new Error(`graph output ${name} missing or not float32`);
+    return t.data;
+  };
+  for (let layer = 0; layer < layers; layer++) {
+    let k: Float32Array, v: Float32Array, vOffset: number;
+    if (spec.kv.layout === "separate") {
+      k = take(layerName(spec.kv.presentKey, layer));
+      v = take(layerName(spec.kv.presentValue, layer));
+      vOffset = 0;
+    } else {
+      k = v = take(layerName(spec.kv.present, layer));
+      vOffset = B * heads * T * headDim;
+    }
+    rows.forEach((row, i) => {
+      const L = row.cache?.length ?? 0;
+      keys[i].push(scatterRow(k, 0, i, T, P, L, row.tokens.length, heads, headDim));
+      values[i].push(scatterRow(v, vOffset, i, T, P, L, row.tokens.length, heads, headDim));
+    });
+  }
+  return rows.map((row, i) => new RowKvCache(owner, (row.cache?.length ?? 0) + row.tokens.length, heads, headDim, keys[i], values[i]));
+}
+
+/**
+ * LoRA inputs for every unmerged target: row i's Aᵗ [in, rᵢ] / Bᵗ [rᵢ, out] zero-padded to the
+ * batch's largest R for that module (R = 0 when no row touches it).
+ * Semantics: at[i, x, c] = mixᵢ.at[x, c] for c < rᵢ else 0; bt[i, c, y] = mixᵢ.bt[c, y] for c < rᵢ else 0.
+ */
+export function packLora(spec: GraphSpec, rows: readonly PackedRow[], dims: Map<string, { in: number; out: number }>): Record<string, HostTensor> {
+  const B = rows.length;
+  const feeds: Record<string, HostTensor> = {};
+  for (const binding of spec.targets) {
+    if (!binding.at || !binding.bt) continue;
+    const size = dims.get(binding.module);
+    if (!size) throw new Error(`no in/out sizes for target ${binding.module}`);
+    let R = 0;
+    for (const row of rows) R = Math.max(R, row.mix?.modules.get(binding.module)?.rank ?? 0);
+    const at = new Float32Array(B * size.in * R); // [B, in, R]
+    const bt = new Float32Array(B * R * size.out); // [B, R, out]
+    if (R > 0) {
+      rows.forEach((row, i) => {
+        const m = row.mix?.modules.get(binding.module);
+        if (!m || m.rank === 0) return;
+        const r = m.rank;
+        for (let x = 0; x < size.in; x++) at.set(m.at.subarray(x * r, (x + 1) * r), (i * size.in + x) * R);
+        bt.set(m.bt.subarray(0, r * size.out), i * R * size.out);
+      });
+    }
+    feeds[binding.at] = float32(at, [B, size.in, R]);
+    feeds[binding.bt] = float32(bt, [B, R, size.out]);
+  }
+  return feeds;
+}
+
+/**
+ * Row i's logits out of [B, nLogits, V]: allLogits → its first nᵢ positions, else its last one
+ * (position 0 when the graph picked it, nᵢ − 1 when the graph returned every position).
+ */
+export function unpackLogits(spec: GraphSpec, rows: readonly PackedRow[], shape: BatchShape, logits: Float32Array, vocab: number, allLogits: boolean): Float32Array[] {
+  if (logits.length !== shape.batch * shape.nLogits * vocab) throw new Error(`logits have ${logits.length} values, expected [${shape.batch}, ${shape.nLogits}, ${vocab}]`);
+  return rows.map((row, i) => {
+    const n = allLogits ? row.tokens.length : 1;
+    const first = allLogits || spec.logitsPositions ? 0 : row.tokens.length - 1;
+    const start = (i * shape.nLogits + first) * vocab;
+    return logits.slice(start, start + n * vocab);
+  });
+}

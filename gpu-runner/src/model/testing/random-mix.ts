@@ -1,0 +1,43 @@
+/**
+ * Test support (imported by tests only): seeded random composed mixes and error measures.
+ */
+import type { ComposedMix, ComposedModule } from "../../../../core/src/lora/types.js";
+
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** A mix with the given rank per module, entries U(−scale, scale). */
+export function randomMix(targets: readonly { module: string; in: number; out: number }[], ranks: (module: string) => number, seed: number, scale = 0.2): ComposedMix {
+  const rand = seededRandom(seed);
+  const modules = new Map<string, ComposedModule>();
+  let maxRank = 0;
+  for (const t of targets) {
+    const rank = ranks(t.module);
+    if (rank <= 0) continue;
+    const at = Float32Array.from({ length: t.in * rank }, () => (rand() * 2 - 1) * scale);
+    const bt = Float32Array.from({ length: rank * t.out }, () => (rand() * 2 - 1) * scale);
+    modules.set(t.module, { module: t.module, rank, inFeatures: t.in, outFeatures: t.out, at, bt });
+    maxRank = Math.max(maxRank, rank);
+  }
+  return { modules, maxRank };
+}
+
+/** max |a − b| / max |b|. */
+export function relErr(a: Float32Array, b: Float32Array): number {
+  if (a.length !== b.length) throw new Error(`relErr: lengths ${a.length} vs ${b.length}`);
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < a.length; i++) {
+    num = Math.max(num, Math.abs(a[i] - b[i]));
+    den = Math.max(den, Math.abs(b[i]));
+  }
+  return num / (den || 1);
+}

@@ -1,0 +1,2 @@
+export * from "./onnx-proto.js";
+export * from "./graph-builder.js";

@@ -1,0 +1,29 @@
+import { Tokenizer as HfTokenizer } from "@huggingface/tokenizers";
+import type { Tokenizer } from "../model/types.js";
+
+/**
+ * A Hugging Face tokenizer.json (+ optional tokenizer_config.json) through @huggingface/tokenizers.
+ * bos/eos come from the caller (the model manifest) since tokenizer.json does not name them.
+ */
+export function createHfTokenizer(
+  tokenizerJson: unknown,
+  tokenizerConfig: unknown,
+  special: { bosId: number | null; eosId: number | null },
+): Tokenizer {
+  const tokenizer = new HfTokenizer(tokenizerJson as object, (tokenizerConfig ?? {}) as object);
+  const json = tokenizerJson as { model?: { vocab?: Record<string, number> | unknown[] }; added_tokens?: { id: number }[] };
+  const vocab = json.model?.vocab;
+  let vocabSize = Array.isArray(vocab) ? vocab.length : vocab ? Object.keys(vocab).length : 0;
+  for (const added of json.added_tokens ?? []) vocabSize = Math.max(vocabSize, added.id + 1);
+  return {
+    vocabSize,
+    bosId: special.bosId,
+    eosId: special.eosId,
+    encode(text: string): number[] {
+      return tokenizer.encode(text, { add_special_tokens: false }).ids;
+    },
+    decode(ids: readonly number[]): string {
+      return tokenizer.decode([...ids], { skip_special_tokens: true });
+    },
+  };
+}

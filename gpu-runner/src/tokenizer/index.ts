@@ -1,0 +1,2 @@
+export * from "./byte-tokenizer.js";
+export * from "./hf-tokenizer.js";
