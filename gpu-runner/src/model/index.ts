@@ -6,3 +6,4 @@ export { readModelDir, writeModelDir, MANIFEST_FILE, GRAPH_SPEC_FILE, type Model
 export type { GraphSpec, TargetBinding } from "./graph-spec.js";
 export type { LlamaConfig } from "./llama-config.js";
 export type { LlamaCheckpoint, NamedTensor } from "./checkpoint.js";
+export { importHfCheckpoint, readHfCheckpoint, type ImportHfOptions } from "./import-hf-checkpoint.js";
