@@ -6,3 +6,4 @@ export * from "./errors.js";
 export * from "./dtype/index.js";
 export * from "./safetensors/index.js";
 export type { LoraAdapter, LoraModule, MixTerm, ComposedModule, ComposedMix } from "./lora/types.js";
+export * from "./peft/index.js";

@@ -1,0 +1,13 @@
+export { parsePeftConfig, isEmbeddingOrHeadModule, EMBEDDING_OR_HEAD_NAMES } from "./peft-config.js";
+export type { PeftConfig } from "./peft-config.js";
+export { moduleScaleResolver } from "./module-scale.js";
+export type { ModuleScale, ModuleScaleResolver } from "./module-scale.js";
+export { compilePatternKey } from "./pattern-key.js";
+export { compileTargetMatcher } from "./target-modules.js";
+export type { TargetMatcher, TargetSpec } from "./target-modules.js";
+export { parsePeftKey, peftKey, PEFT_PREFIX } from "./peft-keys.js";
+export type { PeftKey } from "./peft-keys.js";
+export { readPeftAdapter, loadPeftAdapter, describeAdapter, firstNonFinite } from "./load-peft-adapter.js";
+export type { LoadPeftAdapterOptions, AdapterSummary, PeftAdapterLoad } from "./load-peft-adapter.js";
+export { writePeftAdapter, alphaForScale } from "./write-peft-adapter.js";
+export type { WritePeftAdapterOptions, PeftAdapterFiles } from "./write-peft-adapter.js";
