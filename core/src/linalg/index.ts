@@ -1,2 +1,10 @@
-export { matmul, matmulTransA, transpose, frobeniusSquared, relativeError } from "./matmul.js";
+export { matmul, matmulTransA, matmulTransB, transpose, frobeniusSquared, relativeError } from "./matmul.js";
 export type { Dense } from "./matmul.js";
+export { qrThin } from "./qr.js";
+export type { ThinQr } from "./qr.js";
+export { svdThin } from "./svd.js";
+export type { ThinSvd } from "./svd.js";
+export { lowRankSvd, takeColumns } from "./low-rank-svd.js";
+export type { LowRankSvd } from "./low-rank-svd.js";
+export { randomizedSvd } from "./randomized-svd.js";
+export type { RandomizedSvdOptions, TruncatedSvd } from "./randomized-svd.js";

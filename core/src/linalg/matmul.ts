@@ -55,6 +55,26 @@ export function matmulTransA(a: Dense, b: Dense, k: number, m: number, n: number
 }
 
 /**
+ * Product with the second factor transposed (dot products of rows: long contiguous inner loops).
+ * Semantics: C[i,j] = Σ_k A[i,k]·B[j,k]   A [m,k], B [n,k] → C = A·Bᵀ [m,n] (float64).
+ */
+export function matmulTransB(a: Dense, b: Dense, m: number, k: number, n: number): Float64Array {
+  checkLength("matmulTransB A", a, m, k);
+  checkLength("matmulTransB B", b, n, k);
+  const c = new Float64Array(m * n); // [m, n]
+  for (let i = 0; i < m; i++) {
+    const ai = i * k;
+    for (let j = 0; j < n; j++) {
+      const bj = j * k;
+      let s = 0;
+      for (let p = 0; p < k; p++) s += a[ai + p] * b[bj + p];
+      c[i * n + j] = s;
+    }
+  }
+  return c;
+}
+
+/**
  * Transpose.
  * Semantics: T[j,i] = A[i,j]   A [rows, cols] → T [cols, rows], same element type.
  */
