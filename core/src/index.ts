@@ -7,3 +7,4 @@ export * from "./dtype/index.js";
 export * from "./safetensors/index.js";
 export type { LoraAdapter, LoraModule, MixTerm, ComposedModule, ComposedMix } from "./lora/types.js";
 export * from "./peft/index.js";
+export * from "./compat/index.js";

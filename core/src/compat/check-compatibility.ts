@@ -1,0 +1,98 @@
+import { AdapterFormatError } from "../errors.js";
+import type { LoraAdapter } from "../lora/types.js";
+import type { ModelManifest, TargetModule } from "../manifest/model-manifest.js";
+
+export interface CompatibilityOptions {
+  /** Largest rank accepted per module (default: manifest.maxRank). */
+  maxRank?: number;
+}
+
+export interface CompatibilityReport {
+  /** True when `errors` is empty (merge-only targets and notes do not make it false). */
+  ok: boolean;
+  /** Every mismatch, one sentence each, in module order. */
+  errors: string[];
+  /** Adapter modules the model can only apply through a merged session (ΔW inside a fused op). */
+  mergeOnlyTargets: string[];
+  /** Non-fatal observations (e.g. fan_in_fan_out differs from the base layer; the layer wins, as in PEFT). */
+  notes: string[];
+}
+
+/**
+ * Checks an adapter against a base model's manifest. Reports EVERY problem, not the first:
+ *   - the adapter has no modules;
+ *   - a module is not a target of the model (with a hint when only the prefix differs);
+ *   - A is [r, in] and B is [out, r] with (in, out) ≠ the target's (in, out) — including the
+ *     transposed case (shapes are logical in/out, so fan_in_fan_out does not change them);
+ *   - r > maxRank;
+ *   - internal inconsistency (array lengths ≠ r·in, out·r; non-finite scale).
+ * Merge-only targets are allowed and listed in `mergeOnlyTargets`.
+ * A fan_in_fan_out flag that disagrees with the base layer is a note, not an error: A/B shapes
+ * are the same either way and PEFT itself overrides the flag from the layer type.
+ */
+export function checkCompatibility(adapter: LoraAdapter, manifest: ModelManifest, opts: CompatibilityOptions = {}): CompatibilityReport {
+  const maxRank = opts.maxRank ?? manifest.maxRank;
+  const targets = new Map<string, TargetModule>(manifest.targets.map((t) => [t.module, t]));
+  const errors: string[] = [];
+  const notes: string[] = [];
+  const mergeOnlyTargets: string[] = [];
+  if (adapter.modules.size === 0) errors.push("adapter has no modules");
+
+  const fanMismatch: string[] = [];
+  for (const name of [...adapter.modules.keys()].sort()) {
+    const m = adapter.modules.get(name)!;
+    const t = targets.get(name);
+    if (!t) {
+      errors.push(`module "${name}" is not a target of model "${manifest.id}"${suggest(name, targets)}`);
+    } else {
+      if (m.inFeatures !== t.in || m.outFeatures !== t.out) {
+        const transposed = m.inFeatures === t.out && m.outFeatures === t.in;
+        errors.push(
+          `module "${name}": adapter maps ${m.inFeatures} → ${m.outFeatures} features (A [${m.rank}, ${m.inFeatures}], B [${m.outFeatures}, ${m.rank}]) but model "${manifest.id}" expects ${t.in} → ${t.out}` +
+            (transposed ? " (in and out are swapped: A/B exported from [in, out] weights without transposing?)" : ""),
+        );
+      }
+      if (t.mode === "merge-only") mergeOnlyTargets.push(name);
+      if (t.fanInFanOut !== adapter.fanInFanOut) fanMismatch.push(name);
+    }
+    if (m.rank > maxRank) errors.push(`module "${name}": rank ${m.rank} exceeds the maximum rank ${maxRank} of model "${manifest.id}"`);
+    if (m.a.length !== m.rank * m.inFeatures || m.b.length !== m.outFeatures * m.rank) {
+      errors.push(`module "${name}": A has ${m.a.length} values and B ${m.b.length}, expected ${m.rank * m.inFeatures} and ${m.outFeatures * m.rank}`);
+    }
+    if (!Number.isFinite(m.scale)) errors.push(`module "${name}": scale ${m.scale} is not finite`);
+  }
+  if (fanMismatch.length > 0) {
+    notes.push(
+      `adapter fan_in_fan_out=${adapter.fanInFanOut} but ${fanMismatch.length} target(s) store W as ${adapter.fanInFanOut ? "[out, in]" : "[in, out]"} (e.g. "${fanMismatch[0]}"); the base layer's layout is used, as PEFT does`,
+    );
+  }
+  return { ok: errors.length === 0, errors, mergeOnlyTargets, notes };
+}
+
+/** Like checkCompatibility, but throws AdapterFormatError("incompatible_adapter") listing every error. */
+export function assertCompatible(adapter: LoraAdapter, manifest: ModelManifest, opts: CompatibilityOptions = {}): CompatibilityReport {
+  const report = checkCompatibility(adapter, manifest, opts);
+  if (!report.ok) {
+    throw new AdapterFormatError(
+      "incompatible_adapter",
+      `adapter is not compatible with model "${manifest.id}" (${report.errors.length} problem${report.errors.length === 1 ? "" : "s"}): ${report.errors.join("; ")}`,
+      { errors: report.errors, mergeOnlyTargets: report.mergeOnlyTargets },
+    );
+  }
+  return report;
+}
+
+/** " (did you mean …?)" when a target has the same path after a differing leading prefix. */
+function suggest(name: string, targets: Map<string, TargetModule>): string {
+  const parts = name.split(".");
+  // Drop only leading prefix components: never the layer index or anything after it.
+  const firstIndex = parts.findIndex((p) => /^\d+$/.test(p));
+  const lastDrop = firstIndex > 0 ? firstIndex - 1 : 1;
+  for (let i = 1; i <= lastDrop && i < parts.length - 1; i++) {
+    const tail = parts.slice(i).join(".");
+    for (const t of targets.keys()) {
+      if (t === tail || t.endsWith(`.${tail}`)) return ` (did you mean "${t}"? module paths must match the model's)`;
+    }
+  }
+  return "";
+}
