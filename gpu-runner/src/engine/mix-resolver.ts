@@ -1,0 +1,88 @@
+/**
+ * A request's `adapters: [{id, sha256, weight}]` → a composed mix the model can run: leases
+ * every adapter (pinned while the request runs), checks it against the model's manifest,
+ * composes it with core's exact "cat" composition, and names it.
+ */
+import type { LoraAdapter } from "../../../core/src/lora/types.js";
+import type { ModelManifest } from "../../../core/src/manifest/model-manifest.js";
+import { composeMix, MixError } from "../../../core/src/compose/index.js";
+import type { WireMixEntry } from "../../../core/src/wire/runner-api.js";
+import { EngineError } from "./errors.js";
+import type { MixHandle } from "./merge-manager.js";
+
+export interface AdapterProvider {
+  acquire(id: string, sha256: string): Promise<{ adapter: LoraAdapter; release(): void }>;
+}
+
+/**
+ * Identity of a mix: the ordered (sha256, weight) terms with weight ≠ 0.
+ * Semantics: same key ⇔ same ΔW computed the same way (same terms in the same order).
+ */
+export function mixKey(entries: readonly WireMixEntry[]): string {
+  return entries
+    .filter((e) => e.weight !== 0)
+    .map((e) => `${e.sha256.slice(0, 16)}*${e.weight}`)
+    .join("+");
+}
+
+/** Refuses an adapter that does not fit the model: unknown module, wrong sizes, rank over the cap, layout. */
+export function checkCompatible(id: string, adapter: LoraAdapter, manifest: ModelManifest): void {
+  const targets = new Map(manifest.targets.map((t) => [t.module, t]));
+  const problems: string[] = [];
+  for (const m of adapter.modules.values()) {
+    const target = targets.get(m.module);
+    if (!target) {
+      problems.push(`module ${m.module} is not a target of ${manifest.id}`);
+      continue;
+    }
+    if (target.in !== m.inFeatures || target.out !== m.outFeatures) {
+      problems.push(`module ${m.module} is [out ${m.outFeatures}, in ${m.inFeatures}], the model's is [out ${target.out}, in ${target.in}]`);
+    }
+    if (m.rank > manifest.maxRank) problems.push(`module ${m.module} has rank ${m.rank} > the model's cap ${manifest.maxRank}`);
+    if (target.fanInFanOut !== adapter.fanInFanOut) {
+      problems.push(`module ${m.module}: fan_in_fan_out is ${adapter.fanInFanOut}, the model's layer needs ${target.fanInFanOut}`);
+    }
+  }
+  if (problems.length) {
+    const shown = problems.slice(0, 5).join("; ") + (problems.length > 5 ? `; and ${problems.length - 5} more` : "");
+    throw new EngineError(422, "incompatible_adapter", `adapter ${id} does not fit model ${manifest.id}: ${shown}`);
+  }
+}
+
+export interface ResolvedMix {
+  /** null when the mix is empty or every weight is 0 (the base model). */
+  handle: MixHandle | null;
+  release(): void;
+}
+
+export async function resolveMix(
+  entries: readonly WireMixEntry[],
+  manifest: ModelManifest,
+  adapters: AdapterProvider | null,
+): Promise<ResolvedMix> {
+  const active = entries.filter((e) => e.weight !== 0);
+  if (active.length === 0) return { handle: null, release: () => {} };
+  if (!adapters) throw new EngineError(503, "adapter_unavailable", "this runner has no adapter source configured");
+  const settled = await Promise.allSettled(active.map((e) => adapters.acquire(e.id, e.sha256)));
+  const leases = settled.flatMap((s) => (s.status === "fulfilled" ? [s.value] : []));
+  const release = () => leases.forEach((l) => l.release());
+  try {
+    const failed = settled.find((s) => s.status === "rejected");
+    if (failed) throw (failed as PromiseRejectedResult).reason;
+    active.forEach((e, i) => checkCompatible(e.id, leases[i]!.adapter, manifest));
+    let mix;
+    try {
+      mix = composeMix(active.map((e, i) => ({ adapter: leases[i]!.adapter, weight: e.weight })));
+    } catch (e) {
+      if (e instanceof MixError) throw new EngineError(422, "invalid_request", `the mix cannot be composed: ${e.message}`);
+      throw e;
+    }
+    const mergeOnly = new Set(manifest.targets.filter((t) => t.mode === "merge-only").map((t) => t.module));
+    const mergeOnlyModules = [...mix.modules.keys()].filter((m) => mergeOnly.has(m));
+    if (mix.modules.size === 0) return { handle: null, release };
+    return { handle: { key: mixKey(active), mix, mergeOnlyModules }, release };
+  } catch (e) {
+    release();
+    throw e;
+  }
+}

@@ -1,0 +1,137 @@
+/**
+ * Serving one base model: request → prompt tokens and limits → mix (adapters, composition,
+ * merged or not) → a row in the continuous-batching scheduler → result.
+ */
+import type { GenerateRequest } from "../../../core/src/wire/runner-api.js";
+import type { BaseModel } from "../model/types.js";
+import { EngineError } from "./errors.js";
+import type { Logger } from "./logger.js";
+import { silentLogger } from "./logger.js";
+import { MergeManager, type MergePolicyName } from "./merge-manager.js";
+import { resolveMix, type AdapterProvider } from "./mix-resolver.js";
+import { Scheduler, type SchedulerLimits } from "./scheduler.js";
+import { randomSeed } from "./seed.js";
+import { Sequence, type GenerationParams, type GenerationResult, type TokenEvent } from "./sequence.js";
+
+export interface ModelEngineOptions {
+  limits: SchedulerLimits;
+  merge: { policy: MergePolicyName; budgetBytes: number };
+  log?: Logger;
+}
+
+export interface GenerateOptions {
+  signal?: AbortSignal;
+  /** Streaming: called once per generated token. */
+  onToken?: (event: TokenEvent) => void;
+}
+
+export interface StartedGeneration {
+  result: Promise<GenerationResult>;
+  /** Whether the request runs on a merged session. */
+  merged: boolean;
+  promptTokens: number;
+  mixKey: string;
+}
+
+export class ModelEngine {
+  readonly scheduler: Scheduler;
+  readonly merges: MergeManager;
+  private readonly log: Logger;
+
+  constructor(
+    readonly model: BaseModel,
+    private readonly adapters: AdapterProvider | null,
+    options: ModelEngineOptions,
+  ) {
+    this.log = options.log ?? silentLogger;
+    this.merges = new MergeManager(model, { ...options.merge, log: this.log });
+    this.scheduler = new Scheduler(model.manifest.vocabSize, options.limits, {
+      onStep: (o) => this.merges.onStep(o),
+      onTokens: (key, n) => this.merges.onTokens(key, n),
+    });
+  }
+
+  get id(): string {
+    return this.model.manifest.id;
+  }
+
+  /**
+   * Prompt ids (BOS prepended to text prompts when the tokenizer has one) after validating
+   * ids and the context length; throws EngineError 400 saying by how much a request is over.
+   */
+  promptIds(request: GenerateRequest): number[] {
+    const { tokenizer, manifest } = this.model;
+    let ids: number[];
+    if (typeof request.prompt === "string") {
+      ids = [...(tokenizer.bosId !== null ? [tokenizer.bosId] : []), ...tokenizer.encode(request.prompt)];
+    } else {
+      ids = request.prompt;
+      const bad = ids.findIndex((id) => id >= tokenizer.vocabSize);
+      if (bad >= 0) {
+        throw new EngineError(400, "invalid_request", `prompt token ${bad} is ${ids[bad]}, outside the vocabulary (size ${tokenizer.vocabSize})`);
+      }
+    }
+    if (ids.length === 0) throw new EngineError(400, "invalid_request", "the prompt is empty (and the model has no BOS token)");
+    const total = ids.length + request.max_tokens;
+    if (total > manifest.contextLength) {
+      throw new EngineError(
+        400,
+        "context_length_exceeded",
+        `prompt (${ids.length} tokens) + max_tokens (${request.max_tokens}) = ${total} tokens exceeds the context length of ${manifest.id} (${manifest.contextLength}) by ${total - manifest.contextLength} tokens`,
+      );
+    }
+    return ids;
+  }
+
+  /** Runs a request to the end. */
+  async generate(request: GenerateRequest, options: GenerateOptions = {}): Promise<GenerationResult> {
+    return (await this.start(request, options)).result;
+  }
+
+  /**
+   * Admits a request: resolves once it is queued (so callers can still answer with an HTTP
+   * error status when it is refused: bad prompt, adapters, overload), with the promise of
+   * its result.
+   */
+  async start(request: GenerateRequest, options: GenerateOptions = {}): Promise<StartedGeneration> {
+    const promptIds = this.promptIds(request);
+    const stop = request.stop === undefined ? [] : typeof request.stop === "string" ? [request.stop] : request.stop;
+    const params: GenerationParams = {
+      promptIds,
+      promptText: typeof request.prompt === "string" ? request.prompt : this.model.tokenizer.decode(request.prompt),
+      maxTokens: request.max_tokens,
+      sampling: { temperature: request.temperature, topP: request.top_p, topK: request.top_k },
+      seed: request.seed ?? randomSeed(),
+      stop: stop.filter((s) => s.length > 0),
+      echo: request.echo,
+      logprobs: request.logprobs ?? null,
+    };
+    const mix = await resolveMix(request.adapters, this.model.manifest, this.adapters);
+    let target;
+    let releaseTarget: () => void;
+    try {
+      ({ target, release: releaseTarget } = await this.merges.target(mix.handle));
+    } catch (e) {
+      mix.release();
+      throw e;
+    }
+    const release = () => {
+      releaseTarget();
+      mix.release();
+    };
+    const sequence = new Sequence(params, this.model.tokenizer, options.onToken);
+    // submit releases on refusal too.
+    const result = this.scheduler.submit({ sequence, target, signal: options.signal, release });
+    return { result, merged: target.merged, promptTokens: promptIds.length, mixKey: target.mixKey };
+  }
+
+  async drain(timeoutMs: number): Promise<void> {
+    await this.scheduler.drain(timeoutMs);
+  }
+
+  async dispose(): Promise<void> {
+    await this.merges.dispose();
+    await this.model.dispose();
+    this.log("info", "model disposed", { model: this.id });
+  }
+}

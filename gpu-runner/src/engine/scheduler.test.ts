@@ -1,0 +1,162 @@
+// Ordering, admission and backpressure of the scheduler. The model here is a test double
+// (a counter: next token = last token + 1), allowed for these tests only; numerical
+// correctness of batching is tested end to end against the real model (test/e2e/runner-*.test.ts).
+import { describe, expect, it } from "vitest";
+import { createByteTokenizer } from "../tokenizer/index.js";
+import type { KvCache, ModelVariant, StepOptions, StepRow, StepRowResult } from "../model/types.js";
+import { EngineError } from "./errors.js";
+import { AbortedError, Scheduler, type SchedulerLimits } from "./scheduler.js";
+import { Sequence, type GenerationParams } from "./sequence.js";
+
+const V = 258;
+const tokenizer = createByteTokenizer();
+
+class CounterModel implements ModelVariant {
+  readonly weightBytes = 0;
+  readonly calls: { rows: number; tokens: number[] }[] = [];
+  gate: Promise<void> | null = null;
+  async step(rows: readonly StepRow[], options: StepOptions = {}): Promise<StepRowResult[]> {
+    this.calls.push({ rows: rows.length, tokens: rows.map((r) => r.tokens.length) });
+    if (this.gate) await this.gate;
+    await new Promise((r) => setTimeout(r, 1));
+    return rows.map((row) => {
+      const n = options.allLogits ? row.tokens.length : 1;
+      const logits = new Float32Array(n * V);
+      for (let i = 0; i < n; i++) {
+        const token = row.tokens[row.tokens.length - n + i]!;
+        logits[i * V + ((token + 1) % 256)] = 10;
+      }
+      const cache: KvCache = { length: (row.cache?.length ?? 0) + row.tokens.length, bytes: 0 };
+      return { logits, cache };
+    });
+  }
+  async dispose() {}
+}
+
+function params(prompt: string, maxTokens: number, extra: Partial<GenerationParams> = {}): GenerationParams {
+  return {
+    promptIds: tokenizer.encode(prompt),
+    promptText: prompt,
+    maxTokens,
+    sampling: { temperature: 0, topP: 1, topK: 0 },
+    seed: 1,
+    stop: [],
+    echo: false,
+    logprobs: null,
+    ...extra,
+  };
+}
+
+function setup(limits: Partial<SchedulerLimits> = {}) {
+  const model = new CounterModel();
+  const scheduler = new Scheduler(V, { maxBatch: 4, maxTokens: 10_000, maxQueue: 8, prefillChunk: 4, ...limits });
+  const target = { variant: model, mix: null, mixKey: "", merged: false };
+  const submit = (p: GenerationParams, signal?: AbortSignal) => {
+    let released = 0;
+    const promise = scheduler.submit({ sequence: new Sequence(p, tokenizer), target, signal, release: () => released++ });
+    return { promise, released: () => released };
+  };
+  return { model, scheduler, submit };
+}
+
+describe("Scheduler", () => {
+  it("generates, chunks long prompts and reports usage", async () => {
+    const { model, submit } = setup();
+    const { promise, released } = submit(params("abcdefghij", 3));
+    const result = await promise;
+    expect(result.text).toBe("klm");
+    expect(result).toMatchObject({ promptTokens: 10, completionTokens: 3, finishReason: "length" });
+    // Prefill in chunks of ≤ 4 tokens: 4 + 4 + 2, then decodes of 1.
+    expect(model.calls.map((c) => c.tokens[0])).toEqual([4, 4, 2, 1, 1]);
+    expect(released()).toBe(1);
+  });
+
+  it("stops on a stop string and does not return it", async () => {
+    const { submit } = setup();
+    const result = await submit(params("a", 10, { stop: ["de"] })).promise;
+    expect(result).toMatchObject({ text: "bc", finishReason: "stop", completionTokens: 4 });
+  });
+
+  it("never runs more rows than max_batch; a long prompt does not stall running decodes", async () => {
+    const { model, submit } = setup({ maxBatch: 2 });
+    const jobs = [submit(params("a", 6)), submit(params("x".repeat(40), 2)), submit(params("b", 2))];
+    const results = await Promise.all(jobs.map((j) => j.promise));
+    expect(results.map((r) => r.completionTokens)).toEqual([6, 2, 2]);
+    expect(Math.max(...model.calls.map((c) => c.rows))).toBeLessThanOrEqual(2);
+    // While the 40-token prompt prefills (10 chunks), row "a" keeps decoding: it finishes before the long prompt's prefill ends.
+    const prefillChunks = model.calls.filter((c) => c.tokens.some((t) => t > 1)).length;
+    expect(prefillChunks).toBeGreaterThanOrEqual(10);
+  });
+
+  it("queue full → 429 with Retry-After, thrown before anything is queued", async () => {
+    const { model, submit } = setup({ maxBatch: 1, maxQueue: 1 });
+    let open!: () => void;
+    model.gate = new Promise((r) => (open = r));
+    const first = submit(params("a", 2));
+    const second = submit(params("b", 2));
+    let refused: unknown;
+    try {
+      submit(params("c", 2));
+    } catch (e) {
+      refused = e;
+    }
+    expect(refused).toBeInstanceOf(EngineError);
+    expect((refused as EngineError).status).toBe(429);
+    expect((refused as EngineError).retryAfterS).toBeGreaterThanOrEqual(1);
+    open();
+    model.gate = null;
+    await Promise.all([first.promise, second.promise]);
+  });
+
+  it("a request larger than the token budget is refused with 400 saying by how much", () => {
+    const { submit } = setup({ maxTokens: 20 });
+    expect(() => submit(params("abcdef", 20))).toThrow(/exceeds this runner's token budget of 20 by 6/);
+  });
+
+  it("the token budget holds requests in the queue until rows finish", async () => {
+    const { model, scheduler, submit } = setup({ maxTokens: 12, maxBatch: 8 });
+    const jobs = [submit(params("ab", 8)), submit(params("cd", 8))];
+    await new Promise((r) => setTimeout(r, 0));
+    expect(scheduler.stats().running).toBe(1);
+    expect(scheduler.stats().queued).toBe(1);
+    await Promise.all(jobs.map((j) => j.promise));
+    expect(Math.max(...model.calls.map((c) => c.rows))).toBe(1);
+  });
+
+  it("an aborted running request frees its row at the next token boundary; a queued one leaves at once", async () => {
+    const { scheduler, submit } = setup({ maxBatch: 1 });
+    const running = new AbortController();
+    const queued = new AbortController();
+    const a = submit(params("a", 200), running.signal);
+    const b = submit(params("b", 200), queued.signal);
+    await new Promise((r) => setTimeout(r, 20));
+    queued.abort();
+    await expect(b.promise).rejects.toBeInstanceOf(AbortedError);
+    expect(scheduler.stats().queued).toBe(0);
+    running.abort();
+    await expect(a.promise).rejects.toBeInstanceOf(AbortedError);
+    expect(a.released()).toBe(1);
+    expect(scheduler.stats().running).toBe(0);
+    const after = await submit(params("c", 2)).promise;
+    expect(after.text).toBe("de");
+  });
+
+  it("drain: finishes running work, refuses new work with 503", async () => {
+    const { scheduler, submit } = setup();
+    const job = submit(params("a", 5));
+    const drained = scheduler.drain(10_000);
+    expect(() => submit(params("b", 1))).toThrow(EngineError);
+    await drained;
+    expect((await job.promise).completionTokens).toBe(5);
+  });
+
+  it("drain timeout ends running rows with what they have", async () => {
+    const { scheduler, submit } = setup();
+    const job = submit(params("a", 1000));
+    await new Promise((r) => setTimeout(r, 10));
+    await scheduler.drain(30);
+    const result = await job.promise;
+    expect(result.finishReason).toBe("length");
+    expect(result.completionTokens).toBeLessThan(1000);
+  });
+});

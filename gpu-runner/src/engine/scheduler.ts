@@ -1,0 +1,367 @@
+/**
+ * Continuous batching over one base model.
+ *
+ * Requests wait in a bounded FIFO queue and join the running batch at token boundaries
+ * while the batch has a free row and the token budget (Σ prompt + max_tokens over running
+ * rows, which bounds KV-cache memory) allows. Each iteration runs one prefill step (every
+ * prefilling row appends at most `prefillChunk` prompt tokens, so a long prompt never stalls
+ * decodes for more than one chunk) and one decode step (every decoding row appends its last
+ * token). Rows are grouped by model variant (base model with per-row mixes, or a merged
+ * session): each group is one `step` call, one ONNX run. Rows leave as soon as they finish
+ * or their client goes away.
+ */
+import type { ComposedMix } from "../../../core/src/lora/types.js";
+import type { KvCache, ModelVariant, StepRow } from "../model/types.js";
+import { EngineError } from "./errors.js";
+import type { GenerationResult, Sequence } from "./sequence.js";
+
+export interface SchedulerLimits {
+  maxBatch: number;
+  maxTokens: number;
+  maxQueue: number;
+  prefillChunk: number;
+}
+
+/** Where a row runs: the base model with its own mix, or a merged session (mix null). */
+export interface RowTarget {
+  variant: ModelVariant;
+  mix: ComposedMix | null;
+  /** Mix identity for demand accounting ("" = base model). */
+  mixKey: string;
+  merged: boolean;
+}
+
+export interface Job {
+  sequence: Sequence;
+  target: RowTarget;
+  signal?: AbortSignal;
+  /** Called exactly once when the job leaves the scheduler (finished, failed or aborted). */
+  release?: () => void;
+}
+
+export interface StepObservation {
+  kind: "prefill" | "decode";
+  rows: number;
+  /** Rows carrying a per-row mix (unmerged LoRA inputs). */
+  mixedRows: number;
+  tokens: number;
+  ms: number;
+  merged: boolean;
+}
+
+export interface SchedulerObserver {
+  onStep?(observation: StepObservation): void;
+  /** Tokens generated for a mix (demand signal for merge-on-demand). */
+  onTokens?(mixKey: string, tokens: number): void;
+}
+
+export interface SchedulerStats {
+  queued: number;
+  running: number;
+  maxBatch: number;
+  /** Σ (prompt + max_tokens) over running rows. */
+  reservedTokens: number;
+  promptTokensTotal: number;
+  completionTokensTotal: number;
+  stepsTotal: { prefill: number; decode: number };
+  rejectedTotal: { queue_full: number; draining: number };
+  abortedTotal: number;
+  /** Generated tokens per second over the last 10 s. */
+  tokensPerSecond: number;
+}
+
+interface Entry {
+  job: Job;
+  cost: number;
+  cache: KvCache | null;
+  aborted: boolean;
+  resolve(result: GenerationResult): void;
+  reject(error: unknown): void;
+  onAbort?: () => void;
+}
+
+export class AbortedError extends Error {
+  override readonly name = "AbortedError";
+}
+
+const THROUGHPUT_WINDOW_MS = 10_000;
+
+export class Scheduler {
+  private readonly waiting: Entry[] = [];
+  private readonly running: Entry[] = [];
+  private looping = false;
+  private draining = false;
+  private readonly idleWaiters: (() => void)[] = [];
+  private readonly recent: { at: number; tokens: number }[] = [];
+  private readonly counters = {
+    promptTokensTotal: 0,
+    completionTokensTotal: 0,
+    stepsTotal: { prefill: 0, decode: 0 },
+    rejectedTotal: { queue_full: 0, draining: 0 },
+    abortedTotal: 0,
+  };
+
+  constructor(
+    private readonly vocabSize: number,
+    readonly limits: SchedulerLimits,
+    private readonly observer: SchedulerObserver = {},
+  ) {}
+
+  /**
+   * Queues a job. Throws (synchronously, before anything is queued) EngineError 429 (queue
+   * full) or 503 (draining) carrying Retry-After, 400 when the job alone exceeds the token
+   * budget. The returned promise resolves with the finished generation, or rejects with
+   * AbortedError when the job's signal fires or EngineError 500 when the model fails.
+   */
+  submit(job: Job): Promise<GenerationResult> {
+    const params = job.sequence.params;
+    const cost = params.promptIds.length + params.maxTokens;
+    try {
+      if (this.draining) {
+        this.counters.rejectedTotal.draining++;
+        throw new EngineError(503, "unavailable", "the runner is shutting down", 5);
+      }
+      if (cost > this.limits.maxTokens) {
+        throw new EngineError(
+          400,
+          "invalid_request",
+          `prompt (${params.promptIds.length}) + max_tokens (${params.maxTokens}) = ${cost} tokens exceeds this runner's token budget of ${this.limits.maxTokens} by ${cost - this.limits.maxTokens}`,
+        );
+      }
+      if (job.signal?.aborted) throw new AbortedError("client went away before the request was queued");
+      if (!job.sequence.needsModel) {
+        job.release?.();
+        return Promise.resolve(job.sequence.result());
+      }
+      if (this.waiting.length >= this.limits.maxQueue && !this.fitsNow(cost)) {
+        this.counters.rejectedTotal.queue_full++;
+        throw new EngineError(
+          429,
+          "overloaded",
+          `the runner's queue is full (${this.waiting.length} waiting, ${this.running.length} running)`,
+          this.retryAfterS(),
+        );
+      }
+    } catch (e) {
+      job.release?.();
+      throw e;
+    }
+    return new Promise<GenerationResult>((resolve, reject) => {
+      const entry: Entry = { job, cost, cache: null, aborted: false, resolve, reject };
+      if (job.signal) {
+        entry.onAbort = () => this.abort(entry);
+        job.signal.addEventListener("abort", entry.onAbort, { once: true });
+      }
+      this.waiting.push(entry);
+      void this.loop();
+    });
+  }
+
+  stats(): SchedulerStats {
+    return {
+      queued: this.waiting.length,
+      running: this.running.filter((e) => !e.aborted).length,
+      maxBatch: this.limits.maxBatch,
+      reservedTokens: this.reservedTokens(),
+      ...structuredClone(this.counters),
+      tokensPerSecond: this.tokensPerSecond(),
+    };
+  }
+
+  /**
+   * Graceful stop: refuse new jobs, let queued and running ones finish for up to `timeoutMs`,
+   * then end running rows (finish_reason "length") and fail the still-queued ones with 503.
+   */
+  async drain(timeoutMs: number): Promise<void> {
+    this.draining = true;
+    if (this.idle) return;
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<"timeout">((r) => (timer = setTimeout(() => r("timeout"), timeoutMs)));
+    const outcome = await Promise.race([this.whenIdle(), timedOut]);
+    clearTimeout(timer);
+    if (outcome === "timeout") {
+      for (const entry of this.waiting.splice(0)) {
+        this.settle(entry, new EngineError(503, "unavailable", "the runner shut down before this request ran", 5));
+      }
+      for (const entry of this.running) entry.job.sequence.truncate();
+      this.reap();
+    }
+  }
+
+  private get idle(): boolean {
+    return this.waiting.length === 0 && this.running.length === 0;
+  }
+
+  private whenIdle(): Promise<void> {
+    return this.idle ? Promise.resolve() : new Promise((r) => this.idleWaiters.push(r));
+  }
+
+  private reservedTokens(): number {
+    return this.running.reduce((n, e) => n + e.cost, 0);
+  }
+
+  private fitsNow(cost: number): boolean {
+    return (
+      this.waiting.length === 0 &&
+      this.running.length < this.limits.maxBatch &&
+      this.reservedTokens() + cost <= this.limits.maxTokens
+    );
+  }
+
+  private tokensPerSecond(): number {
+    const now = Date.now();
+    while (this.recent.length && now - this.recent[0]!.at > THROUGHPUT_WINDOW_MS) this.recent.shift();
+    const tokens = this.recent.reduce((n, r) => n + r.tokens, 0);
+    return tokens / (THROUGHPUT_WINDOW_MS / 1000);
+  }
+
+  /** Seconds until the queue has likely drained at the measured token rate (1..60). */
+  private retryAfterS(): number {
+    const queuedTokens = this.waiting.reduce((n, e) => n + e.cost, 0) + this.reservedTokens();
+    const rate = Math.max(this.tokensPerSecond(), 1);
+    return Math.min(60, Math.max(1, Math.ceil(queuedTokens / rate)));
+  }
+
+  private abort(entry: Entry): void {
+    if (entry.aborted) return;
+    entry.aborted = true;
+    this.counters.abortedTotal++;
+    const queued = this.waiting.indexOf(entry);
+    if (queued >= 0) {
+      this.waiting.splice(queued, 1);
+      this.settle(entry, new AbortedError("client went away"));
+      this.checkIdle();
+    }
+    // A running row is removed at the next token boundary (a step in flight cannot be cancelled).
+  }
+
+  private settle(entry: Entry, error: unknown | null): void {
+    if (entry.onAbort) entry.job.signal?.removeEventListener("abort", entry.onAbort);
+    try {
+      entry.job.release?.();
+    } finally {
+      if (error === null) entry.resolve(entry.job.sequence.result());
+      else entry.reject(error);
+    }
+  }
+
+  private admit(): void {
+    let reserved = this.reservedTokens();
+    while (this.waiting.length && this.running.length < this.limits.maxBatch) {
+      const next = this.waiting[0]!;
+      if (reserved + next.cost > this.limits.maxTokens && this.running.length > 0) break;
+      this.waiting.shift();
+      this.running.push(next);
+      reserved += next.cost;
+    }
+  }
+
+  /** Removes finished and aborted rows from the batch. */
+  private reap(): void {
+    for (let i = this.running.length - 1; i >= 0; i--) {
+      const entry = this.running[i]!;
+      if (entry.aborted) {
+        this.running.splice(i, 1);
+        this.settle(entry, new AbortedError("client went away"));
+      } else if (entry.job.sequence.finished) {
+        this.running.splice(i, 1);
+        this.settle(entry, null);
+      }
+    }
+    this.checkIdle();
+  }
+
+  private checkIdle(): void {
+    if (this.idle) for (const wake of this.idleWaiters.splice(0)) wake();
+  }
+
+  private async loop(): Promise<void> {
+    if (this.looping) return;
+    this.looping = true;
+    try {
+      for (;;) {
+        this.reap();
+        this.admit();
+        if (this.running.length === 0) break;
+        const prefilling = this.running.filter((e) => !e.aborted && !e.job.sequence.prefillDone);
+        if (prefilling.length) await this.step(prefilling, "prefill");
+        this.reap();
+        const decoding = this.running.filter(
+          (e) => !e.aborted && e.job.sequence.prefillDone && !e.job.sequence.finished,
+        );
+        if (decoding.length) await this.step(decoding, "decode");
+        // Let the HTTP server accept new requests and notice disconnects between steps.
+        await new Promise((r) => setImmediate(r));
+      }
+    } finally {
+      this.looping = false;
+      this.checkIdle();
+    }
+  }
+
+  /** One step over the given rows: one `step` call per (variant, allLogits) group. */
+  private async step(entries: Entry[], kind: "prefill" | "decode"): Promise<void> {
+    const groups = new Map<string, { variant: ModelVariant; allLogits: boolean; entries: Entry[] }>();
+    const variantIds = new Map<ModelVariant, number>();
+    for (const entry of entries) {
+      const variant = entry.job.target.variant;
+      if (!variantIds.has(variant)) variantIds.set(variant, variantIds.size);
+      const allLogits = kind === "prefill" && entry.job.sequence.wantsPromptLogprobs;
+      const key = `${variantIds.get(variant)}:${allLogits}`;
+      let group = groups.get(key);
+      if (!group) groups.set(key, (group = { variant, allLogits, entries: [] }));
+      group.entries.push(entry);
+    }
+    for (const group of groups.values()) {
+      const rows: StepRow[] = group.entries.map((e) => ({
+        tokens: e.job.sequence.nextTokens(this.limits.prefillChunk),
+        cache: e.cache,
+        mix: e.job.target.mix,
+      }));
+      const started = performance.now();
+      let results;
+      try {
+        results = await group.variant.step(rows, { allLogits: group.allLogits });
+      } catch (e) {
+        const error = new EngineError(500, "internal_error", `model step failed: ${(e as Error).message}`);
+        for (const entry of group.entries) {
+          this.running.splice(this.running.indexOf(entry), 1);
+          this.settle(entry, error);
+        }
+        continue;
+      }
+      const ms = performance.now() - started;
+      let tokens = 0;
+      let generated = 0;
+      group.entries.forEach((entry, i) => {
+        const result = results[i]!;
+        const sequence = entry.job.sequence;
+        const before = sequence.generated.length;
+        entry.cache = result.cache;
+        tokens += rows[i]!.tokens.length;
+        if (kind === "prefill") this.counters.promptTokensTotal += rows[i]!.tokens.length;
+        try {
+          sequence.accept(result.logits, rows[i]!.tokens.length, this.vocabSize);
+        } catch (e) {
+          this.running.splice(this.running.indexOf(entry), 1);
+          this.settle(entry, new EngineError(500, "internal_error", (e as Error).message));
+          return;
+        }
+        const made = sequence.generated.length - before;
+        generated += made;
+        if (made) this.observer.onTokens?.(entry.job.target.mixKey, made);
+      });
+      this.counters.completionTokensTotal += generated;
+      this.counters.stepsTotal[kind]++;
+      if (generated) this.recent.push({ at: Date.now(), tokens: generated });
+      this.observer.onStep?.({
+        kind,
+        rows: rows.length,
+        mixedRows: rows.filter((r) => r.mix !== null).length,
+        tokens,
+        ms,
+        merged: group.entries[0]!.job.target.merged,
+      });
+    }
+  }
+}

@@ -1,0 +1,132 @@
+/**
+ * The runner process (`npm run dev:runner`): loads the configured base models (building
+ * presets on first use), serves the internal API, prints exactly one line on stdout when
+ * ready — `loraedge-runner listening on http://<host>:<port>` — and logs JSON lines on
+ * stderr. SIGINT/SIGTERM: stop accepting, let running requests finish (RUNNER_DRAIN_MS),
+ * end what is left, exit 0.
+ */
+import { existsSync } from "node:fs";
+import path from "node:path";
+import { serve } from "@hono/node-server";
+import type { AddressInfo } from "node:net";
+import { loadPeftAdapter } from "../../core/src/peft/index.js";
+import { AdapterCache, EdgeAdapterSource } from "./adapters/index.js";
+import { ConfigError, loadConfig, type RunnerConfig } from "./config.js";
+import { jsonLogger, ModelEngine, type Logger } from "./engine/index.js";
+import { defaultModelCacheDir, ensureModel, isPresetId, loadModel } from "./model/index.js";
+import type { BaseModel } from "./model/index.js";
+import { createRunnerApp } from "./server/index.js";
+
+const MB = 2 ** 20;
+
+/** A RUNNER_MODELS entry → a model directory (presets are built into the cache on first use). */
+async function modelDir(entry: string, config: RunnerConfig): Promise<string> {
+  if (!isPresetId(entry) && (entry.includes("/") || existsSync(entry))) return path.resolve(entry);
+  return ensureModel(entry, config.modelCache ?? defaultModelCacheDir());
+}
+
+async function loadModels(config: RunnerConfig, log: Logger): Promise<BaseModel[]> {
+  const models: BaseModel[] = [];
+  for (const entry of config.models) {
+    const started = performance.now();
+    const dir = await modelDir(entry, config);
+    const model = await loadModel(dir, {
+      backend: config.backend,
+      executionProvider: config.executionProvider,
+      threads: config.threads,
+    });
+    if (models.some((m) => m.manifest.id === model.manifest.id)) {
+      throw new Error(`two RUNNER_MODELS entries load a model with id ${model.manifest.id}`);
+    }
+    models.push(model);
+    log("info", "model loaded", {
+      model: model.manifest.id,
+      dir,
+      backend: config.backend,
+      ep: config.executionProvider ?? "default",
+      parameters: model.manifest.parameters,
+      ms: Math.round(performance.now() - started),
+    });
+  }
+  return models;
+}
+
+async function main(): Promise<void> {
+  let config: RunnerConfig;
+  try {
+    config = loadConfig();
+  } catch (e) {
+    process.stderr.write(`${(e as Error).message}\n`);
+    process.exit(2);
+  }
+  const log = jsonLogger(config.logLevel);
+  const models = await loadModels(config, log);
+  const adapters = new AdapterCache(
+    config.edgeUrl ? new EdgeAdapterSource({ baseUrl: config.edgeUrl, secret: config.secret }) : null,
+    { budgetBytes: config.adapterCacheMb * MB, parse: (cfg, bytes) => loadPeftAdapter(cfg, bytes), log },
+  );
+  const engines = models.map(
+    (model) =>
+      new ModelEngine(model, adapters, {
+        limits: {
+          maxBatch: config.maxBatch,
+          maxTokens: config.maxTokens,
+          maxQueue: config.maxQueue,
+          prefillChunk: config.prefillChunk,
+        },
+        merge: { policy: config.mergePolicy, budgetBytes: config.mergedMb * MB },
+        log,
+      }),
+  );
+  const { app, state } = createRunnerApp({
+    engines,
+    adapters,
+    secret: config.secret,
+    replayWindowS: config.replayWindowS,
+    log,
+  });
+
+  const server = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, (info: AddressInfo) => {
+    const host = info.family === "IPv6" || config.host.includes(":") ? `[${config.host}]` : config.host;
+    process.stdout.write(`loraedge-runner listening on http://${host}:${info.port}\n`);
+    log("info", "runner ready", {
+      port: info.port,
+      models: engines.map((e) => e.id),
+      edgeUrl: config.edgeUrl ?? null,
+      maxBatch: config.maxBatch,
+      maxTokens: config.maxTokens,
+      maxQueue: config.maxQueue,
+      mergePolicy: config.mergePolicy,
+    });
+  });
+
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) {
+      log("warn", "second signal: exiting now", { signal });
+      process.exit(1);
+    }
+    stopping = true;
+    state.draining = true;
+    log("info", "shutting down: draining", { signal, drainMs: config.drainMs });
+    await Promise.all(engines.map((e) => e.drain(config.drainMs)));
+    // Let open SSE responses write their last events.
+    for (let i = 0; i < 50 && state.openStreams > 0; i++) await new Promise((r) => setTimeout(r, 20));
+    await new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      if ("closeAllConnections" in server) (server as { closeAllConnections(): void }).closeAllConnections();
+    });
+    for (const engine of engines) await engine.dispose();
+    log("info", "stopped", { signal });
+    process.exit(0);
+  };
+  process.on("SIGINT", () => void shutdown("SIGINT"));
+  process.on("SIGTERM", () => void shutdown("SIGTERM"));
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(
+    JSON.stringify({ time: new Date().toISOString(), level: "error", msg: "runner failed to start", error: (e as Error).stack ?? String(e) }) + "\n",
+  );
+  process.exit(1);
+});

@@ -1,0 +1,229 @@
+/**
+ * The runner's HTTP service (Hono): signed internal API for the edge, plus unsigned
+ * /healthz and /metrics. Paths come from the wire contract (core/src/wire/runner-api.ts).
+ */
+import { randomUUID } from "node:crypto";
+import { Hono } from "hono";
+import { streamSSE } from "hono/streaming";
+import {
+  generateRequestSchema,
+  RUNNER_PATHS,
+  type Health,
+  type ModelList,
+} from "../../../core/src/wire/runner-api.js";
+import type { AdapterCache } from "../adapters/index.js";
+import { AbortedError, EngineError, type Logger, type ModelEngine, type TokenEvent } from "../engine/index.js";
+import { silentLogger } from "../engine/index.js";
+import { completionBody, finalChunk, textChunk, tokenChunk, type CompletionMeta } from "./completion-body.js";
+import { errorBody, errorResponse } from "./errors.js";
+import { hmacAuth } from "./hmac-auth.js";
+import { RunnerMetrics } from "./metrics.js";
+
+export interface RunnerAppDeps {
+  engines: ModelEngine[];
+  adapters: AdapterCache | null;
+  secret: string;
+  replayWindowS: number;
+  log?: Logger;
+}
+
+/** Mutable service state shared with main.ts (draining on shutdown). */
+export interface RunnerState {
+  draining: boolean;
+  /** Open SSE streams (shutdown waits for them). */
+  openStreams: number;
+}
+
+export function createRunnerApp(deps: RunnerAppDeps) {
+  const log = deps.log ?? silentLogger;
+  const metrics = new RunnerMetrics();
+  const state: RunnerState = { draining: false, openStreams: 0 };
+  const engines = new Map(deps.engines.map((e) => [e.id, e]));
+  const app = new Hono();
+
+  app.onError((e, c) => {
+    log("error", "unhandled error", { path: c.req.path, error: e.message, stack: e.stack });
+    return c.json(errorBody("internal_error", e.message), 500);
+  });
+  app.notFound((c) => c.json(errorBody("not_found", `no route ${c.req.method} ${c.req.path}`), 404));
+
+  app.get(RUNNER_PATHS.health, (c) => {
+    const body: Health = {
+      status: state.draining ? "draining" : "ok",
+      ready: !state.draining && engines.size > 0,
+      models: [...engines.keys()],
+    };
+    return c.json(body, state.draining ? 503 : 200);
+  });
+
+  app.get(RUNNER_PATHS.metrics, (c) => {
+    c.header("content-type", "text/plain; version=0.0.4; charset=utf-8");
+    return c.body(metrics.render(deps.engines, deps.adapters));
+  });
+
+  app.use("/internal/*", hmacAuth(deps.secret, deps.replayWindowS));
+
+  app.get(RUNNER_PATHS.models, (c) => {
+    const body: ModelList = {
+      object: "list",
+      data: deps.engines.map((e) => ({ id: e.id, object: "model", owned_by: "loraedge", manifest: e.model.manifest })),
+    };
+    return c.json(body);
+  });
+
+  app.get(RUNNER_PATHS.adapters, (c) => {
+    if (!deps.adapters) return c.json({ object: "list", data: [], stats: null });
+    return c.json({ object: "list", data: deps.adapters.list(), stats: deps.adapters.stats() });
+  });
+
+  app.delete(`${RUNNER_PATHS.adapters}/:id`, (c) => {
+    const id = c.req.param("id");
+    const outcome = deps.adapters?.evict(id) ?? { evicted: [], pinned: [] };
+    if (outcome.evicted.length === 0 && outcome.pinned.length === 0) {
+      return c.json(errorBody("not_found", `adapter ${id} is not in the cache`), 404);
+    }
+    if (outcome.evicted.length === 0) {
+      return c.json(errorBody("conflict", `adapter ${id} is in use by running requests; retry when they finish`), 409);
+    }
+    return c.json(outcome);
+  });
+
+  app.post(RUNNER_PATHS.completions, async (c) => {
+    const arrived = performance.now();
+    const signal = c.req.raw.signal;
+    let modelLabel = "unknown";
+    const finish = (status: number) => {
+      metrics.countRequest({ model: modelLabel, status: String(status) });
+    };
+    let json: unknown;
+    try {
+      json = JSON.parse(await c.req.text());
+    } catch (e) {
+      finish(400);
+      return c.json(errorBody("invalid_request", `body is not JSON: ${(e as Error).message}`), 400);
+    }
+    const parsed = generateRequestSchema.safeParse(json);
+    if (!parsed.success) {
+      finish(400);
+      const issues = parsed.error.issues.map((i) => `${i.path.join(".") || "body"}: ${i.message}`).join("; ");
+      return c.json(errorBody("invalid_request", issues), 400);
+    }
+    const request = parsed.data;
+    const engine = engines.get(request.model);
+    if (!engine) {
+      finish(404);
+      return c.json(errorBody("model_not_found", `model ${request.model} is not loaded here (loaded: ${[...engines.keys()].join(", ")})`), 404);
+    }
+    modelLabel = engine.id;
+    if (state.draining) {
+      finish(503);
+      return errorResponse(c, new EngineError(503, "unavailable", "the runner is shutting down", 5));
+    }
+    const meta: CompletionMeta = {
+      id: `cmpl-${request.request_id ?? randomUUID()}`,
+      created: Math.floor(Date.now() / 1000),
+      model: engine.id,
+    };
+    const observe = (outcome: string, merged: boolean) =>
+      metrics.requestSeconds.observe((performance.now() - arrived) / 1000, {
+        model: engine.id,
+        mode: request.stream ? "stream" : "unary",
+        merged: String(merged),
+        outcome,
+      });
+    let firstToken = true;
+    const queue: TokenEvent[] = [];
+    let notify: (() => void) | null = null;
+    const onToken = (event: TokenEvent) => {
+      if (firstToken) {
+        firstToken = false;
+        metrics.firstTokenSeconds.observe((performance.now() - arrived) / 1000, { model: engine.id });
+      }
+      if (request.stream) {
+        queue.push(event);
+        notify?.();
+        notify = null;
+      }
+    };
+
+    let started;
+    try {
+      started = await engine.start(request, { signal, onToken });
+    } catch (e) {
+      const status = e instanceof EngineError ? e.status : 500;
+      finish(status);
+      observe(String(status), false);
+      if (status >= 500) log("warn", "completion refused", { requestId: request.request_id, status, error: (e as Error).message });
+      return errorResponse(c, e);
+    }
+
+    if (!request.stream) {
+      try {
+        const result = await started.result;
+        finish(200);
+        observe("ok", started.merged);
+        return c.json(completionBody(meta, result));
+      } catch (e) {
+        if (e instanceof AbortedError) {
+          finish(499);
+          observe("aborted", started.merged);
+          return c.body(null, 499 as never);
+        }
+        const status = e instanceof EngineError ? e.status : 500;
+        finish(status);
+        observe(String(status), started.merged);
+        return errorResponse(c, e);
+      }
+    }
+
+    finish(200);
+    state.openStreams++;
+    return streamSSE(c, async (stream) => {
+      let done = false;
+      let outcome: { ok: true; result: Awaited<typeof started.result> } | { ok: false; error: unknown } | null = null;
+      started.result.then(
+        (result) => (outcome = { ok: true, result }),
+        (error: unknown) => (outcome = { ok: false, error }),
+      ).finally(() => {
+        done = true;
+        notify?.();
+        notify = null;
+      });
+      let streamed = "";
+      try {
+        if (request.echo) {
+          const promptText = typeof request.prompt === "string" ? request.prompt : engine.model.tokenizer.decode(request.prompt);
+          await stream.writeSSE({ data: JSON.stringify(textChunk(meta, promptText)) });
+          streamed += promptText;
+        }
+        for (;;) {
+          while (queue.length) {
+            const event = queue.shift()!;
+            await stream.writeSSE({ data: JSON.stringify(tokenChunk(meta, event, streamed.length)) });
+            streamed += event.text;
+          }
+          if (done) break;
+          await new Promise<void>((r) => (notify = r));
+        }
+        const final = outcome!;
+        if (final.ok) {
+          const rest = final.result.text.slice(streamed.length);
+          await stream.writeSSE({ data: JSON.stringify(finalChunk(meta, final.result, rest)) });
+          await stream.writeSSE({ data: "[DONE]" });
+          observe("ok", started.merged);
+        } else if (final.error instanceof AbortedError) {
+          observe("aborted", started.merged);
+        } else {
+          const e = final.error;
+          const body = e instanceof EngineError ? errorBody(e.type, e.message) : errorBody("internal_error", String(e));
+          await stream.writeSSE({ data: JSON.stringify(body) });
+          observe("error", started.merged);
+        }
+      } finally {
+        state.openStreams--;
+      }
+    });
+  });
+
+  return { app, state, metrics };
+}

@@ -1,0 +1,97 @@
+/**
+ * The runner's Prometheus metrics: request histograms observed by the routes, everything
+ * else read from the engines and the adapter cache at scrape time.
+ */
+import type { AdapterCache } from "../adapters/index.js";
+import type { ModelEngine } from "../engine/index.js";
+import { Exposition, Histogram } from "./prometheus.js";
+
+const SECONDS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
+
+export class RunnerMetrics {
+  readonly requestSeconds = new Histogram(
+    "loraedge_runner_request_duration_seconds",
+    "Completion request latency, from arrival to the last byte, by model, mode and outcome.",
+    SECONDS,
+  );
+  readonly firstTokenSeconds = new Histogram(
+    "loraedge_runner_time_to_first_token_seconds",
+    "Time from arrival to the first generated token.",
+    SECONDS,
+  );
+  private readonly requests = new Map<string, number>();
+
+  countRequest(labels: { model: string; status: string }): void {
+    const key = `${labels.model}\u0000${labels.status}`;
+    this.requests.set(key, (this.requests.get(key) ?? 0) + 1);
+  }
+
+  render(engines: readonly ModelEngine[], adapters: AdapterCache | null): string {
+    const out = new Exposition();
+    const perModel = <T>(fn: (e: ModelEngine) => T) => engines.map((e) => ({ model: e.id, value: fn(e) }));
+    const scheduler = perModel((e) => e.scheduler.stats());
+    const merges = perModel((e) => e.merges.stats());
+
+    out.metric(
+      "loraedge_runner_requests_total",
+      "counter",
+      "Completion requests by model and HTTP status.",
+      [...this.requests].map(([key, value]) => {
+        const [model, status] = key.split("\u0000");
+        return { labels: { model: model!, status: status! }, value };
+      }),
+    );
+    out.metric("loraedge_runner_queue_length", "gauge", "Requests waiting for a batch row.",
+      scheduler.map((s) => ({ labels: { model: s.model }, value: s.value.queued })));
+    out.metric("loraedge_runner_batch_rows", "gauge", "Rows in the running batch.",
+      scheduler.map((s) => ({ labels: { model: s.model }, value: s.value.running })));
+    out.metric("loraedge_runner_batch_occupancy", "gauge", "Running rows / RUNNER_MAX_BATCH.",
+      scheduler.map((s) => ({ labels: { model: s.model }, value: s.value.running / s.value.maxBatch })));
+    out.metric("loraedge_runner_reserved_tokens", "gauge", "Σ(prompt + max_tokens) over running rows (RUNNER_MAX_TOKENS budget).",
+      scheduler.map((s) => ({ labels: { model: s.model }, value: s.value.reservedTokens })));
+    out.metric("loraedge_runner_tokens_per_second", "gauge", "Generated tokens per second over the last 10 s.",
+      scheduler.map((s) => ({ labels: { model: s.model }, value: s.value.tokensPerSecond })));
+    out.metric("loraedge_runner_prompt_tokens_total", "counter", "Prompt tokens prefilled.",
+      scheduler.map((s) => ({ labels: { model: s.model }, value: s.value.promptTokensTotal })));
+    out.metric("loraedge_runner_completion_tokens_total", "counter", "Tokens generated.",
+      scheduler.map((s) => ({ labels: { model: s.model }, value: s.value.completionTokensTotal })));
+    out.metric("loraedge_runner_steps_total", "counter", "Batched forward steps by kind.",
+      scheduler.flatMap((s) => (["prefill", "decode"] as const).map((kind) => ({ labels: { model: s.model, kind }, value: s.value.stepsTotal[kind] }))));
+    out.metric("loraedge_runner_rejected_total", "counter", "Requests refused by admission control.",
+      scheduler.flatMap((s) => (["queue_full", "draining"] as const).map((reason) => ({ labels: { model: s.model, reason }, value: s.value.rejectedTotal[reason] }))));
+    out.metric("loraedge_runner_aborted_total", "counter", "Requests whose client went away (row freed).",
+      scheduler.map((s) => ({ labels: { model: s.model }, value: s.value.abortedTotal })));
+
+    out.metric("loraedge_runner_merged_sessions", "gauge", "Merged sessions held.",
+      merges.map((m) => ({ labels: { model: m.model }, value: m.value.sessions.length })));
+    out.metric("loraedge_runner_merged_bytes", "gauge", "Weight bytes of merged sessions (RUNNER_MERGED_MB budget).",
+      merges.map((m) => ({ labels: { model: m.model }, value: m.value.bytes })));
+    out.metric("loraedge_runner_merged_session_info", "gauge", "One series per merged session: its build time (ms) as value, hits and mix as labels.",
+      merges.flatMap((m) => m.value.sessions.map((s) => ({ labels: { model: m.model, mix: s.key, hits: String(s.hits) }, value: Math.round(s.buildMs) }))));
+    out.metric("loraedge_runner_merged_hits_total", "counter", "Requests routed to a merged session.",
+      merges.map((m) => ({ labels: { model: m.model }, value: m.value.hitsTotal })));
+    out.metric("loraedge_runner_merged_builds_total", "counter", "Merged sessions built.",
+      merges.map((m) => ({ labels: { model: m.model }, value: m.value.buildsTotal })));
+    out.metric("loraedge_runner_merged_build_failures_total", "counter", "Merged session builds that failed.",
+      merges.map((m) => ({ labels: { model: m.model }, value: m.value.buildFailuresTotal })));
+    out.metric("loraedge_runner_merged_evictions_total", "counter", "Merged sessions evicted (LRU).",
+      merges.map((m) => ({ labels: { model: m.model }, value: m.value.evictionsTotal })));
+    out.metric("loraedge_runner_merge_policy_estimate", "gauge", "Inputs of the merge policy: expected build ms, LoRA overhead ms per token, session bytes.",
+      merges.flatMap((m) => Object.entries(m.value.estimates).map(([name, value]) => ({ labels: { model: m.model, estimate: name }, value }))));
+
+    if (adapters) {
+      const a = adapters.stats();
+      out.metric("loraedge_runner_adapter_cache_bytes", "gauge", "Bytes of parsed adapters held.", a.bytes);
+      out.metric("loraedge_runner_adapter_cache_budget_bytes", "gauge", "RUNNER_ADAPTER_CACHE_MB in bytes.", a.budgetBytes);
+      out.metric("loraedge_runner_adapter_cache_entries", "gauge", "Adapters held.", a.entries);
+      out.metric("loraedge_runner_adapter_cache_hits_total", "counter", "Adapter lookups served from memory.", a.hitsTotal);
+      out.metric("loraedge_runner_adapter_cache_misses_total", "counter", "Adapter lookups that needed a fetch (or joined one).", a.missesTotal);
+      out.metric("loraedge_runner_adapter_fetches_total", "counter", "Adapter fetches from the edge.", a.fetchesTotal);
+      out.metric("loraedge_runner_adapter_fetch_failures_total", "counter", "Failed fetches (network, sha256 mismatch, parse).", a.fetchFailuresTotal);
+      out.metric("loraedge_runner_adapter_evictions_total", "counter", "Adapters evicted.", a.evictionsTotal);
+    }
+    out.histogram(this.requestSeconds);
+    out.histogram(this.firstTokenSeconds);
+    return out.text();
+  }
+}
