@@ -7,3 +7,5 @@ export type { GraphSpec, TargetBinding } from "./graph-spec.js";
 export type { LlamaConfig } from "./llama-config.js";
 export type { LlamaCheckpoint, NamedTensor } from "./checkpoint.js";
 export { importHfCheckpoint, readHfCheckpoint, type ImportHfOptions } from "./import-hf-checkpoint.js";
+export { importOnnxExport, type ImportOnnxOptions } from "./import-onnx-export.js";
+export { EXPORT_FAMILIES, type ExportFamily, type WeightRule } from "./export-families.js";
