@@ -43,6 +43,9 @@ export default defineConfig({
                 ADMIN_TOKEN: "test-admin-token",
                 RUNNER_SECRET: "test-runner-secret",
                 LOG_LEVEL: "silent",
+                MAX_ADAPTER_BYTES: "1048576",
+                // Three fake runners (tests answer their requests by spying on fetch).
+                RUNNER_URLS: "http://runner-a.test,http://runner-b.test,http://runner-c.test",
               },
             },
           })),

@@ -50,3 +50,8 @@ export function expectError(r: { status: number; body: any }, status: number, ty
     throw new Error(`expected ${status}${type ? ` ${type}` : ""}, got ${r.status} ${JSON.stringify(r.body)}`);
   }
 }
+
+/** POST /v1/adapters with a multipart form. */
+export async function uploadAdapter(key: string, form: FormData): Promise<{ status: number; body: any; res: Response }> {
+  return callJson("/v1/adapters", { key, method: "POST", body: form });
+}

@@ -5,7 +5,10 @@ import { notFound } from "./errors/api-error.js";
 import { errorResponse } from "./errors/on-error.js";
 import { validationHook } from "./errors/validation-hook.js";
 import { requestId } from "./logging/request-id.js";
+import { adapterRoutes } from "./routes/adapters.js";
+import { internalRoutes } from "./routes/internal.js";
 import { keyRoutes } from "./routes/keys.js";
+import { modelRoutes } from "./routes/models.js";
 import { tenantRoutes } from "./routes/tenants.js";
 
 /** Builds the whole edge API. */
@@ -22,5 +25,8 @@ export function createApp(): OpenAPIHono<AppEnv> {
   app.get("/healthz", (c) => c.json({ status: "ok" }));
   app.route("/", tenantRoutes);
   app.route("/", keyRoutes);
+  app.route("/", adapterRoutes);
+  app.route("/", modelRoutes);
+  app.route("/", internalRoutes);
   return app;
 }

@@ -1,0 +1,132 @@
+// A scripted stand-in for gpu-runner processes, answering the worker's outbound fetches
+// (spy on globalThis.fetch). It verifies every request's HMAC signature like a real runner,
+// and records what it received, so tests can check routing, signing and fail-over.
+import { verifyRequest, SIGNATURE_HEADER, TIMESTAMP_HEADER } from "../../core/src/wire/hmac.js";
+import type { ModelManifest } from "../../core/src/manifest/model-manifest.js";
+import { RUNNER_PATHS, type Completion, type GenerateRequest } from "../../core/src/wire/runner-api.js";
+import { invalidateCatalog, runnerHealth } from "../../workers/src/runners/index.js";
+import { vi } from "vitest";
+
+export const RUNNERS = ["http://runner-a.test", "http://runner-b.test", "http://runner-c.test"];
+export const SECRET = "test-runner-secret";
+export const MODEL = "tiny-test";
+
+/** Targets of the tiny test model: 2 layers × (q_proj 16→16, v_proj 16→8) + a merge-only mlp. */
+export const MANIFEST: ModelManifest = {
+  id: MODEL,
+  architecture: "llama",
+  dtype: "float32",
+  vocabSize: 258,
+  contextLength: 128,
+  hiddenSize: 16,
+  numLayers: 2,
+  numHeads: 2,
+  numKvHeads: 1,
+  headDim: 8,
+  intermediateSize: 32,
+  parameters: 10_000,
+  tokenizer: { kind: "byte", bosId: 256, eosId: 257 },
+  maxRank: 16,
+  targets: [0, 1].flatMap((l) => [
+    { module: `model.layers.${l}.self_attn.q_proj`, in: 16, out: 16, mode: "unmerged" as const, fanInFanOut: false },
+    { module: `model.layers.${l}.self_attn.v_proj`, in: 16, out: 8, mode: "unmerged" as const, fanInFanOut: false },
+    { module: `model.layers.${l}.mlp.gate_proj`, in: 16, out: 32, mode: "merge-only" as const, fanInFanOut: false },
+  ]),
+};
+
+export type RunnerBehaviour = "ok" | "down" | "500" | "400";
+
+export interface ReceivedCompletion {
+  runner: string;
+  body: GenerateRequest;
+}
+
+export interface FakeRunners {
+  behaviour: Record<string, RunnerBehaviour>;
+  completions: ReceivedCompletion[];
+  /** Non-runner requests pass to this (default: the real fetch). */
+  restore(): void;
+}
+
+function completionFor(body: GenerateRequest, runner: string): Completion {
+  const text = ` fake:${runner.slice(7, 15)}:${body.adapters.map((a) => `${a.id}*${a.weight}`).join("+")}`;
+  const n = Math.min(body.max_tokens, 4);
+  return {
+    id: "cmpl-fake",
+    object: "text_completion",
+    created: 1,
+    model: body.model,
+    choices: [{ index: 0, text, finish_reason: "length", logprobs: null }],
+    usage: { prompt_tokens: typeof body.prompt === "string" ? body.prompt.length : body.prompt.length, completion_tokens: n, total_tokens: 0 },
+  };
+}
+
+function sse(body: GenerateRequest, runner: string): ReadableStream<Uint8Array> {
+  const enc = new TextEncoder();
+  const c = completionFor(body, runner);
+  const tokens = ["Hel", "lo", "!"];
+  const events = tokens.map((t) =>
+    JSON.stringify({ ...c, choices: [{ index: 0, text: t, finish_reason: null, logprobs: null }], usage: undefined }),
+  );
+  events.push(
+    JSON.stringify({
+      ...c,
+      choices: [{ index: 0, text: "", finish_reason: "length", logprobs: null }],
+      usage: { prompt_tokens: 5, completion_tokens: 3, total_tokens: 8 },
+    }),
+  );
+  events.push("[DONE]");
+  return new ReadableStream({
+    start(controller) {
+      for (const e of events) controller.enqueue(enc.encode(`data: ${e}\n\n`));
+      controller.close();
+    },
+  });
+}
+
+/** Installs the fake runners; call restore() (or rely on vi.restoreAllMocks) afterwards. */
+export function installFakeRunners(models: ModelManifest[] = [MANIFEST]): FakeRunners {
+  invalidateCatalog();
+  runnerHealth.reset();
+  const realFetch = globalThis.fetch;
+  const state: FakeRunners = {
+    behaviour: Object.fromEntries(RUNNERS.map((r) => [r, "ok" as RunnerBehaviour])),
+    completions: [],
+    restore: () => spy.mockRestore(),
+  };
+  const spy = vi.spyOn(globalThis, "fetch").mockImplementation(async (input, init) => {
+    const req = new Request(input as RequestInfo, init as RequestInit);
+    const url = new URL(req.url);
+    const runner = RUNNERS.find((r) => req.url.startsWith(r));
+    if (!runner) return realFetch(input as RequestInfo, init as RequestInit);
+    const behaviour = state.behaviour[runner];
+    if (behaviour === "down") throw new TypeError(`fetch failed: connect ECONNREFUSED ${url.host}`);
+    const bodyBytes = new Uint8Array(await req.arrayBuffer());
+    const verified = await verifyRequest(SECRET, {
+      method: req.method,
+      pathAndQuery: url.pathname + url.search,
+      body: bodyBytes,
+      timestampHeader: req.headers.get(TIMESTAMP_HEADER),
+      signatureHeader: req.headers.get(SIGNATURE_HEADER),
+    });
+    if (!verified.ok) return Response.json({ error: { type: "auth", message: verified.reason } }, { status: 401 });
+    if (behaviour === "500") return Response.json({ error: { type: "internal", message: "boom" } }, { status: 500 });
+    if (url.pathname === RUNNER_PATHS.models) {
+      return Response.json({
+        object: "list",
+        data: models.map((m) => ({ id: m.id, object: "model", owned_by: "loraedge", manifest: m })),
+      });
+    }
+    if (url.pathname === RUNNER_PATHS.completions) {
+      const body = JSON.parse(new TextDecoder().decode(bodyBytes)) as GenerateRequest;
+      state.completions.push({ runner, body });
+      if (behaviour === "400") {
+        return Response.json({ error: { type: "invalid_request_error", message: "prompt too long" } }, { status: 400 });
+      }
+      if (body.stream) return new Response(sse(body, runner), { headers: { "content-type": "text/event-stream" } });
+      return Response.json(completionFor(body, runner));
+    }
+    return Response.json({ error: { type: "not_found", message: url.pathname } }, { status: 404 });
+  });
+  return state;
+}

@@ -1,0 +1,181 @@
+import { and, asc, desc, eq, gt, inArray, like, lt, or, sql, type SQL, type SQLWrapper } from "drizzle-orm";
+import type { Db } from "../db/client.js";
+import { adapters, compositionAdapters, compositions, tenants } from "../db/schema.js";
+import type { AdapterRef } from "./refs.js";
+
+export type AdapterRow = typeof adapters.$inferSelect;
+/** An adapter row plus its owner's tenant name. */
+export type AdapterWithOwner = AdapterRow & { ownerName: string };
+
+const withOwner = { ...getColumns(), ownerName: tenants.name };
+
+function getColumns() {
+  return {
+    id: adapters.id,
+    ownerId: adapters.ownerId,
+    name: adapters.name,
+    version: adapters.version,
+    baseModel: adapters.baseModel,
+    rank: adapters.rank,
+    alpha: adapters.alpha,
+    scale: adapters.scale,
+    targets: adapters.targets,
+    dtype: adapters.dtype,
+    sizeBytes: adapters.sizeBytes,
+    sha256: adapters.sha256,
+    r2Key: adapters.r2Key,
+    configJson: adapters.configJson,
+    visibility: adapters.visibility,
+    description: adapters.description,
+    tags: adapters.tags,
+    downloads: adapters.downloads,
+    createdAt: adapters.createdAt,
+  };
+}
+
+/** Rows the tenant may see: public ones and its own. */
+const visibleTo = (tenantId: string) => or(eq(adapters.visibility, "public"), eq(adapters.ownerId, tenantId))!;
+
+export async function insertAdapter(db: Db, row: AdapterRow): Promise<void> {
+  await db.insert(adapters).values(row);
+}
+
+export async function adapterVersionExists(db: Db, ownerId: string, name: string, version: string): Promise<boolean> {
+  const rows = await db
+    .select({ id: adapters.id })
+    .from(adapters)
+    .where(and(eq(adapters.ownerId, ownerId), eq(adapters.name, name), eq(adapters.version, version)))
+    .limit(1);
+  return rows.length > 0;
+}
+
+/** Any adapter by id, regardless of visibility (internal use: runner fetches). */
+export async function findAdapterById(db: Db, id: string): Promise<AdapterRow | null> {
+  const rows = await db.select().from(adapters).where(eq(adapters.id, id)).limit(1);
+  return rows[0] ?? null;
+}
+
+/** An adapter by id, only when visible to the tenant. */
+export async function findVisibleAdapter(db: Db, tenantId: string, id: string): Promise<AdapterWithOwner | null> {
+  const rows = await db
+    .select(withOwner)
+    .from(adapters)
+    .innerJoin(tenants, eq(adapters.ownerId, tenants.id))
+    .where(and(eq(adapters.id, id), visibleTo(tenantId)))
+    .limit(1);
+  return rows[0] ?? null;
+}
+
+/** An adapter by `owner/name@version` (latest upload when version is null), only when visible. */
+export async function findVisibleAdapterByRef(db: Db, tenantId: string, ref: AdapterRef): Promise<AdapterWithOwner | null> {
+  const conds = [eq(tenants.name, ref.owner), eq(adapters.name, ref.name), visibleTo(tenantId)];
+  if (ref.version !== null) conds.push(eq(adapters.version, ref.version));
+  const rows = await db
+    .select(withOwner)
+    .from(adapters)
+    .innerJoin(tenants, eq(adapters.ownerId, tenants.id))
+    .where(and(...conds))
+    .orderBy(desc(adapters.createdAt), desc(adapters.id))
+    .limit(1);
+  return rows[0] ?? null;
+}
+
+export type AdapterSort = "downloads" | "recent" | "name";
+
+export interface ListAdaptersQuery {
+  tenantId: string;
+  q?: string;
+  baseModel?: string;
+  tag?: string;
+  ownerMe?: boolean;
+  sort: AdapterSort;
+  limit: number;
+  /** Keyset cursor from a previous page: [sort value, id]. */
+  after?: [string | number, string];
+}
+
+const escapeLike = (s: string) => s.replace(/[\\%_]/g, (ch) => `\\${ch}`);
+const likeEscaped = (col: SQLWrapper, pattern: string) => sql`${col} LIKE ${pattern} ESCAPE '\\'`;
+
+/** Keyset sort columns: (primary, id) in the page order. */
+function sortSpec(sort: AdapterSort) {
+  switch (sort) {
+    case "downloads":
+      return { col: adapters.downloads, dir: "desc" as const };
+    case "recent":
+      return { col: adapters.createdAt, dir: "desc" as const };
+    case "name":
+      return { col: adapters.name, dir: "asc" as const };
+  }
+}
+
+/** One page of the catalogue visible to the tenant, plus the keyset of its last row when more follow. */
+export async function listAdapters(
+  db: Db,
+  query: ListAdaptersQuery,
+): Promise<{ rows: AdapterWithOwner[]; next: [string | number, string] | null }> {
+  const conds: SQL[] = [visibleTo(query.tenantId)];
+  if (query.ownerMe) conds.push(eq(adapters.ownerId, query.tenantId));
+  if (query.baseModel) conds.push(eq(adapters.baseModel, query.baseModel));
+  if (query.tag) conds.push(like(adapters.tags, `%,${query.tag.toLowerCase()},%`));
+  if (query.q) {
+    const p = `%${escapeLike(query.q)}%`;
+    conds.push(or(likeEscaped(adapters.name, p), likeEscaped(adapters.description, p), likeEscaped(adapters.tags, p))!);
+  }
+  const { col, dir } = sortSpec(query.sort);
+  if (query.after) {
+    const [v, id] = query.after;
+    const cmp = dir === "desc" ? lt : gt;
+    conds.push(or(cmp(col, v as never), and(eq(col, v as never), cmp(adapters.id, id)))!);
+  }
+  const order = dir === "desc" ? [desc(col), desc(adapters.id)] : [asc(col), asc(adapters.id)];
+  const rows = await db
+    .select(withOwner)
+    .from(adapters)
+    .innerJoin(tenants, eq(adapters.ownerId, tenants.id))
+    .where(and(...conds))
+    .orderBy(...order)
+    .limit(query.limit + 1);
+  const more = rows.length > query.limit;
+  const page = more ? rows.slice(0, query.limit) : rows;
+  const last = page[page.length - 1];
+  const next: [string | number, string] | null =
+    more && last
+      ? [query.sort === "downloads" ? last.downloads : query.sort === "recent" ? last.createdAt : last.name, last.id]
+      : null;
+  return { rows: page, next };
+}
+
+export async function incrementDownloads(db: Db, id: string): Promise<void> {
+  await db
+    .update(adapters)
+    .set({ downloads: sql`${adapters.downloads} + 1` })
+    .where(eq(adapters.id, id));
+}
+
+export async function updateAdapter(
+  db: Db,
+  id: string,
+  set: Partial<Pick<AdapterRow, "visibility" | "description" | "tags">>,
+): Promise<void> {
+  if (Object.keys(set).length) await db.update(adapters).set(set).where(eq(adapters.id, id));
+}
+
+/** Compositions (any owner) whose mix uses the adapter. */
+export async function compositionsUsing(db: Db, adapterId: string): Promise<string[]> {
+  const rows = await db
+    .selectDistinct({ id: compositionAdapters.compositionId })
+    .from(compositionAdapters)
+    .where(eq(compositionAdapters.adapterId, adapterId));
+  return rows.map((r) => r.id);
+}
+
+/** Deletes the adapter row and (when given) the compositions that use it, in one D1 batch. */
+export async function deleteAdapterRow(db: Db, id: string, compositionIds: string[]): Promise<void> {
+  const delRow = db.delete(adapters).where(eq(adapters.id, id));
+  if (compositionIds.length) {
+    await db.batch([db.delete(compositions).where(inArray(compositions.id, compositionIds)), delRow]);
+  } else {
+    await delRow;
+  }
+}

@@ -1,0 +1,51 @@
+import { z } from "@hono/zod-openapi";
+import { isoTime } from "../util/time.js";
+import type { AdapterWithOwner } from "./queries.js";
+import { decodeTags } from "./refs.js";
+
+export const AdapterSchema = z
+  .object({
+    id: z.string().openapi({ example: "ad_3f2a9c0b1d4e5f607182" }),
+    name: z.string().openapi({ example: "pirate-speak" }),
+    version: z.string().openapi({ example: "1.0.0" }),
+    owner: z.string().openapi({ description: "Owner tenant name", example: "acme" }),
+    ref: z.string().openapi({ description: "`owner/name@version`, usable wherever an id is", example: "acme/pirate-speak@1.0.0" }),
+    base_model: z.string().openapi({ example: "loraedge-tiny" }),
+    rank: z.number().int().openapi({ description: "Largest module rank" }),
+    alpha: z.number(),
+    scale: z.number().openapi({ description: "Scale of the largest-rank module (alpha/r, or alpha/√r with rsLoRA)" }),
+    targets: z.array(z.string()).openapi({ description: "PEFT module paths the adapter modifies" }),
+    dtype: z.string().openapi({ example: "F32" }),
+    size_bytes: z.number().int(),
+    sha256: z.string(),
+    visibility: z.enum(["private", "public"]),
+    description: z.string(),
+    tags: z.array(z.string()),
+    downloads: z.number().int(),
+    created_at: z.string(),
+  })
+  .openapi("Adapter");
+export type AdapterJson = z.infer<typeof AdapterSchema>;
+
+export function adapterJson(a: AdapterWithOwner): AdapterJson {
+  return {
+    id: a.id,
+    name: a.name,
+    version: a.version,
+    owner: a.ownerName,
+    ref: `${a.ownerName}/${a.name}@${a.version}`,
+    base_model: a.baseModel,
+    rank: a.rank,
+    alpha: a.alpha,
+    scale: a.scale,
+    targets: JSON.parse(a.targets) as string[],
+    dtype: a.dtype,
+    size_bytes: a.sizeBytes,
+    sha256: a.sha256,
+    visibility: a.visibility,
+    description: a.description,
+    tags: decodeTags(a.tags),
+    downloads: a.downloads,
+    created_at: isoTime(a.createdAt),
+  };
+}

@@ -1,0 +1,81 @@
+import type { AuthTenant } from "../app-env.js";
+import type { Db } from "../db/client.js";
+import { conflict, serviceUnavailable } from "../errors/api-error.js";
+import { log } from "../logging/log.js";
+import { newId, sha256Hex } from "../util/crypto.js";
+import { deleteBlobIfUnreferenced, putBlob } from "./blob-store.js";
+import { adapterVersionExists, insertAdapter, type AdapterRow, type AdapterWithOwner } from "./queries.js";
+import { encodeTags } from "./refs.js";
+
+export interface NewAdapter {
+  name: string;
+  version: string;
+  baseModel: string;
+  visibility: "private" | "public";
+  description: string;
+  tags: string[];
+  rank: number;
+  alpha: number;
+  scale: number;
+  targets: string[];
+  dtype: string;
+  configJson: string;
+  weights: Uint8Array<ArrayBuffer>;
+}
+
+const isUniqueViolation = (e: unknown) => /UNIQUE constraint failed/i.test(String((e as Error)?.message ?? e) + String((e as { cause?: unknown })?.cause ?? ""));
+
+/**
+ * Stores an adapter atomically: blob into R2 under its content address first, the D1 row
+ * last. If the row insert fails, the blob is deleted again unless another row references the
+ * same bytes; if the R2 put fails, no row is written. 409 when name@version exists.
+ */
+export async function storeAdapter(db: Db, bucket: R2Bucket, owner: AuthTenant, input: NewAdapter): Promise<AdapterWithOwner> {
+  if (await adapterVersionExists(db, owner.id, input.name, input.version)) {
+    throw conflict(`adapter ${owner.name}/${input.name}@${input.version} already exists (versions are immutable)`);
+  }
+  const sha256 = await sha256Hex(input.weights);
+  let r2Key: string;
+  try {
+    r2Key = await putBlob(bucket, sha256, input.weights);
+  } catch (e) {
+    log("error", "R2 put failed", { sha256, error: e instanceof Error ? e.message : String(e) });
+    throw serviceUnavailable("adapter storage is unavailable; nothing was stored", 5);
+  }
+  const row: AdapterRow = {
+    id: newId("ad"),
+    ownerId: owner.id,
+    name: input.name,
+    version: input.version,
+    baseModel: input.baseModel,
+    rank: input.rank,
+    alpha: input.alpha,
+    scale: input.scale,
+    targets: JSON.stringify(input.targets),
+    dtype: input.dtype,
+    sizeBytes: input.weights.byteLength,
+    sha256,
+    r2Key,
+    configJson: input.configJson,
+    visibility: input.visibility,
+    description: input.description,
+    tags: encodeTags(input.tags),
+    downloads: 0,
+    createdAt: Date.now(),
+  };
+  try {
+    await insertAdapter(db, row);
+  } catch (e) {
+    try {
+      await deleteBlobIfUnreferenced(db, bucket, sha256);
+    } catch (cleanup) {
+      log("error", "orphan blob clean-up failed", { sha256, error: cleanup instanceof Error ? cleanup.message : String(cleanup) });
+    }
+    if (isUniqueViolation(e)) {
+      throw conflict(`adapter ${owner.name}/${input.name}@${input.version} already exists (versions are immutable)`);
+    }
+    log("error", "D1 insert failed", { sha256, error: e instanceof Error ? e.message : String(e) });
+    throw serviceUnavailable("adapter registry is unavailable; nothing was stored", 5);
+  }
+  return { ...row, ownerName: owner.name };
+}

@@ -1,0 +1,91 @@
+import { badRequest, payloadTooLarge } from "../errors/api-error.js";
+import { ADAPTER_NAME_RE, ADAPTER_NAME_RULE, parseTags, SEMVER_RE } from "./refs.js";
+
+export const CONFIG_PART = "adapter_config.json";
+export const WEIGHTS_PART = "adapter_model.safetensors";
+export const MAX_CONFIG_BYTES = 1024 * 1024;
+export const MAX_DESCRIPTION_CHARS = 4000;
+
+/** A parsed, field-validated upload (file contents not yet checked). */
+export interface UploadForm {
+  name: string;
+  baseModel: string;
+  version: string;
+  visibility: "private" | "public";
+  description: string;
+  tags: string[];
+  /** adapter_config.json parsed as JSON. */
+  config: unknown;
+  configText: string;
+  /** adapter_model.safetensors bytes. */
+  weights: Uint8Array<ArrayBuffer>;
+}
+
+function field(form: FormData, name: string): string | undefined {
+  const v = form.get(name);
+  if (v === null) return undefined;
+  if (typeof v !== "string") throw badRequest(`field '${name}' must be a text field, not a file`);
+  return v.trim();
+}
+
+/**
+ * Reads the multipart form of POST /v1/adapters: the two PEFT file parts plus metadata
+ * fields. 413 when the weights exceed `maxBytes` (checked on Content-Length first, so an
+ * oversized body is refused before it is read); 400 for anything missing or malformed.
+ */
+export async function readUploadForm(request: Request, maxBytes: number): Promise<UploadForm> {
+  const type = request.headers.get("content-type") ?? "";
+  if (!type.toLowerCase().startsWith("multipart/form-data")) {
+    throw badRequest(`expected multipart/form-data with '${CONFIG_PART}' and '${WEIGHTS_PART}' file parts`);
+  }
+  const length = Number(request.headers.get("content-length") ?? NaN);
+  if (Number.isFinite(length) && length > maxBytes + MAX_CONFIG_BYTES + 64 * 1024) {
+    throw payloadTooLarge(`upload of ${length} bytes exceeds the adapter size limit of ${maxBytes} bytes`);
+  }
+  let form: FormData;
+  try {
+    form = await request.formData();
+  } catch (e) {
+    throw badRequest(`malformed multipart body: ${e instanceof Error ? e.message : String(e)}`);
+  }
+
+  const name = field(form, "name");
+  if (!name) throw badRequest("field 'name' is required");
+  if (!ADAPTER_NAME_RE.test(name)) throw badRequest(`invalid name '${name}': ${ADAPTER_NAME_RULE}`);
+  const baseModel = field(form, "base_model");
+  if (!baseModel) throw badRequest("field 'base_model' is required");
+  const version = field(form, "version") || "1.0.0";
+  if (!SEMVER_RE.test(version)) throw badRequest(`invalid version '${version}': expected semver such as 1.0.0`);
+  const visibility = field(form, "visibility") || "private";
+  if (visibility !== "private" && visibility !== "public") {
+    throw badRequest(`invalid visibility '${visibility}': 'private' or 'public'`);
+  }
+  const description = field(form, "description") ?? "";
+  if (description.length > MAX_DESCRIPTION_CHARS) throw badRequest(`description longer than ${MAX_DESCRIPTION_CHARS} characters`);
+  let tags: string[];
+  try {
+    tags = parseTags(field(form, "tags"));
+  } catch (e) {
+    throw badRequest((e as Error).message);
+  }
+
+  const configPart = form.get(CONFIG_PART);
+  if (configPart === null) throw badRequest(`missing file part '${CONFIG_PART}'`);
+  const configText = typeof configPart === "string" ? configPart : await configPart.text();
+  if (configText.length > MAX_CONFIG_BYTES) throw payloadTooLarge(`${CONFIG_PART} larger than ${MAX_CONFIG_BYTES} bytes`);
+  let config: unknown;
+  try {
+    config = JSON.parse(configText);
+  } catch (e) {
+    throw badRequest(`${CONFIG_PART} is not valid JSON: ${(e as Error).message}`);
+  }
+
+  const weightsPart = form.get(WEIGHTS_PART);
+  if (weightsPart === null) throw badRequest(`missing file part '${WEIGHTS_PART}'`);
+  if (typeof weightsPart === "string") throw badRequest(`'${WEIGHTS_PART}' must be a file part`);
+  if (weightsPart.size > maxBytes) {
+    throw payloadTooLarge(`${WEIGHTS_PART} is ${weightsPart.size} bytes; the limit is ${maxBytes} bytes`);
+  }
+  const weights = new Uint8Array(await weightsPart.arrayBuffer());
+  return { name, baseModel, version, visibility, description, tags, config, configText, weights };
+}

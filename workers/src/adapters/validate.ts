@@ -1,0 +1,37 @@
+import { isAdapterFormatError } from "../../../core/src/errors.js";
+import type { ModelManifest } from "../../../core/src/manifest/model-manifest.js";
+import { readPeftAdapter, type AdapterSummary } from "../../../core/src/peft/index.js";
+import type { LoraAdapter } from "../../../core/src/lora/types.js";
+import { ApiError } from "../errors/api-error.js";
+import { checkAdapterAgainstManifest } from "./compatibility.js";
+
+export interface ValidatedAdapter {
+  adapter: LoraAdapter;
+  summary: AdapterSummary;
+  /** Targets only a merged session can serve (the runner decides how to serve them). */
+  mergeOnlyTargets: string[];
+}
+
+/**
+ * Validates PEFT files with core: container and config format (400 when malformed, 422 when
+ * refused), then compatibility with the base model's manifest (shapes, targets, rank cap): 422.
+ */
+export function validateAdapterFiles(
+  config: unknown,
+  weights: Uint8Array,
+  manifest: ModelManifest,
+  maxRank: number,
+): ValidatedAdapter {
+  let load: ReturnType<typeof readPeftAdapter>;
+  try {
+    load = readPeftAdapter(config, weights);
+  } catch (e) {
+    if (isAdapterFormatError(e)) {
+      throw new ApiError(e.status, e.status === 400 ? "invalid_request_error" : "unprocessable_entity_error", `${e.code}: ${e.message}`);
+    }
+    throw e;
+  }
+  const cap = Math.min(maxRank, manifest.maxRank);
+  const mergeOnlyTargets = checkAdapterAgainstManifest(load.adapter, manifest, cap);
+  return { adapter: load.adapter, summary: load.summary, mergeOnlyTargets };
+}

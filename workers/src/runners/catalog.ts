@@ -1,0 +1,120 @@
+import { eq } from "drizzle-orm";
+import type { ModelManifest } from "../../../core/src/manifest/model-manifest.js";
+import { modelManifestSchema } from "../../../core/src/manifest/model-manifest.js";
+import { modelListSchema, RUNNER_PATHS, type ModelList } from "../../../core/src/wire/runner-api.js";
+import type { Db } from "../db/client.js";
+import { models } from "../db/schema.js";
+import type { Env } from "../env.js";
+import { serviceUnavailable } from "../errors/api-error.js";
+import { log } from "../logging/log.js";
+import { runnerSecret, runnerUrls } from "./config.js";
+import { runnerHealth } from "./health.js";
+import { signedFetch } from "./signed-fetch.js";
+
+export type CatalogModel = ModelList["data"][number];
+
+/** What the runners serve, as last fetched: per runner its model list. */
+export interface ModelCatalog {
+  fetchedAt: number;
+  /** Runners that answered, with their models. */
+  byRunner: Map<string, CatalogModel[]>;
+  /** Runners that did not answer (connection error, timeout, non-2xx, bad body). */
+  unreachable: string[];
+}
+
+/** Per-isolate cache lifetime of the catalogue. */
+export const CATALOG_TTL_MS = 15_000;
+const FETCH_TIMEOUT_MS = 5_000;
+
+let cached: { key: string; catalog: ModelCatalog } | null = null;
+
+/** Forgets the cached catalogue (tests; also after a routing failure). */
+export function invalidateCatalog(): void {
+  cached = null;
+}
+
+async function fetchRunnerModels(secret: string, url: string): Promise<CatalogModel[]> {
+  const res = await signedFetch(secret, url, RUNNER_PATHS.models, {
+    method: "GET",
+    signal: AbortSignal.timeout(FETCH_TIMEOUT_MS),
+  });
+  if (!res.ok) throw new Error(`GET ${RUNNER_PATHS.models} → ${res.status}`);
+  const parsed = modelListSchema.safeParse(await res.json());
+  if (!parsed.success) throw new Error(`invalid model list: ${parsed.error.message.slice(0, 200)}`);
+  return parsed.data.data;
+}
+
+/**
+ * The runners' model catalogue, cached per isolate for CATALOG_TTL_MS. Each refresh also
+ * upserts every manifest into D1 (`models`), so uploads validate while runners are down.
+ */
+export async function modelCatalog(env: Env, db: Db, opts: { force?: boolean } = {}): Promise<ModelCatalog> {
+  const urls = runnerUrls(env);
+  const key = urls.join(",");
+  const now = Date.now();
+  if (!opts.force && cached && cached.key === key && now - cached.catalog.fetchedAt < CATALOG_TTL_MS) return cached.catalog;
+  const secret = runnerSecret(env);
+  const results = await Promise.allSettled(urls.map((u) => fetchRunnerModels(secret, u)));
+  const catalog: ModelCatalog = { fetchedAt: now, byRunner: new Map(), unreachable: [] };
+  results.forEach((r, i) => {
+    const url = urls[i]!;
+    if (r.status === "fulfilled") {
+      runnerHealth.markSuccess(url);
+      catalog.byRunner.set(url, r.value);
+    } else {
+      const reason = r.reason instanceof Error ? r.reason.message : String(r.reason);
+      runnerHealth.markFailure(url, reason);
+      catalog.unreachable.push(url);
+      log("warn", "runner model list failed", { runner: url, error: reason });
+    }
+  });
+  await storeManifests(db, catalog);
+  cached = { key, catalog };
+  return catalog;
+}
+
+async function storeManifests(db: Db, catalog: ModelCatalog): Promise<void> {
+  const seen = new Map<string, ModelManifest>();
+  for (const list of catalog.byRunner.values()) for (const m of list) if (!seen.has(m.id)) seen.set(m.id, m.manifest);
+  if (seen.size === 0) return;
+  const now = Date.now();
+  const stmts = [...seen.entries()].map(([id, manifest]) =>
+    db
+      .insert(models)
+      .values({ id, manifest: JSON.stringify(manifest), updatedAt: now })
+      .onConflictDoUpdate({ target: models.id, set: { manifest: JSON.stringify(manifest), updatedAt: now } }),
+  );
+  try {
+    await db.batch(stmts as [(typeof stmts)[number], ...(typeof stmts)[number][]]);
+  } catch (e) {
+    log("warn", "storing manifests failed", { error: e instanceof Error ? e.message : String(e) });
+  }
+}
+
+/** Distinct models served by the catalogue's reachable runners (first runner's entry wins). */
+export function catalogModels(catalog: ModelCatalog): CatalogModel[] {
+  const out = new Map<string, CatalogModel>();
+  for (const list of catalog.byRunner.values()) for (const m of list) if (!out.has(m.id)) out.set(m.id, m);
+  return [...out.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+}
+
+/** Runners (reachable at the last refresh) serving `model`. */
+export function runnersServing(catalog: ModelCatalog, model: string): string[] {
+  return [...catalog.byRunner.entries()].filter(([, list]) => list.some((m) => m.id === model)).map(([u]) => u);
+}
+
+/**
+ * The manifest of a base model: from the live catalogue, else the copy stored in D1.
+ * null when neither knows the model; 503 when no runner answered and D1 has no copy.
+ */
+export async function findManifest(env: Env, db: Db, model: string): Promise<ModelManifest | null> {
+  const catalog = await modelCatalog(env, db);
+  const live = catalogModels(catalog).find((m) => m.id === model);
+  if (live) return live.manifest;
+  const rows = await db.select().from(models).where(eq(models.id, model)).limit(1);
+  if (rows[0]) return modelManifestSchema.parse(JSON.parse(rows[0].manifest));
+  if (catalog.byRunner.size === 0) {
+    throw serviceUnavailable(`cannot validate against base model '${model}': no runner reachable and no stored manifest`, 5);
+  }
+  return null;
+}
