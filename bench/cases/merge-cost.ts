@@ -1,0 +1,89 @@
+import { float32 } from "../../gpu-runner/src/backend/index.js";
+import { loadBackend } from "../../gpu-runner/src/backend/index.js";
+import { DataType, GraphBuilder } from "../../gpu-runner/src/onnx/index.js";
+import type { BenchCase } from "../lib/case.js";
+import { interleave } from "../lib/interleave.js";
+import { figure } from "../lib/report.js";
+import { pairedRatio } from "../lib/stats.js";
+import { THREADS, loadBenchModel, randomMix } from "../lib/workload.js";
+
+/** A plain [M, K]·[K, N] MatMul graph: the backend's reference GEMM speed. */
+function matmulGraph(): Uint8Array {
+  const g = new GraphBuilder();
+  const a = g.input("a", DataType.FLOAT, ["M", "K"]);
+  const b = g.input("b", DataType.FLOAT, ["K", "N"]);
+  g.node("MatMul", [a, b], {}, { output: "c" });
+  g.output("c", DataType.FLOAT, ["M", "N"]);
+  return g.encode("bench-matmul");
+}
+
+/**
+ * Case 5: building a merged session = ΔW for every module (ONNX Runtime MatMul + Add) + a new
+ * session from the same graph with the new weights (externalData). The ΔW figure is compared with
+ * the same backend running the same GEMMs ([in, R]·[R, out] per module) as bare MatMuls.
+ */
+export const mergeCost: BenchCase = {
+  id: "5",
+  title: "merge cost",
+  async run(ctx) {
+    const model = await loadBenchModel(ctx.modelId);
+    const backend = await loadBackend("node");
+    const session = await backend.createSession(matmulGraph(), { threads: THREADS });
+    try {
+      const mix = randomMix(model.manifest, [8, 16, 32], 505);
+      const modules = [...mix.modules.values()];
+      const flops = modules.reduce((s, m) => s + 2 * m.rank * m.inFeatures * m.outFeatures, 0);
+      let delta = 0;
+      let sessionMs = 0;
+      const deltas: number[] = [];
+      const sessions: number[] = [];
+      ctx.progress(`${modules.length} modules, total rank ${mix.maxRank}: merged build vs bare MatMuls, interleaved`);
+      const result = await interleave(
+        {
+          merged: async () => {
+            const merged = await model.createMerged(mix);
+            delta = merged.buildMs.delta;
+            sessionMs = merged.buildMs.session;
+            deltas.push(delta);
+            sessions.push(sessionMs);
+            await merged.dispose();
+            return delta;
+          },
+          matmul: async () => {
+            const t0 = performance.now();
+            for (const m of modules) {
+              await session.run({
+                a: float32(m.at, [m.inFeatures, m.rank]),
+                b: float32(m.bt, [m.rank, m.outFeatures]),
+              });
+            }
+            return performance.now() - t0;
+          },
+        },
+        ctx,
+      );
+      const measuredDeltas = deltas.slice(-result.merged.samples.length);
+      const measuredSessions = sessions.slice(-result.merged.samples.length);
+      const efficiency = pairedRatio(result.matmul.samples, result.merged.samples);
+      const deltaGflops = flops / 1e6 / result.merged.stats.median;
+      const matmulGflops = flops / 1e6 / result.matmul.stats.median;
+      const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)];
+      return {
+        figures: [
+          figure("ΔW compute", median(measuredDeltas), "ms"),
+          figure("session creation", median(measuredSessions), "ms"),
+          figure("ΔW GFLOP/s", deltaGflops, "GFLOP/s"),
+          figure("bare MatMul GFLOP/s (same GEMMs)", matmulGflops, "GFLOP/s"),
+          figure("ΔW ÷ bare MatMul speed", efficiency.median * 100, "%", {
+            stats: { ...efficiency, median: efficiency.median * 100, iqr: efficiency.iqr * 100, min: efficiency.min * 100, max: efficiency.max * 100 },
+            goal: { op: ">=", target: 50 },
+            note: "ΔW adds W (a full read+write of every target weight) and copies weights in and out of ORT per module",
+          }),
+        ],
+      };
+    } finally {
+      await session.release();
+      await model.dispose();
+    }
+  },
+};

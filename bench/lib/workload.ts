@@ -1,0 +1,92 @@
+/**
+ * Workloads shared by the runner-side cases: the benchmark model, seeded random mixes built the
+ * way the runner builds them (random PEFT-shaped adapters → core's composeMix), and timed
+ * prefill / decode loops on a model variant (base, unmerged mix, or merged session).
+ */
+import { composeMix } from "../../core/src/compose/index.js";
+import { createRng, deriveSeed, randomLoraAdapter } from "../../core/src/random/index.js";
+import type { ComposedMix, LoraAdapter } from "../../core/src/lora/types.js";
+import type { ModelManifest } from "../../core/src/manifest/model-manifest.js";
+import { ensureModel, loadModel } from "../../gpu-runner/src/model/index.js";
+import type { BackendName, BaseModel, KvCache, ModelVariant } from "../../gpu-runner/src/model/index.js";
+
+/** The bench pins ORT to the machine's cores, as the runner does by default. */
+export const THREADS = 2;
+
+export async function loadBenchModel(modelId: string, backend: BackendName = "node"): Promise<BaseModel> {
+  const dir = await ensureModel(modelId);
+  return loadModel(dir, { backend, threads: THREADS });
+}
+
+/** Unmerged targets of a model (the seven Llama projections of every layer). */
+export function unmergedTargets(manifest: ModelManifest) {
+  return manifest.targets.filter((t) => t.mode === "unmerged");
+}
+
+/** A random adapter of rank `rank` on every unmerged target, scale 1/rank-ish so outputs stay sane. */
+export function randomAdapter(manifest: ModelManifest, rank: number, seed: number): LoraAdapter {
+  const rng = createRng(seed);
+  const adapter = randomLoraAdapter(
+    rng,
+    unmergedTargets(manifest).map((t) => ({
+      module: t.module,
+      rank,
+      inFeatures: t.in,
+      outFeatures: t.out,
+      scale: 0.05 / Math.sqrt(rank * t.in),
+    })),
+  );
+  return adapter;
+}
+
+/** Σ wᵢ·(adapter of rank rᵢ), composed exactly (R = Σ rᵢ on every target). */
+export function randomMix(manifest: ModelManifest, ranks: readonly number[], seed: number): ComposedMix {
+  return composeMix(
+    ranks.map((rank, i) => ({ adapter: randomAdapter(manifest, rank, deriveSeed(seed, i)), weight: 1 - 0.3 * i })),
+  );
+}
+
+/** A deterministic printable prompt of n byte tokens. */
+export function promptTokens(manifest: ModelManifest, n: number, seed = 1): number[] {
+  const rng = createRng(seed);
+  const vocab = Math.min(manifest.vocabSize, 256);
+  return Array.from({ length: n }, () => 32 + Math.floor(rng.nextFloat() * Math.min(94, vocab - 32)));
+}
+
+/** Wall time (ms) of one prefill of `rows` prompts of `tokens` tokens. */
+export async function timePrefill(
+  variant: ModelVariant,
+  prompts: readonly number[][],
+  mixes: ReadonlyArray<ComposedMix | null>,
+): Promise<number> {
+  const t0 = performance.now();
+  await variant.step(prompts.map((tokens, i) => ({ tokens, cache: null, mix: mixes[i] })));
+  return performance.now() - t0;
+}
+
+/** Prefills once; the caches are immutable, so every timed decode round starts from them. */
+export async function prefillCaches(
+  variant: ModelVariant,
+  prompts: readonly number[][],
+  mixes: ReadonlyArray<ComposedMix | null>,
+): Promise<KvCache[]> {
+  const results = await variant.step(prompts.map((tokens, i) => ({ tokens, cache: null, mix: mixes[i] })));
+  return results.map((r) => r.cache);
+}
+
+/** Decode tokens/s over `steps` steps of every row from the given caches (greedy-free: token 65). */
+export async function decodeTokensPerSecond(
+  variant: ModelVariant,
+  caches: readonly KvCache[],
+  mixes: ReadonlyArray<ComposedMix | null>,
+  steps: number,
+): Promise<number> {
+  let current = [...caches];
+  const t0 = performance.now();
+  for (let s = 0; s < steps; s++) {
+    const results = await variant.step(current.map((cache, i) => ({ tokens: [65], cache, mix: mixes[i] })));
+    current = results.map((r) => r.cache);
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  return (caches.length * steps) / seconds;
+}

@@ -1,0 +1,93 @@
+/**
+ * `npm run bench [-- --quick] [-- --only 1,5]`: runs the benchmark cases, prints a table with
+ * each goal beside its figure, and writes results.json: bench/results.json and the table in
+ * bench/README.md for a full run; bench/out/results.{quick,partial}.json otherwise.
+ */
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { parseArgs } from "node:util";
+import { machineInfo } from "./lib/machine.js";
+import type { BenchCase, BenchContext } from "./lib/case.js";
+import { renderMarkdownTable, renderTable, type CaseResult } from "./lib/report.js";
+import { allCases } from "./cases/index.js";
+
+const { values } = parseArgs({
+  options: {
+    quick: { type: "boolean", default: false },
+    only: { type: "string" },
+  },
+});
+
+const benchDir = import.meta.dirname;
+const quick = values.quick ?? false;
+/** Only a full run of every case is recorded in bench/; partial and quick runs go to bench/out/. */
+const recorded = !quick && !values.only;
+const outDir = recorded ? benchDir : path.join(benchDir, "out");
+mkdirSync(outDir, { recursive: true });
+
+const ctx: BenchContext = {
+  quick,
+  modelId: quick ? "loraedge-tiny" : "loraedge-small",
+  rounds: quick ? 3 : 7,
+  warmup: quick ? 1 : 2,
+  outDir,
+  progress: (message) => console.log(`  … ${message}`),
+};
+
+const only = values.only ? new Set(values.only.split(",").map((s) => s.trim())) : null;
+const selected: BenchCase[] = allCases.filter((c) => !only || only.has(c.id));
+
+const started = Date.now();
+const results: CaseResult[] = [];
+for (const [index, benchCase] of selected.entries()) {
+  console.log(`[${index + 1}/${selected.length}] case ${benchCase.id}: ${benchCase.title}`);
+  const t0 = Date.now();
+  try {
+    const result = await benchCase.run(ctx);
+    results.push({ id: benchCase.id, title: benchCase.title, seconds: (Date.now() - t0) / 1000, ...result });
+  } catch (error) {
+    const message = error instanceof Error ? error.message.split("\n")[0] : String(error);
+    console.log(`  ! failed: ${message}`);
+    results.push({
+      id: benchCase.id,
+      title: benchCase.title,
+      seconds: (Date.now() - t0) / 1000,
+      figures: [],
+      skipped: `failed: ${message}`,
+    });
+  }
+}
+
+const table = renderTable(results);
+console.log(`\n${table}\n\n${quick ? "quick run (tiny model, few rounds): smoke only, not figures to quote" : ""}`);
+console.log(`total ${((Date.now() - started) / 1000).toFixed(0)} s`);
+
+const report = {
+  date: new Date().toISOString(),
+  quick,
+  model: ctx.modelId,
+  rounds: ctx.rounds,
+  warmup: ctx.warmup,
+  machine: machineInfo(),
+  totalSeconds: (Date.now() - started) / 1000,
+  cases: results,
+};
+const resultsPath = path.join(outDir, recorded ? "results.json" : quick ? "results.quick.json" : "results.partial.json");
+writeFileSync(resultsPath, JSON.stringify(report, null, 2) + "\n");
+console.log(`wrote ${path.relative(process.cwd(), resultsPath)}`);
+
+if (recorded) {
+  const readmePath = path.join(benchDir, "README.md");
+  const readme = readFileSync(readmePath, "utf8");
+  const block = [
+    "<!-- results:start -->",
+    `Latest full run on this project's development machine (${report.machine.cpu}, ${report.machine.cores} cores), ` +
+      `${report.date.slice(0, 10)}, model ${report.model}, ${report.rounds} measured rounds after ${report.warmup} warm-up, ` +
+      `total ${report.totalSeconds.toFixed(0)} s:`,
+    "",
+    renderMarkdownTable(results),
+    "<!-- results:end -->",
+  ].join("\n");
+  writeFileSync(readmePath, readme.replace(/<!-- results:start -->[\s\S]*<!-- results:end -->/, block));
+  console.log("updated bench/README.md");
+}
