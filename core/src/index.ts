@@ -14,3 +14,4 @@ export { deltaWeight, mergeWeight } from "./lora/delta.js";
 export type { DeltaOptions } from "./lora/delta.js";
 export * from "./linalg/index.js";
 export * from "./random/index.js";
+export * from "./onnx-adapter/index.js";
