@@ -263,6 +263,17 @@ describe("bake option and input validation", () => {
     expect(() => bake(terms, options as BakeOptions)).toThrow(BakeError);
     expect(() => bake(terms, options as BakeOptions)).toThrow(message);
   });
+  it("keeps fan_in_fan_out, keeps a common base model and drops a disputed one", () => {
+    const rng = createRng(5);
+    const conv1 = randomLoraAdapter(rng, [spec("c_attn", 2, 8, 24, 1)], { fanInFanOut: true, baseModel: "gpt2" });
+    const conv2 = randomLoraAdapter(rng, [spec("c_attn", 3, 8, 24, 1)], { fanInFanOut: true, baseModel: "gpt2" });
+    const both = bake([{ adapter: conv1, weight: 1 }, { adapter: conv2, weight: 1 }], { strategy: "linear" }).adapter;
+    expect(both.fanInFanOut).toBe(true);
+    expect(both.baseModel).toBe("gpt2");
+    const other = { ...conv2, baseModel: "distilgpt2" };
+    expect(bake([{ adapter: conv1, weight: 1 }, { adapter: other, weight: 1 }], { strategy: "linear" }).adapter.baseModel).toBeNull();
+    expect(() => bake([{ adapter: conv1, weight: 1 }, { adapter: x.a, weight: 1 }], { strategy: "linear" })).toThrow(/fan_in_fan_out/);
+  });
   it("refuses an empty mix and bad terms", () => {
     expect(() => bake([], { strategy: "linear" })).toThrow(/nothing to bake/);
     expect(() => bake([{ adapter: x.a, weight: 0 }], { strategy: "linear" })).toThrow(/nothing to bake/);

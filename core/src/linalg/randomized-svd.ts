@@ -31,7 +31,9 @@ export interface TruncatedSvd extends ThinSvd {
  *   Ω [n,l] uniform on [−1,1) from the seed, l = k + oversample;
  *   Q = orth(M·Ω); q times: Q = orth(M·orth(Mᵀ·Q));  then M ≈ Q·(QᵀM) → lowRankSvd.
  * Cost ≈ (2q + 2)·m·n·l multiply-adds plus O((m + n)·l²); e.g. 4096×4096, k = 16, q = 2:
- * about 2.6·10⁹ multiply-adds (seconds in JS). The exact fallback costs O(m·n·min(m,n)).
+ * about 2.6·10⁹ multiply-adds, ≈ 8–15 s on the 2-core dev box (JS runs ~0.3 GFlop/s here).
+ * The exact fallback costs O(m·n·min(m,n)): keep requested ranks well below min(m, n) for
+ * large targets (callers should cap the rank, e.g. at the platform's maximum adapter rank).
  */
 export function randomizedSvd(mat: Dense, m: number, n: number, k: number, opts: RandomizedSvdOptions = {}): TruncatedSvd {
   if (mat.length !== m * n) throw new RangeError(`randomizedSvd: expected ${m}×${n} = ${m * n} elements, got ${mat.length}`);
