@@ -10,7 +10,7 @@ import { readSafetensors } from "../safetensors/read-safetensors.js";
 import { moduleScaleResolver } from "./module-scale.js";
 import { parsePeftConfig } from "./peft-config.js";
 import { compileTargetMatcher } from "./target-modules.js";
-import { describeAdapter, loadPeftAdapter, readPeftAdapter } from "./load-peft-adapter.js";
+import { describeAdapter, firstNonFinite, loadPeftAdapter, readPeftAdapter } from "./load-peft-adapter.js";
 import { alphaForScale, writePeftAdapter } from "./write-peft-adapter.js";
 
 function expectCode(fn: () => unknown, code: AdapterFormatErrorCode, message?: RegExp): AdapterFormatError {
@@ -252,6 +252,19 @@ describe("loadPeftAdapter", () => {
     expectCode(() => loadPeftAdapter({ ...baseConfig, peft_type: "IA3" }, f(one)), "unsupported_peft_type");
     const trunc = f(one);
     expectCode(() => loadPeftAdapter(baseConfig, trunc.subarray(0, trunc.length - 10)), "offsets_out_of_range");
+  });
+});
+
+describe("firstNonFinite", () => {
+  it("equals a naive findIndex(!isFinite) on random arrays with NaN / ±Inf planted", () => {
+    const rng = createRng(13);
+    for (let t = 0; t < 300; t++) {
+      const x = randomUniform(rng, Math.floor(rng.nextFloat() * 40), 1e30);
+      const plants = Math.floor(rng.nextFloat() * 3);
+      for (let k = 0; k < plants && x.length > 0; k++) x[Math.floor(rng.nextFloat() * x.length)] = [NaN, Infinity, -Infinity][k % 3];
+      expect(firstNonFinite(x)).toBe(x.findIndex((v) => !Number.isFinite(v)));
+    }
+    expect(firstNonFinite(new Float32Array([-0, 0, 3.4e38, -3.4e38]))).toBe(-1);
   });
 });
 
