@@ -4,7 +4,7 @@
  */
 import type { Rng } from "../random/index.js";
 
-/** k = ⌊density · numel⌋: how many entries a trim at this density keeps. */
+/** How many entries a trim at this density keeps. Semantics: k = ⌊density · numel⌋ (as PEFT). */
 export function keepCount(density: number, numel: number): number {
   return Math.floor(density * numel);
 }
@@ -39,7 +39,7 @@ export function trimTopK(x: Float32Array, density: number): Float32Array {
 }
 
 /**
- * The k-th largest value of `values` (1 ≤ k ≤ length), by iterative quickselect with a
+ * Semantics: the k-th largest value, sortDescending(values)[k − 1] (1 ≤ k ≤ length), by iterative quickselect with a
  * median-of-three pivot and a three-way partition (fast on many equal values).
  * Reorders `values` in place.
  */

@@ -38,7 +38,7 @@ export function lowRankSvd(left: Dense, right: Dense, m: number, n: number, R: n
   };
 }
 
-/** First k columns of a row-major [rows, cols] matrix → [rows, k]. */
+/** First k columns. Semantics: Y[i,j] = X[i,j] for j < k; X [rows, cols] → Y [rows, k] (X itself when k = cols). */
 export function takeColumns(x: Float64Array, rows: number, cols: number, k: number): Float64Array {
   if (k === cols) return x;
   const out = new Float64Array(rows * k);

@@ -88,7 +88,7 @@ export function transpose<T extends Dense>(a: T, rows: number, cols: number): T 
   return t;
 }
 
-/** Frobenius norm squared: Σ x². */
+/** Frobenius norm squared. Semantics: ‖x‖_F² = Σ_j x[j]². */
 export function frobeniusSquared(x: ArrayLike<number>): number {
   let s = 0;
   for (let i = 0; i < x.length; i++) s += x[i] * x[i];
@@ -96,7 +96,7 @@ export function frobeniusSquared(x: ArrayLike<number>): number {
 }
 
 /**
- * Relative error ‖x − y‖_F / max(‖y‖_F, tiny); 0 when both are zero. Used by the tests and by
+ * Relative error. Semantics: ‖x − y‖_F / max(‖y‖_F, tiny); 0 when x = y (e.g. both zero). Used by the tests and by
  * callers that compare a fast path with its reference.
  */
 export function relativeError(x: ArrayLike<number>, y: ArrayLike<number>): number {
