@@ -4,6 +4,9 @@ import { unmergedOverhead } from "./unmerged-overhead.js";
 import { heterogeneousBatching } from "./heterogeneous-batching.js";
 import { mergeCost } from "./merge-cost.js";
 import { backends } from "./backends.js";
+import { adapterColdLoad } from "./adapter-cold-load.js";
+import { naiveWay } from "./naive-way.js";
+import { scalingCurve } from "./scaling-curve.js";
 
 /** Every case in report order. */
-export const allCases: BenchCase[] = [mergedVsBase, unmergedOverhead, heterogeneousBatching, mergeCost, backends];
+export const allCases: BenchCase[] = [mergedVsBase, unmergedOverhead, heterogeneousBatching, naiveWay, mergeCost, adapterColdLoad, backends, scalingCurve];

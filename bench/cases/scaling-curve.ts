@@ -1,0 +1,77 @@
+import { writeFileSync } from "node:fs";
+import path from "node:path";
+import type { BenchCase } from "../lib/case.js";
+import { asciiBars, svgLineChart } from "../lib/chart.js";
+import { adapterPool, createEngine, distinctMixes, request } from "../lib/engine-workload.js";
+import { figure, type Figure } from "../lib/report.js";
+import { percentile, summarize } from "../lib/stats.js";
+import { loadBenchModel, promptTokens } from "../lib/workload.js";
+
+/**
+ * Case 9: N concurrent streams, each with its own mix, through the engine (continuous batching).
+ * Per N: decode tokens/s (completion tokens ÷ wall time, median over rounds) and p99 of the
+ * inter-token latency every stream observed.
+ */
+export const scalingCurve: BenchCase = {
+  id: "9",
+  title: "scaling curve: concurrent streams with distinct mixes",
+  async run(ctx) {
+    const model = await loadBenchModel(ctx.modelId);
+    try {
+      const levels = ctx.quick ? [1, 4, 16] : [1, 2, 4, 8, 16, 32, 64];
+      const maxTokens = ctx.quick ? 8 : 16;
+      const rounds = ctx.quick ? 2 : 3;
+      const pool = adapterPool(model, 16, 909);
+      const mixes = distinctMixes(pool, Math.max(...levels), 910);
+      const prompt = promptTokens(model.manifest, 16, 9);
+      const engine = createEngine(model, pool, 64);
+      const curve: Array<{ streams: number; tokensPerSecond: number; p99Ms: number; p50Ms: number }> = [];
+      for (const n of levels) {
+        ctx.progress(`${n} streams × ${maxTokens} tokens, ${rounds} rounds`);
+        const rates: number[] = [];
+        const gaps: number[] = [];
+        for (let r = 0; r < rounds + 1; r++) {
+          const t0 = performance.now();
+          const results = await Promise.all(
+            mixes.slice(0, n).map((adapters) => {
+              let last = performance.now();
+              return engine.generate(request(model.manifest.id, { prompt, max_tokens: maxTokens, adapters }), {
+                onToken: () => {
+                  const now = performance.now();
+                  if (r > 0) gaps.push(now - last);
+                  last = now;
+                },
+              });
+            }),
+          );
+          const tokens = results.reduce((s, x) => s + x.completionTokens, 0);
+          if (r > 0) rates.push(tokens / ((performance.now() - t0) / 1000)); // round 0 is warm-up
+        }
+        curve.push({
+          streams: n,
+          tokensPerSecond: summarize(rates).median,
+          p99Ms: percentile(gaps, 0.99),
+          p50Ms: percentile(gaps, 0.5),
+        });
+      }
+      const throughput = { name: "decode tokens/s", points: curve.map((c) => ({ x: c.streams, y: c.tokensPerSecond })) };
+      const p99 = { name: "p99 inter-token latency", points: curve.map((c) => ({ x: c.streams, y: c.p99Ms })) };
+      console.log(`\n  decode tokens/s by concurrent streams\n${asciiBars(throughput).replace(/^/gm, "  ")}`);
+      console.log(`\n  p99 inter-token ms by concurrent streams\n${asciiBars(p99).replace(/^/gm, "  ")}\n`);
+      const svg = svgLineChart({
+        title: `loraedge ${model.manifest.id}: concurrent streams, each with its own mix`,
+        xLabel: "concurrent streams (log scale)",
+        left: { ...throughput, unit: "tok/s" },
+        right: { ...p99, unit: "ms" },
+      });
+      writeFileSync(path.join(ctx.outDir, "scaling.svg"), svg);
+      const figures: Figure[] = curve.flatMap((c) => [
+        figure(`${c.streams} streams`, c.tokensPerSecond, "tok/s"),
+        figure(`${c.streams} streams p99 inter-token`, c.p99Ms, "ms"),
+      ]);
+      return { figures, data: { curve, plot: "scaling.svg" } };
+    } finally {
+      await model.dispose();
+    }
+  },
+};
