@@ -27,13 +27,19 @@ export function ortBackend(name: BackendName, ort: OrtModule, executionProviders
   return {
     name,
     async createSession(model: Uint8Array, options: SessionOptions = {}): Promise<Session> {
+      const ep = options.executionProvider ?? "cpu";
       const sessionOptions: OrtSession.SessionOptions = {
         executionProviders: executionProviders(options),
         graphOptimizationLevel: options.optimization ?? "all",
         ...(options.threads ? { intraOpNumThreads: options.threads } : {}),
         ...(options.externalData ? { externalData: options.externalData.map((e) => ({ path: e.path, data: e.data })) } : {}),
       };
-      const session = await ort.InferenceSession.create(model, sessionOptions);
+      let session: OrtSession;
+      try {
+        session = await ort.InferenceSession.create(model, sessionOptions);
+      } catch (err) {
+        throw new Error(`onnxruntime (${name} backend${name === "node" ? `, ${ep} EP` : ""}) could not create the session: ${(err as Error).message}`, { cause: err });
+      }
       return {
         inputNames: session.inputNames,
         outputNames: session.outputNames,
