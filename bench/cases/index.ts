@@ -7,6 +7,7 @@ import { backends } from "./backends.js";
 import { adapterColdLoad } from "./adapter-cold-load.js";
 import { naiveWay } from "./naive-way.js";
 import { scalingCurve } from "./scaling-curve.js";
+import { edgeOverhead } from "./edge-overhead.js";
 
 /** Every case in report order. */
-export const allCases: BenchCase[] = [mergedVsBase, unmergedOverhead, heterogeneousBatching, naiveWay, mergeCost, adapterColdLoad, backends, scalingCurve];
+export const allCases: BenchCase[] = [mergedVsBase, unmergedOverhead, heterogeneousBatching, naiveWay, mergeCost, adapterColdLoad, backends, edgeOverhead, scalingCurve];
