@@ -60,6 +60,16 @@ const configSchema = z.looseObject({
   base_model_name_or_path: z.string().nullable().default(null),
 });
 
+/** Fields this parser knows: used, refused above, or known not to change inference. */
+const KNOWN_FIELDS: ReadonlySet<string> = new Set([
+  "peft_type", "task_type", "base_model_name_or_path", "revision", "inference_mode", "auto_mapping", "peft_version",
+  "r", "lora_alpha", "use_rslora", "rank_pattern", "alpha_pattern", "fan_in_fan_out", "target_modules", "exclude_modules",
+  "layers_to_transform", "layers_pattern", "bias", "use_dora", "modules_to_save", "lora_dropout",
+  // initialisation / training only
+  "init_lora_weights", "loftq_config", "eva_config", "corda_config", "lora_ga_config", "runtime_config", "ensure_weight_tying",
+  "megatron_core", "qalora_group_size",
+]);
+
 function refuse(code: ConstructorParameters<typeof AdapterFormatError>[0], message: string, details: Record<string, unknown> = {}): never {
   throw new AdapterFormatError(code, `adapter_config.json: ${message}`, details);
 }
@@ -78,7 +88,8 @@ function isSet(v: unknown): boolean {
  * use_dora (unsupported_dora); modules_to_save (unsupported_modules_to_save); bias other than
  * "none" (unsupported_bias); embedding / lm_head names in target_modules (unsupported_target);
  * lora_bias, layer_replication, target_parameters, trainable_token_indices, use_qalora,
- * alora_invocation_tokens, arrow_config (unsupported_feature). Malformed JSON, duplicate keys
+ * alora_invocation_tokens, arrow_config, megatron_config, use_bdlora and other LoRA variants, and any
+ * unknown `use_*: true` or set `*_config` field from a newer PEFT (unsupported_feature). Malformed JSON, duplicate keys
  * and wrongly typed fields are `config_not_json` / `config_invalid`.
  * Training-only fields (lora_dropout, init_lora_weights, loftq/eva/corda configs, task_type, …)
  * do not change the forward pass and are accepted as is.
@@ -124,9 +135,21 @@ export function parsePeftConfig(json: unknown): PeftConfig {
     ["alora_invocation_tokens", "activated LoRA applies only after invocation tokens"],
     ["arrow_config", "Arrow routing between several LoRAs"],
     ["megatron_config", "Megatron tensor-parallel layers"],
+    ["use_bdlora", "block-diagonal LoRA"],
+    ["kasa_config", "a LoRA variant with a different forward pass"],
+    ["monteclora_config", "MonteCLoRA samples the adapter weights"],
+    ["velora_config", "a LoRA variant with a different forward pass"],
   ];
   for (const [field, why] of unsupported) {
     if (isSet(raw[field])) refuse("unsupported_feature", `${field} is set (${why}); not supported`, { field });
+  }
+  // Structural backstop for fields newer PEFT versions add: an unknown "use_*" flag that is true
+  // or an unknown "*_config" that is set may switch the forward pass, so it is refused.
+  for (const [field, value] of Object.entries(raw)) {
+    if (KNOWN_FIELDS.has(field)) continue;
+    if ((field.startsWith("use_") && value === true) || (field.endsWith("_config") && isSet(value))) {
+      refuse("unsupported_feature", `unknown field ${field} is set (${JSON.stringify(value)?.slice(0, 60)}); it may change the forward pass, so it is refused rather than ignored`, { field });
+    }
   }
 
   const parsed = configSchema.safeParse(raw);

@@ -86,6 +86,26 @@ describe("parsePeftConfig", () => {
     expect(parsePeftConfig({ ...baseConfig, modules_to_save: [], use_dora: false, lora_bias: false, init_lora_weights: "gaussian", loftq_config: {} }).r).toBe(4);
   });
 
+  it("accepts a complete adapter_config.json as written by PEFT 0.19 (every field at its default)", () => {
+    const real = `{
+  "alora_invocation_tokens": null, "alpha_pattern": {}, "arrow_config": null, "auto_mapping": null,
+  "base_model_name_or_path": "Qwen/Qwen2-VL-2B-Instruct", "bias": "none", "corda_config": null,
+  "ensure_weight_tying": false, "eva_config": null, "exclude_modules": null, "fan_in_fan_out": false,
+  "inference_mode": true, "init_lora_weights": true, "layer_replication": null, "layers_pattern": null,
+  "layers_to_transform": null, "loftq_config": {}, "lora_alpha": 16, "lora_bias": false, "lora_dropout": 0.05,
+  "lora_ga_config": null, "megatron_config": null, "megatron_core": "megatron.core", "modules_to_save": null,
+  "peft_type": "LORA", "peft_version": "0.19.1", "qalora_group_size": 16, "r": 8, "rank_pattern": {}, "revision": null,
+  "target_modules": ["q_proj", "up_proj", "o_proj", "gate_proj", "v_proj", "k_proj", "down_proj"],
+  "target_parameters": null, "task_type": "CAUSAL_LM", "trainable_token_indices": null, "use_bdlora": null,
+  "use_dora": false, "use_qalora": false, "use_rslora": false
+}`;
+    expect(parsePeftConfig(real)).toMatchObject({ r: 8, loraAlpha: 16, baseModel: "Qwen/Qwen2-VL-2B-Instruct" });
+    expectCode(() => parsePeftConfig({ ...JSON.parse(real), use_bdlora: { block: 4 } }), "unsupported_feature", /use_bdlora/);
+    expectCode(() => parsePeftConfig({ ...JSON.parse(real), use_future_variant: true }), "unsupported_feature", /unknown field use_future_variant is set/);
+    expectCode(() => parsePeftConfig({ ...JSON.parse(real), shiny_config: { k: 1 } }), "unsupported_feature", /unknown field shiny_config/);
+    expect(parsePeftConfig({ ...JSON.parse(real), shiny_config: null, use_future_variant: false, note: "x" }).r).toBe(8);
+  });
+
   it("refuses what it does not support, each with its own code and reason", () => {
     expectCode(() => parsePeftConfig({ ...baseConfig, peft_type: "LOHA" }), "unsupported_peft_type", /peft_type is "LOHA"; only "LORA"/);
     const { peft_type: _omit, ...noType } = baseConfig;

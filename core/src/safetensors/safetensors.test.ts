@@ -143,6 +143,32 @@ describe("safetensors round trips", () => {
   });
 });
 
+describe("safetensors golden bytes", () => {
+  it("reads and writes exactly the bytes the reference writer produces for a small file", () => {
+    // safetensors' reference serializer: u64 LE N, JSON {__metadata__, name: {dtype, shape,
+    // data_offsets}} padded with spaces to a multiple of 8, then the little-endian data.
+    const json = '{"__metadata__":{"format":"pt"},"w":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]},"h":{"dtype":"F16","shape":[2],"data_offsets":[16,20]}}';
+    const pad = (8 - (json.length % 8)) % 8;
+    const header = json + " ".repeat(pad);
+    const golden = new Uint8Array(8 + header.length + 20);
+    new DataView(golden.buffer).setUint32(0, header.length, true);
+    golden.set(new TextEncoder().encode(header), 8);
+    // 1, 2, 3, 4 as F32 LE; then 1.0 (0x3c00) and −2.0 (0xc000) as F16 LE
+    golden.set([0, 0, 0x80, 0x3f, 0, 0, 0, 0x40, 0, 0, 0x40, 0x40, 0, 0, 0x80, 0x40, 0x00, 0x3c, 0x00, 0xc0], 8 + header.length);
+    const file = readSafetensors(golden);
+    expect(tensorToFloat32(file.tensors.get("w")!)).toEqual(new Float32Array([1, 2, 3, 4]));
+    expect(tensorToFloat32(file.tensors.get("h")!)).toEqual(new Float32Array([1, -2]));
+    const written = writeSafetensors(
+      [
+        { name: "w", dtype: "F32", shape: [2, 2], data: new Float32Array([1, 2, 3, 4]) },
+        { name: "h", dtype: "F16", shape: [2], data: new Float32Array([1, -2]) },
+      ],
+      { format: "pt" },
+    );
+    expect(sameBytes(written, golden)).toBe(true);
+  });
+});
+
 describe("safetensors malformed corpus", () => {
   const good = () => writeSafetensors([
     { name: "a", dtype: "F32", shape: [2, 2], data: new Float32Array([1, 2, 3, 4]) },
