@@ -6,10 +6,13 @@ import { errorResponse } from "./errors/on-error.js";
 import { validationHook } from "./errors/validation-hook.js";
 import { requestId } from "./logging/request-id.js";
 import { adapterRoutes } from "./routes/adapters.js";
+import { completionRoutes } from "./routes/completions.js";
+import { compositionRoutes } from "./routes/compositions.js";
 import { internalRoutes } from "./routes/internal.js";
 import { keyRoutes } from "./routes/keys.js";
 import { modelRoutes } from "./routes/models.js";
 import { tenantRoutes } from "./routes/tenants.js";
+import { usageRoutes } from "./routes/usage.js";
 
 /** Builds the whole edge API. */
 export function createApp(): OpenAPIHono<AppEnv> {
@@ -26,7 +29,10 @@ export function createApp(): OpenAPIHono<AppEnv> {
   app.route("/", tenantRoutes);
   app.route("/", keyRoutes);
   app.route("/", adapterRoutes);
+  app.route("/", compositionRoutes);
   app.route("/", modelRoutes);
+  app.route("/", completionRoutes);
+  app.route("/", usageRoutes);
   app.route("/", internalRoutes);
   return app;
 }

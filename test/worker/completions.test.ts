@@ -1,0 +1,237 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { rendezvousRank, mixRoutingKey } from "../../workers/src/runners/rendezvous.js";
+import { peftFiles, tinyAdapter, uploadForm } from "./adapter-files.js";
+import { installFakeRunners, MODEL, RUNNERS, type FakeRunners } from "./fake-runner.js";
+import { call, callJson, expectError, newTenant, uploadAdapter } from "./helpers.js";
+
+let runners: FakeRunners;
+beforeEach(() => {
+  runners = installFakeRunners();
+});
+afterEach(() => {
+  vi.restoreAllMocks();
+});
+
+async function setup(limits: { rpm_limit?: number; tokens_per_day?: number } = {}) {
+  const a = await newTenant("a", limits);
+  const b = await newTenant("b");
+  const x = (await uploadAdapter(a.key, uploadForm(peftFiles(tinyAdapter(1, 2)), { name: "x" }))).body;
+  const y = (await uploadAdapter(a.key, uploadForm(peftFiles(tinyAdapter(2, 4)), { name: "y", visibility: "public" }))).body;
+  return { a, b, x, y };
+}
+
+async function readSse(res: Response): Promise<string[]> {
+  const text = await res.text();
+  return text
+    .split("\n\n")
+    .filter((e) => e.startsWith("data: "))
+    .map((e) => e.slice(6));
+}
+
+describe("POST /v1/completions", () => {
+  it("resolves the mix, signs the call and returns the runner's completion", async () => {
+    const { a, x, y } = await setup();
+    const r = await callJson("/v1/completions", {
+      key: a.key,
+      json: { model: MODEL, prompt: "Hi", max_tokens: 3, seed: 7, adapters: [{ id: x.id, weight: 0.5 }, { id: "a/y@1.0.0", weight: 2 }] },
+    });
+    expect(r.status).toBe(200);
+    expect(r.body.object).toBe("text_completion");
+    expect(runners.completions).toHaveLength(1);
+    const sent = runners.completions[0]!.body;
+    expect(sent).toMatchObject({ model: MODEL, prompt: "Hi", max_tokens: 3, seed: 7, stream: false });
+    expect(sent.adapters).toEqual([
+      { id: x.id, sha256: x.sha256, weight: 0.5 },
+      { id: y.id, sha256: y.sha256, weight: 2 },
+    ]);
+    expect(sent.request_id).toBe(r.res.headers.get("x-request-id"));
+    // Base model: no adapters.
+    const base = await callJson("/v1/completions", { key: a.key, json: { model: MODEL, prompt: "Hi" } });
+    expect(base.status).toBe(200);
+    expect(runners.completions[1]!.body.adapters).toEqual([]);
+  });
+
+  it("runs a saved composition", async () => {
+    const { a, x } = await setup();
+    const comp = await callJson("/v1/compositions", { key: a.key, json: { name: "c", adapters: [{ id: x.id, weight: 3 }] } });
+    const r = await callJson("/v1/completions", { key: a.key, json: { model: MODEL, prompt: "Hi", composition: comp.body.id } });
+    expect(r.status).toBe(200);
+    expect(runners.completions[0]!.body.adapters).toEqual([{ id: x.id, sha256: x.sha256, weight: 3 }]);
+    expectError(await callJson("/v1/completions", { key: a.key, json: { model: MODEL, prompt: "Hi", composition: "nope" } }), 404);
+    expectError(
+      await callJson("/v1/completions", { key: a.key, json: { model: MODEL, prompt: "Hi", composition: "c", adapters: [] } }),
+      400,
+    );
+  });
+
+  it("validates requests", async () => {
+    const { a, b, x } = await setup();
+    const bad = [
+      { prompt: "Hi" },
+      { model: MODEL },
+      { model: MODEL, prompt: "Hi", temperature: -1 },
+      { model: MODEL, prompt: "Hi", n: 2 },
+      { model: MODEL, prompt: "Hi", adapters: [{ id: x.id, weight: "1" }] },
+    ];
+    for (const json of bad) expectError(await callJson("/v1/completions", { key: a.key, json }), 400);
+    expectError(await callJson("/v1/completions", { key: a.key, body: "{", headers: { "content-type": "application/json" } }), 400);
+    // Another tenant's private adapter: 404, same as a missing one; nothing reaches a runner.
+    expectError(await callJson("/v1/completions", { key: b.key, json: { model: MODEL, prompt: "Hi", adapters: [{ id: x.id, weight: 1 }] } }), 404);
+    expectError(await callJson("/v1/completions", { key: a.key, json: { model: MODEL, prompt: "Hi", adapters: [{ id: "ad_missing", weight: 1 }] } }), 404);
+    // Adapter for another base model.
+    expectError(await callJson("/v1/completions", { key: a.key, json: { model: "other", prompt: "Hi", adapters: [{ id: x.id, weight: 1 }] } }), 422);
+    // Unknown model.
+    expectError(await callJson("/v1/completions", { key: a.key, json: { model: "other", prompt: "Hi" } }), 404);
+    expect(runners.completions).toHaveLength(0);
+    expectError(await callJson("/v1/completions", { json: { model: MODEL, prompt: "Hi" } }), 401);
+  });
+
+  it("routes by rendezvous hashing on the mix and fails over on connection errors and 5xx", async () => {
+    const { a, x } = await setup();
+    const json = { model: MODEL, prompt: "Hi", adapters: [{ id: x.id, weight: 1 }] };
+    const order = rendezvousRank(mixRoutingKey(MODEL, [{ id: x.id, weight: 1 }]), RUNNERS);
+    await callJson("/v1/completions", { key: a.key, json });
+    await callJson("/v1/completions", { key: a.key, json });
+    expect(runners.completions.map((c) => c.runner)).toEqual([order[0], order[0]]);
+    // The owner is down: the next in rendezvous order serves, and the owner is skipped while down.
+    runners.behaviour[order[0]!] = "down";
+    const r1 = await callJson("/v1/completions", { key: a.key, json });
+    expect(r1.status).toBe(200);
+    runners.behaviour[order[1]!] = "500";
+    const r2 = await callJson("/v1/completions", { key: a.key, json });
+    expect(r2.status).toBe(200);
+    // 500s are not recorded by the fake runner: the second request went order[1] (500) → order[2].
+    expect(runners.completions.slice(2).map((c) => c.runner)).toEqual([order[1], order[2]]);
+    expect(r2.res.headers.get("x-loraedge-runner")).toBe(new URL(order[2]!).host);
+    // Everyone fails: 503 with Retry-After.
+    runners.behaviour[order[2]!] = "down";
+    const r3 = await callJson("/v1/completions", { key: a.key, json });
+    expectError(r3, 503, "service_unavailable_error");
+    expect(r3.res.headers.get("retry-after")).toBe("5");
+  });
+
+  it("passes a runner's 4xx through without failing over", async () => {
+    const { a } = await setup();
+    for (const r of RUNNERS) runners.behaviour[r] = "400";
+    const r = await callJson("/v1/completions", { key: a.key, json: { model: MODEL, prompt: "Hi" } });
+    expectError(r, 400);
+    expect(r.body.error.message).toBe("prompt too long");
+    expect(runners.completions).toHaveLength(1);
+  });
+
+  it("streams SSE through, ending with [DONE], and records usage", async () => {
+    const { a, x } = await setup();
+    const res = await call("/v1/completions", {
+      key: a.key,
+      json: { model: MODEL, prompt: "Hi", stream: true, adapters: [{ id: x.id, weight: 1 }] },
+    });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toContain("text/event-stream");
+    const events = await readSse(res);
+    expect(events[events.length - 1]).toBe("[DONE]");
+    expect(events.filter((e) => e === "[DONE]")).toHaveLength(1);
+    const chunks = events.slice(0, -1).map((e) => JSON.parse(e));
+    expect(chunks.map((c) => c.choices[0].text).join("")).toBe("Hello!");
+    expect(chunks[chunks.length - 1].usage).toEqual({ prompt_tokens: 5, completion_tokens: 3, total_tokens: 8 });
+    const usage = await callJson("/v1/usage", { key: a.key });
+    expect(usage.body.totals).toEqual({ requests: 1, prompt_tokens: 5, completion_tokens: 3, total_tokens: 8 });
+  });
+
+  it("ends a broken runner stream with an error event and [DONE]", async () => {
+    const { a } = await setup();
+    vi.mocked(globalThis.fetch).mockImplementation(async (input) => {
+      const url = new Request(input as RequestInfo).url;
+      if (url.endsWith("/internal/v1/models")) {
+        return Response.json({ object: "list", data: [{ id: MODEL, object: "model", owned_by: "x", manifest: (await import("./fake-runner.js")).MANIFEST }] });
+      }
+      let n = 0;
+      const body = new ReadableStream<Uint8Array>({
+        pull(controller) {
+          if (n++ === 0) controller.enqueue(new TextEncoder().encode(`data: ${JSON.stringify({ id: "c", object: "text_completion", created: 1, model: MODEL, choices: [{ index: 0, text: "A", finish_reason: null, logprobs: null }] })}\n\n`));
+          else controller.error(new Error("connection reset"));
+        },
+      });
+      return new Response(body, { headers: { "content-type": "text/event-stream" } });
+    });
+    const res = await call("/v1/completions", { key: a.key, json: { model: MODEL, prompt: "Hi", stream: true } });
+    const events = await readSse(res);
+    expect(JSON.parse(events[0]!).choices[0].text).toBe("A");
+    expect(JSON.parse(events[1]!).error.message).toContain("connection reset");
+    expect(events[2]).toBe("[DONE]");
+  });
+});
+
+describe("POST /v1/chat/completions", () => {
+  it("renders the chat template and returns the chat shape", async () => {
+    const { a } = await setup();
+    const r = await callJson("/v1/chat/completions", {
+      key: a.key,
+      json: { model: MODEL, messages: [{ role: "system", content: "Be brief." }, { role: "user", content: "Hi" }], stop: "\n\n" },
+    });
+    expect(r.status).toBe(200);
+    expect(r.body.object).toBe("chat.completion");
+    expect(r.body.choices[0].message.role).toBe("assistant");
+    const sent = runners.completions[0]!.body;
+    expect(sent.prompt).toBe("<|system|>\nBe brief.\n<|user|>\nHi\n<|assistant|>\n");
+    expect(sent.stop).toEqual(["\n\n", "<|user|>", "<|system|>", "<|assistant|>"]);
+  });
+
+  it("streams chat.completion.chunk events", async () => {
+    const { a } = await setup();
+    const res = await call("/v1/chat/completions", { key: a.key, json: { model: MODEL, messages: [{ role: "user", content: "Hi" }], stream: true } });
+    const events = await readSse(res);
+    expect(events[events.length - 1]).toBe("[DONE]");
+    const chunks = events.slice(0, -1).map((e) => JSON.parse(e));
+    expect(chunks[0]).toMatchObject({ object: "chat.completion.chunk", choices: [{ delta: { role: "assistant", content: "Hel" } }] });
+    expect(chunks.map((c) => c.choices[0].delta.content).join("")).toBe("Hello!");
+  });
+});
+
+describe("limits and usage", () => {
+  it("429 with Retry-After beyond the per-minute limit", async () => {
+    const { a } = await setup({ rpm_limit: 2 });
+    const json = { model: MODEL, prompt: "Hi" };
+    expect((await call("/v1/completions", { key: a.key, json })).status).toBe(200);
+    expect((await call("/v1/completions", { key: a.key, json })).status).toBe(200);
+    const r = await callJson("/v1/completions", { key: a.key, json });
+    expectError(r, 429, "rate_limit_error");
+    const retry = Number(r.res.headers.get("retry-after"));
+    expect(retry).toBeGreaterThanOrEqual(1);
+    expect(retry).toBeLessThanOrEqual(60);
+    expect(runners.completions).toHaveLength(2);
+  });
+
+  it("429 once the daily token budget is used; usage is per tenant per day", async () => {
+    const { a, b } = await setup({ tokens_per_day: 5 });
+    // The fake runner reports prompt_tokens = prompt length (2) and completion_tokens = min(max_tokens, 4).
+    expect((await call("/v1/completions", { key: a.key, json: { model: MODEL, prompt: "Hi", max_tokens: 4 } })).status).toBe(200);
+    const r = await callJson("/v1/completions", { key: a.key, json: { model: MODEL, prompt: "Hi" } });
+    expectError(r, 429, "rate_limit_error");
+    expect(Number(r.res.headers.get("retry-after"))).toBeGreaterThan(0);
+    const usage = await callJson("/v1/usage", { key: a.key });
+    expect(usage.status).toBe(200);
+    expect(usage.body.data).toHaveLength(1);
+    expect(usage.body.data[0]).toMatchObject({ requests: 1, prompt_tokens: 2, completion_tokens: 4, total_tokens: 6 });
+    expect(usage.body.data[0].date).toBe(new Date().toISOString().slice(0, 10));
+    expect(usage.body.limits.tokens_per_day).toBe(5);
+    expect((await callJson("/v1/usage", { key: b.key })).body.data).toEqual([]);
+    expectError(await callJson("/v1/usage?from=2026-02-01&to=2026-01-01", { key: a.key }), 400);
+    expectError(await callJson("/v1/usage?from=yesterday", { key: a.key }), 400);
+  });
+});
+
+describe("models", () => {
+  it("lists models of healthy runners and returns one with its manifest", async () => {
+    const { a } = await setup();
+    const list = await callJson("/v1/models", { key: a.key });
+    expect(list.body).toMatchObject({ object: "list", data: [{ id: MODEL, object: "model" }] });
+    const one = await callJson(`/v1/models/${MODEL}`, { key: a.key });
+    expect(one.body.manifest.targets).toHaveLength(6);
+    expect(one.body.merge_only_targets).toEqual(["model.layers.0.mlp.gate_proj", "model.layers.1.mlp.gate_proj"]);
+    expectError(await callJson("/v1/models/nope", { key: a.key }), 404);
+    const { invalidateCatalog } = await import("../../workers/src/runners/index.js");
+    for (const r of RUNNERS) runners.behaviour[r] = "down";
+    invalidateCatalog();
+    expect((await callJson("/v1/models", { key: a.key })).body.data).toEqual([]);
+  });
+});

@@ -1,0 +1,161 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { ADAPTER_NAME_RE, ADAPTER_NAME_RULE } from "../adapters/refs.js";
+import { requireTenant, tenantOf } from "../auth/require-tenant.js";
+import {
+  compositionNameExists,
+  deleteComposition,
+  findOwnComposition,
+  insertComposition,
+  listOwnCompositions,
+  type CompositionWithEntries,
+} from "../compositions/queries.js";
+import { badRequest, conflict, notFound } from "../errors/api-error.js";
+import { errorResponses } from "../errors/error-schema.js";
+import { resolveMix } from "../inference/resolve-mix.js";
+import { maxMixAdapters } from "../limits/config.js";
+import { isoTime } from "../util/time.js";
+import { newRouter, tenantSecurity } from "./router.js";
+
+export const MixEntrySchema = z
+  .object({
+    id: z.string().min(1).openapi({ description: "Adapter id or `owner/name@version`", example: "acme/pirate@1.0.0" }),
+    weight: z.number().finite().openapi({ description: "wᵢ in ΔW = Σ wᵢ·sᵢ·Bᵢ·Aᵢ (any finite number)", example: 1 }),
+  })
+  .openapi("MixEntry");
+
+export const CompositionSchema = z
+  .object({
+    id: z.string(),
+    name: z.string(),
+    base_model: z.string(),
+    adapters: z.array(z.object({ id: z.string(), ref: z.string(), weight: z.number() })),
+    created_at: z.string(),
+  })
+  .openapi("Composition");
+
+export function compositionJson(c: CompositionWithEntries) {
+  return {
+    id: c.id,
+    name: c.name,
+    base_model: c.baseModel,
+    adapters: c.entries.map((e) => ({ id: e.adapterId, ref: e.ref, weight: e.weight })),
+    created_at: isoTime(c.createdAt),
+  };
+}
+
+const IdParam = z.object({ id: z.string().min(1).openapi({ description: "Composition id or name" }) });
+
+const createComposition = createRoute({
+  method: "post",
+  path: "/v1/compositions",
+  tags: ["compositions"],
+  summary: "Save a named mix of adapters (same base model, all visible to the caller)",
+  security: tenantSecurity,
+  middleware: [requireTenant] as const,
+  request: {
+    body: {
+      required: true,
+      content: {
+        "application/json": {
+          schema: z.object({
+            name: z.string().regex(ADAPTER_NAME_RE, ADAPTER_NAME_RULE),
+            adapters: z.array(MixEntrySchema).min(1),
+          }),
+        },
+      },
+    },
+  },
+  responses: {
+    201: { description: "Saved", content: { "application/json": { schema: CompositionSchema } } },
+    ...errorResponses(400, 401, 404, 409, 422),
+  },
+});
+
+const listCompositions = createRoute({
+  method: "get",
+  path: "/v1/compositions",
+  tags: ["compositions"],
+  summary: "The caller's compositions",
+  security: tenantSecurity,
+  middleware: [requireTenant] as const,
+  responses: {
+    200: {
+      description: "Compositions",
+      content: { "application/json": { schema: z.object({ object: z.literal("list"), data: z.array(CompositionSchema) }) } },
+    },
+    ...errorResponses(401),
+  },
+});
+
+const getComposition = createRoute({
+  method: "get",
+  path: "/v1/compositions/{id}",
+  tags: ["compositions"],
+  summary: "One of the caller's compositions",
+  security: tenantSecurity,
+  middleware: [requireTenant] as const,
+  request: { params: IdParam },
+  responses: {
+    200: { description: "Composition", content: { "application/json": { schema: CompositionSchema } } },
+    ...errorResponses(401, 404),
+  },
+});
+
+const deleteCompositionRoute = createRoute({
+  method: "delete",
+  path: "/v1/compositions/{id}",
+  tags: ["compositions"],
+  summary: "Delete one of the caller's compositions",
+  security: tenantSecurity,
+  middleware: [requireTenant] as const,
+  request: { params: IdParam },
+  responses: {
+    200: {
+      description: "Deleted",
+      content: { "application/json": { schema: z.object({ id: z.string(), deleted: z.literal(true) }) } },
+    },
+    ...errorResponses(401, 404),
+  },
+});
+
+export const compositionRoutes = newRouter()
+  .openapi(createComposition, async (c) => {
+    const db = c.var.db;
+    const tenant = tenantOf(c);
+    const body = c.req.valid("json");
+    if (body.adapters.length > maxMixAdapters(c.env)) {
+      throw badRequest(`a composition may hold at most ${maxMixAdapters(c.env)} adapters`);
+    }
+    const mix = await resolveMix(db, tenant.id, null, body.adapters, maxMixAdapters(c.env));
+    if (await compositionNameExists(db, tenant.id, body.name)) throw conflict(`composition '${body.name}' already exists`);
+    const baseModel = mix.adapters[0]!.baseModel;
+    const row = await insertComposition(db, {
+      ownerId: tenant.id,
+      name: body.name,
+      baseModel,
+      entries: mix.wire.map((w) => ({ adapterId: w.id, weight: w.weight })),
+    });
+    const entries = mix.adapters.map((a, i) => ({
+      adapterId: a.id,
+      ref: `${a.ownerName}/${a.name}@${a.version}`,
+      weight: mix.wire[i]!.weight,
+    }));
+    return c.json(compositionJson({ ...row, entries }), 201);
+  })
+  .openapi(listCompositions, async (c) => {
+    const rows = await listOwnCompositions(c.var.db, tenantOf(c).id);
+    return c.json({ object: "list" as const, data: rows.map(compositionJson) }, 200);
+  })
+  .openapi(getComposition, async (c) => {
+    const id = c.req.valid("param").id;
+    const row = await findOwnComposition(c.var.db, tenantOf(c).id, id);
+    if (!row) throw notFound(`composition '${id}' not found`);
+    return c.json(compositionJson(row), 200);
+  })
+  .openapi(deleteCompositionRoute, async (c) => {
+    const id = c.req.valid("param").id;
+    const row = await findOwnComposition(c.var.db, tenantOf(c).id, id);
+    if (!row) throw notFound(`composition '${id}' not found`);
+    await deleteComposition(c.var.db, row.id);
+    return c.json({ id: row.id, deleted: true as const }, 200);
+  });
