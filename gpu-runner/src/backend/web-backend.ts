@@ -2,8 +2,22 @@ import * as ort from "onnxruntime-web";
 import type { Backend } from "./backend.js";
 import { ortBackend, type OrtModule } from "./ort-session.js";
 
-/** onnxruntime-web with the wasm EP (runs in Node and in browsers). */
-export function createWebBackend(options: { threads?: number } = {}): Backend {
-  if (options.threads) ort.env.wasm.numThreads = options.threads;
-  return ortBackend("web", ort as unknown as OrtModule, () => ["wasm"]);
+let threadsFixed = false;
+
+/**
+ * onnxruntime-web with the wasm EP (runs in Node and in browsers). The wasm thread count is
+ * process-wide and fixed when the first session is created: the first `threads` asked wins.
+ */
+export function createWebBackend(): Backend {
+  const inner = ortBackend("web", ort as unknown as OrtModule, () => ["wasm"]);
+  return {
+    name: "web",
+    createSession(model, options = {}) {
+      if (!threadsFixed) {
+        if (options.threads) ort.env.wasm.numThreads = options.threads;
+        threadsFixed = true;
+      }
+      return inner.createSession(model, options);
+    },
+  };
 }

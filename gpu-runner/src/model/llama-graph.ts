@@ -60,7 +60,7 @@ export function buildLlamaGraph(checkpoint: LlamaCheckpoint): BuiltGraph {
   const H = config.numHeads;
   const KVH = config.numKvHeads;
   const hd = config.headDim;
-  const groups = H / KVH;
+  const groups = H / KVH; // query heads per KV head
 
   const inputIds = g.input("input_ids", DataType.INT64, ["batch", "seq"]);
   const positionIds = g.input("position_ids", DataType.INT64, ["batch", "seq"]);
@@ -100,11 +100,8 @@ export function buildLlamaGraph(checkpoint: LlamaCheckpoint): BuiltGraph {
     return g.node("Add", [g.node("Mul", [x, cos]), g.node("Mul", [rotated, sin])]);
   };
   const toHeads = (x: string, heads: number) => g.node("Transpose", [g.node("Reshape", [x, g.int64s([0, 0, heads, hd])])], { perm: [0, 2, 1, 3] }); // [b, heads, s, hd]
-  const repeatKv = (x: string): string => {
-    if (groups === 1) return x;
-    const expanded = g.node("Expand", [g.node("Unsqueeze", [x, g.int64s([2])]), g.int64s([1, 1, groups, 1, 1])]); // [b, kvh, g, T, hd]
-    return g.node("Reshape", [expanded, g.int64s([0, H, -1, hd])]); // [b, H, T, hd]
-  };
+  // The mask for grouped queries (row r of g·s is query r mod s): [b, 1, g·s, T], computed once.
+  const groupedBias = groups === 1 ? bias : g.node("Tile", [bias, g.int64s([1, 1, groups, 1])]);
 
   let x = g.node("Gather", [weight("model.embed_tokens.weight"), inputIds]); // [b, s, d]
   for (let layer = 0; layer < config.numLayers; layer++) {
@@ -120,9 +117,12 @@ export function buildLlamaGraph(checkpoint: LlamaCheckpoint): BuiltGraph {
     const presentV = g.node("Concat", [pastV, v], { axis: 2 }, { output: `present.${layer}.value` });
     g.output(presentK, F, ["batch", KVH, "total", hd]);
     g.output(presentV, F, ["batch", KVH, "total", hd]);
-    const kT = g.node("Transpose", [repeatKv(presentK)], { perm: [0, 1, 3, 2] }); // [b, H, hd, T]
-    const scores = g.node("Add", [g.node("Mul", [g.node("MatMul", [q, kT]), g.scalar(1 / Math.sqrt(hd))]), bias]); // [b, H, s, T]
-    const attn = g.node("MatMul", [g.node("Softmax", [scores], { axis: -1 }), repeatKv(presentV)]); // [b, H, s, hd]
+    // GQA without copying K/V: the g query heads sharing a KV head are folded into the row axis.
+    const qGrouped = g.node("Reshape", [q, g.int64s([0, KVH, -1, hd])]); // [b, KVH, g·s, hd]
+    const kT = g.node("Transpose", [presentK], { perm: [0, 1, 3, 2] }); // [b, KVH, hd, T]
+    const scores = g.node("Add", [g.node("Mul", [g.node("MatMul", [qGrouped, kT]), g.scalar(1 / Math.sqrt(hd))]), groupedBias]); // [b, KVH, g·s, T]
+    const probs = g.node("Softmax", [scores], { axis: -1 }); // [b, KVH, g·s, T]
+    const attn = g.node("Reshape", [g.node("MatMul", [probs, presentV]), g.int64s([0, H, -1, hd])]); // [b, H, s, hd]
     const merged = g.node("Reshape", [g.node("Transpose", [attn], { perm: [0, 2, 1, 3] }), g.int64s([0, 0, H * hd])]); // [b, s, H·hd]
     x = g.node("Add", [x, linear(merged, to.module, to.in, to.out)]);
     const h2 = rmsNorm(x, weight(`${p}.post_attention_layernorm.weight`));
