@@ -8,14 +8,12 @@ export interface CompatibilityOptions {
 }
 
 export interface CompatibilityReport {
-  /** True when `errors` is empty (merge-only targets and notes do not make it false). */
+  /** True when `errors` is empty (merge-only targets do not make it false). */
   ok: boolean;
   /** Every mismatch, one sentence each, in module order. */
   errors: string[];
   /** Adapter modules the model can only apply through a merged session (ΔW inside a fused op). */
   mergeOnlyTargets: string[];
-  /** Non-fatal observations (e.g. fan_in_fan_out differs from the base layer; the layer wins, as in PEFT). */
-  notes: string[];
 }
 
 /**
@@ -25,20 +23,19 @@ export interface CompatibilityReport {
  *   - A is [r, in] and B is [out, r] with (in, out) ≠ the target's (in, out) — including the
  *     transposed case (shapes are logical in/out, so fan_in_fan_out does not change them);
  *   - r > maxRank;
+ *   - fan_in_fan_out disagrees with how the model stores the weight (A/B shapes are the same
+ *     either way, so a wrong flag would transpose ΔW silently on square layers; PEFT overrides
+ *     the flag from the layer type with a warning, here it is refused);
  *   - internal inconsistency (array lengths ≠ r·in, out·r; non-finite scale).
  * Merge-only targets are allowed and listed in `mergeOnlyTargets`.
- * A fan_in_fan_out flag that disagrees with the base layer is a note, not an error: A/B shapes
- * are the same either way and PEFT itself overrides the flag from the layer type.
  */
 export function checkCompatibility(adapter: LoraAdapter, manifest: ModelManifest, opts: CompatibilityOptions = {}): CompatibilityReport {
   const maxRank = opts.maxRank ?? manifest.maxRank;
   const targets = new Map<string, TargetModule>(manifest.targets.map((t) => [t.module, t]));
   const errors: string[] = [];
-  const notes: string[] = [];
   const mergeOnlyTargets: string[] = [];
   if (adapter.modules.size === 0) errors.push("adapter has no modules");
 
-  const fanMismatch: string[] = [];
   for (const name of [...adapter.modules.keys()].sort()) {
     const m = adapter.modules.get(name)!;
     const t = targets.get(name);
@@ -53,7 +50,11 @@ export function checkCompatibility(adapter: LoraAdapter, manifest: ModelManifest
         );
       }
       if (t.mode === "merge-only") mergeOnlyTargets.push(name);
-      if (t.fanInFanOut !== adapter.fanInFanOut) fanMismatch.push(name);
+      if (t.fanInFanOut !== adapter.fanInFanOut) {
+        errors.push(
+          `module "${name}": adapter has fan_in_fan_out=${adapter.fanInFanOut} but model "${manifest.id}" stores this weight ${t.fanInFanOut ? "[in, out] (fan_in_fan_out=true)" : "[out, in] (fan_in_fan_out=false)"}`,
+        );
+      }
     }
     if (m.rank > maxRank) errors.push(`module "${name}": rank ${m.rank} exceeds the maximum rank ${maxRank} of model "${manifest.id}"`);
     if (m.a.length !== m.rank * m.inFeatures || m.b.length !== m.outFeatures * m.rank) {
@@ -61,12 +62,7 @@ export function checkCompatibility(adapter: LoraAdapter, manifest: ModelManifest
     }
     if (!Number.isFinite(m.scale)) errors.push(`module "${name}": scale ${m.scale} is not finite`);
   }
-  if (fanMismatch.length > 0) {
-    notes.push(
-      `adapter fan_in_fan_out=${adapter.fanInFanOut} but ${fanMismatch.length} target(s) store W as ${adapter.fanInFanOut ? "[out, in]" : "[in, out]"} (e.g. "${fanMismatch[0]}"); the base layer's layout is used, as PEFT does`,
-    );
-  }
-  return { ok: errors.length === 0, errors, mergeOnlyTargets, notes };
+  return { ok: errors.length === 0, errors, mergeOnlyTargets };
 }
 
 /** Like checkCompatibility, but throws AdapterFormatError("incompatible_adapter") listing every error. */

@@ -37,7 +37,7 @@ describe("checkCompatibility", () => {
       { module: "model.layers.0.self_attn.q_proj", rank: 8, inFeatures: 16, outFeatures: 16 },
       { module: "model.layers.0.mlp.up_proj", rank: 4, inFeatures: 16, outFeatures: 32 },
     ]);
-    expect(checkCompatibility(a, manifest)).toEqual({ ok: true, errors: [], mergeOnlyTargets: ["model.layers.0.mlp.up_proj"], notes: [] });
+    expect(checkCompatibility(a, manifest)).toEqual({ ok: true, errors: [], mergeOnlyTargets: ["model.layers.0.mlp.up_proj"] });
     expect(assertCompatible(a, manifest).ok).toBe(true);
   });
 
@@ -71,13 +71,14 @@ describe("checkCompatibility", () => {
     }
   });
 
-  it("reports an empty adapter and inconsistent arrays; fan_in_fan_out disagreement is a note", () => {
+  it("reports an empty adapter, a fan_in_fan_out disagreement and inconsistent arrays", () => {
     expect(checkCompatibility({ baseModel: null, fanInFanOut: false, modules: new Map() }, manifest).errors).toEqual(["adapter has no modules"]);
     const a = randomLoraAdapter(rng, [{ module: "model.layers.0.self_attn.q_proj", rank: 2, inFeatures: 16, outFeatures: 16 }], { fanInFanOut: true });
-    const r = checkCompatibility(a, manifest);
-    expect(r.ok).toBe(true);
-    expect(r.notes[0]).toMatch(/fan_in_fan_out=true but 1 target/);
+    expect(checkCompatibility(a, manifest).errors).toEqual([
+      'module "model.layers.0.self_attn.q_proj": adapter has fan_in_fan_out=true but model "tiny" stores this weight [out, in] (fan_in_fan_out=false)',
+    ]);
+    a.fanInFanOut = false;
     a.modules.get("model.layers.0.self_attn.q_proj")!.a = new Float32Array(3);
-    expect(checkCompatibility(a, manifest).errors[0]).toMatch(/A has 3 values and B 32, expected 32 and 32/);
+    expect(checkCompatibility(a, manifest).errors).toEqual([expect.stringMatching(/A has 3 values and B 32, expected 32 and 32/)]);
   });
 });
