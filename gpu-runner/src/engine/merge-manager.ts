@@ -223,7 +223,7 @@ export class MergeManager {
         bytes: variant.weightBytes,
         required,
       });
-      await this.evictOverBudget();
+      await this.evictOverBudget(0, entry);
       return entry;
     })();
     this.building.set(handle.key, promise);
@@ -249,9 +249,14 @@ export class MergeManager {
     return total;
   }
 
-  /** Disposes least-recently-used idle sessions until `incoming` more bytes fit the budget. */
-  private async evictOverBudget(incoming = 0): Promise<void> {
-    const idle = [...this.sessions.values()].filter((e) => e.refs === 0).sort((a, b) => a.lastUsed - b.lastUsed);
+  /**
+   * Disposes least-recently-used idle sessions until `incoming` more bytes fit the budget
+   * (never `keep`: a session just built for a waiting request).
+   */
+  private async evictOverBudget(incoming = 0, keep?: MergedEntry): Promise<void> {
+    const idle = [...this.sessions.values()]
+      .filter((e) => e.refs === 0 && e !== keep)
+      .sort((a, b) => a.lastUsed - b.lastUsed);
     for (const entry of idle) {
       if (this.bytes() + incoming <= this.options.budgetBytes) break;
       this.sessions.delete(entry.key);

@@ -1,0 +1,43 @@
+import { describe, expect, it } from "vitest";
+import { ConfigError, loadConfig } from "./config.js";
+
+describe("loadConfig", () => {
+  it("applies defaults", () => {
+    const c = loadConfig({ RUNNER_SECRET: "0123456789" }, []);
+    expect(c).toMatchObject({
+      port: 8788,
+      host: "127.0.0.1",
+      models: ["loraedge-tiny"],
+      backend: "node",
+      adapterCacheMb: 512,
+      maxBatch: 32,
+      mergePolicy: "auto",
+    });
+    expect(c.edgeUrl).toBeUndefined();
+  });
+
+  it("reads environment variables, flags win, empty values are unset", () => {
+    const c = loadConfig(
+      { RUNNER_SECRET: "0123456789", RUNNER_PORT: "0", RUNNER_MODELS: "loraedge-tiny, ./dir ,", RUNNER_MAX_BATCH: "4", RUNNER_EP: "" },
+      ["--max-batch", "8", "--edge-url", "http://127.0.0.1:8787", "--adapter-cache-mb", "0.5"],
+    );
+    expect(c).toMatchObject({ port: 0, models: ["loraedge-tiny", "./dir"], maxBatch: 8, edgeUrl: "http://127.0.0.1:8787", adapterCacheMb: 0.5 });
+    expect(c.executionProvider).toBeUndefined();
+  });
+
+  it("names every invalid option by its variable", () => {
+    let error: unknown;
+    try {
+      loadConfig({ RUNNER_PORT: "70000", RUNNER_BACKEND: "gpu", RUNNER_MAX_BATCH: "x" }, []);
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    const message = (error as Error).message;
+    for (const name of ["RUNNER_SECRET", "RUNNER_PORT", "RUNNER_BACKEND", "RUNNER_MAX_BATCH"]) expect(message).toContain(name);
+  });
+
+  it("refuses unknown flags", () => {
+    expect(() => loadConfig({ RUNNER_SECRET: "0123456789" }, ["--nope", "1"])).toThrow(/bad command line/);
+  });
+});
