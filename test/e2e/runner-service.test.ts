@@ -111,7 +111,7 @@ describe("gpu-runner process: adapter cache", () => {
     const res = await complete(small.url, { model: MODEL, prompt: "x", max_tokens: 1, adapters: [{ id: "cache/wrong-shape", sha256, weight: 1 }] });
     expect(res.status).toBe(422);
     expect(res.json.error.type).toBe("incompatible_adapter");
-    expect(res.json.error.message).toMatch(/in 32/);
+    expect(res.json.error.message).toMatch(/maps 32 → 64 features/);
   });
 });
 

@@ -5,6 +5,7 @@
  */
 import type { LoraAdapter } from "../../../core/src/lora/types.js";
 import type { ModelManifest } from "../../../core/src/manifest/model-manifest.js";
+import { checkCompatibility } from "../../../core/src/compat/index.js";
 import { composeMix, MixError } from "../../../core/src/compose/index.js";
 import type { WireMixEntry } from "../../../core/src/wire/runner-api.js";
 import { EngineError } from "./errors.js";
@@ -25,28 +26,12 @@ export function mixKey(entries: readonly WireMixEntry[]): string {
     .join("+");
 }
 
-/** Refuses an adapter that does not fit the model: unknown module, wrong sizes, rank over the cap, layout. */
+/** Refuses an adapter that does not fit the model (core's checkCompatibility: modules, sizes, rank cap, layout). */
 export function checkCompatible(id: string, adapter: LoraAdapter, manifest: ModelManifest): void {
-  const targets = new Map(manifest.targets.map((t) => [t.module, t]));
-  const problems: string[] = [];
-  for (const m of adapter.modules.values()) {
-    const target = targets.get(m.module);
-    if (!target) {
-      problems.push(`module ${m.module} is not a target of ${manifest.id}`);
-      continue;
-    }
-    if (target.in !== m.inFeatures || target.out !== m.outFeatures) {
-      problems.push(`module ${m.module} is [out ${m.outFeatures}, in ${m.inFeatures}], the model's is [out ${target.out}, in ${target.in}]`);
-    }
-    if (m.rank > manifest.maxRank) problems.push(`module ${m.module} has rank ${m.rank} > the model's cap ${manifest.maxRank}`);
-    if (target.fanInFanOut !== adapter.fanInFanOut) {
-      problems.push(`module ${m.module}: fan_in_fan_out is ${adapter.fanInFanOut}, the model's layer needs ${target.fanInFanOut}`);
-    }
-  }
-  if (problems.length) {
-    const shown = problems.slice(0, 5).join("; ") + (problems.length > 5 ? `; and ${problems.length - 5} more` : "");
-    throw new EngineError(422, "incompatible_adapter", `adapter ${id} does not fit model ${manifest.id}: ${shown}`);
-  }
+  const report = checkCompatibility(adapter, manifest);
+  if (report.ok) return;
+  const shown = report.errors.slice(0, 5).join("; ") + (report.errors.length > 5 ? `; and ${report.errors.length - 5} more` : "");
+  throw new EngineError(422, "incompatible_adapter", `adapter ${id} does not fit model ${manifest.id}: ${shown}`);
 }
 
 export interface ResolvedMix {
