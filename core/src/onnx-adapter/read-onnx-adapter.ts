@@ -96,7 +96,7 @@ class CheckedBuffer {
   }
 }
 
-const utf8 = new TextDecoder("utf-8", { fatal: true });
+const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 /**
  * Parses an ONNX Runtime LoRA adapter file (FlatBuffers, schema onnxruntime/lora/adapter_format/

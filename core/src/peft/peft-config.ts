@@ -105,7 +105,13 @@ export function parsePeftConfig(json: unknown): PeftConfig {
     const dup = findDuplicateJsonKey(json);
     if (dup) refuse("config_invalid", `key "${dup.key}" appears more than once${dup.path ? ` in "${dup.path}"` : ""}`, { key: dup.key });
   } else if (json instanceof Uint8Array) {
-    return parsePeftConfig(new TextDecoder().decode(json));
+    let text: string;
+    try {
+      text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(json);
+    } catch {
+      refuse("config_not_json", "not valid UTF-8");
+    }
+    return parsePeftConfig(text);
   }
   if (typeof obj !== "object" || obj === null || Array.isArray(obj)) {
     refuse("config_invalid", `must be a JSON object, got ${obj === null ? "null" : Array.isArray(obj) ? "an array" : typeof obj}`);

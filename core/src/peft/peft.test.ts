@@ -123,6 +123,7 @@ describe("parsePeftConfig", () => {
 
   it("rejects malformed configs precisely", () => {
     expectCode(() => parsePeftConfig("{ nope"), "config_not_json");
+    expectCode(() => parsePeftConfig(new Uint8Array([0x7b, 0xff, 0x7d])), "config_not_json", /not valid UTF-8/);
     expectCode(() => parsePeftConfig("[1]"), "config_invalid", /must be a JSON object, got an array/);
     expectCode(() => parsePeftConfig('{"peft_type":"LORA","r":4,"r":8}'), "config_invalid", /key "r" appears more than once/);
     expectCode(() => parsePeftConfig({ ...baseConfig, r: 0 }), "config_invalid", /field "r"/);
