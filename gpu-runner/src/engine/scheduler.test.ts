@@ -159,4 +159,16 @@ describe("Scheduler", () => {
     expect(result.finishReason).toBe("length");
     expect(result.completionTokens).toBeLessThan(1000);
   });
+
+  it("a failing model step fails only the rows of that step with a 500; the scheduler keeps serving", async () => {
+    const { model, submit } = setup();
+    const step = model.step.bind(model);
+    let failures = 1;
+    model.step = async (rows, options) => {
+      if (failures-- > 0) throw new Error("ORT exploded");
+      return step(rows, options);
+    };
+    await expect(submit(params("a", 3)).promise).rejects.toMatchObject({ status: 500, message: expect.stringMatching(/ORT exploded/) });
+    expect((await submit(params("a", 3)).promise).text).toBe("bcd");
+  });
 });

@@ -256,6 +256,14 @@ export class Scheduler {
     }
   }
 
+  /** Takes an entry out of the running batch; false when it was not there. */
+  private remove(entry: Entry): boolean {
+    const at = this.running.indexOf(entry);
+    if (at < 0) return false;
+    this.running.splice(at, 1);
+    return true;
+  }
+
   /** Removes finished and aborted rows from the batch. */
   private reap(): void {
     for (let i = this.running.length - 1; i >= 0; i--) {
@@ -324,10 +332,7 @@ export class Scheduler {
         results = await group.variant.step(rows, { allLogits: group.allLogits });
       } catch (e) {
         const error = new EngineError(500, "internal_error", `model step failed: ${(e as Error).message}`);
-        for (const entry of group.entries) {
-          this.running.splice(this.running.indexOf(entry), 1);
-          this.settle(entry, error);
-        }
+        for (const entry of group.entries) if (this.remove(entry)) this.settle(entry, error);
         continue;
       }
       const ms = performance.now() - started;
@@ -336,6 +341,8 @@ export class Scheduler {
       group.entries.forEach((entry, i) => {
         const result = results[i]!;
         const sequence = entry.job.sequence;
+        // Ended while the step ran (drain timeout): its result is already settled.
+        if (sequence.finished || !this.running.includes(entry)) return;
         const before = sequence.generated.length;
         entry.cache = result.cache;
         tokens += rows[i]!.tokens.length;
@@ -343,8 +350,7 @@ export class Scheduler {
         try {
           sequence.accept(result.logits, rows[i]!.tokens.length, this.vocabSize);
         } catch (e) {
-          this.running.splice(this.running.indexOf(entry), 1);
-          this.settle(entry, new EngineError(500, "internal_error", (e as Error).message));
+          if (this.remove(entry)) this.settle(entry, new EngineError(500, "internal_error", (e as Error).message));
           return;
         }
         const made = sequence.generated.length - before;
