@@ -1,5 +1,13 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { ADAPTER_NAME_RE, ADAPTER_NAME_RULE } from "../adapters/refs.js";
+import { STRATEGY_NAMES } from "../../../core/src/bake/index.js";
+import { AdapterSchema, adapterJson } from "../adapters/record.js";
+import { ADAPTER_NAME_RE, ADAPTER_NAME_RULE, SEMVER_RE, parseTags } from "../adapters/refs.js";
+import { storeAdapter } from "../adapters/store.js";
+import { adapterVersionExists } from "../adapters/queries.js";
+import { validateAdapterFiles } from "../adapters/validate.js";
+import { bakeComposition } from "../compositions/bake-composition.js";
+import { findManifest } from "../runners/catalog.js";
+import { uploadLimits } from "../limits/config.js";
 import { requireTenant, tenantOf } from "../auth/require-tenant.js";
 import {
   compositionNameExists,
@@ -9,7 +17,7 @@ import {
   listOwnCompositions,
   type CompositionWithEntries,
 } from "../compositions/queries.js";
-import { badRequest, conflict, notFound } from "../errors/api-error.js";
+import { badRequest, conflict, notFound, unprocessable } from "../errors/api-error.js";
 import { errorResponses } from "../errors/error-schema.js";
 import { resolveMix } from "../inference/resolve-mix.js";
 import { maxMixAdapters } from "../limits/config.js";
@@ -118,6 +126,57 @@ const deleteCompositionRoute = createRoute({
   },
 });
 
+const bakeRoute = createRoute({
+  method: "post",
+  path: "/v1/compositions/{id}/bake",
+  tags: ["compositions"],
+  summary: "Bake the composition into a new adapter in the registry (core's bake, run in the worker)",
+  description:
+    "Strategies: linear (exact Σ wᵢ·sᵢ·Bᵢ·Aᵢ, truncated by SVD), svd, ties, dare_linear, dare_ties, magnitude_prune (dense ΔW merges, then truncated SVD). `density` is required by ties/dare_*/magnitude_prune; `seed` only by dare_*.",
+  security: tenantSecurity,
+  middleware: [requireTenant] as const,
+  request: {
+    params: IdParam,
+    body: {
+      required: true,
+      content: {
+        "application/json": {
+          schema: z
+            .object({
+              strategy: z.enum(STRATEGY_NAMES as unknown as [string, ...string[]]),
+              density: z.number().gt(0).max(1).optional(),
+              rank: z.number().int().min(1).optional(),
+              seed: z.number().int().min(0).optional(),
+              name: z.string().regex(ADAPTER_NAME_RE, ADAPTER_NAME_RULE),
+              version: z.string().regex(SEMVER_RE, "semver such as 1.0.0").default("1.0.0"),
+              visibility: z.enum(["private", "public"]).default("private"),
+              description: z.string().max(4000).optional(),
+              tags: z.string().optional(),
+            })
+            .openapi("BakeRequest"),
+        },
+      },
+    },
+  },
+  responses: {
+    201: {
+      description: "The baked adapter, plus the SVD truncation report",
+      content: {
+        "application/json": {
+          schema: AdapterSchema.extend({
+            bake: z.object({
+              strategy: z.string(),
+              total_discarded_energy: z.number(),
+              per_module: z.array(z.object({ module: z.string(), rank: z.number().int(), discarded_energy: z.number() })),
+            }),
+          }),
+        },
+      },
+    },
+    ...errorResponses(400, 401, 404, 409, 422, 503),
+  },
+});
+
 export const compositionRoutes = newRouter()
   .openapi(createComposition, async (c) => {
     const db = c.var.db;
@@ -158,4 +217,63 @@ export const compositionRoutes = newRouter()
     if (!row) throw notFound(`composition '${id}' not found`);
     await deleteComposition(c.var.db, row.id);
     return c.json({ id: row.id, deleted: true as const }, 200);
+  })
+  .openapi(bakeRoute, async (c) => {
+    const db = c.var.db;
+    const tenant = tenantOf(c);
+    const id = c.req.valid("param").id;
+    const body = c.req.valid("json");
+    const comp = await findOwnComposition(db, tenant.id, id);
+    if (!comp) throw notFound(`composition '${id}' not found`);
+    let tags: string[];
+    try {
+      tags = parseTags(body.tags ?? "baked");
+    } catch (e) {
+      throw badRequest((e as Error).message);
+    }
+    if (await adapterVersionExists(db, tenant.id, body.name, body.version)) {
+      throw conflict(`adapter ${tenant.name}/${body.name}@${body.version} already exists (versions are immutable)`);
+    }
+    const manifest = await findManifest(c.env, db, comp.baseModel);
+    if (!manifest) throw unprocessable(`base model '${comp.baseModel}' is not served by any runner`);
+    const limits = uploadLimits(c.env);
+    const baked = await bakeComposition(
+      db,
+      c.env.ADAPTERS,
+      tenant.id,
+      comp,
+      { strategy: body.strategy as never, density: body.density, rank: body.rank, seed: body.seed },
+      manifest,
+      limits.maxRank,
+    );
+    // The baked files go through the same validation as an upload.
+    const { summary } = validateAdapterFiles(JSON.parse(baked.configJson), baked.weights, manifest, limits.maxRank);
+    const scale = summary.scale ?? summary.scales[summary.scales.length - 1] ?? 1;
+    const row = await storeAdapter(db, c.env.ADAPTERS, tenant, {
+      name: body.name,
+      version: body.version,
+      baseModel: comp.baseModel,
+      visibility: body.visibility,
+      description:
+        body.description ?? `Baked from composition '${comp.name}' (${comp.entries.map((e) => `${e.weight}×${e.ref}`).join(" + ")}) with ${body.strategy}`,
+      tags,
+      rank: summary.rank,
+      alpha: summary.alpha ?? scale * summary.rank,
+      scale,
+      targets: summary.targets,
+      dtype: summary.dtype ?? "F32",
+      configJson: baked.configJson,
+      weights: baked.weights,
+    });
+    return c.json(
+      {
+        ...adapterJson(row),
+        bake: {
+          strategy: body.strategy,
+          total_discarded_energy: baked.report.totalDiscardedEnergy,
+          per_module: baked.report.perModule.map((m) => ({ module: m.module, rank: m.rank, discarded_energy: m.discardedEnergy })),
+        },
+      },
+      201,
+    );
   });

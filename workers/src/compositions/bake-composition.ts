@@ -1,0 +1,69 @@
+import { bake, BakeError, type BakeReport, type StrategyName } from "../../../core/src/bake/index.js";
+import { MixError } from "../../../core/src/compose/index.js";
+import type { MixTerm } from "../../../core/src/lora/types.js";
+import type { ModelManifest } from "../../../core/src/manifest/model-manifest.js";
+import { loadPeftAdapter, writePeftAdapter } from "../../../core/src/peft/index.js";
+import { resolveAdapter } from "../adapters/resolve.js";
+import type { Db } from "../db/client.js";
+import { badRequest, serviceUnavailable, unprocessable } from "../errors/api-error.js";
+import type { CompositionWithEntries } from "./queries.js";
+
+export interface BakeRequest {
+  strategy: StrategyName;
+  density?: number;
+  rank?: number;
+  seed?: number;
+}
+
+export interface BakedFiles {
+  configJson: string;
+  weights: Uint8Array<ArrayBuffer>;
+  rank: number;
+  targets: string[];
+  report: BakeReport;
+}
+
+/**
+ * Bakes a saved composition into new PEFT files with core's `bake` (in the worker: the
+ * adapters are read from R2 and merged here; see workers/README.md for the CPU budget).
+ * Every adapter must still be visible to the caller (404 otherwise). Bad options → 400;
+ * a result the base model does not accept (e.g. rank above its cap) → 422.
+ */
+export async function bakeComposition(
+  db: Db,
+  bucket: R2Bucket,
+  tenantId: string,
+  comp: CompositionWithEntries,
+  req: BakeRequest,
+  manifest: ModelManifest,
+  maxRank: number,
+): Promise<BakedFiles> {
+  const terms: MixTerm[] = [];
+  for (const e of comp.entries) {
+    const row = await resolveAdapter(db, tenantId, e.adapterId);
+    const object = await bucket.get(row.r2Key);
+    if (!object) throw serviceUnavailable(`blob of adapter '${row.id}' is missing from storage`);
+    const bytes = new Uint8Array(await object.arrayBuffer());
+    terms.push({ adapter: loadPeftAdapter(JSON.parse(row.configJson), bytes), weight: e.weight });
+  }
+  let result: ReturnType<typeof bake>;
+  try {
+    result = bake(terms, { strategy: req.strategy, density: req.density, rank: req.rank, seed: req.seed });
+  } catch (e) {
+    if (e instanceof BakeError || e instanceof MixError) throw badRequest(`cannot bake: ${e.message}`);
+    throw e;
+  }
+  const cap = Math.min(maxRank, manifest.maxRank);
+  const rank = Math.max(0, ...[...result.adapter.modules.values()].map((m) => m.rank));
+  if (rank > cap) {
+    throw unprocessable(`baked rank ${rank} exceeds the cap ${cap} of ${manifest.id}; pass a smaller \`rank\``);
+  }
+  const files = writePeftAdapter(result.adapter, { baseModel: comp.baseModel });
+  return {
+    configJson: JSON.stringify(files.config),
+    weights: new Uint8Array(files.safetensors),
+    rank,
+    targets: [...result.adapter.modules.keys()].sort(),
+    report: result.report,
+  };
+}
