@@ -3,7 +3,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { modelManifestSchema } from "../../../core/src/manifest/model-manifest.js";
-import { buildModel, defaultModelCacheDir, ensureModel } from "./build-model.js";
+import { BUILDER_VERSION, buildModel, defaultModelCacheDir, ensureModel } from "./build-model.js";
 import { loadModel } from "./load-model.js";
 import { readModelDir } from "./model-dir.js";
 
@@ -51,6 +51,14 @@ describe("buildModel / ensureModel", () => {
     await ensureModel("loraedge-tiny", cache);
     expect((await fs.stat(path.join(d1, "weights.bin"))).mtimeMs).toBe(stat.mtimeMs);
     await expect(ensureModel("no-such-model", cache)).rejects.toThrow(/not a buildable preset/);
+    // A preset cached by another builder version is rebuilt in place.
+    const manifestFile = path.join(d1, "manifest.json");
+    const stale = JSON.parse(await fs.readFile(manifestFile, "utf8"));
+    stale.source.builderVersion = -1;
+    await fs.writeFile(manifestFile, JSON.stringify(stale));
+    await ensureModel("loraedge-tiny", cache);
+    expect(JSON.parse(await fs.readFile(manifestFile, "utf8")).source.builderVersion).toBe(BUILDER_VERSION);
+    expect((await fs.readdir(cache)).sort()).toEqual(["loraedge-tiny"]);
     await expect(buildModel("no-such-model", await tmp())).rejects.toThrow(/unknown model preset/);
   });
 
