@@ -5,6 +5,8 @@ import { notFound } from "./errors/api-error.js";
 import { errorResponse } from "./errors/on-error.js";
 import { validationHook } from "./errors/validation-hook.js";
 import { requestId } from "./logging/request-id.js";
+import { DOCS_HTML } from "./openapi/docs-page.js";
+import { registerOpenApi } from "./openapi/document.js";
 import { adapterRoutes } from "./routes/adapters.js";
 import { completionRoutes } from "./routes/completions.js";
 import { compositionRoutes } from "./routes/compositions.js";
@@ -34,5 +36,7 @@ export function createApp(): OpenAPIHono<AppEnv> {
   app.route("/", completionRoutes);
   app.route("/", usageRoutes);
   app.route("/", internalRoutes);
+  registerOpenApi(app);
+  app.get("/docs", (c) => c.html(DOCS_HTML));
   return app;
 }
