@@ -106,16 +106,16 @@ const base: LlamaConfig = {
 
 describe("importHfCheckpoint", () => {
   for (const variant of [
-    { name: "sharded F32 with index", shards: 3, dtype: "F32" as const, config: base },
-    { name: "single-file F16, tied embeddings, MHA", shards: 1, dtype: "F16" as const, config: { ...base, numKvHeads: 6, tieWordEmbeddings: true } },
+    { name: "sharded F32 with index", shards: 3, dtype: "F32" as const, config: base, backend: "node" as const },
+    { name: "single-file F16, tied embeddings, MHA", shards: 1, dtype: "F16" as const, config: { ...base, numKvHeads: 6, tieWordEmbeddings: true }, backend: "web" as const },
   ]) {
-    it(`${variant.name}: the imported ONNX model equals the reference forward on the checkpoint's tensors`, async () => {
+    it(`${variant.name} (${variant.backend} backend): the imported ONNX model equals the reference forward on the checkpoint's tensors`, async () => {
       const src = await tmp();
       const out = await tmp();
       const ck = seededLlamaCheckpoint(variant.config, 77);
       await writeHfCheckpoint(src, ck, variant.shards, variant.dtype);
       await importHfCheckpoint(src, out, { id: "synthetic-llama" });
-      const model = await loadModel(out, { backend: "node", threads: 1 });
+      const model = await loadModel(out, { backend: variant.backend, threads: 1 });
       try {
         expect(model.manifest).toMatchObject({ id: "synthetic-llama", architecture: "llama", vocabSize: 100, numKvHeads: variant.config.numKvHeads, tokenizer: { kind: "hf", bosId: 1, eosId: 2 } });
         const ids = model.tokenizer.encode("w3 w14 w15 w92 w65 w35");
