@@ -7,6 +7,17 @@ import { z } from "zod";
 const tensorRef = z.object({ name: z.string().min(1), type: z.enum(["int64", "int32"]) });
 
 export const kvLayoutSchema = z.discriminatedUnion("layout", [
+  /**
+   * One tensor per layer and kind: past [batch, heads, past, headDim] in, and only this step's
+   * entries out: new [batch, heads, seq, headDim] (our builder: no copy of the past comes back).
+   */
+  z.object({
+    layout: z.literal("separate-new"),
+    pastKey: z.string(),
+    pastValue: z.string(),
+    newKey: z.string(),
+    newValue: z.string(),
+  }),
   /** One tensor per layer and kind: past/present [batch, heads, seq, headDim]; names with `{i}`. */
   z.object({
     layout: z.literal("separate"),

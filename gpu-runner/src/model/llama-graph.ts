@@ -3,7 +3,8 @@
  * embedding → N × [RMSNorm → GQA attention with RoPE and KV cache → residual → RMSNorm →
  * SwiGLU MLP → residual] → RMSNorm → lm_head at the requested positions.
  * Every q/k/v/o/gate/up/down projection computes y = x·W + (x·Aᵗ)·Bᵗ with Aᵗ [batch, in, R]
- * and Bᵗ [batch, R, out] as graph inputs (plain MatMuls: correct at R = 0).
+ * and Bᵗ [batch, R, out] as graph inputs (plain MatMuls: correct at R = 0). The KV cache comes in
+ * as past [batch, kvHeads, past, headDim] and only this step's entries go out (new.{i}.key/value).
  */
 import { DataType, GraphBuilder, WeightBlob } from "../onnx/index.js";
 import { lmHeadWeight, type LlamaCheckpoint } from "./checkpoint.js";
@@ -113,10 +114,11 @@ export function buildLlamaGraph(checkpoint: LlamaCheckpoint): BuiltGraph {
     const v = toHeads(linear(h, tv.module, tv.in, tv.out), KVH); // [b, KVH, s, hd]
     const pastK = g.input(`past_key_values.${layer}.key`, F, ["batch", KVH, "past", hd]);
     const pastV = g.input(`past_key_values.${layer}.value`, F, ["batch", KVH, "past", hd]);
-    const presentK = g.node("Concat", [pastK, k], { axis: 2 }, { output: `present.${layer}.key` }); // [b, KVH, T, hd]
-    const presentV = g.node("Concat", [pastV, v], { axis: 2 }, { output: `present.${layer}.value` });
-    g.output(presentK, F, ["batch", KVH, "total", hd]);
-    g.output(presentV, F, ["batch", KVH, "total", hd]);
+    // Only this step's entries leave the graph; the runtime keeps each row's cache.
+    g.output(g.node("Identity", [k], {}, { output: `new.${layer}.key` }), F, ["batch", KVH, "seq", hd]); // [b, KVH, s, hd]
+    g.output(g.node("Identity", [v], {}, { output: `new.${layer}.value` }), F, ["batch", KVH, "seq", hd]);
+    const presentK = g.node("Concat", [pastK, k], { axis: 2 }); // [b, KVH, T, hd]
+    const presentV = g.node("Concat", [pastV, v], { axis: 2 }); // [b, KVH, T, hd]
     // GQA without copying K/V: the g query heads sharing a KV head are folded into the row axis.
     const qGrouped = g.node("Reshape", [q, g.int64s([0, KVH, -1, hd])]); // [b, KVH, g·s, hd]
     const kT = g.node("Transpose", [presentK], { perm: [0, 1, 3, 2] }); // [b, KVH, hd, T]
@@ -149,11 +151,11 @@ export function buildLlamaGraph(checkpoint: LlamaCheckpoint): BuiltGraph {
     logitsPositions,
     logits: "logits",
     kv: {
-      layout: "separate",
+      layout: "separate-new",
       pastKey: "past_key_values.{i}.key",
       pastValue: "past_key_values.{i}.value",
-      presentKey: "present.{i}.key",
-      presentValue: "present.{i}.value",
+      newKey: "new.{i}.key",
+      newValue: "new.{i}.value",
       layers: config.numLayers,
       heads: KVH,
       headDim: hd,

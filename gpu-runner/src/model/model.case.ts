@@ -100,7 +100,19 @@ export function runModelTests({ backend }: { backend: BackendName }): void {
         expect(relErr(out[1].logits, want)).toBeLessThanOrEqual(TOL);
         expect(relErr(out[1].logits, onnxFull.slice(i * V, (i + 1) * V))).toBeLessThanOrEqual(TOL);
       }
-      expect(cache.bytes).toBe(2 * 2 * 2 * tokens.length * 16 * 4);
+      // bytes: the store's capacity (64-token blocks): 2 layers × K,V × 2 KV heads × 64 × 16 dims × 4 B.
+      expect(cache.bytes).toBe(2 * 2 * 2 * 64 * 16 * 4);
+    });
+
+    it("a cache stepped twice (a fork) gives both continuations correctly", async () => {
+      const tokens = prompt("fork");
+      const [pre] = await model.step([{ tokens, cache: null, mix: null }]);
+      const [a] = await model.step([{ tokens: [70, 71], cache: pre.cache, mix: null }], { allLogits: true });
+      const [b] = await model.step([{ tokens: [80], cache: pre.cache, mix: null }]);
+      const [a2] = await model.step([{ tokens: [72], cache: a.cache, mix: null }]);
+      expect(relErr(a.logits, referenceForward(checkpoint, [...tokens, 70, 71], null).slice(tokens.length * V))).toBeLessThanOrEqual(TOL);
+      expect(relErr(b.logits, referenceForward(checkpoint, [...tokens, 80], null).slice(tokens.length * V))).toBeLessThanOrEqual(TOL);
+      expect(relErr(a2.logits, referenceForward(checkpoint, [...tokens, 70, 71, 72], null).slice((tokens.length + 2) * V))).toBeLessThanOrEqual(TOL);
     });
 
     it("a row's output does not depend on the other rows of the batch", async () => {

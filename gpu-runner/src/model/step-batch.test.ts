@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { ComposedMix } from "../../../core/src/lora/types.js";
 import type { GraphSpec } from "./graph-spec.js";
-import { RowKvCache } from "./kv-cache.js";
+import { KvStore, RowKvCache } from "./kv-cache.js";
 import { MASKED, packLora, packPast, packTokens, unpackPresent } from "./step-batch.js";
 
 const spec: GraphSpec = {
@@ -17,7 +17,14 @@ const spec: GraphSpec = {
   targets: [{ module: "m", weight: "m.w", layout: "in_out", at: "m.at", bt: "m.bt" }],
 };
 const owner = {};
-const cache = (values: number[]) => new RowKvCache(owner, values.length, 1, 1, [Float32Array.from(values)], [Float32Array.from(values, (v) => -v)]);
+/** A 1-layer, 1-head, headDim-1 cache holding `values` as keys and their negatives as values. */
+const cache = (values: number[]) => {
+  const store = KvStore.create(1, 1, 1, 4);
+  store.keys[0].set(values);
+  store.values[0].set(values.map((v) => -v));
+  store.used = values.length;
+  return new RowKvCache(owner, values.length, store);
+};
 
 describe("step batch packing", () => {
   it("lays out ids, positions, the causal+padding mask and logit picks per row", () => {
@@ -48,10 +55,19 @@ describe("step batch packing", () => {
     // present [2, 1, 5, 1]: the row's cache + its new entries, padding dropped.
     const present = { k0: { type: "float32" as const, data: Float32Array.from([1, 2, 70, 0, 0, 0, 0, 40, 50, 60]), dims: [2, 1, 5, 1] } };
     const out = unpackPresent(owner, spec, rows, shape, { ...present, v0: present.k0 });
-    expect(out.map((c) => [c.length, Array.from(c.keys[0])])).toEqual([
+    expect(out.map((c) => [c.length, Array.from(c.layerKeys(0))])).toEqual([
       [3, [1, 2, 70]],
       [3, [40, 50, 60]],
     ]);
+    // Row 0 appended in place (it was the newest cache of its store); the old cache still reads its 2 entries.
+    expect(out[0].store).toBe(rows[0].cache!.store);
+    expect(Array.from(rows[0].cache!.layerKeys(0))).toEqual([1, 2]);
+    // Stepping the old cache again (a fork) copies instead of overwriting the newer one.
+    const fork = unpackPresent(owner, spec, [rows[0]], { batch: 1, seq: 1, past: 2, nLogits: 1 }, { k0: { type: "float32", data: Float32Array.from([1, 2, 99]), dims: [1, 1, 3, 1] }, v0: { type: "float32", data: Float32Array.from([-1, -2, -99]), dims: [1, 1, 3, 1] } });
+    expect(fork[0].store).not.toBe(out[0].store);
+    expect(Array.from(fork[0].layerKeys(0))).toEqual([1, 2, 99]);
+    expect(Array.from(fork[0].layerValues(0))).toEqual([-1, -2, -99]);
+    expect(Array.from(out[0].layerKeys(0))).toEqual([1, 2, 70]);
   });
 
   it("zero-pads each row's Aᵗ/Bᵗ to the batch's largest rank; R = 0 when no row has the module", () => {

@@ -12,7 +12,7 @@ import { float32, int32, int64, type HostTensor } from "../backend/index.js";
 import type { ComposedMix } from "../../../core/src/lora/types.js";
 import type { GraphSpec } from "./graph-spec.js";
 import { layerName } from "./graph-spec.js";
-import { gatherRow, RowKvCache, scatterRow } from "./kv-cache.js";
+import { appendRow, gatherRow, type NewEntries, type RowKvCache } from "./kv-cache.js";
 
 /** Additive mask value for a forbidden key (finite, so fully-masked padding rows stay NaN-free). */
 export const MASKED = -1e9;
@@ -98,68 +98,73 @@ export function packPast(spec: GraphSpec, rows: readonly PackedRow[], shape: Bat
   const feeds: Record<string, HostTensor> = {};
   const half = B * heads * P * headDim;
   for (let layer = 0; layer < layers; layer++) {
-    if (spec.kv.layout === "separate") {
+    if (spec.kv.layout === "stacked") {
+      const kv = new Float32Array(2 * half); // [2, B, heads, P, hd]
+      rows.forEach((row, i) => {
+        if (!row.cache) return;
+        gatherRow(kv, 0, i, P, row.cache.store.keys[layer], row.cache.store, row.cache.length);
+        gatherRow(kv, half, i, P, row.cache.store.values[layer], row.cache.store, row.cache.length);
+      });
+      feeds[layerName(spec.kv.past, layer)] = float32(kv, [2, B, heads, P, headDim]);
+    } else {
       const k = new Float32Array(half); // [B, heads, P, hd]
       const v = new Float32Array(half);
       rows.forEach((row, i) => {
         if (!row.cache) return;
-        gatherRow(k, 0, i, P, row.cache.keys[layer], row.cache.length, heads, headDim);
-        gatherRow(v, 0, i, P, row.cache.values[layer], row.cache.length, heads, headDim);
+        gatherRow(k, 0, i, P, row.cache.store.keys[layer], row.cache.store, row.cache.length);
+        gatherRow(v, 0, i, P, row.cache.store.values[layer], row.cache.store, row.cache.length);
       });
       feeds[layerName(spec.kv.pastKey, layer)] = float32(k, [B, heads, P, headDim]);
       feeds[layerName(spec.kv.pastValue, layer)] = float32(v, [B, heads, P, headDim]);
-    } else {
-      const kv = new Float32Array(2 * half); // [2, B, heads, P, hd]
-      rows.forEach((row, i) => {
-        if (!row.cache) return;
-        gatherRow(kv, 0, i, P, row.cache.keys[layer], row.cache.length, heads, headDim);
-        gatherRow(kv, half, i, P, row.cache.values[layer], row.cache.length, heads, headDim);
-      });
-      feeds[layerName(spec.kv.past, layer)] = float32(kv, [2, B, heads, P, headDim]);
     }
   }
   return feeds;
 }
 
-/** Names of the present outputs, in layer order. */
+/** Names of the KV outputs to fetch, in layer order. */
 export function presentNames(spec: GraphSpec): string[] {
   const names: string[] = [];
   for (let layer = 0; layer < spec.kv.layers; layer++) {
     if (spec.kv.layout === "separate") names.push(layerName(spec.kv.presentKey, layer), layerName(spec.kv.presentValue, layer));
+    else if (spec.kv.layout === "separate-new") names.push(layerName(spec.kv.newKey, layer), layerName(spec.kv.newValue, layer));
     else names.push(layerName(spec.kv.present, layer));
   }
   return names;
 }
 
-/** Each row's new cache out of the present tensors. */
+/**
+ * Each row's new cache: its previous cache plus its nᵢ new entries, read from the KV outputs
+ * (full presents [B, heads, P+S, hd] hold them at [P, P+nᵢ); new-only outputs [B, heads, S, hd] at [0, nᵢ)).
+ */
 export function unpackPresent(owner: object, spec: GraphSpec, rows: readonly PackedRow[], shape: BatchShape, outputs: Record<string, HostTensor>): RowKvCache[] {
   const { batch: B, past: P, seq: S } = shape;
   const T = P + S;
   const { heads, headDim, layers } = spec.kv;
-  const keys: Float32Array[][] = rows.map(() => []);
-  const values: Float32Array[][] = rows.map(() => []);
   const take = (name: string): Float32Array => {
     const t = outputs[name];
     if (!t || t.type !== "float32") throw new Error(`graph output ${name} missing or not float32`);
     return t.data;
   };
+  const keys: Float32Array[] = [];
+  const values: Float32Array[] = [];
   for (let layer = 0; layer < layers; layer++) {
-    let k: Float32Array, v: Float32Array, vOffset: number;
     if (spec.kv.layout === "separate") {
-      k = take(layerName(spec.kv.presentKey, layer));
-      v = take(layerName(spec.kv.presentValue, layer));
-      vOffset = 0;
+      keys.push(take(layerName(spec.kv.presentKey, layer)));
+      values.push(take(layerName(spec.kv.presentValue, layer)));
+    } else if (spec.kv.layout === "separate-new") {
+      keys.push(take(layerName(spec.kv.newKey, layer)));
+      values.push(take(layerName(spec.kv.newValue, layer)));
     } else {
-      k = v = take(layerName(spec.kv.present, layer));
-      vOffset = B * heads * T * headDim;
+      const kv = take(layerName(spec.kv.present, layer));
+      keys.push(kv);
+      values.push(kv);
     }
-    rows.forEach((row, i) => {
-      const L = row.cache?.length ?? 0;
-      keys[i].push(scatterRow(k, 0, i, T, P, L, row.tokens.length, heads, headDim));
-      values[i].push(scatterRow(v, vOffset, i, T, P, L, row.tokens.length, heads, headDim));
-    });
   }
-  return rows.map((row, i) => new RowKvCache(owner, (row.cache?.length ?? 0) + row.tokens.length, heads, headDim, keys[i], values[i]));
+  const entries: NewEntries =
+    spec.kv.layout === "separate-new"
+      ? { keys, values, valueOffset: 0, extent: S, start: 0 }
+      : { keys, values, valueOffset: spec.kv.layout === "stacked" ? B * heads * T * headDim : 0, extent: T, start: P };
+  return rows.map((row, i) => appendRow(owner, row.cache, layers, heads, headDim, i, row.tokens.length, entries));
 }
 
 /**
