@@ -37,52 +37,61 @@ export function passThroughSse(
   const outcome: StreamOutcome = { usage: null, textChunks: 0, error: null };
   let buffer = "";
 
-  const emitEvent = (controller: ReadableStreamDefaultController<Uint8Array>, raw: string) => {
+  /** Forwards one event; true when something was enqueued. */
+  const emitEvent = (controller: ReadableStreamDefaultController<Uint8Array>, raw: string): boolean => {
     const data = raw
       .split(/\r?\n/)
       .filter((l) => l.startsWith("data:"))
       .map((l) => l.slice(5).replace(/^ /, ""))
       .join("\n");
-    if (data === "") return;
+    if (data === "") return false;
     if (data === "[DONE]") {
       // Held back until accounting ran (see onDone); exactly one [DONE] ends the stream.
-      return;
+      return false;
     }
     let event: unknown;
     try {
       event = JSON.parse(data);
     } catch {
       controller.enqueue(encoder.encode(`data: ${data}\n\n`));
-      return;
+      return true;
     }
     const e = event as Partial<Completion> & { error?: { message?: string } };
     if (e.error) outcome.error = e.error.message ?? "runner error";
     if (e.usage) outcome.usage = e.usage;
     if (e.choices?.[0]?.text) outcome.textChunks += 1;
     const out = map && !e.error ? map(e as Completion) : event;
-    if (out !== null) controller.enqueue(encoder.encode(`data: ${JSON.stringify(out)}\n\n`));
+    if (out === null) return false;
+    controller.enqueue(encoder.encode(`data: ${JSON.stringify(out)}\n\n`));
+    return true;
   };
 
   const reader = upstream.getReader();
   const stream = new ReadableStream<Uint8Array>({
+    // A pull must enqueue something (or close), or the consumer's read never resolves: keep
+    // reading the runner until at least one complete event went out.
     async pull(controller) {
       try {
-        const { value, done: finished } = await reader.read();
-        if (finished) {
-          buffer += decoder.decode();
-          if (buffer.trim() !== "") emitEvent(controller, buffer);
-          buffer = "";
-          await finish();
-          controller.enqueue(encoder.encode("data: [DONE]\n\n"));
-          controller.close();
-          return;
-        }
-        buffer += decoder.decode(value, { stream: true });
-        let idx: number;
-        while ((idx = buffer.search(/\r?\n\r?\n/)) >= 0) {
-          const raw = buffer.slice(0, idx);
-          buffer = buffer.slice(idx).replace(/^\r?\n\r?\n/, "");
-          emitEvent(controller, raw);
+        for (;;) {
+          const { value, done: finished } = await reader.read();
+          if (finished) {
+            buffer += decoder.decode();
+            if (buffer.trim() !== "") emitEvent(controller, buffer);
+            buffer = "";
+            await finish();
+            controller.enqueue(encoder.encode("data: [DONE]\n\n"));
+            controller.close();
+            return;
+          }
+          buffer += decoder.decode(value, { stream: true });
+          let emitted = 0;
+          let idx: number;
+          while ((idx = buffer.search(/\r?\n\r?\n/)) >= 0) {
+            const raw = buffer.slice(0, idx);
+            buffer = buffer.slice(idx).replace(/^\r?\n\r?\n/, "");
+            if (emitEvent(controller, raw)) emitted++;
+          }
+          if (emitted > 0) return;
         }
       } catch (err) {
         outcome.error = err instanceof Error ? err.message : String(err);
