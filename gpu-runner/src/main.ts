@@ -60,13 +60,31 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   const log = jsonLogger(config.logLevel);
-  const models = await loadModels(config, log);
   const adapters = new AdapterCache(
     config.edgeUrl ? new EdgeAdapterSource({ baseUrl: config.edgeUrl, secret: config.secret }) : null,
     { budgetBytes: config.adapterCacheMb * MB, parse: (cfg, bytes) => loadPeftAdapter(cfg, bytes), log },
   );
-  const engines = models.map(
-    (model) =>
+  const engines: ModelEngine[] = [];
+  const { app, state } = createRunnerApp({
+    engines,
+    adapters,
+    secret: config.secret,
+    replayWindowS: config.replayWindowS,
+    log,
+  });
+
+  // Listen first (/healthz answers "starting" while models load), announce once ready.
+  let httpServer!: ReturnType<typeof serve>;
+  const listening = new Promise<AddressInfo>((resolve, reject) => {
+    const server = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, (info: AddressInfo) => resolve(info));
+    server.once("error", reject);
+    httpServer = server;
+  });
+  const address = await listening;
+
+  const models = await loadModels(config, log);
+  for (const model of models) {
+    engines.push(
       new ModelEngine(model, adapters, {
         limits: {
           maxBatch: config.maxBatch,
@@ -77,28 +95,21 @@ async function main(): Promise<void> {
         merge: { policy: config.mergePolicy, budgetBytes: config.mergedMb * MB },
         log,
       }),
-  );
-  const { app, state } = createRunnerApp({
-    engines,
-    adapters,
-    secret: config.secret,
-    replayWindowS: config.replayWindowS,
-    log,
+    );
+  }
+  state.ready = true;
+  const host = address.family === "IPv6" || config.host.includes(":") ? `[${config.host}]` : config.host;
+  process.stdout.write(`loraedge-runner listening on http://${host}:${address.port}\n`);
+  log("info", "runner ready", {
+    port: address.port,
+    models: engines.map((e) => e.id),
+    edgeUrl: config.edgeUrl ?? null,
+    maxBatch: config.maxBatch,
+    maxTokens: config.maxTokens,
+    maxQueue: config.maxQueue,
+    mergePolicy: config.mergePolicy,
   });
-
-  const server = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, (info: AddressInfo) => {
-    const host = info.family === "IPv6" || config.host.includes(":") ? `[${config.host}]` : config.host;
-    process.stdout.write(`loraedge-runner listening on http://${host}:${info.port}\n`);
-    log("info", "runner ready", {
-      port: info.port,
-      models: engines.map((e) => e.id),
-      edgeUrl: config.edgeUrl ?? null,
-      maxBatch: config.maxBatch,
-      maxTokens: config.maxTokens,
-      maxQueue: config.maxQueue,
-      mergePolicy: config.mergePolicy,
-    });
-  });
+  const server = httpServer;
 
   let stopping = false;
   const shutdown = async (signal: string) => {

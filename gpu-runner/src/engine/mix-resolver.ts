@@ -3,7 +3,7 @@
  * every adapter (pinned while the request runs), checks it against the model's manifest,
  * composes it with core's exact "cat" composition, and names it.
  */
-import type { LoraAdapter } from "../../../core/src/lora/types.js";
+import type { ComposedMix, LoraAdapter } from "../../../core/src/lora/types.js";
 import type { ModelManifest } from "../../../core/src/manifest/model-manifest.js";
 import { checkCompatibility } from "../../../core/src/compat/index.js";
 import { composeMix, MixError } from "../../../core/src/compose/index.js";
@@ -34,6 +34,34 @@ export function checkCompatible(id: string, adapter: LoraAdapter, manifest: Mode
   throw new EngineError(422, "incompatible_adapter", `adapter ${id} does not fit model ${manifest.id}: ${shown}`);
 }
 
+/**
+ * Composed mixes shared by the requests that use them at the same time (one Aᵗ/Bᵗ copy per
+ * live mix instead of one per request); a mix is dropped when its last request leaves.
+ */
+export class ComposedMixPool {
+  private readonly live = new Map<string, { mix: ComposedMix; refs: number }>();
+
+  acquire(key: string, compose: () => ComposedMix): { mix: ComposedMix; release(): void } {
+    let entry = this.live.get(key);
+    if (!entry) this.live.set(key, (entry = { mix: compose(), refs: 0 }));
+    entry.refs++;
+    const held = entry;
+    let released = false;
+    return {
+      mix: held.mix,
+      release: () => {
+        if (released) return;
+        released = true;
+        if (--held.refs === 0 && this.live.get(key) === held) this.live.delete(key);
+      },
+    };
+  }
+
+  get size(): number {
+    return this.live.size;
+  }
+}
+
 export interface ResolvedMix {
   /** null when the mix is empty or every weight is 0 (the base model). */
   handle: MixHandle | null;
@@ -44,20 +72,25 @@ export async function resolveMix(
   entries: readonly WireMixEntry[],
   manifest: ModelManifest,
   adapters: AdapterProvider | null,
+  pool: ComposedMixPool = new ComposedMixPool(),
 ): Promise<ResolvedMix> {
   const active = entries.filter((e) => e.weight !== 0);
   if (active.length === 0) return { handle: null, release: () => {} };
   if (!adapters) throw new EngineError(503, "adapter_unavailable", "this runner has no adapter source configured");
   const settled = await Promise.allSettled(active.map((e) => adapters.acquire(e.id, e.sha256)));
   const leases = settled.flatMap((s) => (s.status === "fulfilled" ? [s.value] : []));
-  const release = () => leases.forEach((l) => l.release());
+  const releases: (() => void)[] = leases.map((l) => () => l.release());
+  const release = () => releases.forEach((r) => r());
   try {
     const failed = settled.find((s) => s.status === "rejected");
     if (failed) throw (failed as PromiseRejectedResult).reason;
     active.forEach((e, i) => checkCompatible(e.id, leases[i]!.adapter, manifest));
-    let mix;
+    const key = mixKey(active);
+    let mix: ComposedMix;
     try {
-      mix = composeMix(active.map((e, i) => ({ adapter: leases[i]!.adapter, weight: e.weight })));
+      const shared = pool.acquire(key, () => composeMix(active.map((e, i) => ({ adapter: leases[i]!.adapter, weight: e.weight }))));
+      releases.push(shared.release);
+      mix = shared.mix;
     } catch (e) {
       if (e instanceof MixError) throw new EngineError(422, "invalid_request", `the mix cannot be composed: ${e.message}`);
       throw e;
@@ -65,7 +98,7 @@ export async function resolveMix(
     const mergeOnly = new Set(manifest.targets.filter((t) => t.mode === "merge-only").map((t) => t.module));
     const mergeOnlyModules = [...mix.modules.keys()].filter((m) => mergeOnly.has(m));
     if (mix.modules.size === 0) return { handle: null, release };
-    return { handle: { key: mixKey(active), mix, mergeOnlyModules }, release };
+    return { handle: { key, mix, mergeOnlyModules }, release };
   } catch (e) {
     release();
     throw e;

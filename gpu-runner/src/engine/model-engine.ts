@@ -8,7 +8,7 @@ import { EngineError } from "./errors.js";
 import type { Logger } from "./logger.js";
 import { silentLogger } from "./logger.js";
 import { MergeManager, type MergePolicyName } from "./merge-manager.js";
-import { resolveMix, type AdapterProvider } from "./mix-resolver.js";
+import { ComposedMixPool, resolveMix, type AdapterProvider } from "./mix-resolver.js";
 import { Scheduler, type SchedulerLimits } from "./scheduler.js";
 import { randomSeed } from "./seed.js";
 import { Sequence, type GenerationParams, type GenerationResult, type TokenEvent } from "./sequence.js";
@@ -37,6 +37,7 @@ export class ModelEngine {
   readonly scheduler: Scheduler;
   readonly merges: MergeManager;
   private readonly log: Logger;
+  private readonly mixes = new ComposedMixPool();
 
   constructor(
     readonly model: BaseModel,
@@ -106,7 +107,7 @@ export class ModelEngine {
       echo: request.echo,
       logprobs: request.logprobs ?? null,
     };
-    const mix = await resolveMix(request.adapters, this.model.manifest, this.adapters);
+    const mix = await resolveMix(request.adapters, this.model.manifest, this.adapters, this.mixes);
     let target;
     let releaseTarget: () => void;
     try {

@@ -12,7 +12,14 @@ import {
   type ModelList,
 } from "../../../core/src/wire/runner-api.js";
 import type { AdapterCache } from "../adapters/index.js";
-import { AbortedError, EngineError, type Logger, type ModelEngine, type TokenEvent } from "../engine/index.js";
+import {
+  AbortedError,
+  EngineError,
+  type GenerationResult,
+  type Logger,
+  type ModelEngine,
+  type TokenEvent,
+} from "../engine/index.js";
 import { silentLogger } from "../engine/index.js";
 import { completionBody, finalChunk, textChunk, tokenChunk, type CompletionMeta } from "./completion-body.js";
 import { errorBody, errorResponse } from "./errors.js";
@@ -20,6 +27,7 @@ import { hmacAuth } from "./hmac-auth.js";
 import { RunnerMetrics } from "./metrics.js";
 
 export interface RunnerAppDeps {
+  /** The served models; may be filled after the server started listening (see `state.ready`). */
   engines: ModelEngine[];
   adapters: AdapterCache | null;
   secret: string;
@@ -29,6 +37,8 @@ export interface RunnerAppDeps {
 
 /** Mutable service state shared with main.ts (draining on shutdown). */
 export interface RunnerState {
+  /** Models are loaded (set by the caller once `engines` is filled). */
+  ready: boolean;
   draining: boolean;
   /** Open SSE streams (shutdown waits for them). */
   openStreams: number;
@@ -37,8 +47,12 @@ export interface RunnerState {
 export function createRunnerApp(deps: RunnerAppDeps) {
   const log = deps.log ?? silentLogger;
   const metrics = new RunnerMetrics();
-  const state: RunnerState = { draining: false, openStreams: 0 };
-  const engines = new Map(deps.engines.map((e) => [e.id, e]));
+  const state: RunnerState = { ready: false, draining: false, openStreams: 0 };
+  let engines = new Map<string, ModelEngine>();
+  const engineById = (id: string) => {
+    if (engines.size !== deps.engines.length) engines = new Map(deps.engines.map((e) => [e.id, e]));
+    return engines.get(id);
+  };
   const app = new Hono();
 
   app.onError((e, c) => {
@@ -48,12 +62,13 @@ export function createRunnerApp(deps: RunnerAppDeps) {
   app.notFound((c) => c.json(errorBody("not_found", `no route ${c.req.method} ${c.req.path}`), 404));
 
   app.get(RUNNER_PATHS.health, (c) => {
+    const ready = state.ready && !state.draining;
     const body: Health = {
-      status: state.draining ? "draining" : "ok",
-      ready: !state.draining && engines.size > 0,
-      models: [...engines.keys()],
+      status: state.draining ? "draining" : state.ready ? "ok" : "starting",
+      ready,
+      models: state.ready ? deps.engines.map((e) => e.id) : [],
     };
-    return c.json(body, state.draining ? 503 : 200);
+    return c.json(body, ready ? 200 : 503);
   });
 
   app.get(RUNNER_PATHS.metrics, (c) => {
@@ -109,10 +124,14 @@ export function createRunnerApp(deps: RunnerAppDeps) {
       return c.json(errorBody("invalid_request", issues), 400);
     }
     const request = parsed.data;
-    const engine = engines.get(request.model);
+    if (!state.ready) {
+      finish(503);
+      return errorResponse(c, new EngineError(503, "unavailable", "the runner is still loading its models", 2));
+    }
+    const engine = engineById(request.model);
     if (!engine) {
       finish(404);
-      return c.json(errorBody("model_not_found", `model ${request.model} is not loaded here (loaded: ${[...engines.keys()].join(", ")})`), 404);
+      return c.json(errorBody("model_not_found", `model ${request.model} is not loaded here (loaded: ${deps.engines.map((e) => e.id).join(", ")})`), 404);
     }
     modelLabel = engine.id;
     if (state.draining) {
@@ -124,13 +143,28 @@ export function createRunnerApp(deps: RunnerAppDeps) {
       created: Math.floor(Date.now() / 1000),
       model: engine.id,
     };
-    const observe = (outcome: string, merged: boolean) =>
-      metrics.requestSeconds.observe((performance.now() - arrived) / 1000, {
+    const observe = (outcome: string, merged: boolean, result?: GenerationResult, mixKey?: string) => {
+      const seconds = (performance.now() - arrived) / 1000;
+      metrics.requestSeconds.observe(seconds, {
         model: engine.id,
         mode: request.stream ? "stream" : "unary",
         merged: String(merged),
         outcome,
       });
+      log("info", "completion", {
+        requestId: request.request_id ?? null,
+        model: engine.id,
+        mix: mixKey ?? null,
+        adapters: request.adapters.length,
+        merged,
+        stream: request.stream,
+        outcome,
+        promptTokens: result?.promptTokens ?? null,
+        completionTokens: result?.completionTokens ?? null,
+        finishReason: result?.finishReason ?? null,
+        ms: Math.round(seconds * 1000),
+      });
+    };
     let firstToken = true;
     const queue: TokenEvent[] = [];
     let notify: (() => void) | null = null;
@@ -161,7 +195,7 @@ export function createRunnerApp(deps: RunnerAppDeps) {
       try {
         const result = await started.result;
         finish(200);
-        observe("ok", started.merged);
+        observe("ok", started.merged, result, started.mixKey);
         return c.json(completionBody(meta, result));
       } catch (e) {
         if (e instanceof AbortedError) {
@@ -210,7 +244,7 @@ export function createRunnerApp(deps: RunnerAppDeps) {
           const rest = final.result.text.slice(streamed.length);
           await stream.writeSSE({ data: JSON.stringify(finalChunk(meta, final.result, rest)) });
           await stream.writeSSE({ data: "[DONE]" });
-          observe("ok", started.merged);
+          observe("ok", started.merged, final.result, started.mixKey);
         } else if (final.error instanceof AbortedError) {
           observe("aborted", started.merged);
         } else {

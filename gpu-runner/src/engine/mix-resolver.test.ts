@@ -1,0 +1,75 @@
+import { describe, expect, it } from "vitest";
+import { createRng, randomLoraAdapter } from "../../../core/src/random/index.js";
+import type { ModelManifest } from "../../../core/src/manifest/model-manifest.js";
+import type { LoraAdapter } from "../../../core/src/lora/types.js";
+import { ComposedMixPool, mixKey, resolveMix, type AdapterProvider } from "./mix-resolver.js";
+
+const manifest = {
+  id: "m",
+  maxRank: 16,
+  targets: [
+    { module: "l.q", in: 8, out: 8, mode: "unmerged", fanInFanOut: false },
+    { module: "l.fused", in: 8, out: 24, mode: "merge-only", fanInFanOut: false },
+  ],
+} as unknown as ModelManifest;
+
+const sha = (c: string) => c.repeat(64);
+
+function provider(adapters: Record<string, LoraAdapter>) {
+  const pins: Record<string, number> = {};
+  const p: AdapterProvider = {
+    async acquire(id) {
+      pins[id] = (pins[id] ?? 0) + 1;
+      return { adapter: adapters[id]!, release: () => void pins[id]!-- };
+    },
+  };
+  return { p, pins };
+}
+
+describe("resolveMix", () => {
+  const a = randomLoraAdapter(createRng(1), [{ module: "l.q", rank: 4, inFeatures: 8, outFeatures: 8 }]);
+  const f = randomLoraAdapter(createRng(2), [{ module: "l.fused", rank: 2, inFeatures: 8, outFeatures: 24 }]);
+  const big = randomLoraAdapter(createRng(3), [{ module: "l.q", rank: 32, inFeatures: 8, outFeatures: 8 }]);
+
+  it("all-zero or empty mixes are the base model and lease nothing", async () => {
+    const { p, pins } = provider({ a });
+    expect((await resolveMix([], manifest, p)).handle).toBeNull();
+    expect((await resolveMix([{ id: "a", sha256: sha("a"), weight: 0 }], manifest, p)).handle).toBeNull();
+    expect(pins).toEqual({});
+  });
+
+  it("composes, keys and pins; marks merge-only modules; release unpins", async () => {
+    const { p, pins } = provider({ a, f });
+    const entries = [
+      { id: "a", sha256: sha("a"), weight: 0.5 },
+      { id: "f", sha256: sha("f"), weight: 2 },
+    ];
+    const r = await resolveMix(entries, manifest, p);
+    expect(r.handle!.key).toBe(mixKey(entries));
+    expect(r.handle!.mix.modules.get("l.q")!.rank).toBe(4);
+    expect(r.handle!.mergeOnlyModules).toEqual(["l.fused"]);
+    expect(pins).toEqual({ a: 1, f: 1 });
+    r.release();
+    expect(pins).toEqual({ a: 0, f: 0 });
+  });
+
+  it("refuses an adapter over the model's rank cap with 422 and releases what it leased", async () => {
+    const { p, pins } = provider({ a, big });
+    await expect(
+      resolveMix([{ id: "a", sha256: sha("a"), weight: 1 }, { id: "big", sha256: sha("b"), weight: 1 }], manifest, p),
+    ).rejects.toMatchObject({ status: 422, type: "incompatible_adapter", message: expect.stringMatching(/rank 32/) });
+    expect(pins).toEqual({ a: 0, big: 0 });
+  });
+
+  it("concurrent requests with the same mix share one composition", async () => {
+    const { p } = provider({ a });
+    const pool = new ComposedMixPool();
+    const entries = [{ id: "a", sha256: sha("a"), weight: 1 }];
+    const [x, y] = await Promise.all([resolveMix(entries, manifest, p, pool), resolveMix(entries, manifest, p, pool)]);
+    expect(x.handle!.mix).toBe(y.handle!.mix);
+    x.release();
+    expect(pool.size).toBe(1);
+    y.release();
+    expect(pool.size).toBe(0);
+  });
+});
