@@ -10,7 +10,7 @@ import type { ModelManifest } from "../../../core/src/manifest/model-manifest.js
 import type { GraphSpec, TargetBinding } from "./graph-spec.js";
 import { RowKvCache } from "./kv-cache.js";
 import { WeightMerger } from "./merge-weights.js";
-import { packLora, packPast, packTokens, presentNames, unpackLogits, unpackPresent, type PackedRow } from "./step-batch.js";
+import { packLora, packPast, packTokens, pastElements, presentNames, unpackLogits, unpackPresent, type PackedRow } from "./step-batch.js";
 import type { BaseModel, ModelVariant, StepOptions, StepRow, StepRowResult, Tokenizer } from "./types.js";
 
 /** Where an external initializer lives in the weights file. */
@@ -59,8 +59,13 @@ export function validateMix(state: Pick<SharedModelState, "dims">, mix: Composed
   }
 }
 
+/** Largest past arena a variant keeps between steps (floats: 256 MB). */
+const MAX_KEPT_ARENA = 64 * 1024 * 1024;
+
 class OnnxVariant implements ModelVariant {
   private disposed = false;
+  /** Reused buffer for the batched past tensors; taken (null) while a step uses it. */
+  private arena: Float32Array | null = null;
 
   constructor(
     protected readonly state: SharedModelState,
@@ -93,8 +98,19 @@ class OnnxVariant implements ModelVariant {
     });
     const allLogits = options.allLogits ?? false;
     const { feeds, shape } = packTokens(spec, packed, allLogits);
-    Object.assign(feeds, packPast(spec, packed, shape), packLora(spec, packed, this.state.dims));
-    const outputs = await this.session.run(feeds, [spec.logits, ...presentNames(spec)]);
+    const need = pastElements(spec, shape);
+    let arena: Float32Array | null = null;
+    if (need > 0 && need <= MAX_KEPT_ARENA) {
+      arena = this.arena && this.arena.length >= need ? this.arena : new Float32Array(Math.min(MAX_KEPT_ARENA, Math.ceil(need * 1.25)));
+      this.arena = null; // concurrent steps allocate their own
+    }
+    let outputs: Awaited<ReturnType<Session["run"]>>;
+    try {
+      Object.assign(feeds, packPast(spec, packed, shape, arena ?? undefined), packLora(spec, packed, this.state.dims));
+      outputs = await this.session.run(feeds, [spec.logits, ...presentNames(spec)]);
+    } finally {
+      if (arena && (!this.arena || this.arena.length < arena.length)) this.arena = arena;
+    }
     const logits = expectFloat32(outputs[spec.logits], spec.logits);
     const vocab = logits.dims[logits.dims.length - 1];
     const perRow = unpackLogits(spec, packed, shape, logits.data, vocab, allLogits);
@@ -105,6 +121,7 @@ class OnnxVariant implements ModelVariant {
   async dispose(): Promise<void> {
     if (this.disposed) return;
     this.disposed = true;
+    this.arena = null;
     await this.session.release();
   }
 }

@@ -91,15 +91,42 @@ export function packTokens(spec: GraphSpec, rows: readonly PackedRow[], allLogit
   return { feeds, shape: { batch: B, seq: S, past: P, nLogits } };
 }
 
-/** Batched past tensors: each row's cache left-aligned, zero padding after. */
-export function packPast(spec: GraphSpec, rows: readonly PackedRow[], shape: BatchShape): Record<string, HostTensor> {
+/** Number of floats packPast needs for this batch (all layers, keys and values). */
+export function pastElements(spec: GraphSpec, shape: BatchShape): number {
+  return spec.kv.layers * 2 * shape.batch * spec.kv.heads * shape.past * spec.kv.headDim;
+}
+
+/**
+ * Batched past tensors: each row's cache left-aligned, zero padding after.
+ * `arena` (≥ pastElements floats, any contents) is carved into the tensors when given, so a
+ * variant can reuse one buffer instead of allocating (and page-faulting) it every step.
+ */
+export function packPast(spec: GraphSpec, rows: readonly PackedRow[], shape: BatchShape, arena?: Float32Array): Record<string, HostTensor> {
   const { batch: B, past: P } = shape;
   const { heads, headDim, layers } = spec.kv;
   const feeds: Record<string, HostTensor> = {};
   const half = B * heads * P * headDim;
+  let used = 0;
+  const take = (n: number): Float32Array => {
+    if (!arena) return new Float32Array(n);
+    const view = arena.subarray(used, used + n);
+    used += n;
+    // Zero the padding: slots [Lᵢ, P) of every row and head (whole rows without a cache).
+    for (let part = 0; part < n / half; part++) {
+      rows.forEach((row, i) => {
+        const L = row.cache?.length ?? 0;
+        if (L === P) return;
+        for (let h = 0; h < heads; h++) {
+          const base = part * half + ((i * heads + h) * P) * headDim;
+          view.fill(0, base + L * headDim, base + P * headDim);
+        }
+      });
+    }
+    return view;
+  };
   for (let layer = 0; layer < layers; layer++) {
     if (spec.kv.layout === "stacked") {
-      const kv = new Float32Array(2 * half); // [2, B, heads, P, hd]
+      const kv = take(2 * half); // [2, B, heads, P, hd]
       rows.forEach((row, i) => {
         if (!row.cache) return;
         gatherRow(kv, 0, i, P, row.cache.store.keys[layer], row.cache.store, row.cache.length);
@@ -107,8 +134,8 @@ export function packPast(spec: GraphSpec, rows: readonly PackedRow[], shape: Bat
       });
       feeds[layerName(spec.kv.past, layer)] = float32(kv, [2, B, heads, P, headDim]);
     } else {
-      const k = new Float32Array(half); // [B, heads, P, hd]
-      const v = new Float32Array(half);
+      const k = take(half); // [B, heads, P, hd]
+      const v = take(half);
       rows.forEach((row, i) => {
         if (!row.cache) return;
         gatherRow(k, 0, i, P, row.cache.store.keys[layer], row.cache.store, row.cache.length);
