@@ -42,6 +42,8 @@ export const runnerConfigSchema = z.object({
   maxQueue: intFrom(0).default(256),
   /** Prompt tokens one row prefills per step (long prompts are chunked so decodes keep moving). */
   prefillChunk: intFrom(1).default(128),
+  /** Prompt tokens one prefill step takes over all rows (bounds how long a prefill step delays decodes). */
+  prefillTokens: intFrom(1).default(512),
   /** Model cache folder for presets (default: the model layer's default). */
   modelCache: z.string().min(1).optional(),
   /** On SIGTERM: how long running streams may take to finish before they are ended. */
@@ -71,6 +73,7 @@ export const CONFIG_SOURCES: Record<ConfigKey, { env: string; flag: string }> = 
   maxTokens: { env: "RUNNER_MAX_TOKENS", flag: "max-tokens" },
   maxQueue: { env: "RUNNER_MAX_QUEUE", flag: "max-queue" },
   prefillChunk: { env: "RUNNER_PREFILL_CHUNK", flag: "prefill-chunk" },
+  prefillTokens: { env: "RUNNER_PREFILL_TOKENS", flag: "prefill-tokens" },
   modelCache: { env: "LORAEDGE_MODEL_CACHE", flag: "model-cache" },
   drainMs: { env: "RUNNER_DRAIN_MS", flag: "drain-ms" },
   replayWindowS: { env: "RUNNER_REPLAY_WINDOW_S", flag: "replay-window-s" },

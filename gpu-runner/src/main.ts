@@ -91,6 +91,7 @@ async function main(): Promise<void> {
           maxTokens: config.maxTokens,
           maxQueue: config.maxQueue,
           prefillChunk: config.prefillChunk,
+          prefillTokens: config.prefillTokens,
         },
         merge: { policy: config.mergePolicy, budgetBytes: config.mergedMb * MB },
         log,

@@ -30,6 +30,7 @@ describe("gpu-runner process: generation", () => {
   let edge: EdgeAdapterServer;
   let runner: Service;
   let merged: Service;
+  let web: Service;
   let a: TestAdapter, b: TestAdapter, c: TestAdapter;
 
   beforeAll(async () => {
@@ -37,14 +38,15 @@ describe("gpu-runner process: generation", () => {
     a = serveAdapter(edge, "tenant/a@1.0.0", 1, 8);
     b = serveAdapter(edge, "tenant/b@1.0.0", 2, 16, 2);
     c = serveAdapter(edge, "tenant/c@1.0.0", 3, 4);
-    [runner, merged] = await Promise.all([
+    [runner, merged, web] = await Promise.all([
       startTestRunner({ RUNNER_MERGE_POLICY: "never" }, edge.url),
       startTestRunner({ RUNNER_MERGE_POLICY: "always" }, edge.url),
+      startTestRunner({ RUNNER_MERGE_POLICY: "never", RUNNER_BACKEND: "web" }, edge.url),
     ]);
   });
 
   afterAll(async () => {
-    await Promise.all([runner?.stop(), merged?.stop()]);
+    await Promise.all([runner?.stop(), merged?.stop(), web?.stop()]);
     await edge?.close();
   });
 
@@ -90,6 +92,13 @@ describe("gpu-runner process: generation", () => {
     expect(await metricValue(merged.url, "loraedge_runner_merged_sessions", { model: MODEL })).toBeGreaterThanOrEqual(1);
     expect(await metricValue(merged.url, "loraedge_runner_merged_hits_total", { model: MODEL })).toBeGreaterThanOrEqual(1);
     expect(await metricValue(runner.url, "loraedge_runner_merged_sessions", { model: MODEL })).toBe(0);
+  });
+
+  it("RUNNER_BACKEND=web (onnxruntime-web) serves the same tokens and logprobs as node", async () => {
+    const body = { model: MODEL, prompt: "two backends", max_tokens: 6, temperature: 0, echo: true, logprobs: 0, adapters: mixOf([b, 0.9]) };
+    const [node, wasm] = await Promise.all([completeOk(runner.url, body), completeOk(web.url, body)]);
+    expect(wasm.choices[0]!.logprobs!.token_ids).toEqual(node.choices[0]!.logprobs!.token_ids);
+    expect(maxAbsDiff(wasm.choices[0]!.logprobs!.token_logprobs, node.choices[0]!.logprobs!.token_logprobs)).toBeLessThanOrEqual(TOL);
   });
 
   it("{a: 0} ≡ base model; {a: 1, a: 1} ≡ {a: 2}", async () => {

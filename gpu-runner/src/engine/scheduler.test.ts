@@ -171,4 +171,15 @@ describe("Scheduler", () => {
     await expect(submit(params("a", 3)).promise).rejects.toMatchObject({ status: 500, message: expect.stringMatching(/ORT exploded/) });
     expect((await submit(params("a", 3)).promise).text).toBe("bcd");
   });
+
+  it("a prefill step takes at most prefillTokens prompt tokens, oldest rows first", async () => {
+    const { model, submit } = setup({ maxBatch: 8, prefillChunk: 4, prefillTokens: 8 });
+    const jobs = ["aaaaaaaa", "bbbbbbbb", "cccccccc", "d"].map((p) => submit(params(p, 1)));
+    await Promise.all(jobs.map((j) => j.promise));
+    const stepTokens = model.calls.map((c) => c.tokens.reduce((a, b) => a + b, 0));
+    expect(Math.max(...stepTokens)).toBe(8);
+    // The budget is full with two 4-token chunks: c and d wait for a later step.
+    expect(model.calls.some((c) => c.tokens.length === 2 && c.tokens.every((t) => t === 4))).toBe(true);
+    expect(model.calls.every((c) => c.tokens.filter((t) => t > 1).length <= 2)).toBe(true);
+  });
 });

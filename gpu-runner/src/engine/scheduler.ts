@@ -3,10 +3,10 @@
  *
  * Requests wait in a bounded FIFO queue and join the running batch at token boundaries
  * while the batch has a free row and the token budget (Σ prompt + max_tokens over running
- * rows, which bounds KV-cache memory) allows. Each iteration runs one prefill step (every
- * prefilling row appends at most `prefillChunk` prompt tokens, so a long prompt never stalls
- * decodes for more than one chunk) and one decode step (every decoding row appends its last
- * token). Rows are grouped by model variant (base model with per-row mixes, or a merged
+ * rows, which bounds KV-cache memory) allows. Each iteration runs one prefill step (the
+ * oldest prefilling rows, each appending at most `prefillChunk` prompt tokens, up to
+ * `prefillTokens` in all, so long prompts never stall decodes for more than one bounded step)
+ * and one decode step (every decoding row appends its last token). Rows are grouped by model variant (base model with per-row mixes, or a merged
  * session): each group is one `step` call, one ONNX run. Rows leave as soon as they finish
  * or their client goes away.
  */
@@ -20,6 +20,8 @@ export interface SchedulerLimits {
   maxTokens: number;
   maxQueue: number;
   prefillChunk: number;
+  /** Prompt tokens one prefill step takes over all rows (default 4 × prefillChunk); at least one row always runs. */
+  prefillTokens?: number;
 }
 
 /** Where a row runs: the base model with its own mix, or a merged session (mix null). */
@@ -291,7 +293,7 @@ export class Scheduler {
         this.reap();
         this.admit();
         if (this.running.length === 0) break;
-        const prefilling = this.running.filter((e) => !e.aborted && !e.job.sequence.prefillDone);
+        const prefilling = this.prefillSelection();
         if (prefilling.length) await this.step(prefilling, "prefill");
         this.reap();
         const decoding = this.running.filter(
@@ -305,6 +307,22 @@ export class Scheduler {
       this.looping = false;
       this.checkIdle();
     }
+  }
+
+  /** The oldest prefilling rows whose chunks fit the per-step prefill token budget (at least one). */
+  private prefillSelection(): Entry[] {
+    const budget = this.limits.prefillTokens ?? 4 * this.limits.prefillChunk;
+    const chosen: Entry[] = [];
+    let tokens = 0;
+    for (const e of this.running) {
+      const sequence = e.job.sequence;
+      if (e.aborted || sequence.prefillDone) continue;
+      const n = Math.min(this.limits.prefillChunk, sequence.params.promptIds.length - sequence.promptPos);
+      if (chosen.length > 0 && tokens + n > budget) break;
+      chosen.push(e);
+      tokens += n;
+    }
+    return chosen;
   }
 
   /** One step over the given rows: one `step` call per (variant, allLogits) group. */
