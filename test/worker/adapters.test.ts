@@ -174,13 +174,16 @@ describe("reading adapters", () => {
     expect(byId.body).toEqual(up.body);
     const byRef = await callJson(`/v1/adapters/${encodeURIComponent("acme/p@1.0.0")}`, { key: t.key });
     expect(byRef.body.id).toBe(up.body.id);
+    const rawSlash = await callJson("/v1/adapters/acme/p@1.0.0", { key: t.key });
+    expect(rawSlash.body.id).toBe(up.body.id);
+    expect((await call("/v1/adapters/acme/p@1.0.0/download", { key: t.key })).status).toBe(200);
     const latest = await callJson(`/v1/adapters/${encodeURIComponent("acme/p")}`, { key: t.key });
     expect(latest.body.id).toBe(up.body.id);
     const dl = await call(`/v1/adapters/${up.body.id}/download`, { key: t.key });
     expect(dl.status).toBe(200);
     expect(dl.headers.get("x-loraedge-sha256")).toBe(up.body.sha256);
     expect(new Uint8Array(await dl.arrayBuffer())).toEqual(files.weights);
-    expect((await callJson(`/v1/adapters/${up.body.id}`, { key: t.key })).body.downloads).toBe(1);
+    expect((await callJson(`/v1/adapters/${up.body.id}`, { key: t.key })).body.downloads).toBe(2);
     expectError(await callJson("/v1/adapters/ad_nope", { key: t.key }), 404);
   });
 

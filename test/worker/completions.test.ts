@@ -110,6 +110,24 @@ describe("POST /v1/completions", () => {
     expect(r3.res.headers.get("retry-after")).toBe("5");
   });
 
+  it("fails over when a stream breaks before its first event, and on 429; all busy → 429", async () => {
+    const { a, x } = await setup();
+    const mix = [{ id: x.id, weight: 1 }];
+    const order = rendezvousRank(mixRoutingKey(MODEL, mix), RUNNERS);
+    runners.behaviour[order[0]!] = "broken-stream";
+    const res = await call("/v1/completions", { key: a.key, json: { model: MODEL, prompt: "Hi", stream: true, adapters: mix } });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("x-loraedge-runner")).toBe(new URL(order[1]!).host);
+    const events = await readSse(res);
+    expect(events.filter((e) => e.includes('"error"'))).toEqual([]);
+    expect(events[events.length - 1]).toBe("[DONE]");
+    expect(runners.completions.map((c) => c.runner)).toEqual([order[0], order[1]]);
+    for (const r of RUNNERS) runners.behaviour[r] = "429";
+    const busy = await callJson("/v1/completions", { key: a.key, json: { model: MODEL, prompt: "Hi", adapters: mix } });
+    expectError(busy, 429, "rate_limit_error");
+    expect(busy.res.headers.get("retry-after")).toBe("3");
+  });
+
   it("passes a runner's 4xx through without failing over", async () => {
     const { a } = await setup();
     for (const r of RUNNERS) runners.behaviour[r] = "400";

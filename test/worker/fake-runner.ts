@@ -34,7 +34,7 @@ export const MANIFEST: ModelManifest = {
   ]),
 };
 
-export type RunnerBehaviour = "ok" | "down" | "500" | "400";
+export type RunnerBehaviour = "ok" | "down" | "500" | "400" | "429" | "broken-stream";
 
 export interface ReceivedCompletion {
   runner: string;
@@ -120,6 +120,19 @@ export function installFakeRunners(models: ModelManifest[] = [MANIFEST]): FakeRu
     if (url.pathname === RUNNER_PATHS.completions) {
       const body = JSON.parse(new TextDecoder().decode(bodyBytes)) as GenerateRequest;
       state.completions.push({ runner, body });
+      if (behaviour === "429") {
+        return Response.json({ error: { type: "rate_limit_error", message: "queue full" } }, { status: 429, headers: { "retry-after": "3" } });
+      }
+      if (behaviour === "broken-stream") {
+        // Headers say 200, then the connection drops before any event.
+        const body = new ReadableStream<Uint8Array>({
+          start(c) {
+            c.enqueue(new TextEncoder().encode("data: {\"id\""));
+            c.error(new Error("connection reset"));
+          },
+        });
+        return new Response(body, { headers: { "content-type": "text/event-stream" } });
+      }
       if (behaviour === "400") {
         return Response.json({ error: { type: "invalid_request_error", message: "prompt too long" } }, { status: 400 });
       }

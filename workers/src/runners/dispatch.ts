@@ -1,13 +1,14 @@
 import { RUNNER_PATHS, type GenerateRequestInput } from "../../../core/src/wire/runner-api.js";
-import { ApiError, serviceUnavailable } from "../errors/api-error.js";
+import { ApiError, serviceUnavailable, tooManyRequests } from "../errors/api-error.js";
 import { log } from "../logging/log.js";
+import { awaitFirstEvent } from "./first-event.js";
 import { runnerHealth, type HealthTracker } from "./health.js";
 import { rendezvousRank } from "./rendezvous.js";
 import { signedFetch } from "./signed-fetch.js";
 
 export interface DispatchResult {
   runner: string;
-  /** The runner's response (status < 500); its body is not consumed yet. */
+  /** The runner's response (status < 500, not 429); its body is not consumed yet (for a stream: replayed). */
   response: Response;
   /** Runners tried before this one, with why they were skipped. */
   failovers: { runner: string; error: string }[];
@@ -22,16 +23,19 @@ export interface DispatchOptions {
   body: GenerateRequestInput;
   requestId?: string;
   health?: HealthTracker;
-  /** Time to wait for response headers from one runner. */
+  /** Time to wait for response headers (and, for a stream, its first event) from one runner. */
   timeoutMs?: number;
 }
 
 /**
  * Sends a completion request to the runner that ranks first for the routing key among the
- * healthy ones, failing over to the next on a connection error, a timeout before headers, or
- * a 5xx status. Once a runner answered with < 500, its response is returned as is (a stream
- * has not produced a token before its headers, so fail-over always happens before the first
- * streamed token). All candidates failing → 503.
+ * healthy ones, failing over to the next on:
+ *   - a connection error or a timeout,
+ *   - a 5xx status (the runner is marked down for a back-off),
+ *   - a 429 (queue full; the runner is not marked down),
+ *   - for `stream: true`, a 200 whose stream ends or breaks before its first complete event.
+ * So fail-over always happens before the first streamed token. A 2xx/4xx (≠ 429) answer is
+ * returned as is. All candidates failing → 503 (or 429 with Retry-After when all were busy).
  */
 export async function dispatchCompletion(opts: DispatchOptions): Promise<DispatchResult> {
   const health = opts.health ?? runnerHealth;
@@ -39,34 +43,54 @@ export async function dispatchCompletion(opts: DispatchOptions): Promise<Dispatc
   const order = health.order(rendezvousRank(opts.routingKey, opts.runners));
   const body = JSON.stringify(opts.body);
   const failovers: { runner: string; error: string }[] = [];
+  let busy = 0;
+  let retryAfter = 1;
   for (const runner of order) {
     let error: string;
+    const controller = new AbortController();
+    const timer = setTimeout(
+      () => controller.abort(new Error("timeout waiting for the runner's response")),
+      opts.timeoutMs ?? 60_000,
+    );
     try {
-      const controller = new AbortController();
-      const timer = setTimeout(() => controller.abort(new Error("timeout waiting for response headers")), opts.timeoutMs ?? 60_000);
-      let response: Response;
-      try {
-        response = await signedFetch(opts.secret, runner, RUNNER_PATHS.completions, {
-          method: "POST",
-          body,
-          headers: opts.requestId ? { "x-request-id": opts.requestId } : {},
-          signal: controller.signal,
-        });
-      } finally {
-        clearTimeout(timer);
+      const response = await signedFetch(opts.secret, runner, RUNNER_PATHS.completions, {
+        method: "POST",
+        body,
+        headers: opts.requestId ? { "x-request-id": opts.requestId } : {},
+        signal: controller.signal,
+      });
+      if (response.status === 429) {
+        busy++;
+        retryAfter = Math.max(retryAfter, Number(response.headers.get("retry-after")) || 1);
+        failovers.push({ runner, error: "busy (429)" });
+        await response.body?.cancel();
+        continue;
       }
       if (response.status < 500) {
-        health.markSuccess(runner);
-        return { runner, response, failovers };
+        if (opts.body.stream && response.ok && response.body) {
+          const replay = await awaitFirstEvent(response.body);
+          if (replay) {
+            health.markSuccess(runner);
+            return { runner, response: new Response(replay, { status: response.status, headers: response.headers }), failovers };
+          }
+          error = "stream ended before its first event";
+        } else {
+          health.markSuccess(runner);
+          return { runner, response, failovers };
+        }
+      } else {
+        error = `status ${response.status}: ${(await response.text().catch(() => "")).slice(0, 300)}`;
       }
-      error = `status ${response.status}: ${(await response.text().catch(() => "")).slice(0, 300)}`;
     } catch (e) {
       error = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+    } finally {
+      clearTimeout(timer);
     }
     health.markFailure(runner, error);
     failovers.push({ runner, error });
     log("warn", "runner failed, failing over", { request_id: opts.requestId, runner, error });
   }
+  if (busy === order.length) throw tooManyRequests(`all ${order.length} runner(s) are busy`, retryAfter);
   throw new ApiError(
     503,
     "service_unavailable_error",
