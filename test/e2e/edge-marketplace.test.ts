@@ -146,6 +146,23 @@ describe("edge marketplace end to end (runner + wrangler dev)", () => {
     console.info(`edge e2e: max |Δlogprob| mix{a:1,b:1} vs cat(a,b) = ${maxDiff.toExponential(2)}; vs base = ${baseDiff.toExponential(2)} over ${lpMix.token_logprobs.length} tokens`);
     expect(baseOut.choices[0].logprobs.token_logprobs.length).toBeGreaterThan(0);
 
+    // A saved composition {a:1, b:1} baked with the lossless linear strategy serves the same logprobs.
+    const comp = await ok(
+      await api("/v1/compositions", { json: { name: "ab", adapters: [{ id: a.id, weight: 1 }, { id: b.id, weight: 1 }] } }),
+      201,
+    );
+    const viaComp = await ok(await api("/v1/completions", { json: { ...probe, composition: comp.id } }));
+    expect(viaComp.choices[0].logprobs.token_logprobs).toEqual(lpMix.token_logprobs);
+    const baked = await ok(await api(`/v1/compositions/${comp.id}/bake`, { json: { strategy: "linear", name: "ab-linear" } }), 201);
+    expect(baked.rank).toBe(6);
+    const viaBaked = await ok(await api("/v1/completions", { json: { ...probe, adapters: [{ id: baked.id, weight: 1 }] } }));
+    let bakedDiff = 0;
+    viaBaked.choices[0].logprobs.token_logprobs.forEach((v: number | null, i: number) => {
+      if (v !== null) bakedDiff = Math.max(bakedDiff, Math.abs(v - lpMix.token_logprobs[i]));
+    });
+    expect(bakedDiff).toBeLessThan(1e-3);
+    console.info(`edge e2e: max |Δlogprob| baked linear(a+b) vs mix = ${bakedDiff.toExponential(2)}`);
+
     // Usage was recorded for the tenant.
     const usage = await ok(await api("/v1/usage"));
     expect(usage.totals.requests).toBeGreaterThanOrEqual(6);
