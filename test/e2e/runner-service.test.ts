@@ -178,3 +178,38 @@ describe("gpu-runner process: limits, disconnects, shutdown", () => {
     expect(await runner.exited).toBe(0);
   });
 });
+
+describe("gpu-runner process: merge on demand (auto policy)", () => {
+  let edge: EdgeAdapterServer;
+  let runner: Service;
+
+  beforeAll(async () => {
+    edge = await startEdgeAdapterServer(SECRET);
+    runner = await startTestRunner({ RUNNER_MERGE_POLICY: "auto" }, edge.url);
+  });
+  afterAll(async () => {
+    await runner?.stop();
+    await edge?.close();
+  });
+
+  it("a hot mix gets a merged session built in the background; its later requests run merged with the same output", async () => {
+    const hot = serveAdapter(edge, "auto/hot", 500, 32);
+    const body = { model: MODEL, prompt: "hot mix", max_tokens: 16, temperature: 0, logprobs: 0, adapters: mixOf([hot, 1]) };
+    const before = await completeOk(runner.url, body);
+    // Base traffic gives the policy its no-LoRA baseline; hot traffic gives demand.
+    await Promise.all(Array.from({ length: 8 }, () => completeOk(runner.url, { ...body, adapters: [] })));
+    let built = false;
+    for (let wave = 0; wave < 10 && !built; wave++) {
+      await Promise.all(Array.from({ length: 16 }, () => completeOk(runner.url, body)));
+      built = await until(async () => (await metricValue(runner.url, "loraedge_runner_merged_builds_total")) >= 1, 300);
+    }
+    expect(built).toBe(true);
+    const hits = await metricValue(runner.url, "loraedge_runner_merged_hits_total");
+    const after = await completeOk(runner.url, body);
+    expect(await metricValue(runner.url, "loraedge_runner_merged_hits_total")).toBe(hits + 1);
+    expect(after.choices[0]!.logprobs!.token_ids).toEqual(before.choices[0]!.logprobs!.token_ids);
+    expect(maxAbsDiff(after.choices[0]!.logprobs!.token_logprobs, before.choices[0]!.logprobs!.token_logprobs)).toBeLessThanOrEqual(1e-4);
+    const text = await (await fetch(runner.url + RUNNER_PATHS.metrics)).text();
+    expect(text).toMatch(/loraedge_runner_merged_session_info\{model="loraedge-tiny",mix="[0-9a-f]{16}\*1",hits="\d+"\} \d+/);
+  });
+});
