@@ -8,7 +8,7 @@ export { resolveMix, checkCompatible, mixKey, ComposedMixPool } from "./mix-reso
 export type { AdapterProvider, ResolvedMix } from "./mix-resolver.js";
 export { Sequence } from "./sequence.js";
 export type { GenerationParams, GenerationResult, TokenEvent, FinishReason } from "./sequence.js";
-export { sampleToken, logSoftmax, argmax, topIndices } from "./sampling.js";
+export { sampleToken, sampleTokenReference, logSoftmax, argmax, topIndices, topIndicesReference } from "./sampling.js";
 export type { SamplingParams } from "./sampling.js";
 export { StopMatcher } from "./stop-matcher.js";
 export { Detokenizer } from "./detokenizer.js";

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { rngForSeed } from "./seed.js";
-import { argmax, logSoftmax, sampleToken, topIndices } from "./sampling.js";
+import { argmax, logSoftmax, sampleToken, sampleTokenReference, topIndices, topIndicesReference } from "./sampling.js";
 
 const logits = new Float32Array([0.5, 2, -1, 2, 1.5]);
 
@@ -60,5 +60,36 @@ describe("sampling", () => {
     for (let i = 0; i < n; i++) hot += sampleToken(two, { temperature: 1e6, topP: 1, topK: 0 }, rng);
     expect(hot / n).toBeGreaterThan(0.46);
     expect(hot / n).toBeLessThan(0.54);
+  });
+});
+
+describe("fast paths equal their references", () => {
+  const rand = rngForSeed(2024);
+  const randomLogits = (n: number, ties: boolean) =>
+    Float32Array.from({ length: n }, () => (ties ? Math.floor(rand.nextFloat() * 20) : (rand.nextFloat() * 2 - 1) * 8));
+
+  it("topIndices ≡ topIndicesReference (large vocab, ties, every k)", () => {
+    for (const ties of [false, true]) {
+      const v = randomLogits(5000, ties);
+      for (const k of [1, 2, 7, 40, 513, 4999, 5000, 6000]) expect(topIndices(v, k)).toEqual(topIndicesReference(v, k));
+    }
+  });
+
+  it("sampleToken ≡ sampleTokenReference for the same seed (top_k, top_p, both, none)", () => {
+    const settings = [
+      { temperature: 0.7, topP: 1, topK: 0 },
+      { temperature: 1, topP: 1, topK: 50 },
+      { temperature: 1.3, topP: 0.9, topK: 0 },
+      { temperature: 0.9, topP: 0.5, topK: 20 },
+      { temperature: 2, topP: 0.999, topK: 0 },
+    ];
+    for (const params of settings) {
+      const fast = rngForSeed(77);
+      const ref = rngForSeed(77);
+      for (let i = 0; i < 30; i++) {
+        const logits = randomLogits(3000, i % 3 === 0);
+        expect(sampleToken(logits, params, fast)).toBe(sampleTokenReference(logits, params, ref));
+      }
+    }
   });
 });

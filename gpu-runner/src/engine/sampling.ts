@@ -43,11 +43,57 @@ export function logSoftmax(logits: Float32Array): Float64Array {
   return out;
 }
 
-/** Token ids of the `k` largest entries, by descending value (lowest id first on ties). */
-export function topIndices(values: ArrayLike<number>, k: number): number[] {
+/** Orders ids by descending value, lowest id first on ties. */
+const byValueDesc = (values: ArrayLike<number>) => (a: number, b: number) => values[b]! - values[a]! || a - b;
+
+/**
+ * Reference for `topIndices`: sort every id.
+ * Semantics: ids sorted by (value descending, id ascending), first k.
+ */
+export function topIndicesReference(values: ArrayLike<number>, k: number): number[] {
   const ids = Array.from({ length: values.length }, (_, i) => i);
-  ids.sort((a, b) => values[b]! - values[a]! || a - b);
+  ids.sort(byValueDesc(values));
   return ids.slice(0, Math.max(0, k));
+}
+
+/**
+ * Token ids of the `k` largest entries, by descending value (lowest id first on ties): equal
+ * to `topIndicesReference`, in O(V + k log k) for k ≪ V (threshold by quickselect on a copy,
+ * then sort only the survivors) instead of O(V log V).
+ */
+export function topIndices(values: ArrayLike<number>, k: number): number[] {
+  const n = values.length;
+  if (k <= 0) return [];
+  if (k >= n || n <= 512) return topIndicesReference(values, k);
+  // k-th largest value (quickselect on a copy, descending).
+  const copy = Float64Array.from(values as ArrayLike<number>);
+  let lo = 0;
+  let hi = n - 1;
+  const target = k - 1;
+  while (lo < hi) {
+    const pivot = copy[(lo + hi) >>> 1]!;
+    let i = lo;
+    let j = hi;
+    while (i <= j) {
+      while (copy[i]! > pivot) i++;
+      while (copy[j]! < pivot) j--;
+      if (i <= j) {
+        const t = copy[i]!;
+        copy[i] = copy[j]!;
+        copy[j] = t;
+        i++;
+        j--;
+      }
+    }
+    if (target <= j) hi = j;
+    else if (target >= i) lo = i;
+    else break;
+  }
+  const threshold = copy[target]!;
+  const survivors: number[] = [];
+  for (let id = 0; id < n; id++) if (values[id]! >= threshold) survivors.push(id);
+  survivors.sort(byValueDesc(values));
+  return survivors.slice(0, k);
 }
 
 export function sampleToken(logits: Float32Array, params: SamplingParams, rng: Rng): number {
@@ -64,10 +110,19 @@ export function sampleToken(logits: Float32Array, params: SamplingParams, rng: R
     scaled[i] = Math.exp(scaled[i]! - max);
     total += scaled[i]!;
   }
-  // Candidates by descending probability (only needed when a filter is active).
+  // Candidates by descending probability (only needed when a filter is active). For top_p
+  // alone, the nucleus is found among the top m ids, m growing ×4 until it holds mass ≥ top_p.
   let candidates: number[];
   if (params.topK > 0 || params.topP < 1) {
-    candidates = topIndices(scaled, params.topK > 0 ? Math.min(params.topK, vocab) : vocab);
+    let m = params.topK > 0 ? Math.min(params.topK, vocab) : Math.min(64, vocab);
+    for (;;) {
+      candidates = topIndices(scaled, m);
+      if (params.topP >= 1 || params.topK > 0 || m === vocab) break;
+      let mass = 0;
+      for (const id of candidates) mass += scaled[id]!;
+      if (mass / total >= params.topP) break;
+      m = Math.min(vocab, m * 4);
+    }
     if (params.topP < 1) {
       let mass = 0;
       let keep = 0;
@@ -90,4 +145,36 @@ export function sampleToken(logits: Float32Array, params: SamplingParams, rng: R
     if (cumulative > target) return id;
   }
   return candidates[candidates.length - 1]!;
+}
+
+/**
+ * Reference for `sampleToken`: the Semantics above with a full sort of the vocabulary.
+ * Same draws as `sampleToken` for the same RNG state.
+ */
+export function sampleTokenReference(logits: Float32Array, params: SamplingParams, rng: Rng): number {
+  if (params.temperature === 0) return argmax(logits);
+  const scaled = Array.from(logits, (v) => v / params.temperature);
+  const max = Math.max(...scaled);
+  const p = scaled.map((v) => Math.exp(v - max));
+  const total = p.reduce((a, b) => a + b, 0);
+  let ids = topIndicesReference(p, params.topK > 0 ? params.topK : p.length);
+  if (params.topP < 1) {
+    let mass = 0;
+    let keep = 0;
+    while (keep < ids.length) {
+      mass += p[ids[keep]!]! / total;
+      keep++;
+      if (mass >= params.topP) break;
+    }
+    ids = ids.slice(0, keep);
+  }
+  if (params.topK === 0 && params.topP >= 1) ids = Array.from({ length: p.length }, (_, i) => i);
+  const kept = ids.reduce((a, id) => a + p[id]!, 0);
+  const target = rng.nextFloat() * kept;
+  let cumulative = 0;
+  for (const id of ids) {
+    cumulative += p[id]!;
+    if (cumulative > target) return id;
+  }
+  return ids[ids.length - 1]!;
 }
