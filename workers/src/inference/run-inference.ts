@@ -81,7 +81,7 @@ export async function runInference(c: Context<AppEnv>, input: InferenceInput, sh
     throw notFound(`model '${input.model}' is not served by any healthy runner (see GET /v1/models)`);
   }
   const requestId = c.get("requestId");
-  const { response, runner } = await dispatchCompletion({
+  const { response, runner, failovers } = await dispatchCompletion({
     secret: runnerSecret(c.env),
     runners,
     routingKey: mixRoutingKey(input.model, mix.wire),
@@ -89,6 +89,16 @@ export async function runInference(c: Context<AppEnv>, input: InferenceInput, sh
     requestId,
   });
   c.header("x-loraedge-runner", new URL(runner).host);
+  log("info", "inference routed", {
+    request_id: requestId,
+    tenant: tenant.name,
+    model: input.model,
+    adapters: mix.wire.length,
+    stream: input.generate.stream ?? false,
+    runner,
+    status: response.status,
+    failovers: failovers.map((f) => `${f.runner}: ${f.error}`),
+  });
   if (response.status >= 400) throw runnerErrorToApiError(response.status, await response.text());
 
   const account = async (promptTokens: number, completionTokens: number) => {
