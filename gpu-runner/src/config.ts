@@ -30,6 +30,8 @@ export const runnerConfigSchema = z.object({
   threads: intFrom(1, 1024).optional(),
   /** Byte budget of parsed adapters (Float32 A and B). */
   adapterCacheMb: mbFrom().default(512),
+  /** Largest adapter blob fetched from the edge. */
+  adapterMaxMb: mbFrom().default(1024),
   /** Byte budget of merged sessions' weights. */
   mergedMb: mbFrom().default(1024),
   /** Merge policy: auto (cost-based), never, always (merge every non-empty mix before serving it). */
@@ -67,6 +69,7 @@ export const CONFIG_SOURCES: Record<ConfigKey, { env: string; flag: string }> = 
   executionProvider: { env: "RUNNER_EP", flag: "ep" },
   threads: { env: "RUNNER_THREADS", flag: "threads" },
   adapterCacheMb: { env: "RUNNER_ADAPTER_CACHE_MB", flag: "adapter-cache-mb" },
+  adapterMaxMb: { env: "RUNNER_ADAPTER_MAX_MB", flag: "adapter-max-mb" },
   mergedMb: { env: "RUNNER_MERGED_MB", flag: "merged-mb" },
   mergePolicy: { env: "RUNNER_MERGE_POLICY", flag: "merge-policy" },
   maxBatch: { env: "RUNNER_MAX_BATCH", flag: "max-batch" },

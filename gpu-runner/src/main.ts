@@ -61,7 +61,7 @@ async function main(): Promise<void> {
   }
   const log = jsonLogger(config.logLevel);
   const adapters = new AdapterCache(
-    config.edgeUrl ? new EdgeAdapterSource({ baseUrl: config.edgeUrl, secret: config.secret }) : null,
+    config.edgeUrl ? new EdgeAdapterSource({ baseUrl: config.edgeUrl, secret: config.secret, maxBytes: Math.floor(config.adapterMaxMb * MB) }) : null,
     { budgetBytes: config.adapterCacheMb * MB, parse: (cfg, bytes) => loadPeftAdapter(cfg, bytes), log },
   );
   const engines: ModelEngine[] = [];

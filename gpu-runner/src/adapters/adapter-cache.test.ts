@@ -134,4 +134,13 @@ describe("AdapterCache over signed HTTP", () => {
     await expect(cache.acquire("bad", sha)).rejects.toMatchObject({ status: 422, type: "invalid_adapter" });
     expect(cache.has(sha)).toBe(false);
   });
+
+  it("a blob over the size limit is refused while reading, nothing cached", async () => {
+    const cache = new AdapterCache(new EdgeAdapterSource({ baseUrl: edge.url, secret: SECRET, maxBytes: 1000 }), {
+      budgetBytes: 1 << 30,
+      parse: (cfg, bytes) => loadPeftAdapter(cfg, bytes),
+    });
+    await expect(cache.acquire("a", shas.a!)).rejects.toMatchObject({ status: 502, message: expect.stringMatching(/limit of 1000 bytes/) });
+    expect(cache.stats().entries).toBe(0);
+  });
 });

@@ -24,6 +24,38 @@ export interface EdgeSourceOptions {
   secret: string;
   /** Per-file timeout (default 60 s). */
   timeoutMs?: number;
+  /** Largest blob accepted, bytes (default 1 GiB): bigger ones are refused before or while reading. */
+  maxBytes?: number;
+}
+
+/** Reads a body up to `max` bytes; throws as soon as it is longer. */
+async function readLimited(response: Response, max: number, what: string): Promise<Uint8Array> {
+  const declared = Number(response.headers.get("content-length") ?? NaN);
+  if (Number.isFinite(declared) && declared > max) {
+    await response.body?.cancel();
+    throw new EngineError(502, "adapter_unavailable", `${what} is ${declared} bytes, over the runner's limit of ${max} bytes (RUNNER_ADAPTER_MAX_MB)`);
+  }
+  if (!response.body) return new Uint8Array(0);
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  const reader = response.body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.byteLength;
+    if (total > max) {
+      await reader.cancel();
+      throw new EngineError(502, "adapter_unavailable", `${what} is over the runner's limit of ${max} bytes (RUNNER_ADAPTER_MAX_MB)`);
+    }
+    chunks.push(value);
+  }
+  const out = new Uint8Array(total);
+  let offset = 0;
+  for (const c of chunks) {
+    out.set(c, offset);
+    offset += c.byteLength;
+  }
+  return out;
 }
 
 export class EdgeAdapterSource implements AdapterSource {
@@ -32,9 +64,14 @@ export class EdgeAdapterSource implements AdapterSource {
   async fetchAdapter(id: string): Promise<AdapterFiles> {
     const paths = edgeAdapterPaths(id);
     const [blob, config] = await Promise.all([this.get(id, paths.blob), this.get(id, paths.config)]);
+    const max = this.options.maxBytes ?? 2 ** 30;
+    const [safetensors, configBytes] = await Promise.all([
+      readLimited(blob, max, `the blob of adapter ${id}`),
+      readLimited(config, 1 << 20, `the adapter_config.json of adapter ${id}`),
+    ]);
     return {
-      safetensors: new Uint8Array(await blob.arrayBuffer()),
-      configJson: await config.text(),
+      safetensors,
+      configJson: new TextDecoder().decode(configBytes),
       announcedSha256: blob.headers.get(SHA256_HEADER),
     };
   }

@@ -184,6 +184,11 @@ export function createRunnerApp(deps: RunnerAppDeps) {
     try {
       started = await engine.start(request, { signal, onToken });
     } catch (e) {
+      if (e instanceof AbortedError) {
+        finish(499);
+        observe("aborted", false);
+        return c.body(null, 499 as never);
+      }
       const status = e instanceof EngineError ? e.status : 500;
       finish(status);
       observe(String(status), false);
