@@ -177,6 +177,8 @@ describe("reading adapters", () => {
     const rawSlash = await callJson("/v1/adapters/acme/p@1.0.0", { key: t.key });
     expect(rawSlash.body.id).toBe(up.body.id);
     expect((await call("/v1/adapters/acme/p@1.0.0/download", { key: t.key })).status).toBe(200);
+    const config = await callJson("/v1/adapters/acme/p@1.0.0/config", { key: t.key });
+    expect(config.body).toEqual(JSON.parse(files.config));
     const latest = await callJson(`/v1/adapters/${encodeURIComponent("acme/p")}`, { key: t.key });
     expect(latest.body.id).toBe(up.body.id);
     const dl = await call(`/v1/adapters/${up.body.id}/download`, { key: t.key });
@@ -192,7 +194,7 @@ describe("reading adapters", () => {
     const b = await newTenant("b");
     const priv = await uploadAdapter(a.key, uploadForm(peftFiles(tinyAdapter(1, 4)), { name: "secret" }));
     const pub = await uploadAdapter(a.key, uploadForm(peftFiles(tinyAdapter(2, 4)), { name: "open", visibility: "public" }));
-    for (const path of [`/v1/adapters/${priv.body.id}`, `/v1/adapters/${priv.body.id}/download`, `/v1/adapters/${encodeURIComponent("a/secret@1.0.0")}`]) {
+    for (const path of [`/v1/adapters/${priv.body.id}`, `/v1/adapters/${priv.body.id}/download`, `/v1/adapters/${priv.body.id}/config`, `/v1/adapters/${encodeURIComponent("a/secret@1.0.0")}`]) {
       expectError(await callJson(path, { key: b.key }), 404, "not_found_error");
     }
     expectError(await callJson(`/v1/adapters/${priv.body.id}`, { key: b.key, method: "PATCH", json: { visibility: "public" } }), 404);

@@ -4,7 +4,7 @@
  * path segment). Only `owner/name@version` (with an @) is rewritten, so `/v1/adapters/:id/download`
  * keeps its meaning.
  */
-const RAW_REF = /^\/v1\/adapters\/([^/@]+)\/([^/@]+@[^/@]+)(\/download)?$/;
+const RAW_REF = /^\/v1\/adapters\/([^/@]+)\/([^/@]+@[^/@]+)(\/download|\/config)?$/;
 
 export function normalizeAdapterRefPath(request: Request): Request {
   const url = new URL(request.url);

@@ -103,6 +103,23 @@ const downloadRoute = createRoute({
   },
 });
 
+const configRoute = createRoute({
+  method: "get",
+  path: "/v1/adapters/{id}/config",
+  tags: ["adapters"],
+  summary: "Download adapter_config.json as uploaded",
+  security: tenantSecurity,
+  middleware: [requireTenant] as const,
+  request: { params: IdParam },
+  responses: {
+    200: {
+      description: "The PEFT config",
+      content: { "application/json": { schema: z.record(z.string(), z.unknown()) } },
+    },
+    ...errorResponses(401, 404),
+  },
+});
+
 const patchRoute = createRoute({
   method: "patch",
   path: "/v1/adapters/{id}",
@@ -238,6 +255,16 @@ adapterRoutes
         etag: `"${row.sha256}"`,
       },
     });
+  })
+  .openapi(configRoute, async (c) => {
+    const row = await resolveAdapter(c.var.db, tenantOf(c).id, c.req.valid("param").id);
+    return new Response(row.configJson, {
+      status: 200,
+      headers: {
+        "content-type": "application/json",
+        "content-disposition": `attachment; filename="${CONFIG_PART}"`,
+      },
+    }) as never;
   })
   .openapi(patchRoute, async (c) => {
     const db = c.var.db;
