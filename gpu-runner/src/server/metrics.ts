@@ -66,8 +66,10 @@ export class RunnerMetrics {
       merges.map((m) => ({ labels: { model: m.model }, value: m.value.sessions.length })));
     out.metric("loraedge_runner_merged_bytes", "gauge", "Weight bytes of merged sessions (RUNNER_MERGED_MB budget).",
       merges.map((m) => ({ labels: { model: m.model }, value: m.value.bytes })));
-    out.metric("loraedge_runner_merged_session_info", "gauge", "One series per merged session: its build time (ms) as value, hits and mix as labels.",
-      merges.flatMap((m) => m.value.sessions.map((s) => ({ labels: { model: m.model, mix: s.key, hits: String(s.hits) }, value: Math.round(s.buildMs) }))));
+    out.metric("loraedge_runner_merged_session_build_seconds", "gauge", "Per merged session (mix): how long its build took.",
+      merges.flatMap((m) => m.value.sessions.map((s) => ({ labels: { model: m.model, mix: s.key }, value: s.buildMs / 1000 }))));
+    out.metric("loraedge_runner_merged_session_hits", "gauge", "Per merged session (mix): requests routed to it.",
+      merges.flatMap((m) => m.value.sessions.map((s) => ({ labels: { model: m.model, mix: s.key }, value: s.hits }))));
     out.metric("loraedge_runner_merged_hits_total", "counter", "Requests routed to a merged session.",
       merges.map((m) => ({ labels: { model: m.model }, value: m.value.hitsTotal })));
     out.metric("loraedge_runner_merged_builds_total", "counter", "Merged sessions built.",
