@@ -1,7 +1,7 @@
 // migrations/ must be exactly what drizzle-kit generates from workers/src/db/schema.ts: run
 // `drizzle-kit generate` against a copy of migrations/ and require "nothing to migrate".
 import { spawnSync } from "node:child_process";
-import { cpSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { repoRoot } from "../../scripts/lib/stack.js";
@@ -10,6 +10,7 @@ describe("D1 schema vs migrations", () => {
   it("drizzle-kit finds no schema change that migrations/ lacks", () => {
     // Inside the repo (.cache is git-ignored) so drizzle-orm resolves from node_modules.
     const cache = path.join(repoRoot, ".cache");
+    mkdirSync(cache, { recursive: true });
     const dir = mkdtempSync(path.join(cache, "schema-drift-"));
     try {
       cpSync(path.join(repoRoot, "migrations"), path.join(dir, "migrations"), { recursive: true });
