@@ -2,7 +2,7 @@
  * The runner's models on ONNX Runtime: the base model (per-row LoRA inputs) and merged
  * variants (W′ = W + ΔW baked into a session built from the same graph via externalData).
  */
-import type { Backend, Session } from "../backend/index.js";
+import type { Backend, HostTensor, Session } from "../backend/index.js";
 import { expectFloat32 } from "../backend/index.js";
 import { decodeModel, toNumber } from "../onnx/index.js";
 import type { ComposedMix } from "../../../core/src/lora/types.js";
@@ -66,6 +66,17 @@ class OnnxVariant implements ModelVariant {
   private disposed = false;
   /** Reused buffer for the batched past tensors; taken (null) while a step uses it. */
   private arena: Float32Array | null = null;
+  /** The last packed LoRA inputs and the row mixes they were packed from (mixes are immutable). */
+  private lastLora: { mixes: (ComposedMix | null)[]; feeds: Record<string, HostTensor> } | null = null;
+
+  /** LoRA inputs for these rows: reused when the rows carry the same mixes, in the same order, as last time (steady decode). */
+  private loraFeeds(packed: readonly PackedRow[]): Record<string, HostTensor> {
+    const last = this.lastLora;
+    if (last && last.mixes.length === packed.length && packed.every((row, i) => row.mix === last.mixes[i])) return last.feeds;
+    const feeds = packLora(this.state.spec, packed, this.state.dims);
+    this.lastLora = { mixes: packed.map((row) => row.mix), feeds };
+    return feeds;
+  }
 
   constructor(
     protected readonly state: SharedModelState,
@@ -106,7 +117,7 @@ class OnnxVariant implements ModelVariant {
     }
     let outputs: Awaited<ReturnType<Session["run"]>>;
     try {
-      Object.assign(feeds, packPast(spec, packed, shape, arena ?? undefined), packLora(spec, packed, this.state.dims));
+      Object.assign(feeds, packPast(spec, packed, shape, arena ?? undefined), this.loraFeeds(packed));
       outputs = await this.session.run(feeds, [spec.logits, ...presentNames(spec)]);
     } finally {
       if (arena && (!this.arena || this.arena.length < arena.length)) this.arena = arena;
@@ -122,6 +133,7 @@ class OnnxVariant implements ModelVariant {
     if (this.disposed) return;
     this.disposed = true;
     this.arena = null;
+    this.lastLora = null;
     await this.session.release();
   }
 }

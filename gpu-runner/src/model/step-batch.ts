@@ -215,7 +215,8 @@ export function packLora(spec: GraphSpec, rows: readonly PackedRow[], dims: Map<
         const m = row.mix?.modules.get(binding.module);
         if (!m || m.rank === 0) return;
         const r = m.rank;
-        for (let x = 0; x < size.in; x++) at.set(m.at.subarray(x * r, (x + 1) * r), (i * size.in + x) * R);
+        if (r === R) at.set(m.at, i * size.in * R); // same rank: one contiguous copy
+        else for (let x = 0; x < size.in; x++) at.set(m.at.subarray(x * r, (x + 1) * r), (i * size.in + x) * R);
         bt.set(m.bt.subarray(0, r * size.out), i * R * size.out);
       });
     }

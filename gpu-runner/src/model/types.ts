@@ -30,7 +30,10 @@ export interface StepRow {
   tokens: readonly number[];
   /** The cache this row's previous step returned; null on the first step. */
   cache: KvCache | null;
-  /** The row's composed mix (per-module Aᵗ/Bᵗ); null = base model. Must be null on a merged variant. */
+  /**
+   * The row's composed mix (per-module Aᵗ/Bᵗ); null = base model. Must be null on a merged variant.
+   * Treated as immutable: the model reuses its packed LoRA inputs while the same objects come back.
+   */
   mix: ComposedMix | null;
 }
 
