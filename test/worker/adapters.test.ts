@@ -64,6 +64,18 @@ describe("POST /v1/adapters", () => {
     expect(await r2Keys()).toHaveLength(1); // content-addressed: identical bytes share one blob
   });
 
+  it("two concurrent uploads of the same name@version: one 201, one 409, one blob", async () => {
+    const t = await newTenant("acme");
+    const [r1, r2] = await Promise.all([
+      uploadAdapter(t.key, uploadForm(peftFiles(tinyAdapter(1, 4)), { name: "p" })),
+      uploadAdapter(t.key, uploadForm(peftFiles(tinyAdapter(2, 4)), { name: "p" })),
+    ]);
+    expect([r1.status, r2.status].sort()).toEqual([201, 409]);
+    expect(await adapterCount()).toBe(1);
+    const winner = r1.status === 201 ? r1.body : r2.body;
+    expect(await r2Keys()).toEqual([`adapters/sha256/${winner.sha256}.safetensors`]);
+  });
+
   it("400 for missing parts and bad fields", async () => {
     const t = await newTenant("acme");
     const files = peftFiles(tinyAdapter(1, 4));

@@ -219,6 +219,16 @@ describe("limits and usage", () => {
     expect(runners.completions).toHaveLength(2);
   });
 
+  it("the per-minute counter is atomic under concurrent requests", async () => {
+    const { a } = await setup({ rpm_limit: 3 });
+    const results = await Promise.all(
+      Array.from({ length: 8 }, () => call("/v1/completions", { key: a.key, json: { model: MODEL, prompt: "Hi" } })),
+    );
+    const statuses = results.map((r) => r.status).sort();
+    expect(statuses).toEqual([200, 200, 200, 429, 429, 429, 429, 429]);
+    await Promise.all(results.map((r) => r.body?.cancel()));
+  });
+
   it("429 once the daily token budget is used; usage is per tenant per day", async () => {
     const { a, b } = await setup({ tokens_per_day: 5 });
     // The fake runner reports prompt_tokens = prompt length (2) and completion_tokens = min(max_tokens, 4).
