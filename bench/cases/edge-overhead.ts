@@ -39,7 +39,7 @@ export const edgeOverhead: BenchCase = {
           body: JSON.stringify({ api_key: apiKey }),
         });
         if (!seeded.ok) throw new Error(`seeding failed: ${seeded.status} ${await seeded.text()}`);
-        const body = JSON.stringify({ model: "loraedge-tiny", prompt: "hello", max_tokens: 1, temperature: 0 });
+        const body = JSON.stringify({ model: "loraedge-tiny", prompt: "hello", max_tokens: 1, temperature: 0, ignore_eos: true });
         const viaEdge = async () => {
           const t0 = performance.now();
           const res = await fetch(`${edge.url}/v1/completions`, {

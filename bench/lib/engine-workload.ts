@@ -69,5 +69,5 @@ export function createEngine(model: BaseModel, pool: AdapterPool, maxBatch: numb
 }
 
 export function request(model: string, input: Omit<GenerateRequestInput, "model">) {
-  return generateRequestSchema.parse({ model, temperature: 0, ...input });
+  return generateRequestSchema.parse({ model, temperature: 0, ignore_eos: true, ...input });
 }

@@ -161,7 +161,8 @@ describe("gpu-runner process: limits, disconnects, shutdown", () => {
 
   it("SIGTERM: refuses new work, finishes the running stream, exits 0", async () => {
     const res = await signedFetch(runner.url, RUNNER_PATHS.completions, {
-      body: { model: MODEL, prompt: "drain", max_tokens: 200, temperature: 0, stream: true },
+      // ignore_eos: the stream must still be running when SIGTERM arrives, whatever the weights.
+      body: { model: MODEL, prompt: "drain", max_tokens: 200, temperature: 0, stream: true, ignore_eos: true },
     });
     const events = streamEvents(res);
     await until(async () => (await metricValue(runner.url, "loraedge_runner_batch_rows")) === 1);

@@ -52,6 +52,8 @@ export const generateRequestSchema = z.object({
   /** Same seed ⇒ same text. Absent: a random seed. */
   seed: z.number().int().optional(),
   stop: z.union([z.string(), z.array(z.string()).max(8)]).optional(),
+  /** Keep generating past the EOS token (fixed-length generation, benchmarks), as vLLM's ignore_eos. */
+  ignore_eos: z.boolean().default(false),
   /** Include the prompt in the returned text (and its logprobs when `logprobs` is set). */
   echo: z.boolean().default(false),
   /** When set (0..5), return token logprobs (top_logprobs with that many alternatives). */

@@ -105,6 +105,7 @@ export class ModelEngine {
       seed: request.seed ?? randomSeed(),
       stop: stop.filter((s) => s.length > 0),
       echo: request.echo,
+      ignoreEos: request.ignore_eos,
       logprobs: request.logprobs ?? null,
     };
     const mix = await resolveMix(request.adapters, this.model.manifest, this.adapters, this.mixes);

@@ -42,6 +42,7 @@ function params(prompt: string, maxTokens: number, extra: Partial<GenerationPara
     seed: 1,
     stop: [],
     echo: false,
+    ignoreEos: false,
     logprobs: null,
     ...extra,
   };

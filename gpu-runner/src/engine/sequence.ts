@@ -23,6 +23,8 @@ export interface GenerationParams {
   seed: number;
   stop: readonly string[];
   echo: boolean;
+  /** Treat EOS as an ordinary token (generation ends only at max_tokens or a stop string). */
+  ignoreEos: boolean;
   /** null: no logprobs; n: token logprobs with n top alternatives. */
   logprobs: number | null;
 }
@@ -153,7 +155,7 @@ export class Sequence {
       entry = this.scored(logits, id);
       this.completionLogprobs.push(entry);
     }
-    const isEos = id === this.tokenizer.eosId;
+    const isEos = id === this.tokenizer.eosId && !this.params.ignoreEos;
     let emitted = "";
     let stopped = isEos;
     const atLimit = this.generated.length >= this.params.maxTokens;

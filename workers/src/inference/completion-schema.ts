@@ -11,6 +11,7 @@ export const samplingFields = {
   seed: z.number().int().optional().openapi({ description: "Same seed, same text" }),
   stop: z.union([z.string(), z.array(z.string()).max(4)]).optional(),
   stream: z.boolean().default(false),
+  ignore_eos: z.boolean().default(false).openapi({ description: "Generate past the EOS token (extension, as vLLM)" }),
   adapters: z
     .array(MixEntrySchema)
     .optional()

@@ -2,16 +2,12 @@
  * Test support (imported by tests only): seeded random composed mixes and error measures.
  */
 import type { ComposedMix, ComposedModule } from "../../../../core/src/lora/types.js";
+import { createRng } from "../../../../core/src/random/index.js";
 
+/** Floats in [0, 1) from core's seeded generator (the same streams every part of the project draws). */
 export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const rng = createRng(seed);
+  return () => rng.nextFloat();
 }
 
 /** A mix with the given rank per module, entries U(−scale, scale). */
