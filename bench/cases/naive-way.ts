@@ -67,7 +67,7 @@ export const naiveWay: BenchCase = {
         figures: [
           figure(`naive ÷ loraedge total time (${requests} requests)`, ratio, "×", {
             goal: { op: ">=", target: 10 },
-            note: "the naive path's per-request cost is one merged-session build; on a small model that build is cheap relative to CPU decode of a batch",
+            note: "batched steps with distinct mixes spend most of their time packing per-row zero-padded At/Bt (B·R_max·Σ(in+out) floats, ≈1 GB per step at batch 16); the naive path's merged build is only ≈1.1 s on a 100M model",
           }),
           figure("loraedge total", result.loraedge.stats.median / 1000, "s", { stats: scaleStats(result.loraedge.stats, 1 / 1000) }),
           figure("naive total (scaled from sample)", result.naive.stats.median / 1000, "s", { stats: scaleStats(result.naive.stats, 1 / 1000) }),
