@@ -56,7 +56,7 @@ export const heterogeneousBatching: BenchCase = {
           }),
           figure(`batch ${B} distinct÷base (no adapters) tok/s`, versusBase.median, "×", {
             stats: versusBase,
-            note: "per-row zero-padded At/Bt: a shared mix is copied once per row too, so 'shared' is not cheaper than 'distinct' in this layout",
+            note: "every row, shared mix or not, gets its own zero-padded At/Bt copy per step; the base batch feeds none",
           }),
           figure(`batch ${B} distinct`, result.distinct.stats.median, "tok/s", { stats: result.distinct.stats }),
           figure(`batch ${B} shared`, result.shared.stats.median, "tok/s", { stats: result.shared.stats }),
