@@ -28,6 +28,30 @@ describe("hmacAuth", () => {
     expect((await app().request("http://runner/internal/list?x=1", { headers })).status).toBe(401);
   });
 
+  it("refuses a body over the limit with 413 without reading it to the end (no Content-Length)", async () => {
+    const a = new Hono();
+    a.use("/internal/*", hmacAuth(SECRET, 300, 4096));
+    a.post("/internal/echo", async (c) => c.json({ size: (await c.req.arrayBuffer()).byteLength }));
+    let pulled = 0;
+    const endless = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        pulled++;
+        if (pulled > 1000) controller.close();
+        else controller.enqueue(new Uint8Array(1024));
+      },
+    });
+    const res = await a.request("http://runner/internal/echo", { method: "POST", body: endless, duplex: "half" } as RequestInit);
+    expect(res.status).toBe(413);
+    expect(((await res.json()) as { error: { type: string } }).error.type).toBe("payload_too_large");
+    expect(pulled).toBeLessThan(100);
+    // Within the limit, a signed body still reaches the route whole.
+    const body = "x".repeat(4000);
+    const headers = await signRequest(SECRET, { method: "POST", pathAndQuery: "/internal/echo", body });
+    const ok = await a.request("http://runner/internal/echo", { method: "POST", body, headers });
+    expect(ok.status).toBe(200);
+    expect(await ok.json()).toEqual({ size: 4000 });
+  });
+
   it("rejects missing, wrong, tampered and stale signatures with 401 and the reason", async () => {
     const body = JSON.stringify({ x: 1 });
     const cases: [Record<string, string>, string, RegExp][] = [
