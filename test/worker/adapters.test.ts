@@ -122,6 +122,28 @@ describe("POST /v1/adapters", () => {
     expect(await r2Keys()).toEqual([]);
   });
 
+  it("413 for a chunked body (no Content-Length) over the limit, without reading it to its end", async () => {
+    const t = await newTenant("acme");
+    let pulled = 0;
+    const chunk = new Uint8Array(64 * 1024);
+    const endless = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        pulled++;
+        if (pulled > 1000) controller.close(); // 64 MiB; the limit is ~2 MiB in the tests
+        else controller.enqueue(chunk);
+      },
+    });
+    const r = await callJson("/v1/adapters", {
+      key: t.key,
+      method: "POST",
+      headers: { "content-type": "multipart/form-data; boundary=x" },
+      body: endless,
+    });
+    expectError(r, 413, "payload_too_large_error");
+    expect(pulled).toBeLessThan(100);
+    expect(await r2Keys()).toEqual([]);
+  });
+
   it("is atomic when the D1 insert fails: no row and no orphan blob", async () => {
     const t = await newTenant("acme");
     const prepare = env.DB.prepare.bind(env.DB);

@@ -6,6 +6,9 @@ export const WEIGHTS_PART = "adapter_model.safetensors";
 export const MAX_CONFIG_BYTES = 1024 * 1024;
 export const MAX_DESCRIPTION_CHARS = 4000;
 
+/** Largest multipart body read for an upload whose weights may be up to `maxBytes`: the config part plus 64 KiB of fields and framing on top. */
+export const maxUploadBodyBytes = (maxBytes: number) => maxBytes + MAX_CONFIG_BYTES + 64 * 1024;
+
 /** A parsed, field-validated upload (file contents not yet checked). */
 export interface UploadForm {
   name: string;
@@ -31,7 +34,8 @@ function field(form: FormData, name: string): string | undefined {
 /**
  * Reads the multipart form of POST /v1/adapters: the two PEFT file parts plus metadata
  * fields. 413 when the weights exceed `maxBytes` (checked on Content-Length first, so an
- * oversized body is refused before it is read); 400 for anything missing or malformed.
+ * oversized body is refused before it is read; a body without Content-Length is capped by the
+ * route's bodyLimit at maxUploadBodyBytes); 400 for anything missing or malformed.
  */
 export async function readUploadForm(request: Request, maxBytes: number): Promise<UploadForm> {
   const type = request.headers.get("content-type") ?? "";
@@ -39,7 +43,7 @@ export async function readUploadForm(request: Request, maxBytes: number): Promis
     throw badRequest(`expected multipart/form-data with '${CONFIG_PART}' and '${WEIGHTS_PART}' file parts`);
   }
   const length = Number(request.headers.get("content-length") ?? NaN);
-  if (Number.isFinite(length) && length > maxBytes + MAX_CONFIG_BYTES + 64 * 1024) {
+  if (Number.isFinite(length) && length > maxUploadBodyBytes(maxBytes)) {
     throw payloadTooLarge(`upload of ${length} bytes exceeds the adapter size limit of ${maxBytes} bytes`);
   }
   let form: FormData;

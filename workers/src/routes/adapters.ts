@@ -1,4 +1,6 @@
 import { createRoute, z } from "@hono/zod-openapi";
+import type { MiddlewareHandler } from "hono";
+import { bodyLimit } from "hono/body-limit";
 import { AdapterSchema, adapterJson } from "../adapters/record.js";
 import { deleteBlobIfUnreferenced } from "../adapters/blob-store.js";
 import { decodeCursor, encodeCursor } from "../adapters/cursor.js";
@@ -6,10 +8,11 @@ import { compositionsUsing, deleteAdapterRow, incrementDownloads, listAdapters, 
 import { encodeTags, parseTags, TAG_RE } from "../adapters/refs.js";
 import { resolveAdapter, resolveOwnAdapter } from "../adapters/resolve.js";
 import { storeAdapter } from "../adapters/store.js";
-import { CONFIG_PART, readUploadForm, WEIGHTS_PART } from "../adapters/upload-form.js";
+import { CONFIG_PART, maxUploadBodyBytes, readUploadForm, WEIGHTS_PART } from "../adapters/upload-form.js";
 import { validateAdapterFiles } from "../adapters/validate.js";
+import type { AppEnv } from "../app-env.js";
 import { requireTenant, tenantOf } from "../auth/require-tenant.js";
-import { badRequest, conflict, serviceUnavailable, unprocessable } from "../errors/api-error.js";
+import { badRequest, conflict, payloadTooLarge, serviceUnavailable, unprocessable } from "../errors/api-error.js";
 import { errorResponses } from "../errors/error-schema.js";
 import { uploadLimits } from "../limits/config.js";
 import { findManifest } from "../runners/catalog.js";
@@ -191,7 +194,19 @@ adapterRoutes.openAPIRegistry.registerPath({
   },
 });
 
-adapterRoutes.post("/v1/adapters", requireTenant, async (c) => {
+/** A chunked upload body (no Content-Length) is read only up to the upload limit, never to its end. */
+const uploadBodyLimit: MiddlewareHandler<AppEnv> = function uploadBodyLimit(c, next) {
+  const { maxBytes } = uploadLimits(c.env);
+  const maxSize = maxUploadBodyBytes(maxBytes);
+  return bodyLimit({
+    maxSize,
+    onError: () => {
+      throw payloadTooLarge(`upload body exceeds ${maxSize} bytes (the adapter size limit is ${maxBytes} bytes)`);
+    },
+  })(c, next);
+};
+
+adapterRoutes.post("/v1/adapters", requireTenant, uploadBodyLimit, async (c) => {
   const tenant = tenantOf(c);
   const limits = uploadLimits(c.env);
   const form = await readUploadForm(c.req.raw, limits.maxBytes);
