@@ -53,6 +53,19 @@ describe("AdapterCache over signed HTTP", () => {
     expect(cache.stats()).toMatchObject({ hitsTotal: 1, fetchesTotal: 1 });
   });
 
+  it("the same blob under another id with another adapter_config.json is parsed with that config", async () => {
+    const cache = newCache(1 << 30);
+    const f = peftFiles(100, 8); // a's bytes; its config says lora_alpha 4 (scale 0.5)
+    expect(edge.put("a-loud", { config: { ...f.config, lora_alpha: (f.config.lora_alpha as number) * 2 }, safetensors: f.safetensors })).toBe(shas.a);
+    const quiet = await cache.acquire("a", shas.a!);
+    const loud = await cache.acquire("a-loud", shas.a!);
+    const module = "model.layers.0.self_attn.q_proj";
+    expect(quiet.adapter.modules.get(module)!.scale).toBe(0.5);
+    expect(loud.adapter.modules.get(module)!.scale).toBe(1);
+    quiet.release();
+    loud.release();
+  });
+
   it("concurrent misses for one adapter cause one fetch", async () => {
     const cache = newCache(1 << 30);
     const before = edge.fetches.get("b") ?? 0;

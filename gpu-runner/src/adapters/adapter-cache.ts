@@ -3,8 +3,10 @@
  * sha256 the edge sent with the request, parsed with core, kept in an LRU bounded by the
  * bytes of their Float32 A/B tensors.
  *
- * - Keyed by sha256 (content-addressed): the same bytes under two ids are held once.
- * - Concurrent misses for one sha256 share one fetch (single flight).
+ * - Keyed by (id, sha256): the parsed adapter depends on adapter_config.json (alpha,
+ *   rank_pattern, use_rslora, …), which the blob's sha256 does not cover, so the same bytes
+ *   under two ids (possibly with different configs) are two entries.
+ * - Concurrent misses for one (id, sha256) share one fetch (single flight).
  * - A corrupt or mismatching blob fails every request waiting on it and is never cached.
  * - An adapter is pinned while a request uses it (acquire → release) and never evicted while
  *   pinned; an adapter larger than the whole budget is served and dropped when released.
@@ -32,6 +34,8 @@ export interface AdapterLease {
 }
 
 interface Entry {
+  /** Map key: see cacheKey. */
+  key: string;
   sha256: string;
   ids: Set<string>;
   adapter: LoraAdapter;
@@ -76,6 +80,9 @@ export function sha256Hex(bytes: Uint8Array): string {
   return createHash("sha256").update(bytes).digest("hex");
 }
 
+/** One entry per adapter id and blob: an id's files are immutable, its config is part of what is parsed. */
+const cacheKey = (id: string, sha256: string) => `${sha256}\n${id}`;
+
 export class AdapterCache {
   /** Map order is LRU order: first = least recently used. */
   private readonly entries = new Map<string, Entry>();
@@ -92,18 +99,19 @@ export class AdapterCache {
 
   /** The adapter `id` whose blob must hash to `sha256`, pinned until `release()`. */
   async acquire(id: string, sha256: string): Promise<AdapterLease> {
-    let entry = this.entries.get(sha256);
+    const key = cacheKey(id, sha256);
+    let entry = this.entries.get(key);
     if (entry) {
       this.counters.hitsTotal++;
-      this.entries.delete(sha256);
-      this.entries.set(sha256, entry);
+      this.entries.delete(key);
+      this.entries.set(key, entry);
     } else {
       this.counters.missesTotal++;
-      let pending = this.inFlight.get(sha256);
+      let pending = this.inFlight.get(key);
       if (!pending) {
         pending = this.load(id, sha256);
-        this.inFlight.set(sha256, pending);
-        const clear = () => this.inFlight.delete(sha256);
+        this.inFlight.set(key, pending);
+        const clear = () => this.inFlight.delete(key);
         pending.then(clear, clear);
       }
       entry = await pending;
@@ -160,6 +168,7 @@ export class AdapterCache {
         );
       }
       const entry: Entry = {
+        key: cacheKey(id, sha256),
         sha256,
         ids: new Set([id]),
         adapter,
@@ -169,7 +178,7 @@ export class AdapterCache {
         fetchedAt: Date.now(),
         lastUsed: Date.now(),
       };
-      this.entries.set(sha256, entry);
+      this.entries.set(entry.key, entry);
       this.log("info", "adapter cached", {
         adapter: id,
         sha256,
@@ -192,7 +201,7 @@ export class AdapterCache {
     for (const entry of [...this.entries.values()]) {
       if (bytes <= this.options.budgetBytes) break;
       if (entry.pins > 0 || entry === keep) continue;
-      this.entries.delete(entry.sha256);
+      this.entries.delete(entry.key);
       bytes -= entry.bytes;
       this.counters.evictionsTotal++;
       this.log("debug", "adapter evicted", { sha256: entry.sha256, ids: [...entry.ids], bytes: entry.bytes });
@@ -205,8 +214,10 @@ export class AdapterCache {
     return n;
   }
 
+  /** Whether some adapter with this blob is cached. */
   has(sha256: string): boolean {
-    return this.entries.has(sha256);
+    for (const e of this.entries.values()) if (e.sha256 === sha256) return true;
+    return false;
   }
 
   list(): AdapterCacheEntryInfo[] {
@@ -235,7 +246,7 @@ export class AdapterCache {
         pinned.push(entry.sha256);
         continue;
       }
-      this.entries.delete(entry.sha256);
+      this.entries.delete(entry.key);
       this.counters.evictionsTotal++;
       evicted.push(entry.sha256);
     }

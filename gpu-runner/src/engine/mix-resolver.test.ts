@@ -61,6 +61,21 @@ describe("resolveMix", () => {
     expect(pins).toEqual({ a: 0, big: 0 });
   });
 
+  it("the same blob under two ids (configs may differ) is two mixes, never one shared composition", async () => {
+    const loud = { ...a, modules: new Map([...a.modules].map(([k, m]) => [k, { ...m, scale: m.scale * 2 }])) };
+    const { p } = provider({ a, loud });
+    const pool = new ComposedMixPool();
+    const quietEntries = [{ id: "a", sha256: sha("a"), weight: 1 }];
+    const loudEntries = [{ id: "loud", sha256: sha("a"), weight: 1 }];
+    expect(mixKey(quietEntries)).not.toBe(mixKey(loudEntries));
+    const [x, y] = await Promise.all([resolveMix(quietEntries, manifest, p, pool), resolveMix(loudEntries, manifest, p, pool)]);
+    const qx = x.handle!.mix.modules.get("l.q")!;
+    const qy = y.handle!.mix.modules.get("l.q")!;
+    expect(qy.at[0]).toBeCloseTo(2 * qx.at[0]!, 6);
+    x.release();
+    y.release();
+  });
+
   it("concurrent requests with the same mix share one composition", async () => {
     const { p } = provider({ a });
     const pool = new ComposedMixPool();

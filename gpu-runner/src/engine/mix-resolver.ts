@@ -16,13 +16,15 @@ export interface AdapterProvider {
 }
 
 /**
- * Identity of a mix: the ordered (sha256, weight) terms with weight ≠ 0.
- * Semantics: same key ⇔ same ΔW computed the same way (same terms in the same order).
+ * Identity of a mix: the ordered (id, sha256, weight) terms with weight ≠ 0.
+ * Semantics: same key ⇔ same ΔW computed the same way (same terms in the same order). The id
+ * is part of it because an adapter's scales come from its adapter_config.json, which the
+ * blob's sha256 does not cover (same bytes, different lora_alpha ⇒ different ΔW).
  */
 export function mixKey(entries: readonly WireMixEntry[]): string {
   return entries
     .filter((e) => e.weight !== 0)
-    .map((e) => `${e.sha256.slice(0, 16)}*${e.weight}`)
+    .map((e) => `${e.id}@${e.sha256.slice(0, 16)}*${e.weight}`)
     .join("+");
 }
 
