@@ -292,6 +292,17 @@ describe("reading adapters", () => {
   });
 });
 
+describe("tag filter", () => {
+  it("matches the tag exactly: '_' in a tag is not a LIKE wildcard", async () => {
+    const a = await newTenant("a");
+    await uploadAdapter(a.key, uploadForm(peftFiles(tinyAdapter(1, 4)), { name: "plain", tags: "abc" }));
+    await uploadAdapter(a.key, uploadForm(peftFiles(tinyAdapter(2, 4)), { name: "under", tags: "a_c" }));
+    const tagged = await callJson("/v1/adapters?tag=a_c", { key: a.key });
+    expect(tagged.status).toBe(200);
+    expect(tagged.body.data.map((x: any) => x.name)).toEqual(["under"]);
+  });
+});
+
 describe("changing adapters", () => {
   it("PATCH updates visibility, description and tags (owner only)", async () => {
     const a = await newTenant("a");

@@ -1,4 +1,4 @@
-import { and, asc, desc, eq, gt, inArray, like, lt, or, sql, type SQL, type SQLWrapper } from "drizzle-orm";
+import { and, asc, desc, eq, gt, inArray, lt, or, sql, type SQL, type SQLWrapper } from "drizzle-orm";
 import type { Db } from "../db/client.js";
 import { adapters, compositionAdapters, compositions, tenants } from "../db/schema.js";
 import type { AdapterRef } from "./refs.js";
@@ -117,7 +117,7 @@ export async function listAdapters(
   const conds: SQL[] = [visibleTo(query.tenantId)];
   if (query.ownerMe) conds.push(eq(adapters.ownerId, query.tenantId));
   if (query.baseModel) conds.push(eq(adapters.baseModel, query.baseModel));
-  if (query.tag) conds.push(like(adapters.tags, `%,${query.tag.toLowerCase()},%`));
+  if (query.tag) conds.push(likeEscaped(adapters.tags, `%,${escapeLike(query.tag.toLowerCase())},%`));
   if (query.q) {
     const p = `%${escapeLike(query.q)}%`;
     conds.push(or(likeEscaped(adapters.name, p), likeEscaped(adapters.description, p), likeEscaped(adapters.tags, p))!);
