@@ -81,6 +81,38 @@ describe("MergeManager on loraedge-tiny", () => {
     await merges.dispose();
   });
 
+  it("a merged session whose release fails is still evicted; the failure does not fail another mix's build", async () => {
+    const probe = new MergeManager(model, { policy: "always", budgetBytes: 1 << 30 });
+    const p = await probe.target(handle(30));
+    p.release();
+    const sessionBytes = probe.stats().bytes;
+    await probe.dispose();
+    // Fault injection: ORT's session release throws (cannot be produced for real here).
+    const faulty = {
+      manifest: model.manifest,
+      createMerged: async (mix: MixHandle["mix"]) => {
+        const variant = await model.createMerged(mix);
+        const release = variant.dispose.bind(variant);
+        return Object.assign(variant, {
+          dispose: async () => {
+            await release();
+            throw new Error("injected: session release failed");
+          },
+        });
+      },
+    } as unknown as BaseModel;
+    const merges = new MergeManager(faulty, { policy: "always", budgetBytes: Math.floor(sessionBytes * 1.5) });
+    const a = await merges.target(handle(31));
+    a.release();
+    // b's build must evict a (whose release throws) to fit.
+    const b = await merges.target(handle(32));
+    expect(b.target.merged).toBe(true);
+    expect(merges.stats().sessions.map((s) => s.key)).toEqual(["mix-32"]);
+    expect(merges.stats().evictionsTotal).toBe(1);
+    b.release();
+    await merges.dispose();
+  });
+
   it("a mix touching merge-only targets waits for a merged session; refused with 422 when none fits the budget", async () => {
     const mergeOnly = { ...handle(20), mergeOnlyModules: ["model.layers.0.self_attn.v_proj"] };
     const never = new MergeManager(model, { policy: "never", budgetBytes: 1 << 30 });

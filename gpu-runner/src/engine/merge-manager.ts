@@ -259,10 +259,21 @@ export class MergeManager {
       .sort((a, b) => a.lastUsed - b.lastUsed);
     for (const entry of idle) {
       if (this.bytes() + incoming <= this.options.budgetBytes) break;
+      // Already evicted by a concurrent call (this one awaited a dispose since taking `idle`).
+      if (this.sessions.get(entry.key) !== entry) continue;
       this.sessions.delete(entry.key);
       this.counters.evictionsTotal++;
       this.log("info", "merged session evicted", { mix: entry.key, bytes: entry.bytes, hits: entry.hits });
+      await this.disposeVariant(entry);
+    }
+  }
+
+  /** Releases a session that left the map; a failure is logged, never thrown into a build or a request's release. */
+  private async disposeVariant(entry: MergedEntry): Promise<void> {
+    try {
       await entry.variant.dispose();
+    } catch (e) {
+      this.log("error", "merged session dispose failed", { mix: entry.key, error: (e as Error).message });
     }
   }
 
@@ -287,7 +298,7 @@ export class MergeManager {
   /** Disposes every merged session (shutdown). */
   async dispose(): Promise<void> {
     await Promise.allSettled([...this.building.values()]);
-    for (const entry of this.sessions.values()) await entry.variant.dispose();
+    for (const entry of this.sessions.values()) await this.disposeVariant(entry);
     this.sessions.clear();
   }
 }
