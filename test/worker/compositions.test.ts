@@ -67,13 +67,27 @@ describe("compositions", () => {
     expect((await callJson("/v1/compositions", { key: a.key })).body.data).toEqual([]);
   });
 
-  it("deleting a composed adapter is 409 unless force=true, which deletes the compositions", async () => {
-    const { a, b, y } = await setup();
-    const comp = await callJson("/v1/compositions", { key: b.key, json: { name: "m", adapters: [{ id: y.id, weight: 1 }] } });
+  it("deleting a composed adapter is 409 unless force=true, which deletes the owner's own compositions", async () => {
+    const { a, y } = await setup();
+    const comp = await callJson("/v1/compositions", { key: a.key, json: { name: "m", adapters: [{ id: y.id, weight: 1 }] } });
+    expect(comp.status).toBe(201);
     expectError(await callJson(`/v1/adapters/${y.id}`, { key: a.key, method: "DELETE" }), 409, "conflict_error");
     const forced = await callJson(`/v1/adapters/${y.id}?force=true`, { key: a.key, method: "DELETE" });
     expect(forced.status).toBe(200);
     expect(forced.body.deleted_compositions).toEqual([comp.body.id]);
-    expectError(await callJson(`/v1/compositions/${comp.body.id}`, { key: b.key }), 404);
+    expectError(await callJson(`/v1/compositions/${comp.body.id}`, { key: a.key }), 404);
+  });
+
+  it("force=true never deletes another tenant's composition: the adapter it uses stays (409)", async () => {
+    const { a, b, y } = await setup();
+    const theirs = await callJson("/v1/compositions", { key: b.key, json: { name: "m", adapters: [{ id: y.id, weight: 1 }] } });
+    expect(theirs.status).toBe(201);
+    for (const query of ["", "?force=true"]) {
+      const refused = await callJson(`/v1/adapters/${y.id}${query}`, { key: a.key, method: "DELETE" });
+      expectError(refused, 409, "conflict_error");
+      expect(refused.body.error.message).not.toMatch(/\d/); // no count of other tenants' data
+    }
+    expect((await callJson(`/v1/compositions/${theirs.body.id}`, { key: b.key })).status).toBe(200);
+    expect((await callJson(`/v1/adapters/${y.id}`, { key: b.key })).status).toBe(200);
   });
 });

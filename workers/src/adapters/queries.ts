@@ -161,13 +161,14 @@ export async function updateAdapter(
   if (Object.keys(set).length) await db.update(adapters).set(set).where(eq(adapters.id, id));
 }
 
-/** Compositions (any owner) whose mix uses the adapter. */
-export async function compositionsUsing(db: Db, adapterId: string): Promise<string[]> {
+/** Compositions (any owner) whose mix uses the adapter, split into the caller's and other tenants'. */
+export async function compositionsUsing(db: Db, adapterId: string, tenantId: string): Promise<{ own: string[]; others: number }> {
   const rows = await db
-    .selectDistinct({ id: compositionAdapters.compositionId })
+    .selectDistinct({ id: compositionAdapters.compositionId, ownerId: compositions.ownerId })
     .from(compositionAdapters)
+    .innerJoin(compositions, eq(compositions.id, compositionAdapters.compositionId))
     .where(eq(compositionAdapters.adapterId, adapterId));
-  return rows.map((r) => r.id);
+  return { own: rows.filter((r) => r.ownerId === tenantId).map((r) => r.id), others: rows.filter((r) => r.ownerId !== tenantId).length };
 }
 
 /** Deletes the adapter row and (when given) the compositions that use it, in one D1 batch. */

@@ -303,12 +303,17 @@ adapterRoutes
     const db = c.var.db;
     const tenant = tenantOf(c);
     const row = await resolveOwnAdapter(db, tenant.id, c.req.valid("param").id);
-    const using = await compositionsUsing(db, row.id);
+    const using = await compositionsUsing(db, row.id, tenant.id);
     const force = c.req.valid("query").force === "true";
-    if (using.length && !force) {
-      throw conflict(`adapter is used by ${using.length} saved composition(s); delete them first or pass ?force=true`);
+    // Other tenants' data is never deleted on their behalf: an adapter they compose stays (make it
+    // private to stop new uses). `force` deletes only the caller's own compositions.
+    if (using.others > 0) {
+      throw conflict("adapter is used by saved compositions of other tenants and cannot be deleted; set its visibility to private to stop new uses");
     }
-    await deleteAdapterRow(db, row.id, using);
+    if (using.own.length && !force) {
+      throw conflict(`adapter is used by ${using.own.length} of your saved composition(s); delete them first or pass ?force=true`);
+    }
+    await deleteAdapterRow(db, row.id, using.own);
     await deleteBlobIfUnreferenced(db, c.env.ADAPTERS, row.sha256);
-    return c.json({ id: row.id, deleted: true as const, deleted_compositions: using }, 200);
+    return c.json({ id: row.id, deleted: true as const, deleted_compositions: using.own }, 200);
   });
