@@ -63,7 +63,14 @@ export class EdgeAdapterSource implements AdapterSource {
 
   async fetchAdapter(id: string): Promise<AdapterFiles> {
     const paths = edgeAdapterPaths(id);
-    const [blob, config] = await Promise.all([this.get(id, paths.blob), this.get(id, paths.config)]);
+    const settled = await Promise.allSettled([this.get(id, paths.blob), this.get(id, paths.config)]);
+    const failed = settled.find((r) => r.status === "rejected");
+    if (failed) {
+      // Release the other response's connection rather than leaving its body to the GC.
+      for (const r of settled) if (r.status === "fulfilled") await r.value.body?.cancel();
+      throw failed.reason;
+    }
+    const [blob, config] = settled.map((r) => (r as PromiseFulfilledResult<Response>).value);
     const max = this.options.maxBytes ?? 2 ** 30;
     const [safetensors, configBytes] = await Promise.all([
       readLimited(blob, max, `the blob of adapter ${id}`),
