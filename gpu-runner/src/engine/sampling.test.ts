@@ -48,6 +48,18 @@ describe("sampling", () => {
     expect([...nucleus].sort()).toEqual([1, 3]);
   });
 
+  it("top_p applies to the distribution renormalised after top_k (as HF and vLLM)", () => {
+    // p ∝ [0.3, 0.2, 0.25, 0.25] → top_k 2 keeps ids 0 (0.3) and 2/3 (0.25; lowest id on ties: 2),
+    // renormalised 0.545 / 0.455: top_p 0.5 keeps id 0 alone. Measured against the whole
+    // vocabulary (0.3 < 0.5) it would keep both.
+    const l = new Float32Array([Math.log(0.3), Math.log(0.2), Math.log(0.25), Math.log(0.25)]);
+    for (const sample of [sampleToken, sampleTokenReference]) {
+      const rng = rngForSeed(7);
+      const draws = new Set(Array.from({ length: 200 }, () => sample(l, { temperature: 1, topP: 0.5, topK: 2 }, rng)));
+      expect([...draws]).toEqual([0]);
+    }
+  });
+
   it("draws follow softmax(logits / T)", () => {
     const two = new Float32Array([0, Math.log(3)]); // p = [0.25, 0.75]
     const rng = rngForSeed(123);

@@ -4,9 +4,10 @@
  * Semantics:
  *   temperature = 0            → argmax(logits) (lowest id wins ties)
  *   otherwise  p = softmax(logits / temperature); keep the top_k most probable tokens
- *              (top_k = 0: all), then the smallest prefix of them, by descending p, whose
- *              mass is ≥ top_p; renormalise; draw u ~ U[0,1) from the row's seeded RNG and
- *              return the first token whose cumulative p exceeds u·Σp.
+ *              (top_k = 0: all) and renormalise over them; then keep the smallest prefix of
+ *              them, by descending p, whose renormalised mass is ≥ top_p (top-k before top-p,
+ *              as Hugging Face's warpers and vLLM do); draw u ~ U[0,1) from the row's seeded
+ *              RNG and return the first kept token whose cumulative p exceeds u·Σ(kept p).
  * Logprobs reported to clients are log_softmax of the raw logits (before temperature/top-k/top-p).
  */
 import type { Rng } from "../../../core/src/random/index.js";
@@ -124,10 +125,16 @@ export function sampleToken(logits: Float32Array, params: SamplingParams, rng: R
       m = Math.min(vocab, m * 4);
     }
     if (params.topP < 1) {
+      // top_p's mass is measured after top_k's renormalisation.
+      let base = total;
+      if (params.topK > 0) {
+        base = 0;
+        for (const id of candidates) base += scaled[id]!;
+      }
       let mass = 0;
       let keep = 0;
       while (keep < candidates.length) {
-        mass += scaled[candidates[keep]!]! / total;
+        mass += scaled[candidates[keep]!]! / base;
         keep++;
         if (mass >= params.topP) break;
       }
@@ -159,10 +166,11 @@ export function sampleTokenReference(logits: Float32Array, params: SamplingParam
   const total = p.reduce((a, b) => a + b, 0);
   let ids = topIndicesReference(p, params.topK > 0 ? params.topK : p.length);
   if (params.topP < 1) {
+    const base = params.topK > 0 ? ids.reduce((a, id) => a + p[id]!, 0) : total;
     let mass = 0;
     let keep = 0;
     while (keep < ids.length) {
-      mass += p[ids[keep]!]! / total;
+      mass += p[ids[keep]!]! / base;
       keep++;
       if (mass >= params.topP) break;
     }
