@@ -4,6 +4,12 @@ import { loadPeftAdapter } from "../../core/src/peft/index.js";
 import { peftFiles, tinyAdapter, uploadForm } from "./adapter-files.js";
 import { installFakeRunners } from "./fake-runner.js";
 import { call, callJson, expectError, newTenant, uploadAdapter } from "./helpers.js";
+import { env } from "cloudflare:workers";
+import { ApiError } from "../../workers/src/errors/api-error.js";
+import { bakeComposition } from "../../workers/src/compositions/bake-composition.js";
+import { findOwnComposition } from "../../workers/src/compositions/queries.js";
+import { createDb } from "../../workers/src/db/client.js";
+import { findManifest } from "../../workers/src/runners/catalog.js";
 
 beforeEach(() => {
   installFakeRunners();
@@ -72,5 +78,22 @@ describe("POST /v1/compositions/:id/bake", () => {
     expectError(await callJson(`/v1/compositions/${bc.id}/bake`, { key: a.key, json: { strategy: "linear", name: "z" } }), 404);
     await callJson(`/v1/adapters/${y.id}`, { key: a.key, method: "PATCH", json: { visibility: "private" } });
     expectError(await callJson(`/v1/compositions/${bc.id}/bake`, { key: b.key, json: { strategy: "linear", name: "z" } }), 404);
+  });
+
+  it("refuses bakes beyond the isolate's budget: total adapter bytes (413), dense ΔW floats (422)", async () => {
+    const { a, comp } = await setup();
+    const db = createDb(env.DB);
+    const full = (await findOwnComposition(db, a.id, comp.id))!;
+    const manifest = (await findManifest(env, db, full.baseModel))!;
+    const attempt = (strategy: "linear" | "ties", limits: { maxBytes: number; maxDenseFloats: number }) =>
+      bakeComposition(db, env.ADAPTERS, a.id, full, { strategy, density: strategy === "ties" ? 0.5 : undefined }, manifest, 64, limits)
+        .then(() => 200)
+        .catch((e: unknown) => (e instanceof ApiError ? e.status : 500));
+    const roomy = { maxBytes: 1 << 30, maxDenseFloats: 1 << 30 };
+    expect(await attempt("linear", roomy)).toBe(200);
+    expect(await attempt("ties", roomy)).toBe(200);
+    expect(await attempt("linear", { ...roomy, maxBytes: 16 })).toBe(413);
+    expect(await attempt("ties", { ...roomy, maxDenseFloats: 16 })).toBe(422);
+    expect(await attempt("linear", { ...roomy, maxDenseFloats: 16 })).toBe(200); // low-rank path: no dense ΔW
   });
 });

@@ -1,11 +1,11 @@
-import { bake, BakeError, type BakeReport, type StrategyName } from "../../../core/src/bake/index.js";
+import { bake, BakeError, MERGE_STRATEGIES, isStrategyName, type BakeReport, type StrategyName } from "../../../core/src/bake/index.js";
 import { MixError } from "../../../core/src/compose/index.js";
 import type { MixTerm } from "../../../core/src/lora/types.js";
 import type { ModelManifest } from "../../../core/src/manifest/model-manifest.js";
 import { loadPeftAdapter, writePeftAdapter } from "../../../core/src/peft/index.js";
 import { resolveAdapter } from "../adapters/resolve.js";
 import type { Db } from "../db/client.js";
-import { badRequest, serviceUnavailable, unprocessable } from "../errors/api-error.js";
+import { badRequest, payloadTooLarge, serviceUnavailable, unprocessable } from "../errors/api-error.js";
 import type { CompositionWithEntries } from "./queries.js";
 
 export interface BakeRequest {
@@ -37,14 +37,31 @@ export async function bakeComposition(
   req: BakeRequest,
   manifest: ModelManifest,
   maxRank: number,
+  limits: { maxBytes: number; maxDenseFloats: number },
 ): Promise<BakedFiles> {
+  const rows = [];
+  for (const e of comp.entries) rows.push({ row: await resolveAdapter(db, tenantId, e.adapterId), weight: e.weight });
+  const totalBytes = rows.reduce((s, r) => s + r.row.sizeBytes, 0);
+  if (totalBytes > limits.maxBytes) {
+    throw payloadTooLarge(`the composition's adapters total ${totalBytes} bytes; the edge bakes at most ${limits.maxBytes} (MAX_BAKE_BYTES)`);
+  }
+  if (isStrategyName(req.strategy) && MERGE_STRATEGIES[req.strategy].kind === "dense") {
+    // Dense strategies hold every term's ΔW [out, in] for each module the mix touches.
+    const sizes = new Map(manifest.targets.map((t) => [t.module, t.in * t.out]));
+    let floats = 0;
+    for (const { row } of rows) for (const module of JSON.parse(row.targets) as string[]) floats += sizes.get(module) ?? 0;
+    if (floats > limits.maxDenseFloats) {
+      throw unprocessable(
+        `${req.strategy} materialises ${floats} dense ΔW floats for this composition; the edge bakes at most ${limits.maxDenseFloats} (MAX_BAKE_DENSE_FLOATS): use linear or svd, which bake from the low-rank factors`,
+      );
+    }
+  }
   const terms: MixTerm[] = [];
-  for (const e of comp.entries) {
-    const row = await resolveAdapter(db, tenantId, e.adapterId);
+  for (const { row, weight } of rows) {
     const object = await bucket.get(row.r2Key);
     if (!object) throw serviceUnavailable(`blob of adapter '${row.id}' is missing from storage`);
     const bytes = new Uint8Array(await object.arrayBuffer());
-    terms.push({ adapter: loadPeftAdapter(JSON.parse(row.configJson), bytes), weight: e.weight });
+    terms.push({ adapter: loadPeftAdapter(JSON.parse(row.configJson), bytes), weight });
   }
   let result: ReturnType<typeof bake>;
   try {

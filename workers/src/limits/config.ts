@@ -28,3 +28,18 @@ export function uploadLimits(env: Env) {
 }
 
 export const maxMixAdapters = (env: Env) => intVar(env.MAX_MIX_ADAPTERS, DEFAULT_MAX_MIX_ADAPTERS);
+
+export const DEFAULT_MAX_BAKE_BYTES = 32 * 1024 * 1024;
+export const DEFAULT_MAX_BAKE_DENSE_FLOATS = 16 * 1024 * 1024;
+
+/**
+ * What one bake may cost inside a Worker isolate (128 MB, limited CPU): the composition's adapter
+ * files together (they are all read into memory), and for the dense strategies (ties, dare_*,
+ * magnitude_prune) the dense ΔW floats they materialise, Σ over modules of terms × in × out.
+ */
+export function bakeLimits(env: Env) {
+  return {
+    maxBytes: intVar(env.MAX_BAKE_BYTES, DEFAULT_MAX_BAKE_BYTES),
+    maxDenseFloats: intVar(env.MAX_BAKE_DENSE_FLOATS, DEFAULT_MAX_BAKE_DENSE_FLOATS),
+  };
+}

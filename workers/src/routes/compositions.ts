@@ -20,7 +20,7 @@ import {
 import { badRequest, conflict, notFound, unprocessable } from "../errors/api-error.js";
 import { errorResponses } from "../errors/error-schema.js";
 import { resolveMix } from "../inference/resolve-mix.js";
-import { maxMixAdapters } from "../limits/config.js";
+import { bakeLimits, maxMixAdapters } from "../limits/config.js";
 import { isoTime } from "../util/time.js";
 import { newRouter, tenantSecurity } from "./router.js";
 
@@ -245,6 +245,7 @@ export const compositionRoutes = newRouter()
       { strategy: body.strategy as never, density: body.density, rank: body.rank, seed: body.seed },
       manifest,
       limits.maxRank,
+      bakeLimits(c.env),
     );
     // The baked files go through the same validation as an upload.
     const { summary } = validateAdapterFiles(JSON.parse(baked.configJson), baked.weights, manifest, limits.maxRank);
