@@ -7,7 +7,7 @@
  */
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { createHash } from "node:crypto";
+import { sha256Hex } from "../adapter-cache.js";
 import { SHA256_HEADER } from "../../../../core/src/wire/runner-api.js";
 import { SIGNATURE_HEADER, TIMESTAMP_HEADER, verifyRequest } from "../../../../core/src/wire/hmac.js";
 
@@ -29,10 +29,6 @@ export interface EdgeAdapterServer {
   /** Milliseconds to wait before answering a blob request. */
   delayMs: number;
   close(): Promise<void>;
-}
-
-export function sha256Hex(bytes: Uint8Array): string {
-  return createHash("sha256").update(bytes).digest("hex");
 }
 
 export async function startEdgeAdapterServer(secret: string): Promise<EdgeAdapterServer> {
