@@ -123,4 +123,33 @@ describe("MergeManager on loraedge-tiny", () => {
     const tiny = new MergeManager(model, { policy: "never", budgetBytes: 1000 });
     await expect(tiny.target(mergeOnly)).rejects.toMatchObject({ status: 422, message: expect.stringMatching(/merge-only targets .* RUNNER_MERGED_MB/) });
   });
+
+  it("an eviction pass that awaits a dispose never evicts a session a request took meanwhile", async () => {
+    const options = { policy: "always" as const, budgetBytes: 1 << 30 };
+    const merges = new MergeManager(model, options);
+    const ha = handle(31);
+    const hb = handle(32);
+    (await merges.target(ha)).release();
+    (await merges.target(hb)).release(); // both idle, a least recently used
+    const internals = merges as unknown as {
+      sessions: Map<string, { variant: { dispose(): Promise<void> } }>;
+      evictOverBudget(): Promise<void>;
+    };
+    const aVariant = internals.sessions.get(ha.key)!.variant;
+    const realDispose = aVariant.dispose.bind(aVariant);
+    let finishDispose!: () => void;
+    aVariant.dispose = () => new Promise<void>((resolve) => (finishDispose = () => void realDispose().then(resolve)));
+    options.budgetBytes = 1; // now both are over budget
+    const pass = internals.evictOverBudget(); // evicts a, then waits on its dispose
+    expect([...internals.sessions.keys()]).toEqual([hb.key]);
+    const b = await merges.target(hb); // a request takes b while the pass waits
+    expect(b.target.merged).toBe(true);
+    finishDispose();
+    await pass;
+    expect([...internals.sessions.keys()]).toEqual([hb.key]); // b is in use: not evicted
+    b.release(); // now idle and over budget: evicted
+    await new Promise((r) => setTimeout(r, 50));
+    expect(internals.sessions.size).toBe(0);
+    await merges.dispose();
+  });
 });

@@ -109,7 +109,14 @@ export class MergeManager {
     if (!handle) return { target: { variant: this.model, mix: null, mixKey: "", merged: false }, release: noop };
     const mustMerge = handle.mergeOnlyModules.length > 0 || this.options.policy === "always";
     let entry = this.sessions.get(handle.key);
-    if (!entry && mustMerge) entry = await this.build(handle, true);
+    // A required build resolves before this continuation runs; by then another request's release
+    // may have evicted the new (still unreferenced) session. Take it only while it is in the map
+    // (checked and referenced in the same tick); else build again, a bounded number of times.
+    for (let attempt = 0; !entry && mustMerge; attempt++) {
+      if (attempt === 3) throw new EngineError(503, "overloaded", "the merged session for this mix was evicted before it could be used; retry");
+      const built = await this.build(handle, true);
+      if (this.sessions.get(handle.key) === built) entry = built;
+    }
     if (!entry && this.options.policy === "auto") this.considerMerge(handle);
     if (!entry) return { target: { variant: this.model, mix: handle.mix, mixKey: handle.key, merged: false }, release: noop };
     const merged = entry;
@@ -259,8 +266,9 @@ export class MergeManager {
       .sort((a, b) => a.lastUsed - b.lastUsed);
     for (const entry of idle) {
       if (this.bytes() + incoming <= this.options.budgetBytes) break;
-      // Already evicted by a concurrent call (this one awaited a dispose since taking `idle`).
-      if (this.sessions.get(entry.key) !== entry) continue;
+      // Already evicted by a concurrent call, or taken by a request, since `idle` was listed
+      // (this loop awaits each dispose).
+      if (this.sessions.get(entry.key) !== entry || entry.refs > 0) continue;
       this.sessions.delete(entry.key);
       this.counters.evictionsTotal++;
       this.log("info", "merged session evicted", { mix: entry.key, bytes: entry.bytes, hits: entry.hits });
