@@ -2,7 +2,7 @@
 // forward, merged ≡ unmerged, {a:0} ≡ base, batch-neighbour independence, 32 concurrent
 // streams with different mixes, sampling, stop strings, prompt scoring, errors.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { RUNNER_PATHS, type Completion } from "../../core/src/wire/runner-api.js";
+import { PROMPT_TOKENS_HEADER, RUNNER_PATHS, type Completion } from "../../core/src/wire/runner-api.js";
 import type { Service } from "../../scripts/lib/stack.js";
 import { startEdgeAdapterServer, type EdgeAdapterServer } from "../../gpu-runner/src/adapters/testing/edge-adapter-server.js";
 import {
@@ -156,14 +156,15 @@ describe("gpu-runner process: generation", () => {
         });
         expect(res.status).toBe(200);
         expect(res.headers.get("content-type")).toMatch(/text\/event-stream/);
-        return { r, ...(await streamEvents(res)) };
+        return { r, announced: Number(res.headers.get(PROMPT_TOKENS_HEADER)), ...(await streamEvents(res)) };
       }),
     );
-    for (const { r, chunks, done } of results) {
+    for (const { r, chunks, done, announced } of results) {
       expect(done).toBe(true);
       const final = chunks[chunks.length - 1] as Completion;
       const tokens = chunks.slice(0, -1);
       const promptTokens = new TextEncoder().encode(r.prompt).length + 1;
+      expect(announced).toBe(promptTokens); // sent before the first event, for billing cut streams
       expect(final.usage).toEqual({ prompt_tokens: promptTokens, completion_tokens: tokens.length, total_tokens: promptTokens + tokens.length });
       if (final.choices[0]!.finish_reason === "length") expect(tokens.length).toBe(r.maxTokens);
       else expect(tokens.length).toBeLessThanOrEqual(r.maxTokens);

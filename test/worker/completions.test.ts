@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { PROMPT_TOKENS_HEADER } from "../../core/src/wire/runner-api.js";
 import { rendezvousRank, mixRoutingKey } from "../../workers/src/runners/rendezvous.js";
 import { peftFiles, tinyAdapter, uploadForm } from "./adapter-files.js";
 import { installFakeRunners, MODEL, RUNNERS, type FakeRunners } from "./fake-runner.js";
@@ -155,7 +156,7 @@ describe("POST /v1/completions", () => {
     expect(usage.body.totals).toEqual({ requests: 1, prompt_tokens: 5, completion_tokens: 3, total_tokens: 8 });
   });
 
-  it("ends a broken runner stream with an error event and [DONE]", async () => {
+  it("ends a broken runner stream with an error event and [DONE], billing the prompt the runner announced", async () => {
     const { a } = await setup();
     vi.mocked(globalThis.fetch).mockImplementation(async (input) => {
       const url = new Request(input as RequestInfo).url;
@@ -169,13 +170,16 @@ describe("POST /v1/completions", () => {
           else controller.error(new Error("connection reset"));
         },
       });
-      return new Response(body, { headers: { "content-type": "text/event-stream" } });
+      return new Response(body, { headers: { "content-type": "text/event-stream", [PROMPT_TOKENS_HEADER]: "7" } });
     });
     const res = await call("/v1/completions", { key: a.key, json: { model: MODEL, prompt: "Hi", stream: true } });
     const events = await readSse(res);
     expect(JSON.parse(events[0]!).choices[0].text).toBe("A");
     expect(JSON.parse(events[1]!).error.message).toContain("connection reset");
     expect(events[2]).toBe("[DONE]");
+    // No usage chunk arrived: the prompt is billed from the runner's header, completion from the chunks.
+    const usage = await callJson("/v1/usage", { key: a.key });
+    expect(usage.body.totals).toMatchObject({ requests: 1, prompt_tokens: 7, completion_tokens: 1 });
   });
 });
 

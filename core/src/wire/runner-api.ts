@@ -106,6 +106,12 @@ export type Completion = z.infer<typeof completionSchema>;
  * then `data: [DONE]`. Errors after the stream started arrive as `data: {"error": …}`.
  */
 export const completionChunkSchema = completionSchema;
+
+/**
+ * Header of a streamed completion response: the prompt's token count, known before the first
+ * event, so the edge can bill the prompt even when the stream ends before its usage chunk.
+ */
+export const PROMPT_TOKENS_HEADER = "x-loraedge-prompt-tokens";
 export type CompletionChunk = Completion;
 
 export const modelListSchema = z.object({

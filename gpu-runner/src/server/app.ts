@@ -6,6 +6,7 @@ import { randomUUID } from "node:crypto";
 import { Hono } from "hono";
 import { streamSSE } from "hono/streaming";
 import {
+  PROMPT_TOKENS_HEADER,
   generateRequestSchema,
   RUNNER_PATHS,
   type Health,
@@ -217,6 +218,7 @@ export function createRunnerApp(deps: RunnerAppDeps) {
 
     finish(200);
     state.openStreams++;
+    c.header(PROMPT_TOKENS_HEADER, String(started.promptTokens));
     return streamSSE(c, async (stream) => {
       let done = false;
       let outcome: { ok: true; result: Awaited<typeof started.result> } | { ok: false; error: unknown } | null = null;

@@ -1,5 +1,5 @@
 import type { Context } from "hono";
-import type { Completion, GenerateRequestInput } from "../../../core/src/wire/runner-api.js";
+import { PROMPT_TOKENS_HEADER, type Completion, type GenerateRequestInput } from "../../../core/src/wire/runner-api.js";
 import type { AppEnv } from "../app-env.js";
 import { tenantOf } from "../auth/require-tenant.js";
 import { findOwnComposition } from "../compositions/queries.js";
@@ -117,7 +117,9 @@ export async function runInference(c: Context<AppEnv>, input: InferenceInput, sh
   if (!response.body) throw new ApiError(502, "runner_error", "runner sent an empty stream");
   const stream = passThroughSse(response.body, {
     map: shaping.mapChunk ?? null,
-    onDone: (o) => account(o.usage?.prompt_tokens ?? 0, o.usage?.completion_tokens ?? o.textChunks),
+    // A stream cut before its usage chunk still bills the prompt (the runner sends its size up front).
+    onDone: (o) =>
+      account(o.usage?.prompt_tokens ?? (Number(response.headers.get(PROMPT_TOKENS_HEADER)) || 0), o.usage?.completion_tokens ?? o.textChunks),
     waitUntil: (p) => c.executionCtx.waitUntil(p),
   });
   return new Response(stream, {
