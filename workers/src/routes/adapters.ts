@@ -4,6 +4,7 @@ import { bodyLimit } from "hono/body-limit";
 import { AdapterSchema, adapterJson } from "../adapters/record.js";
 import { deleteBlobIfUnreferenced } from "../adapters/blob-store.js";
 import { decodeCursor, encodeCursor } from "../adapters/cursor.js";
+import { log } from "../logging/index.js";
 import { compositionsUsing, deleteAdapterRow, incrementDownloads, listAdapters, updateAdapter } from "../adapters/queries.js";
 import { encodeTags, parseTags, TAG_RE } from "../adapters/refs.js";
 import { resolveAdapter, resolveOwnAdapter } from "../adapters/resolve.js";
@@ -314,6 +315,15 @@ adapterRoutes
       throw conflict(`adapter is used by ${using.own.length} of your saved composition(s); delete them first or pass ?force=true`);
     }
     await deleteAdapterRow(db, row.id, using.own);
-    await deleteBlobIfUnreferenced(db, c.env.ADAPTERS, row.sha256);
+    try {
+      await deleteBlobIfUnreferenced(db, c.env.ADAPTERS, row.sha256);
+    } catch (e) {
+      // The adapter is gone (its row committed); an undeleted blob is invisible garbage, not a failed delete.
+      log("error", "orphan blob left after adapter delete", {
+        request_id: c.var.requestId,
+        sha256: row.sha256,
+        error: e instanceof Error ? e.message : String(e),
+      });
+    }
     return c.json({ id: row.id, deleted: true as const, deleted_compositions: using.own }, 200);
   });
