@@ -47,7 +47,7 @@ export const adapters = sqliteTable(
     rank: integer("rank").notNull(),
     /** lora_alpha from the config. */
     alpha: real("alpha").notNull(),
-    /** Scale of the module with the largest rank (alpha/r or alpha/√r). */
+    /** The modules' scale (alpha/r or alpha/√r) when they all agree, else the largest one. */
     scale: real("scale").notNull(),
     /** JSON array of PEFT module paths the adapter touches. */
     targets: text("targets").notNull(),
