@@ -1,4 +1,5 @@
 import { z } from "@hono/zod-openapi";
+import { logprobsSchema, usageSchema } from "../../../core/src/wire/runner-api.js";
 import { MixEntrySchema } from "../routes/compositions.js";
 
 /** Sampling and output options shared by /v1/completions and /v1/chat/completions. */
@@ -52,19 +53,9 @@ export const ChatRequestSchema = z
   .openapi("ChatCompletionRequest");
 export type ChatRequest = z.infer<typeof ChatRequestSchema>;
 
-const LogprobsSchema = z.object({
-  tokens: z.array(z.string()),
-  token_ids: z.array(z.number().int()),
-  token_logprobs: z.array(z.number().nullable()),
-  top_logprobs: z.array(z.record(z.string(), z.number()).nullable()).nullable(),
-  text_offset: z.array(z.number().int()),
-});
-
-const UsageSchema = z.object({
-  prompt_tokens: z.number().int(),
-  completion_tokens: z.number().int(),
-  total_tokens: z.number().int(),
-});
+// The runner's shapes (core's wire contract) pass through unchanged.
+const LogprobsSchema = logprobsSchema;
+const UsageSchema = usageSchema;
 
 export const CompletionResponseSchema = z
   .object({
