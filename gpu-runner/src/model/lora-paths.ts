@@ -12,9 +12,14 @@ import type { ComposedMix } from "../../../core/src/lora/types.js";
 
 /**
  * A decode step goes entirely to the shared path while Σ unique maxRank ≤ this × max maxRank.
- * Measured on loraedge-small (2-core box, decode, distinct mixes of rank 8–96): see README.
+ * Measured (loraedge-small, decode, past 16, 2 threads, min of 8 runs, ranks 8–96 as bench case 3;
+ * per-row / all-shared / shared-only-for-repeated-mixes run ms): Σ/max 1.4–3.3 with repeated
+ * mixes: all-shared ≤ the others (B=16, 80 % one mix: 70 / 56 / 81 ms, pack 459 / 186 / 448 ms);
+ * all distinct at Σ/max 2.1 (B=4): 36 / 40 / 37 ms; 4.8 (B=8): 106 / 196 / 143 ms; 7.7 (B=16):
+ * 83 / 132 / 80 ms. The shared GEMM does B·Σ work against the per-row path's B·R_max, so past
+ * ≈ 3× it loses; below it, it saves the per-row path's padded inputs and its extra kernels.
  */
-export const SHARED_DECODE_RANK_RATIO = 16;
+export const SHARED_DECODE_RANK_RATIO = 3;
 
 /**
  * Per row: true = shared path, false = per-row path (rows with mix = null: false, they add nothing).

@@ -12,6 +12,7 @@ import { referenceForward } from "../reference/index.js";
 import { buildModel } from "./build-model.js";
 import type { LlamaCheckpoint } from "./checkpoint.js";
 import { loadModel } from "./load-model.js";
+import { planLoraPaths, SHARED_DECODE_RANK_RATIO } from "./lora-paths.js";
 import { MODEL_PRESETS } from "./presets.js";
 import { seededLlamaCheckpoint } from "./seeded-checkpoint.js";
 import { randomMix, relErr } from "./testing/random-mix.js";
@@ -179,6 +180,22 @@ export function runModelTests({ backend }: { backend: BackendName }): void {
         expect(relErr(out[withMix].logits, referenceForward(checkpoint, seqs[withMix], null).slice((seqs[withMix].length - 1) * V))).toBeGreaterThan(1e-3);
       });
     }
+
+    it("LoRA paths, decode with both paths at once (repeated mix shared, distinct mixes per-row) equals the reference", async () => {
+      // More distinct mixes than the decode bound allows, plus one mix on two rows.
+      const small = Array.from({ length: SHARED_DECODE_RANK_RATIO + 1 }, (_, k) => randomMix(model.manifest.targets, (m) => (m.endsWith(k % 2 ? "v_proj" : "up_proj") ? 2 : 0), 50 + k));
+      const dup = randomMix(model.manifest.targets, (m) => (m.endsWith("proj") && m.includes("layers.1.") ? 2 : 0), 49);
+      const mixes = [dup, ...small, null, dup];
+      expect(new Set(planLoraPaths(mixes, true))).toEqual(new Set([true, false]));
+      const seqs = mixes.map((_, i) => prompt(texts[i % texts.length].slice(0, 3 + i)));
+      const pre = await model.step(seqs.map((tokens, i) => ({ tokens, cache: null, mix: mixes[i] })));
+      const dec = await model.step(seqs.map((_, i) => ({ tokens: [90 + i], cache: pre[i].cache, mix: mixes[i] })));
+      seqs.forEach((tokens, i) => {
+        const full = referenceForward(checkpoint, [...tokens, 90 + i], mixes[i]);
+        expect(relErr(pre[i].logits, full.slice((tokens.length - 1) * V, tokens.length * V)), `prefill row ${i}`).toBeLessThanOrEqual(TOL);
+        expect(relErr(dec[i].logits, full.slice(tokens.length * V)), `decode row ${i}`).toBeLessThanOrEqual(TOL);
+      });
+    });
 
     it("LoRA paths at R = 0 and Rc = 0: empty mixes, mixes on other modules, base rows, on prefill and decode", async () => {
       const empty: ComposedMix = { modules: new Map(), maxRank: 0 };

@@ -282,17 +282,19 @@ export function packLora(
     });
     const ac = new Float32Array(I * Rc); // [in, Rc]
     const bc = new Float32Array(Rc * O); // [Rc, out]
-    let off = 0;
-    for (const m of unique) {
-      const r = m.rank;
-      const src = m.at;
-      for (let x = 0; x < I; x++) {
-        const d = x * Rc + off;
+    // Row x of Ac is row x of every unique Aᵗ side by side: written in order (sequential stores).
+    for (let x = 0, d = 0; x < I; x++) {
+      for (const m of unique) {
+        const r = m.rank;
+        const src = m.at;
         const s = x * r;
         for (let c = 0; c < r; c++) ac[d + c] = src[s + c];
+        d += r;
       }
-      bc.set(m.bt, off * O);
-      off += r;
+    }
+    for (let u = 0, off = 0; u < unique.length; u++) {
+      bc.set(unique[u].bt, off * O); // [r, out] rows stacked
+      off += unique[u].rank;
     }
     const key = `${Rc}|${layout.join(",")}`;
     let mask = masks.get(key);
