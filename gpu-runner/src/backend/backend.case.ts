@@ -37,6 +37,24 @@ function plain(x: Float32Array, b: number, s: number, inF: number, outF: number,
   return y;
 }
 
+/** y = x·W + (x·At)·Bt + ((x·Ac) ⊙ Mk)·Bc: the per-row and shared LoRA paths of the model graphs. */
+function loraTwoPathGraph(inF: number, outF: number, w: Float32Array): { graph: Uint8Array; weights: Uint8Array } {
+  const g = new GraphBuilder();
+  const blob = new WeightBlob("w.bin");
+  const x = g.input("x", DataType.FLOAT, ["b", "s", inF]);
+  const at = g.input("at", DataType.FLOAT, ["b", inF, "R"]);
+  const bt = g.input("bt", DataType.FLOAT, ["b", "R", outF]);
+  const ac = g.input("ac", DataType.FLOAT, [inF, "Rc"]);
+  const bc = g.input("bc", DataType.FLOAT, ["Rc", outF]);
+  const mk = g.input("mk", DataType.FLOAT, ["b", 1, "Rc"]);
+  const wName = g.initializer(blob.add("w", [inF, outF], w));
+  const perRow = g.node("Add", [g.node("MatMul", [x, wName]), g.node("MatMul", [g.node("MatMul", [x, at]), bt])]);
+  const shared = g.node("MatMul", [g.node("Mul", [g.node("MatMul", [x, ac]), mk]), bc]);
+  g.node("Add", [perRow, shared], {}, { output: "y" });
+  g.output("y", DataType.FLOAT, ["b", "s", outF]);
+  return { graph: g.encode("lora-two-path"), weights: blob.bytes() };
+}
+
 export function runBackendTests({ name }: { name: BackendName }): void {
   describe(`backend ${name}`, () => {
     const getBackend = (): Promise<Backend> => loadBackend(name);
@@ -59,6 +77,37 @@ export function runBackendTests({ name }: { name: BackendName }): void {
         const want = plain(x, b, s, inF, outF, w, at, bt, R);
         const got = out.y.data as Float32Array;
         for (let i = 0; i < want.length; i++) expect(got[i]).toBeCloseTo(want[i], 5);
+      }
+      await session.release();
+    });
+
+    it("runs x·W + (x·At)·Bt + ((x·Ac) ⊙ Mk)·Bc equal to plain loops with R and Rc each 0 or not (zero-size MatMul/Mul)", async () => {
+      const backend = await getBackend();
+      const [b, s, inF, outF] = [3, 2, 5, 4];
+      const rand = (n: number, seed: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 12.9898 + seed) * 0.5);
+      const w = rand(inF * outF, 1);
+      const { graph, weights } = loraTwoPathGraph(inF, outF, w);
+      const session = await backend.createSession(graph, { externalData: [{ path: "w.bin", data: weights }] });
+      const x = rand(b * s * inF, 2);
+      // Run the zero cases after non-zero ones too, so stale buffers from an earlier run would show.
+      for (const [R, Rc] of [[3, 4], [0, 0], [3, 0], [0, 4], [0, 0], [2, 5]]) {
+        const at = rand(b * inF * R, 3);
+        const bt = rand(b * R * outF, 4);
+        const ac = rand(inF * Rc, 5);
+        const bc = rand(Rc * outF, 6);
+        const mk = Float32Array.from({ length: b * Rc }, (_, i) => ((i % Rc) + Math.floor(i / Rc)) % 2); // rows keep different columns
+        const out = await session.run({ x: float32(x, [b, s, inF]), at: float32(at, [b, inF, R]), bt: float32(bt, [b, R, outF]), ac: float32(ac, [inF, Rc]), bc: float32(bc, [Rc, outF]), mk: float32(mk, [b, 1, Rc]) });
+        expect(out.y.dims).toEqual([b, s, outF]);
+        const want = plain(x, b, s, inF, outF, w, at, bt, R);
+        for (let i = 0; i < b; i++)
+          for (let t = 0; t < s; t++)
+            for (let c = 0; c < Rc; c++) {
+              let xc = 0;
+              for (let k = 0; k < inF; k++) xc += x[(i * s + t) * inF + k] * ac[k * Rc + c];
+              for (let o = 0; o < outF; o++) want[(i * s + t) * outF + o] += xc * mk[i * Rc + c] * bc[c * outF + o];
+            }
+        const got = out.y.data as Float32Array;
+        for (let i = 0; i < want.length; i++) expect(got[i], `R=${R} Rc=${Rc} [${i}]`).toBeCloseTo(want[i], 5);
       }
       await session.release();
     });

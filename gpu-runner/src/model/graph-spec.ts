@@ -30,17 +30,31 @@ export const kvLayoutSchema = z.discriminatedUnion("layout", [
   z.object({ layout: z.literal("stacked"), past: z.string(), present: z.string() }),
 ]);
 
-export const targetBindingSchema = z.object({
-  /** PEFT module path. */
-  module: z.string().min(1),
-  /** Initializer holding the weight. */
-  weight: z.string().min(1),
-  /** How the initializer stores W: "in_out" ([in, out], y = x·W) or "out_in" ([out, in]). */
-  layout: z.enum(["in_out", "out_in"]),
-  /** Graph inputs Aᵗ [batch, in, R] and Bᵗ [batch, R, out]; absent for merge-only targets. */
-  at: z.string().optional(),
-  bt: z.string().optional(),
-});
+export const targetBindingSchema = z
+  .object({
+    /** PEFT module path. */
+    module: z.string().min(1),
+    /** Initializer holding the weight. */
+    weight: z.string().min(1),
+    /** How the initializer stores W: "in_out" ([in, out], y = x·W) or "out_in" ([out, in]). */
+    layout: z.enum(["in_out", "out_in"]),
+    /** Graph inputs Aᵗ [batch, in, R] and Bᵗ [batch, R, out] (per-row path); absent for merge-only targets. */
+    at: z.string().optional(),
+    bt: z.string().optional(),
+    /**
+     * Shared path, y += ((x·Ac) ⊙ Mk)·Bc: Ac [in, Rc], Bc [Rc, out] (the batch's unique mixes side
+     * by side) and the 0/1 row mask Mk [batch, 1, Rc]. All three or none; only with at/bt. Graphs
+     * written before the shared path have none: every row then takes the per-row path.
+     */
+    ac: z.string().optional(),
+    bc: z.string().optional(),
+    mask: z.string().optional(),
+  })
+  .superRefine((b, ctx) => {
+    const shared = [b.ac, b.bc, b.mask].filter((n) => n !== undefined).length;
+    if (shared !== 0 && shared !== 3) ctx.addIssue({ code: "custom", message: `target ${b.module}: ac, bc and mask go together (got ${shared} of 3)` });
+    if (shared === 3 && (!b.at || !b.bt)) ctx.addIssue({ code: "custom", message: `target ${b.module}: shared LoRA inputs need the per-row at/bt too` });
+  });
 export type TargetBinding = z.infer<typeof targetBindingSchema>;
 
 export const graphSpecSchema = z.object({

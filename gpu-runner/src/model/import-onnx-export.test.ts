@@ -116,6 +116,25 @@ describe.skipIf(!present)("importOnnxExport: tiny-random-gpt2 (GenAI export)", (
         await merged.dispose();
       });
 
+      it("shared and per-row LoRA paths in one batch (prefill and cached decode) ≡ merging each row's ΔW", async () => {
+        const unmerged = model.manifest.targets.filter((t) => t.mode === "unmerged");
+        const shared = randomMix(unmerged, (m) => (m.includes("c_fc") ? 6 : 3), 5, 0.4);
+        const own = randomMix(unmerged, (m) => (m.includes("h.2.") ? 0 : 4), 6, 0.4);
+        const mixes = [shared, own, shared, null];
+        const seqs = [tokens.slice(0, 6), tokens.slice(2, 5), tokens.slice(1, 8), tokens.slice(0, 2)];
+        // Prefill: rows 0 and 2 share (Ac/Bc/Mk), row 1 per-row (Aᵗ/Bᵗ); decode: all shared.
+        const pre = await model.step(
+          seqs.map((s, i) => ({ tokens: s, cache: null, mix: mixes[i] })),
+          { allLogits: true },
+        );
+        const dec = await model.step(seqs.map((_, i) => ({ tokens: [11 + i], cache: pre[i].cache, mix: mixes[i] })));
+        for (let i = 0; i < seqs.length; i++) {
+          const full = await originalWithMergedWeights(backend, mixes[i], [...seqs[i], 11 + i]);
+          expect(relErr(pre[i].logits, full.slice(0, seqs[i].length * V)), `prefill row ${i}`).toBeLessThanOrEqual(1e-4);
+          expect(relErr(dec[i].logits, full.slice(seqs[i].length * V)), `decode row ${i}`).toBeLessThanOrEqual(1e-4);
+        }
+      });
+
       it("merge-only c_attn: a merged session changes the output exactly as merging predicts; LoRA inputs refuse it", async () => {
         const attn = model.manifest.targets.filter((t) => t.mode === "merge-only" && /h\.[13]\./.test(t.module));
         const mix = randomMix(attn, () => 4, 9, 0.5);

@@ -1,7 +1,7 @@
 /**
  * Imports a third-party decoder ONNX export (described by an ExportFamily) into a runner model:
  * weights move to external data, every plain MatMul whose weight is a target initializer gets
- * per-row LoRA inputs (y = x·W + (x·Aᵗ)·Bᵗ), and weights inside fused ops are listed as
+ * per-row and shared LoRA inputs (y = x·W + (x·Aᵗ)·Bᵗ + ((x·Ac) ⊙ Mk)·Bc, see lora-paths.ts), and weights inside fused ops are listed as
  * "merge-only" targets (a merged session applies their ΔW).
  */
 import fs from "node:fs/promises";
@@ -106,16 +106,29 @@ export async function importOnnxExport(srcDir: string, outDir: string, opts: Imp
       const y = node.output![0];
       const at = `${module}.lora_at`;
       const bt = `${module}.lora_bt`;
-      graph.input!.push(valueInfo(at, DataType.FLOAT, [batchDim, inF, `R.${module}`]));
-      graph.input!.push(valueInfo(bt, DataType.FLOAT, [batchDim, `R.${module}`, outF]));
+      const ac = `${module}.lora_ac`;
+      const bc = `${module}.lora_bc`;
+      const mask = `${module}.lora_mask`;
+      graph.input!.push(valueInfo(at, DataType.FLOAT, [batchDim, inF, `R.${module}`])); // [batch, in, R]
+      graph.input!.push(valueInfo(bt, DataType.FLOAT, [batchDim, `R.${module}`, outF])); // [batch, R, out]
+      graph.input!.push(valueInfo(ac, DataType.FLOAT, [inF, `Rc.${module}`])); // [in, Rc]
+      graph.input!.push(valueInfo(bc, DataType.FLOAT, [`Rc.${module}`, outF])); // [Rc, out]
+      graph.input!.push(valueInfo(mask, DataType.FLOAT, [batchDim, 1, `Rc.${module}`])); // [batch, 1, Rc]
       node.output = [`${y}/base`];
       newNodes.push(
         { name: `${module}/lora_A`, opType: "MatMul", input: [x, at], output: [`${module}/xa`] }, // [b, s, R]
         { name: `${module}/lora_B`, opType: "MatMul", input: [`${module}/xa`, bt], output: [`${module}/delta`] }, // [b, s, out]
-        { name: `${module}/Add`, opType: "Add", input: [`${y}/base`, `${module}/delta`], output: [y] },
+        { name: `${module}/lora_Ac`, opType: "MatMul", input: [x, ac], output: [`${module}/xc`] }, // [b, s, Rc]
+        { name: `${module}/lora_mask`, opType: "Mul", input: [`${module}/xc`, mask], output: [`${module}/own`] }, // [b, s, Rc]
+        { name: `${module}/lora_Bc`, opType: "MatMul", input: [`${module}/own`, bc], output: [`${module}/shared`] }, // [b, s, out]
+        { name: `${module}/Add`, opType: "Add", input: [`${y}/base`, `${module}/delta`], output: [`${y}/with_delta`] },
+        { name: `${module}/AddShared`, opType: "Add", input: [`${y}/with_delta`, `${module}/shared`], output: [y] },
       );
       binding.at = at;
       binding.bt = bt;
+      binding.ac = ac;
+      binding.bc = bc;
+      binding.mask = mask;
     }
     bindings.push(binding);
   }

@@ -2,8 +2,10 @@
  * The Llama-family decoder as an ONNX graph (opset 17, standard ops only):
  * embedding → N × [RMSNorm → GQA attention with RoPE and KV cache → residual → RMSNorm →
  * SwiGLU MLP → residual] → RMSNorm → lm_head at the requested positions.
- * Every q/k/v/o/gate/up/down projection computes y = x·W + (x·Aᵗ)·Bᵗ with Aᵗ [batch, in, R]
- * and Bᵗ [batch, R, out] as graph inputs (plain MatMuls: correct at R = 0). The KV cache comes in
+ * Every q/k/v/o/gate/up/down projection computes y = x·W + (x·Aᵗ)·Bᵗ + ((x·Ac) ⊙ Mk)·Bc with the
+ * per-row path Aᵗ [batch, in, R], Bᵗ [batch, R, out] and the shared path Ac [in, Rc], Bc [Rc, out],
+ * Mk [batch, 1, Rc] as graph inputs (plain MatMul/Mul, no Transpose: correct at R = 0 and Rc = 0;
+ * see lora-paths.ts). The KV cache comes in
  * as past [batch, kvHeads, past, headDim] and only this step's entries go out (new.{i}.key/value).
  */
 import { DataType, GraphBuilder, WeightBlob } from "../onnx/index.js";
@@ -87,11 +89,18 @@ export function buildLlamaGraph(checkpoint: LlamaCheckpoint): BuiltGraph {
     const w = g.initializer(blob.add(`${module}.weight`, [inF, outF], transpose2d(src.data, outF, inF))); // [in, out]
     const at = g.input(`${module}.lora_at`, F, ["batch", inF, `R.${module}`]); // [batch, in, R]
     const bt = g.input(`${module}.lora_bt`, F, ["batch", `R.${module}`, outF]); // [batch, R, out]
-    targets.push({ module, weight: `${module}.weight`, layout: "in_out", at, bt });
+    const ac = g.input(`${module}.lora_ac`, F, [inF, `Rc.${module}`]); // [in, Rc]
+    const bc = g.input(`${module}.lora_bc`, F, [`Rc.${module}`, outF]); // [Rc, out]
+    const mask = g.input(`${module}.lora_mask`, F, ["batch", 1, `Rc.${module}`]); // [batch, 1, Rc]
+    targets.push({ module, weight: `${module}.weight`, layout: "in_out", at, bt, ac, bc, mask });
     const base = g.node("MatMul", [x, w], {}, { name: `${module}/MatMul` });
     const xa = g.node("MatMul", [x, at], {}, { name: `${module}/lora_A` }); // [b, s, R]
     const delta = g.node("MatMul", [xa, bt], {}, { name: `${module}/lora_B` }); // [b, s, out]
-    return g.node("Add", [base, delta], {}, { name: `${module}/Add` });
+    const xc = g.node("MatMul", [x, ac], {}, { name: `${module}/lora_Ac` }); // [b, s, Rc]
+    const own = g.node("Mul", [xc, mask], {}, { name: `${module}/lora_mask` }); // [b, s, Rc]: the row's own columns
+    const shared = g.node("MatMul", [own, bc], {}, { name: `${module}/lora_Bc` }); // [b, s, out]
+    const withDelta = g.node("Add", [base, delta], {}, { name: `${module}/Add` });
+    return g.node("Add", [withDelta, shared], {}, { name: `${module}/AddShared` });
   };
 
   const half = g.int64s([hd / 2, hd / 2]);

@@ -12,6 +12,7 @@ import { referenceForward } from "../reference/index.js";
 import { buildModel } from "./build-model.js";
 import type { LlamaCheckpoint } from "./checkpoint.js";
 import { loadModel } from "./load-model.js";
+import { planLoraPaths, SHARED_DECODE_RANK_RATIO } from "./lora-paths.js";
 import { MODEL_PRESETS } from "./presets.js";
 import { seededLlamaCheckpoint } from "./seeded-checkpoint.js";
 import { randomMix, relErr } from "./testing/random-mix.js";
@@ -27,6 +28,7 @@ export function runModelTests({ backend }: { backend: BackendName }): void {
     let V: number;
     let mixA: ComposedMix;
     let mixB: ComposedMix;
+    let mixC: ComposedMix;
 
     beforeAll(async () => {
       dir = await fs.mkdtemp(path.join(os.tmpdir(), "loraedge-tiny-"));
@@ -39,6 +41,8 @@ export function runModelTests({ backend }: { backend: BackendName }): void {
       // Mixed ranks: A touches attention (q r4, v r8, o r2) and down_proj r16 in layer 1; B touches every module r3 / gate r12.
       mixA = randomMix(targets, (m) => (m.endsWith("q_proj") ? 4 : m.endsWith("v_proj") ? 8 : m.endsWith("o_proj") ? 2 : m === "model.layers.1.mlp.down_proj" ? 16 : 0), 11);
       mixB = randomMix(targets, (m) => (m.endsWith("gate_proj") ? 12 : 3), 22);
+      // C: layer 0 only, r6 (k_proj r20): modules where C is the only mix have R or Rc from C alone.
+      mixC = randomMix(targets, (m) => (m.startsWith("model.layers.0.") ? (m.endsWith("k_proj") ? 20 : 6) : 0), 33);
     });
 
     afterAll(async () => {
@@ -134,6 +138,87 @@ export function runModelTests({ backend }: { backend: BackendName }): void {
         { tokens: [7, 8], cache: crowded[0].cache, mix: null },
       ]);
       expect(relErr(b[0].logits, a[0].logits)).toBeLessThanOrEqual(1e-5);
+    });
+
+    // Rows sharing a mix object take the shared path (Ac/Bc/Mk), rows with their own mix the per-row
+    // path (Aᵗ/Bᵗ) on prefill; a decode step goes all-shared under the rank bound (lora-paths.ts).
+    const layouts: Record<string, () => (ComposedMix | null)[]> = {
+      "several rows share one mix": () => [mixA, mixB, mixA, null, mixA],
+      "all rows share one mix": () => [mixB, mixB, mixB],
+      "all rows distinct": () => [mixA, mixB, mixC],
+      "mixed: two shared mixes, a distinct one, a base row": () => [mixA, mixC, mixA, mixB, mixC, null],
+    };
+    const texts = ["The quick brown fox", "Hi", "jumps over the lazy dog.", "ok", "a somewhat longer row of text", "z"];
+    for (const [name, layout] of Object.entries(layouts)) {
+      it(`LoRA paths, ${name}: prefill and cached decode equal the reference, rows independent of neighbours`, async () => {
+        const mixes = layout();
+        const seqs = mixes.map((_, i) => prompt(texts[i]));
+        let out = await model.step(
+          seqs.map((tokens, i) => ({ tokens, cache: null, mix: mixes[i] })),
+          { allLogits: true },
+        );
+        seqs.forEach((tokens, i) => expect(relErr(out[i].logits, referenceForward(checkpoint, tokens, mixes[i])), `prefill row ${i}`).toBeLessThanOrEqual(TOL));
+        // Two decode steps (every row 1 token; the second reuses the packed LoRA inputs).
+        for (let step = 0; step < 2; step++) {
+          const next = seqs.map((_, i) => 40 + ((i * 7 + step * 3) % 50));
+          out = await model.step(seqs.map((_, i) => ({ tokens: [next[i]], cache: out[i].cache, mix: mixes[i] })));
+          seqs.forEach((tokens, i) => {
+            tokens.push(next[i]);
+            expect(out[i].cache.length).toBe(tokens.length);
+            expect(relErr(out[i].logits, referenceForward(checkpoint, tokens, mixes[i]).slice((tokens.length - 1) * V)), `decode ${step} row ${i}`).toBeLessThanOrEqual(TOL);
+          });
+        }
+        // Row i alone (prefill: per-row path unless shared; decode: its own batch) gives the same logits.
+        for (let i = 0; i < seqs.length; i++) {
+          const tokens = seqs[i];
+          const [pre] = await model.step([{ tokens: tokens.slice(0, -1), cache: null, mix: mixes[i] }]);
+          const [alone] = await model.step([{ tokens: tokens.slice(-1), cache: pre.cache, mix: mixes[i] }]);
+          expect(relErr(alone.logits, out[i].logits), `row ${i} alone`).toBeLessThanOrEqual(1e-5);
+        }
+        // Some mix actually changes the output (the test can fail).
+        const withMix = mixes.findIndex((m) => m !== null);
+        expect(relErr(out[withMix].logits, referenceForward(checkpoint, seqs[withMix], null).slice((seqs[withMix].length - 1) * V))).toBeGreaterThan(1e-3);
+      });
+    }
+
+    it("LoRA paths, decode with both paths at once (repeated mix shared, distinct mixes per-row) equals the reference", async () => {
+      // More distinct mixes than the decode bound allows, plus one mix on two rows.
+      const small = Array.from({ length: SHARED_DECODE_RANK_RATIO + 1 }, (_, k) => randomMix(model.manifest.targets, (m) => (m.endsWith(k % 2 ? "v_proj" : "up_proj") ? 2 : 0), 50 + k));
+      const dup = randomMix(model.manifest.targets, (m) => (m.endsWith("proj") && m.includes("layers.1.") ? 2 : 0), 49);
+      const mixes = [dup, ...small, null, dup];
+      expect(new Set(planLoraPaths(mixes, true))).toEqual(new Set([true, false]));
+      const seqs = mixes.map((_, i) => prompt(texts[i % texts.length].slice(0, 3 + i)));
+      const pre = await model.step(seqs.map((tokens, i) => ({ tokens, cache: null, mix: mixes[i] })));
+      const dec = await model.step(seqs.map((_, i) => ({ tokens: [90 + i], cache: pre[i].cache, mix: mixes[i] })));
+      seqs.forEach((tokens, i) => {
+        const full = referenceForward(checkpoint, [...tokens, 90 + i], mixes[i]);
+        expect(relErr(pre[i].logits, full.slice((tokens.length - 1) * V, tokens.length * V)), `prefill row ${i}`).toBeLessThanOrEqual(TOL);
+        expect(relErr(dec[i].logits, full.slice(tokens.length * V)), `decode row ${i}`).toBeLessThanOrEqual(TOL);
+      });
+    });
+
+    it("LoRA paths at R = 0 and Rc = 0: empty mixes, mixes on other modules, base rows, on prefill and decode", async () => {
+      const empty: ComposedMix = { modules: new Map(), maxRank: 0 };
+      const layer1 = randomMix(model.manifest.targets, (m) => (m === "model.layers.1.mlp.up_proj" ? 5 : 0), 44);
+      const cases: { mixes: (ComposedMix | null)[]; note: string }[] = [
+        { mixes: [empty, empty], note: "shared mix touching nothing: R = Rc = 0 everywhere" },
+        { mixes: [empty, null, layer1], note: "one module with R > 0 (prefill) / Rc > 0 (decode), all others 0" },
+        { mixes: [layer1, layer1, mixC], note: "Rc > 0 only on up_proj.1, R > 0 only in layer 0 (prefill)" },
+        { mixes: [null], note: "base row alone" },
+      ];
+      for (const { mixes, note } of cases) {
+        const seqs = mixes.map((_, i) => prompt(texts[i + 1]));
+        const pre = await model.step(
+          seqs.map((tokens, i) => ({ tokens, cache: null, mix: mixes[i] })),
+          { allLogits: true },
+        );
+        seqs.forEach((tokens, i) => expect(relErr(pre[i].logits, referenceForward(checkpoint, tokens, mixes[i])), `${note}: prefill row ${i}`).toBeLessThanOrEqual(TOL));
+        const dec = await model.step(seqs.map((_, i) => ({ tokens: [77], cache: pre[i].cache, mix: mixes[i] })));
+        seqs.forEach((tokens, i) => {
+          const full = referenceForward(checkpoint, [...tokens, 77], mixes[i]);
+          expect(relErr(dec[i].logits, full.slice(tokens.length * V)), `${note}: decode row ${i}`).toBeLessThanOrEqual(TOL);
+        });
+      }
     });
 
     it("LoRA inputs ≡ a merged session with W′ = W + ΔW", async () => {

@@ -1,5 +1,5 @@
 /**
- * The runner's models on ONNX Runtime: the base model (per-row LoRA inputs) and merged
+ * The runner's models on ONNX Runtime: the base model (per-row and shared LoRA inputs) and merged
  * variants (W′ = W + ΔW baked into a session built from the same graph via externalData).
  */
 import type { Backend, HostTensor, Session } from "../backend/index.js";
@@ -9,6 +9,7 @@ import type { ComposedMix } from "../../../core/src/lora/types.js";
 import type { ModelManifest } from "../../../core/src/manifest/model-manifest.js";
 import type { GraphSpec, TargetBinding } from "./graph-spec.js";
 import { RowKvCache } from "./kv-cache.js";
+import { planLoraPaths } from "./lora-paths.js";
 import { WeightMerger } from "./merge-weights.js";
 import { packLora, packPast, packTokens, pastElements, presentNames, unpackLogits, unpackPresent, type PackedRow } from "./step-batch.js";
 import type { BaseModel, ModelVariant, StepOptions, StepRow, StepRowResult, Tokenizer } from "./types.js";
@@ -66,15 +67,23 @@ class OnnxVariant implements ModelVariant {
   private disposed = false;
   /** Reused buffer for the batched past tensors; taken (null) while a step uses it. */
   private arena: Float32Array | null = null;
-  /** The last packed LoRA inputs and the row mixes they were packed from (mixes are immutable). */
-  private lastLora: { mixes: (ComposedMix | null)[]; feeds: Record<string, HostTensor> } | null = null;
+  /** The last packed LoRA inputs, the row mixes (immutable) and the paths they were packed with. */
+  private lastLora: { mixes: (ComposedMix | null)[]; shared: boolean[]; feeds: Record<string, HostTensor> } | null = null;
 
-  /** LoRA inputs for these rows: reused when the rows carry the same mixes, in the same order, as last time (steady decode). */
+  /**
+   * LoRA inputs for these rows (paths by planLoraPaths): reused when the rows carry the same
+   * mixes, in the same order, on the same paths as last time (steady decode).
+   */
   private loraFeeds(packed: readonly PackedRow[]): Record<string, HostTensor> {
+    const mixes = packed.map((row) => row.mix);
+    const shared = planLoraPaths(
+      mixes,
+      packed.every((row) => row.tokens.length === 1),
+    );
     const last = this.lastLora;
-    if (last && last.mixes.length === packed.length && packed.every((row, i) => row.mix === last.mixes[i])) return last.feeds;
-    const feeds = packLora(this.state.spec, packed, this.state.dims);
-    this.lastLora = { mixes: packed.map((row) => row.mix), feeds };
+    if (last && last.mixes.length === mixes.length && mixes.every((mix, i) => mix === last.mixes[i] && shared[i] === last.shared[i])) return last.feeds;
+    const feeds = packLora(this.state.spec, packed, this.state.dims, shared);
+    this.lastLora = { mixes, shared, feeds };
     return feeds;
   }
 

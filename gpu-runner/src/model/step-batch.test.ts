@@ -2,7 +2,9 @@ import { describe, expect, it } from "vitest";
 import type { ComposedMix } from "../../../core/src/lora/types.js";
 import type { GraphSpec } from "./graph-spec.js";
 import { KvStore, RowKvCache } from "./kv-cache.js";
+import { planLoraPaths } from "./lora-paths.js";
 import { MASKED, packLora, packPast, packTokens, unpackPresent } from "./step-batch.js";
+import { randomMix, seededRandom } from "./testing/random-mix.js";
 
 const spec: GraphSpec = {
   format: 1,
@@ -14,7 +16,7 @@ const spec: GraphSpec = {
   logitsPositions: "picks",
   logits: "logits",
   kv: { layout: "separate", pastKey: "pk{i}", pastValue: "pv{i}", presentKey: "k{i}", presentValue: "v{i}", layers: 1, heads: 1, headDim: 1 },
-  targets: [{ module: "m", weight: "m.w", layout: "in_out", at: "m.at", bt: "m.bt" }],
+  targets: [{ module: "m", weight: "m.w", layout: "in_out", at: "m.at", bt: "m.bt", ac: "m.ac", bc: "m.bc", mask: "m.mk" }],
 };
 const owner = {};
 /** A 1-layer, 1-head, headDim-1 cache holding `values` as keys and their negatives as values. */
@@ -78,12 +80,136 @@ describe("step batch packing", () => {
       { tokens: [1], cache: null, mix: mix(2, [4, 5, 6, 7], [8, 9]) },
     ];
     const dims = new Map([["m", { in: 2, out: 1 }]]);
-    const feeds = packLora(spec, rows, dims);
+    const feeds = packLora(spec, rows, dims, [false, false, false]);
     expect(feeds["m.at"].dims).toEqual([3, 2, 2]);
     expect(Array.from(feeds["m.at"].data as Float32Array)).toEqual([1, 0, 2, 0, 0, 0, 0, 0, 4, 5, 6, 7]);
     expect(Array.from(feeds["m.bt"].data as Float32Array)).toEqual([3, 0, 0, 0, 8, 9]);
+    // Nothing shared: Rc = 0.
+    expect(feeds["m.ac"].dims).toEqual([2, 0]);
+    expect(feeds["m.bc"].dims).toEqual([0, 1]);
+    expect(feeds["m.mk"].dims).toEqual([3, 1, 0]);
     const none = packLora(spec, [rows[1]], dims);
     expect(none["m.at"].dims).toEqual([1, 2, 0]);
     expect(none["m.bt"].dims).toEqual([1, 0, 1]);
+    expect(none["m.ac"].dims).toEqual([2, 0]);
+    expect(none["m.mk"].dims).toEqual([1, 1, 0]);
+  });
+
+  it("shared path: each unique mix once in Ac/Bc, a 0/1 mask per row; shared rows leave R to the others", () => {
+    const mix = (rank: number, at: number[], bt: number[]): ComposedMix => ({ modules: new Map([["m", { module: "m", rank, inFeatures: 2, outFeatures: 1, at: Float32Array.from(at), bt: Float32Array.from(bt) }]]), maxRank: rank });
+    const a = mix(1, [1, 2], [3]);
+    const b = mix(2, [4, 5, 6, 7], [8, 9]);
+    const c = mix(3, [10, 11, 12, 13, 14, 15], [16, 17, 18]);
+    const rows = [
+      { tokens: [1, 2], cache: null, mix: b },
+      { tokens: [1], cache: null, mix: a },
+      { tokens: [1], cache: null, mix: b },
+      { tokens: [1], cache: null, mix: c },
+      { tokens: [1], cache: null, mix: null },
+    ];
+    const dims = new Map([["m", { in: 2, out: 1 }]]);
+    // Prefill (row 0 has 2 tokens): only b (2 rows) is shared; a and c stay per-row, R = 3 (c), not 2.
+    const feeds = packLora(spec, rows, dims);
+    expect(feeds["m.at"].dims).toEqual([5, 2, 3]);
+    expect(Array.from(feeds["m.at"].data as Float32Array)).toEqual([0, 0, 0, 0, 0, 0, 1, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 10, 11, 12, 13, 14, 15, 0, 0, 0, 0, 0, 0]);
+    expect(Array.from(feeds["m.bt"].data as Float32Array)).toEqual([0, 0, 0, 3, 0, 0, 0, 0, 0, 16, 17, 18, 0, 0, 0]);
+    expect(feeds["m.ac"].dims).toEqual([2, 2]);
+    expect(Array.from(feeds["m.ac"].data as Float32Array)).toEqual([4, 5, 6, 7]);
+    expect(Array.from(feeds["m.bc"].data as Float32Array)).toEqual([8, 9]);
+    expect(feeds["m.mk"].dims).toEqual([5, 1, 2]);
+    expect(Array.from(feeds["m.mk"].data as Float32Array)).toEqual([1, 1, 0, 0, 1, 1, 0, 0, 0, 0]);
+    // Every mixed row shared: R = 0, unique mixes in first-appearance order b, a, c.
+    const all = packLora(spec, rows, dims, [true, true, true, true, false]);
+    expect(all["m.at"].dims).toEqual([5, 2, 0]);
+    expect(all["m.bt"].dims).toEqual([5, 0, 1]);
+    expect(Array.from(all["m.ac"].data as Float32Array)).toEqual([4, 5, 1, 10, 11, 12, 6, 7, 2, 13, 14, 15]);
+    expect(Array.from(all["m.bc"].data as Float32Array)).toEqual([8, 9, 3, 16, 17, 18]);
+    expect(Array.from(all["m.mk"].data as Float32Array)).toEqual([
+      1, 1, 0, 0, 0, 0,
+      0, 0, 1, 0, 0, 0,
+      1, 1, 0, 0, 0, 0,
+      0, 0, 0, 1, 1, 1,
+      0, 0, 0, 0, 0, 0,
+    ]);
+    // A graph without shared inputs (older graph.json): every row on the per-row path.
+    const legacy: GraphSpec = { ...spec, targets: [{ module: "m", weight: "m.w", layout: "in_out", at: "m.at", bt: "m.bt" }] };
+    const old = packLora(legacy, rows, dims, [true, true, true, true, false]);
+    expect(Object.keys(old).sort()).toEqual(["m.at", "m.bt"]);
+    expect(old["m.at"].dims).toEqual([5, 2, 3]);
+  });
+
+  it("both paths together equal (x·Aᵗᵢ)·Bᵗᵢ for every row, whatever the split (plain loops)", () => {
+    const targets = [
+      { module: "m", in: 5, out: 3 },
+      { module: "n", in: 4, out: 6 },
+    ];
+    const dims = new Map(targets.map((t) => [t.module, { in: t.in, out: t.out }]));
+    const twoSpec: GraphSpec = { ...spec, targets: targets.map((t) => ({ module: t.module, weight: `${t.module}.w`, layout: "in_out" as const, at: `${t.module}.at`, bt: `${t.module}.bt`, ac: `${t.module}.ac`, bc: `${t.module}.bc`, mask: `${t.module}.mk` })) };
+    const mixes = [1, 2, 3, 4].map((k) => randomMix(targets, (m) => (m === "n" && k === 2 ? 0 : k * 2 + (m === "n" ? 1 : 0)), k));
+    const rand = seededRandom(7);
+    for (let trial = 0; trial < 40; trial++) {
+      const B = 1 + Math.floor(rand() * 7);
+      const rows = Array.from({ length: B }, () => {
+        const pick = Math.floor(rand() * (mixes.length + 1));
+        return { tokens: [1], cache: null, mix: pick === mixes.length ? null : mixes[pick] };
+      });
+      const shared = rows.map((r) => r.mix !== null && rand() < 0.5);
+      const feeds = packLora(twoSpec, rows, dims, shared);
+      for (const t of targets) {
+        const at = feeds[`${t.module}.at`];
+        const bt = feeds[`${t.module}.bt`];
+        const ac = feeds[`${t.module}.ac`];
+        const bc = feeds[`${t.module}.bc`];
+        const mk = feeds[`${t.module}.mk`];
+        const [R, Rc] = [at.dims[2], ac.dims[1]];
+        const x = Float32Array.from({ length: t.in }, () => rand() * 2 - 1);
+        rows.forEach((row, i) => {
+          for (let y = 0; y < t.out; y++) {
+            let got = 0;
+            for (let c = 0; c < R; c++) {
+              let xa = 0;
+              for (let k = 0; k < t.in; k++) xa += x[k] * (at.data as Float32Array)[(i * t.in + k) * R + c];
+              got += xa * (bt.data as Float32Array)[(i * R + c) * t.out + y];
+            }
+            for (let c = 0; c < Rc; c++) {
+              let xc = 0;
+              for (let k = 0; k < t.in; k++) xc += x[k] * (ac.data as Float32Array)[k * Rc + c];
+              got += xc * (mk.data as Float32Array)[i * Rc + c] * (bc.data as Float32Array)[c * t.out + y];
+            }
+            let want = 0;
+            const m = row.mix?.modules.get(t.module);
+            for (let c = 0; c < (m?.rank ?? 0); c++) {
+              let xa = 0;
+              for (let k = 0; k < t.in; k++) xa += x[k] * m!.at[k * m!.rank + c];
+              want += xa * m!.bt[c * t.out + y];
+            }
+            expect(got).toBeCloseTo(want, 5);
+          }
+        });
+      }
+    }
+  });
+});
+
+describe("planLoraPaths", () => {
+  const mix = (maxRank: number): ComposedMix => ({ modules: new Map(), maxRank });
+  it("shares mixes used by ≥ 2 rows; a decode step goes all-shared while Σ unique ranks ≤ ratio · max rank", () => {
+    const [a, b, c] = [mix(8), mix(16), mix(32)];
+    // Prefill: only the repeated mix.
+    expect(planLoraPaths([a, b, a, null, c], false)).toEqual([true, false, true, false, false]);
+    // Decode under the bound (8 + 16 + 32 = 56 ≤ 2 · 32): everything with a mix.
+    expect(planLoraPaths([a, b, a, null, c], true, 2)).toEqual([true, true, true, false, true]);
+    // Decode over the bound (56 > 1.5 · 32): as prefill.
+    expect(planLoraPaths([a, b, a, null, c], true, 1.5)).toEqual([true, false, true, false, false]);
+    // Every row its own mix, prefill: per-row only; one mix everywhere: shared.
+    expect(planLoraPaths([a, b, c], false)).toEqual([false, false, false]);
+    expect(planLoraPaths([b, b, b], false)).toEqual([true, true, true]);
+    // A single row alone: per-row on prefill, shared on decode (Σ = max).
+    expect(planLoraPaths([c], false)).toEqual([false]);
+    expect(planLoraPaths([c], true, 1)).toEqual([true]);
+    expect(planLoraPaths([null, null], true)).toEqual([false, false]);
+    expect(planLoraPaths([], true)).toEqual([]);
+    // Identity, not equality: two equal-looking mixes are distinct.
+    expect(planLoraPaths([mix(4), mix(4)], false)).toEqual([false, false]);
   });
 });

@@ -9,9 +9,10 @@
  * Padded rows of LoRA inputs are zero, so a row never sees another row's values.
  */
 import { float32, int32, int64, type HostTensor } from "../backend/index.js";
-import type { ComposedMix } from "../../../core/src/lora/types.js";
+import type { ComposedMix, ComposedModule } from "../../../core/src/lora/types.js";
 import type { GraphSpec } from "./graph-spec.js";
 import { layerName } from "./graph-spec.js";
+import { planLoraPaths } from "./lora-paths.js";
 import { appendRow, gatherRow, type NewEntries, type RowKvCache } from "./kv-cache.js";
 
 /** Additive mask value for a forbidden key (finite, so fully-masked padding rows stay NaN-free). */
@@ -195,33 +196,122 @@ export function unpackPresent(owner: object, spec: GraphSpec, rows: readonly Pac
 }
 
 /**
- * LoRA inputs for every unmerged target: row i's Aᵗ [in, rᵢ] / Bᵗ [rᵢ, out] zero-padded to the
- * batch's largest R for that module (R = 0 when no row touches it).
- * Semantics: at[i, x, c] = mixᵢ.at[x, c] for c < rᵢ else 0; bt[i, c, y] = mixᵢ.bt[c, y] for c < rᵢ else 0.
+ * LoRA inputs for every unmerged target, rows split between the two paths by `shared` (default:
+ * planLoraPaths, decode = every row has one token). Targets whose graph has no shared inputs
+ * (graph.json written before they existed) put every row on the per-row path.
+ * - per-row: row i's Aᵗ [in, rᵢ] / Bᵗ [rᵢ, out] zero-padded to R = the largest rank among the
+ *   per-row rows (R = 0 when none touches the module); shared rows stay zero there.
+ * - shared: the unique mixes of the shared rows (first-appearance order, those touching the
+ *   module) side by side: Ac [in, Rc], Bc [Rc, out], Rc = Σ their ranks; Mk[i, 0, c] = 1 iff
+ *   column c belongs to row i's mix.
+ * Semantics: at[i, x, c] = mixᵢ.at[x, c] if ¬sharedᵢ ∧ c < rᵢ else 0; bt[i, c, y] likewise;
+ *   ac[x, off_m + c] = m.at[x, c], bc[off_m + c, y] = m.bt[c, y], mk[i, 0, off_m + c] = [mixᵢ = m ∧ sharedᵢ];
+ *   so for every row (x·at[i])·bt[i] + ((x·ac) ⊙ mk[i])·bc = (x·mixᵢ.at)·mixᵢ.bt.
  */
-export function packLora(spec: GraphSpec, rows: readonly PackedRow[], dims: Map<string, { in: number; out: number }>): Record<string, HostTensor> {
+export function packLora(
+  spec: GraphSpec,
+  rows: readonly PackedRow[],
+  dims: Map<string, { in: number; out: number }>,
+  shared: readonly boolean[] = planLoraPaths(
+    rows.map((r) => r.mix),
+    rows.every((r) => r.tokens.length === 1),
+  ),
+): Record<string, HostTensor> {
   const B = rows.length;
+  if (shared.length !== B) throw new Error(`packLora: ${shared.length} path flags for ${B} rows`);
   const feeds: Record<string, HostTensor> = {};
+  /** Masks of equal column layout are one tensor (layouts repeat across modules). */
+  const masks = new Map<string, HostTensor>();
   for (const binding of spec.targets) {
     if (!binding.at || !binding.bt) continue;
     const size = dims.get(binding.module);
     if (!size) throw new Error(`no in/out sizes for target ${binding.module}`);
+    const I = size.in;
+    const O = size.out;
+    const hasShared = binding.ac !== undefined && binding.bc !== undefined && binding.mask !== undefined;
+    const onShared = (i: number) => hasShared && shared[i];
+
+    // Per-row path.
     let R = 0;
-    for (const row of rows) R = Math.max(R, row.mix?.modules.get(binding.module)?.rank ?? 0);
-    const at = new Float32Array(B * size.in * R); // [B, in, R]
-    const bt = new Float32Array(B * R * size.out); // [B, R, out]
+    rows.forEach((row, i) => {
+      if (!onShared(i)) R = Math.max(R, row.mix?.modules.get(binding.module)?.rank ?? 0);
+    });
+    const at = new Float32Array(B * I * R); // [B, in, R]
+    const bt = new Float32Array(B * R * O); // [B, R, out]
     if (R > 0) {
       rows.forEach((row, i) => {
+        if (onShared(i)) return;
         const m = row.mix?.modules.get(binding.module);
         if (!m || m.rank === 0) return;
         const r = m.rank;
-        if (r === R) at.set(m.at, i * size.in * R); // same rank: one contiguous copy
-        else for (let x = 0; x < size.in; x++) at.set(m.at.subarray(x * r, (x + 1) * r), (i * size.in + x) * R);
-        bt.set(m.bt.subarray(0, r * size.out), i * R * size.out);
+        const src = m.at;
+        if (r === R) at.set(src, i * I * R); // same rank: one contiguous copy
+        else {
+          for (let x = 0; x < I; x++) {
+            const d = (i * I + x) * R;
+            const s = x * r;
+            for (let c = 0; c < r; c++) at[d + c] = src[s + c];
+          }
+        }
+        bt.set(m.bt, i * R * O); // [r, out] rows are contiguous; padding rows stay 0
       });
     }
-    feeds[binding.at] = float32(at, [B, size.in, R]);
-    feeds[binding.bt] = float32(bt, [B, R, size.out]);
+    feeds[binding.at] = float32(at, [B, I, R]);
+    feeds[binding.bt] = float32(bt, [B, R, O]);
+    if (!hasShared) continue;
+
+    // Shared path: column offset of each unique mix touching the module.
+    const offsets = new Map<ComposedMix, number>();
+    const unique: ComposedModule[] = [];
+    let Rc = 0;
+    const layout: string[] = [];
+    rows.forEach((row, i) => {
+      const m = shared[i] ? row.mix?.modules.get(binding.module) : undefined;
+      if (!row.mix || !m || m.rank === 0) {
+        layout.push("");
+        return;
+      }
+      let off = offsets.get(row.mix);
+      if (off === undefined) {
+        off = Rc;
+        offsets.set(row.mix, off);
+        unique.push(m);
+        Rc += m.rank;
+      }
+      layout.push(`${off}+${m.rank}`);
+    });
+    const ac = new Float32Array(I * Rc); // [in, Rc]
+    const bc = new Float32Array(Rc * O); // [Rc, out]
+    // Row x of Ac is row x of every unique Aᵗ side by side: written in order (sequential stores).
+    for (let x = 0, d = 0; x < I; x++) {
+      for (const m of unique) {
+        const r = m.rank;
+        const src = m.at;
+        const s = x * r;
+        for (let c = 0; c < r; c++) ac[d + c] = src[s + c];
+        d += r;
+      }
+    }
+    for (let u = 0, off = 0; u < unique.length; u++) {
+      bc.set(unique[u].bt, off * O); // [r, out] rows stacked
+      off += unique[u].rank;
+    }
+    const key = `${Rc}|${layout.join(",")}`;
+    let mask = masks.get(key);
+    if (!mask) {
+      const mk = new Float32Array(B * Rc); // [B, 1, Rc]
+      rows.forEach((row, i) => {
+        const m = shared[i] && row.mix ? row.mix.modules.get(binding.module) : undefined;
+        if (!row.mix || !m || m.rank === 0) return;
+        const o = offsets.get(row.mix)!;
+        mk.fill(1, i * Rc + o, i * Rc + o + m.rank);
+      });
+      mask = float32(mk, [B, 1, Rc]);
+      masks.set(key, mask);
+    }
+    feeds[binding.ac!] = float32(ac, [I, Rc]);
+    feeds[binding.bc!] = float32(bc, [Rc, O]);
+    feeds[binding.mask!] = mask;
   }
   return feeds;
 }

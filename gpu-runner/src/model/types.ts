@@ -2,7 +2,7 @@
  * The contract between the model layer (gpu-runner/src/model, issue #4) and the serving
  * engine (gpu-runner/src/engine, issue #5). The engine schedules rows; the model turns a
  * list of rows into one ONNX Runtime run (padding, masks, KV-cache gather/scatter, LoRA
- * inputs zero-padded to the batch's largest R) and back.
+ * inputs: shared mixes once, per-row mixes zero-padded to the largest R) and back.
  */
 import type { ModelManifest } from "../../../core/src/manifest/model-manifest.js";
 import type { ComposedMix } from "../../../core/src/lora/types.js";

@@ -1,0 +1,45 @@
+/**
+ * Which LoRA path each row of a step takes. Every target computes
+ *   y = x·W + (x·Aᵗ)·Bᵗ + ((x·Ac) ⊙ Mk)·Bc
+ * - per-row path: Aᵗ [batch, in, R] / Bᵗ [batch, R, out], each row's mix zero-padded to the
+ *   largest R among the rows on this path (a row pays B·R_max, even when its mix is shared);
+ * - shared path: Ac [in, Rc] / Bc [Rc, out] hold each UNIQUE mix once, side by side along the
+ *   rank axis, and the 0/1 mask Mk [batch, 1, Rc] keeps only a row's own columns
+ *   (one GEMM per module over all rows: pays Rc = Σ unique ranks once, but every row multiplies
+ *   against all Rc columns).
+ */
+import type { ComposedMix } from "../../../core/src/lora/types.js";
+
+/**
+ * A decode step goes entirely to the shared path while Σ unique maxRank ≤ this × max maxRank.
+ * Measured (loraedge-small, decode, past 16, 2 threads, min of 8 runs, ranks 8–96 as bench case 3;
+ * per-row / all-shared / shared-only-for-repeated-mixes run ms): Σ/max 1.4–3.3 with repeated
+ * mixes: all-shared ≤ the others (B=16, 80 % one mix: 70 / 56 / 81 ms, pack 459 / 186 / 448 ms);
+ * all distinct at Σ/max 2.1 (B=4): 36 / 40 / 37 ms; 4.8 (B=8): 106 / 196 / 143 ms; 7.7 (B=16):
+ * 83 / 132 / 80 ms. The shared GEMM does B·Σ work against the per-row path's B·R_max, so past
+ * ≈ 3× it loses; below it, it saves the per-row path's padded inputs and its extra kernels.
+ */
+export const SHARED_DECODE_RANK_RATIO = 3;
+
+/**
+ * Per row: true = shared path, false = per-row path (rows with mix = null: false, they add nothing).
+ *
+ * Semantics: shared[i] = mixᵢ ≠ null ∧ (#{j : mixⱼ = mixᵢ} ≥ 2 (same object)
+ *   ∨ (decode ∧ Σ_{unique m} m.maxRank ≤ ratio · max_{unique m} m.maxRank)).
+ * Either choice gives the same y (the paths are exact); the rule only picks the cheaper layout.
+ */
+export function planLoraPaths(mixes: readonly (ComposedMix | null)[], decode: boolean, ratio: number = SHARED_DECODE_RANK_RATIO): boolean[] {
+  const count = new Map<ComposedMix, number>();
+  for (const mix of mixes) if (mix) count.set(mix, (count.get(mix) ?? 0) + 1);
+  let allShared = false;
+  if (decode) {
+    let sum = 0;
+    let max = 0;
+    for (const mix of count.keys()) {
+      sum += mix.maxRank;
+      max = Math.max(max, mix.maxRank);
+    }
+    allShared = sum <= ratio * max;
+  }
+  return mixes.map((mix) => mix !== null && (allShared || (count.get(mix) ?? 0) >= 2));
+}
