@@ -52,11 +52,11 @@ export const heterogeneousBatching: BenchCase = {
           figure(`batch ${B} distinct÷shared tok/s`, ratio.median, "×", {
             stats: ratio,
             goal: { op: ">=", target: 0.8 },
-            note: `every row reads its own At/Bt (padded to the batch max R=${maxR} vs ${sharedMix.maxRank} shared): decode is memory-bound on adapter bytes, which for a 100M model are a large share of the weights`,
+            note: `each distinct mix is read per row (per-row path, padded to the batch max R=${maxR}); the shared mix (R=${sharedMix.maxRank}) once per step (shared path). Decode is memory-bound and one mix is ≈7% of a 100M model's bytes, so B distinct mixes cost ≈B×7% more traffic`,
           }),
           figure(`batch ${B} distinct÷base (no adapters) tok/s`, versusBase.median, "×", {
             stats: versusBase,
-            note: "every row, shared mix or not, gets its own zero-padded At/Bt copy per step; the base batch feeds none",
+            note: "per-row At/Bt of every distinct mix, copied each step and padded to the batch max R; the base batch feeds none",
           }),
           figure(`batch ${B} distinct`, result.distinct.stats.median, "tok/s", { stats: result.distinct.stats }),
           figure(`batch ${B} shared`, result.shared.stats.median, "tok/s", { stats: result.shared.stats }),

@@ -67,7 +67,7 @@ export const naiveWay: BenchCase = {
         figures: [
           figure(`naive ÷ loraedge total time (${requests} requests)`, ratio, "×", {
             goal: { op: ">=", target: 10 },
-            note: "batched steps with distinct mixes spend most of their time packing per-row zero-padded At/Bt (B·R_max·Σ(in+out) floats, ≈1 GB per step at batch 16); the naive path's merged build is only ≈1.1 s on a 100M model",
+            note: "every request has its own mix, so each batched step copies every row's own At/Bt into padded per-row inputs (≈1 GB per step at batch 16, ranks ≤ 96); the naive path's merged build is only ≈1.6 s on a 100M model",
           }),
           figure("loraedge total", result.loraedge.stats.median / 1000, "s", { stats: scaleStats(result.loraedge.stats, 1 / 1000) }),
           figure("naive total (scaled from sample)", result.naive.stats.median / 1000, "s", { stats: scaleStats(result.naive.stats, 1 / 1000) }),
