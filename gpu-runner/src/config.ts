@@ -36,6 +36,8 @@ export const runnerConfigSchema = z.object({
   mergedMb: mbFrom().default(1024),
   /** Merge policy: auto (cost-based), never, always (merge every non-empty mix before serving it). */
   mergePolicy: z.enum(["auto", "never", "always"]).default("auto"),
+  /** auto policy: seconds of future demand a merged session is expected to serve (payback horizon). */
+  mergeHorizonS: intFrom(1, 31_536_000).default(30),
   /** Rows in one forward step. */
   maxBatch: intFrom(1, 4096).default(32),
   /** Sum over running rows of (prompt + max_tokens): bounds KV-cache memory. */
@@ -72,6 +74,7 @@ export const CONFIG_SOURCES: Record<ConfigKey, { env: string; flag: string }> = 
   adapterMaxMb: { env: "RUNNER_ADAPTER_MAX_MB", flag: "adapter-max-mb" },
   mergedMb: { env: "RUNNER_MERGED_MB", flag: "merged-mb" },
   mergePolicy: { env: "RUNNER_MERGE_POLICY", flag: "merge-policy" },
+  mergeHorizonS: { env: "RUNNER_MERGE_HORIZON_S", flag: "merge-horizon-s" },
   maxBatch: { env: "RUNNER_MAX_BATCH", flag: "max-batch" },
   maxTokens: { env: "RUNNER_MAX_TOKENS", flag: "max-tokens" },
   maxQueue: { env: "RUNNER_MAX_QUEUE", flag: "max-queue" },

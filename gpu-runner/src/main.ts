@@ -93,7 +93,7 @@ async function main(): Promise<void> {
           prefillChunk: config.prefillChunk,
           prefillTokens: config.prefillTokens,
         },
-        merge: { policy: config.mergePolicy, budgetBytes: config.mergedMb * MB },
+        merge: { policy: config.mergePolicy, budgetBytes: config.mergedMb * MB, horizonS: config.mergeHorizonS },
         log,
       }),
     );

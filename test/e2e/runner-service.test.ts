@@ -186,7 +186,9 @@ describe("gpu-runner process: merge on demand (auto policy)", () => {
 
   beforeAll(async () => {
     edge = await startEdgeAdapterServer(SECRET);
-    runner = await startTestRunner({ RUNNER_MERGE_POLICY: "auto" }, edge.url);
+    // A long payback horizon: the policy's decision rests on measured timings, and with the shared
+    // LoRA path a hot mix costs little unmerged; any measurable overhead must still trigger the build.
+    runner = await startTestRunner({ RUNNER_MERGE_POLICY: "auto", RUNNER_MERGE_HORIZON_S: "86400" }, edge.url);
   });
   afterAll(async () => {
     await runner?.stop();
@@ -194,7 +196,7 @@ describe("gpu-runner process: merge on demand (auto policy)", () => {
   });
 
   it("a hot mix gets a merged session built in the background; its later requests run merged with the same output", async () => {
-    const hot = serveAdapter(edge, "auto/hot", 500, 32);
+    const hot = serveAdapter(edge, "auto/hot", 500, 64);
     const body = { model: MODEL, prompt: "hot mix", max_tokens: 16, temperature: 0, logprobs: 0, adapters: mixOf([hot, 1]) };
     const before = await completeOk(runner.url, body);
     // Base traffic gives the policy its no-LoRA baseline; hot traffic gives demand.

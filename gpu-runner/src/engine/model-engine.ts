@@ -15,7 +15,7 @@ import { Sequence, type GenerationParams, type GenerationResult, type TokenEvent
 
 export interface ModelEngineOptions {
   limits: SchedulerLimits;
-  merge: { policy: MergePolicyName; budgetBytes: number };
+  merge: { policy: MergePolicyName; budgetBytes: number; horizonS?: number };
   log?: Logger;
 }
 
