@@ -34,6 +34,7 @@ describe("OpenAPI and docs", () => {
     }
     expect(ops.some((o) => o.includes("/internal/"))).toBe(false);
     expect(doc.components.schemas.CompletionRequest.properties.adapters).toBeDefined();
+    expect(doc.components.schemas.Completion.properties.usage).toBeDefined(); // core's wire schema, named
     expect(doc.paths["/v1/adapters"].post.requestBody.content["multipart/form-data"]).toBeDefined();
     expect(doc.components.securitySchemes.apiKey.scheme).toBe("bearer");
   });

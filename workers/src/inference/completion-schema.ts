@@ -1,5 +1,5 @@
 import { z } from "@hono/zod-openapi";
-import { logprobsSchema, usageSchema } from "../../../core/src/wire/runner-api.js";
+import { completionSchema, usageSchema } from "../../../core/src/wire/runner-api.js";
 import { MixEntrySchema } from "../routes/compositions.js";
 
 /** Sampling and output options shared by /v1/completions and /v1/chat/completions. */
@@ -54,26 +54,9 @@ export const ChatRequestSchema = z
 export type ChatRequest = z.infer<typeof ChatRequestSchema>;
 
 // The runner's shapes (core's wire contract) pass through unchanged.
-const LogprobsSchema = logprobsSchema;
 const UsageSchema = usageSchema;
 
-export const CompletionResponseSchema = z
-  .object({
-    id: z.string(),
-    object: z.literal("text_completion"),
-    created: z.number().int(),
-    model: z.string(),
-    choices: z.array(
-      z.object({
-        index: z.number().int(),
-        text: z.string(),
-        finish_reason: z.enum(["stop", "length"]).nullable(),
-        logprobs: LogprobsSchema.nullable(),
-      }),
-    ),
-    usage: UsageSchema.optional(),
-  })
-  .openapi("Completion");
+export const CompletionResponseSchema = completionSchema.openapi("Completion");
 
 export const ChatResponseSchema = z
   .object({
