@@ -1,5 +1,5 @@
-import { composeMix, loadPeftAdapter, readSafetensors, writePeftAdapter } from "../../core/src/index.js";
-import { ensureModel } from "../../gpu-runner/src/model/index.js";
+import { composeMix, loadPeftAdapter, readSafetensors, writePeftAdapter } from "#core/index";
+import { ensureModel } from "../../gpu-runner/src/model-build/index.js";
 import { readModelDir } from "../../gpu-runner/src/model/index.js";
 import type { BenchCase } from "../lib/case.js";
 import { interleave } from "../lib/interleave.js";

@@ -1,8 +1,8 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { signRequest } from "../../core/src/wire/hmac.js";
-import { RUNNER_PATHS } from "../../core/src/wire/runner-api.js";
+import { signRequest } from "#core/wire/hmac";
+import { RUNNER_PATHS } from "#core/wire/runner-api";
 import { startEdge, startRunner } from "../../scripts/lib/stack.js";
 import type { BenchCase } from "../lib/case.js";
 import { figure } from "../lib/report.js";

@@ -1,5 +1,5 @@
-import { createRng } from "../../core/src/random/index.js";
-import type { ComposedMix } from "../../core/src/lora/types.js";
+import { createRng } from "#core/random/index";
+import type { ComposedMix } from "#core/lora/types";
 import type { BenchCase } from "../lib/case.js";
 import { interleave } from "../lib/interleave.js";
 import { figure, type Figure } from "../lib/report.js";

@@ -1,4 +1,4 @@
-import { composeMix } from "../../core/src/compose/index.js";
+import { composeMix } from "#core/compose/index";
 import type { BenchCase } from "../lib/case.js";
 import { adapterPool, createEngine, distinctMixes, request } from "../lib/engine-workload.js";
 import { interleave } from "../lib/interleave.js";

@@ -3,9 +3,9 @@
  * fed from an in-memory adapter store: what the runner does after its adapter cache has the
  * blobs. HTTP is left out here; case 8 measures it.
  */
-import { createRng } from "../../core/src/random/index.js";
-import { generateRequestSchema, type GenerateRequestInput } from "../../core/src/wire/runner-api.js";
-import type { LoraAdapter } from "../../core/src/lora/types.js";
+import { createRng } from "#core/random/index";
+import { generateRequestSchema, type GenerateRequestInput } from "#core/wire/runner-api";
+import type { LoraAdapter } from "#core/lora/types";
 import { ModelEngine, type AdapterProvider } from "../../gpu-runner/src/engine/index.js";
 import type { BaseModel } from "../../gpu-runner/src/model/index.js";
 import { randomAdapter } from "./workload.js";

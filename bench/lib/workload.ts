@@ -3,11 +3,12 @@
  * way the runner builds them (random PEFT-shaped adapters → core's composeMix), and timed
  * prefill / decode loops on a model variant (base, unmerged mix, or merged session).
  */
-import { composeMix } from "../../core/src/compose/index.js";
-import { createRng, deriveSeed, randomLoraAdapter } from "../../core/src/random/index.js";
-import type { ComposedMix, LoraAdapter } from "../../core/src/lora/types.js";
-import type { ModelManifest } from "../../core/src/manifest/model-manifest.js";
-import { ensureModel, loadModel } from "../../gpu-runner/src/model/index.js";
+import { composeMix } from "#core/compose/index";
+import { createRng, deriveSeed, randomLoraAdapter } from "#core/random/index";
+import type { ComposedMix, LoraAdapter } from "#core/lora/types";
+import type { ModelManifest } from "#core/manifest/model-manifest";
+import { ensureModel } from "../../gpu-runner/src/model-build/index.js";
+import { loadModel } from "../../gpu-runner/src/model/index.js";
 import type { BackendName, BaseModel, KvCache, ModelVariant } from "../../gpu-runner/src/model/index.js";
 
 /** The bench pins ORT to the machine's cores, as the runner does by default. */

@@ -9,11 +9,12 @@ import { existsSync } from "node:fs";
 import path from "node:path";
 import { serve } from "@hono/node-server";
 import type { AddressInfo } from "node:net";
-import { loadPeftAdapter } from "../../core/src/peft/index.js";
+import { loadPeftAdapter } from "#core/peft/index";
 import { AdapterCache, EdgeAdapterSource } from "./adapters/index.js";
 import { ConfigError, loadConfig, type RunnerConfig } from "./config.js";
 import { jsonLogger, ModelEngine, type Logger } from "./engine/index.js";
-import { defaultModelCacheDir, ensureModel, isPresetId, loadModel } from "./model/index.js";
+import { defaultModelCacheDir, ensureModel, isPresetId } from "./model-build/index.js";
+import { loadModel } from "./model/index.js";
 import type { BaseModel } from "./model/index.js";
 import { createRunnerApp } from "./server/index.js";
 

@@ -7,11 +7,11 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { composeMix, mixAsAdapter } from "../../core/src/compose/index.js";
-import type { LoraAdapter } from "../../core/src/lora/types.js";
-import type { ModelManifest } from "../../core/src/manifest/model-manifest.js";
-import { writePeftAdapter } from "../../core/src/peft/index.js";
-import { createRng, randomLoraAdapter } from "../../core/src/random/index.js";
+import { composeMix, mixAsAdapter } from "#core/compose/index";
+import type { LoraAdapter } from "#core/lora/types";
+import type { ModelManifest } from "#core/manifest/model-manifest";
+import { writePeftAdapter } from "#core/peft/index";
+import { createRng, randomLoraAdapter } from "#core/random/index";
 import { freePort, startEdge, startRunner, type Service } from "../../scripts/lib/stack.js";
 
 const SECRET = "e2e-edge-runner-secret";

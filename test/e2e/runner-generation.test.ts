@@ -2,7 +2,7 @@
 // forward, merged ≡ unmerged, {a:0} ≡ base, batch-neighbour independence, 32 concurrent
 // streams with different mixes, sampling, stop strings, prompt scoring, errors.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { PROMPT_TOKENS_HEADER, RUNNER_PATHS, type Completion } from "../../core/src/wire/runner-api.js";
+import { PROMPT_TOKENS_HEADER, RUNNER_PATHS, type Completion } from "#core/wire/runner-api";
 import type { Service } from "../../scripts/lib/stack.js";
 import { startEdgeAdapterServer, type EdgeAdapterServer } from "../../gpu-runner/src/adapters/testing/edge-adapter-server.js";
 import {
@@ -185,7 +185,7 @@ describe("gpu-runner process: generation", () => {
     const unsigned = await fetch(runner.url + RUNNER_PATHS.models);
     expect(unsigned.status).toBe(401);
     // Signed for another body: the signature covers the body.
-    const { signRequest } = await import("../../core/src/wire/hmac.js");
+    const { signRequest } = await import("#core/wire/hmac");
     const headers = await signRequest(SECRET, { method: "POST", pathAndQuery: RUNNER_PATHS.completions, body: JSON.stringify(body) });
     const tampered = await fetch(runner.url + RUNNER_PATHS.completions, { method: "POST", headers, body: JSON.stringify({ ...body, max_tokens: 400 }) });
     expect(tampered.status).toBe(401);

@@ -3,15 +3,15 @@
  * `npm start` uses), call it over real HTTP with signed requests, make real PEFT adapters,
  * and compute the reference generation with the plain TypeScript forward pass.
  */
-import { signRequest } from "../../core/src/wire/hmac.js";
-import { RUNNER_PATHS, type Completion, type GenerateRequestInput } from "../../core/src/wire/runner-api.js";
-import type { LoraAdapter } from "../../core/src/lora/types.js";
-import { createRng, randomLoraAdapter, type RandomModuleSpec } from "../../core/src/random/index.js";
-import { writePeftAdapter } from "../../core/src/peft/index.js";
-import { composeMix } from "../../core/src/compose/index.js";
+import { signRequest } from "#core/wire/hmac";
+import { RUNNER_PATHS, type Completion, type GenerateRequestInput } from "#core/wire/runner-api";
+import type { LoraAdapter } from "#core/lora/types";
+import { createRng, randomLoraAdapter, type RandomModuleSpec } from "#core/random/index";
+import { writePeftAdapter } from "#core/peft/index";
+import { composeMix } from "#core/compose/index";
 import { startRunner, type Service } from "../../scripts/lib/stack.js";
-import { MODEL_PRESETS } from "../../gpu-runner/src/model/presets.js";
-import { seededLlamaCheckpoint } from "../../gpu-runner/src/model/seeded-checkpoint.js";
+import { MODEL_PRESETS } from "../../gpu-runner/src/model-build/presets.js";
+import { seededLlamaCheckpoint } from "../../gpu-runner/src/model-build/seeded-checkpoint.js";
 import { referenceForward } from "../../gpu-runner/src/reference/index.js";
 import { logSoftmax, argmax } from "../../gpu-runner/src/engine/sampling.js";
 import type { EdgeAdapterServer } from "../../gpu-runner/src/adapters/testing/edge-adapter-server.js";

@@ -2,7 +2,7 @@
 // mismatch, single-flight fetches, admin), overload with Retry-After, client disconnects,
 // graceful shutdown.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { RUNNER_PATHS } from "../../core/src/wire/runner-api.js";
+import { RUNNER_PATHS } from "#core/wire/runner-api";
 import type { Service } from "../../scripts/lib/stack.js";
 import { startEdgeAdapterServer, type EdgeAdapterServer } from "../../gpu-runner/src/adapters/testing/edge-adapter-server.js";
 import {
@@ -103,8 +103,8 @@ describe("gpu-runner process: adapter cache", () => {
   });
 
   it("an adapter that does not fit the model is refused with 422", async () => {
-    const { randomLoraAdapter, createRng } = await import("../../core/src/random/index.js");
-    const { writePeftAdapter } = await import("../../core/src/peft/index.js");
+    const { randomLoraAdapter, createRng } = await import("#core/random/index");
+    const { writePeftAdapter } = await import("#core/peft/index");
     const wrong = randomLoraAdapter(createRng(5), [{ module: "model.layers.0.self_attn.q_proj", rank: 4, inFeatures: 32, outFeatures: 64 }]);
     const files = writePeftAdapter(wrong);
     const sha256 = edge.put("cache/wrong-shape", { config: files.config, safetensors: files.safetensors });

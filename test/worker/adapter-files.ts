@@ -1,8 +1,8 @@
 // PEFT adapter files for the tiny test model, built with core (seeded, so reproducible).
-import { createRng } from "../../core/src/random/index.js";
-import { randomLoraAdapter } from "../../core/src/random/index.js";
-import { writePeftAdapter } from "../../core/src/peft/index.js";
-import type { LoraAdapter } from "../../core/src/lora/types.js";
+import { createRng } from "#core/random/index";
+import { randomLoraAdapter } from "#core/random/index";
+import { writePeftAdapter } from "#core/peft/index";
+import type { LoraAdapter } from "#core/lora/types";
 import { MODEL } from "./fake-runner.js";
 
 export function tinyAdapter(seed: number, rank: number, modules = ["model.layers.0.self_attn.q_proj", "model.layers.1.self_attn.v_proj"]): LoraAdapter {

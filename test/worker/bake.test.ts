@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { deltaWeight } from "../../core/src/lora/delta.js";
-import { loadPeftAdapter } from "../../core/src/peft/index.js";
+import { deltaWeight } from "#core/lora/delta";
+import { loadPeftAdapter } from "#core/peft/index";
 import { peftFiles, tinyAdapter, uploadForm } from "./adapter-files.js";
 import { installFakeRunners } from "./fake-runner.js";
 import { call, callJson, expectError, newTenant, uploadAdapter } from "./helpers.js";

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { PROMPT_TOKENS_HEADER } from "../../core/src/wire/runner-api.js";
+import { PROMPT_TOKENS_HEADER } from "#core/wire/runner-api";
 import { rendezvousRank, mixRoutingKey } from "../../workers/src/runners/rendezvous.js";
 import { peftFiles, tinyAdapter, uploadForm } from "./adapter-files.js";
 import { installFakeRunners, MODEL, RUNNERS, type FakeRunners } from "./fake-runner.js";

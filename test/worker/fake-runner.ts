@@ -1,9 +1,9 @@
 // A scripted stand-in for gpu-runner processes, answering the worker's outbound fetches
 // (spy on globalThis.fetch). It verifies every request's HMAC signature like a real runner,
 // and records what it received, so tests can check routing, signing and fail-over.
-import { verifyRequest, SIGNATURE_HEADER, TIMESTAMP_HEADER } from "../../core/src/wire/hmac.js";
-import type { ModelManifest } from "../../core/src/manifest/model-manifest.js";
-import { RUNNER_PATHS, type Completion, type GenerateRequest } from "../../core/src/wire/runner-api.js";
+import { verifyRequest, SIGNATURE_HEADER, TIMESTAMP_HEADER } from "#core/wire/hmac";
+import type { ModelManifest } from "#core/manifest/model-manifest";
+import { RUNNER_PATHS, type Completion, type GenerateRequest } from "#core/wire/runner-api";
 import { invalidateCatalog, runnerHealth } from "../../workers/src/runners/index.js";
 import { vi } from "vitest";
 

@@ -1,7 +1,7 @@
 import { exports } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { signRequest } from "../../core/src/wire/hmac.js";
-import { edgeAdapterPaths, SHA256_HEADER } from "../../core/src/wire/runner-api.js";
+import { signRequest } from "#core/wire/hmac";
+import { edgeAdapterPaths, SHA256_HEADER } from "#core/wire/runner-api";
 import { peftFiles, tinyAdapter, uploadForm } from "./adapter-files.js";
 import { installFakeRunners, SECRET } from "./fake-runner.js";
 import { EDGE, newTenant, uploadAdapter } from "./helpers.js";

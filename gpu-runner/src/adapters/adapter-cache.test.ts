@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { loadPeftAdapter, writePeftAdapter } from "../../../core/src/peft/index.js";
-import { createRng, randomLoraAdapter } from "../../../core/src/random/index.js";
+import { loadPeftAdapter, writePeftAdapter } from "#core/peft/index";
+import { createRng, randomLoraAdapter } from "#core/random/index";
 import { EngineError } from "../engine/errors.js";
 import { AdapterCache, adapterBytes } from "./adapter-cache.js";
 import { EdgeAdapterSource } from "./edge-source.js";

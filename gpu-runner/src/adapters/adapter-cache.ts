@@ -12,7 +12,7 @@
  *   pinned; an adapter larger than the whole budget is served and dropped when released.
  */
 import { createHash } from "node:crypto";
-import type { LoraAdapter } from "../../../core/src/lora/types.js";
+import type { LoraAdapter } from "#core/lora/types";
 import { EngineError } from "../engine/errors.js";
 import type { Logger } from "../engine/logger.js";
 import { silentLogger } from "../engine/logger.js";

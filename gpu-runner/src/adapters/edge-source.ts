@@ -3,8 +3,8 @@
  * secret (core/src/wire/hmac.ts): GET blob (safetensors bytes, header x-loraedge-sha256)
  * and GET config (adapter_config.json).
  */
-import { edgeAdapterPaths, SHA256_HEADER } from "../../../core/src/wire/runner-api.js";
-import { signRequest } from "../../../core/src/wire/hmac.js";
+import { edgeAdapterPaths, SHA256_HEADER } from "#core/wire/runner-api";
+import { signRequest } from "#core/wire/hmac";
 import { EngineError } from "../engine/errors.js";
 
 export interface AdapterFiles {

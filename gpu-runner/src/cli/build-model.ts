@@ -4,7 +4,7 @@
  */
 import path from "node:path";
 import { parseArgs } from "node:util";
-import { buildModel, defaultModelCacheDir, ensureModel, MODEL_PRESETS } from "../model/index.js";
+import { buildModel, defaultModelCacheDir, ensureModel, MODEL_PRESETS } from "../model-build/index.js";
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,

@@ -1,6 +1,7 @@
 // Merge-on-demand decisions and the merged-session LRU, on the real tiny model.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ensureModel, loadModel, type BaseModel } from "../model/index.js";
+import { ensureModel } from "../model-build/index.js";
+import { loadModel, type BaseModel } from "../model/index.js";
 import { randomMix } from "../model/testing/random-mix.js";
 import { MergeManager, type MixHandle } from "./merge-manager.js";
 

@@ -12,7 +12,7 @@
  * "always" merges every non-empty mix before serving it; "never" only mixes that touch
  * merge-only targets (which have no per-row inputs and cannot run unmerged).
  */
-import type { ComposedMix } from "../../../core/src/lora/types.js";
+import type { ComposedMix } from "#core/lora/types";
 import type { BaseModel, ModelVariant } from "../model/types.js";
 import { EngineError } from "./errors.js";
 import type { Logger } from "./logger.js";

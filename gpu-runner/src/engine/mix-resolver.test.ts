@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { createRng, randomLoraAdapter } from "../../../core/src/random/index.js";
-import type { ModelManifest } from "../../../core/src/manifest/model-manifest.js";
-import type { LoraAdapter } from "../../../core/src/lora/types.js";
+import { createRng, randomLoraAdapter } from "#core/random/index";
+import type { ModelManifest } from "#core/manifest/model-manifest";
+import type { LoraAdapter } from "#core/lora/types";
 import { ComposedMixPool, mixKey, resolveMix, type AdapterProvider } from "./mix-resolver.js";
 
 const manifest = {

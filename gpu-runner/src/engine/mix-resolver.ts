@@ -3,11 +3,11 @@
  * every adapter (pinned while the request runs), checks it against the model's manifest,
  * composes it with core's exact "cat" composition, and names it.
  */
-import type { ComposedMix, LoraAdapter } from "../../../core/src/lora/types.js";
-import type { ModelManifest } from "../../../core/src/manifest/model-manifest.js";
-import { checkCompatibility } from "../../../core/src/compat/index.js";
-import { composeMix, MixError } from "../../../core/src/compose/index.js";
-import type { WireMixEntry } from "../../../core/src/wire/runner-api.js";
+import type { ComposedMix, LoraAdapter } from "#core/lora/types";
+import type { ModelManifest } from "#core/manifest/model-manifest";
+import { checkCompatibility } from "#core/compat/index";
+import { composeMix, MixError } from "#core/compose/index";
+import type { WireMixEntry } from "#core/wire/runner-api";
 import { EngineError } from "./errors.js";
 import type { MixHandle } from "./merge-manager.js";
 

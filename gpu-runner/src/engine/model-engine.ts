@@ -2,7 +2,7 @@
  * Serving one base model: request → prompt tokens and limits → mix (adapters, composition,
  * merged or not) → a row in the continuous-batching scheduler → result.
  */
-import type { GenerateRequest } from "../../../core/src/wire/runner-api.js";
+import type { GenerateRequest } from "#core/wire/runner-api";
 import type { BaseModel } from "../model/types.js";
 import { EngineError } from "./errors.js";
 import type { Logger } from "./logger.js";

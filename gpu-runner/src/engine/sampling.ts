@@ -10,7 +10,7 @@
  *              RNG and return the first kept token whose cumulative p exceeds u·Σ(kept p).
  * Logprobs reported to clients are log_softmax of the raw logits (before temperature/top-k/top-p).
  */
-import type { Rng } from "../../../core/src/random/index.js";
+import type { Rng } from "#core/random/index";
 
 export interface SamplingParams {
   temperature: number;

@@ -10,7 +10,7 @@
  * session): each group is one `step` call, one ONNX run. Rows leave as soon as they finish
  * or their client goes away.
  */
-import type { ComposedMix } from "../../../core/src/lora/types.js";
+import type { ComposedMix } from "#core/lora/types";
 import type { KvCache, ModelVariant, StepRow } from "../model/types.js";
 import { EngineError } from "./errors.js";
 import type { GenerationResult, Sequence } from "./sequence.js";

@@ -4,9 +4,9 @@
  * logits; it decides tokens and when the request is finished. No model calls here.
  */
 import type { Tokenizer } from "../model/types.js";
-import type { Logprobs } from "../../../core/src/wire/runner-api.js";
+import type { Logprobs } from "#core/wire/runner-api";
 import { Detokenizer } from "./detokenizer.js";
-import type { Rng } from "../../../core/src/random/index.js";
+import type { Rng } from "#core/random/index";
 import { rngForSeed } from "./seed.js";
 import { logSoftmax, sampleToken, topIndices, type SamplingParams } from "./sampling.js";
 import { StopMatcher } from "./stop-matcher.js";

@@ -8,7 +8,7 @@
  *   (one GEMM per module over all rows: pays Rc = Σ unique ranks once, but every row multiplies
  *   against all Rc columns).
  */
-import type { ComposedMix } from "../../../core/src/lora/types.js";
+import type { ComposedMix } from "#core/lora/types";
 
 /**
  * A decode step goes entirely to the shared path while Σ unique maxRank ≤ this × max maxRank.

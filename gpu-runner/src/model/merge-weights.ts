@@ -5,7 +5,7 @@
 import type { Backend, Session } from "../backend/index.js";
 import { float32, expectFloat32 } from "../backend/index.js";
 import { DataType, GraphBuilder } from "../onnx/index.js";
-import type { ComposedModule } from "../../../core/src/lora/types.js";
+import type { ComposedModule } from "#core/lora/types";
 
 /**
  * "in_out": Semantics: W′[x, y] = W[x, y] + Σ_c at[x, c]·bt[c, y]   (W [in, out])

@@ -4,7 +4,7 @@
  */
 import fs from "node:fs/promises";
 import path from "node:path";
-import { modelManifestSchema, type ModelManifest } from "../../../core/src/manifest/model-manifest.js";
+import { modelManifestSchema, type ModelManifest } from "#core/manifest/model-manifest";
 import { graphSpecSchema, type GraphSpec } from "./graph-spec.js";
 
 export const MANIFEST_FILE = "manifest.json";

@@ -5,8 +5,8 @@
 import type { Backend, HostTensor, Session } from "../backend/index.js";
 import { expectFloat32 } from "../backend/index.js";
 import { decodeModel, toNumber } from "../onnx/index.js";
-import type { ComposedMix } from "../../../core/src/lora/types.js";
-import type { ModelManifest } from "../../../core/src/manifest/model-manifest.js";
+import type { ComposedMix } from "#core/lora/types";
+import type { ModelManifest } from "#core/manifest/model-manifest";
 import type { GraphSpec, TargetBinding } from "./graph-spec.js";
 import { RowKvCache } from "./kv-cache.js";
 import { planLoraPaths } from "./lora-paths.js";

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import type { ComposedMix } from "../../../core/src/lora/types.js";
+import type { ComposedMix } from "#core/lora/types";
 import type { GraphSpec } from "./graph-spec.js";
 import { KvStore, RowKvCache } from "./kv-cache.js";
 import { planLoraPaths } from "./lora-paths.js";

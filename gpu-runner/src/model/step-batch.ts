@@ -9,7 +9,7 @@
  * Padded rows of LoRA inputs are zero, so a row never sees another row's values.
  */
 import { float32, int32, int64, type HostTensor } from "../backend/index.js";
-import type { ComposedMix, ComposedModule } from "../../../core/src/lora/types.js";
+import type { ComposedMix, ComposedModule } from "#core/lora/types";
 import type { GraphSpec } from "./graph-spec.js";
 import { layerName } from "./graph-spec.js";
 import { planLoraPaths } from "./lora-paths.js";

@@ -4,8 +4,8 @@
  * list of rows into one ONNX Runtime run (padding, masks, KV-cache gather/scatter, LoRA
  * inputs: shared mixes once, per-row mixes zero-padded to the largest R) and back.
  */
-import type { ModelManifest } from "../../../core/src/manifest/model-manifest.js";
-import type { ComposedMix } from "../../../core/src/lora/types.js";
+import type { ModelManifest } from "#core/manifest/model-manifest";
+import type { ComposedMix } from "#core/lora/types";
 
 export interface Tokenizer {
   readonly vocabSize: number;

@@ -2,8 +2,8 @@
  * A plain TypeScript forward pass of the Llama-family decoder (float64 accumulation, no ONNX),
  * used only by tests to hold the ONNX graph to the math. Full recompute, one sequence at a time.
  */
-import type { ComposedMix } from "../../../core/src/lora/types.js";
-import type { LlamaCheckpoint } from "../model/checkpoint.js";
+import type { ComposedMix } from "#core/lora/types";
+import type { LlamaCheckpoint } from "../model-build/checkpoint.js";
 
 function tensor(checkpoint: LlamaCheckpoint, name: string): Float32Array {
   const t = checkpoint.tensors.get(name);

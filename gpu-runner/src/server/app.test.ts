@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { signRequest } from "../../../core/src/wire/hmac.js";
-import { RUNNER_PATHS } from "../../../core/src/wire/runner-api.js";
+import { signRequest } from "#core/wire/hmac";
+import { RUNNER_PATHS } from "#core/wire/runner-api";
 import { createRunnerApp } from "./app.js";
 
 const SECRET = "app-test-secret";

@@ -11,7 +11,7 @@ import {
   RUNNER_PATHS,
   type Health,
   type ModelList,
-} from "../../../core/src/wire/runner-api.js";
+} from "#core/wire/runner-api";
 import type { AdapterCache } from "../adapters/index.js";
 import {
   AbortedError,

@@ -1,5 +1,5 @@
 /** Engine results → OpenAI completions shapes (core/src/wire/runner-api.ts). */
-import type { Completion, CompletionChunk, Logprobs } from "../../../core/src/wire/runner-api.js";
+import type { Completion, CompletionChunk, Logprobs } from "#core/wire/runner-api";
 import type { GenerationResult, TokenEvent } from "../engine/index.js";
 
 export interface CompletionMeta {

@@ -1,6 +1,6 @@
 import { Hono } from "hono";
 import { describe, expect, it } from "vitest";
-import { signRequest } from "../../../core/src/wire/hmac.js";
+import { signRequest } from "#core/wire/hmac";
 import { hmacAuth } from "./hmac-auth.js";
 
 const SECRET = "hmac-middleware-secret";

@@ -7,7 +7,7 @@
  */
 import type { MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
-import { SIGNATURE_HEADER, TIMESTAMP_HEADER, verifyRequest } from "../../../core/src/wire/hmac.js";
+import { SIGNATURE_HEADER, TIMESTAMP_HEADER, verifyRequest } from "#core/wire/hmac";
 
 /** Largest /internal request body read (16 MiB: far above any prompt a context window holds). */
 export const DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024;

@@ -1,6 +1,6 @@
-import { checkCompatibility } from "../../../core/src/compat/index.js";
-import type { LoraAdapter } from "../../../core/src/lora/types.js";
-import type { ModelManifest } from "../../../core/src/manifest/model-manifest.js";
+import { checkCompatibility } from "#core/compat/index";
+import type { LoraAdapter } from "#core/lora/types";
+import type { ModelManifest } from "#core/manifest/model-manifest";
 import { unprocessable } from "../errors/api-error.js";
 
 /**

@@ -1,7 +1,7 @@
-import { isAdapterFormatError } from "../../../core/src/errors.js";
-import type { ModelManifest } from "../../../core/src/manifest/model-manifest.js";
-import { readPeftAdapter, type AdapterSummary } from "../../../core/src/peft/index.js";
-import type { LoraAdapter } from "../../../core/src/lora/types.js";
+import { isAdapterFormatError } from "#core/errors";
+import type { ModelManifest } from "#core/manifest/model-manifest";
+import { readPeftAdapter, type AdapterSummary } from "#core/peft/index";
+import type { LoraAdapter } from "#core/lora/types";
 import { ApiError } from "../errors/api-error.js";
 import { checkAdapterAgainstManifest } from "./compatibility.js";
 

@@ -1,6 +1,6 @@
 import type { MiddlewareHandler } from "hono";
-import { verifyRequest } from "../../../core/src/wire/hmac.js";
-import { SIGNATURE_HEADER, TIMESTAMP_HEADER } from "../../../core/src/wire/hmac.js";
+import { verifyRequest } from "#core/wire/hmac";
+import { SIGNATURE_HEADER, TIMESTAMP_HEADER } from "#core/wire/hmac";
 import type { AppEnv } from "../app-env.js";
 import { forbidden, serviceUnavailable, unauthorized } from "../errors/api-error.js";
 

@@ -1,8 +1,8 @@
-import { bake, BakeError, MERGE_STRATEGIES, isStrategyName, type BakeReport, type StrategyName } from "../../../core/src/bake/index.js";
-import { MixError } from "../../../core/src/compose/index.js";
-import type { MixTerm } from "../../../core/src/lora/types.js";
-import type { ModelManifest } from "../../../core/src/manifest/model-manifest.js";
-import { loadPeftAdapter, writePeftAdapter } from "../../../core/src/peft/index.js";
+import { bake, BakeError, MERGE_STRATEGIES, isStrategyName, type BakeReport, type StrategyName } from "#core/bake/index";
+import { MixError } from "#core/compose/index";
+import type { MixTerm } from "#core/lora/types";
+import type { ModelManifest } from "#core/manifest/model-manifest";
+import { loadPeftAdapter, writePeftAdapter } from "#core/peft/index";
 import { resolveAdapter } from "../adapters/resolve.js";
 import type { Db } from "../db/client.js";
 import { badRequest, payloadTooLarge, serviceUnavailable, unprocessable } from "../errors/api-error.js";

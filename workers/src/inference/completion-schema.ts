@@ -1,5 +1,5 @@
 import { z } from "@hono/zod-openapi";
-import { completionSchema, usageSchema } from "../../../core/src/wire/runner-api.js";
+import { completionSchema, usageSchema } from "#core/wire/runner-api";
 import { MixEntrySchema } from "../routes/compositions.js";
 
 /** Sampling and output options shared by /v1/completions and /v1/chat/completions. */

@@ -1,4 +1,4 @@
-import type { WireMixEntry } from "../../../core/src/wire/runner-api.js";
+import type { WireMixEntry } from "#core/wire/runner-api";
 import type { AdapterWithOwner } from "../adapters/queries.js";
 import { resolveAdapter } from "../adapters/resolve.js";
 import type { Db } from "../db/client.js";

@@ -1,5 +1,5 @@
 import type { Context } from "hono";
-import { PROMPT_TOKENS_HEADER, type Completion, type GenerateRequestInput } from "../../../core/src/wire/runner-api.js";
+import { PROMPT_TOKENS_HEADER, type Completion, type GenerateRequestInput } from "#core/wire/runner-api";
 import type { AppEnv } from "../app-env.js";
 import { tenantOf } from "../auth/require-tenant.js";
 import { findOwnComposition } from "../compositions/queries.js";

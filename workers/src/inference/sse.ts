@@ -1,4 +1,4 @@
-import type { Completion, Usage } from "../../../core/src/wire/runner-api.js";
+import type { Completion, Usage } from "#core/wire/runner-api";
 
 export interface StreamOutcome {
   usage: Usage | null;

@@ -17,7 +17,7 @@ import { badRequest, conflict, payloadTooLarge, serviceUnavailable, unprocessabl
 import { errorResponses } from "../errors/error-schema.js";
 import { uploadLimits } from "../limits/config.js";
 import { findManifest } from "../runners/catalog.js";
-import { SHA256_HEADER } from "../../../core/src/wire/runner-api.js";
+import { SHA256_HEADER } from "#core/wire/runner-api";
 import { newRouter, tenantSecurity } from "./router.js";
 
 const IdParam = z.object({

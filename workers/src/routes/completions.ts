@@ -1,5 +1,5 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import type { Completion } from "../../../core/src/wire/runner-api.js";
+import type { Completion } from "#core/wire/runner-api";
 import { requireTenant } from "../auth/require-tenant.js";
 import { errorResponses } from "../errors/error-schema.js";
 import { CHAT_STOP, renderChatPrompt } from "../inference/chat-template.js";

@@ -1,5 +1,5 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { STRATEGY_NAMES } from "../../../core/src/bake/index.js";
+import { STRATEGY_NAMES } from "#core/bake/index";
 import { AdapterSchema, adapterJson } from "../adapters/record.js";
 import { ADAPTER_NAME_RE, ADAPTER_NAME_RULE, SEMVER_RE, parseTags } from "../adapters/refs.js";
 import { storeAdapter } from "../adapters/store.js";

@@ -1,5 +1,5 @@
 import { Hono } from "hono";
-import { SHA256_HEADER } from "../../../core/src/wire/runner-api.js";
+import { SHA256_HEADER } from "#core/wire/runner-api";
 import { findAdapterById } from "../adapters/queries.js";
 import type { AppEnv } from "../app-env.js";
 import { requireRunner } from "../auth/require-runner.js";

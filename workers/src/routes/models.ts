@@ -1,5 +1,5 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { modelManifestSchema } from "../../../core/src/manifest/model-manifest.js";
+import { modelManifestSchema } from "#core/manifest/model-manifest";
 import { requireTenant } from "../auth/require-tenant.js";
 import { notFound } from "../errors/api-error.js";
 import { errorResponses } from "../errors/error-schema.js";

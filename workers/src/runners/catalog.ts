@@ -1,7 +1,7 @@
 import { eq } from "drizzle-orm";
-import type { ModelManifest } from "../../../core/src/manifest/model-manifest.js";
-import { modelManifestSchema } from "../../../core/src/manifest/model-manifest.js";
-import { modelListSchema, RUNNER_PATHS, type ModelList } from "../../../core/src/wire/runner-api.js";
+import type { ModelManifest } from "#core/manifest/model-manifest";
+import { modelManifestSchema } from "#core/manifest/model-manifest";
+import { modelListSchema, RUNNER_PATHS, type ModelList } from "#core/wire/runner-api";
 import type { Db } from "../db/client.js";
 import { models } from "../db/schema.js";
 import type { Env } from "../env.js";

@@ -1,4 +1,4 @@
-import { RUNNER_PATHS, type GenerateRequestInput } from "../../../core/src/wire/runner-api.js";
+import { RUNNER_PATHS, type GenerateRequestInput } from "#core/wire/runner-api";
 import { ApiError, serviceUnavailable, tooManyRequests } from "../errors/api-error.js";
 import { log } from "../logging/log.js";
 import { awaitFirstEvent } from "./first-event.js";

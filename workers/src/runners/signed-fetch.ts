@@ -1,4 +1,4 @@
-import { signRequest } from "../../../core/src/wire/hmac.js";
+import { signRequest } from "#core/wire/hmac";
 
 export interface SignedFetchInit {
   method: "GET" | "POST" | "DELETE";

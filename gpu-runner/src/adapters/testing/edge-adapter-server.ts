@@ -8,8 +8,8 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { sha256Hex } from "../adapter-cache.js";
-import { SHA256_HEADER } from "../../../../core/src/wire/runner-api.js";
-import { SIGNATURE_HEADER, TIMESTAMP_HEADER, verifyRequest } from "../../../../core/src/wire/hmac.js";
+import { SHA256_HEADER } from "#core/wire/runner-api";
+import { SIGNATURE_HEADER, TIMESTAMP_HEADER, verifyRequest } from "#core/wire/hmac";
 
 export interface ServedAdapter {
   config: Record<string, unknown> | string;

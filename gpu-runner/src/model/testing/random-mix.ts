@@ -1,8 +1,8 @@
 /**
  * Test support (imported by tests only): seeded random composed mixes and error measures.
  */
-import type { ComposedMix, ComposedModule } from "../../../../core/src/lora/types.js";
-import { createRng } from "../../../../core/src/random/index.js";
+import type { ComposedMix, ComposedModule } from "#core/lora/types";
+import { createRng } from "#core/random/index";
 
 /** Floats in [0, 1) from core's seeded generator (the same streams every part of the project draws). */
 export function seededRandom(seed: number): () => number {

@@ -5,12 +5,12 @@
  */
 import fs from "node:fs/promises";
 import path from "node:path";
-import { readSafetensors, tensorToFloat32 } from "../../../core/src/safetensors/index.js";
+import { readSafetensors, tensorToFloat32 } from "#core/safetensors/index";
 import { validateLlamaCheckpoint, type LlamaCheckpoint, type NamedTensor } from "./checkpoint.js";
 import type { LlamaConfig } from "./llama-config.js";
 import { buildLlamaGraph } from "./llama-graph.js";
 import { llamaManifest } from "./llama-manifest.js";
-import { writeModelDir } from "./model-dir.js";
+import { writeModelDir } from "../model/model-dir.js";
 
 export interface ImportHfOptions {
   /** Model id in the manifest (default: the source directory's name). */

@@ -2,14 +2,14 @@ import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { tensorToFloat32, writeSafetensors } from "../../../core/src/safetensors/index.js";
+import { tensorToFloat32, writeSafetensors } from "#core/safetensors/index";
 import { referenceForward } from "../reference/index.js";
 import type { LlamaCheckpoint } from "./checkpoint.js";
 import { importHfCheckpoint } from "./import-hf-checkpoint.js";
 import type { LlamaConfig } from "./llama-config.js";
-import { loadModel } from "./load-model.js";
+import { loadModel } from "../model/load-model.js";
 import { seededLlamaCheckpoint } from "./seeded-checkpoint.js";
-import { randomMix, relErr } from "./testing/random-mix.js";
+import { randomMix, relErr } from "../model/testing/random-mix.js";
 
 const dirs: string[] = [];
 async function tmp(): Promise<string> {

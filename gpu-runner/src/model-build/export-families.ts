@@ -5,7 +5,7 @@
  * not new code, as long as its attention inputs fit the GraphSpec vocabulary (separate or
  * stacked KV, key mask or additive bias, int32/int64 ids).
  */
-import type { GraphSpec } from "./graph-spec.js";
+import type { GraphSpec } from "../model/graph-spec.js";
 
 /** Maps a weight to a PEFT module: `match` on the initializer name (or the consuming node's name), `module` may use $1… groups. */
 export interface WeightRule {

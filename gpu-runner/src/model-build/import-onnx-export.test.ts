@@ -9,13 +9,13 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { ComposedMix } from "../../../core/src/lora/types.js";
+import type { ComposedMix } from "#core/lora/types";
 import { expectFloat32, float32, int32, loadBackend, type BackendName } from "../backend/index.js";
 import { decodeModel, encodeModel, toNumber } from "../onnx/index.js";
 import { importOnnxExport } from "./import-onnx-export.js";
-import { loadModel } from "./load-model.js";
-import { randomMix, relErr } from "./testing/random-mix.js";
-import type { BaseModel } from "./types.js";
+import { loadModel } from "../model/load-model.js";
+import { randomMix, relErr } from "../model/testing/random-mix.js";
+import type { BaseModel } from "../model/types.js";
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
 const FIXTURE = path.join(REPO, "..", "shared", "fixtures", "tiny-random-gpt2");

@@ -1,4 +1,4 @@
-import type { ModelManifest } from "../../../core/src/manifest/model-manifest.js";
+import type { ModelManifest } from "#core/manifest/model-manifest";
 import { llamaParameterCount, llamaTargets, type LlamaConfig } from "./llama-config.js";
 
 /** The manifest of a Llama-family model built by buildLlamaGraph (every projection "unmerged"). */

@@ -2,10 +2,10 @@ import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { modelManifestSchema } from "../../../core/src/manifest/model-manifest.js";
+import { modelManifestSchema } from "#core/manifest/model-manifest";
 import { BUILDER_VERSION, buildModel, defaultModelCacheDir, ensureModel } from "./build-model.js";
-import { loadModel } from "./load-model.js";
-import { readModelDir } from "./model-dir.js";
+import { loadModel } from "../model/load-model.js";
+import { readModelDir } from "../model/model-dir.js";
 
 const dirs: string[] = [];
 async function tmp(): Promise<string> {

@@ -4,7 +4,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { buildLlamaGraph } from "./llama-graph.js";
 import { llamaManifest } from "./llama-manifest.js";
-import { MANIFEST_FILE, writeModelDir } from "./model-dir.js";
+import { MANIFEST_FILE, writeModelDir } from "../model/model-dir.js";
 import { isPresetId, MODEL_PRESETS, type ModelPresetId } from "./presets.js";
 import { seededLlamaCheckpoint } from "./seeded-checkpoint.js";
 

@@ -6,11 +6,11 @@
  */
 import fs from "node:fs/promises";
 import path from "node:path";
-import type { ModelManifest, TargetModule } from "../../../core/src/manifest/model-manifest.js";
+import type { ModelManifest, TargetModule } from "#core/manifest/model-manifest";
 import { DataType, decodeModel, encodeModel, externalTensor, toNumber, valueInfo, type NodeProto, type TensorProto } from "../onnx/index.js";
 import { EXPORT_FAMILIES, type ExportFamily } from "./export-families.js";
-import type { GraphSpec, TargetBinding } from "./graph-spec.js";
-import { writeModelDir } from "./model-dir.js";
+import type { GraphSpec, TargetBinding } from "../model/graph-spec.js";
+import { writeModelDir } from "../model/model-dir.js";
 
 export interface ImportOnnxOptions {
   /** Export family in EXPORT_FAMILIES (default "genai-gpt2"). */

@@ -1,4 +1,4 @@
-import { createRng, deriveSeed } from "../../../core/src/random/index.js";
+import { createRng, deriveSeed } from "#core/random/index";
 import type { LlamaCheckpoint, NamedTensor } from "./checkpoint.js";
 import { llamaTensorShapes, type LlamaConfig } from "./llama-config.js";
 

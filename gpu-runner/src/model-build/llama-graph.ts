@@ -10,7 +10,7 @@
  */
 import { DataType, GraphBuilder, WeightBlob } from "../onnx/index.js";
 import { lmHeadWeight, type LlamaCheckpoint } from "./checkpoint.js";
-import type { GraphSpec, TargetBinding } from "./graph-spec.js";
+import type { GraphSpec, TargetBinding } from "../model/graph-spec.js";
 import { llamaLayerTargets, validateLlamaConfig } from "./llama-config.js";
 
 export const LLAMA_GRAPH_FILE = "model.onnx";
