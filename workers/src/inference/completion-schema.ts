@@ -1,6 +1,6 @@
 import { z } from "@hono/zod-openapi";
 import { completionSchema, usageSchema } from "#core/wire/runner-api";
-import { MixEntrySchema } from "../routes/compositions.js";
+import { MixEntrySchema } from "./resolve-mix.js";
 
 /** Sampling and output options shared by /v1/completions and /v1/chat/completions. */
 export const samplingFields = {

@@ -1,8 +1,17 @@
+import { z } from "@hono/zod-openapi";
 import type { WireMixEntry } from "#core/wire/runner-api";
 import type { AdapterWithOwner } from "../adapters/queries.js";
 import { resolveAdapter } from "../adapters/resolve.js";
 import type { Db } from "../db/client.js";
 import { badRequest, unprocessable } from "../errors/api-error.js";
+
+/** One entry of a requested mix, as the public API takes it (ad-hoc mixes and saved compositions). */
+export const MixEntrySchema = z
+  .object({
+    id: z.string().min(1).openapi({ description: "Adapter id or `owner/name@version`", example: "acme/pirate@1.0.0" }),
+    weight: z.number().finite().openapi({ description: "wᵢ in ΔW = Σ wᵢ·sᵢ·Bᵢ·Aᵢ (any finite number)", example: 1 }),
+  })
+  .openapi("MixEntry");
 
 export interface MixRequestEntry {
   /** Adapter id or `owner/name@version`. */
