@@ -10,6 +10,7 @@ import {
 } from "../inference/completion-schema.js";
 import { runInference } from "../inference/run-inference.js";
 import { badRequest } from "../errors/api-error.js";
+import { inferenceBodyLimit } from "../validation/inference-body-limit.js";
 import { newRouter, tenantRoute } from "./router.js";
 
 const sseContent = {
@@ -29,9 +30,9 @@ const completionsRoute = tenantRoute({
       description: "Completion (JSON), or an SSE stream when `stream: true`",
       content: { "application/json": { schema: CompletionResponseSchema }, ...sseContent },
     },
-    ...errorResponses(400, 401, 404, 422, 429, 503),
+    ...errorResponses(400, 401, 404, 413, 422, 429, 503),
   },
-});
+}, [inferenceBodyLimit]);
 
 const chatRoute = tenantRoute({
   method: "post",
@@ -46,9 +47,9 @@ const chatRoute = tenantRoute({
       description: "Chat completion (JSON), or an SSE stream of chat.completion.chunk when `stream: true`",
       content: { "application/json": { schema: ChatResponseSchema }, ...sseContent },
     },
-    ...errorResponses(400, 401, 404, 422, 429, 503),
+    ...errorResponses(400, 401, 404, 413, 422, 429, 503),
   },
-});
+}, [inferenceBodyLimit]);
 
 const stops = (stop: string | string[] | undefined) => (stop === undefined ? [] : Array.isArray(stop) ? stop : [stop]);
 

@@ -1,16 +1,17 @@
 import { z } from "@hono/zod-openapi";
 import { STRATEGY_NAMES } from "#core/bake/index";
 import { AdapterSchema, adapterJson } from "../adapters/record.js";
-import { ADAPTER_NAME_RE, ADAPTER_NAME_RULE, SEMVER_RE } from "../adapters/refs.js";
+import { ADAPTER_NAME_RE, ADAPTER_NAME_RULE, MAX_VERSION_CHARS, SEMVER_RE, VERSION_RULE } from "../adapters/refs.js";
 import { tenantOf, tenantScope } from "../auth/require-tenant.js";
 import { bakeIntoRegistry, ownComposition, removeComposition, saveComposition } from "../compositions/composition-service.js";
 import { listOwnCompositions } from "../compositions/queries.js";
 import { CompositionSchema, compositionJson } from "../compositions/record.js";
 import { errorResponses } from "../errors/error-schema.js";
 import { MixEntrySchema } from "../inference/resolve-mix.js";
+import { MAX_DESCRIPTION_CHARS, MAX_REF_CHARS, MAX_TAGS_FIELD_CHARS } from "../validation/string-bounds.js";
 import { newRouter, tenantRoute } from "./router.js";
 
-const IdParam = z.object({ id: z.string().min(1).openapi({ description: "Composition id or name" }) });
+const IdParam = z.object({ id: z.string().min(1).max(MAX_REF_CHARS).openapi({ description: "Composition id or name" }) });
 
 const createComposition = tenantRoute({
   method: "post",
@@ -97,10 +98,10 @@ const bakeRoute = tenantRoute({
               rank: z.number().int().min(1).optional(),
               seed: z.number().int().min(0).optional(),
               name: z.string().regex(ADAPTER_NAME_RE, ADAPTER_NAME_RULE),
-              version: z.string().regex(SEMVER_RE, "semver such as 1.0.0").default("1.0.0"),
+              version: z.string().max(MAX_VERSION_CHARS, VERSION_RULE).regex(SEMVER_RE, VERSION_RULE).default("1.0.0"),
               visibility: z.enum(["private", "public"]).default("private"),
-              description: z.string().max(4000).optional(),
-              tags: z.string().optional(),
+              description: z.string().max(MAX_DESCRIPTION_CHARS).optional(),
+              tags: z.string().max(MAX_TAGS_FIELD_CHARS).optional(),
             })
             .openapi("BakeRequest"),
         },

@@ -1,4 +1,5 @@
 import { createRoute, OpenAPIHono, type RouteConfig } from "@hono/zod-openapi";
+import type { MiddlewareHandler } from "hono";
 import type { AppEnv } from "../app-env.js";
 import { requireAdmin } from "../auth/require-admin.js";
 import { requireTenant } from "../auth/require-tenant.js";
@@ -16,9 +17,12 @@ export const adminSecurity = [{ adminToken: [] }];
 /** A route's own part: everything but the shared auth options this file adds. */
 type RouteSpec = Omit<RouteConfig, "security" | "middleware">;
 
-/** A `/v1` route of the caller's tenant: API-key security in the document, `requireTenant` in front. */
-export function tenantRoute<const R extends RouteSpec>(spec: R) {
-  return createRoute({ ...spec, security: tenantSecurity, middleware: [requireTenant] as const });
+/**
+ * A `/v1` route of the caller's tenant: API-key security in the document, `requireTenant` in
+ * front, then the route's own middleware (e.g. a body limit) if any.
+ */
+export function tenantRoute<const R extends RouteSpec>(spec: R, middleware: readonly MiddlewareHandler<AppEnv>[] = []) {
+  return createRoute({ ...spec, security: tenantSecurity, middleware: [requireTenant, ...middleware] });
 }
 
 /** An admin route: admin-token security in the document, `requireAdmin` in front. */
