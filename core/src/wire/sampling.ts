@@ -21,6 +21,8 @@ export interface SamplingCaps {
   maxTokens?: number;
   /** Most `stop` strings. */
   maxStops: number;
+  /** Longest stop string (characters). */
+  maxStopChars?: number;
   /** Most `logit_bias` entries. */
   maxLogitBias: number;
 }
@@ -71,6 +73,7 @@ export function pickSamplingParams(request: SamplingParams): SamplingParams {
 /** Sampling plus the options that bound a generation, with the given side's caps. */
 export function generationFields(caps: SamplingCaps) {
   const maxTokens = z.number().int().min(0);
+  const stop = caps.maxStopChars === undefined ? z.string() : z.string().max(caps.maxStopChars);
   return {
     ...samplingParamFields,
     logit_bias: samplingParamFields.logit_bias.refine(
@@ -80,7 +83,7 @@ export function generationFields(caps: SamplingCaps) {
     max_tokens: (caps.maxTokens === undefined ? maxTokens : maxTokens.max(caps.maxTokens)).default(16),
     /** Same seed ⇒ same text. Absent: a random seed. */
     seed: z.number().int().optional(),
-    stop: z.union([z.string(), z.array(z.string()).max(caps.maxStops)]).optional(),
+    stop: z.union([stop, z.array(stop).max(caps.maxStops)]).optional(),
     /** Keep generating past the EOS token (fixed-length generation, benchmarks), as vLLM's ignore_eos. */
     ignore_eos: z.boolean().default(false),
     stream: z.boolean().default(false),

@@ -2,18 +2,19 @@ import { z } from "@hono/zod-openapi";
 import { completionSchema, usageSchema } from "#core/wire/runner-api";
 import { generationFields, type SamplingCaps } from "#core/wire/sampling";
 import { MixEntrySchema } from "../routes/compositions.js";
+import { MAX_MODEL_ID_CHARS, MAX_REF_CHARS, MAX_STOP_CHARS, MAX_USER_CHARS } from "../validation/string-bounds.js";
 
 /**
  * The edge's caps on the wire's sampling/generation options (core/src/wire/sampling.ts): the
  * one place each public limit is written. The runner accepts up to core's WIRE_CAPS.
  */
-export const EDGE_CAPS: SamplingCaps = { maxTokens: 4096, maxStops: 4, maxLogitBias: 300 };
+export const EDGE_CAPS: SamplingCaps = { maxTokens: 4096, maxStops: 4, maxStopChars: MAX_STOP_CHARS, maxLogitBias: 300 };
 
 const core = generationFields(EDGE_CAPS);
 
 /** Sampling and output options shared by /v1/completions and /v1/chat/completions. */
 export const samplingFields = {
-  model: z.string().min(1).openapi({ example: "loraedge-tiny" }),
+  model: z.string().min(1).max(MAX_MODEL_ID_CHARS).openapi({ example: "loraedge-tiny" }),
   ...core,
   top_k: core.top_k.openapi({ description: "0 disables top-k (extension)" }),
   seed: core.seed.openapi({ description: "Same seed, same text" }),
@@ -26,8 +27,8 @@ export const samplingFields = {
     .array(MixEntrySchema)
     .optional()
     .openapi({ description: "Ad-hoc mix (extension). Exclusive with `composition`; empty = base model" }),
-  composition: z.string().min(1).optional().openapi({ description: "Saved composition id or name (extension)" }),
-  user: z.string().optional(),
+  composition: z.string().min(1).max(MAX_REF_CHARS).optional().openapi({ description: "Saved composition id or name (extension)" }),
+  user: z.string().max(MAX_USER_CHARS).optional(),
   n: z.literal(1).optional().openapi({ description: "Only 1 is supported" }),
   stream_options: z.object({ include_usage: z.boolean().optional() }).optional(),
 };
@@ -48,7 +49,7 @@ export type CompletionRequest = z.infer<typeof CompletionRequestSchema>;
 export const ChatMessageSchema = z.object({
   role: z.enum(["system", "user", "assistant"]),
   content: z.string(),
-  name: z.string().optional(),
+  name: z.string().max(MAX_USER_CHARS).optional(),
 });
 
 export const ChatRequestSchema = z
