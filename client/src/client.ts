@@ -53,7 +53,7 @@ export interface UploadOptions extends CallOptions {
 interface RequestInit_ extends CallOptions {
   query?: Record<string, string | number | boolean | undefined>;
   json?: unknown;
-  body?: BodyInit;
+  body?: RequestInit["body"];
   headers?: Record<string, string>;
 }
 
@@ -152,7 +152,7 @@ export class LoraedgeClient {
     upload: async (files: AdapterFiles, fields: AdapterUploadFields, options: UploadOptions = {}) => {
       const { bytes, contentType } = await encodeForm(adapterUploadForm(files, fields));
       const onProgress = options.onProgress;
-      let body: BodyInit = bytes;
+      let body: RequestInit["body"] = bytes;
       if (onProgress && this.streamUploads) body = progressStream(bytes, onProgress);
       else onProgress?.({ loaded: 0, total: bytes.length });
       const headers = { "content-type": contentType, "content-length": String(bytes.length) };
