@@ -1,4 +1,5 @@
 import { z } from "@hono/zod-openapi";
+import { pickGenerateOptions } from "#core/wire/runner-api";
 import { errorResponses } from "../errors/error-schema.js";
 import { chatShaping } from "../inference/chat-shaping.js";
 import { CHAT_STOP, renderChatPrompt } from "../inference/chat-template.js";
@@ -60,19 +61,7 @@ export const completionRoutes = newRouter()
       model: b.model,
       adapters: b.adapters,
       composition: b.composition,
-      generate: {
-        prompt: b.prompt,
-        max_tokens: b.max_tokens,
-        temperature: b.temperature,
-        top_p: b.top_p,
-        top_k: b.top_k,
-        ignore_eos: b.ignore_eos,
-        seed: b.seed,
-        stop: b.stop,
-        stream: b.stream,
-        echo: b.echo,
-        logprobs: b.logprobs,
-      },
+      generate: pickGenerateOptions(b),
     }) as never;
   })
   .openapi(chatRoute, async (c) => {
@@ -85,15 +74,9 @@ export const completionRoutes = newRouter()
         adapters: b.adapters,
         composition: b.composition,
         generate: {
+          ...pickGenerateOptions(b),
           prompt: renderChatPrompt(b.messages),
-          max_tokens: b.max_tokens,
-          temperature: b.temperature,
-          top_p: b.top_p,
-          top_k: b.top_k,
-          ignore_eos: b.ignore_eos,
-          seed: b.seed,
           stop: [...stops(b.stop), ...CHAT_STOP],
-          stream: b.stream,
           echo: false,
           logprobs: null,
         },
