@@ -21,6 +21,8 @@ export interface ImportOnnxOptions {
   /** Model id (default: the source directory's name). */
   id?: string;
   maxRank?: number;
+  /** Called as external weight files are read: bytes so far, bytes in all. */
+  onProgress?: (done: number, total: number) => void;
 }
 
 const WEIGHTS_FILE = "weights.bin";
@@ -71,8 +73,14 @@ export function detectExportFamily(genai: Record<string, unknown> | null, family
  * Moves every initializer with data (inline floats, or external data in srcDir) into one
  * 64-byte-aligned blob, keeping dtypes; refuses external data that is missing or truncated.
  */
-async function gatherWeights(model: ModelProto, srcDir: string): Promise<Uint8Array> {
+async function gatherWeights(model: ModelProto, srcDir: string, onProgress?: (done: number, total: number) => void): Promise<Uint8Array> {
   const files = new Map<string, Uint8Array>();
+  let total = 0;
+  let done = 0;
+  if (onProgress) {
+    const names = new Set((model.graph!.initializer ?? []).map((t) => externalLocation(t)?.location).filter((n): n is string => !!n && !n.includes("..")));
+    for (const name of names) total += await fs.stat(path.join(srcDir, name)).then((s) => s.size, () => 0);
+  }
   const chunks: { offset: number; bytes: Uint8Array }[] = [];
   let size = 0;
   const initializers = model.graph!.initializer ?? [];
@@ -90,6 +98,8 @@ async function gatherWeights(model: ModelProto, srcDir: string): Promise<Uint8Ar
           throw new Error(`ONNX import: external data file ${path.join(srcDir, loc.location)} is missing (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
         }
         files.set(loc.location, file);
+        done += file.byteLength;
+        onProgress?.(done, Math.max(total, done));
       }
       const expected = tensorElements(t) * (BYTES_PER_ELEMENT[t.dataType ?? 0] ?? 0);
       const length = loc.length ?? expected;
@@ -210,7 +220,7 @@ export async function importOnnxExport(srcDir: string, outDir: string, opts: Imp
   if (!graph.output?.some((o) => o.name === family.io.logits)) throw new Error(`ONNX import: ${graphFile} has no output "${family.io.logits}" that the ${familyName} family expects`);
   if (family.attentionBias) replaceMaskByBias(model, family.attentionBias, family.io.mask.name, familyName);
   const nodes = graph.node!;
-  const weights = await gatherWeights(model, srcDir);
+  const weights = await gatherWeights(model, srcDir, opts.onProgress);
   const inits = new Map(graph.initializer.map((t) => [t.name!, t]));
 
   const uses = new Map<string, number>();
