@@ -74,6 +74,7 @@ describe("exit codes without an edge", () => {
 
   it("--help is 0; no command, an unknown command or flag, a missing argument or a bad number is 2", async () => {
     expect((await run(["--help"])).code).toBe(0);
+    expect((await run(["--version"])).out).toMatch(/^loraedge \d+\.\d+\.\d+\n$/);
     expect((await run(["push", "--help"])).out).toMatch(/^usage: loraedge push <peft-dir>/);
     expect((await run([])).code).toBe(2);
     const unknown = await run(["frobnicate"]);

@@ -4,6 +4,7 @@
  * Exit codes: 0 ok, 1 the API (or the network) refused, 2 usage error or a local file that
  * cannot be sent.
  */
+import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { LoraedgeClient, LoraedgeError } from "../../client/src/index.js";
 import type { Command, CommandContext, OptionSpecs } from "./command.js";
@@ -28,7 +29,7 @@ const GLOBAL_OPTIONS: OptionSpecs = {
 function overview(io: Io): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
   return [
-    "usage: loraedge <command> [arguments] [--json] [--url URL] [--key KEY]",
+    "usage: loraedge <command> [arguments] [--json] [--url URL] [--key KEY]   (loraedge --version)",
     "",
     ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
     "",
@@ -49,6 +50,11 @@ export async function main(argv: string[], io: Io = processIo()): Promise<number
   if (name === undefined || name === "--help" || name === "-h" || name === "help") {
     (name === undefined ? io.stderr : io.stdout)(overview(io));
     return name === undefined ? EXIT.usage : EXIT.ok;
+  }
+  if (name === "--version" || name === "-v") {
+    const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };
+    io.stdout(`loraedge ${pkg.version}\n`);
+    return EXIT.ok;
   }
   const command = COMMANDS.find((c) => c.name === name);
   try {
