@@ -190,6 +190,7 @@ describe.skipIf(!present)("importOnnxExport: tiny-random-llama-fp16 (GenAI fp16 
     try {
       const text = "Hello world, this is a test.";
       expect(model.tokenizer.decode(model.tokenizer.encode(text))).toBe(text);
+      expect(model.tokenizer.decode([])).toBe("");
     } finally {
       await model.dispose();
     }
