@@ -22,6 +22,7 @@ export const AdapterSchema = z
     description: z.string(),
     tags: z.array(z.string()),
     downloads: z.number().int(),
+    uses: z.number().int().openapi({ description: "Completions served with this adapter in the mix" }),
     created_at: z.string(),
   })
   .openapi("Adapter");
@@ -46,6 +47,7 @@ export function adapterJson(a: AdapterWithOwner): AdapterJson {
     description: a.description,
     tags: decodeTags(a.tags),
     downloads: a.downloads,
+    uses: a.uses,
     created_at: isoTime(a.createdAt),
   };
 }

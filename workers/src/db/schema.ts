@@ -64,6 +64,8 @@ export const adapters = sqliteTable(
     /** Normalised ",tag1,tag2," so a tag filter is one LIKE. */
     tags: text("tags").notNull().default(","),
     downloads: integer("downloads").notNull().default(0),
+    /** Completions served with this adapter in the mix (ad-hoc or through a composition). */
+    uses: integer("uses").notNull().default(0),
     createdAt: integer("created_at").notNull(),
   },
   (t) => [

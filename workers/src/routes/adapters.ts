@@ -46,7 +46,11 @@ const listQuery = z.object({
   base_model: z.string().optional(),
   tag: z.string().regex(TAG_RE, "invalid tag").optional(),
   owner: z.literal("me").optional().openapi({ description: "`me`: only the caller's adapters" }),
-  sort: z.enum(["downloads", "recent", "name"]).default("recent"),
+  visibility: z.enum(["private", "public"]).optional().openapi({ description: "Only public ones, or only private ones (the caller's own)" }),
+  sort: z
+    .enum(["downloads", "uses", "recent", "name"])
+    .default("recent")
+    .openapi({ description: "`uses`: most completions served with the adapter first; `downloads`: most downloaded" }),
   limit: z.coerce.number().int().min(1).max(100).default(20),
   cursor: z.string().optional(),
 });
@@ -243,6 +247,7 @@ adapterRoutes
       baseModel: q.base_model,
       tag: q.tag,
       ownerMe: q.owner === "me",
+      visibility: q.visibility,
       sort: q.sort,
       limit: q.limit,
       after: q.cursor ? decodeCursor(q.sort, q.cursor) : undefined,
