@@ -31,6 +31,7 @@ function getColumns() {
     downloads: adapters.downloads,
     uses: adapters.uses,
     createdAt: adapters.createdAt,
+    bakeReport: adapters.bakeReport,
   };
 }
 

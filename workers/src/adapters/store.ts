@@ -63,6 +63,7 @@ export async function storeAdapter(db: Db, bucket: R2Bucket, owner: AuthTenant, 
     downloads: 0,
     uses: 0,
     createdAt: Date.now(),
+    bakeReport: null,
   };
   try {
     await insertAdapter(db, row);

@@ -66,6 +66,11 @@ export const adapters = sqliteTable(
     downloads: integer("downloads").notNull().default(0),
     /** Completions served with this adapter in the mix (ad-hoc or through a composition). */
     uses: integer("uses").notNull().default(0),
+    /**
+     * For an adapter baked from a composition: JSON of core's BakeReportBody (core/src/wire/bake.ts:
+     * strategy, density, rank, discarded energy, and the fidelity measured on the model). Null for uploads.
+     */
+    bakeReport: text("bake_report"),
     createdAt: integer("created_at").notNull(),
   },
   (t) => [
