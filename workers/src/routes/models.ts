@@ -1,4 +1,4 @@
-import { createRoute, z } from "@hono/zod-openapi";
+import { z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { modelManifestSchema } from "#core/manifest/model-manifest";
 import type { AppEnv } from "../app-env.js";
@@ -9,7 +9,7 @@ import { resolveModelTarget } from "../inference/resolve-model.js";
 import { listModelEntries, MODEL_PAGE_DEFAULT, MODEL_PAGE_MAX, ModelSchema, targetModelEntry } from "../models/model-entries.js";
 import { catalogModels, modelCatalog } from "../runners/catalog.js";
 import { MAX_REF_CHARS } from "../validation/string-bounds.js";
-import { newRouter, tenantSecurity } from "./router.js";
+import { newRouter, tenantRoute } from "./router.js";
 
 const ModelWithManifestSchema = ModelSchema.extend({
   manifest: modelManifestSchema.openapi({
@@ -23,15 +23,13 @@ const ListQuery = z.object({
   limit: z.coerce.number().int().min(1).max(MODEL_PAGE_MAX).default(MODEL_PAGE_DEFAULT),
 });
 
-const listModels = createRoute({
+const listModels = tenantRoute({
   method: "get",
   path: "/v1/models",
   tags: ["models"],
   summary: "Base models served by the healthy runners, the adapters visible to you and your compositions (OpenAI list shape, vLLM's `parent`)",
   description:
     "Order: base models, then your compositions (`composition:<name>`), then adapters (`owner/name@version`). Every id works as `model` in a completion request. Paginate with `after` (the previous page's `last_id`) and `limit`.",
-  security: tenantSecurity,
-  middleware: [requireTenant] as const,
   request: { query: ListQuery },
   responses: {
     200: {
@@ -52,13 +50,11 @@ const listModels = createRoute({
   },
 });
 
-const getModel = createRoute({
+const getModel = tenantRoute({
   method: "get",
   path: "/v1/models/{id}",
   tags: ["models"],
   summary: "One model (base, adapter or composition) with its base model's manifest: what adapter authors need to train for it",
-  security: tenantSecurity,
-  middleware: [requireTenant] as const,
   request: {
     params: z.object({
       id: z.string().min(1).max(MAX_REF_CHARS).openapi({ description: "Any id of GET /v1/models; `owner/name@version` URL-encoded (`acme%2Fpirate@1.0.0`)" }),
