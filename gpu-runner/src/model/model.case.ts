@@ -12,6 +12,10 @@ import { referenceForward } from "../reference/index.js";
 import { buildModel } from "../model-build/build-model.js";
 import type { LlamaCheckpoint } from "../model-build/checkpoint.js";
 import { loadModel } from "./load-model.js";
+import { decodeModel } from "../onnx/index.js";
+import type { GraphSpec } from "./graph-spec.js";
+import { loraInputNames } from "./onnx-model.js";
+import { stripLoraInputs } from "./strip-lora.js";
 import { planLoraPaths, SHARED_DECODE_RANK_RATIO } from "./lora-paths.js";
 import { MODEL_PRESETS } from "../model-build/presets.js";
 import { seededLlamaCheckpoint } from "../model-build/seeded-checkpoint.js";
@@ -218,6 +222,36 @@ export function runModelTests({ backend }: { backend: BackendName }): void {
           const full = referenceForward(checkpoint, [...tokens, 77], mixes[i]);
           expect(relErr(dec[i].logits, full.slice(tokens.length * V)), `${note}: decode row ${i}`).toBeLessThanOrEqual(TOL);
         });
+      }
+    });
+
+    it("base-only steps run the LoRA-free twin session: equal to the LoRA graph at R = 0, caches move freely between the two", async () => {
+      // The built graph does strip: no LoRA input left, 7 × 2 projections lose their LoRA nodes.
+      const graph = new Uint8Array(await fs.readFile(path.join(dir, "model.onnx")));
+      const spec = JSON.parse(await fs.readFile(path.join(dir, "graph.json"), "utf8")) as GraphSpec;
+      const plain = decodeModel(stripLoraInputs(graph, loraInputNames(spec))!).graph!;
+      expect(plain.input!.filter((i) => i.name.includes("lora"))).toEqual([]);
+      expect(plain.node!.length).toBeLessThan(decodeModel(graph).graph!.node!.length - 14 * 6);
+      const loraOnly = await loadModel(dir, { backend, threads: 1, plainSession: false });
+      try {
+        const seqs = [prompt("plain rows"), prompt("and a longer second plain row")];
+        const viaPlain = await model.step(seqs.map((tokens) => ({ tokens, cache: null, mix: null })), { allLogits: true });
+        const viaLora = await loraOnly.step(seqs.map((tokens) => ({ tokens, cache: null, mix: null })), { allLogits: true });
+        seqs.forEach((tokens, i) => {
+          expect(relErr(viaPlain[i].logits, viaLora[i].logits), `row ${i}`).toBeLessThanOrEqual(1e-6);
+          expect(relErr(viaPlain[i].logits, referenceForward(checkpoint, tokens, null))).toBeLessThanOrEqual(TOL);
+        });
+        // A base row's cache from a plain step continues in a LoRA step (a neighbour has a mix) and back.
+        const mixed = await model.step([
+          { tokens: [61], cache: viaPlain[0].cache, mix: null },
+          { tokens: seqs[1], cache: null, mix: mixA },
+        ]);
+        const plainAgain = await model.step([{ tokens: [63], cache: mixed[0].cache, mix: null }]);
+        expect(relErr(mixed[0].logits, referenceForward(checkpoint, [...seqs[0], 61], null).slice(seqs[0].length * V))).toBeLessThanOrEqual(TOL);
+        expect(relErr(mixed[1].logits, referenceForward(checkpoint, seqs[1], mixA).slice((seqs[1].length - 1) * V))).toBeLessThanOrEqual(TOL);
+        expect(relErr(plainAgain[0].logits, referenceForward(checkpoint, [...seqs[0], 61, 63], null).slice((seqs[0].length + 1) * V))).toBeLessThanOrEqual(TOL);
+      } finally {
+        await loraOnly.dispose();
       }
     });
 

@@ -77,4 +77,9 @@ export interface LoadModelOptions {
   executionProvider?: string;
   /** Intra-op threads (default: ORT's choice). */
   threads?: number;
+  /**
+   * Also open the LoRA-free twin of the graph (strip-lora.ts) for steps where no row has a mix,
+   * and build merged sessions from it (default true). Costs one more copy of the base weights.
+   */
+  plainSession?: boolean;
 }
