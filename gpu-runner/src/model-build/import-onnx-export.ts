@@ -7,7 +7,7 @@
 import fs from "node:fs/promises";
 import path from "node:path";
 import type { ModelManifest, TargetModule } from "#core/manifest/model-manifest";
-import { DataType, decodeModel, encodeModel, externalTensor, toNumber, valueInfo, type NodeProto, type TensorProto } from "../onnx/index.js";
+import { attribute, DataType, decodeModel, encodeModel, externalTensor, floatTensor, toNumber, valueInfo, type NodeProto, type TensorProto } from "../onnx/index.js";
 import { EXPORT_FAMILIES, type ExportFamily } from "./export-families.js";
 import type { GraphSpec, TargetBinding } from "../model/graph-spec.js";
 import { writeModelDir } from "../model/model-dir.js";
@@ -76,6 +76,7 @@ export async function importOnnxExport(srcDir: string, outDir: string, opts: Imp
   for (const n of nodes) for (const i of n.input ?? []) uses.set(i, (uses.get(i) ?? 0) + 1);
 
   // Targets.
+  const LORA_ZERO = "loraedge.lora_zero";
   const targets: TargetModule[] = [];
   const bindings: TargetBinding[] = [];
   const newNodes: NodeProto[] = [];
@@ -119,7 +120,9 @@ export async function importOnnxExport(srcDir: string, outDir: string, opts: Imp
         { name: `${module}/lora_A`, opType: "MatMul", input: [x, at], output: [`${module}/xa`] }, // [b, s, R]
         { name: `${module}/lora_B`, opType: "MatMul", input: [`${module}/xa`, bt], output: [`${module}/delta`] }, // [b, s, out]
         { name: `${module}/lora_Ac`, opType: "MatMul", input: [x, ac], output: [`${module}/xc`] }, // [b, s, Rc]
-        { name: `${module}/lora_mask`, opType: "Mul", input: [`${module}/xc`, mask], output: [`${module}/own`] }, // [b, s, Rc]
+        // Selection, not multiplication: another row's ±∞ column must not become this row's NaN (0 · ∞).
+        { name: `${module}/lora_mask_bool`, opType: "Cast", input: [mask], output: [`${module}/mask_bool`], attribute: [attribute("to", DataType.BOOL)] }, // [b, 1, Rc]
+        { name: `${module}/lora_mask`, opType: "Where", input: [`${module}/mask_bool`, `${module}/xc`, LORA_ZERO], output: [`${module}/own`] }, // [b, s, Rc]
         { name: `${module}/lora_Bc`, opType: "MatMul", input: [`${module}/own`, bc], output: [`${module}/shared`] }, // [b, s, out]
         { name: `${module}/Add`, opType: "Add", input: [`${y}/base`, `${module}/delta`], output: [`${y}/with_delta`] },
         { name: `${module}/AddShared`, opType: "Add", input: [`${y}/with_delta`, `${module}/shared`], output: [y] },
@@ -133,6 +136,7 @@ export async function importOnnxExport(srcDir: string, outDir: string, opts: Imp
     bindings.push(binding);
   }
   graph.node = newNodes;
+  if (bindings.some((b) => b.mask)) graph.initializer.push(floatTensor(LORA_ZERO, [], [0]));
   if (targets.length === 0) throw new Error(`ONNX import: no weight of ${family.graphFile} matched the ${familyName} rules`);
 
   // Sizes.

@@ -201,6 +201,32 @@ export function runModelTests({ backend }: { backend: BackendName }): void {
       });
     });
 
+    it("per-row rank chunks (K < r): distinct mixes of ranks 4–12 joining and leaving mid-batch across decode steps equal the reference", async () => {
+      const ranks = [4, 8, 12, 8, 4, 12, 8];
+      const mixes = ranks.map((r, k) => randomMix(model.manifest.targets, (m) => (m.endsWith(k % 2 ? "q_proj" : "down_proj") || m.endsWith("v_proj") ? r : 0), 70 + k));
+      expect(planLoraPaths(mixes, true).some(Boolean)).toBe(false); // Σ ranks > 3 × max: every row per-row
+      type Live = { k: number; tokens: number[]; cache: KvCache };
+      let live: Live[] = [];
+      const join = async (ks: number[]) => {
+        const seqs = ks.map((k) => prompt(texts[k % texts.length].slice(0, 2 + k)));
+        const pre = await model.step(ks.map((k, i) => ({ tokens: seqs[i]!, cache: null, mix: mixes[k]! })));
+        live.push(...ks.map((k, i) => ({ k, tokens: seqs[i]!, cache: pre[i]!.cache })));
+      };
+      await join([0, 1, 2, 3]);
+      for (let step = 0; step < 4; step++) {
+        if (step === 1) await join([4, 5]); // rows join
+        if (step === 2) live = live.filter((r) => r.k !== 1 && r.k !== 4); // rows leave
+        if (step === 3) await join([6]);
+        const out = await model.step(live.map((r) => ({ tokens: [60 + step], cache: r.cache, mix: mixes[r.k]! })));
+        live.forEach((r, i) => {
+          r.tokens.push(60 + step);
+          r.cache = out[i]!.cache;
+          const want = referenceForward(checkpoint, r.tokens, mixes[r.k]!).slice((r.tokens.length - 1) * V);
+          expect(relErr(out[i]!.logits, want), `step ${step} mix ${r.k}`).toBeLessThanOrEqual(TOL);
+        });
+      }
+    });
+
     it("LoRA paths at R = 0 and Rc = 0: empty mixes, mixes on other modules, base rows, on prefill and decode", async () => {
       const empty: ComposedMix = { modules: new Map(), maxRank: 0 };
       const layer1 = randomMix(model.manifest.targets, (m) => (m === "model.layers.1.mlp.up_proj" ? 5 : 0), 44);

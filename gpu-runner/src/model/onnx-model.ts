@@ -240,6 +240,6 @@ export async function createOnnxModel(args: {
 /** Every LoRA graph input the spec names (per-row and shared paths). */
 export function loraInputNames(spec: GraphSpec): Set<string> {
   const names = new Set<string>();
-  for (const b of spec.targets) for (const n of [b.at, b.bt, b.ac, b.bc, b.mask]) if (n) names.add(n);
+  for (const b of spec.targets) for (const n of [b.at, b.bt, b.rows, b.ac, b.bc, b.mask]) if (n) names.add(n);
   return names;
 }

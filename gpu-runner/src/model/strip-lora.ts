@@ -8,6 +8,8 @@
  * - MatMul / Mul / Cast / Identity / Reshape / Unsqueeze / Squeeze / Transpose with a zero input
  *   (first input for the shape ops) → zero;
  * - Where(c, a, b) with b zero and (c or a) zero → zero (c zero = all false → b);
+ * - Gather(data, indices) with indices zero (empty) → zero; ScatterND(data, idx, updates) with
+ *   updates zero (empty) → data;
  * - Add(a, b) / Sub(a, b) with b zero → a; Add with a zero → b; both zero → zero;
  * - float initializers whose values are all 0 count as zero.
  * Zero values are pruned; an Add whose one side is zero is replaced by its other side (consumers
@@ -49,8 +51,10 @@ export function stripLoraInputs(graphBytes: Uint8Array, loraInputs: ReadonlySet<
       kept.push({ ...node, input: inputs });
       continue;
     }
-    if (ANY_ZERO.has(op) || (PASS_FIRST.has(op) && z[0]) || (op === "Where" && z[2] && (z[0] || z[1]))) {
+    if (ANY_ZERO.has(op) || (PASS_FIRST.has(op) && z[0]) || (op === "Where" && z[2] && (z[0] || z[1])) || (op === "Gather" && z[1])) {
       for (const o of out) zero.add(o);
+    } else if (op === "ScatterND" && z[2] && !z[0]) {
+      alias.set(out[0]!, inputs[0]!); // no updates: the data itself
     } else if ((op === "Add" || op === "Sub") && z[1]) {
       if (z[0] && op === "Add") zero.add(out[0]!);
       else if (z[0]) return null; // 0 − 0 fine, but keep the rule set small
