@@ -13,7 +13,7 @@ import { planLoraPaths } from "./lora-paths.js";
 import { WeightMerger } from "./merge-weights.js";
 import { stripLoraInputs } from "./strip-lora.js";
 import { packLora, packPast, packTokens, pastElements, presentNames, unpackLogits, unpackPresent, type PackedRow } from "./step-batch.js";
-import type { BaseModel, ModelVariant, StepOptions, StepRow, StepRowResult, Tokenizer } from "./types.js";
+import type { BaseModel, ModelVariant, StepOptions, StepRow, StepRowResult, StepTimings, Tokenizer } from "./types.js";
 
 /** Where an external initializer lives in the weights file. */
 export interface WeightLocation {
@@ -71,6 +71,7 @@ class OnnxVariant implements ModelVariant {
   /** Reused buffer for the batched past tensors; taken (null) while a step uses it. */
   private arena: Float32Array | null = null;
   /** The last packed LoRA inputs, the row mixes (immutable) and the paths they were packed with. */
+  readonly timings: StepTimings = { steps: 0, stepMs: 0, loraPackMs: 0 };
   private lastLora: { mixes: (ComposedMix | null)[]; shared: boolean[]; feeds: Record<string, HostTensor> } | null = null;
 
   /**
@@ -85,7 +86,9 @@ class OnnxVariant implements ModelVariant {
     );
     const last = this.lastLora;
     if (last && last.mixes.length === mixes.length && mixes.every((mix, i) => mix === last.mixes[i] && shared[i] === last.shared[i])) return last.feeds;
+    const t0 = performance.now();
     const feeds = packLora(this.state.spec, packed, this.state.dims, shared);
+    this.timings.loraPackMs += performance.now() - t0;
     this.lastLora = { mixes, shared, feeds };
     return feeds;
   }
@@ -107,6 +110,16 @@ class OnnxVariant implements ModelVariant {
   async step(rows: readonly StepRow[], options: StepOptions = {}): Promise<StepRowResult[]> {
     if (this.disposed) throw new Error("model variant is disposed");
     if (rows.length === 0) return [];
+    const started = performance.now();
+    try {
+      return await this.runStep(rows, options);
+    } finally {
+      this.timings.steps++;
+      this.timings.stepMs += performance.now() - started;
+    }
+  }
+
+  private async runStep(rows: readonly StepRow[], options: StepOptions): Promise<StepRowResult[]> {
     const { manifest, spec } = this.state;
     const packed: PackedRow[] = rows.map((row, i) => {
       if (row.tokens.length === 0) throw new Error(`row ${i}: tokens must be non-empty`);

@@ -49,8 +49,17 @@ export interface StepRowResult {
   cache: KvCache;
 }
 
+/** Cumulative wall time of a variant's steps, and the part spent packing LoRA inputs (ms). */
+export interface StepTimings {
+  steps: number;
+  stepMs: number;
+  loraPackMs: number;
+}
+
 /** Something that can run batched forward steps: the base model, or a merged session. */
 export interface ModelVariant {
+  /** Where step time went (the ONNX models keep it; test doubles may not). */
+  readonly timings?: StepTimings;
   /** One batched forward. Rows are independent: a row's result never depends on its neighbours. */
   step(rows: readonly StepRow[], options?: StepOptions): Promise<StepRowResult[]>;
   /** Bytes of weights this variant holds on its own (0 for the base model). */
