@@ -11,6 +11,7 @@ import { serve } from "@hono/node-server";
 import type { AddressInfo } from "node:net";
 import { loadPeftAdapter } from "#core/peft/index";
 import { AdapterCache, EdgeAdapterSource } from "./adapters/index.js";
+import { bakeOnWorkerThread, RunnerBaker } from "./bake/index.js";
 import { ConfigError, loadConfig, type RunnerConfig } from "./config.js";
 import { jsonLogger, ModelEngine, type Logger } from "./engine/index.js";
 import { defaultModelCacheDir, ensureModel, isPresetId } from "./model-build/index.js";
@@ -35,6 +36,7 @@ async function loadModels(config: RunnerConfig, log: Logger): Promise<BaseModel[
       backend: config.backend,
       executionProvider: config.executionProvider,
       threads: config.threads,
+      float16: config.float16,
     });
     if (models.some((m) => m.manifest.id === model.manifest.id)) {
       throw new Error(`two RUNNER_MODELS entries load a model with id ${model.manifest.id}`);
@@ -46,6 +48,7 @@ async function loadModels(config: RunnerConfig, log: Logger): Promise<BaseModel[
       backend: config.backend,
       ep: config.executionProvider ?? "default",
       parameters: model.manifest.parameters,
+      dtype: model.manifest.dtype,
       ms: Math.round(performance.now() - started),
     });
   }
@@ -71,6 +74,7 @@ async function main(): Promise<void> {
     adapters,
     secret: config.secret,
     replayWindowS: config.replayWindowS,
+    baker: new RunnerBaker(adapters, { runJob: bakeOnWorkerThread }),
     log,
   });
 

@@ -97,7 +97,9 @@ export function buildLlamaGraph(checkpoint: LlamaCheckpoint): BuiltGraph {
     const bc = g.input(`${module}.lora_bc`, F, [`Rc.${module}`, outF]); // [Rc, out]
     const mask = g.input(`${module}.lora_mask`, F, ["batch", 1, `Rc.${module}`]); // [batch, 1, Rc]
     targets.push({ module, weight: `${module}.weight`, layout: "in_out", at, bt, rows, ac, bc, mask });
-    const base = g.node("MatMul", [x, w], {}, { name: `${module}/MatMul` }); // [b, s, out]
+    const hasBias = checkpoint.tensors.has(`${module}.bias`);
+    const product = g.node("MatMul", [x, w], {}, { name: `${module}/MatMul` });
+    const base = hasBias ? g.node("Add", [product, weight(`${module}.bias`)], {}, { name: `${module}/Bias` }) : product; // [b, s, out]
     const xc = g.node("MatMul", [x, ac], {}, { name: `${module}/lora_Ac` }); // [b, s, Rc]
     // Selection, not multiplication: another row's column may hold ±∞ for this row (0 · ∞ = NaN).
     const own = g.node("Where", [g.node("Cast", [mask], { to: DataType.BOOL }), xc, zero], {}, { name: `${module}/lora_mask` }); // [b, s, Rc]: the row's own columns

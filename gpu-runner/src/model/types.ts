@@ -91,4 +91,12 @@ export interface LoadModelOptions {
    * and build merged sessions from it (default true). Costs one more copy of the base weights.
    */
   plainSession?: boolean;
+  /**
+   * fp16 models (manifest dtype "float16"): "keep" runs the fp16 graph as stored (fp16 weights,
+   * LoRA in fp32); "upcast" converts graph and weights to fp32 at load. Default ("auto"): keep on
+   * GPU execution providers, upcast on the CPU EP and the web backend (measured: model/README.md).
+   */
+  float16?: Float16Policy;
 }
+
+export type Float16Policy = "auto" | "keep" | "upcast";

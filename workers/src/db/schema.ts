@@ -64,6 +64,11 @@ export const adapters = sqliteTable(
     /** Normalised ",tag1,tag2," so a tag filter is one LIKE. */
     tags: text("tags").notNull().default(","),
     downloads: integer("downloads").notNull().default(0),
+    /**
+     * For an adapter baked from a composition: JSON of core's BakeReportBody (core/src/wire/bake.ts:
+     * strategy, density, rank, discarded energy, and the fidelity measured on the model). Null for uploads.
+     */
+    bakeReport: text("bake_report"),
     createdAt: integer("created_at").notNull(),
   },
   (t) => [
@@ -140,3 +145,40 @@ export const models = sqliteTable("models", {
     .notNull()
     .default(sql`0`),
 });
+
+/**
+ * Signatures of internal (runner → worker) calls already accepted, so a signed request cannot
+ * be replayed within its validity window (shared by every isolate). Rows past `expires_at` are
+ * deleted by the scheduled sweeper.
+ */
+export const usedSignatures = sqliteTable(
+  "used_signatures",
+  {
+    /** hex HMAC of the accepted request. */
+    signature: text("signature").primaryKey(),
+    /** When the signature's timestamp leaves the window (unix ms); after that it is refused anyway. */
+    expiresAt: integer("expires_at").notNull(),
+  },
+  (t) => [index("used_signatures_expires_idx").on(t.expiresAt)],
+);
+
+/**
+ * `Idempotency-Key` of uploads: the first request's result, replayed to a retry with the same
+ * key (same status and body). `status` is null while the first request is in flight.
+ */
+export const idempotencyKeys = sqliteTable(
+  "idempotency_keys",
+  {
+    tenantId: text("tenant_id")
+      .notNull()
+      .references(() => tenants.id, { onDelete: "cascade" }),
+    key: text("key").notNull(),
+    /** hex sha256 fingerprint of the request (fields and file hashes); a different request under the same key is refused. */
+    requestHash: text("request_hash").notNull(),
+    status: integer("status"),
+    /** The response body (JSON text) once finished. */
+    body: text("body"),
+    createdAt: integer("created_at").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.tenantId, t.key] }), index("idempotency_keys_created_idx").on(t.createdAt)],
+);

@@ -1,7 +1,7 @@
-import { createRoute, z } from "@hono/zod-openapi";
-import type { Completion } from "#core/wire/runner-api";
-import { requireTenant } from "../auth/require-tenant.js";
+import { z } from "@hono/zod-openapi";
+import { pickGenerateOptions } from "#core/wire/runner-api";
 import { errorResponses } from "../errors/error-schema.js";
+import { chatShaping } from "../inference/chat-shaping.js";
 import { CHAT_STOP, renderChatPrompt } from "../inference/chat-template.js";
 import {
   ChatRequestSchema,
@@ -11,7 +11,8 @@ import {
 } from "../inference/completion-schema.js";
 import { runInference } from "../inference/run-inference.js";
 import { badRequest } from "../errors/api-error.js";
-import { newRouter, tenantSecurity } from "./router.js";
+import { inferenceBodyLimit } from "../validation/inference-body-limit.js";
+import { newRouter, tenantRoute } from "./router.js";
 
 const sseContent = {
   "text/event-stream": {
@@ -19,41 +20,37 @@ const sseContent = {
   },
 };
 
-const completionsRoute = createRoute({
+const completionsRoute = tenantRoute({
   method: "post",
   path: "/v1/completions",
   tags: ["inference"],
   summary: "OpenAI-compatible text completion, optionally through a weighted mix of adapters",
-  security: tenantSecurity,
-  middleware: [requireTenant] as const,
   request: { body: { required: true, content: { "application/json": { schema: CompletionRequestSchema } } } },
   responses: {
     200: {
       description: "Completion (JSON), or an SSE stream when `stream: true`",
       content: { "application/json": { schema: CompletionResponseSchema }, ...sseContent },
     },
-    ...errorResponses(400, 401, 404, 422, 429, 503),
+    ...errorResponses(400, 401, 404, 413, 422, 429, 503),
   },
-});
+}, [inferenceBodyLimit]);
 
-const chatRoute = createRoute({
+const chatRoute = tenantRoute({
   method: "post",
   path: "/v1/chat/completions",
   tags: ["inference"],
   summary: "OpenAI-compatible chat completion (simple documented chat template; see the docs)",
   description:
     "Messages are rendered as `<|role|>\\n{content}\\n` per message followed by `<|assistant|>\\n`; generation stops at the next role marker.",
-  security: tenantSecurity,
-  middleware: [requireTenant] as const,
   request: { body: { required: true, content: { "application/json": { schema: ChatRequestSchema } } } },
   responses: {
     200: {
       description: "Chat completion (JSON), or an SSE stream of chat.completion.chunk when `stream: true`",
       content: { "application/json": { schema: ChatResponseSchema }, ...sseContent },
     },
-    ...errorResponses(400, 401, 404, 422, 429, 503),
+    ...errorResponses(400, 401, 404, 413, 422, 429, 503),
   },
-});
+}, [inferenceBodyLimit]);
 
 const stops = (stop: string | string[] | undefined) => (stop === undefined ? [] : Array.isArray(stop) ? stop : [stop]);
 
@@ -64,56 +61,12 @@ export const completionRoutes = newRouter()
       model: b.model,
       adapters: b.adapters,
       composition: b.composition,
-      generate: {
-        prompt: b.prompt,
-        max_tokens: b.max_tokens,
-        temperature: b.temperature,
-        top_p: b.top_p,
-        top_k: b.top_k,
-        ignore_eos: b.ignore_eos,
-        seed: b.seed,
-        stop: b.stop,
-        stream: b.stream,
-        echo: b.echo,
-        logprobs: b.logprobs,
-      },
+      generate: pickGenerateOptions(b),
     }) as never;
   })
   .openapi(chatRoute, async (c) => {
     const b = c.req.valid("json");
     if (b.logprobs) throw badRequest("logprobs are not supported for chat completions; use /v1/completions");
-    const chatId = `chatcmpl-${c.get("requestId")}`;
-    let first = true;
-    const toChat = (x: Completion) => ({
-      id: chatId,
-      object: "chat.completion" as const,
-      created: x.created,
-      model: x.model,
-      choices: x.choices.map((ch) => ({
-        index: ch.index,
-        message: { role: "assistant" as const, content: ch.text },
-        finish_reason: ch.finish_reason,
-        logprobs: null,
-      })),
-      usage: x.usage,
-    });
-    const toChunk = (x: Completion) => {
-      const chunk = {
-        id: chatId,
-        object: "chat.completion.chunk" as const,
-        created: x.created,
-        model: x.model,
-        choices: x.choices.map((ch) => ({
-          index: ch.index,
-          delta: first ? { role: "assistant" as const, content: ch.text } : { content: ch.text },
-          finish_reason: ch.finish_reason,
-          logprobs: null,
-        })),
-        ...(x.usage ? { usage: x.usage } : {}),
-      };
-      first = false;
-      return chunk;
-    };
     return runInference(
       c,
       {
@@ -121,19 +74,13 @@ export const completionRoutes = newRouter()
         adapters: b.adapters,
         composition: b.composition,
         generate: {
+          ...pickGenerateOptions(b),
           prompt: renderChatPrompt(b.messages),
-          max_tokens: b.max_tokens,
-          temperature: b.temperature,
-          top_p: b.top_p,
-          top_k: b.top_k,
-          ignore_eos: b.ignore_eos,
-          seed: b.seed,
           stop: [...stops(b.stop), ...CHAT_STOP],
-          stream: b.stream,
           echo: false,
           logprobs: null,
         },
       },
-      { mapCompletion: toChat, mapChunk: toChunk },
+      chatShaping(`chatcmpl-${c.get("requestId")}`),
     ) as never;
   });
