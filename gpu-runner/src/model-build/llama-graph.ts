@@ -49,7 +49,8 @@ export interface BuiltGraph {
   spec: GraphSpec;
 }
 
-export function buildLlamaGraph(checkpoint: LlamaCheckpoint): BuiltGraph {
+/** `lora: false` builds the plain graph (no LoRA inputs: the bench's LoRA-tax control). */
+export function buildLlamaGraph(checkpoint: LlamaCheckpoint, options: { lora?: boolean } = {}): BuiltGraph {
   const config = checkpoint.config;
   validateLlamaConfig(config);
   const g = new GraphBuilder();
@@ -85,10 +86,17 @@ export function buildLlamaGraph(checkpoint: LlamaCheckpoint): BuiltGraph {
   };
 
   const targets: TargetBinding[] = [];
-  const zero = g.scalar(0);
+  const zero = options.lora === false ? "" : g.scalar(0);
   const linear = (x: string, module: string, inF: number, outF: number): string => {
     const src = tensor(`${module}.weight`); // [out, in]
     const w = g.initializer(blob.add(`${module}.weight`, [inF, outF], transpose2d(src.data, outF, inF))); // [in, out]
+    const hasBias = checkpoint.tensors.has(`${module}.bias`);
+    const product = g.node("MatMul", [x, w], {}, { name: `${module}/MatMul` });
+    const base = hasBias ? g.node("Add", [product, weight(`${module}.bias`)], {}, { name: `${module}/Bias` }) : product; // [b, s, out]
+    if (options.lora === false) {
+      targets.push({ module, weight: `${module}.weight`, layout: "in_out" });
+      return base;
+    }
     // Per-row path in rank chunks: chunk n (of ⌈rᵢ/K⌉ per row, K chosen per step) belongs to row rows[n].
     const at = g.input(`${module}.lora_at`, F, [`N.${module}`, inF, `K.${module}`]); // [N, in, K]
     const bt = g.input(`${module}.lora_bt`, F, [`N.${module}`, `K.${module}`, outF]); // [N, K, out]
@@ -97,9 +105,6 @@ export function buildLlamaGraph(checkpoint: LlamaCheckpoint): BuiltGraph {
     const bc = g.input(`${module}.lora_bc`, F, [`Rc.${module}`, outF]); // [Rc, out]
     const mask = g.input(`${module}.lora_mask`, F, ["batch", 1, `Rc.${module}`]); // [batch, 1, Rc]
     targets.push({ module, weight: `${module}.weight`, layout: "in_out", at, bt, rows, ac, bc, mask });
-    const hasBias = checkpoint.tensors.has(`${module}.bias`);
-    const product = g.node("MatMul", [x, w], {}, { name: `${module}/MatMul` });
-    const base = hasBias ? g.node("Add", [product, weight(`${module}.bias`)], {}, { name: `${module}/Bias` }) : product; // [b, s, out]
     const xc = g.node("MatMul", [x, ac], {}, { name: `${module}/lora_Ac` }); // [b, s, Rc]
     // Selection, not multiplication: another row's column may hold ±∞ for this row (0 · ∞ = NaN).
     const own = g.node("Where", [g.node("Cast", [mask], { to: DataType.BOOL }), xc, zero], {}, { name: `${module}/lora_mask` }); // [b, s, Rc]: the row's own columns
