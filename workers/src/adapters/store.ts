@@ -62,6 +62,7 @@ export async function storeAdapter(db: Db, bucket: R2Bucket, owner: AuthTenant, 
     tags: encodeTags(input.tags),
     downloads: 0,
     createdAt: Date.now(),
+    bakeReport: null,
   };
   try {
     await insertAdapter(db, row);
