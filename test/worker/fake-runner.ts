@@ -4,7 +4,8 @@
 import { signatureHeaders, verifyRequest } from "#core/wire/hmac";
 import type { ModelManifest } from "#core/manifest/model-manifest";
 import { RUNNER_PATHS, type Completion, type GenerateRequest } from "#core/wire/runner-api";
-import { invalidateCatalog, runnerHealth } from "../../workers/src/runners/index.js";
+import { invalidateCatalog } from "../../workers/src/runners/catalog.js";
+import { runnerHealth } from "../../workers/src/runners/health.js";
 import { vi } from "vitest";
 
 export const RUNNERS = ["http://runner-a.test", "http://runner-b.test", "http://runner-c.test"];
