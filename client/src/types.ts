@@ -7,6 +7,7 @@
  */
 import type { Completion, Logprobs, Usage } from "#core/wire/runner-api";
 import type { ModelManifest } from "#core/manifest/model-manifest";
+import type { BakeReportBody } from "#core/wire/bake";
 
 export type { Completion, Logprobs, Usage, ModelManifest };
 
@@ -35,7 +36,11 @@ export interface Adapter {
   description: string;
   tags: string[];
   downloads: number;
+  /** Completions served with this adapter in the mix. */
+  uses: number;
   created_at: string;
+  /** Baked adapters: strategy, discarded energy and fidelity to the exact mix (KL, top-1); null for uploads. */
+  bake: BakeReportBody | null;
 }
 
 export interface AdapterPage {
@@ -44,7 +49,8 @@ export interface AdapterPage {
   next_cursor: string | null;
 }
 
-export type AdapterSort = "downloads" | "recent" | "name";
+/** `uses`: most completions served first; `downloads`: most downloaded first. */
+export type AdapterSort = "downloads" | "uses" | "recent" | "name";
 
 /** Query of GET /v1/adapters. */
 export interface AdapterQuery {
@@ -54,6 +60,8 @@ export interface AdapterQuery {
   tag?: string;
   /** `me`: only the caller's adapters. */
   owner?: "me";
+  /** Only public adapters, or only the caller's private ones. */
+  visibility?: Visibility;
   sort?: AdapterSort;
   /** 1..100 (default 20). */
   limit?: number;
@@ -127,12 +135,9 @@ export interface BakeRequest {
   tags?: string;
 }
 
+/** The answer of a bake: the new adapter, whose `bake` report is always set. */
 export interface BakedAdapter extends Adapter {
-  bake: {
-    strategy: string;
-    total_discarded_energy: number;
-    per_module: Array<{ module: string; rank: number; discarded_energy: number }>;
-  };
+  bake: BakeReportBody;
 }
 
 /** Options of /v1/completions and /v1/chat/completions (OpenAI's, plus the mix extensions). */

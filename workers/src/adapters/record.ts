@@ -1,4 +1,5 @@
 import { z } from "@hono/zod-openapi";
+import { bakeReportSchema, type BakeReportBody } from "#core/wire/bake";
 import { isoTime } from "../util/time.js";
 import type { AdapterWithOwner } from "./queries.js";
 import { decodeTags } from "./refs.js";
@@ -23,7 +24,12 @@ export const AdapterSchema = z
     description: z.string(),
     tags: z.array(z.string()),
     downloads: z.number().int(),
+    uses: z.number().int().openapi({ description: "Completions served with this adapter in the mix" }),
     created_at: z.string(),
+    bake: bakeReportSchema.nullable().openapi("BakeReport", {
+      description:
+        "For an adapter baked from a composition: strategy, rank, the SVD's discarded energy, and its fidelity to the exact mix measured on the base model by the runner that baked it (KL divergence, top-1 agreement on a fixed probe set). null for uploads.",
+    }),
   })
   .openapi("Adapter");
 export type AdapterJson = z.infer<typeof AdapterSchema>;
@@ -47,6 +53,8 @@ export function adapterJson(a: AdapterWithOwner): AdapterJson {
     description: a.description,
     tags: decodeTags(a.tags),
     downloads: a.downloads,
+    uses: a.uses,
     created_at: isoTime(a.createdAt),
+    bake: a.bakeReport ? (JSON.parse(a.bakeReport) as BakeReportBody) : null,
   };
 }

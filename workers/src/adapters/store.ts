@@ -71,6 +71,7 @@ export async function storeAdapter(
     description: input.description,
     tags: encodeTags(input.tags),
     downloads: 0,
+    uses: 0,
     createdAt: Date.now(),
     bakeReport: input.bakeReport ?? null,
   };

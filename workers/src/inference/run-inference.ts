@@ -7,6 +7,7 @@ import { ApiError, badRequest, notFound, serviceUnavailable, unprocessable, type
 import { maxMixAdapters } from "../limits/config.js";
 import { enforceLimits } from "../limits/enforce.js";
 import { recordUsage } from "../limits/usage.js";
+import { incrementUses } from "../adapters/queries.js";
 import { log } from "../logging/log.js";
 import { catalogModels, modelCatalog, runnersServing } from "../runners/catalog.js";
 import { assertPromptFitsContext } from "../validation/prompt-bounds.js";
@@ -109,6 +110,12 @@ export async function runInference(c: Context<AppEnv>, input: InferenceInput, sh
       await recordUsage(db, tenant.id, { requests: 1, promptTokens, completionTokens });
     } catch (e) {
       log("error", "usage recording failed", { request_id: requestId, error: e instanceof Error ? e.message : String(e) });
+    }
+    try {
+      // The marketplace's use count ("most used"): every adapter of the served mix.
+      await incrementUses(db, mix.wire.map((w) => w.id));
+    } catch (e) {
+      log("error", "use count update failed", { request_id: requestId, error: e instanceof Error ? e.message : String(e) });
     }
   };
 
