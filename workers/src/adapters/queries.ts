@@ -94,6 +94,8 @@ export interface ListAdaptersQuery {
   tenantId: string;
   q?: string;
   baseModel?: string;
+  /** Only adapters for one of these base models (an empty list matches none). */
+  baseModelIn?: readonly string[];
   tag?: string;
   ownerMe?: boolean;
   visibility?: "private" | "public";
@@ -141,6 +143,10 @@ export async function listAdapters(
   const conds: SQL[] = [visibleTo(query.tenantId)];
   if (query.ownerMe) conds.push(eq(adapters.ownerId, query.tenantId));
   if (query.baseModel) conds.push(eq(adapters.baseModel, query.baseModel));
+  if (query.baseModelIn) {
+    if (query.baseModelIn.length === 0) return { rows: [], next: null };
+    conds.push(inArray(adapters.baseModel, [...query.baseModelIn]));
+  }
   if (query.visibility) conds.push(eq(adapters.visibility, query.visibility));
   if (query.tag) conds.push(likeEscaped(adapters.tags, `%,${escapeLike(query.tag.toLowerCase())},%`));
   if (query.q) {
