@@ -11,7 +11,7 @@ const encoder = new TextEncoder();
 
 /**
  * Passes a runner's SSE stream through to the client event by event, optionally rewriting
- * each JSON event (`map`; null drops it). Guarantees the stream ends with `data: [DONE]`:
+ * each JSON event (`map`: null drops it, an array sends several). Guarantees the stream ends with `data: [DONE]`:
  * if the runner's stream breaks, an `data: {"error": …}` event and `[DONE]` are appended.
  * `onDone` (usage accounting) runs with the outcome before the client sees the end of the
  * stream, so a client that read `[DONE]` observes its usage recorded.
@@ -19,7 +19,8 @@ const encoder = new TextEncoder();
 export function passThroughSse(
   upstream: ReadableStream<Uint8Array>,
   opts: {
-    map?: ((event: Completion) => unknown | null) | null;
+    /** Rewrites one event into none (null), one, or several (an array) events. */
+    map?: ((event: Completion) => unknown) | null;
     onDone?: (outcome: StreamOutcome) => Promise<void>;
     /** For work that must outlive a cancelled stream (ctx.waitUntil). */
     waitUntil?: (p: Promise<unknown>) => void;
@@ -61,9 +62,9 @@ export function passThroughSse(
     if (e.usage) outcome.usage = e.usage;
     if (e.choices?.[0]?.text) outcome.textChunks += 1;
     const out = map && !e.error ? map(e as Completion) : event;
-    if (out === null) return false;
-    controller.enqueue(encoder.encode(`data: ${JSON.stringify(out)}\n\n`));
-    return true;
+    const events = out === null ? [] : Array.isArray(out) ? out : [out];
+    for (const one of events) controller.enqueue(encoder.encode(`data: ${JSON.stringify(one)}\n\n`));
+    return events.length > 0;
   };
 
   const reader = upstream.getReader();

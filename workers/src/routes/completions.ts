@@ -61,6 +61,7 @@ export const completionRoutes = newRouter()
       model: b.model,
       adapters: b.adapters,
       composition: b.composition,
+      includeUsage: b.stream_options?.include_usage ?? false,
       generate: pickGenerateOptions(b),
     }) as never;
   })
@@ -73,6 +74,7 @@ export const completionRoutes = newRouter()
         model: b.model,
         adapters: b.adapters,
         composition: b.composition,
+        includeUsage: b.stream_options?.include_usage ?? false,
         generate: {
           ...pickGenerateOptions(b),
           prompt: renderChatPrompt(b.messages),
