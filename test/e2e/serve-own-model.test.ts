@@ -15,6 +15,7 @@ import type { ModelManifest } from "#core/manifest/model-manifest";
 import { writePeftAdapter } from "#core/peft/index";
 import { createRng, randomLoraAdapter } from "#core/random/index";
 import { importModel } from "../../gpu-runner/src/model-build/import-model.js";
+import { createHfTokenizer } from "../../gpu-runner/src/tokenizer/hf-tokenizer.js";
 import { seededLlamaCheckpoint } from "../../gpu-runner/src/model-build/seeded-checkpoint.js";
 import { BYTE_LEVEL_VOCAB, writeHfCheckpoint } from "../../gpu-runner/src/model-build/testing/hf-checkpoint.js";
 import { freePort, startEdge, startRunner, type Service } from "../../scripts/lib/stack.js";
@@ -82,6 +83,20 @@ describe.skipIf(!present)("serve your own model (import → RUNNER_MODELS=a,b �
       for await (const chunk of stream) text += chunk.choices[0]?.delta?.content ?? "";
       expect(text).toBe(chat.choices[0].message.content);
     }
+  });
+
+  it("renders the imported model's own chat template (Llama-2 [INST]) in the runner, and a conversation it rejects is a 400", async () => {
+    const readJson = (name: string): unknown => JSON.parse(fs.readFileSync(path.join(FIXTURE, name), "utf8"));
+    const tokenizer = createHfTokenizer(readJson("tokenizer.json"), readJson("tokenizer_config.json"), { bosId: 1, eosId: 2 });
+    // transformers' apply_chat_template(..., add_generation_prompt=True) of this conversation; its "<s>" is the BOS token.
+    const rendered = "<s>[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\nHi there [/INST]";
+    const messages = [{ role: "system" as const, content: "Be brief." }, { role: "user" as const, content: "Hi there" }];
+    const chat = await openai.chat.completions.create({ model: "tiny-llama", messages, max_tokens: 2, temperature: 0, seed: 1 });
+    expect(chat.usage!.prompt_tokens).toBe(tokenizer.encode(rendered).length);
+    // …and not the default <|role|> template (BOS + its tokens).
+    expect(chat.usage!.prompt_tokens).not.toBe(1 + tokenizer.encode("<|system|>\nBe brief.\n<|user|>\nHi there\n<|assistant|>\n").length);
+    const refused = openai.chat.completions.create({ model: "tiny-llama", messages: [{ role: "assistant", content: "I start." }], max_tokens: 2 });
+    await expect(refused).rejects.toMatchObject({ status: 400, message: expect.stringContaining("Conversation roles must alternate") });
   });
 
   it("a PEFT adapter made for the imported fp16 model changes its answers through the openai client", async () => {

@@ -64,7 +64,7 @@ function completionFor(body: GenerateRequest, runner: string): Completion {
     created: 1,
     model: body.model,
     choices: [{ index: 0, text, finish_reason: "length", logprobs: null }],
-    usage: { prompt_tokens: typeof body.prompt === "string" ? body.prompt.length : body.prompt.length, completion_tokens: n, total_tokens: 0 },
+    usage: { prompt_tokens: body.prompt !== undefined ? body.prompt.length : JSON.stringify(body.messages).length, completion_tokens: n, total_tokens: 0 },
   };
 }
 

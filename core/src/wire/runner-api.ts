@@ -41,10 +41,20 @@ export const mixEntrySchema = z.object({
 });
 export type WireMixEntry = z.infer<typeof mixEntrySchema>;
 
+/** One chat message; the runner renders a conversation with the model's chat template. */
+export const chatMessageSchema = z.object({ role: z.string().min(1), content: z.string() });
+export type ChatMessage = z.infer<typeof chatMessageSchema>;
+
 export const generateRequestSchema = z.object({
   model: z.string().min(1),
-  /** Text, or token ids of the model's tokenizer. */
-  prompt: z.union([z.string(), z.array(z.number().int().nonnegative())]),
+  /** Text, or token ids of the model's tokenizer. Exactly one of `prompt` and `messages` (the runner answers 400 otherwise). */
+  prompt: z.union([z.string(), z.array(z.number().int().nonnegative())]).optional(),
+  /**
+   * Chat: the runner renders these with the model's own chat template (tokenizer_config.json
+   * `chat_template`, add_generation_prompt) or, for a model without one, the documented default
+   * `<|role|>` template (gpu-runner/src/tokenizer/chat-template.ts), and stops at its end-of-turn.
+   */
+  messages: z.array(chatMessageSchema).min(1).optional(),
   /** Sampling (temperature, top_p, top_k, penalties, logit_bias), max_tokens, seed, stop, ignore_eos, stream: ./sampling.ts. */
   ...generationFields(WIRE_CAPS),
   /** Include the prompt in the returned text (and its logprobs when `logprobs` is set). */

@@ -12,6 +12,7 @@ import { MergeManager, type MergePolicyName } from "./merge-manager.js";
 import { ComposedMixPool, resolveMix, type AdapterProvider } from "./mix-resolver.js";
 import { Scheduler, type SchedulerLimits } from "./scheduler.js";
 import { randomSeed } from "./seed.js";
+import { ChatTemplateError, defaultChatTemplate, type ChatTemplate } from "../tokenizer/chat-template.js";
 import { Sequence, type GenerationParams, type GenerationResult, type TokenEvent } from "./sequence.js";
 
 export interface ModelEngineOptions {
@@ -57,15 +58,41 @@ export class ModelEngine {
     return this.model.manifest.id;
   }
 
+  /** The chat template messages are rendered with: the model's own, else the default. */
+  get chatTemplate(): ChatTemplate {
+    return this.model.tokenizer.chatTemplate ?? defaultChatTemplate;
+  }
+
   /**
-   * Prompt ids (BOS prepended to text prompts when the tokenizer has one) after validating
-   * ids and the context length; throws EngineError 400 saying by how much a request is over.
+   * The request's prompt as text: `prompt` itself, or `messages` rendered by the chat
+   * template (EngineError 400 with the template's message when it refuses them).
    */
-  promptIds(request: GenerateRequest): number[] {
+  promptText(request: GenerateRequest): string | null {
+    if ((request.prompt === undefined) === (request.messages === undefined)) {
+      throw new EngineError(400, "invalid_request", "exactly one of prompt and messages is required");
+    }
+    if (request.messages === undefined) return typeof request.prompt === "string" ? request.prompt : null;
+    try {
+      return this.chatTemplate.render(request.messages);
+    } catch (e) {
+      if (e instanceof ChatTemplateError) throw new EngineError(400, "invalid_request", `chat template: ${e.message}`);
+      throw e;
+    }
+  }
+
+  /**
+   * Prompt ids (BOS prepended to text prompts when the tokenizer has one, unless a chat
+   * template rendered it) after validating ids and the context length; throws EngineError 400
+   * saying by how much a request is over.
+   */
+  promptIds(request: GenerateRequest, text: string | null = this.promptText(request)): number[] {
     const { tokenizer, manifest } = this.model;
     let ids: number[];
-    if (typeof request.prompt === "string") {
-      ids = [...(tokenizer.bosId !== null ? [tokenizer.bosId] : []), ...tokenizer.encode(request.prompt)];
+    if (text !== null) {
+      const addBos = tokenizer.bosId !== null && !(request.messages !== undefined && this.chatTemplate.templateAddsBos);
+      ids = [...(addBos ? [tokenizer.bosId!] : []), ...tokenizer.encode(text)];
+    } else if (request.prompt === undefined || typeof request.prompt === "string") {
+      throw new EngineError(400, "invalid_request", "exactly one of prompt and messages is required");
     } else {
       ids = request.prompt;
       const bad = ids.findIndex((id) => id >= tokenizer.vocabSize);
@@ -100,17 +127,23 @@ export class ModelEngine {
    * its result.
    */
   async start(request: GenerateRequest, options: GenerateOptions = {}): Promise<StartedGeneration> {
-    const promptIds = this.promptIds(request);
-    const stop = request.stop === undefined ? [] : typeof request.stop === "string" ? [request.stop] : request.stop;
+    const text = this.promptText(request);
+    const promptIds = this.promptIds(request, text);
+    const chat = request.messages !== undefined;
+    const stop = [
+      ...(request.stop === undefined ? [] : typeof request.stop === "string" ? [request.stop] : request.stop),
+      ...(chat ? this.chatTemplate.stop : []),
+    ];
     const params: GenerationParams = {
       promptIds,
-      promptText: typeof request.prompt === "string" ? request.prompt : this.model.tokenizer.decode(request.prompt),
+      promptText: text ?? this.model.tokenizer.decode(promptIds),
       maxTokens: request.max_tokens,
       sampling: pickSamplingParams(request),
       seed: request.seed ?? randomSeed(),
       stop: stop.filter((s) => s.length > 0),
       echo: request.echo,
       ignoreEos: request.ignore_eos,
+      ...(chat && this.model.tokenizer.chatStopIds ? { stopIds: this.model.tokenizer.chatStopIds } : {}),
       logprobs: request.logprobs ?? null,
     };
     const mix = await resolveMix(request.adapters, this.model.manifest, this.adapters, this.mixes, request.mix_key);

@@ -26,6 +26,8 @@ export interface GenerationParams {
   echo: boolean;
   /** Treat EOS as an ordinary token (generation ends only at max_tokens or a stop string). */
   ignoreEos: boolean;
+  /** More ids that end generation like EOS (a chat template's end-of-turn tokens). */
+  stopIds?: readonly number[];
   /** null: no logprobs; n: token logprobs with n top alternatives. */
   logprobs: number | null;
 }
@@ -160,7 +162,7 @@ export class Sequence {
       entry = this.scored(logits, id);
       this.completionLogprobs.push(entry);
     }
-    const isEos = id === this.tokenizer.eosId && !this.params.ignoreEos;
+    const isEos = (id === this.tokenizer.eosId || (this.params.stopIds?.includes(id) ?? false)) && !this.params.ignoreEos;
     let emitted = "";
     let stopped = isEos;
     const atLimit = this.generated.length >= this.params.maxTokens;

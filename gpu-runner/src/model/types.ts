@@ -6,6 +6,7 @@
  */
 import type { ModelManifest } from "#core/manifest/model-manifest";
 import type { ComposedMix } from "#core/lora/types";
+import type { ChatTemplate } from "../tokenizer/chat-template.js";
 
 export interface Tokenizer {
   readonly vocabSize: number;
@@ -15,6 +16,10 @@ export interface Tokenizer {
   encode(text: string): number[];
   /** Ids → text (special tokens skipped). */
   decode(ids: readonly number[]): string;
+  /** The model's own chat template (tokenizer_config.json); absent → the default template. */
+  readonly chatTemplate?: ChatTemplate;
+  /** Ids that end an assistant turn like EOS (the chat template's eos_token when it differs from eosId). */
+  readonly chatStopIds?: readonly number[];
 }
 
 /** A row's key/value cache. Opaque to the engine; produced and consumed by the model. */

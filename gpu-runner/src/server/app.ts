@@ -250,7 +250,7 @@ export function createRunnerApp(deps: RunnerAppDeps) {
       let streamed = "";
       try {
         if (request.echo) {
-          const promptText = typeof request.prompt === "string" ? request.prompt : engine.model.tokenizer.decode(request.prompt);
+          const promptText = engine.promptText(request) ?? engine.model.tokenizer.decode(request.prompt as number[]);
           await stream.writeSSE({ data: JSON.stringify(textChunk(meta, promptText)) });
           streamed += promptText;
         }

@@ -1,5 +1,6 @@
 import { Tokenizer as HfTokenizer } from "@huggingface/tokenizers";
 import type { Tokenizer } from "../model/types.js";
+import { chatTemplateFromConfig } from "./chat-template.js";
 
 /**
  * A Hugging Face tokenizer.json (+ optional tokenizer_config.json) through @huggingface/tokenizers.
@@ -15,7 +16,15 @@ export function createHfTokenizer(
   const vocab = json.model?.vocab;
   let vocabSize = Array.isArray(vocab) ? vocab.length : vocab ? Object.keys(vocab).length : 0;
   for (const added of json.added_tokens ?? []) vocabSize = Math.max(vocabSize, added.id + 1);
+  const chatTemplate = chatTemplateFromConfig(tokenizerConfig);
+  // A stop token the template names counts when the text is exactly one token of the vocabulary.
+  const chatStopIds = (chatTemplate?.stopTokens ?? [])
+    .map((t) => tokenizer.encode(t, { add_special_tokens: false }).ids)
+    .filter((ids) => ids.length === 1 && Number.isInteger(ids[0]) && ids[0] !== special.eosId)
+    .map((ids) => ids[0]);
   return {
+    ...(chatTemplate ? { chatTemplate } : {}),
+    ...(chatStopIds.length ? { chatStopIds } : {}),
     vocabSize,
     bosId: special.bosId,
     eosId: special.eosId,

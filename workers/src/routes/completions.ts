@@ -2,7 +2,6 @@ import { z } from "@hono/zod-openapi";
 import { pickGenerateOptions } from "#core/wire/runner-api";
 import { errorResponses } from "../errors/error-schema.js";
 import { chatShaping } from "../inference/chat-shaping.js";
-import { CHAT_STOP, renderChatPrompt } from "../inference/chat-template.js";
 import {
   ChatRequestSchema,
   ChatResponseSchema,
@@ -39,9 +38,12 @@ const chatRoute = tenantRoute({
   method: "post",
   path: "/v1/chat/completions",
   tags: ["inference"],
-  summary: "OpenAI-compatible chat completion (simple documented chat template; see the docs)",
+  summary: "OpenAI-compatible chat completion, rendered with the model's own chat template",
   description:
-    "Messages are rendered as `<|role|>\\n{content}\\n` per message followed by `<|assistant|>\\n`; generation stops at the next role marker.",
+    "Messages are rendered by the runner with the model's chat template (tokenizer_config.json `chat_template`, " +
+    "with the generation prompt) and generation stops at its end-of-turn token. Models without a template use the " +
+    "documented default: `<|role|>\\n{content}\\n` per message followed by `<|assistant|>\\n`, stopping at the next role marker. " +
+    "A conversation the template rejects (e.g. roles that do not alternate) is a 400 with the template's message.",
   request: { body: { required: true, content: { "application/json": { schema: ChatRequestSchema } } } },
   responses: {
     200: {
@@ -51,8 +53,6 @@ const chatRoute = tenantRoute({
     ...errorResponses(400, 401, 404, 413, 422, 429, 503),
   },
 }, [inferenceBodyLimit]);
-
-const stops = (stop: string | string[] | undefined) => (stop === undefined ? [] : Array.isArray(stop) ? stop : [stop]);
 
 export const completionRoutes = newRouter()
   .openapi(completionsRoute, async (c) => {
@@ -77,8 +77,7 @@ export const completionRoutes = newRouter()
         includeUsage: b.stream_options?.include_usage ?? false,
         generate: {
           ...pickGenerateOptions(b),
-          prompt: renderChatPrompt(b.messages),
-          stop: [...stops(b.stop), ...CHAT_STOP],
+          messages: b.messages.map((m) => ({ role: m.role, content: m.content })),
           echo: false,
           logprobs: null,
         },
