@@ -33,7 +33,7 @@ export function checkCompatible(id: string, adapter: LoraAdapter, manifest: Mode
   const report = checkCompatibility(adapter, manifest);
   if (report.ok) return;
   const shown = report.errors.slice(0, 5).join("; ") + (report.errors.length > 5 ? `; and ${report.errors.length - 5} more` : "");
-  throw new EngineError(422, "incompatible_adapter", `adapter ${id} does not fit model ${manifest.id}: ${shown}`);
+  throw new EngineError("incompatible_adapter", `adapter ${id} does not fit model ${manifest.id}: ${shown}`);
 }
 
 /**
@@ -78,7 +78,7 @@ export async function resolveMix(
 ): Promise<ResolvedMix> {
   const active = entries.filter((e) => e.weight !== 0);
   if (active.length === 0) return { handle: null, release: () => {} };
-  if (!adapters) throw new EngineError(503, "adapter_unavailable", "this runner has no adapter source configured");
+  if (!adapters) throw new EngineError("service_unavailable_error", "this runner has no adapter source configured");
   const settled = await Promise.allSettled(active.map((e) => adapters.acquire(e.id, e.sha256)));
   const leases = settled.flatMap((s) => (s.status === "fulfilled" ? [s.value] : []));
   const releases: (() => void)[] = leases.map((l) => () => l.release());
@@ -94,7 +94,7 @@ export async function resolveMix(
       releases.push(shared.release);
       mix = shared.mix;
     } catch (e) {
-      if (e instanceof MixError) throw new EngineError(422, "invalid_request", `the mix cannot be composed: ${e.message}`);
+      if (e instanceof MixError) throw new EngineError("unprocessable_entity_error", `the mix cannot be composed: ${e.message}`);
       throw e;
     }
     const mergeOnly = new Set(manifest.targets.filter((t) => t.mode === "merge-only").map((t) => t.module));

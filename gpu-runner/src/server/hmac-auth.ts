@@ -16,7 +16,7 @@ export function hmacAuth(secret: string, windowSeconds: number, maxBodyBytes = D
   const limit = bodyLimit({
     maxSize: maxBodyBytes,
     onError: (c) =>
-      c.json({ error: { type: "payload_too_large", message: `request body over the runner's limit of ${maxBodyBytes} bytes` } }, 413),
+      c.json({ error: { type: "payload_too_large_error", message: `request body over the runner's limit of ${maxBodyBytes} bytes` } }, 413),
   });
   return async function hmacAuthMiddleware(c, next) {
     return limit(c, async () => {
@@ -34,7 +34,7 @@ export function hmacAuth(secret: string, windowSeconds: number, maxBodyBytes = D
         { windowSeconds },
       );
       if (!result.ok) {
-        c.res = c.json({ error: { type: "unauthorized", message: `request signature rejected: ${result.reason}` } }, 401);
+        c.res = c.json({ error: { type: "authentication_error", message: `request signature rejected: ${result.reason}` } }, 401);
         return;
       }
       await next();

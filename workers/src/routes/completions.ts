@@ -77,6 +77,8 @@ export const completionRoutes = newRouter()
         echo: b.echo,
         logprobs: b.logprobs,
       },
+      // `as never`: runInference answers a raw Response (JSON or an SSE stream); the OpenAPI route's
+      // typed-response union cannot express the stream, so the handler's return type is erased here.
     }) as never;
   })
   .openapi(chatRoute, async (c) => {
@@ -135,5 +137,6 @@ export const completionRoutes = newRouter()
         },
       },
       { mapCompletion: toChat, mapChunk: toChunk },
+      // `as never`: a raw Response (JSON or SSE), as above.
     ) as never;
   });

@@ -1,5 +1,5 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { STRATEGY_NAMES } from "#core/bake/index";
+import { STRATEGY_NAMES, type StrategyName } from "#core/bake/index";
 import { AdapterSchema, adapterJson } from "../adapters/record.js";
 import { ADAPTER_NAME_RE, ADAPTER_NAME_RULE, SEMVER_RE, parseTags } from "../adapters/refs.js";
 import { storeAdapter } from "../adapters/store.js";
@@ -143,7 +143,7 @@ const bakeRoute = createRoute({
         "application/json": {
           schema: z
             .object({
-              strategy: z.enum(STRATEGY_NAMES as unknown as [string, ...string[]]),
+              strategy: z.enum(STRATEGY_NAMES as unknown as [StrategyName, ...StrategyName[]]),
               density: z.number().gt(0).max(1).optional(),
               rank: z.number().int().min(1).optional(),
               seed: z.number().int().min(0).optional(),
@@ -242,7 +242,7 @@ export const compositionRoutes = newRouter()
       c.env.ADAPTERS,
       tenant.id,
       comp,
-      { strategy: body.strategy as never, density: body.density, rank: body.rank, seed: body.seed },
+      { strategy: body.strategy, density: body.density, rank: body.rank, seed: body.seed },
       manifest,
       limits.maxRank,
       bakeLimits(c.env),
