@@ -11,6 +11,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { createServer } from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { buildWebIfStale } from "./web-build.js";
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 
@@ -236,6 +237,8 @@ export interface EdgeOptions {
 
 /** Applies migrations, then starts `wrangler dev`; resolves when /healthz answers. */
 export async function startEdge(options: EdgeOptions): Promise<Service> {
+  // wrangler dev serves web/dist as static assets ([assets] in wrangler.toml): build it when stale.
+  await buildWebIfStale();
   await applyLocalMigrations(options.persistDir);
   const port = options.port || (await freePort());
   const inspectorPort = await freePort();

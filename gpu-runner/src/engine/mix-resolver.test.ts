@@ -87,4 +87,23 @@ describe("resolveMix", () => {
     y.release();
     expect(pool.size).toBe(0);
   });
+  it("refuses a mix whose composed factors overflow float32 (weight 1e38, or an adapter's own values at 1e38) with 422, pooling nothing", async () => {
+    const huge = { ...a, modules: new Map([...a.modules].map(([k, m]) => [k, { ...m, a: m.a.map((v, j) => (j === 3 ? 1e38 : v)) }])) };
+    const { p, pins } = provider({ a, huge });
+    const pool = new ComposedMixPool();
+    for (const entries of [
+      [{ id: "a", sha256: sha("a"), weight: 1e38 }],
+      [{ id: "a", sha256: sha("a"), weight: -3e38 }],
+      [{ id: "huge", sha256: sha("h"), weight: 1 }],
+      [{ id: "a", sha256: sha("a"), weight: 1 }, { id: "huge", sha256: sha("h"), weight: 10 }],
+    ]) {
+      await expect(resolveMix(entries, manifest, p, pool)).rejects.toMatchObject({ status: 422, type: "invalid_request", message: expect.stringMatching(/overflows float32.*module l\.q/) });
+    }
+    expect(pool.size).toBe(0);
+    expect(pins).toEqual({ a: 0, huge: 0 });
+    // Large but representable weights still compose (the bound is on the composed factors, 1e15).
+    const ok = await resolveMix([{ id: "a", sha256: sha("a"), weight: 1e6 }], manifest, p, pool);
+    expect(ok.handle!.mix.modules.get("l.q")!.rank).toBe(4);
+    ok.release();
+  });
 });

@@ -9,6 +9,7 @@ import { checkCompatibility } from "#core/compat/index";
 import { composeMix, MixError } from "#core/compose/index";
 import type { WireMixEntry } from "#core/wire/runner-api";
 import { EngineError } from "./errors.js";
+import { loraFactorProblem } from "../model/lora-factors.js";
 import type { MixHandle } from "./merge-manager.js";
 
 export interface AdapterProvider {
@@ -90,7 +91,13 @@ export async function resolveMix(
     const key = mixKey(active);
     let mix: ComposedMix;
     try {
-      const shared = pool.acquire(key, () => composeMix(active.map((e, i) => ({ adapter: leases[i]!.adapter, weight: e.weight }))));
+      const shared = pool.acquire(key, () => {
+        const composed = composeMix(active.map((e, i) => ({ adapter: leases[i]!.adapter, weight: e.weight })));
+        // Refused before it can join a batch (never pooled): ∞ in one row's factors must not meet other rows.
+        const problem = loraFactorProblem(composed);
+        if (problem) throw new EngineError(422, "invalid_request", `the mix overflows float32 and cannot be served: ${problem}; lower the mix weights`);
+        return composed;
+      });
       releases.push(shared.release);
       mix = shared.mix;
     } catch (e) {

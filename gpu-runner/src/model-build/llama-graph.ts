@@ -2,7 +2,7 @@
  * The Llama-family decoder as an ONNX graph (opset 17, standard ops only):
  * embedding → N × [RMSNorm → GQA attention with RoPE and KV cache → residual → RMSNorm →
  * SwiGLU MLP → residual] → RMSNorm → lm_head at the requested positions.
- * Every q/k/v/o/gate/up/down projection computes y = x·W + (x·Aᵗ)·Bᵗ + ((x·Ac) ⊙ Mk)·Bc with the
+ * Every q/k/v/o/gate/up/down projection computes y = x·W + (x·Aᵗ)·Bᵗ + Where(Mk, x·Ac, 0)·Bc with the
  * per-row path Aᵗ [batch, in, R], Bᵗ [batch, R, out] and the shared path Ac [in, Rc], Bc [Rc, out],
  * Mk [batch, 1, Rc] as graph inputs (plain MatMul/Mul, no Transpose: correct at R = 0 and Rc = 0;
  * see lora-paths.ts). The KV cache comes in
@@ -84,6 +84,7 @@ export function buildLlamaGraph(checkpoint: LlamaCheckpoint): BuiltGraph {
   };
 
   const targets: TargetBinding[] = [];
+  const zero = g.scalar(0);
   const linear = (x: string, module: string, inF: number, outF: number): string => {
     const src = tensor(`${module}.weight`); // [out, in]
     const w = g.initializer(blob.add(`${module}.weight`, [inF, outF], transpose2d(src.data, outF, inF))); // [in, out]
@@ -97,7 +98,8 @@ export function buildLlamaGraph(checkpoint: LlamaCheckpoint): BuiltGraph {
     const xa = g.node("MatMul", [x, at], {}, { name: `${module}/lora_A` }); // [b, s, R]
     const delta = g.node("MatMul", [xa, bt], {}, { name: `${module}/lora_B` }); // [b, s, out]
     const xc = g.node("MatMul", [x, ac], {}, { name: `${module}/lora_Ac` }); // [b, s, Rc]
-    const own = g.node("Mul", [xc, mask], {}, { name: `${module}/lora_mask` }); // [b, s, Rc]: the row's own columns
+    // Selection, not multiplication: another row's column may hold ±∞ for this row (0 · ∞ = NaN).
+    const own = g.node("Where", [g.node("Cast", [mask], { to: DataType.BOOL }), xc, zero], {}, { name: `${module}/lora_mask` }); // [b, s, Rc]: the row's own columns
     const shared = g.node("MatMul", [own, bc], {}, { name: `${module}/lora_Bc` }); // [b, s, out]
     const withDelta = g.node("Add", [base, delta], {}, { name: `${module}/Add` });
     return g.node("Add", [withDelta, shared], {}, { name: `${module}/AddShared` });

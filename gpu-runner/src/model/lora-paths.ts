@@ -9,6 +9,7 @@
  *   against all Rc columns).
  */
 import type { ComposedMix } from "#core/lora/types";
+import { isContainedMix } from "./lora-factors.js";
 
 /**
  * A decode step goes entirely to the shared path while Σ unique maxRank ≤ this × max maxRank.
@@ -24,13 +25,16 @@ export const SHARED_DECODE_RANK_RATIO = 3;
 /**
  * Per row: true = shared path, false = per-row path (rows with mix = null: false, they add nothing).
  *
- * Semantics: shared[i] = mixᵢ ≠ null ∧ (#{j : mixⱼ = mixᵢ} ≥ 2 (same object)
- *   ∨ (decode ∧ Σ_{unique m} m.maxRank ≤ ratio · max_{unique m} m.maxRank)).
+ * Semantics: shared[i] = mixᵢ ≠ null ∧ contained(mixᵢ) ∧ (#{j : mixⱼ = mixᵢ} ≥ 2 (same object)
+ *   ∨ (decode ∧ Σ_{unique contained m} m.maxRank ≤ ratio · max_{unique contained m} m.maxRank)).
  * Either choice gives the same y (the paths are exact); the rule only picks the cheaper layout.
+ * A mix whose factors are non-finite or beyond MAX_LORA_FACTOR (lora-factors.ts) always takes the
+ * per-row path, where its products only ever meet its own row (the engine refuses such mixes
+ * before they are batched; this keeps the model itself safe for any caller).
  */
 export function planLoraPaths(mixes: readonly (ComposedMix | null)[], decode: boolean, ratio: number = SHARED_DECODE_RANK_RATIO): boolean[] {
   const count = new Map<ComposedMix, number>();
-  for (const mix of mixes) if (mix) count.set(mix, (count.get(mix) ?? 0) + 1);
+  for (const mix of mixes) if (mix && isContainedMix(mix)) count.set(mix, (count.get(mix) ?? 0) + 1);
   let allShared = false;
   if (decode) {
     let sum = 0;
@@ -41,5 +45,5 @@ export function planLoraPaths(mixes: readonly (ComposedMix | null)[], decode: bo
     }
     allShared = sum <= ratio * max;
   }
-  return mixes.map((mix) => mix !== null && (allShared || (count.get(mix) ?? 0) >= 2));
+  return mixes.map((mix) => mix !== null && count.has(mix) && (allShared || count.get(mix)! >= 2));
 }

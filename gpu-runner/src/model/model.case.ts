@@ -221,6 +221,33 @@ export function runModelTests({ backend }: { backend: BackendName }): void {
       }
     });
 
+    it("numeric containment: a hostile mix (∞ / float32-overflowing factors) beside victims on the same step leaves every victim equal to its solo output", async () => {
+      const hostileOf = (value: number, seed: number): ComposedMix => {
+        const mix = randomMix(model.manifest.targets, (m) => (m.endsWith("q_proj") || m.endsWith("up_proj") ? 4 : 0), seed);
+        for (const m of mix.modules.values()) m.at.fill(value, 0, 8); // a few factors overflow (or are ∞)
+        return mix;
+      };
+      const victimShared = randomMix(model.manifest.targets, (m) => (m.endsWith("q_proj") || m.endsWith("down_proj") ? 3 : 0), 61);
+      const victimOwn = randomMix(model.manifest.targets, (m) => (m.endsWith("up_proj") ? 5 : 0), 62);
+      for (const value of [Infinity, 3e38, 1e30]) {
+        const hostile = hostileOf(value, 60);
+        // Hostile on two rows (would be the shared path), victims on the shared path, a per-row mix and the base.
+        const mixes = [hostile, victimShared, victimOwn, hostile, victimShared, null];
+        const seqs = mixes.map((_, i) => prompt(texts[i % texts.length]));
+        const pre = await model.step(seqs.map((tokens, i) => ({ tokens, cache: null, mix: mixes[i] })));
+        const dec = await model.step(seqs.map((_, i) => ({ tokens: [50 + i], cache: pre[i].cache, mix: mixes[i] })));
+        for (const i of [1, 2, 4, 5]) {
+          const full = referenceForward(checkpoint, [...seqs[i], 50 + i], mixes[i]);
+          expect(pre[i].logits.every(Number.isFinite), `${value}: prefill row ${i} finite`).toBe(true);
+          expect(dec[i].logits.every(Number.isFinite), `${value}: decode row ${i} finite`).toBe(true);
+          expect(relErr(pre[i].logits, full.slice((seqs[i].length - 1) * V, seqs[i].length * V)), `${value}: prefill row ${i}`).toBeLessThanOrEqual(TOL);
+          expect(relErr(dec[i].logits, full.slice(seqs[i].length * V)), `${value}: decode row ${i}`).toBeLessThanOrEqual(TOL);
+        }
+        // The hostile rows only hurt themselves (the test can fail: with ∞ their own logits are not finite).
+        if (value === Infinity) expect(pre[0].logits.every(Number.isFinite)).toBe(false);
+      }
+    });
+
     it("LoRA inputs ≡ a merged session with W′ = W + ΔW", async () => {
       const tokens = prompt("merged or not");
       const unmerged = await model.step([{ tokens, cache: null, mix: mixB }], { allLogits: true });
