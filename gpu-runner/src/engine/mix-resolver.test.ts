@@ -97,7 +97,7 @@ describe("resolveMix", () => {
       [{ id: "huge", sha256: sha("h"), weight: 1 }],
       [{ id: "a", sha256: sha("a"), weight: 1 }, { id: "huge", sha256: sha("h"), weight: 10 }],
     ]) {
-      await expect(resolveMix(entries, manifest, p, pool)).rejects.toMatchObject({ status: 422, type: "invalid_request", message: expect.stringMatching(/overflows float32.*module l\.q/) });
+      await expect(resolveMix(entries, manifest, p, pool)).rejects.toMatchObject({ status: 422, type: "unprocessable_entity_error", message: expect.stringMatching(/overflows float32.*module l\.q/) });
     }
     expect(pool.size).toBe(0);
     expect(pins).toEqual({ a: 0, huge: 0 });

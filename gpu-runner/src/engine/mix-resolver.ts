@@ -95,7 +95,7 @@ export async function resolveMix(
         const composed = composeMix(active.map((e, i) => ({ adapter: leases[i]!.adapter, weight: e.weight })));
         // Refused before it can join a batch (never pooled): ∞ in one row's factors must not meet other rows.
         const problem = loraFactorProblem(composed);
-        if (problem) throw new EngineError(422, "invalid_request", `the mix overflows float32 and cannot be served: ${problem}; lower the mix weights`);
+        if (problem) throw new EngineError("unprocessable_entity_error", `the mix overflows float32 and cannot be served: ${problem}; lower the mix weights`);
         return composed;
       });
       releases.push(shared.release);
