@@ -42,6 +42,12 @@ export const modelManifestSchema = z.object({
     kind: z.enum(["byte", "hf"]),
     bosId: z.number().int().nullable(),
     eosId: z.number().int().nullable(),
+    /**
+     * A proven upper bound on the UTF-8 bytes of prompt text one token covers ("hf" only; the
+     * byte tokenizer's is 1). Lets the edge refuse a prompt that cannot fit the context without
+     * tokenising it; absent: the edge leaves the check to the runner.
+     */
+    maxBytesPerToken: z.number().int().positive().optional(),
   }),
   /** Largest adapter rank (per adapter) the runner accepts for this model. */
   maxRank: z.number().int().positive(),

@@ -5,6 +5,10 @@ export const ADAPTER_NAME_RULE = "letters, digits, '.', '_' and '-' (1-64 chars,
 /** semver 2.0.0 (no leading zeros in numeric parts). */
 export const SEMVER_RE =
   /^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$/;
+/** Versions are semver and at most 64 characters. */
+export const MAX_VERSION_CHARS = 64;
+export const VERSION_RULE = `semver such as 1.0.0, at most ${MAX_VERSION_CHARS} characters`;
+export const isValidVersion = (v: string) => v.length <= MAX_VERSION_CHARS && SEMVER_RE.test(v);
 export const TAG_RE = /^[a-z0-9][a-z0-9_.-]{0,31}$/;
 export const MAX_TAGS = 16;
 

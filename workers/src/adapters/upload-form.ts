@@ -1,10 +1,11 @@
 import { badRequest, payloadTooLarge } from "../errors/api-error.js";
-import { ADAPTER_NAME_RE, ADAPTER_NAME_RULE, parseTags, SEMVER_RE } from "./refs.js";
+import { MAX_DESCRIPTION_CHARS, MAX_MODEL_ID_CHARS, MAX_TAGS_FIELD_CHARS } from "../validation/string-bounds.js";
+import { ADAPTER_NAME_RE, ADAPTER_NAME_RULE, isValidVersion, parseTags, VERSION_RULE } from "./refs.js";
 
 export const CONFIG_PART = "adapter_config.json";
 export const WEIGHTS_PART = "adapter_model.safetensors";
 export const MAX_CONFIG_BYTES = 1024 * 1024;
-export const MAX_DESCRIPTION_CHARS = 4000;
+export { MAX_DESCRIPTION_CHARS };
 
 /** Largest multipart body read for an upload whose weights may be up to `maxBytes`: the config part plus 64 KiB of fields and framing on top. */
 export const maxUploadBodyBytes = (maxBytes: number) => maxBytes + MAX_CONFIG_BYTES + 64 * 1024;
@@ -55,11 +56,12 @@ export async function readUploadForm(request: Request, maxBytes: number): Promis
 
   const name = field(form, "name");
   if (!name) throw badRequest("field 'name' is required");
-  if (!ADAPTER_NAME_RE.test(name)) throw badRequest(`invalid name '${name}': ${ADAPTER_NAME_RULE}`);
+  if (!ADAPTER_NAME_RE.test(name)) throw badRequest(`invalid name '${name.slice(0, 80)}': ${ADAPTER_NAME_RULE}`);
   const baseModel = field(form, "base_model");
   if (!baseModel) throw badRequest("field 'base_model' is required");
+  if (baseModel.length > MAX_MODEL_ID_CHARS) throw badRequest(`field 'base_model' longer than ${MAX_MODEL_ID_CHARS} characters`);
   const version = field(form, "version") || "1.0.0";
-  if (!SEMVER_RE.test(version)) throw badRequest(`invalid version '${version}': expected semver such as 1.0.0`);
+  if (!isValidVersion(version)) throw badRequest(`invalid version '${version.slice(0, 80)}': expected ${VERSION_RULE}`);
   const visibility = field(form, "visibility") || "private";
   if (visibility !== "private" && visibility !== "public") {
     throw badRequest(`invalid visibility '${visibility}': 'private' or 'public'`);
@@ -67,8 +69,10 @@ export async function readUploadForm(request: Request, maxBytes: number): Promis
   const description = field(form, "description") ?? "";
   if (description.length > MAX_DESCRIPTION_CHARS) throw badRequest(`description longer than ${MAX_DESCRIPTION_CHARS} characters`);
   let tags: string[];
+  const tagsField = field(form, "tags");
+  if (tagsField !== undefined && tagsField.length > MAX_TAGS_FIELD_CHARS) throw badRequest(`field 'tags' longer than ${MAX_TAGS_FIELD_CHARS} characters`);
   try {
-    tags = parseTags(field(form, "tags"));
+    tags = parseTags(tagsField);
   } catch (e) {
     throw badRequest((e as Error).message);
   }

@@ -6,6 +6,7 @@ import { loadPeftAdapter, writePeftAdapter } from "#core/peft/index";
 import { resolveAdapter } from "../adapters/resolve.js";
 import type { Db } from "../db/client.js";
 import { badRequest, payloadTooLarge, serviceUnavailable, unprocessable } from "../errors/api-error.js";
+import { assertMixWithinBounds } from "../validation/mix-bounds.js";
 import type { CompositionWithEntries } from "./queries.js";
 
 export interface BakeRequest {
@@ -41,6 +42,8 @@ export async function bakeComposition(
 ): Promise<BakedFiles> {
   const rows = [];
   for (const e of comp.entries) rows.push({ row: await resolveAdapter(db, tenantId, e.adapterId), weight: e.weight });
+  // Compositions saved before the bounds existed are checked again here.
+  assertMixWithinBounds(rows.map(({ row, weight }) => ({ adapter: { ...row, label: `${row.ownerName}/${row.name}@${row.version}` }, weight })));
   const totalBytes = rows.reduce((s, r) => s + r.row.sizeBytes, 0);
   if (totalBytes > limits.maxBytes) {
     throw payloadTooLarge(`the composition's adapters total ${totalBytes} bytes; the edge bakes at most ${limits.maxBytes} (MAX_BAKE_BYTES)`);

@@ -140,3 +140,40 @@ export const models = sqliteTable("models", {
     .notNull()
     .default(sql`0`),
 });
+
+/**
+ * Signatures of internal (runner → worker) calls already accepted, so a signed request cannot
+ * be replayed within its validity window (shared by every isolate). Rows past `expires_at` are
+ * deleted by the scheduled sweeper.
+ */
+export const usedSignatures = sqliteTable(
+  "used_signatures",
+  {
+    /** hex HMAC of the accepted request. */
+    signature: text("signature").primaryKey(),
+    /** When the signature's timestamp leaves the window (unix ms); after that it is refused anyway. */
+    expiresAt: integer("expires_at").notNull(),
+  },
+  (t) => [index("used_signatures_expires_idx").on(t.expiresAt)],
+);
+
+/**
+ * `Idempotency-Key` of uploads: the first request's result, replayed to a retry with the same
+ * key (same status and body). `status` is null while the first request is in flight.
+ */
+export const idempotencyKeys = sqliteTable(
+  "idempotency_keys",
+  {
+    tenantId: text("tenant_id")
+      .notNull()
+      .references(() => tenants.id, { onDelete: "cascade" }),
+    key: text("key").notNull(),
+    /** hex sha256 fingerprint of the request (fields and file hashes); a different request under the same key is refused. */
+    requestHash: text("request_hash").notNull(),
+    status: integer("status"),
+    /** The response body (JSON text) once finished. */
+    body: text("body"),
+    createdAt: integer("created_at").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.tenantId, t.key] }), index("idempotency_keys_created_idx").on(t.createdAt)],
+);

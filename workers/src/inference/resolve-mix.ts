@@ -3,6 +3,7 @@ import type { AdapterWithOwner } from "../adapters/queries.js";
 import { resolveAdapter } from "../adapters/resolve.js";
 import type { Db } from "../db/client.js";
 import { badRequest, unprocessable } from "../errors/api-error.js";
+import { assertMixWithinBounds } from "../validation/mix-bounds.js";
 
 export interface MixRequestEntry {
   /** Adapter id or `owner/name@version`. */
@@ -19,7 +20,8 @@ export interface ResolvedMix {
 /**
  * Resolves a requested mix for the tenant: every adapter must be visible (404 otherwise,
  * same as nonexistent), trained for `model` (422), weights finite (checked by the schema),
- * at most `maxCount` entries (400). Repeated ids are kept: {a:1, a:1} ≡ {a:2}.
+ * at most `maxCount` entries (400), within the documented numeric range (|w| ≤ 1e3, Σ|w·s| ≤ 1e5
+ * per module: 400). Repeated ids are kept: {a:1, a:1} ≡ {a:2}.
  */
 export async function resolveMix(
   db: Db,
@@ -34,6 +36,7 @@ export async function resolveMix(
     if (!Number.isFinite(e.weight)) throw badRequest(`weight of '${e.id}' must be a finite number`);
     adapters.push(await resolveAdapter(db, tenantId, e.id));
   }
+  assertMixWithinBounds(adapters.map((a, i) => ({ adapter: { ...a, label: `${a.ownerName}/${a.name}@${a.version}` }, weight: entries[i]!.weight })));
   const base = model ?? adapters[0]?.baseModel ?? null;
   for (const a of adapters) {
     if (a.baseModel !== base) {

@@ -8,7 +8,8 @@ import { maxMixAdapters } from "../limits/config.js";
 import { enforceLimits } from "../limits/enforce.js";
 import { recordUsage } from "../limits/usage.js";
 import { log } from "../logging/log.js";
-import { modelCatalog, runnersServing } from "../runners/catalog.js";
+import { catalogModels, modelCatalog, runnersServing } from "../runners/catalog.js";
+import { assertPromptFitsContext } from "../validation/prompt-bounds.js";
 import { runnerSecret } from "../runners/config.js";
 import { dispatchCompletion } from "../runners/dispatch.js";
 import { mixRoutingKey } from "../runners/rendezvous.js";
@@ -63,6 +64,8 @@ export async function runInference(c: Context<AppEnv>, input: InferenceInput, sh
     if (catalog.byRunner.size === 0) throw serviceUnavailable("no runner is reachable", 5);
     throw notFound(`model '${input.model}' is not served by any healthy runner (see GET /v1/models)`);
   }
+  const manifest = catalogModels(catalog).find((m) => m.id === input.model)?.manifest;
+  if (manifest) assertPromptFitsContext(manifest, input.generate.prompt, input.generate.max_tokens ?? 16);
   const requestId = c.get("requestId");
   const { response, runner, failovers } = await dispatchCompletion({
     secret: runnerSecret(c.env),

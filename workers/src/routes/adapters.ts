@@ -19,9 +19,10 @@ import { uploadLimits } from "../limits/config.js";
 import { findManifest } from "../runners/catalog.js";
 import { SHA256_HEADER } from "#core/wire/runner-api";
 import { newRouter, tenantSecurity } from "./router.js";
+import { MAX_CURSOR_CHARS, MAX_DESCRIPTION_CHARS, MAX_MODEL_ID_CHARS, MAX_REF_CHARS, MAX_TAGS_FIELD_CHARS } from "../validation/string-bounds.js";
 
 const IdParam = z.object({
-  id: z.string().min(1).openapi({
+  id: z.string().min(1).max(MAX_REF_CHARS).openapi({
     param: { name: "id", in: "path" },
     description: "Adapter id, or `owner/name@version` URL-encoded (`acme%2Fpirate@1.0.0`; without @version: the latest)",
     example: "ad_3f2a9c0b1d4e5f607182",
@@ -43,12 +44,12 @@ const UploadFormSchema = z
 
 const listQuery = z.object({
   q: z.string().max(200).optional().openapi({ description: "Substring of name, description or tags" }),
-  base_model: z.string().optional(),
+  base_model: z.string().max(MAX_MODEL_ID_CHARS).optional(),
   tag: z.string().regex(TAG_RE, "invalid tag").optional(),
   owner: z.literal("me").optional().openapi({ description: "`me`: only the caller's adapters" }),
   sort: z.enum(["downloads", "recent", "name"]).default("recent"),
   limit: z.coerce.number().int().min(1).max(100).default(20),
-  cursor: z.string().optional(),
+  cursor: z.string().max(MAX_CURSOR_CHARS).optional(),
 });
 
 const listRoute = createRoute({
@@ -140,8 +141,8 @@ const patchRoute = createRoute({
           schema: z
             .object({
               visibility: z.enum(["private", "public"]).optional(),
-              description: z.string().max(4000).optional(),
-              tags: z.union([z.array(z.string()), z.string()]).optional().openapi({ description: "list or comma-separated" }),
+              description: z.string().max(MAX_DESCRIPTION_CHARS).optional(),
+              tags: z.union([z.array(z.string().max(64)).max(64), z.string().max(MAX_TAGS_FIELD_CHARS)]).optional().openapi({ description: "list or comma-separated" }),
             })
             .strict(),
         },

@@ -12,6 +12,7 @@ import {
 import { runInference } from "../inference/run-inference.js";
 import { badRequest } from "../errors/api-error.js";
 import { newRouter, tenantSecurity } from "./router.js";
+import { inferenceBodyLimit } from "../validation/inference-body-limit.js";
 
 const sseContent = {
   "text/event-stream": {
@@ -25,14 +26,14 @@ const completionsRoute = createRoute({
   tags: ["inference"],
   summary: "OpenAI-compatible text completion, optionally through a weighted mix of adapters",
   security: tenantSecurity,
-  middleware: [requireTenant] as const,
+  middleware: [requireTenant, inferenceBodyLimit] as const,
   request: { body: { required: true, content: { "application/json": { schema: CompletionRequestSchema } } } },
   responses: {
     200: {
       description: "Completion (JSON), or an SSE stream when `stream: true`",
       content: { "application/json": { schema: CompletionResponseSchema }, ...sseContent },
     },
-    ...errorResponses(400, 401, 404, 422, 429, 503),
+    ...errorResponses(400, 401, 404, 413, 422, 429, 503),
   },
 });
 
@@ -44,14 +45,14 @@ const chatRoute = createRoute({
   description:
     "Messages are rendered as `<|role|>\\n{content}\\n` per message followed by `<|assistant|>\\n`; generation stops at the next role marker.",
   security: tenantSecurity,
-  middleware: [requireTenant] as const,
+  middleware: [requireTenant, inferenceBodyLimit] as const,
   request: { body: { required: true, content: { "application/json": { schema: ChatRequestSchema } } } },
   responses: {
     200: {
       description: "Chat completion (JSON), or an SSE stream of chat.completion.chunk when `stream: true`",
       content: { "application/json": { schema: ChatResponseSchema }, ...sseContent },
     },
-    ...errorResponses(400, 401, 404, 422, 429, 503),
+    ...errorResponses(400, 401, 404, 413, 422, 429, 503),
   },
 });
 

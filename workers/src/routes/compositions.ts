@@ -1,7 +1,9 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { STRATEGY_NAMES, type StrategyName } from "#core/bake/index";
 import { AdapterSchema, adapterJson } from "../adapters/record.js";
-import { ADAPTER_NAME_RE, ADAPTER_NAME_RULE, SEMVER_RE, parseTags } from "../adapters/refs.js";
+import { ADAPTER_NAME_RE, ADAPTER_NAME_RULE, MAX_VERSION_CHARS, SEMVER_RE, VERSION_RULE, parseTags } from "../adapters/refs.js";
+import { MIX_WEIGHT_LIMIT } from "#core/wire/mix-bounds";
+import { MAX_DESCRIPTION_CHARS, MAX_REF_CHARS, MAX_TAGS_FIELD_CHARS } from "../validation/string-bounds.js";
 import { storeAdapter } from "../adapters/store.js";
 import { adapterVersionExists } from "../adapters/queries.js";
 import { validateAdapterFiles } from "../adapters/validate.js";
@@ -26,8 +28,16 @@ import { newRouter, tenantSecurity } from "./router.js";
 
 export const MixEntrySchema = z
   .object({
-    id: z.string().min(1).openapi({ description: "Adapter id or `owner/name@version`", example: "acme/pirate@1.0.0" }),
-    weight: z.number().finite().openapi({ description: "wᵢ in ΔW = Σ wᵢ·sᵢ·Bᵢ·Aᵢ (any finite number)", example: 1 }),
+    id: z.string().min(1).max(MAX_REF_CHARS).openapi({ description: "Adapter id or `owner/name@version`", example: "acme/pirate@1.0.0" }),
+    weight: z
+      .number()
+      .finite()
+      .min(-MIX_WEIGHT_LIMIT)
+      .max(MIX_WEIGHT_LIMIT)
+      .openapi({
+        description: `wᵢ in ΔW = Σ wᵢ·sᵢ·Bᵢ·Aᵢ: |wᵢ| ≤ ${MIX_WEIGHT_LIMIT}, and Σ|wᵢ·sᵢ| over the adapters touching one module ≤ 1e5 (sᵢ: the adapter's scale)`,
+        example: 1,
+      }),
   })
   .openapi("MixEntry");
 
@@ -51,7 +61,7 @@ export function compositionJson(c: CompositionWithEntries) {
   };
 }
 
-const IdParam = z.object({ id: z.string().min(1).openapi({ description: "Composition id or name" }) });
+const IdParam = z.object({ id: z.string().min(1).max(MAX_REF_CHARS).openapi({ description: "Composition id or name" }) });
 
 const createComposition = createRoute({
   method: "post",
@@ -148,10 +158,10 @@ const bakeRoute = createRoute({
               rank: z.number().int().min(1).optional(),
               seed: z.number().int().min(0).optional(),
               name: z.string().regex(ADAPTER_NAME_RE, ADAPTER_NAME_RULE),
-              version: z.string().regex(SEMVER_RE, "semver such as 1.0.0").default("1.0.0"),
+              version: z.string().max(MAX_VERSION_CHARS, VERSION_RULE).regex(SEMVER_RE, VERSION_RULE).default("1.0.0"),
               visibility: z.enum(["private", "public"]).default("private"),
-              description: z.string().max(4000).optional(),
-              tags: z.string().optional(),
+              description: z.string().max(MAX_DESCRIPTION_CHARS).optional(),
+              tags: z.string().max(MAX_TAGS_FIELD_CHARS).optional(),
             })
             .openapi("BakeRequest"),
         },

@@ -1,0 +1,47 @@
+import type { ModelManifest } from "#core/manifest/model-manifest";
+import { badRequest } from "../errors/api-error.js";
+
+const encoder = new TextEncoder();
+
+/**
+ * Most UTF-8 bytes of prompt text one token of the model's tokenizer can stand for, when
+ * provable: 1 for the byte tokenizer (a token is a byte); the manifest's
+ * `tokenizer.maxBytesPerToken` for a Hugging Face tokenizer that declares it; null otherwise
+ * (normalizers and pre-tokenizers may drop input, so no byte bound is safe without one).
+ */
+export function maxBytesPerToken(manifest: ModelManifest): number | null {
+  if (manifest.tokenizer.kind === "byte") return 1;
+  return manifest.tokenizer.maxBytesPerToken ?? null;
+}
+
+/**
+ * A lower bound on the number of prompt tokens the runner will count: exact for token-id
+ * prompts; for text, ⌈bytes / maxBytesPerToken⌉ plus BOS when the model has one (the runner
+ * prepends it). null when no safe bound is known.
+ *
+ * Semantics (safety): the value never exceeds the runner's count, so a check built on it can
+ * never reject a prompt the runner would accept. Cost: one UTF-8 encode of the prompt.
+ */
+export function promptTokensLowerBound(manifest: ModelManifest, prompt: string | readonly number[]): number | null {
+  if (typeof prompt !== "string") return prompt.length;
+  const perToken = maxBytesPerToken(manifest);
+  if (perToken === null) return null;
+  const bytes = encoder.encode(prompt).length;
+  return Math.ceil(bytes / perToken) + (manifest.tokenizer.bosId !== null ? 1 : 0);
+}
+
+/**
+ * 400 `context_length_exceeded`-style refusal at the edge, before forwarding, when the prompt
+ * certainly does not fit: lower bound of its tokens + max_tokens > the model's context length.
+ * The exact check stays on the runner (it tokenises).
+ */
+export function assertPromptFitsContext(manifest: ModelManifest, prompt: string | readonly number[], maxTokens: number): void {
+  const tokens = promptTokensLowerBound(manifest, prompt);
+  if (tokens === null) return;
+  if (tokens + maxTokens > manifest.contextLength) {
+    const what = typeof prompt === "string" ? `at least ${tokens} tokens` : `${tokens} tokens`;
+    throw badRequest(
+      `prompt (${what}) + max_tokens (${maxTokens}) exceeds the context length of ${manifest.id} (${manifest.contextLength})`,
+    );
+  }
+}
