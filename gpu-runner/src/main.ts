@@ -11,6 +11,7 @@ import { serve } from "@hono/node-server";
 import type { AddressInfo } from "node:net";
 import { loadPeftAdapter } from "#core/peft/index";
 import { AdapterCache, EdgeAdapterSource } from "./adapters/index.js";
+import { bakeOnWorkerThread, RunnerBaker } from "./bake/index.js";
 import { ConfigError, loadConfig, type RunnerConfig } from "./config.js";
 import { jsonLogger, ModelEngine, type Logger } from "./engine/index.js";
 import { defaultModelCacheDir, ensureModel, isPresetId } from "./model-build/index.js";
@@ -71,6 +72,7 @@ async function main(): Promise<void> {
     adapters,
     secret: config.secret,
     replayWindowS: config.replayWindowS,
+    baker: new RunnerBaker(adapters, { runJob: bakeOnWorkerThread }),
     log,
   });
 

@@ -141,6 +141,36 @@ describe("gpu-runner process: generation", () => {
     expect(cut.choices[0]!.text).toBe(full.slice(0, full.indexOf(stop)));
   });
 
+  it("penalties (repetition, presence/frequency, logit_bias) through the wire: greedy ≡ the reference sampler on the reference forward", async () => {
+    const prompt = "la la la la la";
+    // A bias toward "a" makes the tiny random model repeat itself, so each penalty has something to change.
+    const biased = { logit_bias: { [String("a".charCodeAt(0))]: 3 } };
+    const settings = [
+      {},
+      { repetition_penalty: 1.8 },
+      { repetition_penalty: 0.6 },
+      { presence_penalty: 1.5, frequency_penalty: 0.8 },
+      { frequency_penalty: 1 },
+    ];
+    const unbiased = referenceGreedy(promptIds(prompt), [[a, 1]], 12);
+    const biasOnly = referenceGreedy(promptIds(prompt), [[a, 1]], 12, biased);
+    expect(biasOnly.ids).not.toEqual(unbiased.ids);
+    for (const penalty of settings) {
+      const sampling = { ...biased, ...penalty };
+      const ref = referenceGreedy(promptIds(prompt), [[a, 1]], 12, sampling);
+      const out = await completeOk(runner.url, { model: MODEL, prompt, max_tokens: 12, temperature: 0, logprobs: 0, adapters: mixOf([a, 1]), ...sampling });
+      expect(out.choices[0]!.logprobs!.token_ids, JSON.stringify(sampling)).toEqual(ref.ids);
+      // The parameter matters (this test can fail): without it the tokens differ.
+      if (Object.keys(penalty).length > 0) expect(ref.ids, JSON.stringify(sampling)).not.toEqual(biasOnly.ids);
+    }
+    const outside = await complete(runner.url, { model: MODEL, prompt, max_tokens: 2, logit_bias: { "999999": 1 } });
+    expect(outside.status).toBe(400);
+    expect(outside.json.error.message).toMatch(/logit_bias.*outside the vocabulary/);
+    const badPenalty = await complete(runner.url, { model: MODEL, prompt, max_tokens: 2, repetition_penalty: 0 });
+    expect(badPenalty.status).toBe(400);
+    expect(badPenalty.json.error.message).toMatch(/repetition_penalty/);
+  });
+
   it("32 concurrent streams, each with its own mix (ranks 4–64, 1–4 adapters), complete with correct usage", async () => {
     const pool: TestAdapter[] = [4, 8, 16, 32, 64, 12, 24, 48].map((rank, i) => serveAdapter(edge, `pool/${i}`, 100 + i, rank, 1 + (i % 3)));
     const requests = Array.from({ length: 32 }, (_, i) => {

@@ -13,7 +13,8 @@ import { startRunner, type Service } from "../../scripts/lib/stack.js";
 import { MODEL_PRESETS } from "../../gpu-runner/src/model-build/presets.js";
 import { seededLlamaCheckpoint } from "../../gpu-runner/src/model-build/seeded-checkpoint.js";
 import { referenceForward } from "../../gpu-runner/src/reference/index.js";
-import { logSoftmax, argmax } from "../../gpu-runner/src/engine/sampling.js";
+import { logSoftmax, argmax, applyPenaltiesReference } from "../../gpu-runner/src/engine/sampling.js";
+import { samplingParamsSchema, type SamplingParamsInput } from "#core/wire/sampling";
 import type { EdgeAdapterServer } from "../../gpu-runner/src/adapters/testing/edge-adapter-server.js";
 
 export const SECRET = "e2e-runner-harness-secret";
@@ -120,8 +121,13 @@ export const mixOf = (...terms: [TestAdapter, number][]) => terms.map(([a, weigh
 
 const checkpoint = seededLlamaCheckpoint(tiny.config, tiny.seed);
 
-/** Reference greedy generation: full recompute with the plain forward at every step. */
-export function referenceGreedy(promptIds: number[], terms: [TestAdapter, number][], maxTokens: number) {
+/**
+ * Reference greedy generation: full recompute with the plain forward at every step; the
+ * token is argmax of the logits after the reference penalties (`sampling`, default none),
+ * its logprob that of the raw logits (as the runner reports).
+ */
+export function referenceGreedy(promptIds: number[], terms: [TestAdapter, number][], maxTokens: number, sampling?: SamplingParamsInput) {
+  const params = samplingParamsSchema.parse({ ...sampling, temperature: 0 });
   const mix = terms.length ? composeMix(terms.map(([a, weight]) => ({ adapter: a.adapter, weight }))) : null;
   const tokens = [...promptIds];
   const ids: number[] = [];
@@ -129,7 +135,7 @@ export function referenceGreedy(promptIds: number[], terms: [TestAdapter, number
   for (let i = 0; i < maxTokens; i++) {
     const logits = referenceForward(checkpoint, tokens, mix);
     const last = logits.subarray((tokens.length - 1) * V);
-    const id = argmax(last);
+    const id = argmax(applyPenaltiesReference(last, params, { promptIds, outputIds: ids }));
     ids.push(id);
     logprobs.push(logSoftmax(last)[id]!);
     if (id === tiny.tokenizer.eosId) break;

@@ -87,6 +87,38 @@ describe("POST /v1/completions", () => {
     expectError(await callJson("/v1/completions", { json: { model: MODEL, prompt: "Hi" } }), 401);
   });
 
+  it("passes every sampling option of core's schema to the runner (one schema: repetition_penalty, penalties, logit_bias); edge caps are stricter than the wire", async () => {
+    const { a } = await setup();
+    const sampling = { repetition_penalty: 1.3, presence_penalty: 0.5, frequency_penalty: -0.25, logit_bias: { "7": -100, "42": 2.5 }, top_k: 5 };
+    const r = await callJson("/v1/completions", { key: a.key, json: { model: MODEL, prompt: "Hi", ...sampling } });
+    expect(r.status).toBe(200);
+    expect(runners.completions[0]!.body).toMatchObject(sampling);
+    const chat = await callJson("/v1/chat/completions", { key: a.key, json: { model: MODEL, messages: [{ role: "user", content: "Hi" }], ...sampling } });
+    expect(chat.status).toBe(200);
+    expect(runners.completions[1]!.body).toMatchObject(sampling);
+    // Defaults are "off" and still sent explicitly.
+    await callJson("/v1/completions", { key: a.key, json: { model: MODEL, prompt: "Hi" } });
+    expect(runners.completions[2]!.body).toMatchObject({ repetition_penalty: 1, presence_penalty: 0, frequency_penalty: 0 });
+    const tooMany = Object.fromEntries(Array.from({ length: 301 }, (_, i) => [String(i), 1]));
+    const bad: [Record<string, unknown>, RegExp][] = [
+      [{ repetition_penalty: 0 }, /repetition_penalty/],
+      [{ presence_penalty: 2.5 }, /presence_penalty/],
+      [{ frequency_penalty: Number.NaN }, /frequency_penalty/],
+      [{ logit_bias: { x: 1 } }, /logit_bias/],
+      [{ logit_bias: { "1": 101 } }, /logit_bias/],
+      [{ logit_bias: tooMany }, /logit_bias may hold at most 300/],
+      // The edge's caps (EDGE_CAPS), stricter than the wire's (8 stop strings, no max_tokens cap).
+      [{ stop: ["a", "b", "c", "d", "e"] }, /stop/],
+      [{ max_tokens: 4097 }, /max_tokens/],
+    ];
+    for (const [extra, message] of bad) {
+      const res = await callJson("/v1/completions", { key: a.key, json: { model: MODEL, prompt: "Hi", ...extra } });
+      expectError(res, 400);
+      expect(res.body.error.message).toMatch(message);
+    }
+    expect(runners.completions).toHaveLength(3);
+  });
+
   it("routes by rendezvous hashing on the mix and fails over on connection errors and 5xx", async () => {
     const { a, x } = await setup();
     const json = { model: MODEL, prompt: "Hi", adapters: [{ id: x.id, weight: 1 }] };

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { modelManifestSchema } from "../manifest/model-manifest.js";
+import { generationFields, WIRE_CAPS } from "./sampling.js";
 
 /**
  * The worker ↔ runner wire contract (internal HTTP API). Every call in both directions is
@@ -44,27 +45,36 @@ export const generateRequestSchema = z.object({
   model: z.string().min(1),
   /** Text, or token ids of the model's tokenizer. */
   prompt: z.union([z.string(), z.array(z.number().int().nonnegative())]),
-  max_tokens: z.number().int().min(0).default(16),
-  temperature: z.number().finite().min(0).max(10).default(1),
-  top_p: z.number().finite().gt(0).max(1).default(1),
-  /** 0 disables top-k. */
-  top_k: z.number().int().min(0).default(0),
-  /** Same seed ⇒ same text. Absent: a random seed. */
-  seed: z.number().int().optional(),
-  stop: z.union([z.string(), z.array(z.string()).max(8)]).optional(),
-  /** Keep generating past the EOS token (fixed-length generation, benchmarks), as vLLM's ignore_eos. */
-  ignore_eos: z.boolean().default(false),
+  /** Sampling (temperature, top_p, top_k, penalties, logit_bias), max_tokens, seed, stop, ignore_eos, stream: ./sampling.ts. */
+  ...generationFields(WIRE_CAPS),
   /** Include the prompt in the returned text (and its logprobs when `logprobs` is set). */
   echo: z.boolean().default(false),
   /** When set (0..5), return token logprobs (top_logprobs with that many alternatives). */
   logprobs: z.number().int().min(0).max(5).nullable().optional(),
-  stream: z.boolean().default(false),
   adapters: z.array(mixEntrySchema).default([]),
   /** Propagated for logs. */
   request_id: z.string().optional(),
 });
 export type GenerateRequest = z.infer<typeof generateRequestSchema>;
 export type GenerateRequestInput = z.input<typeof generateRequestSchema>;
+
+/** Fields of a GenerateRequest the edge resolves itself (the rest come from the client's body). */
+type EdgeResolved = "model" | "adapters" | "request_id";
+export type GenerateOptions = Omit<GenerateRequestInput, EdgeResolved>;
+const GENERATE_OPTION_KEYS = Object.keys(generateRequestSchema.shape).filter(
+  (k) => k !== "model" && k !== "adapters" && k !== "request_id",
+) as (keyof GenerateOptions)[];
+
+/**
+ * The generation options of a parsed client request, for the runner: every field of
+ * `generateRequestSchema` except model/adapters/request_id, taken by the schema's own keys (a
+ * field added to the schema flows through without being listed anywhere).
+ */
+export function pickGenerateOptions(body: Partial<Record<keyof GenerateOptions, unknown>>): GenerateOptions {
+  const out: Record<string, unknown> = {};
+  for (const key of GENERATE_OPTION_KEYS) if (body[key] !== undefined) out[key] = body[key];
+  return out as GenerateOptions;
+}
 
 export const logprobsSchema = z.object({
   tokens: z.array(z.string()),

@@ -3,6 +3,7 @@
  * merged or not) → a row in the continuous-batching scheduler → result.
  */
 import type { GenerateRequest } from "#core/wire/runner-api";
+import { pickSamplingParams } from "#core/wire/sampling";
 import type { BaseModel } from "../model/types.js";
 import { EngineError } from "./errors.js";
 import type { Logger } from "./logger.js";
@@ -73,6 +74,10 @@ export class ModelEngine {
       }
     }
     if (ids.length === 0) throw new EngineError("invalid_request_error", "the prompt is empty (and the model has no BOS token)");
+    const biased = Object.keys(request.logit_bias ?? {}).find((id) => Number(id) >= tokenizer.vocabSize);
+    if (biased !== undefined) {
+      throw new EngineError("invalid_request_error", `logit_bias names token ${biased}, outside the vocabulary (size ${tokenizer.vocabSize})`);
+    }
     const total = ids.length + request.max_tokens;
     if (total > manifest.contextLength) {
       throw new EngineError(
@@ -100,7 +105,7 @@ export class ModelEngine {
       promptIds,
       promptText: typeof request.prompt === "string" ? request.prompt : this.model.tokenizer.decode(request.prompt),
       maxTokens: request.max_tokens,
-      sampling: { temperature: request.temperature, topP: request.top_p, topK: request.top_k },
+      sampling: pickSamplingParams(request),
       seed: request.seed ?? randomSeed(),
       stop: stop.filter((s) => s.length > 0),
       echo: request.echo,

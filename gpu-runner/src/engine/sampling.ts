@@ -1,7 +1,11 @@
 /**
- * Next-token selection from one row's logits.
+ * Next-token selection from one row's logits. The parameters are core's `SamplingParams`
+ * (core/src/wire/sampling.ts) as the request carried them.
  *
- * Semantics:
+ * Semantics (in this order; every step in float32, one store per step, as the references):
+ *   logit_bias                 → logits[id] += bias[id]
+ *   repetition_penalty p ≠ 1   → for every id in prompt ∪ output: logits[id] = logits[id] > 0 ? logits[id] / p : logits[id] · p
+ *   presence/frequency         → for every id in the output, seen c times: logits[id] −= frequency·c + presence
  *   temperature = 0            → argmax(logits) (lowest id wins ties)
  *   otherwise  p = softmax(logits / temperature); keep the top_k most probable tokens
  *              (top_k = 0: all) and renormalise over them; then keep the smallest prefix of
@@ -11,12 +15,90 @@
  * Logprobs reported to clients are log_softmax of the raw logits (before temperature/top-k/top-p).
  */
 import type { Rng } from "#core/random/index";
+import type { SamplingParams } from "#core/wire/sampling";
 
-export interface SamplingParams {
-  temperature: number;
-  topP: number;
-  /** 0 disables. */
-  topK: number;
+export type { SamplingParams };
+
+/**
+ * The tokens one row has seen (prompt, then output), kept incrementally so the penalties
+ * touch only those ids.
+ */
+export class TokenHistory {
+  readonly outputIds: number[] = [];
+  /** Output id → occurrences. */
+  readonly outputCounts = new Map<number, number>();
+  private promptSet: Set<number> | null = null;
+
+  constructor(readonly promptIds: readonly number[]) {}
+
+  push(id: number): void {
+    this.outputIds.push(id);
+    this.outputCounts.set(id, (this.outputCounts.get(id) ?? 0) + 1);
+  }
+
+  /** Distinct ids of prompt ∪ output (built on first use: only repetition_penalty needs the prompt). */
+  forEachSeen(fn: (id: number) => void): void {
+    this.promptSet ??= new Set(this.promptIds);
+    for (const id of this.promptSet) fn(id);
+    for (const id of this.outputCounts.keys()) if (!this.promptSet.has(id)) fn(id);
+  }
+}
+
+const penaltiesActive = (p: SamplingParams) =>
+  p.logit_bias !== undefined || p.repetition_penalty !== 1 || p.presence_penalty !== 0 || p.frequency_penalty !== 0;
+
+/**
+ * logit_bias, repetition, presence and frequency penalties (Semantics above) on a copy of the
+ * logits; the logits themselves when none is active.
+ * Cost: O(|bias| + |distinct prompt ∪ output ids|) plus one copy of the row (memcpy of V floats);
+ * `applyPenaltiesReference` is O(V).
+ */
+export function applyPenalties(logits: Float32Array, params: SamplingParams, history: TokenHistory | null): Float32Array {
+  if (!penaltiesActive(params)) return logits;
+  const out = logits.slice(); // [vocab]
+  const vocab = out.length;
+  if (params.logit_bias) {
+    for (const [key, bias] of Object.entries(params.logit_bias)) {
+      const id = Number(key);
+      if (id < vocab) out[id] = out[id]! + bias;
+    }
+  }
+  if (!history) return out;
+  const rp = params.repetition_penalty;
+  if (rp !== 1) {
+    history.forEachSeen((id) => {
+      if (id < vocab) out[id] = out[id]! > 0 ? out[id]! / rp : out[id]! * rp;
+    });
+  }
+  const { presence_penalty: presence, frequency_penalty: frequency } = params;
+  if (presence !== 0 || frequency !== 0) {
+    for (const [id, count] of history.outputCounts) if (id < vocab) out[id] = out[id]! - (frequency * count + presence);
+  }
+  return out;
+}
+
+/** Reference for `applyPenalties`: the Semantics as one plain loop over the vocabulary. */
+export function applyPenaltiesReference(
+  logits: Float32Array,
+  params: SamplingParams,
+  history: { promptIds: readonly number[]; outputIds: readonly number[] } | null,
+): Float32Array {
+  const vocab = logits.length;
+  const out = Float32Array.from(logits);
+  const inPrompt = new Array<boolean>(vocab).fill(false);
+  const counts = new Array<number>(vocab).fill(0);
+  for (const id of history?.promptIds ?? []) if (id < vocab) inPrompt[id] = true;
+  for (const id of history?.outputIds ?? []) if (id < vocab) counts[id]! += 1;
+  for (let id = 0; id < vocab; id++) {
+    const bias = params.logit_bias?.[String(id)];
+    if (bias !== undefined) out[id] = out[id]! + bias;
+    if (inPrompt[id] || counts[id]! > 0) {
+      const rp = params.repetition_penalty;
+      out[id] = out[id]! > 0 ? out[id]! / rp : out[id]! * rp;
+    }
+    if (counts[id]! > 0) out[id] = out[id]! - (params.frequency_penalty * counts[id]! + params.presence_penalty);
+  }
+  return out;
 }
 
 export function argmax(logits: Float32Array): number {
@@ -97,7 +179,8 @@ export function topIndices(values: ArrayLike<number>, k: number): number[] {
   return survivors.slice(0, k);
 }
 
-export function sampleToken(logits: Float32Array, params: SamplingParams, rng: Rng): number {
+export function sampleToken(raw: Float32Array, params: SamplingParams, rng: Rng, history: TokenHistory | null = null): number {
+  const logits = applyPenalties(raw, params, history);
   if (params.temperature === 0) return argmax(logits);
   const vocab = logits.length;
   const scaled = new Float64Array(vocab);
@@ -114,20 +197,20 @@ export function sampleToken(logits: Float32Array, params: SamplingParams, rng: R
   // Candidates by descending probability (only needed when a filter is active). For top_p
   // alone, the nucleus is found among the top m ids, m growing ×4 until it holds mass ≥ top_p.
   let candidates: number[];
-  if (params.topK > 0 || params.topP < 1) {
-    let m = params.topK > 0 ? Math.min(params.topK, vocab) : Math.min(64, vocab);
+  if (params.top_k > 0 || params.top_p < 1) {
+    let m = params.top_k > 0 ? Math.min(params.top_k, vocab) : Math.min(64, vocab);
     for (;;) {
       candidates = topIndices(scaled, m);
-      if (params.topP >= 1 || params.topK > 0 || m === vocab) break;
+      if (params.top_p >= 1 || params.top_k > 0 || m === vocab) break;
       let mass = 0;
       for (const id of candidates) mass += scaled[id]!;
-      if (mass / total >= params.topP) break;
+      if (mass / total >= params.top_p) break;
       m = Math.min(vocab, m * 4);
     }
-    if (params.topP < 1) {
+    if (params.top_p < 1) {
       // top_p's mass is measured after top_k's renormalisation.
       let base = total;
-      if (params.topK > 0) {
+      if (params.top_k > 0) {
         base = 0;
         for (const id of candidates) base += scaled[id]!;
       }
@@ -136,7 +219,7 @@ export function sampleToken(logits: Float32Array, params: SamplingParams, rng: R
       while (keep < candidates.length) {
         mass += scaled[candidates[keep]!]! / base;
         keep++;
-        if (mass >= params.topP) break;
+        if (mass >= params.top_p) break;
       }
       candidates = candidates.slice(0, keep);
     }
@@ -158,25 +241,31 @@ export function sampleToken(logits: Float32Array, params: SamplingParams, rng: R
  * Reference for `sampleToken`: the Semantics above with a full sort of the vocabulary.
  * Same draws as `sampleToken` for the same RNG state.
  */
-export function sampleTokenReference(logits: Float32Array, params: SamplingParams, rng: Rng): number {
+export function sampleTokenReference(
+  raw: Float32Array,
+  params: SamplingParams,
+  rng: Rng,
+  history: { promptIds: readonly number[]; outputIds: readonly number[] } | null = null,
+): number {
+  const logits = applyPenaltiesReference(raw, params, history);
   if (params.temperature === 0) return argmax(logits);
   const scaled = Array.from(logits, (v) => v / params.temperature);
   const max = Math.max(...scaled);
   const p = scaled.map((v) => Math.exp(v - max));
   const total = p.reduce((a, b) => a + b, 0);
-  let ids = topIndicesReference(p, params.topK > 0 ? params.topK : p.length);
-  if (params.topP < 1) {
-    const base = params.topK > 0 ? ids.reduce((a, id) => a + p[id]!, 0) : total;
+  let ids = topIndicesReference(p, params.top_k > 0 ? params.top_k : p.length);
+  if (params.top_p < 1) {
+    const base = params.top_k > 0 ? ids.reduce((a, id) => a + p[id]!, 0) : total;
     let mass = 0;
     let keep = 0;
     while (keep < ids.length) {
       mass += p[ids[keep]!]! / base;
       keep++;
-      if (mass >= params.topP) break;
+      if (mass >= params.top_p) break;
     }
     ids = ids.slice(0, keep);
   }
-  if (params.topK === 0 && params.topP >= 1) ids = Array.from({ length: p.length }, (_, i) => i);
+  if (params.top_k === 0 && params.top_p >= 1) ids = Array.from({ length: p.length }, (_, i) => i);
   const kept = ids.reduce((a, id) => a + p[id]!, 0);
   const target = rng.nextFloat() * kept;
   let cumulative = 0;

@@ -2,6 +2,7 @@
 // (a counter: next token = last token + 1), allowed for these tests only; numerical
 // correctness of batching is tested end to end against the real model (test/e2e/runner-*.test.ts).
 import { describe, expect, it } from "vitest";
+import { samplingParamsSchema } from "#core/wire/sampling";
 import { createByteTokenizer } from "../tokenizer/index.js";
 import type { KvCache, ModelVariant, StepOptions, StepRow, StepRowResult } from "../model/types.js";
 import { EngineError } from "./errors.js";
@@ -38,7 +39,7 @@ function params(prompt: string, maxTokens: number, extra: Partial<GenerationPara
     promptIds: tokenizer.encode(prompt),
     promptText: prompt,
     maxTokens,
-    sampling: { temperature: 0, topP: 1, topK: 0 },
+    sampling: samplingParamsSchema.parse({ temperature: 0 }),
     seed: 1,
     stop: [],
     echo: false,

@@ -8,7 +8,7 @@ import type { Logprobs } from "#core/wire/runner-api";
 import { Detokenizer } from "./detokenizer.js";
 import type { Rng } from "#core/random/index";
 import { rngForSeed } from "./seed.js";
-import { logSoftmax, sampleToken, topIndices, type SamplingParams } from "./sampling.js";
+import { logSoftmax, sampleToken, TokenHistory, topIndices, type SamplingParams } from "./sampling.js";
 import { StopMatcher } from "./stop-matcher.js";
 
 export type FinishReason = "stop" | "length";
@@ -19,6 +19,7 @@ export interface GenerationParams {
   /** Text of the prompt as the client sent it (returned with echo). */
   promptText: string;
   maxTokens: number;
+  /** The request's sampling fields as core's wire schema parsed them (no copy by hand). */
   sampling: SamplingParams;
   seed: number;
   stop: readonly string[];
@@ -59,6 +60,8 @@ export class Sequence {
   finishReason: FinishReason | null = null;
   private text = "";
   private readonly rng: Rng;
+  /** Prompt and output ids for the penalties. */
+  private readonly history: TokenHistory;
   private readonly detok: Detokenizer;
   private readonly stops: StopMatcher;
   private readonly promptLogprobs: TokenLogprob[] = [];
@@ -72,6 +75,7 @@ export class Sequence {
     private readonly onToken?: (event: TokenEvent) => void,
   ) {
     this.rng = rngForSeed(params.seed);
+    this.history = new TokenHistory(params.promptIds);
     this.detok = new Detokenizer(tokenizer);
     this.stops = new StopMatcher(params.stop);
     if (this.wantsPromptLogprobs) this.promptLogprobs.push({ id: params.promptIds[0]!, logprob: null, top: null });
@@ -148,8 +152,9 @@ export class Sequence {
   }
 
   private sample(logits: Float32Array): void {
-    const id = sampleToken(logits, this.params.sampling, this.rng);
+    const id = sampleToken(logits, this.params.sampling, this.rng, this.history);
     this.generated.push(id);
+    this.history.push(id);
     let entry: TokenLogprob | null = null;
     if (this.params.logprobs !== null) {
       entry = this.scored(logits, id);

@@ -13,7 +13,9 @@ import {
   type Health,
   type ModelList,
 } from "#core/wire/runner-api";
+import { RUNNER_BAKE_PATH } from "#core/wire/bake";
 import type { AdapterCache } from "../adapters/index.js";
+import type { RunnerBaker } from "../bake/index.js";
 import {
   AbortedError,
   EngineError,
@@ -25,6 +27,7 @@ import {
 } from "../engine/index.js";
 import { silentLogger } from "../engine/index.js";
 import { completionBody, finalChunk, textChunk, tokenChunk, type CompletionMeta } from "./completion-body.js";
+import { bakeHandler } from "./bake-handler.js";
 import { errorBody, errorResponse } from "./errors.js";
 import { hmacAuth } from "./hmac-auth.js";
 import { RunnerMetrics } from "./metrics.js";
@@ -35,6 +38,8 @@ export interface RunnerAppDeps {
   adapters: AdapterCache | null;
   secret: string;
   replayWindowS: number;
+  /** Serves POST /internal/v1/bake when set. */
+  baker?: RunnerBaker;
   log?: Logger;
 }
 
@@ -130,6 +135,18 @@ export function createRunnerApp(deps: RunnerAppDeps) {
     }
     return c.json(outcome);
   });
+
+  if (deps.baker) {
+    app.post(
+      RUNNER_BAKE_PATH,
+      bakeHandler({
+        baker: deps.baker,
+        engineById,
+        accepting: () => state.ready && !state.draining,
+        loadedIds: () => deps.engines.map((e) => e.id),
+      }),
+    );
+  }
 
   // Counts every completion answer (errors included: they reach here through onError).
   app.use(RUNNER_PATHS.completions, async function countCompletion(c, next) {

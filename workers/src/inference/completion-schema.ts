@@ -1,19 +1,28 @@
 import { z } from "@hono/zod-openapi";
 import { completionSchema, usageSchema } from "#core/wire/runner-api";
+import { generationFields, type SamplingCaps } from "#core/wire/sampling";
 import { MixEntrySchema } from "../routes/compositions.js";
 import { MAX_MODEL_ID_CHARS, MAX_REF_CHARS, MAX_STOP_CHARS, MAX_USER_CHARS } from "../validation/string-bounds.js";
+
+/**
+ * The edge's caps on the wire's sampling/generation options (core/src/wire/sampling.ts): the
+ * one place each public limit is written. The runner accepts up to core's WIRE_CAPS.
+ */
+export const EDGE_CAPS: SamplingCaps = { maxTokens: 4096, maxStops: 4, maxStopChars: MAX_STOP_CHARS, maxLogitBias: 300 };
+
+const core = generationFields(EDGE_CAPS);
 
 /** Sampling and output options shared by /v1/completions and /v1/chat/completions. */
 export const samplingFields = {
   model: z.string().min(1).max(MAX_MODEL_ID_CHARS).openapi({ example: "loraedge-tiny" }),
-  max_tokens: z.number().int().min(0).max(4096).default(16),
-  temperature: z.number().finite().min(0).max(10).default(1),
-  top_p: z.number().finite().gt(0).max(1).default(1),
-  top_k: z.number().int().min(0).default(0).openapi({ description: "0 disables top-k (extension)" }),
-  seed: z.number().int().optional().openapi({ description: "Same seed, same text" }),
-  stop: z.union([z.string().max(MAX_STOP_CHARS), z.array(z.string().max(MAX_STOP_CHARS)).max(4)]).optional(),
-  stream: z.boolean().default(false),
-  ignore_eos: z.boolean().default(false).openapi({ description: "Generate past the EOS token (extension, as vLLM)" }),
+  ...core,
+  top_k: core.top_k.openapi({ description: "0 disables top-k (extension)" }),
+  seed: core.seed.openapi({ description: "Same seed, same text" }),
+  ignore_eos: core.ignore_eos.openapi({ description: "Generate past the EOS token (extension, as vLLM)" }),
+  repetition_penalty: core.repetition_penalty.openapi({
+    description: "Extension (HF/vLLM): logits of tokens already in prompt or output divided by it when positive, multiplied when negative; 1 = off",
+  }),
+  logit_bias: core.logit_bias.openapi({ description: "Token id (decimal string) → bias in [-100, 100] added to its logit" }),
   adapters: z
     .array(MixEntrySchema)
     .optional()
@@ -22,8 +31,6 @@ export const samplingFields = {
   user: z.string().max(MAX_USER_CHARS).optional(),
   n: z.literal(1).optional().openapi({ description: "Only 1 is supported" }),
   stream_options: z.object({ include_usage: z.boolean().optional() }).optional(),
-  presence_penalty: z.literal(0).optional().openapi({ description: "Not supported (only 0)" }),
-  frequency_penalty: z.literal(0).optional().openapi({ description: "Not supported (only 0)" }),
 };
 
 export const CompletionRequestSchema = z

@@ -1,5 +1,5 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import type { Completion } from "#core/wire/runner-api";
+import { pickGenerateOptions, type Completion } from "#core/wire/runner-api";
 import { requireTenant } from "../auth/require-tenant.js";
 import { errorResponses } from "../errors/error-schema.js";
 import { CHAT_STOP, renderChatPrompt } from "../inference/chat-template.js";
@@ -65,19 +65,7 @@ export const completionRoutes = newRouter()
       model: b.model,
       adapters: b.adapters,
       composition: b.composition,
-      generate: {
-        prompt: b.prompt,
-        max_tokens: b.max_tokens,
-        temperature: b.temperature,
-        top_p: b.top_p,
-        top_k: b.top_k,
-        ignore_eos: b.ignore_eos,
-        seed: b.seed,
-        stop: b.stop,
-        stream: b.stream,
-        echo: b.echo,
-        logprobs: b.logprobs,
-      },
+      generate: pickGenerateOptions(b),
       // `as never`: runInference answers a raw Response (JSON or an SSE stream); the OpenAPI route's
       // typed-response union cannot express the stream, so the handler's return type is erased here.
     }) as never;
@@ -124,15 +112,9 @@ export const completionRoutes = newRouter()
         adapters: b.adapters,
         composition: b.composition,
         generate: {
+          ...pickGenerateOptions(b),
           prompt: renderChatPrompt(b.messages),
-          max_tokens: b.max_tokens,
-          temperature: b.temperature,
-          top_p: b.top_p,
-          top_k: b.top_k,
-          ignore_eos: b.ignore_eos,
-          seed: b.seed,
           stop: [...stops(b.stop), ...CHAT_STOP],
-          stream: b.stream,
           echo: false,
           logprobs: null,
         },

@@ -1,0 +1,20 @@
+// Type-level contract between the API client (client/) and the worker's schemas: checked by
+// `npm run typecheck` (tsc -p test/worker), no runtime part. The client declares its shapes
+// itself because it must not import workers/; a field added, removed or retyped on one side
+// only fails here.
+import type { z } from "@hono/zod-openapi";
+import { expectTypeOf } from "vitest";
+import type { AdapterJson } from "../../workers/src/adapters/record.js";
+import type { CompositionSchema } from "../../workers/src/routes/compositions.js";
+import type { CompletionRequestSchema, ChatRequestSchema } from "../../workers/src/inference/completion-schema.js";
+import type { Adapter, ChatRequest, Completion, CompletionRequest, Composition } from "../../client/src/types.js";
+import type { Completion as CoreCompletion } from "#core/wire/runner-api";
+
+// Responses: exactly the worker's shapes.
+expectTypeOf<Adapter>().toEqualTypeOf<AdapterJson>();
+expectTypeOf<Composition>().toEqualTypeOf<z.infer<typeof CompositionSchema>>();
+expectTypeOf<Completion>().toEqualTypeOf<CoreCompletion>();
+
+// Requests: everything the client can send is accepted by the worker's request schema.
+expectTypeOf<CompletionRequest>().toExtend<z.input<typeof CompletionRequestSchema>>();
+expectTypeOf<ChatRequest>().toExtend<z.input<typeof ChatRequestSchema>>();
