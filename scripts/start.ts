@@ -5,7 +5,8 @@
  *   3. seeds the development tenant and prints the URLs and its API key.
  * Ctrl-C stops both; if either process dies, the other is stopped and the exit code is 1.
  *
- * Environment: EDGE_PORT (8787), RUNNER_PORT (8788), DEV_API_KEY, ADMIN_TOKEN, RUNNER_SECRET
+ * Environment: EDGE_PORT (8787), RUNNER_PORT (8788), RUNNER_MODELS (models to serve: preset ids,
+ * imported ids or directories, comma-separated), DEV_API_KEY, ADMIN_TOKEN, RUNNER_SECRET
  * (the last three are generated once and kept in .cache/dev/ when not set).
  */
 import { randomBytes } from "node:crypto";
@@ -85,11 +86,14 @@ async function main(): Promise<void> {
     });
   };
 
-  console.log(`starting gpu-runner on port ${runnerPort} (the default model is built on first run)…`);
+  // RUNNER_MODELS: comma list of preset ids, imported ids (npm run model:import) or model directories.
+  const models = process.env.RUNNER_MODELS || undefined;
+  console.log(`starting gpu-runner on port ${runnerPort} with ${models ?? "the default model (built on first run)"}…`);
   const runner = await startRunner({
     port: runnerPort,
     secret: runnerSecret,
     edgeUrl,
+    models,
     onLine: prefixed("[runner]"),
   });
   watch(runner);

@@ -28,6 +28,8 @@ export const runnerConfigSchema = z.object({
   /** onnxruntime-node execution provider: cpu | cuda | webgpu. */
   executionProvider: z.string().min(1).optional(),
   threads: intFrom(1, 1024).optional(),
+  /** fp16 models: keep the fp16 graph, upcast to fp32 at load, or auto (keep on GPU EPs, upcast on the CPU EP and web). */
+  float16: z.enum(["auto", "keep", "upcast"]).default("auto"),
   /** Byte budget of parsed adapters (Float32 A and B). */
   adapterCacheMb: mbFrom().default(512),
   /** Largest adapter blob fetched from the edge. */
@@ -70,6 +72,7 @@ export const CONFIG_SOURCES: Record<ConfigKey, { env: string; flag: string }> = 
   backend: { env: "RUNNER_BACKEND", flag: "backend" },
   executionProvider: { env: "RUNNER_EP", flag: "ep" },
   threads: { env: "RUNNER_THREADS", flag: "threads" },
+  float16: { env: "RUNNER_FP16", flag: "fp16" },
   adapterCacheMb: { env: "RUNNER_ADAPTER_CACHE_MB", flag: "adapter-cache-mb" },
   adapterMaxMb: { env: "RUNNER_ADAPTER_MAX_MB", flag: "adapter-max-mb" },
   mergedMb: { env: "RUNNER_MERGED_MB", flag: "merged-mb" },

@@ -36,6 +36,7 @@ async function loadModels(config: RunnerConfig, log: Logger): Promise<BaseModel[
       backend: config.backend,
       executionProvider: config.executionProvider,
       threads: config.threads,
+      float16: config.float16,
     });
     if (models.some((m) => m.manifest.id === model.manifest.id)) {
       throw new Error(`two RUNNER_MODELS entries load a model with id ${model.manifest.id}`);
@@ -47,6 +48,7 @@ async function loadModels(config: RunnerConfig, log: Logger): Promise<BaseModel[
       backend: config.backend,
       ep: config.executionProvider ?? "default",
       parameters: model.manifest.parameters,
+      dtype: model.manifest.dtype,
       ms: Math.round(performance.now() - started),
     });
   }

@@ -154,7 +154,7 @@ describe("gpu-runner process: limits, disconnects, shutdown", () => {
     expect(await metricValue(runner.url, "loraedge_runner_aborted_total")).toBe(aborted + 1);
     // The single row is free: a new request runs (with max_batch 1 it would otherwise wait for 480 tokens).
     const generated = await metricValue(runner.url, "loraedge_runner_completion_tokens_total");
-    const next = await completeOk(runner.url, { model: MODEL, prompt: "next", max_tokens: 3 });
+    const next = await completeOk(runner.url, { model: MODEL, prompt: "next", max_tokens: 3, ignore_eos: true });
     expect(next.usage!.completion_tokens).toBe(3);
     expect((await metricValue(runner.url, "loraedge_runner_completion_tokens_total")) - generated).toBeLessThan(480);
   });

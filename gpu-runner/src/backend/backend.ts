@@ -8,7 +8,9 @@ export type BackendName = "node" | "web";
 export type HostTensor =
   | { type: "float32"; data: Float32Array; dims: readonly number[] }
   | { type: "int64"; data: BigInt64Array; dims: readonly number[] }
-  | { type: "int32"; data: Int32Array; dims: readonly number[] };
+  | { type: "int32"; data: Int32Array; dims: readonly number[] }
+  /** IEEE binary16 bits (merging fp16 weights; the model's own inputs and outputs are float32). */
+  | { type: "float16"; data: Uint16Array; dims: readonly number[] };
 
 export interface SessionOptions {
   /** Weight files the graph refers to as external data (`location` → bytes). Copied by ORT. */
@@ -54,6 +56,11 @@ export function int64(data: BigInt64Array, dims: readonly number[]): HostTensor 
 export function int32(data: Int32Array, dims: readonly number[]): HostTensor {
   if (data.length !== numel(dims)) throw new Error(`int32 tensor: ${data.length} values for dims [${dims.join(", ")}]`);
   return { type: "int32", data, dims };
+}
+
+export function float16(data: Uint16Array, dims: readonly number[]): HostTensor {
+  if (data.length !== numel(dims)) throw new Error(`float16 tensor: ${data.length} values for dims [${dims.join(", ")}]`);
+  return { type: "float16", data, dims };
 }
 
 /** Narrows a run output to float32, with a precise error otherwise. */

@@ -7,7 +7,7 @@ import type { Backend, BackendName, HostTensor, Session, SessionOptions } from "
 
 export interface OrtModule {
   InferenceSession: { create(model: Uint8Array, options?: OrtSession.SessionOptions): Promise<OrtSession> };
-  Tensor: new (type: "float32" | "int64" | "int32", data: Float32Array | BigInt64Array | Int32Array, dims: readonly number[]) => OrtTensor;
+  Tensor: new (type: "float32" | "int64" | "int32" | "float16", data: Float32Array | BigInt64Array | Int32Array | Uint16Array, dims: readonly number[]) => OrtTensor;
 }
 
 export function toHost(t: OrtTensor): HostTensor {
@@ -18,6 +18,8 @@ export function toHost(t: OrtTensor): HostTensor {
       return { type: "int64", data: t.data as BigInt64Array, dims: t.dims };
     case "int32":
       return { type: "int32", data: t.data as Int32Array, dims: t.dims };
+    case "float16":
+      return { type: "float16", data: t.data as Uint16Array, dims: t.dims };
     default:
       throw new Error(`unsupported output tensor type ${t.type}`);
   }

@@ -28,6 +28,16 @@ export interface ExportFamily {
   io: Omit<GraphSpec, "format" | "graphFile" | "weightsFile" | "targets" | "kv"> & { kv: GraphSpec["kv"] extends infer K ? (K extends { layers: number } ? Omit<K, "layers" | "heads" | "headDim"> : never) : never };
   /** The module whose output size is the MLP's intermediate size. */
   intermediateModule: string;
+  /** genai_config.json `model.type` values this family reads (auto-detection). */
+  genaiTypes: string[];
+  /**
+   * Replace the export's own mask computation by an additive bias input [batch, 1, seq, total]
+   * that the runtime builds (io.mask kind "bias"): `opType` nodes take it at input `index`, and the
+   * export's key-mask input `replaces` (with the nodes only it fed) goes away. Needed when the
+   * export's mask subgraph only handles prompts without a past (GenAI's MultiHeadAttention exports
+   * fail on a prefill chunk after a past: chunked prefill, rows of mixed lengths).
+   */
+  attentionBias?: { opType: string; index: number; replaces: string };
 }
 
 export const EXPORT_FAMILIES: Record<string, ExportFamily> = {
@@ -47,5 +57,39 @@ export const EXPORT_FAMILIES: Record<string, ExportFamily> = {
       kv: { layout: "stacked", past: "past_{i}", present: "present_{i}" },
     },
     intermediateModule: "transformer.h.0.mlp.c_fc",
+    genaiTypes: ["gpt2"],
+  },
+  /**
+   * ONNX Runtime GenAI's model builder, Llama family (llama, mistral, qwen2 … share the layout):
+   * plain MatMul projections named model.layers.N.attn.{q,k,v,o}_proj.MatMul.weight and
+   * model.layers.N.mlp.{gate,up,down}_proj.MatMul.weight ([in, out], fp32 or fp16), separate
+   * past/present KV per layer, int64 ids and key mask, logits for every position.
+   */
+  "genai-llama": {
+    architecture: "llama",
+    fanInFanOut: false,
+    graphFile: "model.onnx",
+    weights: [
+      { on: "initializer", match: "^model\\.layers\\.(\\d+)\\.attn\\.([qkvo])_proj\\.MatMul\\.weight$", module: "model.layers.$1.self_attn.$2_proj" },
+      { on: "initializer", match: "^model\\.layers\\.(\\d+)\\.mlp\\.(gate|up|down)_proj\\.MatMul\\.weight$", module: "model.layers.$1.mlp.$2_proj" },
+    ],
+    fusedWeightInputs: {},
+    io: {
+      inputIds: { name: "input_ids", type: "int64" },
+      positionIds: { name: "position_ids", type: "int64" },
+      mask: { kind: "bias", name: "attention_bias" },
+      logitsPositions: null,
+      logits: "logits",
+      kv: { layout: "separate", pastKey: "past_key_values.{i}.key", pastValue: "past_key_values.{i}.value", presentKey: "present.{i}.key", presentValue: "present.{i}.value" },
+    },
+    intermediateModule: "model.layers.0.mlp.gate_proj",
+    genaiTypes: ["llama", "mistral", "qwen2"],
+    attentionBias: { opType: "MultiHeadAttention", index: 5, replaces: "attention_mask" },
   },
 };
+
+/** The family whose genaiTypes list a genai_config.json `model.type`. */
+export function familyForGenaiType(type: string): string | null {
+  for (const [name, family] of Object.entries(EXPORT_FAMILIES)) if (family.genaiTypes.includes(type)) return name;
+  return null;
+}

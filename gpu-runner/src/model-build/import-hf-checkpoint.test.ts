@@ -2,14 +2,13 @@ import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { tensorToFloat32, writeSafetensors } from "#core/safetensors/index";
 import { referenceForward } from "../reference/index.js";
-import type { LlamaCheckpoint } from "./checkpoint.js";
 import { importHfCheckpoint } from "./import-hf-checkpoint.js";
 import type { LlamaConfig } from "./llama-config.js";
 import { loadModel } from "../model/load-model.js";
 import { seededLlamaCheckpoint } from "./seeded-checkpoint.js";
 import { randomMix, relErr } from "../model/testing/random-mix.js";
+import { asStored, writeHfCheckpoint } from "./testing/hf-checkpoint.js";
 
 const dirs: string[] = [];
 async function tmp(): Promise<string> {
@@ -20,75 +19,6 @@ async function tmp(): Promise<string> {
 afterAll(async () => {
   for (const d of dirs) await fs.rm(d, { recursive: true, force: true });
 });
-
-const WORDS = ["<unk>", "<s>", "</s>", ...Array.from({ length: 97 }, (_, i) => `w${i}`)];
-
-/** A small WordLevel tokenizer.json (whitespace split), as HF `tokenizers` writes it. */
-function wordLevelTokenizer(): unknown {
-  return {
-    version: "1.0",
-    truncation: null,
-    padding: null,
-    added_tokens: [
-      { id: 1, content: "<s>", single_word: false, lstrip: false, rstrip: false, normalized: false, special: true },
-      { id: 2, content: "</s>", single_word: false, lstrip: false, rstrip: false, normalized: false, special: true },
-    ],
-    normalizer: null,
-    pre_tokenizer: { type: "WhitespaceSplit" },
-    post_processor: null,
-    decoder: { type: "WordPiece", prefix: "##", cleanup: false },
-    model: { type: "WordLevel", vocab: Object.fromEntries(WORDS.map((w, i) => [w, i])), unk_token: "<unk>" },
-  };
-}
-
-/** Writes a checkpoint in HF layout: config.json, tokenizer.json, weights in 1 file or `shards` shards with an index. */
-async function writeHfCheckpoint(dir: string, ck: LlamaCheckpoint, shards: number, dtype: "F32" | "F16"): Promise<void> {
-  const c = ck.config;
-  const config = {
-    architectures: ["LlamaForCausalLM"],
-    model_type: "llama",
-    vocab_size: c.vocabSize,
-    hidden_size: c.hiddenSize,
-    num_hidden_layers: c.numLayers,
-    num_attention_heads: c.numHeads,
-    num_key_value_heads: c.numKvHeads,
-    intermediate_size: c.intermediateSize,
-    max_position_embeddings: c.contextLength,
-    rope_theta: c.ropeTheta,
-    rms_norm_eps: c.rmsNormEps,
-    tie_word_embeddings: c.tieWordEmbeddings,
-    hidden_act: "silu",
-    bos_token_id: 1,
-    eos_token_id: 2,
-    torch_dtype: dtype === "F32" ? "float32" : "float16",
-  };
-  await fs.writeFile(path.join(dir, "config.json"), JSON.stringify(config));
-  await fs.writeFile(path.join(dir, "tokenizer.json"), JSON.stringify(wordLevelTokenizer()));
-  const names = [...ck.tensors.keys()];
-  if (shards === 1) {
-    await fs.writeFile(path.join(dir, "model.safetensors"), writeSafetensors(names.map((name) => ({ name, dtype, ...ck.tensors.get(name)! }))));
-    return;
-  }
-  const weightMap: Record<string, string> = {};
-  for (let s = 0; s < shards; s++) {
-    const file = `model-0000${s + 1}-of-0000${shards}.safetensors`;
-    const part = names.filter((_, i) => i % shards === s);
-    for (const n of part) weightMap[n] = file;
-    await fs.writeFile(path.join(dir, file), writeSafetensors(part.map((name) => ({ name, dtype, ...ck.tensors.get(name)! }))));
-  }
-  await fs.writeFile(path.join(dir, "model.safetensors.index.json"), JSON.stringify({ metadata: { total_size: 0 }, weight_map: weightMap }));
-}
-
-/** The values the file holds (F16 rounds), read back with core's converter: what the reference must use. */
-function asStored(ck: LlamaCheckpoint, dtype: "F32" | "F16"): LlamaCheckpoint {
-  if (dtype === "F32") return ck;
-  const tensors = new Map([...ck.tensors].map(([n, t]) => [n, { shape: t.shape, data: tensorToFloat32({ dtype, data: writeSafetensorsBytes(n, t, dtype) }) }]));
-  return { config: ck.config, tensors };
-}
-function writeSafetensorsBytes(name: string, t: { shape: number[]; data: Float32Array }, dtype: "F16"): Uint8Array {
-  const file = writeSafetensors([{ name, dtype, shape: t.shape, data: t.data }]);
-  return file.subarray(file.length - t.data.length * 2);
-}
 
 const base: LlamaConfig = {
   vocabSize: 100,
@@ -108,12 +38,13 @@ describe("importHfCheckpoint", () => {
   for (const variant of [
     { name: "sharded F32 with index", shards: 3, dtype: "F32" as const, config: base, backend: "node" as const },
     { name: "single-file F16, tied embeddings, MHA", shards: 1, dtype: "F16" as const, config: { ...base, numKvHeads: 6, tieWordEmbeddings: true }, backend: "web" as const },
+    { name: "Qwen2 (q/k/v biases), BF16, tied embeddings", shards: 2, dtype: "BF16" as const, config: { ...base, qkvBias: true, tieWordEmbeddings: true }, backend: "node" as const, modelType: "qwen2" },
   ]) {
     it(`${variant.name} (${variant.backend} backend): the imported ONNX model equals the reference forward on the checkpoint's tensors`, async () => {
       const src = await tmp();
       const out = await tmp();
       const ck = seededLlamaCheckpoint(variant.config, 77);
-      await writeHfCheckpoint(src, ck, variant.shards, variant.dtype);
+      await writeHfCheckpoint(src, ck, { shards: variant.shards, dtype: variant.dtype, ...("modelType" in variant ? { modelType: variant.modelType } : {}) });
       await importHfCheckpoint(src, out, { id: "synthetic-llama" });
       const model = await loadModel(out, { backend: variant.backend, threads: 1 });
       try {
@@ -142,7 +73,7 @@ describe("importHfCheckpoint", () => {
   it("refuses what the graph cannot represent, with the reason", async () => {
     const src = await tmp();
     const ck = seededLlamaCheckpoint(base, 1);
-    await writeHfCheckpoint(src, ck, 1, "F32");
+    await writeHfCheckpoint(src, ck);
     const config = JSON.parse(await fs.readFile(path.join(src, "config.json"), "utf8"));
     await fs.writeFile(path.join(src, "config.json"), JSON.stringify({ ...config, rope_scaling: { type: "linear", factor: 2 } }));
     await expect(importHfCheckpoint(src, await tmp())).rejects.toThrow(/rope_scaling/);
@@ -150,5 +81,16 @@ describe("importHfCheckpoint", () => {
     await expect(importHfCheckpoint(src, await tmp())).rejects.toThrow(/model_type "gpt_neox"/);
     await fs.writeFile(path.join(src, "config.json"), JSON.stringify({ ...config, num_hidden_layers: 3 }));
     await expect(importHfCheckpoint(src, await tmp())).rejects.toThrow(/missing tensor model\.layers\.2/);
+    await fs.writeFile(path.join(src, "config.json"), JSON.stringify({ ...config, model_type: "mixtral", num_local_experts: 8 }));
+    await expect(importHfCheckpoint(src, await tmp())).rejects.toThrow(/model_type "mixtral"/);
+    await fs.writeFile(path.join(src, "config.json"), JSON.stringify({ ...config, num_local_experts: 8 }));
+    await expect(importHfCheckpoint(src, await tmp())).rejects.toThrow(/num_local_experts = 8 \(mixture of experts\)/);
+    await fs.writeFile(path.join(src, "config.json"), JSON.stringify({ ...config, model_type: "mistral", sliding_window: 4096 }));
+    await expect(importHfCheckpoint(src, await tmp())).rejects.toThrow(/sliding_window = 4096/);
+    await fs.writeFile(path.join(src, "config.json"), JSON.stringify({ ...config, attention_bias: true }));
+    await expect(importHfCheckpoint(src, await tmp())).rejects.toThrow(/attention_bias = true/);
+    // A Qwen2 config over a checkpoint without the q/k/v biases it needs.
+    await fs.writeFile(path.join(src, "config.json"), JSON.stringify({ ...config, model_type: "qwen2" }));
+    await expect(importHfCheckpoint(src, await tmp())).rejects.toThrow(/missing tensor model\.layers\.0\.self_attn\.q_proj\.bias/);
   });
 });

@@ -5,6 +5,7 @@
  */
 import fs from "node:fs/promises";
 import path from "node:path";
+import type { ModelManifest } from "#core/manifest/model-manifest";
 import { readSafetensors, tensorToFloat32 } from "#core/safetensors/index";
 import { validateLlamaCheckpoint, type LlamaCheckpoint, type NamedTensor } from "./checkpoint.js";
 import type { LlamaConfig } from "./llama-config.js";
@@ -19,9 +20,12 @@ export interface ImportHfOptions {
   contextLength?: number;
   /** Manifest maxRank (default 64). */
   maxRank?: number;
+  /** Called as weight shards are read: bytes so far, bytes in all. */
+  onProgress?: (done: number, total: number) => void;
 }
 
-const SUPPORTED_MODEL_TYPES = new Set(["llama", "mistral"]);
+/** model_type values whose config maps onto the Llama graph (qwen2: q/k/v biases). */
+const SUPPORTED_MODEL_TYPES = new Set(["llama", "mistral", "qwen2"]);
 /** Tensors some checkpoints carry that the graph recomputes. */
 const IGNORED_TENSOR = /\.rotary_emb\.inv_freq$/;
 
@@ -49,8 +53,11 @@ export function llamaConfigFromHf(hf: Record<string, unknown>, contextLength?: n
   if (!SUPPORTED_MODEL_TYPES.has(modelType)) throw new Error(`HF import: model_type "${modelType}" is not supported (expected ${[...SUPPORTED_MODEL_TYPES].join(", ")})`);
   if ((hf.hidden_act ?? "silu") !== "silu") throw new Error(`HF import: hidden_act "${String(hf.hidden_act)}" is not supported (silu only)`);
   if (hf.rope_scaling != null) throw new Error("HF import: rope_scaling is not supported");
-  if (hf.attention_bias === true || hf.mlp_bias === true) throw new Error("HF import: attention/MLP biases are not supported");
-  if (hf.sliding_window != null && modelType === "mistral") throw new Error("HF import: sliding_window attention is not supported");
+  if (hf.attention_bias === true || hf.mlp_bias === true) throw new Error(`HF import: config.json ${hf.attention_bias === true ? "attention_bias" : "mlp_bias"} = true is not supported (o_proj/MLP biases)`);
+  if (hf.sliding_window != null && (modelType === "mistral" || hf.use_sliding_window === true)) throw new Error(`HF import: config.json sliding_window = ${JSON.stringify(hf.sliding_window)} (sliding-window attention) is not supported; set it to null for full attention`);
+  for (const moe of ["num_local_experts", "num_experts", "n_routed_experts"]) {
+    if (typeof hf[moe] === "number" && (hf[moe] as number) > 0) throw new Error(`HF import: config.json ${moe} = ${String(hf[moe])} (mixture of experts) is not supported`);
+  }
   const hidden = int(hf, "hidden_size");
   const heads = int(hf, "num_attention_heads");
   const maxPos = int(hf, "max_position_embeddings", 2048);
@@ -66,11 +73,12 @@ export function llamaConfigFromHf(hf: Record<string, unknown>, contextLength?: n
     ropeTheta: typeof hf.rope_theta === "number" ? hf.rope_theta : 10000,
     rmsNormEps: typeof hf.rms_norm_eps === "number" ? hf.rms_norm_eps : 1e-6,
     tieWordEmbeddings: hf.tie_word_embeddings === true,
+    ...(modelType === "qwen2" ? { qkvBias: true } : {}),
   };
 }
 
 /** Every tensor of the checkpoint as float32 (single file or sharded with an index). */
-export async function readHfTensors(srcDir: string): Promise<Map<string, NamedTensor>> {
+export async function readHfTensors(srcDir: string, onProgress?: (done: number, total: number) => void): Promise<Map<string, NamedTensor>> {
   const indexFile = path.join(srcDir, "model.safetensors.index.json");
   let files: string[];
   let expected: Map<string, string> | null = null;
@@ -85,6 +93,9 @@ export async function readHfTensors(srcDir: string): Promise<Map<string, NamedTe
     files = ["model.safetensors"];
   }
   const tensors = new Map<string, NamedTensor>();
+  let total = 0;
+  let done = 0;
+  if (onProgress) for (const file of files) total += await fs.stat(path.join(srcDir, path.basename(file))).then((s) => s.size, () => 0);
   for (const file of files) {
     if (file.includes("/") || file.includes("..")) throw new Error(`HF import: shard name ${file} must be a plain file name`);
     let bytes: Uint8Array;
@@ -93,6 +104,8 @@ export async function readHfTensors(srcDir: string): Promise<Map<string, NamedTe
     } catch (err) {
       throw new Error(`HF import: cannot read weights ${path.join(srcDir, file)}: ${(err as Error).message}`);
     }
+    done += bytes.byteLength;
+    onProgress?.(done, Math.max(total, done));
     for (const [name, t] of readSafetensors(bytes).tensors) {
       if (tensors.has(name)) throw new Error(`HF import: tensor ${name} appears in two shards`);
       if (expected && expected.get(name) !== file) throw new Error(`HF import: tensor ${name} found in ${file} but the index maps it to ${expected.get(name) ?? "nothing"}`);
@@ -104,9 +117,9 @@ export async function readHfTensors(srcDir: string): Promise<Map<string, NamedTe
 }
 
 /** Reads a HF checkpoint directory into a validated LlamaCheckpoint. */
-export async function readHfCheckpoint(srcDir: string, opts: { contextLength?: number } = {}): Promise<LlamaCheckpoint> {
+export async function readHfCheckpoint(srcDir: string, opts: { contextLength?: number; onProgress?: (done: number, total: number) => void } = {}): Promise<LlamaCheckpoint> {
   const config = llamaConfigFromHf(await readJsonFile(path.join(srcDir, "config.json")), opts.contextLength);
-  const tensors = await readHfTensors(srcDir);
+  const tensors = await readHfTensors(srcDir, opts.onProgress);
   const checkpoint: LlamaCheckpoint = { config, tensors: new Map() };
   for (const [name, t] of tensors) {
     if (IGNORED_TENSOR.test(name)) continue;
@@ -115,7 +128,7 @@ export async function readHfCheckpoint(srcDir: string, opts: { contextLength?: n
   validateLlamaCheckpoint(checkpoint);
   const expectedNames = new Set(["model.embed_tokens.weight", "model.norm.weight", "lm_head.weight"]);
   for (const name of checkpoint.tensors.keys()) {
-    if (!expectedNames.has(name) && !/^model\.layers\.\d+\.(input_layernorm|post_attention_layernorm|self_attn\.[qkvo]_proj|mlp\.(gate|up|down)_proj)\.weight$/.test(name)) {
+    if (!expectedNames.has(name) && !/^model\.layers\.\d+\.(input_layernorm|post_attention_layernorm|self_attn\.[qkvo]_proj|mlp\.(gate|up|down)_proj)\.weight$/.test(name) && !(checkpoint.config.qkvBias && /^model\.layers\.\d+\.self_attn\.[qkv]_proj\.bias$/.test(name))) {
       throw new Error(`HF import: unexpected tensor ${name} (the Llama graph has no place for it)`);
     }
   }
@@ -128,9 +141,9 @@ function tokenId(v: unknown): number | null {
   return null;
 }
 
-export async function importHfCheckpoint(srcDir: string, outDir: string, opts: ImportHfOptions = {}): Promise<void> {
+export async function importHfCheckpoint(srcDir: string, outDir: string, opts: ImportHfOptions = {}): Promise<ModelManifest> {
   const hf = await readJsonFile(path.join(srcDir, "config.json"));
-  const checkpoint = await readHfCheckpoint(srcDir, opts.contextLength ? { contextLength: opts.contextLength } : {});
+  const checkpoint = await readHfCheckpoint(srcDir, { ...(opts.contextLength ? { contextLength: opts.contextLength } : {}), ...(opts.onProgress ? { onProgress: opts.onProgress } : {}) });
   const tokenizerJson = await readJsonFile(path.join(srcDir, "tokenizer.json"));
   let tokenizerConfig: Record<string, unknown> = {};
   try {
@@ -148,4 +161,5 @@ export async function importHfCheckpoint(srcDir: string, outDir: string, opts: I
     source: { importer: "hf-checkpoint", source: path.basename(path.resolve(srcDir)), modelType: hf.model_type, config: checkpoint.config },
   });
   await writeModelDir(outDir, { manifest, spec: built.spec, graph: built.graph, weights: built.weights, tokenizerJson, tokenizerConfig });
+  return manifest;
 }

@@ -12,6 +12,8 @@ export interface LlamaConfig {
   rmsNormEps: number;
   /** lm_head shares the embedding matrix. */
   tieWordEmbeddings: boolean;
+  /** q/k/v projections carry a bias (Qwen2); absent = none. */
+  qkvBias?: boolean;
 }
 
 /** The targetable linear layers of one decoder layer, HF names, with their (in, out). */
@@ -46,7 +48,10 @@ export function llamaTensorShapes(config: LlamaConfig): Map<string, number[]> {
   for (let i = 0; i < config.numLayers; i++) {
     shapes.set(`model.layers.${i}.input_layernorm.weight`, [d]);
     shapes.set(`model.layers.${i}.post_attention_layernorm.weight`, [d]);
-    for (const t of llamaLayerTargets(config, i)) shapes.set(`${t.module}.weight`, [t.out, t.in]);
+    for (const t of llamaLayerTargets(config, i)) {
+      shapes.set(`${t.module}.weight`, [t.out, t.in]);
+      if (config.qkvBias && /\.self_attn\.[qkv]_proj$/.test(t.module)) shapes.set(`${t.module}.bias`, [t.out]);
+    }
   }
   shapes.set("model.norm.weight", [d]);
   if (!config.tieWordEmbeddings) shapes.set("lm_head.weight", [config.vocabSize, d]);

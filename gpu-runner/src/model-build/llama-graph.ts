@@ -94,7 +94,9 @@ export function buildLlamaGraph(checkpoint: LlamaCheckpoint): BuiltGraph {
     const bc = g.input(`${module}.lora_bc`, F, [`Rc.${module}`, outF]); // [Rc, out]
     const mask = g.input(`${module}.lora_mask`, F, ["batch", 1, `Rc.${module}`]); // [batch, 1, Rc]
     targets.push({ module, weight: `${module}.weight`, layout: "in_out", at, bt, ac, bc, mask });
-    const base = g.node("MatMul", [x, w], {}, { name: `${module}/MatMul` });
+    const hasBias = checkpoint.tensors.has(`${module}.bias`);
+    const product = g.node("MatMul", [x, w], {}, { name: `${module}/MatMul` });
+    const base = hasBias ? g.node("Add", [product, weight(`${module}.bias`)], {}, { name: `${module}/Bias` }) : product; // [b, s, out]
     const xa = g.node("MatMul", [x, at], {}, { name: `${module}/lora_A` }); // [b, s, R]
     const delta = g.node("MatMul", [xa, bt], {}, { name: `${module}/lora_B` }); // [b, s, out]
     const xc = g.node("MatMul", [x, ac], {}, { name: `${module}/lora_Ac` }); // [b, s, Rc]

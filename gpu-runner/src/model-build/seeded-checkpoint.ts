@@ -5,7 +5,7 @@ import { llamaTensorShapes, type LlamaConfig } from "./llama-config.js";
 /**
  * A random Llama checkpoint, fully determined by (config, seed): each tensor draws from its own
  * stream seeded by hash(seed, name), so the bytes do not depend on iteration order.
- * Linear weights ~ U(-a, a) with std 1/√in; norm weights 1 + U(-0.1, 0.1); embeddings std 1.
+ * Linear weights ~ U(-a, a) with std 1/√in; biases std 0.1; norm weights 1 + U(-0.1, 0.1); embeddings std 1.
  */
 export function seededLlamaCheckpoint(config: LlamaConfig, seed: number): LlamaCheckpoint {
   const tensors = new Map<string, NamedTensor>();
@@ -17,7 +17,7 @@ export function seededLlamaCheckpoint(config: LlamaConfig, seed: number): LlamaC
     if (name.endsWith("norm.weight")) {
       for (let i = 0; i < n; i++) data[i] = 1 + (rand() * 2 - 1) * 0.1;
     } else {
-      const std = name === "model.embed_tokens.weight" ? 1 : 1 / Math.sqrt(shape[1]);
+      const std = name === "model.embed_tokens.weight" ? 1 : name.endsWith(".bias") ? 0.1 : 1 / Math.sqrt(shape[1]);
       const a = std * Math.sqrt(3);
       for (let i = 0; i < n; i++) data[i] = (rand() * 2 - 1) * a;
     }

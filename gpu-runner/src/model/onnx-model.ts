@@ -4,7 +4,7 @@
  */
 import type { Backend, HostTensor, Session } from "../backend/index.js";
 import { expectFloat32 } from "../backend/index.js";
-import { decodeModel, toNumber } from "../onnx/index.js";
+import { DataType, decodeModel, toNumber } from "../onnx/index.js";
 import type { ComposedMix } from "#core/lora/types";
 import type { ModelManifest } from "#core/manifest/model-manifest";
 import type { GraphSpec, TargetBinding } from "./graph-spec.js";
@@ -19,6 +19,8 @@ export interface WeightLocation {
   offset: number;
   length: number;
   dims: number[];
+  /** ONNX TensorProto data type (1 = FLOAT, 10 = FLOAT16). */
+  dataType: number;
 }
 
 /** Initializer name → location, for initializers stored in `weightsFile`. */
@@ -28,7 +30,7 @@ export function externalWeightTable(graph: Uint8Array, weightsFile: string): Map
     if (init.dataLocation !== 1 || !init.name) continue;
     const entry = Object.fromEntries((init.externalData ?? []).map((e) => [e.key, e.value]));
     if (entry.location !== weightsFile) continue;
-    table.set(init.name, { offset: Number(entry.offset ?? 0), length: Number(entry.length), dims: (init.dims ?? []).map(toNumber) });
+    table.set(init.name, { offset: Number(entry.offset ?? 0), length: Number(entry.length), dims: (init.dims ?? []).map(toNumber), dataType: init.dataType ?? DataType.FLOAT });
   }
   return table;
 }
@@ -173,7 +175,9 @@ export class OnnxBaseModel extends OnnxVariant implements BaseModel {
       if (!binding) throw new Error(`mix module ${name} has no weight binding`);
       const loc = this.state.weightTable.get(binding.weight);
       if (!loc) throw new Error(`weight ${binding.weight} of ${name} is not in the external weights file`);
-      const w = new Float32Array(weights.buffer.slice(loc.offset, loc.offset + loc.length));
+      // fp16 weights: merged in fp32 by ORT, rounded to fp16 once.
+      const raw = weights.buffer.slice(loc.offset, loc.offset + loc.length);
+      const w = loc.dataType === DataType.FLOAT16 ? new Uint16Array(raw) : new Float32Array(raw);
       const merged = await this.merger.merge(w, binding.layout, m);
       weights.set(new Uint8Array(merged.buffer, merged.byteOffset, merged.byteLength), loc.offset);
     }

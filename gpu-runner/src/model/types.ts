@@ -77,4 +77,12 @@ export interface LoadModelOptions {
   executionProvider?: string;
   /** Intra-op threads (default: ORT's choice). */
   threads?: number;
+  /**
+   * fp16 models (manifest dtype "float16"): "keep" runs the fp16 graph as stored (fp16 weights,
+   * LoRA in fp32); "upcast" converts graph and weights to fp32 at load. Default ("auto"): keep on
+   * GPU execution providers, upcast on the CPU EP and the web backend (measured: model/README.md).
+   */
+  float16?: Float16Policy;
 }
+
+export type Float16Policy = "auto" | "keep" | "upcast";

@@ -91,7 +91,12 @@ export function referenceForward(checkpoint: LlamaCheckpoint, tokens: readonly n
     const m = mix?.modules.get(module);
     return m ? { at: m.at, bt: m.bt, rank: m.rank } : undefined;
   };
-  const linear = (x: Float64Array, module: string, inF: number, outF: number) => referenceLinear(x, n, inF, outF, tensor(checkpoint, `${module}.weight`), lora(module));
+  const linear = (x: Float64Array, module: string, inF: number, outF: number) => {
+    const y = referenceLinear(x, n, inF, outF, tensor(checkpoint, `${module}.weight`), lora(module));
+    const bias = checkpoint.tensors.get(`${module}.bias`)?.data; // [out] (Qwen2 q/k/v)
+    if (bias) for (let s = 0; s < n; s++) for (let o = 0; o < outF; o++) y[s * outF + o] += bias[o];
+    return y;
+  };
   const positions = tokens.map((_, i) => i);
 
   const embed = tensor(checkpoint, "model.embed_tokens.weight");
