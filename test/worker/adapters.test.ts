@@ -191,7 +191,7 @@ describe("POST /v1/adapters", () => {
     expect((await callJson("/v1/models", { key: t.key })).body.data).toHaveLength(1);
     // ...then all runners go down and the cache expires.
     for (const r of Object.keys(runners.behaviour)) runners.behaviour[r] = "down";
-    const { invalidateCatalog } = await import("../../workers/src/runners/index.js");
+    const { invalidateCatalog } = await import("../../workers/src/runners/catalog.js");
     invalidateCatalog();
     expect((await uploadAdapter(t.key, uploadForm(peftFiles(tinyAdapter(1, 4)), { name: "p" }))).status).toBe(201);
     // An unknown model with no runner reachable cannot be validated: 503.

@@ -5,7 +5,7 @@
 import type { z } from "@hono/zod-openapi";
 import { expectTypeOf } from "vitest";
 import type { AdapterJson } from "../../workers/src/adapters/record.js";
-import type { CompositionSchema } from "../../workers/src/routes/compositions.js";
+import type { CompositionSchema } from "../../workers/src/compositions/record.js";
 import type { CompletionRequestSchema, ChatRequestSchema } from "../../workers/src/inference/completion-schema.js";
 import type { Adapter, ChatRequest, Completion, CompletionRequest, Composition } from "../../client/src/types.js";
 import type { Completion as CoreCompletion } from "#core/wire/runner-api";

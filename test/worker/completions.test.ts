@@ -293,7 +293,7 @@ describe("models", () => {
     expect(one.body.manifest.targets).toHaveLength(6);
     expect(one.body.merge_only_targets).toEqual(["model.layers.0.mlp.gate_proj", "model.layers.1.mlp.gate_proj"]);
     expectError(await callJson("/v1/models/nope", { key: a.key }), 404);
-    const { invalidateCatalog } = await import("../../workers/src/runners/index.js");
+    const { invalidateCatalog } = await import("../../workers/src/runners/catalog.js");
     for (const r of RUNNERS) runners.behaviour[r] = "down";
     invalidateCatalog();
     expect((await callJson("/v1/models", { key: a.key })).body.data).toEqual([]);

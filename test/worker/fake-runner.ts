@@ -1,10 +1,11 @@
 // A scripted stand-in for gpu-runner processes, answering the worker's outbound fetches
 // (spy on globalThis.fetch). It verifies every request's HMAC signature like a real runner,
 // and records what it received, so tests can check routing, signing and fail-over.
-import { verifyRequest, SIGNATURE_HEADER, TIMESTAMP_HEADER } from "#core/wire/hmac";
+import { signatureHeaders, verifyRequest } from "#core/wire/hmac";
 import type { ModelManifest } from "#core/manifest/model-manifest";
 import { RUNNER_PATHS, type Completion, type GenerateRequest } from "#core/wire/runner-api";
-import { invalidateCatalog, runnerHealth } from "../../workers/src/runners/index.js";
+import { invalidateCatalog } from "../../workers/src/runners/catalog.js";
+import { runnerHealth } from "../../workers/src/runners/health.js";
 import { vi } from "vitest";
 
 export const RUNNERS = ["http://runner-a.test", "http://runner-b.test", "http://runner-c.test"];
@@ -116,8 +117,7 @@ export function installFakeRunners(models: ModelManifest[] = [MANIFEST]): FakeRu
       method: req.method,
       pathAndQuery: url.pathname + url.search,
       body: bodyBytes,
-      timestampHeader: req.headers.get(TIMESTAMP_HEADER),
-      signatureHeader: req.headers.get(SIGNATURE_HEADER),
+      ...signatureHeaders((name) => req.headers.get(name)),
     });
     if (!verified.ok) return Response.json({ error: { type: "authentication_error", message: verified.reason } }, { status: 401 });
     if (behaviour === "500") return Response.json({ error: { type: "internal_error", message: "boom" } }, { status: 500 });

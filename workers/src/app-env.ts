@@ -19,3 +19,11 @@ export interface AppEnv {
     tenant?: AuthTenant;
   };
 }
+
+/** What a service needs of a tenant's request: bindings, the db, the caller, the request id for logs. */
+export interface TenantScope {
+  env: Env;
+  db: Db;
+  tenant: AuthTenant;
+  requestId: string;
+}

@@ -4,6 +4,7 @@ import { createDb } from "./db/client.js";
 import { notFound } from "./errors/api-error.js";
 import { errorResponse } from "./errors/on-error.js";
 import { validationHook } from "./errors/validation-hook.js";
+import { edgeVars } from "./limits/config.js";
 import { requestId } from "./logging/request-id.js";
 import { DOCS_HTML } from "./openapi/docs-page.js";
 import { registerOpenApi } from "./openapi/document.js";
@@ -22,6 +23,11 @@ export function createApp(): OpenAPIHono<AppEnv> {
   app.use(requestId());
   app.use(async function attachDb(c, next) {
     c.set("db", createDb(c.env.DB));
+    await next();
+  });
+  // A bad var fails every request with a 500 naming it (never a silent default).
+  app.use(async function checkEdgeVars(c, next) {
+    edgeVars(c.env);
     await next();
   });
   app.onError(errorResponse);

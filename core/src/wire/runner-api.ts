@@ -4,12 +4,12 @@ import { generationFields, WIRE_CAPS } from "./sampling.js";
 
 /**
  * The worker ↔ runner wire contract (internal HTTP API). Every call in both directions is
- * signed with `signRequest` (./hmac.ts). Paths:
+ * signed with `signRequest` (./hmac.ts; a fresh nonce per call, receivers refuse a replay). Paths:
  *
  *   runner:  POST /internal/v1/completions   body GenerateRequest → Completion | SSE stream
  *            GET  /internal/v1/models        → ModelList
  *            GET  /healthz                   → Health (unsigned)
- *            GET  /metrics                   → Prometheus text (unsigned)
+ *            GET  /metrics                   → Prometheus text (unsigned: labels carry no tenant data)
  *            GET  /internal/v1/adapters      → cache listing;  DELETE /internal/v1/adapters/:id → evict
  *   worker:  GET  /internal/adapters/:id/blob   → adapter_model.safetensors bytes,
  *                                                header `x-loraedge-sha256` = hex sha256 of those bytes

@@ -72,4 +72,37 @@ describe("hmacAuth", () => {
       expect(json.error.message).toMatch(reason);
     }
   });
+
+  it("refuses a second use of an accepted signature (replay) and timestamps more than 30 s ahead (#12)", async () => {
+    const a = app();
+    const body = JSON.stringify({ x: 1 });
+    const headers = await signRequest(SECRET, { method: "POST", pathAndQuery: "/internal/echo", body });
+    expect((await a.request("http://runner/internal/echo", { method: "POST", body, headers })).status).toBe(200);
+    const replay = await a.request("http://runner/internal/echo", { method: "POST", body, headers });
+    expect(replay.status).toBe(401);
+    expect(((await replay.json()) as { error: { message: string } }).error.message).toMatch(/already used \(replay\)/);
+    // The same request signed anew (fresh nonce) is a new call, even within the same second.
+    const again = await signRequest(SECRET, { method: "POST", pathAndQuery: "/internal/echo", body, timestamp: Number(headers["x-loraedge-timestamp"]) });
+    expect((await a.request("http://runner/internal/echo", { method: "POST", body, headers: again })).status).toBe(200);
+    const now = Math.floor(Date.now() / 1000);
+    const future = await signRequest(SECRET, { method: "POST", pathAndQuery: "/internal/echo", body, timestamp: now + 299 });
+    const refused = await a.request("http://runner/internal/echo", { method: "POST", body, headers: future });
+    expect(refused.status).toBe(401);
+    expect(((await refused.json()) as { error: { message: string } }).error.message).toMatch(/more than 30s in the future/);
+    const skewed = await signRequest(SECRET, { method: "POST", pathAndQuery: "/internal/echo", body, timestamp: now + 20 });
+    expect((await a.request("http://runner/internal/echo", { method: "POST", body, headers: skewed })).status).toBe(200);
+  });
+
+  it("bounded memory: with `replayCapacity` live signatures held, further calls get 503, never a replay hole", async () => {
+    const a = new Hono();
+    a.use("/internal/*", hmacAuth(SECRET, 300, 4096, 2));
+    a.get("/internal/list", (c) => c.json({ ok: true }));
+    const sign = () => signRequest(SECRET, { method: "GET", pathAndQuery: "/internal/list" });
+    const first = await sign();
+    expect((await a.request("http://runner/internal/list", { headers: first })).status).toBe(200);
+    expect((await a.request("http://runner/internal/list", { headers: await sign() })).status).toBe(200);
+    const full = await a.request("http://runner/internal/list", { headers: await sign() });
+    expect(full.status).toBe(503);
+    expect((await a.request("http://runner/internal/list", { headers: first })).status).toBe(401);
+  });
 });

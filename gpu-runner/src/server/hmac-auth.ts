@@ -1,18 +1,28 @@
 /**
  * Middleware: every /internal request must carry a valid HMAC signature of
- * timestamp + method + path?query + body (core/src/wire/hmac.ts) within the replay window.
+ * timestamp + nonce + method + path?query + body (core/src/wire/hmac.ts): a timestamp at most
+ * `windowSeconds` old and at most 30 s ahead, and a signature not accepted before (a
+ * ReplayGuard remembers the accepted ones for the window; bounded: when it holds `replayCapacity`
+ * live signatures, further calls get 503 instead of opening a replay hole).
  * Failures are 401 with the reason. The body is read once here; Hono caches it for the route.
  * The body is read (before its signature can be checked) only up to `maxBodyBytes`: larger
  * bodies are refused with 413 as soon as they are known to be larger (hono's bodyLimit).
  */
 import type { MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
-import { SIGNATURE_HEADER, TIMESTAMP_HEADER, verifyRequest } from "#core/wire/hmac";
+import { SIGNATURE_HEADER, TIMESTAMP_HEADER, signatureHeaders, verifyRequest } from "#core/wire/hmac";
+import { DEFAULT_REPLAY_GUARD_CAPACITY, ReplayGuard } from "#core/wire/replay-guard";
 
 /** Largest /internal request body read (16 MiB: far above any prompt a context window holds). */
 export const DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024;
 
-export function hmacAuth(secret: string, windowSeconds: number, maxBodyBytes = DEFAULT_MAX_BODY_BYTES): MiddlewareHandler {
+export function hmacAuth(
+  secret: string,
+  windowSeconds: number,
+  maxBodyBytes = DEFAULT_MAX_BODY_BYTES,
+  replayCapacity = DEFAULT_REPLAY_GUARD_CAPACITY,
+): MiddlewareHandler {
+  const seen = new ReplayGuard(replayCapacity);
   const limit = bodyLimit({
     maxSize: maxBodyBytes,
     onError: (c) =>
@@ -28,13 +38,21 @@ export function hmacAuth(secret: string, windowSeconds: number, maxBodyBytes = D
           method: c.req.method,
           pathAndQuery: url.pathname + url.search,
           body,
-          timestampHeader: c.req.header(TIMESTAMP_HEADER) ?? null,
-          signatureHeader: c.req.header(SIGNATURE_HEADER) ?? null,
+          ...signatureHeaders((name) => c.req.header(name)),
         },
         { windowSeconds },
       );
       if (!result.ok) {
         c.res = c.json({ error: { type: "authentication_error", message: `request signature rejected: ${result.reason}` } }, 401);
+        return;
+      }
+      const claim = seen.claim(c.req.header(SIGNATURE_HEADER)!, Number(c.req.header(TIMESTAMP_HEADER)) + windowSeconds + 1);
+      if (claim === "replayed") {
+        c.res = c.json({ error: { type: "unauthorized", message: "request signature rejected: already used (replay)" } }, 401);
+        return;
+      }
+      if (claim === "full") {
+        c.res = c.json({ error: { type: "unavailable", message: "too many signed requests in the replay window" } }, 503, { "retry-after": "1" });
         return;
       }
       await next();

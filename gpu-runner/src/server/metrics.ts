@@ -4,7 +4,19 @@
  */
 import type { AdapterCache } from "../adapters/index.js";
 import type { ModelEngine } from "../engine/index.js";
+import { createHash, randomBytes } from "node:crypto";
 import { Exposition, Histogram } from "./prometheus.js";
+
+/** Per-process salt: a mix label is stable within one runner's life but cannot be matched to adapter ids. */
+const MIX_LABEL_SALT = randomBytes(16);
+
+/**
+ * The `mix` label of per-session metrics: an opaque salted hash of the mix key. /metrics is
+ * unauthenticated, so labels carry no tenant data (adapter ids, weights).
+ */
+export function opaqueMixLabel(mixKey: string): string {
+  return createHash("sha256").update(MIX_LABEL_SALT).update(mixKey).digest("hex").slice(0, 12);
+}
 
 const SECONDS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
 
@@ -66,10 +78,10 @@ export class RunnerMetrics {
       merges.map((m) => ({ labels: { model: m.model }, value: m.value.sessions.length })));
     out.metric("loraedge_runner_merged_bytes", "gauge", "Weight bytes of merged sessions (RUNNER_MERGED_MB budget).",
       merges.map((m) => ({ labels: { model: m.model }, value: m.value.bytes })));
-    out.metric("loraedge_runner_merged_session_build_seconds", "gauge", "Per merged session (mix): how long its build took.",
-      merges.flatMap((m) => m.value.sessions.map((s) => ({ labels: { model: m.model, mix: s.key }, value: s.buildMs / 1000 }))));
+    out.metric("loraedge_runner_merged_session_build_seconds", "gauge", "Per merged session (mix: an opaque per-process hash, no tenant data): how long its build took.",
+      merges.flatMap((m) => m.value.sessions.map((s) => ({ labels: { model: m.model, mix: opaqueMixLabel(s.key) }, value: s.buildMs / 1000 }))));
     out.metric("loraedge_runner_merged_session_hits", "gauge", "Per merged session (mix): requests routed to it.",
-      merges.flatMap((m) => m.value.sessions.map((s) => ({ labels: { model: m.model, mix: s.key }, value: s.hits }))));
+      merges.flatMap((m) => m.value.sessions.map((s) => ({ labels: { model: m.model, mix: opaqueMixLabel(s.key) }, value: s.hits }))));
     out.metric("loraedge_runner_merged_hits_total", "counter", "Requests routed to a merged session.",
       merges.map((m) => ({ labels: { model: m.model }, value: m.value.hitsTotal })));
     out.metric("loraedge_runner_merged_builds_total", "counter", "Merged sessions built.",

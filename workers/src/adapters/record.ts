@@ -2,6 +2,7 @@ import { z } from "@hono/zod-openapi";
 import { isoTime } from "../util/time.js";
 import type { AdapterWithOwner } from "./queries.js";
 import { decodeTags } from "./refs.js";
+import { STORED_SCALE_DESCRIPTION } from "./stored-numbers.js";
 
 export const AdapterSchema = z
   .object({
@@ -12,8 +13,8 @@ export const AdapterSchema = z
     ref: z.string().openapi({ description: "`owner/name@version`, usable wherever an id is", example: "acme/pirate-speak@1.0.0" }),
     base_model: z.string().openapi({ example: "loraedge-tiny" }),
     rank: z.number().int().openapi({ description: "Largest module rank" }),
-    alpha: z.number(),
-    scale: z.number().openapi({ description: "Scale of the largest-rank module (alpha/r, or alpha/√r with rsLoRA)" }),
+    alpha: z.number().openapi({ description: "lora_alpha of the config (when unknown: scale × rank)" }),
+    scale: z.number().openapi({ description: STORED_SCALE_DESCRIPTION }),
     targets: z.array(z.string()).openapi({ description: "PEFT module paths the adapter modifies" }),
     dtype: z.string().openapi({ example: "F32" }),
     size_bytes: z.number().int(),

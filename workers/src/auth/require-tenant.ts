@@ -1,5 +1,5 @@
-import type { MiddlewareHandler } from "hono";
-import type { AppEnv, AuthTenant } from "../app-env.js";
+import type { Context, MiddlewareHandler } from "hono";
+import type { AppEnv, AuthTenant, TenantScope } from "../app-env.js";
 import { unauthorized } from "../errors/api-error.js";
 import { findTenantByKey } from "../tenants/queries.js";
 import { bearerToken } from "./bearer.js";
@@ -18,4 +18,9 @@ export function tenantOf(c: { get(key: "tenant"): AuthTenant | undefined }): Aut
   const t = c.get("tenant");
   if (!t) throw unauthorized("authentication required");
   return t;
+}
+
+/** The request as a service sees it (only inside routes behind requireTenant). */
+export function tenantScope(c: Context<AppEnv>): TenantScope {
+  return { env: c.env, db: c.var.db, tenant: tenantOf(c), requestId: c.var.requestId };
 }

@@ -1,7 +1,7 @@
 import { z } from "@hono/zod-openapi";
 import { completionSchema, usageSchema } from "#core/wire/runner-api";
 import { generationFields, type SamplingCaps } from "#core/wire/sampling";
-import { MixEntrySchema } from "../routes/compositions.js";
+import { MixEntrySchema } from "./resolve-mix.js";
 import { MAX_MODEL_ID_CHARS, MAX_REF_CHARS, MAX_STOP_CHARS, MAX_USER_CHARS } from "../validation/string-bounds.js";
 
 /**

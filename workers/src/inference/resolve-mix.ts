@@ -1,9 +1,28 @@
+import { z } from "@hono/zod-openapi";
 import type { WireMixEntry } from "#core/wire/runner-api";
 import type { AdapterWithOwner } from "../adapters/queries.js";
 import { resolveAdapter } from "../adapters/resolve.js";
 import type { Db } from "../db/client.js";
 import { badRequest, unprocessable } from "../errors/api-error.js";
 import { assertMixWithinBounds } from "../validation/mix-bounds.js";
+import { MAX_REF_CHARS } from "../validation/string-bounds.js";
+import { MIX_WEIGHT_LIMIT } from "#core/wire/mix-bounds";
+
+/** One entry of a requested mix, as the public API takes it (ad-hoc mixes and saved compositions). */
+export const MixEntrySchema = z
+  .object({
+    id: z.string().min(1).max(MAX_REF_CHARS).openapi({ description: "Adapter id or `owner/name@version`", example: "acme/pirate@1.0.0" }),
+    weight: z
+      .number()
+      .finite()
+      .min(-MIX_WEIGHT_LIMIT)
+      .max(MIX_WEIGHT_LIMIT)
+      .openapi({
+        description: `wᵢ in ΔW = Σ wᵢ·sᵢ·Bᵢ·Aᵢ: |wᵢ| ≤ ${MIX_WEIGHT_LIMIT}, and Σ|wᵢ·sᵢ| over the adapters touching one module ≤ 1e5 (sᵢ: the adapter's scale)`,
+        example: 1,
+      }),
+  })
+  .openapi("MixEntry");
 
 export interface MixRequestEntry {
   /** Adapter id or `owner/name@version`. */

@@ -1,36 +1,83 @@
+import { z } from "zod";
 import type { AuthTenant } from "../app-env.js";
 import type { Env } from "../env.js";
-
-function intVar(raw: string | undefined, fallback: number): number {
-  const n = raw === undefined || raw === "" ? NaN : Number(raw);
-  return Number.isSafeInteger(n) && n > 0 ? n : fallback;
-}
+import { ApiError } from "../errors/api-error.js";
+import { log } from "../logging/log.js";
 
 export const DEFAULT_RPM = 600;
 export const DEFAULT_TOKENS_PER_DAY = 1_000_000;
 export const DEFAULT_MAX_ADAPTER_BYTES = 64 * 1024 * 1024;
 export const DEFAULT_MAX_ADAPTER_RANK = 64;
 export const DEFAULT_MAX_MIX_ADAPTERS = 8;
+export const DEFAULT_MAX_BAKE_BYTES = 32 * 1024 * 1024;
+export const DEFAULT_MAX_BAKE_DENSE_FLOATS = 16 * 1024 * 1024;
+
+/**
+ * An optional positive-integer var (a string, or a number when wrangler.toml writes it bare):
+ * unset or "" → the default; anything else must be a positive safe integer.
+ */
+const positiveInt = (fallback: number) =>
+  z
+    .union([z.string(), z.number()])
+    .optional()
+    .transform((raw, ctx) => {
+      const text = raw === undefined ? "" : String(raw).trim();
+      if (text === "") return fallback;
+      const n = Number(text);
+      if (!/^\d+$/.test(text) || !Number.isSafeInteger(n) || n <= 0) {
+        ctx.addIssue({ code: "custom", message: `must be a positive integer (got ${JSON.stringify(String(raw))})` });
+        return z.NEVER;
+      }
+      return n;
+    });
+
+/** The worker's numeric vars (wrangler.toml [vars]; see workers/README.md "Configuration"). */
+const edgeVarsSchema = z.object({
+  RATE_LIMIT_RPM: positiveInt(DEFAULT_RPM),
+  TOKENS_PER_DAY: positiveInt(DEFAULT_TOKENS_PER_DAY),
+  MAX_ADAPTER_BYTES: positiveInt(DEFAULT_MAX_ADAPTER_BYTES),
+  MAX_ADAPTER_RANK: positiveInt(DEFAULT_MAX_ADAPTER_RANK),
+  MAX_MIX_ADAPTERS: positiveInt(DEFAULT_MAX_MIX_ADAPTERS),
+  MAX_BAKE_BYTES: positiveInt(DEFAULT_MAX_BAKE_BYTES),
+  MAX_BAKE_DENSE_FLOATS: positiveInt(DEFAULT_MAX_BAKE_DENSE_FLOATS),
+});
+export type EdgeVars = z.infer<typeof edgeVarsSchema>;
+
+const parsed = new WeakMap<object, EdgeVars>();
+
+/**
+ * The worker's vars, validated once per env object (an isolate keeps one). A bad value is a
+ * deployment error, not the caller's: every request then fails with 500 `internal_error` naming
+ * the variable (like the runner, which exits 2 naming it), instead of silently using a default.
+ */
+export function edgeVars(env: Env): EdgeVars {
+  const cached = parsed.get(env);
+  if (cached) return cached;
+  const result = edgeVarsSchema.safeParse(env);
+  if (!result.success) {
+    const problems = result.error.issues.map((i) => `${i.path.join(".")} ${i.message}`).join("; ");
+    log("error", "worker misconfigured", { problems });
+    throw new ApiError("internal_error", `worker misconfigured: ${problems}`);
+  }
+  parsed.set(env, result.data);
+  return result.data;
+}
 
 /** Effective limits: the tenant's own, else the worker's vars, else the defaults above. */
 export function tenantLimits(env: Env, tenant: Pick<AuthTenant, "rpmLimit" | "tokensPerDay">) {
+  const vars = edgeVars(env);
   return {
-    rpm: tenant.rpmLimit ?? intVar(env.RATE_LIMIT_RPM, DEFAULT_RPM),
-    tokensPerDay: tenant.tokensPerDay ?? intVar(env.TOKENS_PER_DAY, DEFAULT_TOKENS_PER_DAY),
+    rpm: tenant.rpmLimit ?? vars.RATE_LIMIT_RPM,
+    tokensPerDay: tenant.tokensPerDay ?? vars.TOKENS_PER_DAY,
   };
 }
 
 export function uploadLimits(env: Env) {
-  return {
-    maxBytes: intVar(env.MAX_ADAPTER_BYTES, DEFAULT_MAX_ADAPTER_BYTES),
-    maxRank: intVar(env.MAX_ADAPTER_RANK, DEFAULT_MAX_ADAPTER_RANK),
-  };
+  const vars = edgeVars(env);
+  return { maxBytes: vars.MAX_ADAPTER_BYTES, maxRank: vars.MAX_ADAPTER_RANK };
 }
 
-export const maxMixAdapters = (env: Env) => intVar(env.MAX_MIX_ADAPTERS, DEFAULT_MAX_MIX_ADAPTERS);
-
-export const DEFAULT_MAX_BAKE_BYTES = 32 * 1024 * 1024;
-export const DEFAULT_MAX_BAKE_DENSE_FLOATS = 16 * 1024 * 1024;
+export const maxMixAdapters = (env: Env) => edgeVars(env).MAX_MIX_ADAPTERS;
 
 /**
  * What one bake may cost inside a Worker isolate (128 MB, limited CPU): the composition's adapter
@@ -38,8 +85,6 @@ export const DEFAULT_MAX_BAKE_DENSE_FLOATS = 16 * 1024 * 1024;
  * magnitude_prune) the dense ΔW floats they materialise, Σ over modules of terms × in × out.
  */
 export function bakeLimits(env: Env) {
-  return {
-    maxBytes: intVar(env.MAX_BAKE_BYTES, DEFAULT_MAX_BAKE_BYTES),
-    maxDenseFloats: intVar(env.MAX_BAKE_DENSE_FLOATS, DEFAULT_MAX_BAKE_DENSE_FLOATS),
-  };
+  const vars = edgeVars(env);
+  return { maxBytes: vars.MAX_BAKE_BYTES, maxDenseFloats: vars.MAX_BAKE_DENSE_FLOATS };
 }

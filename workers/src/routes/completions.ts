@@ -1,7 +1,7 @@
-import { createRoute, z } from "@hono/zod-openapi";
-import { pickGenerateOptions, type Completion } from "#core/wire/runner-api";
-import { requireTenant } from "../auth/require-tenant.js";
+import { z } from "@hono/zod-openapi";
+import { pickGenerateOptions } from "#core/wire/runner-api";
 import { errorResponses } from "../errors/error-schema.js";
+import { chatShaping } from "../inference/chat-shaping.js";
 import { CHAT_STOP, renderChatPrompt } from "../inference/chat-template.js";
 import {
   ChatRequestSchema,
@@ -11,8 +11,8 @@ import {
 } from "../inference/completion-schema.js";
 import { runInference } from "../inference/run-inference.js";
 import { badRequest } from "../errors/api-error.js";
-import { newRouter, tenantSecurity } from "./router.js";
 import { inferenceBodyLimit } from "../validation/inference-body-limit.js";
+import { newRouter, tenantRoute } from "./router.js";
 
 const sseContent = {
   "text/event-stream": {
@@ -20,13 +20,11 @@ const sseContent = {
   },
 };
 
-const completionsRoute = createRoute({
+const completionsRoute = tenantRoute({
   method: "post",
   path: "/v1/completions",
   tags: ["inference"],
   summary: "OpenAI-compatible text completion, optionally through a weighted mix of adapters",
-  security: tenantSecurity,
-  middleware: [requireTenant, inferenceBodyLimit] as const,
   request: { body: { required: true, content: { "application/json": { schema: CompletionRequestSchema } } } },
   responses: {
     200: {
@@ -35,17 +33,15 @@ const completionsRoute = createRoute({
     },
     ...errorResponses(400, 401, 404, 413, 422, 429, 503),
   },
-});
+}, [inferenceBodyLimit]);
 
-const chatRoute = createRoute({
+const chatRoute = tenantRoute({
   method: "post",
   path: "/v1/chat/completions",
   tags: ["inference"],
   summary: "OpenAI-compatible chat completion (simple documented chat template; see the docs)",
   description:
     "Messages are rendered as `<|role|>\\n{content}\\n` per message followed by `<|assistant|>\\n`; generation stops at the next role marker.",
-  security: tenantSecurity,
-  middleware: [requireTenant, inferenceBodyLimit] as const,
   request: { body: { required: true, content: { "application/json": { schema: ChatRequestSchema } } } },
   responses: {
     200: {
@@ -54,7 +50,7 @@ const chatRoute = createRoute({
     },
     ...errorResponses(400, 401, 404, 413, 422, 429, 503),
   },
-});
+}, [inferenceBodyLimit]);
 
 const stops = (stop: string | string[] | undefined) => (stop === undefined ? [] : Array.isArray(stop) ? stop : [stop]);
 
@@ -73,38 +69,6 @@ export const completionRoutes = newRouter()
   .openapi(chatRoute, async (c) => {
     const b = c.req.valid("json");
     if (b.logprobs) throw badRequest("logprobs are not supported for chat completions; use /v1/completions");
-    const chatId = `chatcmpl-${c.get("requestId")}`;
-    let first = true;
-    const toChat = (x: Completion) => ({
-      id: chatId,
-      object: "chat.completion" as const,
-      created: x.created,
-      model: x.model,
-      choices: x.choices.map((ch) => ({
-        index: ch.index,
-        message: { role: "assistant" as const, content: ch.text },
-        finish_reason: ch.finish_reason,
-        logprobs: null,
-      })),
-      usage: x.usage,
-    });
-    const toChunk = (x: Completion) => {
-      const chunk = {
-        id: chatId,
-        object: "chat.completion.chunk" as const,
-        created: x.created,
-        model: x.model,
-        choices: x.choices.map((ch) => ({
-          index: ch.index,
-          delta: first ? { role: "assistant" as const, content: ch.text } : { content: ch.text },
-          finish_reason: ch.finish_reason,
-          logprobs: null,
-        })),
-        ...(x.usage ? { usage: x.usage } : {}),
-      };
-      first = false;
-      return chunk;
-    };
     return runInference(
       c,
       {
@@ -119,7 +83,7 @@ export const completionRoutes = newRouter()
           logprobs: null,
         },
       },
-      { mapCompletion: toChat, mapChunk: toChunk },
+      chatShaping(`chatcmpl-${c.get("requestId")}`),
       // `as never`: a raw Response (JSON or SSE), as above.
     ) as never;
   });

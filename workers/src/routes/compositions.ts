@@ -1,75 +1,23 @@
-import { createRoute, z } from "@hono/zod-openapi";
-import { STRATEGY_NAMES, type StrategyName } from "#core/bake/index";
+import { z } from "@hono/zod-openapi";
+import { STRATEGY_NAMES } from "#core/bake/index";
 import { AdapterSchema, adapterJson } from "../adapters/record.js";
-import { ADAPTER_NAME_RE, ADAPTER_NAME_RULE, MAX_VERSION_CHARS, SEMVER_RE, VERSION_RULE, parseTags } from "../adapters/refs.js";
-import { MIX_WEIGHT_LIMIT } from "#core/wire/mix-bounds";
-import { MAX_DESCRIPTION_CHARS, MAX_REF_CHARS, MAX_TAGS_FIELD_CHARS } from "../validation/string-bounds.js";
-import { storeAdapter } from "../adapters/store.js";
-import { adapterVersionExists } from "../adapters/queries.js";
-import { validateAdapterFiles } from "../adapters/validate.js";
-import { bakeComposition } from "../compositions/bake-composition.js";
-import { findManifest } from "../runners/catalog.js";
-import { uploadLimits } from "../limits/config.js";
-import { requireTenant, tenantOf } from "../auth/require-tenant.js";
-import {
-  compositionNameExists,
-  deleteComposition,
-  findOwnComposition,
-  insertComposition,
-  listOwnCompositions,
-  type CompositionWithEntries,
-} from "../compositions/queries.js";
-import { badRequest, conflict, notFound, unprocessable } from "../errors/api-error.js";
+import { ADAPTER_NAME_RE, ADAPTER_NAME_RULE, MAX_VERSION_CHARS, SEMVER_RE, VERSION_RULE } from "../adapters/refs.js";
+import { tenantOf, tenantScope } from "../auth/require-tenant.js";
+import { bakeIntoRegistry, ownComposition, removeComposition, saveComposition } from "../compositions/composition-service.js";
+import { listOwnCompositions } from "../compositions/queries.js";
+import { CompositionSchema, compositionJson } from "../compositions/record.js";
 import { errorResponses } from "../errors/error-schema.js";
-import { resolveMix } from "../inference/resolve-mix.js";
-import { bakeLimits, maxMixAdapters } from "../limits/config.js";
-import { isoTime } from "../util/time.js";
-import { newRouter, tenantSecurity } from "./router.js";
-
-export const MixEntrySchema = z
-  .object({
-    id: z.string().min(1).max(MAX_REF_CHARS).openapi({ description: "Adapter id or `owner/name@version`", example: "acme/pirate@1.0.0" }),
-    weight: z
-      .number()
-      .finite()
-      .min(-MIX_WEIGHT_LIMIT)
-      .max(MIX_WEIGHT_LIMIT)
-      .openapi({
-        description: `wᵢ in ΔW = Σ wᵢ·sᵢ·Bᵢ·Aᵢ: |wᵢ| ≤ ${MIX_WEIGHT_LIMIT}, and Σ|wᵢ·sᵢ| over the adapters touching one module ≤ 1e5 (sᵢ: the adapter's scale)`,
-        example: 1,
-      }),
-  })
-  .openapi("MixEntry");
-
-export const CompositionSchema = z
-  .object({
-    id: z.string(),
-    name: z.string(),
-    base_model: z.string(),
-    adapters: z.array(z.object({ id: z.string(), ref: z.string(), weight: z.number() })),
-    created_at: z.string(),
-  })
-  .openapi("Composition");
-
-export function compositionJson(c: CompositionWithEntries) {
-  return {
-    id: c.id,
-    name: c.name,
-    base_model: c.baseModel,
-    adapters: c.entries.map((e) => ({ id: e.adapterId, ref: e.ref, weight: e.weight })),
-    created_at: isoTime(c.createdAt),
-  };
-}
+import { MixEntrySchema } from "../inference/resolve-mix.js";
+import { MAX_DESCRIPTION_CHARS, MAX_REF_CHARS, MAX_TAGS_FIELD_CHARS } from "../validation/string-bounds.js";
+import { newRouter, tenantRoute } from "./router.js";
 
 const IdParam = z.object({ id: z.string().min(1).max(MAX_REF_CHARS).openapi({ description: "Composition id or name" }) });
 
-const createComposition = createRoute({
+const createComposition = tenantRoute({
   method: "post",
   path: "/v1/compositions",
   tags: ["compositions"],
   summary: "Save a named mix of adapters (same base model, all visible to the caller)",
-  security: tenantSecurity,
-  middleware: [requireTenant] as const,
   request: {
     body: {
       required: true,
@@ -89,13 +37,11 @@ const createComposition = createRoute({
   },
 });
 
-const listCompositions = createRoute({
+const listCompositions = tenantRoute({
   method: "get",
   path: "/v1/compositions",
   tags: ["compositions"],
   summary: "The caller's compositions",
-  security: tenantSecurity,
-  middleware: [requireTenant] as const,
   responses: {
     200: {
       description: "Compositions",
@@ -105,13 +51,11 @@ const listCompositions = createRoute({
   },
 });
 
-const getComposition = createRoute({
+const getComposition = tenantRoute({
   method: "get",
   path: "/v1/compositions/{id}",
   tags: ["compositions"],
   summary: "One of the caller's compositions",
-  security: tenantSecurity,
-  middleware: [requireTenant] as const,
   request: { params: IdParam },
   responses: {
     200: { description: "Composition", content: { "application/json": { schema: CompositionSchema } } },
@@ -119,13 +63,11 @@ const getComposition = createRoute({
   },
 });
 
-const deleteCompositionRoute = createRoute({
+const deleteCompositionRoute = tenantRoute({
   method: "delete",
   path: "/v1/compositions/{id}",
   tags: ["compositions"],
   summary: "Delete one of the caller's compositions",
-  security: tenantSecurity,
-  middleware: [requireTenant] as const,
   request: { params: IdParam },
   responses: {
     200: {
@@ -136,15 +78,13 @@ const deleteCompositionRoute = createRoute({
   },
 });
 
-const bakeRoute = createRoute({
+const bakeRoute = tenantRoute({
   method: "post",
   path: "/v1/compositions/{id}/bake",
   tags: ["compositions"],
   summary: "Bake the composition into a new adapter in the registry (core's bake, run in the worker)",
   description:
     "Strategies: linear (exact Σ wᵢ·sᵢ·Bᵢ·Aᵢ, truncated by SVD), svd, ties, dare_linear, dare_ties, magnitude_prune (dense ΔW merges, then truncated SVD). `density` is required by ties/dare_*/magnitude_prune; `seed` only by dare_*.",
-  security: tenantSecurity,
-  middleware: [requireTenant] as const,
   request: {
     params: IdParam,
     body: {
@@ -153,7 +93,7 @@ const bakeRoute = createRoute({
         "application/json": {
           schema: z
             .object({
-              strategy: z.enum(STRATEGY_NAMES as unknown as [StrategyName, ...StrategyName[]]),
+              strategy: z.enum(STRATEGY_NAMES as unknown as [string, ...string[]]),
               density: z.number().gt(0).max(1).optional(),
               rank: z.number().int().min(1).optional(),
               seed: z.number().int().min(0).optional(),
@@ -189,100 +129,32 @@ const bakeRoute = createRoute({
 
 export const compositionRoutes = newRouter()
   .openapi(createComposition, async (c) => {
-    const db = c.var.db;
-    const tenant = tenantOf(c);
     const body = c.req.valid("json");
-    if (body.adapters.length > maxMixAdapters(c.env)) {
-      throw badRequest(`a composition may hold at most ${maxMixAdapters(c.env)} adapters`);
-    }
-    const mix = await resolveMix(db, tenant.id, null, body.adapters, maxMixAdapters(c.env));
-    if (await compositionNameExists(db, tenant.id, body.name)) throw conflict(`composition '${body.name}' already exists`);
-    const baseModel = mix.adapters[0]!.baseModel;
-    const row = await insertComposition(db, {
-      ownerId: tenant.id,
-      name: body.name,
-      baseModel,
-      entries: mix.wire.map((w) => ({ adapterId: w.id, weight: w.weight })),
-    });
-    const entries = mix.adapters.map((a, i) => ({
-      adapterId: a.id,
-      ref: `${a.ownerName}/${a.name}@${a.version}`,
-      weight: mix.wire[i]!.weight,
-    }));
-    return c.json(compositionJson({ ...row, entries }), 201);
+    const row = await saveComposition(tenantScope(c), body.name, body.adapters);
+    return c.json(compositionJson(row), 201);
   })
   .openapi(listCompositions, async (c) => {
     const rows = await listOwnCompositions(c.var.db, tenantOf(c).id);
     return c.json({ object: "list" as const, data: rows.map(compositionJson) }, 200);
   })
   .openapi(getComposition, async (c) => {
-    const id = c.req.valid("param").id;
-    const row = await findOwnComposition(c.var.db, tenantOf(c).id, id);
-    if (!row) throw notFound(`composition '${id}' not found`);
+    const row = await ownComposition(tenantScope(c), c.req.valid("param").id);
     return c.json(compositionJson(row), 200);
   })
   .openapi(deleteCompositionRoute, async (c) => {
-    const id = c.req.valid("param").id;
-    const row = await findOwnComposition(c.var.db, tenantOf(c).id, id);
-    if (!row) throw notFound(`composition '${id}' not found`);
-    await deleteComposition(c.var.db, row.id);
+    const row = await removeComposition(tenantScope(c), c.req.valid("param").id);
     return c.json({ id: row.id, deleted: true as const }, 200);
   })
   .openapi(bakeRoute, async (c) => {
-    const db = c.var.db;
-    const tenant = tenantOf(c);
-    const id = c.req.valid("param").id;
     const body = c.req.valid("json");
-    const comp = await findOwnComposition(db, tenant.id, id);
-    if (!comp) throw notFound(`composition '${id}' not found`);
-    let tags: string[];
-    try {
-      tags = parseTags(body.tags ?? "baked");
-    } catch (e) {
-      throw badRequest((e as Error).message);
-    }
-    if (await adapterVersionExists(db, tenant.id, body.name, body.version)) {
-      throw conflict(`adapter ${tenant.name}/${body.name}@${body.version} already exists (versions are immutable)`);
-    }
-    const manifest = await findManifest(c.env, db, comp.baseModel);
-    if (!manifest) throw unprocessable(`base model '${comp.baseModel}' is not served by any runner`);
-    const limits = uploadLimits(c.env);
-    const baked = await bakeComposition(
-      db,
-      c.env.ADAPTERS,
-      tenant.id,
-      comp,
-      { strategy: body.strategy, density: body.density, rank: body.rank, seed: body.seed },
-      manifest,
-      limits.maxRank,
-      bakeLimits(c.env),
-    );
-    // The baked files go through the same validation as an upload.
-    const { summary } = validateAdapterFiles(JSON.parse(baked.configJson), baked.weights, manifest, limits.maxRank);
-    const scale = summary.scale ?? summary.scales[summary.scales.length - 1] ?? 1;
-    const row = await storeAdapter(db, c.env.ADAPTERS, tenant, {
-      name: body.name,
-      version: body.version,
-      baseModel: comp.baseModel,
-      visibility: body.visibility,
-      description:
-        body.description ?? `Baked from composition '${comp.name}' (${comp.entries.map((e) => `${e.weight}×${e.ref}`).join(" + ")}) with ${body.strategy}`,
-      tags,
-      rank: summary.rank,
-      alpha: summary.alpha ?? scale * summary.rank,
-      scale,
-      targets: summary.targets,
-      dtype: summary.dtype ?? "F32",
-      configJson: baked.configJson,
-      weights: baked.weights,
-    });
+    const { row, report } = await bakeIntoRegistry(tenantScope(c), c.req.valid("param").id, body);
     return c.json(
       {
         ...adapterJson(row),
         bake: {
           strategy: body.strategy,
-          total_discarded_energy: baked.report.totalDiscardedEnergy,
-          per_module: baked.report.perModule.map((m) => ({ module: m.module, rank: m.rank, discarded_energy: m.discardedEnergy })),
+          total_discarded_energy: report.totalDiscardedEnergy,
+          per_module: report.perModule.map((m) => ({ module: m.module, rank: m.rank, discarded_energy: m.discardedEnergy })),
         },
       },
       201,

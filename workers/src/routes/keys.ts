@@ -1,10 +1,10 @@
-import { createRoute, z } from "@hono/zod-openapi";
-import { requireTenant, tenantOf } from "../auth/require-tenant.js";
+import { z } from "@hono/zod-openapi";
+import { tenantOf } from "../auth/require-tenant.js";
 import { notFound } from "../errors/api-error.js";
 import { errorResponses } from "../errors/error-schema.js";
 import { createApiKey, listApiKeys, revokeApiKey } from "../tenants/queries.js";
 import { isoTime } from "../util/time.js";
-import { newRouter, tenantSecurity } from "./router.js";
+import { newRouter, tenantRoute } from "./router.js";
 
 const KeySchema = z
   .object({
@@ -15,13 +15,11 @@ const KeySchema = z
   })
   .openapi("ApiKey");
 
-const createKey = createRoute({
+const createKey = tenantRoute({
   method: "post",
   path: "/v1/keys",
   tags: ["keys"],
   summary: "Create another API key for the caller's tenant (shown once)",
-  security: tenantSecurity,
-  middleware: [requireTenant] as const,
   responses: {
     201: {
       description: "Created",
@@ -31,13 +29,11 @@ const createKey = createRoute({
   },
 });
 
-const listKeys = createRoute({
+const listKeys = tenantRoute({
   method: "get",
   path: "/v1/keys",
   tags: ["keys"],
   summary: "List the caller's API keys (prefixes only)",
-  security: tenantSecurity,
-  middleware: [requireTenant] as const,
   responses: {
     200: {
       description: "Keys",
@@ -47,13 +43,11 @@ const listKeys = createRoute({
   },
 });
 
-const deleteKey = createRoute({
+const deleteKey = tenantRoute({
   method: "delete",
   path: "/v1/keys/{id}",
   tags: ["keys"],
   summary: "Revoke one of the caller's API keys",
-  security: tenantSecurity,
-  middleware: [requireTenant] as const,
   request: { params: z.object({ id: z.string() }) },
   responses: {
     200: { description: "Revoked", content: { "application/json": { schema: KeySchema } } },

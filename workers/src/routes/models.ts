@@ -1,10 +1,9 @@
-import { createRoute, z } from "@hono/zod-openapi";
+import { z } from "@hono/zod-openapi";
 import { modelManifestSchema } from "#core/manifest/model-manifest";
-import { requireTenant } from "../auth/require-tenant.js";
 import { notFound } from "../errors/api-error.js";
 import { errorResponses } from "../errors/error-schema.js";
 import { catalogModels, modelCatalog, type CatalogModel } from "../runners/catalog.js";
-import { newRouter, tenantSecurity } from "./router.js";
+import { newRouter, tenantRoute } from "./router.js";
 
 const ModelSchema = z
   .object({
@@ -22,13 +21,11 @@ const ModelWithManifestSchema = ModelSchema.extend({
   merge_only_targets: z.array(z.string()),
 }).openapi("ModelDetail");
 
-const listModels = createRoute({
+const listModels = tenantRoute({
   method: "get",
   path: "/v1/models",
   tags: ["models"],
   summary: "Base models served by the healthy runners (OpenAI list shape)",
-  security: tenantSecurity,
-  middleware: [requireTenant] as const,
   responses: {
     200: {
       description: "Models",
@@ -38,13 +35,11 @@ const listModels = createRoute({
   },
 });
 
-const getModel = createRoute({
+const getModel = tenantRoute({
   method: "get",
   path: "/v1/models/{id}",
   tags: ["models"],
   summary: "One base model with its manifest: what adapter authors need to train for it",
-  security: tenantSecurity,
-  middleware: [requireTenant] as const,
   request: { params: z.object({ id: z.string().min(1) }) },
   responses: {
     200: { description: "Model", content: { "application/json": { schema: ModelWithManifestSchema } } },

@@ -1,18 +1,9 @@
-import { createRoute, z } from "@hono/zod-openapi";
-import { requireAdmin } from "../auth/require-admin.js";
-import { badRequest, conflict } from "../errors/api-error.js";
+import { z } from "@hono/zod-openapi";
 import { errorResponses } from "../errors/error-schema.js";
-import {
-  createApiKey,
-  findApiKeyByPlaintext,
-  findTenantByName,
-  insertApiKey,
-  insertTenant,
-  updateTenantLimits,
-  type TenantRow,
-} from "../tenants/queries.js";
+import type { TenantRow } from "../tenants/queries.js";
+import { createTenant, upsertTenant } from "../tenants/tenant-service.js";
 import { isoTime } from "../util/time.js";
-import { adminSecurity, newRouter } from "./router.js";
+import { adminRoute, newRouter } from "./router.js";
 
 export const TenantNameSchema = z
   .string()
@@ -53,13 +44,11 @@ function tenantJson(t: TenantRow) {
   return { id: t.id, name: t.name, rpm_limit: t.rpmLimit, tokens_per_day: t.tokensPerDay, created_at: isoTime(t.createdAt) };
 }
 
-const createTenant = createRoute({
+const createTenantRoute = adminRoute({
   method: "post",
   path: "/v1/tenants",
   tags: ["tenants"],
   summary: "Create a tenant and its first API key (admin)",
-  security: adminSecurity,
-  middleware: [requireAdmin] as const,
   request: {
     body: {
       required: true,
@@ -75,13 +64,11 @@ const createTenant = createRoute({
   },
 });
 
-const upsertTenant = createRoute({
+const upsertTenantRoute = adminRoute({
   method: "put",
   path: "/v1/tenants/{name}",
   tags: ["tenants"],
   summary: "Idempotent upsert of a tenant, optionally registering a given API key (admin; used for dev seeding)",
-  security: adminSecurity,
-  middleware: [requireAdmin] as const,
   request: {
     params: z.object({ name: TenantNameSchema }),
     body: {
@@ -114,36 +101,23 @@ const upsertTenant = createRoute({
   },
 });
 
+const limitsOf = (b: { rpm_limit?: number | null; tokens_per_day?: number | null }) => ({
+  rpmLimit: b.rpm_limit,
+  tokensPerDay: b.tokens_per_day,
+});
+
 export const tenantRoutes = newRouter()
-  .openapi(createTenant, async (c) => {
-    const db = c.var.db;
+  .openapi(createTenantRoute, async (c) => {
     const body = c.req.valid("json");
-    if (await findTenantByName(db, body.name)) throw conflict(`tenant '${body.name}' already exists`);
-    const tenant = await insertTenant(db, body.name, { rpmLimit: body.rpm_limit, tokensPerDay: body.tokens_per_day });
-    const { row, key } = await createApiKey(db, tenant.id);
+    const { tenant, keyRow, key } = await createTenant(c.var.db, body.name, limitsOf(body));
     return c.json(
-      { ...tenantJson(tenant), api_key: { id: row.id, key, prefix: row.prefix, created_at: isoTime(row.createdAt) } },
+      { ...tenantJson(tenant), api_key: { id: keyRow.id, key, prefix: keyRow.prefix, created_at: isoTime(keyRow.createdAt) } },
       201,
     );
   })
-  .openapi(upsertTenant, async (c) => {
-    const db = c.var.db;
-    const { name } = c.req.valid("param");
+  .openapi(upsertTenantRoute, async (c) => {
     // The body is optional: no body means `{}`.
     const body = c.req.valid("json") ?? {};
-    let tenant = await findTenantByName(db, name);
-    const created = !tenant;
-    if (!tenant) tenant = await insertTenant(db, name, { rpmLimit: body.rpm_limit, tokensPerDay: body.tokens_per_day });
-    else if (body.rpm_limit !== undefined || body.tokens_per_day !== undefined) {
-      tenant = await updateTenantLimits(db, tenant.id, { rpmLimit: body.rpm_limit, tokensPerDay: body.tokens_per_day });
-    }
-    let registered = false;
-    if (body.api_key !== undefined) {
-      const existing = await findApiKeyByPlaintext(db, body.api_key);
-      if (existing && existing.tenantId !== tenant.id) throw conflict("api_key is already registered to another tenant");
-      if (existing && existing.revokedAt !== null) throw badRequest("api_key was revoked; choose another");
-      if (!existing) await insertApiKey(db, tenant.id, body.api_key);
-      registered = true;
-    }
-    return c.json({ ...tenantJson(tenant), api_key_registered: registered }, created ? 201 : 200);
+    const { tenant, created, keyRegistered } = await upsertTenant(c.var.db, c.req.valid("param").name, limitsOf(body), body.api_key);
+    return c.json({ ...tenantJson(tenant), api_key_registered: keyRegistered }, created ? 201 : 200);
   });

@@ -9,7 +9,7 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { sha256Hex } from "../adapter-cache.js";
 import { SHA256_HEADER } from "#core/wire/runner-api";
-import { SIGNATURE_HEADER, TIMESTAMP_HEADER, verifyRequest } from "#core/wire/hmac";
+import { signatureHeaders, verifyRequest } from "#core/wire/hmac";
 
 export interface ServedAdapter {
   config: Record<string, unknown> | string;
@@ -54,8 +54,7 @@ export async function startEdgeAdapterServer(secret: string): Promise<EdgeAdapte
         method: req.method ?? "GET",
         pathAndQuery: url,
         body: new Uint8Array(0),
-        timestampHeader: (req.headers[TIMESTAMP_HEADER] as string | undefined) ?? null,
-        signatureHeader: (req.headers[SIGNATURE_HEADER] as string | undefined) ?? null,
+        ...signatureHeaders((name) => req.headers[name] as string | undefined),
       });
       if (!verdict.ok) {
         state.unauthorized++;

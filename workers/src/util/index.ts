@@ -1,2 +1,0 @@
-export * from "./crypto.js";
-export * from "./time.js";
