@@ -14,7 +14,7 @@ import { runnerSecret } from "../runners/config.js";
 import { dispatchCompletion } from "../runners/dispatch.js";
 import { mixRoutingKey } from "../runners/rendezvous.js";
 import { resolveMix, type MixRequestEntry } from "./resolve-mix.js";
-import { passThroughSse } from "./sse.js";
+import { billedCompletionTokens, passThroughSse } from "./sse.js";
 
 export interface InferenceInput {
   model: string;
@@ -104,7 +104,7 @@ export async function runInference(c: Context<AppEnv>, input: InferenceInput, sh
     map: shaping.mapChunk ?? null,
     // A stream cut before its usage chunk still bills the prompt (the runner sends its size up front).
     onDone: (o) =>
-      account(o.usage?.prompt_tokens ?? (Number(response.headers.get(PROMPT_TOKENS_HEADER)) || 0), o.usage?.completion_tokens ?? o.textChunks),
+      account(o.usage?.prompt_tokens ?? (Number(response.headers.get(PROMPT_TOKENS_HEADER)) || 0), billedCompletionTokens(o)),
     waitUntil: (p) => c.executionCtx.waitUntil(p),
   });
   return new Response(stream, {
