@@ -30,6 +30,7 @@ function getColumns() {
     tags: adapters.tags,
     downloads: adapters.downloads,
     createdAt: adapters.createdAt,
+    bakeReport: adapters.bakeReport,
   };
 }
 

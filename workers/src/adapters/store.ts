@@ -21,6 +21,8 @@ export interface NewAdapter {
   dtype: string;
   configJson: string;
   weights: Uint8Array<ArrayBuffer>;
+  /** JSON of a baked adapter's report (null for uploads). */
+  bakeReport?: string | null;
 }
 
 const isUniqueViolation = (e: unknown) => /UNIQUE constraint failed/i.test(String((e as Error)?.message ?? e) + String((e as { cause?: unknown })?.cause ?? ""));
@@ -62,6 +64,7 @@ export async function storeAdapter(db: Db, bucket: R2Bucket, owner: AuthTenant, 
     tags: encodeTags(input.tags),
     downloads: 0,
     createdAt: Date.now(),
+    bakeReport: input.bakeReport ?? null,
   };
   try {
     await insertAdapter(db, row);
