@@ -10,6 +10,7 @@ import { createRng, randomLoraAdapter } from "#core/random/index";
 import { configPath, readConfig, resolveConnection, writeConfig } from "./config.js";
 import { main } from "./main.js";
 import { parseMix } from "./mix.js";
+import { progressBar } from "./output.js";
 import { captureIo } from "./test-io.js";
 import { UsageError } from "./usage-error.js";
 
@@ -149,5 +150,26 @@ describe("exit codes without an edge", () => {
     expect(JSON.parse(readFileSync(path.join(home, "a", "adapter_config.json"), "utf8"))).toMatchObject({ r: 4, base_model_name_or_path: "m" });
     expect((await run(["dev", "random-adapter", "--manifest", "manifest.json", "--rank", "64", "c"])).err).toMatch(/exceeds m's max rank 8/);
     expect((await run(["dev", "make-coffee", "x"])).code).toBe(2);
+  });
+});
+
+describe("progress bar", () => {
+  it("redraws in place on a terminal (once per whole percent) and prints one line elsewhere", () => {
+    const tty = captureIo({ stderrIsTTY: true });
+    const bar = progressBar(tty, "push a");
+    for (let loaded = 0; loaded <= 2048; loaded += 256) bar.update({ loaded, total: 2048 });
+    bar.update({ loaded: 2048, total: 2048 }); // same percent: not redrawn
+    bar.done(2048);
+    const frames = tty.err().split("\r").filter((f) => f !== "");
+    expect(frames).toHaveLength(10);
+    expect(frames[0]).toBe("push a [..............................]   0% 0 B / 2.0 KiB");
+    expect(frames[8]).toBe("push a [##############################] 100% 2.0 KiB / 2.0 KiB");
+    expect(frames[9]).toBe("\x1b[2Kpush a: 2.0 KiB sent\n");
+
+    const log = captureIo({ stderrIsTTY: false });
+    const quiet = progressBar(log, "push a");
+    quiet.update({ loaded: 1024, total: 2048 });
+    quiet.done(2048);
+    expect(log.err()).toBe("push a: 2.0 KiB sent\n");
   });
 });

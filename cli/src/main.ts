@@ -92,7 +92,8 @@ export async function main(argv: string[], io: Io = processIo()): Promise<number
     }
     if (e instanceof LoraedgeError) {
       const where = e.status === 0 ? "" : ` (${e.status} ${e.type}${e.requestId ? `, request ${e.requestId}` : ""})`;
-      io.stderr(`loraedge: ${e.message}${where}\n`);
+      const retry = e.retryAfter !== null ? `; retry after ${e.retryAfter} s` : "";
+      io.stderr(`loraedge: ${e.message}${where}${retry}\n`);
       return EXIT.remote;
     }
     io.stderr(`loraedge: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);

@@ -24,7 +24,7 @@ import type { ComposedMix } from "#core/lora/types";
 import { loadPeftAdapter, writePeftAdapter } from "#core/peft/index";
 import { createRng, randomLoraAdapter } from "#core/random/index";
 import { float16, int64, loadBackend, type BackendName } from "../backend/index.js";
-import { decodeModel, externalLocation, toNumber } from "../onnx/index.js";
+import { decodeModel, encodeModel, externalLocation, toNumber, upcastFloat16 } from "../onnx/index.js";
 import { importOnnxExport } from "./import-onnx-export.js";
 import { loadModel } from "../model/load-model.js";
 import { relErr } from "../model/testing/random-mix.js";
@@ -185,11 +185,49 @@ describe.skipIf(!present)("importOnnxExport: tiny-random-llama-fp16 (GenAI fp16 
     }
   });
 
+  it("an fp32 export of the same model (the fixture's graph and data up-cast, as the model builder writes fp32) imports as fp32 and serves a PEFT adapter", async () => {
+    const src = await fsp.mkdtemp(path.join(os.tmpdir(), "loraedge-genai-fp32-"));
+    const out = await fsp.mkdtemp(path.join(os.tmpdir(), "loraedge-genai-fp32-model-"));
+    try {
+      for (const f of ["genai_config.json", "tokenizer.json", "tokenizer_config.json"]) await fsp.copyFile(path.join(FIXTURE, f), path.join(src, f));
+      const graph = decodeModel(new Uint8Array(fs.readFileSync(path.join(FIXTURE, "model.onnx"))));
+      const data = upcastFloat16(graph, new Uint8Array(fs.readFileSync(path.join(FIXTURE, "model.onnx.data"))), "model.onnx.data");
+      await fsp.writeFile(path.join(src, "model.onnx"), encodeModel(graph));
+      await fsp.writeFile(path.join(src, "model.onnx.data"), data);
+      const manifest = await importOnnxExport(src, out);
+      expect(manifest).toMatchObject({ dtype: "float32", architecture: "llama" });
+      expect(manifest.targets.filter((t) => t.mode === "unmerged")).toHaveLength(14);
+      const model = await loadModel(out, { backend: "node", threads: 1 });
+      try {
+        const mix = peftMix(model.manifest.targets, 11, 4);
+        const [base, lora] = await model.step(
+          [
+            { tokens, cache: null, mix: null },
+            { tokens, cache: null, mix },
+          ],
+          { allLogits: true },
+        );
+        expect(relErr(base.logits, await originalLogits("node", null, tokens))).toBeLessThanOrEqual(FP16_TOL);
+        expect(relErr(lora.logits, await originalLogits("node", mix, tokens))).toBeLessThanOrEqual(FP16_TOL);
+        const merged = await model.createMerged(mix);
+        const [m] = await merged.step([{ tokens, cache: null, mix: null }], { allLogits: true });
+        expect(relErr(m.logits, lora.logits)).toBeLessThanOrEqual(1e-4); // fp32: merged ≡ unmerged tightly
+        await merged.dispose();
+      } finally {
+        await model.dispose();
+      }
+    } finally {
+      await fsp.rm(src, { recursive: true, force: true });
+      await fsp.rm(out, { recursive: true, force: true });
+    }
+  });
+
   it("its tokenizer.json round-trips text", async () => {
     const model = await loadModel(dir, { backend: "node", threads: 1 });
     try {
       const text = "Hello world, this is a test.";
       expect(model.tokenizer.decode(model.tokenizer.encode(text))).toBe(text);
+      expect(model.tokenizer.decode([])).toBe("");
     } finally {
       await model.dispose();
     }

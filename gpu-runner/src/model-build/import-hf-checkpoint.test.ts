@@ -70,6 +70,45 @@ describe("importHfCheckpoint", () => {
     });
   }
 
+  it("an F16 checkpoint stored as fp16 (dtype float16): kept and up-cast both ≡ the reference within fp16 rounding; merged ≡ unmerged", async () => {
+    const src = await tmp();
+    const out = await tmp();
+    const ck = seededLlamaCheckpoint(base, 78);
+    await writeHfCheckpoint(src, ck, { dtype: "F16" });
+    const manifest = await importHfCheckpoint(src, out, { id: "llama-fp16", dtype: "float16" });
+    expect(manifest.dtype).toBe("float16");
+    const weightsBytes = (await fs.stat(path.join(out, "weights.bin"))).size;
+    const stored = asStored(ck, "F16");
+    const tokens = [1, 6, 17, 18, 95, 68, 38];
+    for (const float16 of ["keep", "upcast"] as const) {
+      const model = await loadModel(out, { backend: "node", threads: 1, float16 });
+      try {
+        const mix = randomMix(model.manifest.targets, (m) => (m.includes("layers.1") ? 5 : 2), 3);
+        const [plain, lora] = await model.step(
+          [
+            { tokens, cache: null, mix: null },
+            { tokens, cache: null, mix },
+          ],
+          { allLogits: true },
+        );
+        // keep: activations are rounded to fp16 at each projection; upcast: exact fp16 weights in fp32.
+        const tol = float16 === "keep" ? 1e-2 : 1e-4;
+        expect(relErr(plain.logits, referenceForward(stored, tokens, null)), float16).toBeLessThanOrEqual(tol);
+        expect(relErr(lora.logits, referenceForward(stored, tokens, mix)), float16).toBeLessThanOrEqual(tol);
+        const merged = await model.createMerged(mix);
+        const [m] = await merged.step([{ tokens, cache: null, mix: null }], { allLogits: true });
+        expect(relErr(m.logits, lora.logits), `${float16} merged`).toBeLessThanOrEqual(1e-2);
+        await merged.dispose();
+      } finally {
+        await model.dispose();
+      }
+    }
+    // About half the fp32 bytes (norms and rotary tables stay fp32).
+    const fp32 = await tmp();
+    await importHfCheckpoint(src, fp32, { id: "llama-fp32" });
+    expect(weightsBytes / (await fs.stat(path.join(fp32, "weights.bin"))).size).toBeLessThan(0.6);
+  });
+
   it("refuses what the graph cannot represent, with the reason", async () => {
     const src = await tmp();
     const ck = seededLlamaCheckpoint(base, 1);

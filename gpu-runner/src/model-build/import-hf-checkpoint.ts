@@ -1,7 +1,8 @@
 /**
  * Imports a Hugging Face Llama-family checkpoint directory (config.json, model.safetensors or
  * model.safetensors.index.json + shards, tokenizer.json [+ tokenizer_config.json]) into the
- * runner's graph layout (buildLlamaGraph) with the real tokenizer. Weights become float32.
+ * runner's graph layout (buildLlamaGraph) with the real tokenizer. Weights become float32, or
+ * float16 with `dtype: "float16"`.
  */
 import fs from "node:fs/promises";
 import path from "node:path";
@@ -22,6 +23,8 @@ export interface ImportHfOptions {
   maxRank?: number;
   /** Called as weight shards are read: bytes so far, bytes in all. */
   onProgress?: (done: number, total: number) => void;
+  /** Stored weights: "float32" (default) or "float16" (projections, embedding, lm_head; fp16 MatMuls, see buildLlamaGraph). */
+  dtype?: "float32" | "float16";
 }
 
 /** model_type values whose config maps onto the Llama graph (qwen2: q/k/v biases). */
@@ -151,13 +154,14 @@ export async function importHfCheckpoint(srcDir: string, outDir: string, opts: I
   } catch {
     // optional
   }
-  const built = buildLlamaGraph(checkpoint);
+  const built = buildLlamaGraph(checkpoint, { weightDtype: opts.dtype ?? "float32" });
   const id = opts.id ?? path.basename(path.resolve(srcDir));
   const manifest = llamaManifest({
     id,
     config: checkpoint.config,
     tokenizer: { kind: "hf", bosId: tokenId(hf.bos_token_id), eosId: tokenId(hf.eos_token_id) },
     maxRank: opts.maxRank ?? 64,
+    dtype: opts.dtype ?? "float32",
     source: { importer: "hf-checkpoint", source: path.basename(path.resolve(srcDir)), modelType: hf.model_type, config: checkpoint.config },
   });
   await writeModelDir(outDir, { manifest, spec: built.spec, graph: built.graph, weights: built.weights, tokenizerJson, tokenizerConfig });

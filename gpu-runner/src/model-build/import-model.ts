@@ -17,7 +17,7 @@ export type ModelSourceKind = "hf-checkpoint" | "genai-export";
 export interface ImportModelOptions {
   /** Model id (default: the source directory's name). */
   id?: string;
-  /** Stored weight dtype (default: the source's; fp16 GenAI exports may be stored as fp32). */
+  /** Stored weight dtype. HF checkpoints: fp32 (default) or fp16. GenAI exports: the export's (default), or fp32 for an fp16 export. */
   dtype?: "fp32" | "fp16";
   /** Largest adapter rank accepted (manifest maxRank, default 64). */
   maxRank?: number;
@@ -66,8 +66,7 @@ export async function importModel(source: string, opts: ImportModelOptions = {})
   try {
     let manifest: ModelManifest;
     if (kind === "hf-checkpoint") {
-      if (opts.dtype === "fp16") throw new Error("--dtype fp16 is not supported for Hugging Face checkpoints yet: they are stored as fp32");
-      manifest = await importHfCheckpoint(source, tmp, { id, ...(opts.maxRank ? { maxRank: opts.maxRank } : {}), ...(opts.onProgress ? { onProgress: opts.onProgress } : {}) });
+      manifest = await importHfCheckpoint(source, tmp, { id, dtype: opts.dtype === "fp16" ? "float16" : "float32", ...(opts.maxRank ? { maxRank: opts.maxRank } : {}), ...(opts.onProgress ? { onProgress: opts.onProgress } : {}) });
     } else {
       manifest = await importOnnxExport(source, tmp, { id, ...(opts.maxRank ? { maxRank: opts.maxRank } : {}), ...(opts.onProgress ? { onProgress: opts.onProgress } : {}) });
       if (opts.dtype === "fp16" && manifest.dtype !== "float16") throw new Error("--dtype fp16: this export is fp32; converting an ONNX export to fp16 is not supported (export it with fp16 precision)");

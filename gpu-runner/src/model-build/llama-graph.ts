@@ -48,7 +48,17 @@ export interface BuiltGraph {
   spec: GraphSpec;
 }
 
-export function buildLlamaGraph(checkpoint: LlamaCheckpoint): BuiltGraph {
+export interface BuildLlamaOptions {
+  /**
+   * "float16": the projection, embedding and lm_head weights are stored fp16 and their MatMuls run
+   * in fp16 (x Cast down, result Cast up); norms, attention, rotary tables and LoRA stay fp32.
+   * Default "float32".
+   */
+  weightDtype?: "float32" | "float16";
+}
+
+export function buildLlamaGraph(checkpoint: LlamaCheckpoint, opts: BuildLlamaOptions = {}): BuiltGraph {
+  const fp16 = opts.weightDtype === "float16";
   const config = checkpoint.config;
   validateLlamaConfig(config);
   const g = new GraphBuilder();
@@ -87,7 +97,8 @@ export function buildLlamaGraph(checkpoint: LlamaCheckpoint): BuiltGraph {
   const zero = g.scalar(0);
   const linear = (x: string, module: string, inF: number, outF: number): string => {
     const src = tensor(`${module}.weight`); // [out, in]
-    const w = g.initializer(blob.add(`${module}.weight`, [inF, outF], transpose2d(src.data, outF, inF))); // [in, out]
+    const wData = transpose2d(src.data, outF, inF); // [in, out]
+    const w = g.initializer(fp16 ? blob.addFloat16(`${module}.weight`, [inF, outF], wData) : blob.add(`${module}.weight`, [inF, outF], wData));
     const at = g.input(`${module}.lora_at`, F, ["batch", inF, `R.${module}`]); // [batch, in, R]
     const bt = g.input(`${module}.lora_bt`, F, ["batch", `R.${module}`, outF]); // [batch, R, out]
     const ac = g.input(`${module}.lora_ac`, F, [inF, `Rc.${module}`]); // [in, Rc]
@@ -95,7 +106,9 @@ export function buildLlamaGraph(checkpoint: LlamaCheckpoint): BuiltGraph {
     const mask = g.input(`${module}.lora_mask`, F, ["batch", 1, `Rc.${module}`]); // [batch, 1, Rc]
     targets.push({ module, weight: `${module}.weight`, layout: "in_out", at, bt, ac, bc, mask });
     const hasBias = checkpoint.tensors.has(`${module}.bias`);
-    const product = g.node("MatMul", [x, w], {}, { name: `${module}/MatMul` });
+    const product = fp16
+      ? g.node("Cast", [g.node("MatMul", [g.node("Cast", [x], { to: DataType.FLOAT16 }), w], {}, { name: `${module}/MatMul` })], { to: F }) // fp16 MatMul, [b, s, out] f32
+      : g.node("MatMul", [x, w], {}, { name: `${module}/MatMul` });
     const base = hasBias ? g.node("Add", [product, weight(`${module}.bias`)], {}, { name: `${module}/Bias` }) : product; // [b, s, out]
     const xa = g.node("MatMul", [x, at], {}, { name: `${module}/lora_A` }); // [b, s, R]
     const delta = g.node("MatMul", [xa, bt], {}, { name: `${module}/lora_B` }); // [b, s, out]
@@ -117,7 +130,10 @@ export function buildLlamaGraph(checkpoint: LlamaCheckpoint): BuiltGraph {
   // The mask for grouped queries (row r of g·s is query r mod s): [b, 1, g·s, T], computed once.
   const groupedBias = groups === 1 ? bias : g.node("Tile", [bias, g.int64s([1, 1, groups, 1])]);
 
-  let x = g.node("Gather", [weight("model.embed_tokens.weight"), inputIds]); // [b, s, d]
+  const embed = tensor("model.embed_tokens.weight");
+  let x = fp16
+    ? g.node("Cast", [g.node("Gather", [g.initializer(blob.addFloat16("model.embed_tokens.weight", embed.shape, embed.data)), inputIds])], { to: F }) // [b, s, d]
+    : g.node("Gather", [weight("model.embed_tokens.weight"), inputIds]); // [b, s, d]
   for (let layer = 0; layer < config.numLayers; layer++) {
     const p = `model.layers.${layer}`;
     const [tq, tk, tv, to, tg, tu, tdn] = llamaLayerTargets(config, layer);
@@ -150,8 +166,14 @@ export function buildLlamaGraph(checkpoint: LlamaCheckpoint): BuiltGraph {
   const index = g.node("Expand", [g.node("Unsqueeze", [logitsPositions, g.int64s([2])]), g.int64s([1, 1, config.hiddenSize])]); // [b, n, d]
   const picked = g.node("GatherElements", [normed, index], { axis: 1 }); // [b, n, d]
   const head = lmHeadWeight(checkpoint);
-  const lmHead = g.initializer(blob.add("lm_head.weight", [config.hiddenSize, config.vocabSize], transpose2d(head.data, config.vocabSize, config.hiddenSize)));
-  g.node("MatMul", [picked, lmHead], {}, { output: "logits" }); // [b, n, vocab]
+  const headData = transpose2d(head.data, config.vocabSize, config.hiddenSize); // [d, vocab]
+  if (fp16) {
+    const lmHead = g.initializer(blob.addFloat16("lm_head.weight", [config.hiddenSize, config.vocabSize], headData));
+    g.node("Cast", [g.node("MatMul", [g.node("Cast", [picked], { to: DataType.FLOAT16 }), lmHead])], { to: F }, { output: "logits" }); // [b, n, vocab]
+  } else {
+    const lmHead = g.initializer(blob.add("lm_head.weight", [config.hiddenSize, config.vocabSize], headData));
+    g.node("MatMul", [picked, lmHead], {}, { output: "logits" }); // [b, n, vocab]
+  }
   g.output("logits", F, ["batch", "n_logits", config.vocabSize]);
 
   const spec: GraphSpec = {

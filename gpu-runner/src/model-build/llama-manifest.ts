@@ -8,12 +8,14 @@ export function llamaManifest(args: {
   tokenizer: ModelManifest["tokenizer"];
   maxRank: number;
   source: Record<string, unknown>;
+  /** Stored weight dtype (default float32). */
+  dtype?: ModelManifest["dtype"];
 }): ModelManifest {
   const c = args.config;
   return {
     id: args.id,
     architecture: "llama",
-    dtype: "float32",
+    dtype: args.dtype ?? "float32",
     vocabSize: c.vocabSize,
     contextLength: c.contextLength,
     hiddenSize: c.hiddenSize,

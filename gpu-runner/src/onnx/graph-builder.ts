@@ -13,6 +13,7 @@ import {
   type TensorProto,
   type ValueInfoProto,
 } from "./onnx-proto.js";
+import { f32ToF16 } from "#core/dtype/index";
 
 export type AttrValue = number | string | number[] | { float: number } | { floats: number[] } | { tensor: TensorProto };
 
@@ -50,12 +51,12 @@ export interface ExternalWeight {
 const ALIGN = 64;
 
 /**
- * Collects float32 weights into one blob: offsets are 64-byte aligned. The blob is built once
+ * Collects float32 (or fp16) weights into one blob: offsets are 64-byte aligned. The blob is built once
  * (`bytes()`), and each initializer refers to it by `location`.
  */
 export class WeightBlob {
   readonly entries: ExternalWeight[] = [];
-  private readonly chunks: { offset: number; data: Float32Array }[] = [];
+  private readonly chunks: { offset: number; data: Float32Array | Uint16Array }[] = [];
   private size = 0;
 
   constructor(readonly location: string) {}
@@ -69,6 +70,19 @@ export class WeightBlob {
     this.chunks.push({ offset, data });
     this.entries.push({ name, dims, offset, length });
     return externalTensor(name, DataType.FLOAT, dims, this.location, offset, length);
+  }
+
+  /** A weight stored as fp16 (round to nearest even); the graph must Cast or compute in fp16. */
+  addFloat16(name: string, dims: number[], data: Float32Array): TensorProto {
+    const count = dims.reduce((a, b) => a * b, 1);
+    if (count !== data.length) throw new Error(`weight ${name}: dims ${dims.join("x")} need ${count} values, got ${data.length}`);
+    const bits = f32ToF16(data);
+    const offset = Math.ceil(this.size / ALIGN) * ALIGN;
+    const length = bits.byteLength;
+    this.size = offset + length;
+    this.chunks.push({ offset, data: bits });
+    this.entries.push({ name, dims, offset, length });
+    return externalTensor(name, DataType.FLOAT16, dims, this.location, offset, length);
   }
 
   get byteLength(): number {

@@ -20,9 +20,13 @@ export function createHfTokenizer(
     bosId: special.bosId,
     eosId: special.eosId,
     encode(text: string): number[] {
-      return tokenizer.encode(text, { add_special_tokens: false }).ids;
+      const ids = tokenizer.encode(text, { add_special_tokens: false }).ids;
+      // A vocabulary without an unknown token (or one the library does not apply) leaves holes.
+      if (ids.some((id) => !Number.isInteger(id))) throw new Error("the model's tokenizer has no token for part of the text (tokenizer.json without a usable unk_token)");
+      return ids;
     },
     decode(ids: readonly number[]): string {
+      if (ids.length === 0) return ""; // @huggingface/tokenizers throws on an empty list
       return tokenizer.decode([...ids], { skip_special_tokens: true });
     },
   };

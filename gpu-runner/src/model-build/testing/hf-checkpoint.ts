@@ -28,6 +28,49 @@ export function wordLevelTokenizer(): unknown {
   };
 }
 
+/** GPT-2's byte → printable character map (byte-level BPE). */
+function bytesToUnicode(): string[] {
+  const bs: number[] = [];
+  for (let b = 33; b <= 126; b++) bs.push(b);
+  for (let b = 161; b <= 172; b++) bs.push(b);
+  for (let b = 174; b <= 255; b++) bs.push(b);
+  const cs = [...bs];
+  let n = 0;
+  for (let b = 0; b < 256; b++) {
+    if (!bs.includes(b)) {
+      bs.push(b);
+      cs.push(256 + n++);
+    }
+  }
+  const out: string[] = new Array(256);
+  bs.forEach((b, i) => (out[b] = String.fromCharCode(cs[i])));
+  return out;
+}
+
+/** Ids of the byte-level tokenizer's special tokens; its vocabulary has BYTE_LEVEL_VOCAB entries. */
+export const BYTE_LEVEL_SPECIAL = { bos: 256, eos: 257 } as const;
+export const BYTE_LEVEL_VOCAB = 258;
+
+/**
+ * A byte-level BPE tokenizer.json without merges (one token per byte, any text encodes), with
+ * <s> = 256 and </s> = 257: what a chat test needs from a generated checkpoint.
+ */
+export function byteLevelTokenizer(): unknown {
+  const chars = bytesToUnicode();
+  const special = (id: number, content: string) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true });
+  return {
+    version: "1.0",
+    truncation: null,
+    padding: null,
+    added_tokens: [special(BYTE_LEVEL_SPECIAL.bos, "<s>"), special(BYTE_LEVEL_SPECIAL.eos, "</s>")],
+    normalizer: null,
+    pre_tokenizer: { type: "ByteLevel", add_prefix_space: false, trim_offsets: true, use_regex: true },
+    post_processor: null,
+    decoder: { type: "ByteLevel", add_prefix_space: true, trim_offsets: true, use_regex: true },
+    model: { type: "BPE", dropout: null, unk_token: null, continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: false, byte_fallback: false, vocab: Object.fromEntries(chars.map((c, i) => [c, i])), merges: [] },
+  };
+}
+
 const TORCH_DTYPE: Record<SafetensorsDtype, string> = { F32: "float32", F16: "float16", BF16: "bfloat16" };
 
 export interface WriteHfOptions {
@@ -37,6 +80,8 @@ export interface WriteHfOptions {
   modelType?: string;
   /** Extra tokenizer_config.json (e.g. a chat_template); absent = none written. */
   tokenizerConfig?: Record<string, unknown>;
+  /** "word-level" (default: WORDS, whitespace split) or "byte-level" (any text; needs vocabSize ≥ BYTE_LEVEL_VOCAB). */
+  tokenizer?: "word-level" | "byte-level";
 }
 
 /** Writes a checkpoint in HF layout: config.json, tokenizer.json, weights in 1 file or `shards` shards with an index. */
@@ -58,14 +103,14 @@ export async function writeHfCheckpoint(dir: string, ck: LlamaCheckpoint, opts: 
     rms_norm_eps: c.rmsNormEps,
     tie_word_embeddings: c.tieWordEmbeddings,
     hidden_act: "silu",
-    bos_token_id: 1,
-    eos_token_id: 2,
+    bos_token_id: opts.tokenizer === "byte-level" ? BYTE_LEVEL_SPECIAL.bos : 1,
+    eos_token_id: opts.tokenizer === "byte-level" ? BYTE_LEVEL_SPECIAL.eos : 2,
     torch_dtype: TORCH_DTYPE[dtype],
     ...(opts.modelType === "qwen2" ? { use_sliding_window: false, sliding_window: 4096 } : {}),
   };
   await fs.mkdir(dir, { recursive: true });
   await fs.writeFile(path.join(dir, "config.json"), JSON.stringify(config));
-  await fs.writeFile(path.join(dir, "tokenizer.json"), JSON.stringify(wordLevelTokenizer()));
+  await fs.writeFile(path.join(dir, "tokenizer.json"), JSON.stringify(opts.tokenizer === "byte-level" ? byteLevelTokenizer() : wordLevelTokenizer()));
   if (opts.tokenizerConfig) await fs.writeFile(path.join(dir, "tokenizer_config.json"), JSON.stringify(opts.tokenizerConfig));
   const names = [...ck.tensors.keys()];
   if (shards === 1) {
