@@ -7,6 +7,7 @@
  */
 import type { Completion, Logprobs, Usage } from "#core/wire/runner-api";
 import type { ModelManifest } from "#core/manifest/model-manifest";
+import type { BakeReportBody } from "#core/wire/bake";
 
 export type { Completion, Logprobs, Usage, ModelManifest };
 
@@ -36,6 +37,8 @@ export interface Adapter {
   tags: string[];
   downloads: number;
   created_at: string;
+  /** Baked adapters: strategy, discarded energy and fidelity to the exact mix (KL, top-1); null for uploads. */
+  bake: BakeReportBody | null;
 }
 
 export interface AdapterPage {
@@ -127,12 +130,9 @@ export interface BakeRequest {
   tags?: string;
 }
 
+/** The answer of a bake: the new adapter, whose `bake` report is always set. */
 export interface BakedAdapter extends Adapter {
-  bake: {
-    strategy: string;
-    total_discarded_energy: number;
-    per_module: Array<{ module: string; rank: number; discarded_energy: number }>;
-  };
+  bake: BakeReportBody;
 }
 
 /** Options of /v1/completions and /v1/chat/completions (OpenAI's, plus the mix extensions). */

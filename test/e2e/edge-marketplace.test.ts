@@ -162,6 +162,18 @@ describe("edge marketplace end to end (runner + wrangler dev)", () => {
     });
     expect(bakedDiff).toBeLessThan(1e-3);
     console.info(`edge e2e: max |Δlogprob| baked linear(a+b) vs mix = ${bakedDiff.toExponential(2)}`);
+    // The runner baked it and measured it on the model: lossless linear ⇒ the same distribution everywhere.
+    expect(baked.bake.fidelity.kl_mean).toBeLessThan(1e-6);
+    expect(baked.bake.fidelity.top1_agreement).toBe(1);
+    expect(baked.bake.fidelity.positions).toBeGreaterThan(0);
+    // A lossy dense bake (ties, rank 1) is measured as lossy, and the record keeps the report.
+    const tied = await ok(await api(`/v1/compositions/${comp.id}/bake`, { json: { strategy: "ties", density: 0.3, rank: 1, name: "ab-ties" } }), 201);
+    expect(tied.bake.total_discarded_energy).toBeGreaterThan(0);
+    expect(tied.bake.fidelity.kl_mean).toBeGreaterThan(baked.bake.fidelity.kl_mean);
+    expect((await ok(await api(`/v1/adapters/${tied.id}`))).bake).toEqual(tied.bake);
+    console.info(
+      `edge e2e: bake fidelity linear KL ${baked.bake.fidelity.kl_mean.toExponential(2)} top-1 ${baked.bake.fidelity.top1_agreement}; ties(0.3, r1) KL ${tied.bake.fidelity.kl_mean.toExponential(2)} top-1 ${tied.bake.fidelity.top1_agreement.toFixed(3)}`,
+    );
 
     // Usage was recorded for the tenant.
     const usage = await ok(await api("/v1/usage"));

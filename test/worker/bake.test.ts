@@ -2,17 +2,13 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { deltaWeight } from "#core/lora/delta";
 import { loadPeftAdapter } from "#core/peft/index";
 import { peftFiles, tinyAdapter, uploadForm } from "./adapter-files.js";
-import { installFakeRunners } from "./fake-runner.js";
+import { installFakeRunners, type FakeRunners } from "./fake-runner.js";
 import { call, callJson, expectError, newTenant, uploadAdapter } from "./helpers.js";
 import { env } from "cloudflare:workers";
-import { ApiError } from "../../workers/src/errors/api-error.js";
-import { bakeComposition } from "../../workers/src/compositions/bake-composition.js";
-import { findOwnComposition } from "../../workers/src/compositions/queries.js";
-import { createDb } from "../../workers/src/db/client.js";
-import { findManifest } from "../../workers/src/runners/catalog.js";
 
+let runners: FakeRunners;
 beforeEach(() => {
-  installFakeRunners();
+  runners = installFakeRunners();
 });
 afterEach(() => {
   vi.restoreAllMocks();
@@ -80,20 +76,40 @@ describe("POST /v1/compositions/:id/bake", () => {
     expectError(await callJson(`/v1/compositions/${bc.id}/bake`, { key: b.key, json: { strategy: "linear", name: "z" } }), 404);
   });
 
-  it("refuses bakes beyond the isolate's budget: total adapter bytes (413), dense ΔW floats (422)", async () => {
+  it("the bake runs on a runner serving the base model, with the composition's exact mix; its report and fidelity are stored and shown", async () => {
+    const { a, x, y, comp } = await setup();
+    const r = await callJson(`/v1/compositions/${comp.id}/bake`, { key: a.key, json: { strategy: "svd", rank: 2, name: "on-runner" } });
+    expect(r.status).toBe(201);
+    expect(runners.bakes).toHaveLength(1);
+    const sent = runners.bakes[0]!.body;
+    expect(sent).toMatchObject({ model: comp.base_model, strategy: "svd", rank: 2 });
+    expect(sent.adapters).toEqual([
+      { id: x.id, sha256: x.sha256, weight: 0.5 },
+      { id: y.id, sha256: y.sha256, weight: -2 },
+    ]);
+    // What the runner reported is stored with the adapter and shown on every read of it.
+    expect(r.body.bake).toMatchObject({ strategy: "svd", rank: 2, density: null, seed: null });
+    expect(r.body.bake.fidelity.kl_mean).toBe(r.body.bake.total_discarded_energy);
+    const again = await callJson(`/v1/adapters/${r.body.id}`, { key: a.key });
+    expect(again.body.bake).toEqual(r.body.bake);
+    // Uploads carry no bake report.
+    expect((await callJson(`/v1/adapters/${x.id}`, { key: a.key })).body.bake).toBeNull();
+  });
+
+  it("runner faults fail over; an adapter fetch failure fails the bake (nothing stored)", async () => {
     const { a, comp } = await setup();
-    const db = createDb(env.DB);
-    const full = (await findOwnComposition(db, a.id, comp.id))!;
-    const manifest = (await findManifest(env, db, full.baseModel))!;
-    const attempt = (strategy: "linear" | "ties", limits: { maxBytes: number; maxDenseFloats: number }) =>
-      bakeComposition(db, env.ADAPTERS, a.id, full, { strategy, density: strategy === "ties" ? 0.5 : undefined }, manifest, 64, limits)
-        .then(() => 200)
-        .catch((e: unknown) => (e instanceof ApiError ? e.status : 500));
-    const roomy = { maxBytes: 1 << 30, maxDenseFloats: 1 << 30 };
-    expect(await attempt("linear", roomy)).toBe(200);
-    expect(await attempt("ties", roomy)).toBe(200);
-    expect(await attempt("linear", { ...roomy, maxBytes: 16 })).toBe(413);
-    expect(await attempt("ties", { ...roomy, maxDenseFloats: 16 })).toBe(422);
-    expect(await attempt("linear", { ...roomy, maxDenseFloats: 16 })).toBe(200); // low-rank path: no dense ΔW
+    for (const r of Object.keys(runners.behaviour)) runners.behaviour[r] = "500";
+    runners.behaviour["http://runner-b.test"] = "ok";
+    const r = await callJson(`/v1/compositions/${comp.id}/bake`, { key: a.key, json: { strategy: "linear", name: "after-failover" } });
+    expect(r.status).toBe(201);
+    expect(runners.bakes.map((b) => b.runner)).toEqual(["http://runner-b.test"]);
+    // The blob of one adapter disappears: the runner answers adapter_unavailable, the bake fails, nothing is stored.
+    const comp2 = (await callJson(`/v1/compositions/${comp.id}`, { key: a.key })).body;
+    const victim = (await callJson(`/v1/adapters/${comp2.adapters[0].id}`, { key: a.key })).body;
+    await env.ADAPTERS.delete(`adapters/sha256/${victim.sha256}.safetensors`);
+    const failed = await callJson(`/v1/compositions/${comp.id}/bake`, { key: a.key, json: { strategy: "linear", name: "never-stored" } });
+    expect(failed.status).toBeGreaterThanOrEqual(500);
+    const n = await env.DB.prepare("SELECT count(*) AS n FROM adapters WHERE name = 'never-stored'").first<{ n: number }>();
+    expect(n!.n).toBe(0);
   });
 });

@@ -16,7 +16,7 @@ describe("worker vars", () => {
     ["RATE_LIMIT_RPM", "-5"],
     ["TOKENS_PER_DAY", "1.5"],
     ["MAX_MIX_ADAPTERS", "0"],
-    ["MAX_BAKE_DENSE_FLOATS", "1e9"],
+    ["MAX_MIX_ADAPTERS", "1e9"],
     ["MAX_ADAPTER_RANK", 0],
   ])("%s=%j → 500 internal_error naming the variable, on any route", async (name, value) => {
     for (const path of ["/v1/models", "/healthz"]) {
@@ -30,9 +30,9 @@ describe("worker vars", () => {
   });
 
   it("names every bad variable at once", async () => {
-    const res = await fetchWith({ MAX_ADAPTER_BYTES: "x", MAX_BAKE_BYTES: "y" });
+    const res = await fetchWith({ MAX_ADAPTER_BYTES: "x", MAX_MIX_ADAPTERS: "y" });
     const body = (await res.json()) as { error: { message: string } };
-    expect(body.error.message).toMatch(/MAX_ADAPTER_BYTES.*MAX_BAKE_BYTES/);
+    expect(body.error.message).toMatch(/MAX_ADAPTER_BYTES.*MAX_MIX_ADAPTERS/);
   });
 
   it("unset or empty → the default; numbers (bare TOML values) and padded strings are accepted", () => {

@@ -4,6 +4,11 @@
 import { signatureHeaders, verifyRequest } from "#core/wire/hmac";
 import type { ModelManifest } from "#core/manifest/model-manifest";
 import { RUNNER_PATHS, type Completion, type GenerateRequest } from "#core/wire/runner-api";
+import { RUNNER_BAKE_PATH, type BakeRequest, type BakeResponse } from "#core/wire/bake";
+import { bake } from "#core/bake/index";
+import { loadPeftAdapter, writePeftAdapter } from "#core/peft/index";
+import { env } from "cloudflare:workers";
+import { blobKey } from "../../workers/src/adapters/blob-store.js";
 import { invalidateCatalog } from "../../workers/src/runners/catalog.js";
 import { runnerHealth } from "../../workers/src/runners/health.js";
 import { vi } from "vitest";
@@ -55,6 +60,7 @@ export interface ReceivedCompletion {
 export interface FakeRunners {
   behaviour: Record<string, RunnerBehaviour>;
   completions: ReceivedCompletion[];
+  bakes: { runner: string; body: BakeRequest }[];
   /** Non-runner requests pass to this (default: the real fetch). */
   restore(): void;
 }
@@ -95,6 +101,47 @@ function sse(body: GenerateRequest, runner: string): ReadableStream<Uint8Array> 
   });
 }
 
+/**
+ * A runner's bake, without a model: the adapters are read where a runner's fetch would find
+ * them (R2 blob by sha256, config from D1), baked with core. A real runner measures fidelity on
+ * the model; this stand-in scripts it from the discarded energy (kl_mean = discarded energy,
+ * top-1 agreement = 1 − it), so tests can see it passed through and stored unchanged.
+ */
+async function fakeBake(body: BakeRequest): Promise<Response> {
+  const terms = [];
+  for (const e of body.adapters) {
+    const blob = await env.ADAPTERS.get(blobKey(e.sha256));
+    const row = await env.DB.prepare("SELECT config_json FROM adapters WHERE id = ?").bind(e.id).first<{ config_json: string }>();
+    if (!blob || !row) return Response.json({ error: { type: "adapter_unavailable", message: `no adapter ${e.id}` } }, { status: 502 });
+    terms.push({ adapter: loadPeftAdapter(JSON.parse(row.config_json), new Uint8Array(await blob.arrayBuffer())), weight: e.weight });
+  }
+  let result;
+  try {
+    result = bake(terms, { strategy: body.strategy, density: body.density, rank: body.rank, seed: body.seed });
+  } catch (e) {
+    return Response.json({ error: { type: "invalid_request_error", message: `cannot bake: ${(e as Error).message}` } }, { status: 400 });
+  }
+  const files = writePeftAdapter(result.adapter, { baseModel: body.model });
+  const lost = result.report.totalDiscardedEnergy;
+  let bin = "";
+  for (const b of files.safetensors) bin += String.fromCharCode(b);
+  const answer: BakeResponse = {
+    adapter_config: files.config,
+    safetensors_base64: btoa(bin),
+    report: {
+      strategy: body.strategy,
+      density: body.density ?? null,
+      rank: Math.max(0, ...result.report.perModule.map((m) => m.rank)),
+      seed: body.seed ?? null,
+      total_discarded_energy: lost,
+      per_module: result.report.perModule.map((m) => ({ module: m.module, rank: m.rank, discarded_energy: m.discardedEnergy })),
+      fidelity: { probe: { sequences: 1, tokens_per_sequence: 4, seed: 0 }, positions: 4, kl_mean: lost, kl_max: lost, top1_agreement: 1 - lost },
+    },
+    timing_ms: { bake: 1, fidelity: 1 },
+  };
+  return Response.json(answer);
+}
+
 /** Installs the fake runners; call restore() (or rely on vi.restoreAllMocks) afterwards. */
 export function installFakeRunners(models: ModelManifest[] = [MANIFEST]): FakeRunners {
   invalidateCatalog();
@@ -103,6 +150,7 @@ export function installFakeRunners(models: ModelManifest[] = [MANIFEST]): FakeRu
   const state: FakeRunners = {
     behaviour: Object.fromEntries(RUNNERS.map((r) => [r, "ok" as RunnerBehaviour])),
     completions: [],
+    bakes: [],
     restore: () => spy.mockRestore(),
   };
   const spy = vi.spyOn(globalThis, "fetch").mockImplementation(async (input, init) => {
@@ -158,6 +206,11 @@ export function installFakeRunners(models: ModelManifest[] = [MANIFEST]): FakeRu
       }
       if (body.stream) return new Response(sse(body, runner), { headers: { "content-type": "text/event-stream" } });
       return Response.json(completionFor(body, runner));
+    }
+    if (url.pathname === RUNNER_BAKE_PATH) {
+      const body = JSON.parse(new TextDecoder().decode(bodyBytes)) as BakeRequest;
+      state.bakes.push({ runner, body });
+      return fakeBake(body);
     }
     return Response.json({ error: { type: "not_found_error", message: url.pathname } }, { status: 404 });
   });

@@ -15,10 +15,6 @@ export interface Env {
   MAX_ADAPTER_BYTES?: string;
   /** Largest adapter rank accepted at upload (also capped by the model manifest's maxRank). Default 64. */
   MAX_ADAPTER_RANK?: string;
-  /** Largest total size of a composition's adapter files that /bake reads into the isolate. Default 33554432 (32 MiB). */
-  MAX_BAKE_BYTES?: string;
-  /** Most dense ΔW floats (Σ terms × in × out) a dense bake strategy may materialise. Default 16777216. */
-  MAX_BAKE_DENSE_FLOATS?: string;
   /** Most adapters in one mix or composition. Default 8. */
   MAX_MIX_ADAPTERS?: string;
   /** "debug" | "info" (default) | "warn" | "error" | "silent": lowest level of log lines written. */

@@ -83,7 +83,7 @@ export const bake: Command = {
     });
     if (ctx.json) return printJson(ctx.io, baked);
     ctx.io.stdout(
-      `baked ${composition} → ${baked.ref} (${baked.id}) with ${baked.bake.strategy}: rank ${baked.rank}, discarded energy ${(baked.bake.total_discarded_energy * 100).toFixed(2)} %\n`,
+      `baked ${composition} → ${baked.ref} (${baked.id}) with ${baked.bake.strategy}: rank ${baked.rank}, discarded energy ${(baked.bake.total_discarded_energy * 100).toFixed(2)} %, fidelity to the mix: KL ${baked.bake.fidelity.kl_mean.toExponential(2)} nats/token, top-1 agreement ${(baked.bake.fidelity.top1_agreement * 100).toFixed(1)} %\n`,
     );
   },
 };

@@ -1,4 +1,5 @@
 import { z } from "@hono/zod-openapi";
+import { bakeReportSchema, type BakeReportBody } from "#core/wire/bake";
 import { isoTime } from "../util/time.js";
 import type { AdapterWithOwner } from "./queries.js";
 import { decodeTags } from "./refs.js";
@@ -24,6 +25,10 @@ export const AdapterSchema = z
     tags: z.array(z.string()),
     downloads: z.number().int(),
     created_at: z.string(),
+    bake: bakeReportSchema.nullable().openapi("BakeReport", {
+      description:
+        "For an adapter baked from a composition: strategy, rank, the SVD's discarded energy, and its fidelity to the exact mix measured on the base model by the runner that baked it (KL divergence, top-1 agreement on a fixed probe set). null for uploads.",
+    }),
   })
   .openapi("Adapter");
 export type AdapterJson = z.infer<typeof AdapterSchema>;
@@ -48,5 +53,6 @@ export function adapterJson(a: AdapterWithOwner): AdapterJson {
     tags: decodeTags(a.tags),
     downloads: a.downloads,
     created_at: isoTime(a.createdAt),
+    bake: a.bakeReport ? (JSON.parse(a.bakeReport) as BakeReportBody) : null,
   };
 }

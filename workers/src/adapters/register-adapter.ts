@@ -17,7 +17,7 @@ export interface AdapterFiles {
 }
 
 /** What the caller says about the adapter; the rest of the record comes from the files. */
-export type AdapterListing = Pick<NewAdapter, "name" | "version" | "baseModel" | "visibility" | "description" | "tags">;
+export type AdapterListing = Pick<NewAdapter, "name" | "version" | "baseModel" | "visibility" | "description" | "tags" | "bakeReport">;
 
 /**
  * Every way into the registry (upload, bake) goes through here: the files are validated with

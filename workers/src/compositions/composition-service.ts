@@ -1,13 +1,14 @@
-import { isStrategyName, type BakeReport } from "#core/bake/index";
+import { isStrategyName } from "#core/bake/index";
+import type { BakeReportBody } from "#core/wire/bake";
 import { registerAdapter } from "../adapters/register-adapter.js";
 import { adapterVersionExists, type AdapterWithOwner } from "../adapters/queries.js";
 import { parseTags } from "../adapters/refs.js";
 import type { TenantScope } from "../app-env.js";
 import { badRequest, conflict, notFound, unprocessable } from "../errors/api-error.js";
 import { resolveMix, type MixRequestEntry } from "../inference/resolve-mix.js";
-import { bakeLimits, maxMixAdapters, uploadLimits } from "../limits/config.js";
+import { maxMixAdapters, uploadLimits } from "../limits/config.js";
 import { findManifest } from "../runners/catalog.js";
-import { bakeComposition } from "./bake-composition.js";
+import { bakeOnRunner } from "./bake-on-runner.js";
 import {
   compositionNameExists,
   deleteComposition,
@@ -68,14 +69,16 @@ export interface BakeIntoRegistry {
 }
 
 /**
- * Bakes one of the caller's compositions into a new adapter of the caller (core's bake, in the
- * worker) and registers it like an upload: the baked files are validated the same way.
+ * Bakes one of the caller's compositions into a new adapter of the caller (on a runner serving its
+ * base model, which also measures the result against the exact mix) and registers it like an
+ * upload: the baked files are validated the same way; the report is stored with the adapter.
  */
 export async function bakeIntoRegistry(
   s: TenantScope,
   idOrName: string,
   body: BakeIntoRegistry,
-): Promise<{ row: AdapterWithOwner; report: BakeReport }> {
+  requestId?: string,
+): Promise<{ row: AdapterWithOwner; report: BakeReportBody }> {
   const comp = await ownComposition(s, idOrName);
   let tags: string[];
   try {
@@ -90,16 +93,7 @@ export async function bakeIntoRegistry(
   const manifest = await findManifest(s.env, s.db, comp.baseModel);
   if (!manifest) throw unprocessable(`base model '${comp.baseModel}' is not served by any runner`);
   const { maxRank } = uploadLimits(s.env);
-  const baked = await bakeComposition(
-    s.db,
-    s.env.ADAPTERS,
-    s.tenant.id,
-    comp,
-    { strategy: body.strategy, density: body.density, rank: body.rank, seed: body.seed },
-    manifest,
-    maxRank,
-    bakeLimits(s.env),
-  );
+  const baked = await bakeOnRunner(s, comp, { strategy: body.strategy, density: body.density, rank: body.rank, seed: body.seed }, requestId);
   const description =
     body.description ??
     `Baked from composition '${comp.name}' (${comp.entries.map((e) => `${e.weight}×${e.ref}`).join(" + ")}) with ${body.strategy}`;
@@ -109,8 +103,8 @@ export async function bakeIntoRegistry(
     s.tenant,
     manifest,
     maxRank,
-    { name: body.name, version: body.version, baseModel: comp.baseModel, visibility: body.visibility, description, tags },
-    { config: JSON.parse(baked.configJson), configJson: baked.configJson, weights: baked.weights },
+    { name: body.name, version: body.version, baseModel: comp.baseModel, visibility: body.visibility, description, tags, bakeReport: JSON.stringify(baked.report) },
+    { config: baked.config, configJson: baked.configJson, weights: baked.weights },
   );
   return { row, report: baked.report };
 }

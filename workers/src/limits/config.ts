@@ -9,8 +9,6 @@ export const DEFAULT_TOKENS_PER_DAY = 1_000_000;
 export const DEFAULT_MAX_ADAPTER_BYTES = 64 * 1024 * 1024;
 export const DEFAULT_MAX_ADAPTER_RANK = 64;
 export const DEFAULT_MAX_MIX_ADAPTERS = 8;
-export const DEFAULT_MAX_BAKE_BYTES = 32 * 1024 * 1024;
-export const DEFAULT_MAX_BAKE_DENSE_FLOATS = 16 * 1024 * 1024;
 
 /**
  * An optional positive-integer var (a string, or a number when wrangler.toml writes it bare):
@@ -38,8 +36,6 @@ const edgeVarsSchema = z.object({
   MAX_ADAPTER_BYTES: positiveInt(DEFAULT_MAX_ADAPTER_BYTES),
   MAX_ADAPTER_RANK: positiveInt(DEFAULT_MAX_ADAPTER_RANK),
   MAX_MIX_ADAPTERS: positiveInt(DEFAULT_MAX_MIX_ADAPTERS),
-  MAX_BAKE_BYTES: positiveInt(DEFAULT_MAX_BAKE_BYTES),
-  MAX_BAKE_DENSE_FLOATS: positiveInt(DEFAULT_MAX_BAKE_DENSE_FLOATS),
 });
 export type EdgeVars = z.infer<typeof edgeVarsSchema>;
 
@@ -78,13 +74,3 @@ export function uploadLimits(env: Env) {
 }
 
 export const maxMixAdapters = (env: Env) => edgeVars(env).MAX_MIX_ADAPTERS;
-
-/**
- * What one bake may cost inside a Worker isolate (128 MB, limited CPU): the composition's adapter
- * files together (they are all read into memory), and for the dense strategies (ties, dare_*,
- * magnitude_prune) the dense ΔW floats they materialise, Σ over modules of terms × in × out.
- */
-export function bakeLimits(env: Env) {
-  const vars = edgeVars(env);
-  return { maxBytes: vars.MAX_BAKE_BYTES, maxDenseFloats: vars.MAX_BAKE_DENSE_FLOATS };
-}

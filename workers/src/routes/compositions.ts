@@ -82,7 +82,7 @@ const bakeRoute = tenantRoute({
   method: "post",
   path: "/v1/compositions/{id}/bake",
   tags: ["compositions"],
-  summary: "Bake the composition into a new adapter in the registry (core's bake, run in the worker)",
+  summary: "Bake the composition into a new adapter in the registry (core's bake, run on a runner, with a fidelity report)",
   description:
     "Strategies: linear (exact Σ wᵢ·sᵢ·Bᵢ·Aᵢ, truncated by SVD), svd, ties, dare_linear, dare_ties, magnitude_prune (dense ΔW merges, then truncated SVD). `density` is required by ties/dare_*/magnitude_prune; `seed` only by dare_*.",
   request: {
@@ -110,20 +110,11 @@ const bakeRoute = tenantRoute({
   },
   responses: {
     201: {
-      description: "The baked adapter, plus the SVD truncation report",
-      content: {
-        "application/json": {
-          schema: AdapterSchema.extend({
-            bake: z.object({
-              strategy: z.string(),
-              total_discarded_energy: z.number(),
-              per_module: z.array(z.object({ module: z.string(), rank: z.number().int(), discarded_energy: z.number() })),
-            }),
-          }),
-        },
-      },
+      description:
+        "The baked adapter; its `bake` field holds the SVD truncation report and the fidelity to the exact mix measured on the base model (KL divergence, top-1 agreement on a fixed probe set), stored with the adapter",
+      content: { "application/json": { schema: AdapterSchema } },
     },
-    ...errorResponses(400, 401, 404, 409, 422, 503),
+    ...errorResponses(400, 401, 404, 409, 422, 429, 502, 503),
   },
 });
 
@@ -147,16 +138,6 @@ export const compositionRoutes = newRouter()
   })
   .openapi(bakeRoute, async (c) => {
     const body = c.req.valid("json");
-    const { row, report } = await bakeIntoRegistry(tenantScope(c), c.req.valid("param").id, body);
-    return c.json(
-      {
-        ...adapterJson(row),
-        bake: {
-          strategy: body.strategy,
-          total_discarded_energy: report.totalDiscardedEnergy,
-          per_module: report.perModule.map((m) => ({ module: m.module, rank: m.rank, discarded_energy: m.discardedEnergy })),
-        },
-      },
-      201,
-    );
+    const { row } = await bakeIntoRegistry(tenantScope(c), c.req.valid("param").id, body, c.get("requestId"));
+    return c.json(adapterJson(row), 201);
   });

@@ -1,3 +1,4 @@
+import type { BakeRequest } from "#core/wire/bake";
 import { RUNNER_PATHS, type GenerateRequestInput } from "#core/wire/runner-api";
 import { ApiError, serviceUnavailable, tooManyRequests } from "../errors/api-error.js";
 import { log } from "../logging/log.js";
@@ -21,7 +22,9 @@ export interface DispatchOptions {
   runners: readonly string[];
   /** Rendezvous key (see mixRoutingKey). */
   routingKey: string;
-  body: GenerateRequestInput;
+  /** The runner route (default: completions). */
+  path?: string;
+  body: GenerateRequestInput | BakeRequest;
   requestId?: string;
   health?: HealthTracker;
   /** Time to wait for response headers (and, for a stream, its first event) from one runner. */
@@ -45,6 +48,11 @@ export interface DispatchOptions {
  * the details go to the log.
  */
 export async function dispatchCompletion(opts: DispatchOptions): Promise<DispatchResult> {
+  return dispatchToRunner(opts);
+}
+
+/** The same choice, fail-over and error handling for any signed POST to a runner (completions, bake). */
+export async function dispatchToRunner(opts: DispatchOptions): Promise<DispatchResult> {
   const health = opts.health ?? runnerHealth;
   if (opts.runners.length === 0) throw serviceUnavailable("no runner serves this model", 5);
   const order = health.order(rendezvousRank(opts.routingKey, opts.runners));
@@ -60,7 +68,7 @@ export async function dispatchCompletion(opts: DispatchOptions): Promise<Dispatc
       opts.timeoutMs ?? 60_000,
     );
     try {
-      const response = await signedFetch(opts.secret, runner, RUNNER_PATHS.completions, {
+      const response = await signedFetch(opts.secret, runner, opts.path ?? RUNNER_PATHS.completions, {
         method: "POST",
         body,
         headers: opts.requestId ? { "x-request-id": opts.requestId } : {},
@@ -82,7 +90,7 @@ export async function dispatchCompletion(opts: DispatchOptions): Promise<Dispatc
           continue;
         }
         error = `status ${answer.status}: ${answer.detail.slice(0, 300)}`;
-      } else if (opts.body.stream && response.ok && response.body) {
+      } else if ("stream" in opts.body && opts.body.stream && response.ok && response.body) {
         const replay = await awaitFirstEvent(response.body);
         if (replay) {
           health.markSuccess(runner);
