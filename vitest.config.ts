@@ -17,7 +17,7 @@ export default defineConfig({
         test: {
           name: "unit",
           environment: "node",
-          include: ["core/src/**/*.test.ts", "client/src/**/*.test.ts", "gpu-runner/src/**/*.test.ts", "cli/src/**/*.test.ts"],
+          include: ["core/src/**/*.test.ts", "client/src/**/*.test.ts", "gpu-runner/src/**/*.test.ts", "cli/src/**/*.test.ts", "web/src/**/*.test.ts"],
           testTimeout: 60_000,
         },
       },

@@ -36,6 +36,8 @@ export interface Adapter {
   description: string;
   tags: string[];
   downloads: number;
+  /** Completions served with this adapter in the mix. */
+  uses: number;
   created_at: string;
   /** Baked adapters: strategy, discarded energy and fidelity to the exact mix (KL, top-1); null for uploads. */
   bake: BakeReportBody | null;
@@ -47,7 +49,8 @@ export interface AdapterPage {
   next_cursor: string | null;
 }
 
-export type AdapterSort = "downloads" | "recent" | "name";
+/** `uses`: most completions served first; `downloads`: most downloaded first. */
+export type AdapterSort = "downloads" | "uses" | "recent" | "name";
 
 /** Query of GET /v1/adapters. */
 export interface AdapterQuery {
@@ -57,6 +60,8 @@ export interface AdapterQuery {
   tag?: string;
   /** `me`: only the caller's adapters. */
   owner?: "me";
+  /** Only public adapters, or only the caller's private ones. */
+  visibility?: Visibility;
   sort?: AdapterSort;
   /** 1..100 (default 20). */
   limit?: number;

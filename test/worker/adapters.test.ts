@@ -292,6 +292,22 @@ describe("reading adapters", () => {
   });
 });
 
+describe("visibility filter", () => {
+  it("visibility=public lists public ones; visibility=private only the caller's own private ones", async () => {
+    const a = await newTenant("a");
+    const b = await newTenant("b");
+    await uploadAdapter(a.key, uploadForm(peftFiles(tinyAdapter(1, 2)), { name: "a-pub", visibility: "public" }));
+    await uploadAdapter(a.key, uploadForm(peftFiles(tinyAdapter(2, 2)), { name: "a-priv" }));
+    await uploadAdapter(b.key, uploadForm(peftFiles(tinyAdapter(3, 2)), { name: "b-priv" }));
+    const names = async (query: string, key: string) => (await callJson(`/v1/adapters?sort=name&${query}`, { key })).body.data.map((x: any) => x.name);
+    expect(await names("visibility=public", b.key)).toEqual(["a-pub"]);
+    expect(await names("visibility=private", b.key)).toEqual(["b-priv"]);
+    expect(await names("visibility=private", a.key)).toEqual(["a-priv"]);
+    expect(await names("", a.key)).toEqual(["a-priv", "a-pub"]);
+    expectError(await callJson("/v1/adapters?visibility=secret", { key: a.key }), 400);
+  });
+});
+
 describe("tag filter", () => {
   it("matches the tag exactly: '_' in a tag is not a LIKE wildcard", async () => {
     const a = await newTenant("a");

@@ -188,6 +188,27 @@ describe("POST /v1/completions", () => {
     expect(usage.body.totals).toEqual({ requests: 1, prompt_tokens: 5, completion_tokens: 3, total_tokens: 8 });
   });
 
+  it("counts a use for every adapter of each served mix (ad-hoc, composition, stream); sort=uses puts the most used first", async () => {
+    const { a, b, x, y } = await setup();
+    const complete = (json: object, key = a.key) => callJson("/v1/completions", { key, json: { model: MODEL, prompt: "Hi", ...json } });
+    expect((await complete({ adapters: [{ id: x.id, weight: 1 }, { id: y.id, weight: -1 }] })).status).toBe(200);
+    expect((await complete({ adapters: [{ id: y.id, weight: 0.5 }] }, b.key)).status).toBe(200); // another tenant, public y
+    const comp = await callJson("/v1/compositions", { key: a.key, json: { name: "c", adapters: [{ id: y.id, weight: 2 }] } });
+    expect((await complete({ composition: comp.body.id })).status).toBe(200);
+    const streamed = await call("/v1/completions", { key: a.key, json: { model: MODEL, prompt: "Hi", stream: true, adapters: [{ id: y.id, weight: 1 }] } });
+    expect((await readSse(streamed)).at(-1)).toBe("[DONE]");
+    expect((await complete({})).status).toBe(200); // the base model uses no adapter
+    // A refused request (unknown adapter) counts nothing.
+    expect((await complete({ adapters: [{ id: x.id, weight: 1 }, { id: "a/missing@1.0.0", weight: 1 }] })).status).toBe(404);
+    expect((await callJson(`/v1/adapters/${x.id}`, { key: a.key })).body.uses).toBe(1);
+    expect((await callJson(`/v1/adapters/${y.id}`, { key: a.key })).body.uses).toBe(4);
+    const byUses = await callJson("/v1/adapters?sort=uses&limit=1", { key: a.key });
+    expect(byUses.body.data.map((d: any) => [d.name, d.uses])).toEqual([["y", 4]]);
+    const next = await callJson(`/v1/adapters?sort=uses&limit=1&cursor=${byUses.body.next_cursor}`, { key: a.key });
+    expect(next.body.data.map((d: any) => [d.name, d.uses])).toEqual([["x", 1]]);
+    expect(next.body.next_cursor).toBeNull();
+  });
+
   it("ends a broken runner stream with an error event and [DONE], billing the prompt the runner announced", async () => {
     const { a } = await setup();
     vi.mocked(globalThis.fetch).mockImplementation(async (input) => {
@@ -288,7 +309,11 @@ describe("models", () => {
   it("lists models of healthy runners and returns one with its manifest", async () => {
     const { a } = await setup();
     const list = await callJson("/v1/models", { key: a.key });
-    expect(list.body).toMatchObject({ object: "list", data: [{ id: MODEL, object: "model" }] });
+    // Base models first; adapters and compositions follow (test/worker/openai-conventions.test.ts).
+    expect({ ...list.body, data: list.body.data.filter((m: any) => m.kind === "base") }).toMatchObject({
+      object: "list",
+      data: [{ id: MODEL, object: "model" }],
+    });
     const one = await callJson(`/v1/models/${MODEL}`, { key: a.key });
     expect(one.body.manifest.targets).toHaveLength(6);
     expect(one.body.merge_only_targets).toEqual(["model.layers.0.mlp.gate_proj", "model.layers.1.mlp.gate_proj"]);

@@ -13,6 +13,7 @@ import type { LlamaConfig } from "./llama-config.js";
 import { buildLlamaGraph } from "./llama-graph.js";
 import { llamaManifest } from "./llama-manifest.js";
 import { writeModelDir } from "../model/model-dir.js";
+import { readTokenizerFiles } from "./tokenizer-files.js";
 
 export interface ImportHfOptions {
   /** Model id in the manifest (default: the source directory's name). */
@@ -147,13 +148,7 @@ function tokenId(v: unknown): number | null {
 export async function importHfCheckpoint(srcDir: string, outDir: string, opts: ImportHfOptions = {}): Promise<ModelManifest> {
   const hf = await readJsonFile(path.join(srcDir, "config.json"));
   const checkpoint = await readHfCheckpoint(srcDir, { ...(opts.contextLength ? { contextLength: opts.contextLength } : {}), ...(opts.onProgress ? { onProgress: opts.onProgress } : {}) });
-  const tokenizerJson = await readJsonFile(path.join(srcDir, "tokenizer.json"));
-  let tokenizerConfig: Record<string, unknown> = {};
-  try {
-    tokenizerConfig = await readJsonFile(path.join(srcDir, "tokenizer_config.json"));
-  } catch {
-    // optional
-  }
+  const { tokenizerJson, tokenizerConfig } = await readTokenizerFiles(srcDir, "HF import");
   const built = buildLlamaGraph(checkpoint, { weightDtype: opts.dtype ?? "float32" });
   const id = opts.id ?? path.basename(path.resolve(srcDir));
   const manifest = llamaManifest({

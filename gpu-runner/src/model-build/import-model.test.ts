@@ -58,7 +58,11 @@ describe("importModel", () => {
   it("imports a generated HF Llama checkpoint (fp32 and bf16) with one call into the cache", async () => {
     for (const dtype of ["F32", "BF16"] as const) {
       const src = path.join(await tmp(), `llama-${dtype.toLowerCase()}`);
-      await writeHfCheckpoint(src, seededLlamaCheckpoint(config, 5), { dtype, shards: dtype === "F32" ? 1 : 2 });
+      await writeHfCheckpoint(src, seededLlamaCheckpoint(config, 5), { dtype, shards: dtype === "F32" ? 1 : 2, tokenizerConfig: { chat_template: "{{ messages[0].content }}", model_max_length: 128 } });
+      if (dtype === "BF16") {
+        await fsp.writeFile(path.join(src, "tokenizer_config.json"), "{}");
+        await fsp.writeFile(path.join(src, "chat_template.jinja"), "{% for m in messages %}{{ m.content }}{% endfor %}");
+      }
       const cache = await tmp();
       const imported = await importModel(src, { cacheDir: cache, maxRank: 16 });
       expect(imported).toMatchObject({ dir: path.join(cache, `llama-${dtype.toLowerCase()}`), kind: "hf-checkpoint" });
@@ -67,6 +71,8 @@ describe("importModel", () => {
       const lines = describeImport(imported);
       expect(lines[1]).toContain("2 layers, hidden 32, heads 4 (KV 2, head dim 8), intermediate 64, vocabulary 100");
       expect(lines[2]).toContain("14 unmerged (LoRA inputs), 0 merge-only");
+      // tokenizer_config.json travels with the model; a chat_template.jinja beside it becomes its chat_template.
+      expect(JSON.parse(await fsp.readFile(path.join(imported.dir, "tokenizer_config.json"), "utf8"))).toEqual(dtype === "F32" ? { chat_template: "{{ messages[0].content }}", model_max_length: 128 } : { chat_template: "{% for m in messages %}{{ m.content }}{% endfor %}" });
       // An existing destination is never replaced.
       await expect(importModel(src, { cacheDir: cache })).rejects.toThrow(/already exists/);
     }

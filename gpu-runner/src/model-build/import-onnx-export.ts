@@ -14,6 +14,7 @@ import { DataType, decodeModel, encodeModel, externalLocation, externalTensor, f
 import { EXPORT_FAMILIES, familyForGenaiType, type ExportFamily } from "./export-families.js";
 import type { GraphSpec, TargetBinding } from "../model/graph-spec.js";
 import { writeModelDir } from "../model/model-dir.js";
+import { readTokenizerFiles } from "./tokenizer-files.js";
 
 export interface ImportOnnxOptions {
   /** Export family in EXPORT_FAMILIES (default: from genai_config.json `model.type`). */
@@ -310,8 +311,7 @@ export async function importOnnxExport(srcDir: string, outDir: string, opts: Imp
     kv: { ...kvIo, layers, heads: kvHeads, headDim },
     targets: bindings,
   } as GraphSpec;
-  const tokenizerJson = await readJsonFile(path.join(srcDir, "tokenizer.json"));
-  const tokenizerConfig = await readJsonFile(path.join(srcDir, "tokenizer_config.json")).catch(() => ({}));
+  const { tokenizerJson, tokenizerConfig } = await readTokenizerFiles(srcDir, "ONNX import");
   const id = opts.id ?? path.basename(path.resolve(srcDir));
   const tokenOf = (v: unknown) => (typeof v === "number" ? v : Array.isArray(v) && typeof v[0] === "number" ? v[0] : null);
   const manifest: ModelManifest = {

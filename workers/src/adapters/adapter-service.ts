@@ -50,6 +50,7 @@ export interface BrowseQuery {
   base_model?: string;
   tag?: string;
   owner?: "me";
+  visibility?: "private" | "public";
   sort: AdapterSort;
   limit: number;
   cursor?: string;
@@ -63,6 +64,7 @@ export async function browseAdapters(s: TenantScope, q: BrowseQuery): Promise<{ 
     baseModel: q.base_model,
     tag: q.tag,
     ownerMe: q.owner === "me",
+    visibility: q.visibility,
     sort: q.sort,
     limit: q.limit,
     after: q.cursor ? decodeCursor(q.sort, q.cursor) : undefined,

@@ -29,6 +29,7 @@ function getColumns() {
     description: adapters.description,
     tags: adapters.tags,
     downloads: adapters.downloads,
+    uses: adapters.uses,
     createdAt: adapters.createdAt,
     bakeReport: adapters.bakeReport,
   };
@@ -81,14 +82,17 @@ export async function findVisibleAdapterByRef(db: Db, tenantId: string, ref: Ada
   return rows[0] ?? null;
 }
 
-export type AdapterSort = "downloads" | "recent" | "name";
+export type AdapterSort = "downloads" | "uses" | "recent" | "name";
 
 export interface ListAdaptersQuery {
   tenantId: string;
   q?: string;
   baseModel?: string;
+  /** Only adapters for one of these base models (an empty list matches none). */
+  baseModelIn?: readonly string[];
   tag?: string;
   ownerMe?: boolean;
+  visibility?: "private" | "public";
   sort: AdapterSort;
   limit: number;
   /** Keyset cursor from a previous page: [sort value, id]. */
@@ -103,10 +107,25 @@ function sortSpec(sort: AdapterSort) {
   switch (sort) {
     case "downloads":
       return { col: adapters.downloads, dir: "desc" as const };
+    case "uses":
+      return { col: adapters.uses, dir: "desc" as const };
     case "recent":
       return { col: adapters.createdAt, dir: "desc" as const };
     case "name":
       return { col: adapters.name, dir: "asc" as const };
+  }
+}
+
+function sortValue(sort: AdapterSort, row: AdapterWithOwner): string | number {
+  switch (sort) {
+    case "downloads":
+      return row.downloads;
+    case "uses":
+      return row.uses;
+    case "recent":
+      return row.createdAt;
+    case "name":
+      return row.name;
   }
 }
 
@@ -118,6 +137,11 @@ export async function listAdapters(
   const conds: SQL[] = [visibleTo(query.tenantId)];
   if (query.ownerMe) conds.push(eq(adapters.ownerId, query.tenantId));
   if (query.baseModel) conds.push(eq(adapters.baseModel, query.baseModel));
+  if (query.baseModelIn) {
+    if (query.baseModelIn.length === 0) return { rows: [], next: null };
+    conds.push(inArray(adapters.baseModel, [...query.baseModelIn]));
+  }
+  if (query.visibility) conds.push(eq(adapters.visibility, query.visibility));
   if (query.tag) conds.push(likeEscaped(adapters.tags, `%,${escapeLike(query.tag.toLowerCase())},%`));
   if (query.q) {
     const p = `%${escapeLike(query.q)}%`;
@@ -144,7 +168,7 @@ export async function listAdapters(
   const last = page[page.length - 1];
   const next: [string | number, string] | null =
     more && last
-      ? [query.sort === "downloads" ? last.downloads : query.sort === "recent" ? last.createdAt : last.name, last.id]
+      ? [sortValue(query.sort, last), last.id]
       : null;
   return { rows: page, next };
 }
@@ -154,6 +178,16 @@ export async function incrementDownloads(db: Db, id: string): Promise<void> {
     .update(adapters)
     .set({ downloads: sql`${adapters.downloads} + 1` })
     .where(eq(adapters.id, id));
+}
+
+/** +1 use for each adapter of a served mix (one UPDATE; an id listed twice counts once). */
+export async function incrementUses(db: Db, ids: string[]): Promise<void> {
+  const distinct = [...new Set(ids)];
+  if (distinct.length === 0) return;
+  await db
+    .update(adapters)
+    .set({ uses: sql`${adapters.uses} + 1` })
+    .where(inArray(adapters.id, distinct));
 }
 
 export async function updateAdapter(

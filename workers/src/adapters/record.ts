@@ -24,6 +24,7 @@ export const AdapterSchema = z
     description: z.string(),
     tags: z.array(z.string()),
     downloads: z.number().int(),
+    uses: z.number().int().openapi({ description: "Completions served with this adapter in the mix" }),
     created_at: z.string(),
     bake: bakeReportSchema.nullable().openapi("BakeReport", {
       description:
@@ -52,6 +53,7 @@ export function adapterJson(a: AdapterWithOwner): AdapterJson {
     description: a.description,
     tags: decodeTags(a.tags),
     downloads: a.downloads,
+    uses: a.uses,
     created_at: isoTime(a.createdAt),
     bake: a.bakeReport ? (JSON.parse(a.bakeReport) as BakeReportBody) : null,
   };

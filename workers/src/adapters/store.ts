@@ -63,6 +63,7 @@ export async function storeAdapter(db: Db, bucket: R2Bucket, owner: AuthTenant, 
     description: input.description,
     tags: encodeTags(input.tags),
     downloads: 0,
+    uses: 0,
     createdAt: Date.now(),
     bakeReport: input.bakeReport ?? null,
   };

@@ -64,6 +64,8 @@ export const adapters = sqliteTable(
     /** Normalised ",tag1,tag2," so a tag filter is one LIKE. */
     tags: text("tags").notNull().default(","),
     downloads: integer("downloads").notNull().default(0),
+    /** Completions served with this adapter in the mix (ad-hoc or through a composition). */
+    uses: integer("uses").notNull().default(0),
     /**
      * For an adapter baked from a composition: JSON of core's BakeReportBody (core/src/wire/bake.ts:
      * strategy, density, rank, discarded energy, and the fidelity measured on the model). Null for uploads.

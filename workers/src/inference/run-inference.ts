@@ -7,6 +7,7 @@ import { ApiError, badRequest, notFound, serviceUnavailable, unprocessable } fro
 import { maxMixAdapters } from "../limits/config.js";
 import { enforceLimits } from "../limits/enforce.js";
 import { recordUsage } from "../limits/usage.js";
+import { incrementUses } from "../adapters/queries.js";
 import { log } from "../logging/log.js";
 import { catalogModels, modelCatalog, runnersServing } from "../runners/catalog.js";
 import { assertPromptFitsContext } from "../validation/prompt-bounds.js";
@@ -14,12 +15,15 @@ import { runnerSecret } from "../runners/config.js";
 import { dispatchCompletion } from "../runners/dispatch.js";
 import { mixRoutingKey } from "../runners/rendezvous.js";
 import { resolveMix, type MixRequestEntry } from "./resolve-mix.js";
+import { resolveModelTarget, type ModelTarget } from "./resolve-model.js";
 import { billedCompletionTokens, passThroughSse } from "./sse.js";
 
 export interface InferenceInput {
   model: string;
   adapters?: MixRequestEntry[];
   composition?: string;
+  /** stream_options.include_usage: a final chunk with usage and no choices. */
+  includeUsage?: boolean;
   /** Everything the runner gets besides model, adapters and request_id. */
   generate: Omit<GenerateRequestInput, "model" | "adapters" | "request_id">;
 }
@@ -27,22 +31,32 @@ export interface InferenceInput {
 export interface InferenceShaping {
   /** Rewrites the runner's non-stream completion (default: as is). */
   mapCompletion?: (c: Completion) => unknown;
-  /** Rewrites each streamed event (default: as is). */
-  mapChunk?: (c: Completion) => unknown | null;
+  /** Rewrites each streamed event (default: as is); null drops it. */
+  mapChunk?: (c: Completion) => unknown;
 }
 
-/** Resolves the request's mix: an ad-hoc `adapters` list, a saved `composition`, or neither (base). */
-async function mixEntries(c: Context<AppEnv>, input: InferenceInput): Promise<MixRequestEntry[]> {
+/**
+ * Resolves the request's mix: what `model` named (an adapter at weight 1, a composition's
+ * entries, or nothing for a base model), followed by an ad-hoc `adapters` list or a saved
+ * `composition` (at most one of the two).
+ */
+async function mixEntries(c: Context<AppEnv>, input: InferenceInput, target: ModelTarget): Promise<MixRequestEntry[]> {
   if (input.adapters !== undefined && input.composition !== undefined) {
     throw badRequest("give either `adapters` or `composition`, not both");
   }
-  if (input.composition === undefined) return input.adapters ?? [];
+  const named: MixRequestEntry[] =
+    target.kind === "adapter"
+      ? [{ id: target.adapter.id, weight: 1 }]
+      : target.kind === "composition"
+        ? target.composition.entries.map((e) => ({ id: e.adapterId, weight: e.weight }))
+        : [];
+  if (input.composition === undefined) return [...named, ...(input.adapters ?? [])];
   const comp = await findOwnComposition(c.var.db, tenantOf(c).id, input.composition);
   if (!comp) throw notFound(`composition '${input.composition}' not found`);
-  if (comp.baseModel !== input.model) {
-    throw unprocessable(`composition '${comp.name}' is for base model '${comp.baseModel}', not '${input.model}'`);
+  if (comp.baseModel !== target.baseModel) {
+    throw unprocessable(`composition '${comp.name}' is for base model '${comp.baseModel}', not '${target.baseModel}'`);
   }
-  return comp.entries.map((e) => ({ id: e.adapterId, weight: e.weight }));
+  return [...named, ...comp.entries.map((e) => ({ id: e.adapterId, weight: e.weight }))];
 }
 
 /**
@@ -55,23 +69,26 @@ export async function runInference(c: Context<AppEnv>, input: InferenceInput, sh
   const db = c.var.db;
   const tenant = tenantOf(c);
   await enforceLimits(c.env, db, tenant);
-  const entries = await mixEntries(c, input);
-  const mix = await resolveMix(db, tenant.id, input.model, entries, maxMixAdapters(c.env));
-
   const catalog = await modelCatalog(c.env, db);
-  const runners = runnersServing(catalog, input.model);
+  const served = catalogModels(catalog);
+  const target = await resolveModelTarget(db, tenant.id, input.model, (id) => served.some((m) => m.id === id));
+  const baseModel = target.baseModel;
+  const entries = await mixEntries(c, input, target);
+  const mix = await resolveMix(db, tenant.id, baseModel, entries, maxMixAdapters(c.env));
+
+  const runners = runnersServing(catalog, baseModel);
   if (runners.length === 0) {
     if (catalog.byRunner.size === 0) throw serviceUnavailable("no runner is reachable", 5);
-    throw notFound(`model '${input.model}' is not served by any healthy runner (see GET /v1/models)`);
+    throw notFound(`model '${baseModel}' is not served by any healthy runner (see GET /v1/models)`);
   }
-  const manifest = catalogModels(catalog).find((m) => m.id === input.model)?.manifest;
+  const manifest = served.find((m) => m.id === baseModel)?.manifest;
   if (manifest) assertPromptFitsContext(manifest, input.generate.prompt, input.generate.max_tokens ?? 16);
   const requestId = c.get("requestId");
   const { response, runner, failovers } = await dispatchCompletion({
     secret: runnerSecret(c.env),
     runners,
-    routingKey: mixRoutingKey(input.model, mix.wire),
-    body: { ...input.generate, model: input.model, adapters: mix.wire, request_id: requestId },
+    routingKey: mixRoutingKey(baseModel, mix.wire),
+    body: { ...input.generate, model: baseModel, adapters: mix.wire, request_id: requestId },
     requestId,
   });
   c.header("x-loraedge-runner", new URL(runner).host);
@@ -79,6 +96,7 @@ export async function runInference(c: Context<AppEnv>, input: InferenceInput, sh
     request_id: requestId,
     tenant: tenant.name,
     model: input.model,
+    base_model: baseModel,
     adapters: mix.wire.length,
     stream: input.generate.stream ?? false,
     runner,
@@ -92,16 +110,32 @@ export async function runInference(c: Context<AppEnv>, input: InferenceInput, sh
     } catch (e) {
       log("error", "usage recording failed", { request_id: requestId, error: e instanceof Error ? e.message : String(e) });
     }
+    try {
+      // The marketplace's use count ("most used"): every adapter of the served mix.
+      await incrementUses(db, mix.wire.map((w) => w.id));
+    } catch (e) {
+      log("error", "use count update failed", { request_id: requestId, error: e instanceof Error ? e.message : String(e) });
+    }
   };
 
+  // Responses name the model as the client did (an adapter or composition, not its base), as vLLM.
+  const named = (x: Completion): Completion => ({ ...x, model: input.model });
   if (!input.generate.stream) {
     const completion = (await response.json()) as Completion;
     await account(completion.usage?.prompt_tokens ?? 0, completion.usage?.completion_tokens ?? 0);
-    return c.json(shaping.mapCompletion ? shaping.mapCompletion(completion) : completion, 200);
+    return c.json(shaping.mapCompletion ? shaping.mapCompletion(named(completion)) : named(completion), 200);
   }
   if (!response.body) throw new ApiError("runner_error", "the runner sent an empty stream");
+  const mapChunk = shaping.mapChunk ?? ((x: Completion) => x);
   const stream = passThroughSse(response.body, {
-    map: shaping.mapChunk ?? null,
+    // OpenAI's stream_options.include_usage: usage travels in one extra chunk with no choices
+    // after the last one. Without it the last chunk carries `usage` as before (an extension
+    // OpenAI clients ignore).
+    map: (event) => {
+      if (!event.usage || !input.includeUsage) return mapChunk(named(event));
+      const { usage, ...chunk } = named(event);
+      return [mapChunk(chunk), mapChunk({ ...chunk, choices: [], usage })];
+    },
     // A stream cut before its usage chunk still bills the prompt (the runner sends its size up front).
     onDone: (o) =>
       account(o.usage?.prompt_tokens ?? (Number(response.headers.get(PROMPT_TOKENS_HEADER)) || 0), billedCompletionTokens(o)),

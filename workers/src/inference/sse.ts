@@ -19,7 +19,8 @@ const encoder = new TextEncoder();
 const IDLE = Symbol("idle");
 
 export interface PassThroughOptions {
-  map?: ((event: Completion) => unknown | null) | null;
+  /** Rewrites one event into none (null), one, or several (an array) events. */
+  map?: ((event: Completion) => unknown) | null;
   /** Accounting; runs exactly once per stream, whichever way it ends. */
   onDone?: (outcome: StreamOutcome) => Promise<void>;
   /** For work that must outlive a cancelled stream (ctx.waitUntil). */
@@ -32,7 +33,7 @@ export interface PassThroughOptions {
 
 /**
  * Passes a runner's SSE stream through to the client event by event, optionally rewriting
- * each JSON event (`map`; null drops it) and stripping the runner's `sampled_tokens`.
+ * each JSON event (`map`: null drops it, an array sends several) and stripping the runner's `sampled_tokens`.
  * Guarantees the stream ends with exactly one `data: [DONE]`: if the runner's stream breaks,
  * or sends nothing for `idleTimeoutMs`, a `data: {"error": …}` event and `[DONE]` are appended.
  *
@@ -88,9 +89,9 @@ export function passThroughSse(upstream: ReadableStream<Uint8Array>, opts: PassT
       delete e[SAMPLED_TOKENS_FIELD];
     }
     const out = map && !e.error ? map(e as Completion) : event;
-    if (out === null) return false;
-    controller.enqueue(encoder.encode(`data: ${JSON.stringify(out)}\n\n`));
-    return true;
+    const events = out === null ? [] : Array.isArray(out) ? out : [out];
+    for (const one of events) controller.enqueue(encoder.encode(`data: ${JSON.stringify(one)}\n\n`));
+    return events.length > 0;
   };
 
   /** Ends the client's stream with an error event, accounting, then [DONE]. */

@@ -41,7 +41,11 @@ const listQuery = z.object({
   base_model: z.string().max(MAX_MODEL_ID_CHARS).optional(),
   tag: z.string().regex(TAG_RE, "invalid tag").optional(),
   owner: z.literal("me").optional().openapi({ description: "`me`: only the caller's adapters" }),
-  sort: z.enum(["downloads", "recent", "name"]).default("recent"),
+  visibility: z.enum(["private", "public"]).optional().openapi({ description: "Only public ones, or only private ones (the caller's own)" }),
+  sort: z
+    .enum(["downloads", "uses", "recent", "name"])
+    .default("recent")
+    .openapi({ description: "`uses`: most completions served with the adapter first; `downloads`: most downloaded" }),
   limit: z.coerce.number().int().min(1).max(100).default(20),
   cursor: z.string().max(MAX_CURSOR_CHARS).optional(),
 });

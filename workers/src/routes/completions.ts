@@ -61,6 +61,7 @@ export const completionRoutes = newRouter()
       model: b.model,
       adapters: b.adapters,
       composition: b.composition,
+      includeUsage: b.stream_options?.include_usage ?? false,
       generate: pickGenerateOptions(b),
       // `as never`: runInference answers a raw Response (JSON or an SSE stream); the OpenAPI route's
       // typed-response union cannot express the stream, so the handler's return type is erased here.
@@ -75,6 +76,7 @@ export const completionRoutes = newRouter()
         model: b.model,
         adapters: b.adapters,
         composition: b.composition,
+        includeUsage: b.stream_options?.include_usage ?? false,
         generate: {
           ...pickGenerateOptions(b),
           prompt: renderChatPrompt(b.messages),

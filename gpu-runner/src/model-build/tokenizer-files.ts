@@ -1,0 +1,33 @@
+/**
+ * The tokenizer files an import carries into the model directory: tokenizer.json (required) and
+ * tokenizer_config.json (optional), with a separate chat_template.jinja (what recent transformers
+ * versions save) folded into tokenizer_config.json's chat_template, as transformers does on load.
+ */
+import fs from "node:fs/promises";
+import path from "node:path";
+
+async function readJson(file: string, what: string): Promise<Record<string, unknown>> {
+  let text: string;
+  try {
+    text = await fs.readFile(file, "utf8");
+  } catch (err) {
+    throw new Error(`${what}: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
+  try {
+    const value: unknown = JSON.parse(text);
+    if (typeof value !== "object" || value === null || Array.isArray(value)) throw new Error("not a JSON object");
+    return value as Record<string, unknown>;
+  } catch (err) {
+    throw new Error(`${what}: ${file} is not a valid JSON object: ${(err as Error).message}`);
+  }
+}
+
+export async function readTokenizerFiles(srcDir: string, what: string): Promise<{ tokenizerJson: Record<string, unknown>; tokenizerConfig: Record<string, unknown> }> {
+  const tokenizerJson = await readJson(path.join(srcDir, "tokenizer.json"), what);
+  const configFile = path.join(srcDir, "tokenizer_config.json");
+  const hasConfig = await fs.stat(configFile).then(() => true, () => false);
+  const tokenizerConfig = hasConfig ? await readJson(configFile, what) : {};
+  const template = await fs.readFile(path.join(srcDir, "chat_template.jinja"), "utf8").catch(() => null);
+  if (template !== null) tokenizerConfig.chat_template = template;
+  return { tokenizerJson, tokenizerConfig };
+}

@@ -1,0 +1,1 @@
+ALTER TABLE `adapters` ADD `uses` integer DEFAULT 0 NOT NULL;

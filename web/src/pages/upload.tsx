@@ -1,0 +1,227 @@
+import { useEffect, useState } from "preact/hooks";
+import type { ModelManifest } from "#core/manifest/model-manifest";
+import { Notice, Progress } from "../components/ui.js";
+import { api, errorMessage, type Model } from "../lib/api.js";
+import { adapterPath, formatBytes } from "../lib/format.js";
+import { navigate, useLocation } from "../lib/router.js";
+import { filesFromDrop, pickPeftFiles } from "../lib/pick-files.js";
+import { getApiKey } from "../lib/session.js";
+import { uploadWithProgress } from "../lib/upload-xhr.js";
+import { checkUpload, type UploadCheck } from "../lib/validate-upload.js";
+
+/** A PEFT folder (or its two files), checked in the browser with core before anything is sent. */
+export function UploadPage() {
+  const url = useLocation();
+  const [models, setModels] = useState<Model[]>([]);
+  const [manifest, setManifest] = useState<ModelManifest | null>(null);
+  const [fields, setFields] = useState({
+    name: url.searchParams.get("name") ?? "",
+    base_model: url.searchParams.get("base_model") ?? "",
+    version: "",
+    visibility: "private" as "private" | "public",
+    description: "",
+    tags: "",
+  });
+  const [config, setConfig] = useState<File | null>(null);
+  const [weights, setWeights] = useState<File | null>(null);
+  const [pickProblems, setPickProblems] = useState<string[]>([]);
+  const [check, setCheck] = useState<UploadCheck | null>(null);
+  const [progress, setProgress] = useState<number | null>(null);
+  const [error, setError] = useState("");
+  const [dragging, setDragging] = useState(false);
+
+  useEffect(() => {
+    api().models.list().then(
+      (r) => {
+        setModels(r.data);
+        setFields((f) => (f.base_model ? f : { ...f, base_model: r.data[0]?.id ?? "" }));
+      },
+      (e) => setError(errorMessage(e)),
+    );
+  }, []);
+  useEffect(() => {
+    if (!fields.base_model) return;
+    setManifest(null);
+    api().models.get(fields.base_model).then((m) => setManifest(m.manifest), (e) => setError(errorMessage(e)));
+  }, [fields.base_model]);
+  // Re-check whenever a file or the base model changes.
+  useEffect(() => {
+    setCheck(null);
+    if (!config || !weights || !manifest) return;
+    let cancelled = false;
+    void Promise.all([config.text(), weights.arrayBuffer()]).then(([text, buf]) => {
+      if (!cancelled) setCheck(checkUpload(text, new Uint8Array(buf), manifest));
+    });
+    return () => void (cancelled = true);
+  }, [config, weights, manifest]);
+
+  const take = (files: File[]) => {
+    const picked = pickPeftFiles(files);
+    if (picked.config) setConfig(picked.config);
+    if (picked.weights) setWeights(picked.weights);
+    setPickProblems(picked.problems);
+    if (!fields.name && files[0]?.webkitRelativePath) {
+      const folder = files[0].webkitRelativePath.split("/")[0]!;
+      setFields((f) => ({ ...f, name: folder.toLowerCase().replace(/[^a-z0-9._-]+/g, "-") }));
+    }
+  };
+
+  const submit = async (e: Event) => {
+    e.preventDefault();
+    if (!config || !weights || !check?.ok) return;
+    setError("");
+    setProgress(0);
+    try {
+      const up = uploadWithProgress(
+        getApiKey()!,
+        { config, weights },
+        {
+          name: fields.name,
+          base_model: fields.base_model,
+          version: fields.version || undefined,
+          visibility: fields.visibility,
+          description: fields.description || undefined,
+          tags: fields.tags || undefined,
+        },
+        setProgress,
+      );
+      const adapter = await up.done;
+      setProgress(1);
+      navigate(adapterPath(adapter.ref));
+    } catch (err) {
+      setProgress(null);
+      setError(errorMessage(err));
+    }
+  };
+
+  const set = (k: keyof typeof fields) => (e: Event) => setFields({ ...fields, [k]: (e.currentTarget as HTMLInputElement).value });
+  const fileStatus = (file: File | null, errors: string[] | undefined, id: string) => (
+    <div class="file-status" id={id}>
+      {file ? (
+        <span>
+          {file.name} · {formatBytes(file.size)} {check && errors?.length === 0 ? <span class="ok-mark">✓ valid</span> : null}
+        </span>
+      ) : (
+        <span class="muted">not chosen</span>
+      )}
+      {errors?.length ? (
+        <ul class="file-errors" role="alert">
+          {errors.map((m) => (
+            <li key={m}>{m}</li>
+          ))}
+        </ul>
+      ) : null}
+    </div>
+  );
+
+  return (
+    <section aria-labelledby="upload-title">
+      <h1 id="upload-title">Upload an adapter</h1>
+      <p>
+        Drop a PEFT output folder (<code>adapter_config.json</code> + <code>adapter_model.safetensors</code>, as written by
+        <code> save_pretrained</code>). The files are checked here against the base model before anything is sent.
+      </p>
+      <form onSubmit={submit} class="card">
+        <div
+          class={dragging ? "dropzone dragging" : "dropzone"}
+          onDragOver={(e) => {
+            e.preventDefault();
+            setDragging(true);
+          }}
+          onDragLeave={() => setDragging(false)}
+          onDrop={async (e) => {
+            e.preventDefault();
+            setDragging(false);
+            if (e.dataTransfer) take(await filesFromDrop(e.dataTransfer));
+          }}
+        >
+          <p>Drop the folder or its two files here, or choose:</p>
+          <div class="actions">
+            <label class="button secondary" for="pick-folder">
+              Choose folder
+            </label>
+            <input
+              id="pick-folder"
+              class="visually-hidden"
+              type="file"
+              {...{ webkitdirectory: "" }}
+              onChange={(e) => take([...(e.currentTarget.files ?? [])])}
+            />
+            <label class="button secondary" for="pick-files">
+              Choose files
+            </label>
+            <input id="pick-files" class="visually-hidden" type="file" multiple accept=".json,.safetensors" onChange={(e) => take([...(e.currentTarget.files ?? [])])} />
+          </div>
+        </div>
+        {pickProblems.map((p) => (
+          <Notice key={p}>{p}</Notice>
+        ))}
+        <div class="files">
+          <div>
+            <h2 class="file-title">adapter_config.json</h2>
+            <label class="button secondary small" for="file-config">
+              {config ? "Replace" : "Choose"} adapter_config.json
+            </label>
+            <input id="file-config" class="visually-hidden" type="file" accept=".json,application/json" aria-describedby="status-config" onChange={(e) => setConfig(e.currentTarget.files?.[0] ?? null)} />
+            {fileStatus(config, check?.configErrors, "status-config")}
+          </div>
+          <div>
+            <h2 class="file-title">adapter_model.safetensors</h2>
+            <label class="button secondary small" for="file-weights">
+              {weights ? "Replace" : "Choose"} adapter_model.safetensors
+            </label>
+            <input id="file-weights" class="visually-hidden" type="file" accept=".safetensors" aria-describedby="status-weights" onChange={(e) => setWeights(e.currentTarget.files?.[0] ?? null)} />
+            {fileStatus(weights, check?.weightsErrors, "status-weights")}
+          </div>
+        </div>
+        {check?.ok && check.summary ? (
+          <p class="notice notice-ok" role="status" data-testid="upload-check">
+            Valid for {fields.base_model}: {check.modules.length} modules, rank {check.summary.ranks.join("/")}, α {check.summary.alpha ?? "?"}
+            {check.summary.useRslora ? " (rsLoRA)" : ""}, {check.summary.dtype ?? "?"}, {check.summary.parameters.toLocaleString("en-US")} parameters
+            {check.mergeOnlyTargets.length ? ` · ${check.mergeOnlyTargets.length} merge-only targets (served through a merged session)` : ""}.
+          </p>
+        ) : null}
+
+        <div class="form-grid">
+          <div class="field">
+            <label for="up-model">Base model</label>
+            <select id="up-model" value={fields.base_model} onChange={set("base_model")} required>
+              {models.map((m) => (
+                <option key={m.id} value={m.id}>
+                  {m.id}
+                </option>
+              ))}
+            </select>
+          </div>
+          <div class="field">
+            <label for="up-name">Name</label>
+            <input id="up-name" value={fields.name} onInput={set("name")} required pattern="[a-z0-9][a-z0-9._\-]*" title="lowercase letters, digits, . _ -" />
+          </div>
+          <div class="field">
+            <label for="up-version">Version</label>
+            <input id="up-version" value={fields.version} onInput={set("version")} placeholder="1.0.0" />
+          </div>
+          <div class="field">
+            <label for="up-vis">Visibility</label>
+            <select id="up-vis" value={fields.visibility} onChange={set("visibility")}>
+              <option value="private">private</option>
+              <option value="public">public</option>
+            </select>
+          </div>
+          <div class="field grow">
+            <label for="up-tags">Tags (comma-separated)</label>
+            <input id="up-tags" value={fields.tags} onInput={set("tags")} placeholder="style,fun" />
+          </div>
+        </div>
+        <label for="up-desc">Description</label>
+        <textarea id="up-desc" rows={2} value={fields.description} onInput={set("description")} />
+        {progress !== null ? <Progress value={progress} label="Upload progress" /> : null}
+        <Notice>{error}</Notice>
+        <button type="submit" disabled={!check?.ok || progress !== null}>
+          Upload
+        </button>
+        {!check && config && weights ? <span class="muted"> checking…</span> : null}
+      </form>
+    </section>
+  );
+}
