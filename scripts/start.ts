@@ -3,6 +3,7 @@
  *   1. starts the gpu-runner (it builds the default model `loraedge-tiny` into .cache/models on first run),
  *   2. applies the D1 migrations locally and starts the worker under `wrangler dev` (local D1 + R2 in .wrangler/state),
  *   3. seeds the development tenant and prints the URLs and its API key.
+ * The web app (web/) is built into web/dist first when its sources changed; the worker serves it at /.
  * Ctrl-C stops both; if either process dies, the other is stopped and the exit code is 1.
  *
  * Environment: EDGE_PORT (8787), RUNNER_PORT (8788), RUNNER_MODELS (models to serve: preset ids,
@@ -113,6 +114,7 @@ async function main(): Promise<void> {
 
   console.log(`
 loraedge is running.
+  web app      ${edge.url}/       (sign in with the dev API key below)
   edge API     ${edge.url}        (docs: ${edge.url}/docs)
   gpu-runner   ${runner.url}
   dev API key  ${apiKey}

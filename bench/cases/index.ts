@@ -8,6 +8,7 @@ import { adapterColdLoad } from "./adapter-cold-load.js";
 import { naiveWay } from "./naive-way.js";
 import { scalingCurve } from "./scaling-curve.js";
 import { edgeOverhead } from "./edge-overhead.js";
+import { loraTax } from "./lora-tax.js";
 
 /** Every case in report order. */
-export const allCases: BenchCase[] = [mergedVsBase, unmergedOverhead, heterogeneousBatching, naiveWay, mergeCost, adapterColdLoad, backends, edgeOverhead, scalingCurve];
+export const allCases: BenchCase[] = [mergedVsBase, unmergedOverhead, heterogeneousBatching, naiveWay, mergeCost, adapterColdLoad, backends, edgeOverhead, scalingCurve, loraTax];

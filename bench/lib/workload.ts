@@ -24,12 +24,12 @@ export function unmergedTargets(manifest: ModelManifest) {
   return manifest.targets.filter((t) => t.mode === "unmerged");
 }
 
-/** A random adapter of rank `rank` on every unmerged target, scale 1/rank-ish so outputs stay sane. */
-export function randomAdapter(manifest: ModelManifest, rank: number, seed: number): LoraAdapter {
+/** A random adapter of rank `rank` on every unmerged target (or those `only` keeps), scale 1/rank-ish so outputs stay sane. */
+export function randomAdapter(manifest: ModelManifest, rank: number, seed: number, only: (module: string) => boolean = () => true): LoraAdapter {
   const rng = createRng(seed);
   const adapter = randomLoraAdapter(
     rng,
-    unmergedTargets(manifest).map((t) => ({
+    unmergedTargets(manifest).filter((t) => only(t.module)).map((t) => ({
       module: t.module,
       rank,
       inFeatures: t.in,
@@ -41,10 +41,15 @@ export function randomAdapter(manifest: ModelManifest, rank: number, seed: numbe
 }
 
 /** Σ wᵢ·(adapter of rank rᵢ), composed exactly (R = Σ rᵢ on every target). */
-export function randomMix(manifest: ModelManifest, ranks: readonly number[], seed: number): ComposedMix {
+export function randomMix(manifest: ModelManifest, ranks: readonly number[], seed: number, only?: (module: string) => boolean): ComposedMix {
   return composeMix(
-    ranks.map((rank, i) => ({ adapter: randomAdapter(manifest, rank, deriveSeed(seed, i)), weight: 1 - 0.3 * i })),
+    ranks.map((rank, i) => ({ adapter: randomAdapter(manifest, rank, deriveSeed(seed, i), only), weight: 1 - 0.3 * i })),
   );
+}
+
+/** Milliseconds of one decode step of these rows (median-free: the mean over `steps` steps). */
+export async function decodeStepMs(variant: ModelVariant, caches: readonly KvCache[], mixes: ReadonlyArray<ComposedMix | null>, steps: number): Promise<number> {
+  return (caches.length / (await decodeTokensPerSecond(variant, caches, mixes, steps))) * 1000;
 }
 
 /** A deterministic printable prompt of n byte tokens. */

@@ -59,7 +59,16 @@ describe.skipIf(!hasChromium)("web app in chromium (runner + wrangler dev)", () 
     writeFileSync(path.join(dir, "adapter_model.safetensors"), files.safetensors);
     return [path.join(dir, "adapter_config.json"), path.join(dir, "adapter_model.safetensors")];
   };
-  const shot = (name: string) => page.screenshot({ path: path.join(shots, `${name}.png`), fullPage: true });
+  /** Form controls without an accessible name (label, aria-label or aria-labelledby) on the page. */
+  const unlabelled = () =>
+    page.evaluate(`[...document.querySelectorAll("input, select, textarea, button")]
+      .filter((el) => !(el.labels && el.labels.length) && !el.getAttribute("aria-label") && !el.getAttribute("aria-labelledby") && !(el.tagName === "BUTTON" && el.textContent.trim()))
+      .map((el) => el.outerHTML.slice(0, 120))`) as Promise<string[]>;
+  /** Every page is checked for unlabelled controls before its screenshot. */
+  const shot = async (name: string) => {
+    expect(await unlabelled(), `unlabelled controls on ${name}`).toEqual([]);
+    await page.screenshot({ path: path.join(shots, `${name}.png`), fullPage: true });
+  };
   const go = async (p: string) => {
     await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: p }).click();
   };
@@ -185,7 +194,13 @@ describe.skipIf(!hasChromium)("web app in chromium (runner + wrangler dev)", () 
     await page.getByRole("button", { name: "Bake" }).click();
     const energy = await page.getByTestId("discarded-energy").textContent();
     expect(energy).toMatch(/^\d+\.\d{3} %$/);
+    expect(await page.getByTestId("bake-fidelity").textContent()).toMatch(/top-1 agreement \d+\.\d %/);
     await shot("compose");
+    // The baked adapter's page shows its report.
+    await page.getByRole("link", { name: "webber/duo-linear@1.0.0" }).click();
+    await page.getByRole("heading", { name: "Baked from a composition" }).waitFor();
+    await shot("adapter-baked");
+    await go("Compose");
   });
 
   it("streams the playground side by side: base, current mix and a composition, each equal to the API's answer", async () => {
@@ -210,6 +225,9 @@ describe.skipIf(!hasChromium)("web app in chromium (runner + wrangler dev)", () 
     expect(title).toMatch(/p = \d\.\d{3}/);
     await page.locator('[data-column="mix"] .tok').first().hover();
     await shot("playground");
+    // The streamed runs count as uses: "most used" puts the mix's adapters first.
+    const byUses = (await api("/v1/adapters?sort=uses")).data as Array<{ name: string; uses: number }>;
+    expect(byUses.slice(0, 2).map((a) => a.name).sort()).toEqual(["pirate", "poet"]);
     // "Copy curl" copies exactly the streamed request.
     await page.locator('[data-column="mix"]').getByRole("button", { name: "Copy curl" }).click();
     const curl = (await page.evaluate("navigator.clipboard.readText()")) as string;

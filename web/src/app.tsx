@@ -42,6 +42,14 @@ export function App() {
     if (root.current) interceptLinks(root.current);
   }, []);
   const current = url.pathname.startsWith("/adapters/") ? "/" : url.pathname;
+  const firstRender = useRef(true);
+  useEffect(() => {
+    if (firstRender.current) {
+      firstRender.current = false;
+      return;
+    }
+    document.getElementById("main")?.focus({ preventScroll: true });
+  }, [url.pathname]);
   useEffect(() => {
     const label = NAV.find((n) => n.path === current)?.label;
     document.title = apiKey ? `${label ?? "Adapter"} · loraedge` : "Sign in · loraedge";

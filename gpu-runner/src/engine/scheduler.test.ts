@@ -6,7 +6,7 @@ import { samplingParamsSchema } from "#core/wire/sampling";
 import { createByteTokenizer } from "../tokenizer/index.js";
 import type { KvCache, ModelVariant, StepOptions, StepRow, StepRowResult } from "../model/types.js";
 import { EngineError } from "./errors.js";
-import { AbortedError, Scheduler, type SchedulerLimits } from "./scheduler.js";
+import { AbortedError, MIN_PREFILL_TOKENS, prefillBudget, Scheduler, type SchedulerLimits } from "./scheduler.js";
 import { Sequence, type GenerationParams } from "./sequence.js";
 
 const V = 258;
@@ -183,5 +183,40 @@ describe("Scheduler", () => {
     // The budget is full with two 4-token chunks: c and d wait for a later step.
     expect(model.calls.some((c) => c.tokens.length === 2 && c.tokens.every((t) => t === 4))).toBe(true);
     expect(model.calls.every((c) => c.tokens.filter((t) => t > 1).length <= 2)).toBe(true);
+  });
+  it("prefillBudget: the full budget with nothing decoding; about one decode step's worth of prompt tokens while rows decode", () => {
+    const limits = { maxBatch: 8, maxTokens: 1e4, maxQueue: 8, prefillChunk: 128, prefillTokens: 512 };
+    expect(prefillBudget(limits, 0, 100, 1)).toBe(512);
+    expect(prefillBudget(limits, 4, null, null)).toBe(128); // nothing measured yet: one chunk
+    expect(prefillBudget(limits, 4, 100, 2)).toBe(50);
+    expect(prefillBudget(limits, 4, 100, 50)).toBe(MIN_PREFILL_TOKENS);
+    expect(prefillBudget(limits, 4, 1e6, 1)).toBe(512);
+  });
+
+  it("while streams decode, a long prompt is prefilled in chunks that cost about one decode step (model-driven clock)", async () => {
+    let clock = 0;
+    // Decode steps cost 40 units, prefill 1 unit per prompt token.
+    class TimedModel extends CounterModel {
+      override async step(rows: readonly StepRow[], options: StepOptions = {}): Promise<StepRowResult[]> {
+        clock += rows.every((r) => r.tokens.length === 1) ? 40 : rows.reduce((n, r) => n + r.tokens.length, 0);
+        return super.step(rows, options);
+      }
+    }
+    const model = new TimedModel();
+    const scheduler = new Scheduler(V, { maxBatch: 8, maxTokens: 10_000, maxQueue: 8, prefillChunk: 64, prefillTokens: 512 }, {}, () => clock);
+    const target = { variant: model, mix: null, mixKey: "", merged: false };
+    const run = (p: GenerationParams) => scheduler.submit({ sequence: new Sequence(p, tokenizer), target });
+    const streams = [run(params("ab", 40)), run(params("cd", 40)), run(params("ef", 40))];
+    while (model.calls.length < 6) await new Promise((r) => setTimeout(r, 1));
+    const from = model.calls.length;
+    const long = run(params("x".repeat(300), 2));
+    await Promise.all([...streams, long]);
+    const later = model.calls.slice(from);
+    const prefills = later.filter((c) => c.tokens.some((n) => n > 1));
+    // Budget ⌊40 / 1⌋ = 40 tokens per prefill step while the three streams decode (the first, unmeasured: one chunk of 64).
+    expect(prefills.length).toBeGreaterThanOrEqual(5);
+    expect(Math.max(...prefills.slice(1).map((c) => c.tokens.reduce((a, b) => a + b, 0)))).toBeLessThanOrEqual(40);
+    // Between two prefill steps there is always a decode step of the running streams.
+    for (let i = 1; i < later.length; i++) expect(later[i - 1]!.tokens.some((n) => n > 1) && later[i]!.tokens.some((n) => n > 1)).toBe(false);
   });
 });

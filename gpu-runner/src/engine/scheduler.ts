@@ -3,10 +3,12 @@
  *
  * Requests wait in a bounded FIFO queue and join the running batch at token boundaries
  * while the batch has a free row and the token budget (Σ prompt + max_tokens over running
- * rows, which bounds KV-cache memory) allows. Each iteration runs one prefill step (the
- * oldest prefilling rows, each appending at most `prefillChunk` prompt tokens, up to
- * `prefillTokens` in all, so long prompts never stall decodes for more than one bounded step)
- * and one decode step (every decoding row appends its last token). Rows are grouped by model variant (base model with per-row mixes, or a merged
+ * rows, which bounds KV-cache memory) allows, oldest first (time-to-first-token stays FIFO-fair).
+ * Each iteration runs one prefill step (the oldest prefilling rows, each appending at most
+ * `prefillChunk` prompt tokens) and one decode step (every decoding row appends its last token).
+ * While rows are decoding, the prefill step's token budget is sized so it costs about one decode
+ * step (Sarathi-Serve's per-iteration token budget, `prefillBudget`): a running stream waits at most
+ * one bounded prefill step between two of its tokens, however many prompts arrive. Rows are grouped by model variant (base model with per-row mixes, or a merged
  * session): each group is one `step` call, one ONNX run. Rows leave as soon as they finish
  * or their client goes away.
  */
@@ -23,6 +25,26 @@ export interface SchedulerLimits {
   /** Prompt tokens one prefill step takes over all rows (default 4 × prefillChunk); at least one row always runs. */
   prefillTokens?: number;
 }
+
+/** Smallest prefill budget while rows decode (tokens): below this, prefill steps are mostly overhead. */
+export const MIN_PREFILL_TOKENS = 16;
+
+/**
+ * Prompt tokens the next prefill step may take.
+ * Semantics: no decoding rows → `limits.prefillTokens` (default 4 × chunk): nothing to protect, TTFT first.
+ * Decoding rows and measurements → clamp(⌊decodeMs ÷ prefillMsPerToken⌋, MIN_PREFILL_TOKENS, prefillTokens):
+ * a prefill step then costs about one decode step, so the gap between two tokens of a running stream
+ * stays ≈ 2 decode steps. Decoding rows, nothing measured yet → one chunk.
+ */
+export function prefillBudget(limits: SchedulerLimits, decodingRows: number, decodeMs: number | null, prefillMsPerToken: number | null): number {
+  const max = limits.prefillTokens ?? 4 * limits.prefillChunk;
+  if (decodingRows === 0) return max;
+  if (decodeMs === null || prefillMsPerToken === null || !(prefillMsPerToken > 0)) return Math.min(max, limits.prefillChunk);
+  return Math.max(Math.min(MIN_PREFILL_TOKENS, max), Math.min(max, Math.floor(decodeMs / prefillMsPerToken)));
+}
+
+/** Weight of the newest sample in the step-time averages. */
+const EWMA_ALPHA = 0.3;
 
 /** Where a row runs: the base model with its own mix, or a merged session (mix null). */
 export interface RowTarget {
@@ -103,10 +125,16 @@ export class Scheduler {
     abortedTotal: 0,
   };
 
+  /** Averages of the decode step time (ms) and of the prefill time per prompt token (ms), null until measured. */
+  private decodeMs: number | null = null;
+  private prefillMsPerToken: number | null = null;
+
   constructor(
     private readonly vocabSize: number,
     readonly limits: SchedulerLimits,
     private readonly observer: SchedulerObserver = {},
+    /** Milliseconds (tests inject a model-driven clock). */
+    private readonly now: () => number = () => performance.now(),
   ) {}
 
   /**
@@ -292,7 +320,7 @@ export class Scheduler {
         this.admit();
         if (this.running.length === 0) break;
         const prefilling = this.prefillSelection();
-        if (prefilling.length) await this.step(prefilling, "prefill");
+        if (prefilling.size) await this.step([...prefilling.keys()], "prefill", prefilling);
         this.reap();
         const decoding = this.running.filter(
           (e) => !e.aborted && e.job.sequence.prefillDone && !e.job.sequence.finished,
@@ -307,24 +335,46 @@ export class Scheduler {
     }
   }
 
-  /** The oldest prefilling rows whose chunks fit the per-step prefill token budget (at least one). */
-  private prefillSelection(): Entry[] {
-    const budget = this.limits.prefillTokens ?? 4 * this.limits.prefillChunk;
-    const chosen: Entry[] = [];
+  /**
+   * The oldest prefilling rows and their chunk sizes within this step's budget (prefillBudget): each
+   * row takes min(prefillChunk, what is left of its prompt, what is left of the budget); at least one
+   * row runs (its chunk cut to the budget).
+   */
+  private prefillSelection(): Map<Entry, number> {
+    const decoding = this.running.filter((e) => !e.aborted && e.job.sequence.prefillDone && !e.job.sequence.finished).length;
+    const budget = prefillBudget(this.limits, decoding, this.decodeMs, this.prefillMsPerToken);
+    const chosen = new Map<Entry, number>();
     let tokens = 0;
     for (const e of this.running) {
       const sequence = e.job.sequence;
       if (e.aborted || sequence.prefillDone) continue;
-      const n = Math.min(this.limits.prefillChunk, sequence.params.promptIds.length - sequence.promptPos);
-      if (chosen.length > 0 && tokens + n > budget) break;
-      chosen.push(e);
+      const n = Math.min(this.limits.prefillChunk, sequence.params.promptIds.length - sequence.promptPos, budget - tokens);
+      if (n <= 0) break;
+      chosen.set(e, n);
       tokens += n;
     }
     return chosen;
   }
 
-  /** One step over the given rows: one `step` call per (variant, allLogits) group. */
-  private async step(entries: Entry[], kind: "prefill" | "decode"): Promise<void> {
+  private observeStep(kind: "prefill" | "decode", ms: number, tokens: number): void {
+    const mix = (old: number | null, sample: number) => (old === null ? sample : old + EWMA_ALPHA * (sample - old));
+    if (kind === "decode") this.decodeMs = mix(this.decodeMs, ms);
+    else if (tokens > 0) this.prefillMsPerToken = mix(this.prefillMsPerToken, ms / tokens);
+  }
+
+  /** One step over the given rows: one `step` call per (variant, allLogits) group; `chunks`: prompt tokens per prefilling row. */
+  private async step(entries: Entry[], kind: "prefill" | "decode", chunks?: Map<Entry, number>): Promise<void> {
+    const started = this.now();
+    let stepTokens = 0;
+    try {
+      stepTokens = await this.stepGroups(entries, kind, chunks);
+    } finally {
+      this.observeStep(kind, this.now() - started, stepTokens);
+    }
+  }
+
+  private async stepGroups(entries: Entry[], kind: "prefill" | "decode", chunks?: Map<Entry, number>): Promise<number> {
+    let stepTokens = 0;
     const groups = new Map<string, { variant: ModelVariant; allLogits: boolean; entries: Entry[] }>();
     const variantIds = new Map<ModelVariant, number>();
     for (const entry of entries) {
@@ -338,7 +388,7 @@ export class Scheduler {
     }
     for (const group of groups.values()) {
       const rows: StepRow[] = group.entries.map((e) => ({
-        tokens: e.job.sequence.nextTokens(this.limits.prefillChunk),
+        tokens: e.job.sequence.nextTokens(chunks?.get(e) ?? this.limits.prefillChunk),
         cache: e.cache,
         mix: e.job.target.mix,
       }));
@@ -373,6 +423,7 @@ export class Scheduler {
         generated += made;
         if (made) this.observer.onTokens?.(entry.job.target.mixKey, made);
       });
+      stepTokens += tokens;
       this.counters.completionTokensTotal += generated;
       this.counters.stepsTotal[kind]++;
       if (generated) this.recent.push({ at: Date.now(), tokens: generated });
@@ -385,5 +436,6 @@ export class Scheduler {
         merged: group.entries[0]!.job.target.merged,
       });
     }
+    return stepTokens;
   }
 }

@@ -12,7 +12,7 @@ import { seededLlamaCheckpoint } from "./seeded-checkpoint.js";
  * Bumped whenever the builder's output changes (graph layout, weight generation, manifest):
  * ensureModel rebuilds cached presets made by another version.
  */
-export const BUILDER_VERSION = 6;
+export const BUILDER_VERSION = 7;
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
 

@@ -125,6 +125,9 @@ async function gatherWeights(model: ModelProto, srcDir: string, onProgress?: (do
 }
 
 /** The LoRA nodes of one unmerged target (fp32 LoRA math; Casts around it when the weight is fp16). */
+/** A float32 0 the LoRA mask selects against (added to the graph when a target is unmerged). */
+const LORA_ZERO = "loraedge.lora_zero";
+
 function loraNodes(module: string, x: string, base: string, y: string, fp16: boolean): NodeProto[] {
   const xf = fp16 ? `${module}/x_fp32` : x;
   const nodes: NodeProto[] = [];
@@ -133,7 +136,9 @@ function loraNodes(module: string, x: string, base: string, y: string, fp16: boo
     { name: `${module}/lora_A`, opType: "MatMul", input: [xf, `${module}.lora_at`], output: [`${module}/xa`] }, // [b, s, R]
     { name: `${module}/lora_B`, opType: "MatMul", input: [`${module}/xa`, `${module}.lora_bt`], output: [`${module}/delta`] }, // [b, s, out]
     { name: `${module}/lora_Ac`, opType: "MatMul", input: [xf, `${module}.lora_ac`], output: [`${module}/xc`] }, // [b, s, Rc]
-    { name: `${module}/lora_mask`, opType: "Mul", input: [`${module}/xc`, `${module}.lora_mask`], output: [`${module}/own`] }, // [b, s, Rc]
+    // Selection, not multiplication: another row's ±∞ column must not become this row's NaN (0 · ∞).
+    { name: `${module}/lora_mask_bool`, opType: "Cast", input: [`${module}.lora_mask`], output: [`${module}/mask_bool`], attribute: [{ name: "to", type: 2, i: DataType.BOOL }] }, // [b, 1, Rc]
+    { name: `${module}/lora_mask`, opType: "Where", input: [`${module}/mask_bool`, `${module}/xc`, LORA_ZERO], output: [`${module}/own`] }, // [b, s, Rc]
     { name: `${module}/lora_Bc`, opType: "MatMul", input: [`${module}/own`, `${module}.lora_bc`], output: [`${module}/shared`] }, // [b, s, out]
   );
   if (fp16) {
@@ -280,6 +285,7 @@ export async function importOnnxExport(srcDir: string, outDir: string, opts: Imp
     bindings.push(binding);
   }
   graph.node = newNodes;
+  if (bindings.some((b) => b.mask)) graph.initializer!.push({ name: LORA_ZERO, dims: [], dataType: DataType.FLOAT, rawData: new Uint8Array(4) });
   if (targets.length === 0) throw new Error(`ONNX import: no weight of ${graphFile} matched the ${familyName} rules`);
   if (weightTypes.size > 1) throw new Error(`ONNX import: ${graphFile} mixes fp32 and fp16 projection weights`);
   const fp16 = weightTypes.has(DataType.FLOAT16);
@@ -301,7 +307,7 @@ export async function importOnnxExport(srcDir: string, outDir: string, opts: Imp
   const hidden = Number(decoder.hidden_size) || numHeads * headDim;
   if (!vocab || !kvHeads || !headDim || !layers || !intermediate) throw new Error("ONNX import: cannot determine the model sizes from the graph and genai_config.json");
   let parameters = 0;
-  for (const t of graph.initializer) if (t.dataType === DataType.FLOAT || t.dataType === DataType.FLOAT16) parameters += tensorElements(t);
+  for (const t of graph.initializer) if (t.name !== LORA_ZERO && (t.dataType === DataType.FLOAT || t.dataType === DataType.FLOAT16)) parameters += tensorElements(t);
 
   const spec: GraphSpec = {
     format: 1,

@@ -2,10 +2,11 @@
  * The Llama-family decoder as an ONNX graph (opset 17, standard ops only):
  * embedding → N × [RMSNorm → GQA attention with RoPE and KV cache → residual → RMSNorm →
  * SwiGLU MLP → residual] → RMSNorm → lm_head at the requested positions.
- * Every q/k/v/o/gate/up/down projection computes y = x·W + (x·Aᵗ)·Bᵗ + Where(Mk, x·Ac, 0)·Bc with the
- * per-row path Aᵗ [batch, in, R], Bᵗ [batch, R, out] and the shared path Ac [in, Rc], Bc [Rc, out],
- * Mk [batch, 1, Rc] as graph inputs (plain MatMul/Mul, no Transpose: correct at R = 0 and Rc = 0;
- * see lora-paths.ts). The KV cache comes in
+ * Every q/k/v/o/gate/up/down projection computes
+ *   y = x·W + Where(Mk, x·Ac, 0)·Bc  then  y[rows[n]] += (x[rows[n]]·Aᵗ[n])·Bᵗ[n] for every chunk n
+ * with the shared path Ac [in, Rc], Bc [Rc, out], Mk [batch, 1, Rc] and the per-row path in rank
+ * chunks Aᵗ [N, in, K], Bᵗ [N, K, out], rows [N] (Gather, MatMul, ScatterND add; no Transpose:
+ * correct at N = 0, K = 0 and Rc = 0 on both backends; see lora-paths.ts and step-batch.ts). The KV cache comes in
  * as past [batch, kvHeads, past, headDim] and only this step's entries go out (new.{i}.key/value).
  */
 import { DataType, GraphBuilder, WeightBlob } from "../onnx/index.js";
@@ -55,6 +56,8 @@ export interface BuildLlamaOptions {
    * Default "float32".
    */
   weightDtype?: "float32" | "float16";
+  /** false: the plain graph, no LoRA inputs (the bench's LoRA-tax control). Default true. */
+  lora?: boolean;
 }
 
 export function buildLlamaGraph(checkpoint: LlamaCheckpoint, opts: BuildLlamaOptions = {}): BuiltGraph {
@@ -94,30 +97,38 @@ export function buildLlamaGraph(checkpoint: LlamaCheckpoint, opts: BuildLlamaOpt
   };
 
   const targets: TargetBinding[] = [];
-  const zero = g.scalar(0);
+  const zero = opts.lora === false ? "" : g.scalar(0);
   const linear = (x: string, module: string, inF: number, outF: number): string => {
     const src = tensor(`${module}.weight`); // [out, in]
     const wData = transpose2d(src.data, outF, inF); // [in, out]
     const w = g.initializer(fp16 ? blob.addFloat16(`${module}.weight`, [inF, outF], wData) : blob.add(`${module}.weight`, [inF, outF], wData));
-    const at = g.input(`${module}.lora_at`, F, ["batch", inF, `R.${module}`]); // [batch, in, R]
-    const bt = g.input(`${module}.lora_bt`, F, ["batch", `R.${module}`, outF]); // [batch, R, out]
-    const ac = g.input(`${module}.lora_ac`, F, [inF, `Rc.${module}`]); // [in, Rc]
-    const bc = g.input(`${module}.lora_bc`, F, [`Rc.${module}`, outF]); // [Rc, out]
-    const mask = g.input(`${module}.lora_mask`, F, ["batch", 1, `Rc.${module}`]); // [batch, 1, Rc]
-    targets.push({ module, weight: `${module}.weight`, layout: "in_out", at, bt, ac, bc, mask });
     const hasBias = checkpoint.tensors.has(`${module}.bias`);
     const product = fp16
       ? g.node("Cast", [g.node("MatMul", [g.node("Cast", [x], { to: DataType.FLOAT16 }), w], {}, { name: `${module}/MatMul` })], { to: F }) // fp16 MatMul, [b, s, out] f32
       : g.node("MatMul", [x, w], {}, { name: `${module}/MatMul` });
     const base = hasBias ? g.node("Add", [product, weight(`${module}.bias`)], {}, { name: `${module}/Bias` }) : product; // [b, s, out]
-    const xa = g.node("MatMul", [x, at], {}, { name: `${module}/lora_A` }); // [b, s, R]
-    const delta = g.node("MatMul", [xa, bt], {}, { name: `${module}/lora_B` }); // [b, s, out]
+    if (opts.lora === false) {
+      targets.push({ module, weight: `${module}.weight`, layout: "in_out" });
+      return base;
+    }
+    // Per-row path in rank chunks: chunk n (of ⌈rᵢ/K⌉ per row, K chosen per step) belongs to row rows[n].
+    const at = g.input(`${module}.lora_at`, F, [`N.${module}`, inF, `K.${module}`]); // [N, in, K]
+    const bt = g.input(`${module}.lora_bt`, F, [`N.${module}`, `K.${module}`, outF]); // [N, K, out]
+    const rows = g.input(`${module}.lora_rows`, DataType.INT64, [`N.${module}`]); // [N]
+    const ac = g.input(`${module}.lora_ac`, F, [inF, `Rc.${module}`]); // [in, Rc]
+    const bc = g.input(`${module}.lora_bc`, F, [`Rc.${module}`, outF]); // [Rc, out]
+    const mask = g.input(`${module}.lora_mask`, F, ["batch", 1, `Rc.${module}`]); // [batch, 1, Rc]
+    targets.push({ module, weight: `${module}.weight`, layout: "in_out", at, bt, rows, ac, bc, mask });
     const xc = g.node("MatMul", [x, ac], {}, { name: `${module}/lora_Ac` }); // [b, s, Rc]
     // Selection, not multiplication: another row's column may hold ±∞ for this row (0 · ∞ = NaN).
     const own = g.node("Where", [g.node("Cast", [mask], { to: DataType.BOOL }), xc, zero], {}, { name: `${module}/lora_mask` }); // [b, s, Rc]: the row's own columns
     const shared = g.node("MatMul", [own, bc], {}, { name: `${module}/lora_Bc` }); // [b, s, out]
-    const withDelta = g.node("Add", [base, delta], {}, { name: `${module}/Add` });
-    return g.node("Add", [withDelta, shared], {}, { name: `${module}/AddShared` });
+    const withShared = g.node("Add", [base, shared], {}, { name: `${module}/AddShared` }); // [b, s, out]
+    const xg = g.node("Gather", [x, rows], { axis: 0 }, { name: `${module}/lora_rows` }); // [N, s, in]: each chunk's row
+    const xa = g.node("MatMul", [xg, at], {}, { name: `${module}/lora_A` }); // [N, s, K]
+    const delta = g.node("MatMul", [xa, bt], {}, { name: `${module}/lora_B` }); // [N, s, out]
+    // Each chunk's product is added into its own row (several chunks of one row accumulate).
+    return g.node("ScatterND", [withShared, g.node("Unsqueeze", [rows, axis1]), delta], { reduction: "add" }, { name: `${module}/AddDelta` }); // [b, s, out]
   };
 
   const half = g.int64s([hd / 2, hd / 2]);

@@ -38,9 +38,15 @@ export const targetBindingSchema = z
     weight: z.string().min(1),
     /** How the initializer stores W: "in_out" ([in, out], y = x·W) or "out_in" ([out, in]). */
     layout: z.enum(["in_out", "out_in"]),
-    /** Graph inputs Aᵗ [batch, in, R] and Bᵗ [batch, R, out] (per-row path); absent for merge-only targets. */
+    /**
+     * Graph inputs of the per-row path; absent for merge-only targets. Without `rows`: Aᵗ [batch, in, R]
+     * and Bᵗ [batch, R, out], every row zero-padded to the batch's largest R. With `rows` (int64 [N]):
+     * rank chunks Aᵗ [N, in, K], Bᵗ [N, K, out], chunk n added into row rows[n] (only rows with a
+     * per-row mix are fed, each in ⌈r/K⌉ chunks).
+     */
     at: z.string().optional(),
     bt: z.string().optional(),
+    rows: z.string().optional(),
     /**
      * Shared path, y += ((x·Ac) ⊙ Mk)·Bc: Ac [in, Rc], Bc [Rc, out] (the batch's unique mixes side
      * by side) and the 0/1 row mask Mk [batch, 1, Rc]. All three or none; only with at/bt. Graphs
@@ -53,6 +59,7 @@ export const targetBindingSchema = z
   .superRefine((b, ctx) => {
     const shared = [b.ac, b.bc, b.mask].filter((n) => n !== undefined).length;
     if (shared !== 0 && shared !== 3) ctx.addIssue({ code: "custom", message: `target ${b.module}: ac, bc and mask go together (got ${shared} of 3)` });
+    if (b.rows !== undefined && (!b.at || !b.bt)) ctx.addIssue({ code: "custom", message: `target ${b.module}: lora rows need at/bt` });
     if (shared === 3 && (!b.at || !b.bt)) ctx.addIssue({ code: "custom", message: `target ${b.module}: shared LoRA inputs need the per-row at/bt too` });
   });
 export type TargetBinding = z.infer<typeof targetBindingSchema>;

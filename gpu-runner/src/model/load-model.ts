@@ -36,6 +36,7 @@ export async function loadModel(dir: string, opts: LoadModelOptions): Promise<Ba
     graph,
     weights,
     tokenizer,
+    ...(opts.plainSession !== undefined ? { plainSession: opts.plainSession } : {}),
     sessionOptions: {
       ...(opts.threads ? { threads: opts.threads } : {}),
       ...(opts.executionProvider ? { executionProvider: opts.executionProvider } : {}),

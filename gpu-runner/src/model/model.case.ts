@@ -12,6 +12,10 @@ import { referenceForward } from "../reference/index.js";
 import { buildModel } from "../model-build/build-model.js";
 import type { LlamaCheckpoint } from "../model-build/checkpoint.js";
 import { loadModel } from "./load-model.js";
+import { decodeModel } from "../onnx/index.js";
+import type { GraphSpec } from "./graph-spec.js";
+import { loraInputNames } from "./onnx-model.js";
+import { stripLoraInputs } from "./strip-lora.js";
 import { planLoraPaths, SHARED_DECODE_RANK_RATIO } from "./lora-paths.js";
 import { MODEL_PRESETS } from "../model-build/presets.js";
 import { seededLlamaCheckpoint } from "../model-build/seeded-checkpoint.js";
@@ -197,6 +201,32 @@ export function runModelTests({ backend }: { backend: BackendName }): void {
       });
     });
 
+    it("per-row rank chunks (K < r): distinct mixes of ranks 4–12 joining and leaving mid-batch across decode steps equal the reference", async () => {
+      const ranks = [4, 8, 12, 8, 4, 12, 8];
+      const mixes = ranks.map((r, k) => randomMix(model.manifest.targets, (m) => (m.endsWith(k % 2 ? "q_proj" : "down_proj") || m.endsWith("v_proj") ? r : 0), 70 + k));
+      expect(planLoraPaths(mixes, true).some(Boolean)).toBe(false); // Σ ranks > 3 × max: every row per-row
+      type Live = { k: number; tokens: number[]; cache: KvCache };
+      let live: Live[] = [];
+      const join = async (ks: number[]) => {
+        const seqs = ks.map((k) => prompt(texts[k % texts.length].slice(0, 2 + k)));
+        const pre = await model.step(ks.map((k, i) => ({ tokens: seqs[i]!, cache: null, mix: mixes[k]! })));
+        live.push(...ks.map((k, i) => ({ k, tokens: seqs[i]!, cache: pre[i]!.cache })));
+      };
+      await join([0, 1, 2, 3]);
+      for (let step = 0; step < 4; step++) {
+        if (step === 1) await join([4, 5]); // rows join
+        if (step === 2) live = live.filter((r) => r.k !== 1 && r.k !== 4); // rows leave
+        if (step === 3) await join([6]);
+        const out = await model.step(live.map((r) => ({ tokens: [60 + step], cache: r.cache, mix: mixes[r.k]! })));
+        live.forEach((r, i) => {
+          r.tokens.push(60 + step);
+          r.cache = out[i]!.cache;
+          const want = referenceForward(checkpoint, r.tokens, mixes[r.k]!).slice((r.tokens.length - 1) * V);
+          expect(relErr(out[i]!.logits, want), `step ${step} mix ${r.k}`).toBeLessThanOrEqual(TOL);
+        });
+      }
+    });
+
     it("LoRA paths at R = 0 and Rc = 0: empty mixes, mixes on other modules, base rows, on prefill and decode", async () => {
       const empty: ComposedMix = { modules: new Map(), maxRank: 0 };
       const layer1 = randomMix(model.manifest.targets, (m) => (m === "model.layers.1.mlp.up_proj" ? 5 : 0), 44);
@@ -218,6 +248,36 @@ export function runModelTests({ backend }: { backend: BackendName }): void {
           const full = referenceForward(checkpoint, [...tokens, 77], mixes[i]);
           expect(relErr(dec[i].logits, full.slice(tokens.length * V)), `${note}: decode row ${i}`).toBeLessThanOrEqual(TOL);
         });
+      }
+    });
+
+    it("base-only steps run the LoRA-free twin session: equal to the LoRA graph at R = 0, caches move freely between the two", async () => {
+      // The built graph does strip: no LoRA input left, 7 × 2 projections lose their LoRA nodes.
+      const graph = new Uint8Array(await fs.readFile(path.join(dir, "model.onnx")));
+      const spec = JSON.parse(await fs.readFile(path.join(dir, "graph.json"), "utf8")) as GraphSpec;
+      const plain = decodeModel(stripLoraInputs(graph, loraInputNames(spec))!).graph!;
+      expect(plain.input!.filter((i) => i.name.includes("lora"))).toEqual([]);
+      expect(plain.node!.length).toBeLessThan(decodeModel(graph).graph!.node!.length - 14 * 6);
+      const loraOnly = await loadModel(dir, { backend, threads: 1, plainSession: false });
+      try {
+        const seqs = [prompt("plain rows"), prompt("and a longer second plain row")];
+        const viaPlain = await model.step(seqs.map((tokens) => ({ tokens, cache: null, mix: null })), { allLogits: true });
+        const viaLora = await loraOnly.step(seqs.map((tokens) => ({ tokens, cache: null, mix: null })), { allLogits: true });
+        seqs.forEach((tokens, i) => {
+          expect(relErr(viaPlain[i].logits, viaLora[i].logits), `row ${i}`).toBeLessThanOrEqual(1e-6);
+          expect(relErr(viaPlain[i].logits, referenceForward(checkpoint, tokens, null))).toBeLessThanOrEqual(TOL);
+        });
+        // A base row's cache from a plain step continues in a LoRA step (a neighbour has a mix) and back.
+        const mixed = await model.step([
+          { tokens: [61], cache: viaPlain[0].cache, mix: null },
+          { tokens: seqs[1], cache: null, mix: mixA },
+        ]);
+        const plainAgain = await model.step([{ tokens: [63], cache: mixed[0].cache, mix: null }]);
+        expect(relErr(mixed[0].logits, referenceForward(checkpoint, [...seqs[0], 61], null).slice(seqs[0].length * V))).toBeLessThanOrEqual(TOL);
+        expect(relErr(mixed[1].logits, referenceForward(checkpoint, seqs[1], mixA).slice((seqs[1].length - 1) * V))).toBeLessThanOrEqual(TOL);
+        expect(relErr(plainAgain[0].logits, referenceForward(checkpoint, [...seqs[0], 61, 63], null).slice((seqs[0].length + 1) * V))).toBeLessThanOrEqual(TOL);
+      } finally {
+        await loraOnly.dispose();
       }
     });
 

@@ -11,8 +11,9 @@ import type { GraphSpec, TargetBinding } from "./graph-spec.js";
 import { RowKvCache } from "./kv-cache.js";
 import { planLoraPaths } from "./lora-paths.js";
 import { WeightMerger } from "./merge-weights.js";
+import { stripLoraInputs } from "./strip-lora.js";
 import { packLora, packPast, packTokens, pastElements, presentNames, unpackLogits, unpackPresent, type PackedRow } from "./step-batch.js";
-import type { BaseModel, ModelVariant, StepOptions, StepRow, StepRowResult, Tokenizer } from "./types.js";
+import type { BaseModel, ModelVariant, StepOptions, StepRow, StepRowResult, StepTimings, Tokenizer } from "./types.js";
 
 /** Where an external initializer lives in the weights file. */
 export interface WeightLocation {
@@ -40,6 +41,8 @@ interface SharedModelState {
   manifest: ModelManifest;
   spec: GraphSpec;
   graph: Uint8Array;
+  /** The graph without LoRA inputs (strip-lora.ts), or null when it cannot be stripped or is not wanted. */
+  plainGraph: Uint8Array | null;
   /** The base weights file (not copied per variant; merged variants copy then patch). */
   weights: Uint8Array;
   weightTable: Map<string, WeightLocation>;
@@ -70,6 +73,7 @@ class OnnxVariant implements ModelVariant {
   /** Reused buffer for the batched past tensors; taken (null) while a step uses it. */
   private arena: Float32Array | null = null;
   /** The last packed LoRA inputs, the row mixes (immutable) and the paths they were packed with. */
+  readonly timings: StepTimings = { steps: 0, stepMs: 0, loraPackMs: 0 };
   private lastLora: { mixes: (ComposedMix | null)[]; shared: boolean[]; feeds: Record<string, HostTensor> } | null = null;
 
   /**
@@ -84,21 +88,40 @@ class OnnxVariant implements ModelVariant {
     );
     const last = this.lastLora;
     if (last && last.mixes.length === mixes.length && mixes.every((mix, i) => mix === last.mixes[i] && shared[i] === last.shared[i])) return last.feeds;
+    const t0 = performance.now();
     const feeds = packLora(this.state.spec, packed, this.state.dims, shared);
+    this.timings.loraPackMs += performance.now() - t0;
     this.lastLora = { mixes, shared, feeds };
     return feeds;
   }
 
+  /**
+   * `lora`: a session of the LoRA graph (null for a merged variant, whose rows never carry a mix);
+   * `plain`: a session of the LoRA-free graph (null when the graph could not be stripped).
+   * Steps with no mix row run on `plain` when there is one: no LoRA inputs, no LoRA nodes.
+   */
   constructor(
     protected readonly state: SharedModelState,
-    protected readonly session: Session,
+    protected readonly sessions: { lora: Session | null; plain: Session | null },
     readonly weightBytes: number,
     private readonly acceptsMix: boolean,
-  ) {}
+  ) {
+    if (!sessions.lora && !sessions.plain) throw new Error("a model variant needs a session");
+  }
 
   async step(rows: readonly StepRow[], options: StepOptions = {}): Promise<StepRowResult[]> {
     if (this.disposed) throw new Error("model variant is disposed");
     if (rows.length === 0) return [];
+    const started = performance.now();
+    try {
+      return await this.runStep(rows, options);
+    } finally {
+      this.timings.steps++;
+      this.timings.stepMs += performance.now() - started;
+    }
+  }
+
+  private async runStep(rows: readonly StepRow[], options: StepOptions): Promise<StepRowResult[]> {
     const { manifest, spec } = this.state;
     const packed: PackedRow[] = rows.map((row, i) => {
       if (row.tokens.length === 0) throw new Error(`row ${i}: tokens must be non-empty`);
@@ -128,8 +151,11 @@ class OnnxVariant implements ModelVariant {
     }
     let outputs: Awaited<ReturnType<Session["run"]>>;
     try {
-      Object.assign(feeds, packPast(spec, packed, shape, arena ?? undefined), this.loraFeeds(packed));
-      outputs = await this.session.run(feeds, [spec.logits, ...presentNames(spec)]);
+      Object.assign(feeds, packPast(spec, packed, shape, arena ?? undefined));
+      const plain = this.sessions.plain !== null && (packed.every((row) => row.mix === null) || this.sessions.lora === null);
+      if (!plain) Object.assign(feeds, this.loraFeeds(packed));
+      const session = plain ? this.sessions.plain! : this.sessions.lora!;
+      outputs = await session.run(feeds, [spec.logits, ...presentNames(spec)]);
     } finally {
       if (arena && (!this.arena || this.arena.length < arena.length)) this.arena = arena;
     }
@@ -145,7 +171,8 @@ class OnnxVariant implements ModelVariant {
     this.disposed = true;
     this.arena = null;
     this.lastLora = null;
-    await this.session.release();
+    await this.sessions.lora?.release();
+    await this.sessions.plain?.release();
   }
 }
 
@@ -154,10 +181,10 @@ export class OnnxBaseModel extends OnnxVariant implements BaseModel {
 
   constructor(
     state: SharedModelState,
-    session: Session,
+    sessions: { lora: Session; plain: Session | null },
     readonly tokenizer: Tokenizer,
   ) {
-    super(state, session, 0, true);
+    super(state, sessions, 0, true);
     this.merger = new WeightMerger(state.backend);
   }
 
@@ -182,12 +209,13 @@ export class OnnxBaseModel extends OnnxVariant implements BaseModel {
       weights.set(new Uint8Array(merged.buffer, merged.byteOffset, merged.byteLength), loc.offset);
     }
     const t1 = performance.now();
-    const session = await this.state.backend.createSession(this.state.graph, {
+    // Rows on a merged session carry no mix: the LoRA-free graph when there is one.
+    const session = await this.state.backend.createSession(this.state.plainGraph ?? this.state.graph, {
       ...this.state.sessionOptions,
       externalData: [{ path: this.state.spec.weightsFile, data: weights }],
     });
     const t2 = performance.now();
-    const variant = new OnnxVariant(this.state, session, weights.byteLength, false);
+    const variant = new OnnxVariant(this.state, this.state.plainGraph ? { lora: null, plain: session } : { lora: session, plain: null }, weights.byteLength, false);
     return Object.assign(variant, { buildMs: { delta: t1 - t0, session: t2 - t1 } });
   }
 
@@ -205,6 +233,8 @@ export async function createOnnxModel(args: {
   weights: Uint8Array;
   tokenizer: Tokenizer;
   sessionOptions: { threads?: number; executionProvider?: string };
+  /** Also hold a LoRA-free session for steps without mixes (default true; costs one more copy of the weights). */
+  plainSession?: boolean;
 }): Promise<OnnxBaseModel> {
   const { manifest, spec } = args;
   const dims = new Map(manifest.targets.map((t) => [t.module, { in: t.in, out: t.out, mode: t.mode }] as const));
@@ -215,7 +245,18 @@ export async function createOnnxModel(args: {
     if (t.mode === "unmerged" && (!b.at || !b.bt)) throw new Error(`target ${t.module} is "unmerged" but the graph has no LoRA inputs for it`);
   }
   const weightTable = externalWeightTable(args.graph, spec.weightsFile);
-  const state: SharedModelState = { backend: args.backend, manifest, spec, graph: args.graph, weights: args.weights, weightTable, dims, bindings, sessionOptions: args.sessionOptions };
-  const session = await args.backend.createSession(args.graph, { ...args.sessionOptions, externalData: [{ path: spec.weightsFile, data: args.weights }] });
-  return new OnnxBaseModel(state, session, args.tokenizer);
+  const loraInputs = loraInputNames(spec);
+  const plainGraph = args.plainSession === false || loraInputs.size === 0 ? null : stripLoraInputs(args.graph, loraInputs);
+  const state: SharedModelState = { backend: args.backend, manifest, spec, graph: args.graph, plainGraph, weights: args.weights, weightTable, dims, bindings, sessionOptions: args.sessionOptions };
+  const open = (graph: Uint8Array) => args.backend.createSession(graph, { ...args.sessionOptions, externalData: [{ path: spec.weightsFile, data: args.weights }] });
+  const lora = await open(args.graph);
+  const plain = plainGraph ? await open(plainGraph) : null;
+  return new OnnxBaseModel(state, { lora, plain }, args.tokenizer);
+}
+
+/** Every LoRA graph input the spec names (per-row and shared paths). */
+export function loraInputNames(spec: GraphSpec): Set<string> {
+  const names = new Set<string>();
+  for (const b of spec.targets) for (const n of [b.at, b.bt, b.rows, b.ac, b.bc, b.mask]) if (n) names.add(n);
+  return names;
 }

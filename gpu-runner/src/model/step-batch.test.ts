@@ -95,6 +95,35 @@ describe("step batch packing", () => {
     expect(none["m.mk"].dims).toEqual([1, 1, 0]);
   });
 
+  it("rank chunks: only rows with a per-row mix are fed, each in ⌈r/K⌉ chunks tagged with its row; N = 0 when none", () => {
+    const chunked: GraphSpec = { ...spec, targets: [{ ...spec.targets[0]!, rows: "m.rows" }] };
+    const mix = (rank: number, at: number[], bt: number[]): ComposedMix => ({ modules: new Map([["m", { module: "m", rank, inFeatures: 2, outFeatures: 1, at: Float32Array.from(at), bt: Float32Array.from(bt) }]]), maxRank: rank });
+    // Ranks 3 and 1: K = 3 costs 2 chunks · (3 + 4) = 14 < K = 1: 4 · 5 = 20.
+    const rows = [
+      { tokens: [1], cache: null, mix: mix(3, [1, 2, 3, 4, 5, 6], [7, 8, 9]) },
+      { tokens: [1], cache: null, mix: null },
+      { tokens: [1], cache: null, mix: mix(1, [10, 11], [12]) },
+    ];
+    const dims = new Map([["m", { in: 2, out: 1 }]]);
+    const feeds = packLora(chunked, rows, dims, [false, false, false]);
+    expect(feeds["m.at"].dims).toEqual([2, 2, 3]);
+    expect(Array.from(feeds["m.at"].data as Float32Array)).toEqual([1, 2, 3, 4, 5, 6, 10, 0, 0, 11, 0, 0]);
+    expect(Array.from(feeds["m.bt"].data as Float32Array)).toEqual([7, 8, 9, 12, 0, 0]);
+    expect(Array.from(feeds["m.rows"].data as BigInt64Array, Number)).toEqual([0, 2]);
+    // Many rows of rank 8 and one of rank 40: K = 8, the rank-40 row in 5 chunks.
+    const wide = (rank: number, seed: number) => randomMix([{ module: "m", in: 2, out: 1 }], () => rank, seed);
+    const many = [wide(40, 1), ...Array.from({ length: 6 }, (_, i) => wide(8, 2 + i))].map((m) => ({ tokens: [1], cache: null, mix: m }));
+    const f2 = packLora(chunked, many, dims, many.map(() => false));
+    expect(f2["m.at"].dims).toEqual([11, 2, 8]);
+    expect(Array.from(f2["m.rows"].data as BigInt64Array, Number)).toEqual([0, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6]);
+    const a40 = many[0]!.mix.modules.get("m")!.at; // [2, 40]; chunk 2 = columns 16..23
+    expect(Array.from((f2["m.at"].data as Float32Array).subarray(2 * 16, 2 * 16 + 8))).toEqual(Array.from(a40.subarray(16, 24)));
+    // Shared and base rows feed nothing here.
+    const none = packLora(chunked, rows, dims, [true, false, true]);
+    expect(none["m.at"].dims).toEqual([0, 2, 0]);
+    expect(none["m.rows"].dims).toEqual([0]);
+  });
+
   it("shared path: each unique mix once in Ac/Bc, a 0/1 mask per row; shared rows leave R to the others", () => {
     const mix = (rank: number, at: number[], bt: number[]): ComposedMix => ({ modules: new Map([["m", { module: "m", rank, inFeatures: 2, outFeatures: 1, at: Float32Array.from(at), bt: Float32Array.from(bt) }]]), maxRank: rank });
     const a = mix(1, [1, 2], [3]);

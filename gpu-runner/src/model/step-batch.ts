@@ -13,6 +13,7 @@ import type { ComposedMix, ComposedModule } from "#core/lora/types";
 import type { GraphSpec } from "./graph-spec.js";
 import { layerName } from "./graph-spec.js";
 import { planLoraPaths } from "./lora-paths.js";
+import { chooseChunkWidth, chunkBlock } from "./lora-chunks.js";
 import { appendRow, gatherRow, type NewEntries, type RowKvCache } from "./kv-cache.js";
 
 /** Additive mask value for a forbidden key (finite, so fully-masked padding rows stay NaN-free). */
@@ -222,6 +223,8 @@ export function packLora(
   const feeds: Record<string, HostTensor> = {};
   /** Masks of equal column layout are one tensor (layouts repeat across modules). */
   const masks = new Map<string, HostTensor>();
+  /** Chunk-row tensors likewise. */
+  const chunkRows = new Map<string, HostTensor>();
   for (const binding of spec.targets) {
     if (!binding.at || !binding.bt) continue;
     const size = dims.get(binding.module);
@@ -231,7 +234,34 @@ export function packLora(
     const hasShared = binding.ac !== undefined && binding.bc !== undefined && binding.mask !== undefined;
     const onShared = (i: number) => hasShared && shared[i];
 
-    // Per-row path.
+    if (binding.rows) {
+      // Per-row path in rank chunks (lora-chunks.ts): only rows with a per-row mix here are fed.
+      const fed: { row: number; m: ComposedModule }[] = [];
+      rows.forEach((row, i) => {
+        const m = onShared(i) ? undefined : row.mix?.modules.get(binding.module);
+        if (m && m.rank > 0) fed.push({ row: i, m });
+      });
+      const K = chooseChunkWidth(fed.map((f) => f.m.rank));
+      const blocks = fed.map((f) => chunkBlock(f.m, K));
+      const N = blocks.reduce((n, b) => n + b.count, 0);
+      const at = new Float32Array(N * I * K); // [N, in, K]
+      const bt = new Float32Array(N * K * O); // [N, K, out]
+      const owner: number[] = [];
+      let n = 0;
+      blocks.forEach((b, f) => {
+        at.set(b.at, n * I * K);
+        bt.set(b.bt, n * K * O);
+        for (let c = 0; c < b.count; c++) owner.push(fed[f]!.row);
+        n += b.count;
+      });
+      const key = `rows:${owner.join(",")}`;
+      let rowsTensor = chunkRows.get(key);
+      if (!rowsTensor) chunkRows.set(key, (rowsTensor = int64(BigInt64Array.from(owner, (v) => BigInt(v)), [N])));
+      feeds[binding.at] = float32(at, [N, I, K]);
+      feeds[binding.bt] = float32(bt, [N, K, O]);
+      feeds[binding.rows] = rowsTensor;
+    } else {
+    // Per-row path, padded.
     let R = 0;
     rows.forEach((row, i) => {
       if (!onShared(i)) R = Math.max(R, row.mix?.modules.get(binding.module)?.rank ?? 0);
@@ -258,6 +288,7 @@ export function packLora(
     }
     feeds[binding.at] = float32(at, [B, I, R]);
     feeds[binding.bt] = float32(bt, [B, R, O]);
+    }
     if (!hasShared) continue;
 
     // Shared path: column offset of each unique mix touching the module.

@@ -49,8 +49,17 @@ export interface StepRowResult {
   cache: KvCache;
 }
 
+/** Cumulative wall time of a variant's steps, and the part spent packing LoRA inputs (ms). */
+export interface StepTimings {
+  steps: number;
+  stepMs: number;
+  loraPackMs: number;
+}
+
 /** Something that can run batched forward steps: the base model, or a merged session. */
 export interface ModelVariant {
+  /** Where step time went (the ONNX models keep it; test doubles may not). */
+  readonly timings?: StepTimings;
   /** One batched forward. Rows are independent: a row's result never depends on its neighbours. */
   step(rows: readonly StepRow[], options?: StepOptions): Promise<StepRowResult[]>;
   /** Bytes of weights this variant holds on its own (0 for the base model). */
@@ -77,6 +86,11 @@ export interface LoadModelOptions {
   executionProvider?: string;
   /** Intra-op threads (default: ORT's choice). */
   threads?: number;
+  /**
+   * Also open the LoRA-free twin of the graph (strip-lora.ts) for steps where no row has a mix,
+   * and build merged sessions from it (default true). Costs one more copy of the base weights.
+   */
+  plainSession?: boolean;
   /**
    * fp16 models (manifest dtype "float16"): "keep" runs the fp16 graph as stored (fp16 weights,
    * LoRA in fp32); "upcast" converts graph and weights to fp32 at load. Default ("auto"): keep on

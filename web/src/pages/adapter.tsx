@@ -1,5 +1,4 @@
 import { useEffect, useState } from "preact/hooks";
-import { parsePeftConfig, moduleScaleResolver } from "#core/peft/index";
 import type { ModelManifest } from "#core/manifest/model-manifest";
 import { CodeTabs, Loading, Notice, Pill } from "../components/ui.js";
 import { api, errorMessage, LoraedgeError, type Adapter } from "../lib/api.js";
@@ -17,8 +16,12 @@ interface ModuleRow {
   out: number | null;
 }
 
-/** Per-module rank/alpha/scale from the uploaded config (core's resolver), shapes from the model's manifest. */
-function moduleRows(adapter: Adapter, configText: string, manifest: ModelManifest | null): ModuleRow[] {
+/**
+ * Per-module rank/alpha/scale from the uploaded config (core's resolver, loaded on demand so the
+ * app's first render does not carry core's parser), shapes from the model's manifest.
+ */
+async function moduleRows(adapter: Adapter, configText: string, manifest: ModelManifest | null): Promise<ModuleRow[]> {
+  const { parsePeftConfig, moduleScaleResolver } = await import("#core/peft/index");
   const resolve = moduleScaleResolver(parsePeftConfig(JSON.parse(configText)));
   const shapes = new Map((manifest?.targets ?? []).map((t) => [t.module, t]));
   return adapter.targets.map((module) => {
@@ -62,7 +65,7 @@ export function AdapterPage({ refPath }: { refPath: string }) {
       ]);
       setAdapter(a);
       setConfig(JSON.parse(configText) as Record<string, unknown>);
-      setRows(moduleRows(a, configText, model?.manifest ?? null));
+      setRows(await moduleRows(a, configText, model?.manifest ?? null));
       setIsOwner(mine.data.some((m) => m.id === a.id));
       setVersions(same.data.filter((v) => v.owner === a.owner && v.name === a.name));
       setEdit({ description: a.description, tags: a.tags.join(",") });
@@ -166,6 +169,20 @@ export function AdapterPage({ refPath }: { refPath: string }) {
           <div><dt>id</dt><dd><code>{a.id}</code></dd></div>
         </dl>
       </section>
+
+      {a.bake ? (
+        <section aria-labelledby="bake-title" class="card">
+          <h2 id="bake-title">Baked from a composition</h2>
+          <dl class="facts wide">
+            <div><dt>strategy</dt><dd>{a.bake.strategy}</dd></div>
+            <div><dt>rank</dt><dd>{a.bake.rank}</dd></div>
+            {a.bake.density !== null ? <div><dt>density</dt><dd>{a.bake.density}</dd></div> : null}
+            <div><dt>discarded energy</dt><dd>{(a.bake.total_discarded_energy * 100).toFixed(3)} % of ‖ΔW‖²</dd></div>
+            <div><dt>top-1 agreement with the exact mix</dt><dd>{(a.bake.fidelity.top1_agreement * 100).toFixed(1)} % of {a.bake.fidelity.positions} positions</dd></div>
+            <div><dt>KL(mix ‖ baked)</dt><dd>mean {a.bake.fidelity.kl_mean.toPrecision(3)}, max {a.bake.fidelity.kl_max.toPrecision(3)} nats</dd></div>
+          </dl>
+        </section>
+      ) : null}
 
       <section aria-labelledby="modules-title" class="card">
         <h2 id="modules-title">Target modules ({rows.length})</h2>

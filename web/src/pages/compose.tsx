@@ -106,6 +106,11 @@ function BakeForm({ composition }: { composition: Composition }) {
             Baked <a href={adapterPath(result.ref)}>{result.ref}</a> ({result.bake.strategy}, rank {result.rank}): discarded energy{" "}
             <strong data-testid="discarded-energy">{(result.bake.total_discarded_energy * 100).toFixed(3)} %</strong> of ‖ΔW‖².
           </p>
+          <p data-testid="bake-fidelity">
+            Measured on the model against the exact mix over {result.bake.fidelity.positions} positions: top-1 agreement{" "}
+            <strong>{(result.bake.fidelity.top1_agreement * 100).toFixed(1)} %</strong>, KL mean {result.bake.fidelity.kl_mean.toPrecision(3)} nats (max{" "}
+            {result.bake.fidelity.kl_max.toPrecision(3)}).
+          </p>
           <details>
             <summary>Per module</summary>
             <ul>

@@ -7,7 +7,7 @@ import { navigate, useLocation } from "../lib/router.js";
 import { filesFromDrop, pickPeftFiles } from "../lib/pick-files.js";
 import { getApiKey } from "../lib/session.js";
 import { uploadWithProgress } from "../lib/upload-xhr.js";
-import { checkUpload, type UploadCheck } from "../lib/validate-upload.js";
+import type { UploadCheck } from "../lib/validate-upload.js";
 
 /** A PEFT folder (or its two files), checked in the browser with core before anything is sent. */
 export function UploadPage() {
@@ -49,7 +49,8 @@ export function UploadPage() {
     setCheck(null);
     if (!config || !weights || !manifest) return;
     let cancelled = false;
-    void Promise.all([config.text(), weights.arrayBuffer()]).then(([text, buf]) => {
+    // core's parser (and zod) load with the first check, not with the app's first render.
+    void Promise.all([import("../lib/validate-upload.js"), config.text(), weights.arrayBuffer()]).then(([{ checkUpload }, text, buf]) => {
       if (!cancelled) setCheck(checkUpload(text, new Uint8Array(buf), manifest));
     });
     return () => void (cancelled = true);

@@ -1,0 +1,59 @@
+/**
+ * The unavoidable extra work of distinct adapters in one decode step, as a bare ONNX graph: for
+ * every unmerged target, each row's x·Aᵗ·Bᵗ on unpadded inputs that are already resident (fed once,
+ * never repacked): chunks of width K = gcd of the rows' ranks, so no column is padding.
+ * Its run time is t_lora in case 3a's efficiency (t_base + t_lora) ÷ t_distinct.
+ */
+import type { ComposedMix } from "#core/lora/types";
+import { float32, type HostTensor, type Session } from "../../gpu-runner/src/backend/index.js";
+import { loadBackend } from "../../gpu-runner/src/backend/index.js";
+import { chunkBlock } from "../../gpu-runner/src/model/lora-chunks.js";
+import { DataType, GraphBuilder } from "../../gpu-runner/src/onnx/index.js";
+import { THREADS } from "./workload.js";
+
+const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
+
+export interface LoraRoofline {
+  session: Session;
+  feeds: Record<string, HostTensor>;
+  /** Bytes of Aᵗ/Bᵗ the graph reads per run (unpadded). */
+  bytes: number;
+  outputs: string[];
+}
+
+export async function loraRoofline(targets: readonly { module: string; in: number; out: number }[], mixes: readonly ComposedMix[]): Promise<LoraRoofline> {
+  const g = new GraphBuilder();
+  const feeds: Record<string, HostTensor> = {};
+  const outputs: string[] = [];
+  let bytes = 0;
+  targets.forEach((t, idx) => {
+    const modules = mixes.map((m) => m.modules.get(t.module)).filter((m) => m !== undefined && m.rank > 0);
+    if (modules.length === 0) return;
+    const K = modules.reduce((k, m) => gcd(k, m!.rank), 0);
+    const blocks = modules.map((m) => chunkBlock(m!, K));
+    const N = blocks.reduce((n, b) => n + b.count, 0);
+    const at = new Float32Array(N * t.in * K); // [N, in, K]
+    const bt = new Float32Array(N * K * t.out); // [N, K, out]
+    let n = 0;
+    for (const b of blocks) {
+      at.set(b.at, n * t.in * K);
+      bt.set(b.bt, n * K * t.out);
+      n += b.count;
+    }
+    const x = Float32Array.from({ length: N * t.in }, (_, i) => ((i * 7919) % 97) / 97 - 0.5); // [N, 1, in]: each chunk's row
+    const names = [`x${idx}`, `at${idx}`, `bt${idx}`];
+    g.input(names[0]!, DataType.FLOAT, [N, 1, t.in]);
+    g.input(names[1]!, DataType.FLOAT, [N, t.in, K]);
+    g.input(names[2]!, DataType.FLOAT, [N, K, t.out]);
+    const y = g.node("MatMul", [g.node("MatMul", [names[0]!, names[1]!]), names[2]!], {}, { output: `y${idx}` }); // [N, 1, out]
+    g.output(y, DataType.FLOAT, [N, 1, t.out]);
+    outputs.push(y);
+    feeds[names[0]!] = float32(x, [N, 1, t.in]);
+    feeds[names[1]!] = float32(at, [N, t.in, K]);
+    feeds[names[2]!] = float32(bt, [N, K, t.out]);
+    bytes += (at.length + bt.length) * 4;
+  });
+  const backend = await loadBackend("node");
+  const session = await backend.createSession(g.encode("lora-roofline"), { threads: THREADS });
+  return { session, feeds, bytes, outputs };
+}
