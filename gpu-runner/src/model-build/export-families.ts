@@ -38,6 +38,8 @@ export interface ExportFamily {
    * fail on a prefill chunk after a past: chunked prefill, rows of mixed lengths).
    */
   attentionBias?: { opType: string; index: number; replaces: string };
+  /** Weights this family cannot serve adapters on (initializer-name regex → reason): the import is refused, never silently short of targets. */
+  unsupportedWeights?: { match: string; reason: string }[];
 }
 
 export const EXPORT_FAMILIES: Record<string, ExportFamily> = {
@@ -85,6 +87,7 @@ export const EXPORT_FAMILIES: Record<string, ExportFamily> = {
     intermediateModule: "model.layers.0.mlp.gate_proj",
     genaiTypes: ["llama", "mistral", "qwen2"],
     attentionBias: { opType: "MultiHeadAttention", index: 5, replaces: "attention_mask" },
+    unsupportedWeights: [{ match: "\\.attn\\.qkv_proj\\.", reason: "packed q/k/v projection (a PEFT q_proj/k_proj/v_proj would be a slice of it)" }],
   },
 };
 

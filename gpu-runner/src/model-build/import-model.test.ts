@@ -137,6 +137,12 @@ describe("importModel", () => {
       await fsp.writeFile(path.join(wrongShape, "model.onnx"), encodeModel(model));
       await expectRefused(wrongShape, /initializer model\.layers\.0\.attn\.q_proj\.MatMul\.weight has 512 bytes of external data, its shape needs 768/);
 
+      const packed = await copyFixture();
+      const packedModel = decodeModel(new Uint8Array(graph));
+      packedModel.graph!.initializer!.find((t) => t.name === "model.layers.1.attn.q_proj.MatMul.weight")!.name = "model.layers.1.attn.qkv_proj.MatMul.weight";
+      await fsp.writeFile(path.join(packed, "model.onnx"), encodeModel(packedModel));
+      await expectRefused(packed, /has a packed q\/k\/v projection .*: model\.layers\.1\.attn\.qkv_proj\.MatMul\.weight/);
+
       const notOnnx = await copyFixture();
       await fsp.writeFile(path.join(notOnnx, "model.onnx"), "not a model");
       await expectRefused(notOnnx, /model\.onnx (is not an ONNX model|has no graph)/);

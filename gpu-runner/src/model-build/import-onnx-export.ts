@@ -224,6 +224,10 @@ export async function importOnnxExport(srcDir: string, outDir: string, opts: Imp
     if (!graph.input?.some((i) => i.name === name)) throw new Error(`ONNX import: ${graphFile} has no input "${name}" that the ${familyName} family expects`);
   }
   if (!graph.output?.some((o) => o.name === family.io.logits)) throw new Error(`ONNX import: ${graphFile} has no output "${family.io.logits}" that the ${familyName} family expects`);
+  for (const rule of family.unsupportedWeights ?? []) {
+    const hit = graph.initializer.find((t) => new RegExp(rule.match).test(t.name ?? ""));
+    if (hit) throw new Error(`ONNX import: ${graphFile} has a ${rule.reason}: ${hit.name}; re-export without it (separate q/k/v MatMuls) to serve adapters`);
+  }
   if (family.attentionBias) replaceMaskByBias(model, family.attentionBias, family.io.mask.name, familyName);
   const nodes = graph.node!;
   const weights = await gatherWeights(model, srcDir, opts.onProgress);
