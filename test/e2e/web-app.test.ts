@@ -64,9 +64,10 @@ describe.skipIf(!hasChromium)("web app in chromium (runner + wrangler dev)", () 
     page.evaluate(`[...document.querySelectorAll("input, select, textarea, button")]
       .filter((el) => !(el.labels && el.labels.length) && !el.getAttribute("aria-label") && !el.getAttribute("aria-labelledby") && !(el.tagName === "BUTTON" && el.textContent.trim()))
       .map((el) => el.outerHTML.slice(0, 120))`) as Promise<string[]>;
-  /** Every page is checked for unlabelled controls before its screenshot. */
+  /** Every page is checked for unlabelled controls and horizontal overflow before its screenshot. */
   const shot = async (name: string) => {
     expect(await unlabelled(), `unlabelled controls on ${name}`).toEqual([]);
+    expect(await page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), `horizontal overflow on ${name}`).toBe(true);
     await page.screenshot({ path: path.join(shots, `${name}.png`), fullPage: true });
   };
   const go = async (p: string) => {
