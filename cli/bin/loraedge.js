@@ -12,3 +12,6 @@ const { register } = await import("tsx/esm/api");
 register();
 const { main } = await import("../src/main.ts");
 process.exitCode = await main(process.argv.slice(2));
+// `login` reads one line and `chat` reads until EOF; an open terminal or pipe on stdin must not
+// keep the process alive once the command is done.
+if (!process.stdin.destroyed) process.stdin.destroy();

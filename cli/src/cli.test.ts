@@ -1,6 +1,7 @@
 // The CLI in-process, without an edge: config file handling, argument and mix parsing, exit
 // codes of usage errors, and a broken PEFT folder refused by core before anything is sent.
 // (With a real worker and runner: test/e2e/cli.test.ts.)
+import { spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -9,6 +10,7 @@ import { writePeftAdapter } from "#core/peft/index";
 import { createRng, randomLoraAdapter } from "#core/random/index";
 import { configPath, readConfig, resolveConnection, writeConfig } from "./config.js";
 import { main } from "./main.js";
+import { lines } from "./io.js";
 import { parseMix } from "./mix.js";
 import { progressBar } from "./output.js";
 import { captureIo } from "./test-io.js";
@@ -171,5 +173,42 @@ describe("progress bar", () => {
     quiet.update({ loaded: 1024, total: 2048 });
     quiet.done(2048);
     expect(log.err()).toBe("push a: 2.0 KiB sent\n");
+  });
+});
+
+describe("stdin", () => {
+  it("splits chunks into lines wherever they break (LF, CR LF, no final newline)", async () => {
+    const chunks = async function* () {
+      yield "fir";
+      yield Buffer.from("st\r\nsec");
+      yield "ond\n\nthird";
+    };
+    const seen: string[] = [];
+    for await (const l of lines(chunks())) seen.push(l);
+    expect(seen).toEqual(["first", "second", "", "third"]);
+  });
+
+  it("the real bin exits after `login` read its key line, though stdin stays open (a terminal)", async () => {
+    const bin = path.resolve(import.meta.dirname, "../bin/loraedge.js");
+    const child = spawn(process.execPath, [bin, "login", "--url", "http://127.0.0.1:9"], {
+      env: { ...process.env, XDG_CONFIG_HOME: home, LORAEDGE_API_KEY: "" },
+      stdio: ["pipe", "pipe", "pipe"],
+    });
+    let err = "";
+    child.stderr.on("data", (d) => (err += d));
+    child.stdin.write("le_some_key\n"); // and never ended
+    const code = await new Promise<number | null>((resolve) => {
+      const timer = setTimeout(() => {
+        child.kill("SIGKILL");
+        resolve(null);
+      }, 30_000);
+      child.once("exit", (c) => {
+        clearTimeout(timer);
+        resolve(c);
+      });
+    });
+    expect(code, err).toBe(1); // the edge is unreachable: a remote error, and the process ended
+    expect(err).toMatch(/^loraedge: cannot reach http:\/\/127\.0\.0\.1:9/);
+    expect(err).not.toMatch(/ERR_STREAM|Unhandled/);
   });
 });

@@ -24,3 +24,23 @@ export function processIo(): Io {
     cwd: process.cwd(),
   };
 }
+
+/**
+ * The lines of `input` (LF or CR LF; a last line without a newline too). Breaking out of the
+ * loop ends the iteration of `input`, which releases stdin (an open terminal or pipe would
+ * otherwise keep the process alive).
+ */
+export async function* lines(input: AsyncIterable<string | Buffer>): AsyncGenerator<string> {
+  const decoder = new TextDecoder();
+  let buffer = "";
+  for await (const chunk of input) {
+    buffer += typeof chunk === "string" ? chunk : decoder.decode(chunk, { stream: true });
+    let newline: number;
+    while ((newline = buffer.indexOf("\n")) >= 0) {
+      yield buffer.slice(0, newline).replace(/\r$/, "");
+      buffer = buffer.slice(newline + 1);
+    }
+  }
+  buffer += decoder.decode();
+  if (buffer !== "") yield buffer;
+}

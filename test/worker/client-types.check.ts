@@ -6,15 +6,18 @@ import type { z } from "@hono/zod-openapi";
 import { expectTypeOf } from "vitest";
 import type { AdapterJson } from "../../workers/src/adapters/record.js";
 import type { CompositionSchema } from "../../workers/src/compositions/record.js";
-import type { CompletionRequestSchema, ChatRequestSchema } from "../../workers/src/inference/completion-schema.js";
-import type { Adapter, ChatRequest, Completion, CompletionRequest, Composition } from "../../client/src/types.js";
+import type { ChatRequestSchema, ChatResponseSchema, CompletionRequestSchema } from "../../workers/src/inference/completion-schema.js";
+import type { MixEntrySchema } from "../../workers/src/inference/resolve-mix.js";
+import type { Adapter, ChatCompletion, ChatRequest, Completion, CompletionRequest, Composition, MixEntry } from "../../client/src/types.js";
 import type { Completion as CoreCompletion } from "#core/wire/runner-api";
 
 // Responses: exactly the worker's shapes.
 expectTypeOf<Adapter>().toEqualTypeOf<AdapterJson>();
 expectTypeOf<Composition>().toEqualTypeOf<z.infer<typeof CompositionSchema>>();
 expectTypeOf<Completion>().toEqualTypeOf<CoreCompletion>();
+expectTypeOf<ChatCompletion>().toEqualTypeOf<z.infer<typeof ChatResponseSchema>>();
 
 // Requests: everything the client can send is accepted by the worker's request schema.
 expectTypeOf<CompletionRequest>().toExtend<z.input<typeof CompletionRequestSchema>>();
 expectTypeOf<ChatRequest>().toExtend<z.input<typeof ChatRequestSchema>>();
+expectTypeOf<MixEntry>().toEqualTypeOf<z.input<typeof MixEntrySchema>>();

@@ -17,6 +17,8 @@ export interface Env {
   MAX_ADAPTER_RANK?: string;
   /** Most adapters in one mix or composition. Default 8. */
   MAX_MIX_ADAPTERS?: string;
+  /** Seconds an R2 blob no D1 row references is kept before the scheduled sweeper deletes it. Default 3600. */
+  BLOB_SWEEP_GRACE_S?: string;
   /** "debug" | "info" (default) | "warn" | "error" | "silent": lowest level of log lines written. */
   LOG_LEVEL?: string;
   /** Public base URL of this worker as runners reach it (for their adapter fetches); informational. */

@@ -1,9 +1,8 @@
 /** Account commands: login, models, keys, usage. */
-import { createInterface } from "node:readline";
-import { Readable } from "node:stream";
 import { LoraedgeClient } from "../../../client/src/index.js";
 import { readConfig, normaliseUrl, writeConfig } from "../config.js";
 import { positionals, str, type Command } from "../command.js";
+import { lines } from "../io.js";
 import { printFields, printJson, printTable } from "../output.js";
 import { UsageError } from "../usage-error.js";
 
@@ -26,12 +25,10 @@ export const login: Command = {
     let key = str(ctx, "key") ?? env.LORAEDGE_API_KEY;
     if (!key) {
       if (ctx.io.stdinIsTTY) ctx.io.stderr(`API key for ${url}: `);
-      const lines = createInterface({ input: Readable.from(ctx.io.stdin), crlfDelay: Infinity });
-      for await (const line of lines) {
+      for await (const line of lines(ctx.io.stdin)) {
         key = line.trim();
         break;
       }
-      lines.close();
     }
     if (!key) throw new UsageError("no API key given (--key, LORAEDGE_API_KEY or stdin)");
     // A tenant route: an admin token or a revoked key is refused here, not stored.

@@ -1,10 +1,9 @@
 /** Inference commands: complete, chat. */
-import { createInterface } from "node:readline";
-import { Readable } from "node:stream";
 import type { ChatMessage, LoraedgeClient, MixEntry, SamplingOptions } from "../../../client/src/index.js";
 import { flag, num, positionals, str, type CommandContext, type OptionSpecs } from "../command.js";
 import type { Command } from "../command.js";
 import { parseMix } from "../mix.js";
+import { lines } from "../io.js";
 import { printJson } from "../output.js";
 import { resolveAdapterRef } from "../refs.js";
 import { UsageError } from "../usage-error.js";
@@ -113,9 +112,8 @@ export const chat: Command = {
 
     if (message !== undefined) return turn(message);
     const prompt = () => ctx.io.stdinIsTTY && ctx.io.stderr("you> ");
-    const lines = createInterface({ input: Readable.from(ctx.io.stdin), crlfDelay: Infinity });
     prompt();
-    for await (const line of lines) {
+    for await (const line of lines(ctx.io.stdin)) {
       if (line.trim() !== "") await turn(line);
       prompt();
     }

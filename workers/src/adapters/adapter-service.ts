@@ -13,18 +13,27 @@ import {
   updateAdapter,
   type AdapterSort,
   type AdapterWithOwner,
+  type CommitWith,
 } from "./queries.js";
 import { encodeTags, parseTags } from "./refs.js";
 import { registerAdapter } from "./register-adapter.js";
 import { resolveAdapter, resolveOwnAdapter } from "./resolve.js";
-import { readUploadForm } from "./upload-form.js";
+import { readUploadForm, type UploadForm } from "./upload-form.js";
 
 /** The registry's rules per operation; the routes in routes/adapters.ts only wire these to HTTP. */
 
 /** POST /v1/adapters: reads the multipart form, checks the base model is served, registers the files. */
 export async function uploadAdapter(s: TenantScope, request: Request): Promise<AdapterWithOwner> {
+  return registerUploadForm(s, await readUploadForm(request, uploadLimits(s.env).maxBytes));
+}
+
+/** Registers a parsed upload form; `commitWith` as in storeAdapter. */
+export async function registerUploadForm(
+  s: TenantScope,
+  form: UploadForm,
+  commitWith?: (row: AdapterWithOwner) => CommitWith,
+): Promise<AdapterWithOwner> {
   const limits = uploadLimits(s.env);
-  const form = await readUploadForm(request, limits.maxBytes);
   const manifest = await findManifest(s.env, s.db, form.baseModel);
   if (!manifest) throw unprocessable(`unknown base_model '${form.baseModel}': no runner serves it (see GET /v1/models)`);
   return registerAdapter(
@@ -42,6 +51,7 @@ export async function uploadAdapter(s: TenantScope, request: Request): Promise<A
       tags: form.tags,
     },
     { config: form.config, configJson: form.configText, weights: form.weights },
+    commitWith,
   );
 }
 

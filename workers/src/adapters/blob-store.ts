@@ -2,8 +2,10 @@ import { eq } from "drizzle-orm";
 import type { Db } from "../db/client.js";
 import { adapters } from "../db/schema.js";
 
+/** R2 prefix of every adapter blob. */
+export const BLOB_PREFIX = "adapters/sha256/";
 /** Content-addressed R2 key of an adapter_model.safetensors blob. */
-export const blobKey = (sha256: string) => `adapters/sha256/${sha256}.safetensors`;
+export const blobKey = (sha256: string) => `${BLOB_PREFIX}${sha256}.safetensors`;
 
 /** Stores the blob under its content address (idempotent: same bytes, same key). */
 export async function putBlob(bucket: R2Bucket, sha256: string, bytes: Uint8Array<ArrayBuffer>): Promise<string> {

@@ -1,3 +1,4 @@
+import type { BatchItem } from "drizzle-orm/batch";
 import { and, asc, desc, eq, gt, inArray, lt, or, sql, type SQL, type SQLWrapper } from "drizzle-orm";
 import type { Db } from "../db/client.js";
 import { adapters, compositionAdapters, compositions, tenants } from "../db/schema.js";
@@ -38,8 +39,13 @@ function getColumns() {
 /** Rows the tenant may see: public ones and its own. */
 const visibleTo = (tenantId: string) => or(eq(adapters.visibility, "public"), eq(adapters.ownerId, tenantId))!;
 
-export async function insertAdapter(db: Db, row: AdapterRow): Promise<void> {
-  await db.insert(adapters).values(row);
+/** A statement committed in the same D1 batch (transaction) as an adapter row. */
+export type CommitWith = BatchItem<"sqlite">;
+
+/** Inserts the row; with `also`, in one D1 batch with it (both commit or neither). */
+export async function insertAdapter(db: Db, row: AdapterRow, also?: CommitWith): Promise<void> {
+  if (also) await db.batch([db.insert(adapters).values(row), also]);
+  else await db.insert(adapters).values(row);
 }
 
 export async function adapterVersionExists(db: Db, ownerId: string, name: string, version: string): Promise<boolean> {

@@ -1,7 +1,7 @@
 import type { ModelManifest } from "#core/manifest/model-manifest";
 import type { AuthTenant } from "../app-env.js";
 import type { Db } from "../db/client.js";
-import type { AdapterWithOwner } from "./queries.js";
+import type { AdapterWithOwner, CommitWith } from "./queries.js";
 import { storedNumbers } from "./stored-numbers.js";
 import { storeAdapter, type NewAdapter } from "./store.js";
 import { validateAdapterFiles } from "./validate.js";
@@ -32,6 +32,7 @@ export async function registerAdapter(
   maxRank: number,
   listing: AdapterListing,
   files: AdapterFiles,
+  commitWith?: (row: AdapterWithOwner) => CommitWith,
 ): Promise<AdapterWithOwner> {
   const { summary } = validateAdapterFiles(files.config, files.weights, manifest, maxRank);
   return storeAdapter(db, bucket, owner, {
@@ -41,5 +42,5 @@ export async function registerAdapter(
     dtype: summary.dtype ?? "unknown",
     configJson: files.configJson,
     weights: files.weights,
-  });
+  }, commitWith);
 }

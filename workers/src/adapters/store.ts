@@ -4,7 +4,7 @@ import { conflict, serviceUnavailable } from "../errors/api-error.js";
 import { log } from "../logging/log.js";
 import { newId, sha256Hex } from "../util/crypto.js";
 import { deleteBlobIfUnreferenced, putBlob } from "./blob-store.js";
-import { adapterVersionExists, insertAdapter, type AdapterRow, type AdapterWithOwner } from "./queries.js";
+import { adapterVersionExists, insertAdapter, type AdapterRow, type AdapterWithOwner, type CommitWith } from "./queries.js";
 import { encodeTags } from "./refs.js";
 
 export interface NewAdapter {
@@ -31,8 +31,16 @@ const isUniqueViolation = (e: unknown) => /UNIQUE constraint failed/i.test(Strin
  * Stores an adapter atomically: blob into R2 under its content address first, the D1 row
  * last. If the row insert fails, the blob is deleted again unless another row references the
  * same bytes; if the R2 put fails, no row is written. 409 when name@version exists.
+ * `commitWith(row)`: a statement committed in the same D1 transaction as the row (e.g. the
+ * upload's idempotency record), so a crash can never leave one without the other.
  */
-export async function storeAdapter(db: Db, bucket: R2Bucket, owner: AuthTenant, input: NewAdapter): Promise<AdapterWithOwner> {
+export async function storeAdapter(
+  db: Db,
+  bucket: R2Bucket,
+  owner: AuthTenant,
+  input: NewAdapter,
+  commitWith?: (row: AdapterWithOwner) => CommitWith,
+): Promise<AdapterWithOwner> {
   if (await adapterVersionExists(db, owner.id, input.name, input.version)) {
     throw conflict(`adapter ${owner.name}/${input.name}@${input.version} already exists (versions are immutable)`);
   }
@@ -68,7 +76,7 @@ export async function storeAdapter(db: Db, bucket: R2Bucket, owner: AuthTenant, 
     bakeReport: input.bakeReport ?? null,
   };
   try {
-    await insertAdapter(db, row);
+    await insertAdapter(db, row, commitWith?.({ ...row, ownerName: owner.name }));
   } catch (e) {
     try {
       await deleteBlobIfUnreferenced(db, bucket, sha256);

@@ -2,7 +2,7 @@ import { z } from "@hono/zod-openapi";
 import type { MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { SHA256_HEADER } from "#core/wire/runner-api";
-import { browseAdapters, deleteAdapter, downloadAdapter, patchAdapter, uploadAdapter } from "../adapters/adapter-service.js";
+import { browseAdapters, deleteAdapter, downloadAdapter, patchAdapter } from "../adapters/adapter-service.js";
 import { AdapterSchema, adapterJson } from "../adapters/record.js";
 import { TAG_RE } from "../adapters/refs.js";
 import { resolveAdapter } from "../adapters/resolve.js";
@@ -13,6 +13,8 @@ import { payloadTooLarge } from "../errors/api-error.js";
 import { errorResponses } from "../errors/error-schema.js";
 import { uploadLimits } from "../limits/config.js";
 import { MAX_CURSOR_CHARS, MAX_DESCRIPTION_CHARS, MAX_MODEL_ID_CHARS, MAX_REF_CHARS, MAX_TAGS_FIELD_CHARS } from "../validation/string-bounds.js";
+import { uploadAdapterOnce } from "../adapters/idempotent-upload.js";
+import { IDEMPOTENT_REPLAYED_HEADER } from "../idempotency/idempotency-key.js";
 import { newRouter, tenantRoute, tenantSecurity } from "./router.js";
 
 const IdParam = z.object({
@@ -195,8 +197,11 @@ const uploadBodyLimit: MiddlewareHandler<AppEnv> = function uploadBodyLimit(c, n
 };
 
 adapterRoutes.post("/v1/adapters", requireTenant, uploadBodyLimit, async (c) => {
-  const row = await uploadAdapter(tenantScope(c), c.req.raw);
-  return c.json(adapterJson(row), 201);
+  const out = await uploadAdapterOnce(tenantScope(c), c.req.raw);
+  return c.body(out.body, out.status as 201, {
+    "content-type": "application/json",
+    ...(out.replayed ? { [IDEMPOTENT_REPLAYED_HEADER]: "true" } : {}),
+  });
 });
 
 adapterRoutes
