@@ -181,6 +181,9 @@ describe("loraedge CLI: the README flow against the real worker + runner", () =>
       /^baked pirate-poet → acme\/pp-linear@1\.0\.0 .*discarded energy [\d.]+ %/,
     );
 
+    expect(ok(await cli(["show", "pp-linear"]))).toMatch(/^baked with linear \(rank \d+\): discarded energy [\d.]+ %, fidelity to the mix: KL /m);
+    expect(ok(await cli(["show", "pirate"]))).not.toMatch(/^baked with/m);
+
     // pull: the folder loads with core's PEFT loader and equals what was pushed.
     expect(ok(await cli(["pull", "acme/pirate@1.0.0", "pulled"]))).toMatch(/^pulled acme\/pirate@1\.0\.0/);
     const files = (dir: string) => ({

@@ -153,6 +153,12 @@ export const show: Command = {
       ["created", adapter.created_at],
       ["description", adapter.description],
     ]);
+    const bake = adapter.bake;
+    if (bake) {
+      ctx.io.stdout(
+        `baked with ${bake.strategy} (rank ${bake.rank}): discarded energy ${(bake.total_discarded_energy * 100).toFixed(2)} %, fidelity to the mix: KL ${bake.fidelity.kl_mean.toExponential(2)} nats/token, top-1 agreement ${(bake.fidelity.top1_agreement * 100).toFixed(1)} %\n`,
+      );
+    }
     ctx.io.stdout(`targets (${adapter.targets.length}):\n${adapter.targets.map((t) => `  ${t}`).join("\n")}\n`);
   },
 };
