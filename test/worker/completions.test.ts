@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { mixKey } from "#core/wire/mix-key";
 import { PROMPT_TOKENS_HEADER } from "#core/wire/runner-api";
 import { rendezvousRank, mixRoutingKey } from "../../workers/src/runners/rendezvous.js";
 import { peftFiles, tinyAdapter, uploadForm } from "./adapter-files.js";
@@ -46,6 +47,7 @@ describe("POST /v1/completions", () => {
       { id: y.id, sha256: y.sha256, weight: 2 },
     ]);
     expect(sent.request_id).toBe(r.res.headers.get("x-request-id"));
+    expect(sent.mix_key).toBe(mixKey(sent.adapters));
     // Base model: no adapters.
     const base = await callJson("/v1/completions", { key: a.key, json: { model: MODEL, prompt: "Hi" } });
     expect(base.status).toBe(200);
@@ -119,10 +121,28 @@ describe("POST /v1/completions", () => {
     expect(runners.completions).toHaveLength(3);
   });
 
+  it("one mix, one key: {x,y}, {y,x} and {x:½,y,x:½} carry the same mix_key and go to the same runner", async () => {
+    const { a, x, y } = await setup();
+    const spellings = [
+      [{ id: x.id, weight: 1 }, { id: y.id, weight: 2 }],
+      [{ id: "a/y@1.0.0", weight: 2 }, { id: x.id, weight: 1 }],
+      [{ id: x.id, weight: 0.5 }, { id: y.id, weight: 2 }, { id: "a/x@1.0.0", weight: 0.5 }],
+    ];
+    for (const adapters of spellings) {
+      expect((await callJson("/v1/completions", { key: a.key, json: { model: MODEL, prompt: "Hi", adapters } })).status).toBe(200);
+    }
+    const key = mixKey([{ id: x.id, sha256: x.sha256, weight: 1 }, { id: y.id, sha256: y.sha256, weight: 2 }]);
+    expect(runners.completions.map((c) => c.body.mix_key)).toEqual([key, key, key]);
+    const owner = rendezvousRank(mixRoutingKey(MODEL, key), RUNNERS)[0];
+    expect(runners.completions.map((c) => c.runner)).toEqual([owner, owner, owner]);
+    // The entries travel as requested (resolved); the runner derives the canonical form itself.
+    expect(runners.completions[1]!.body.adapters.map((e) => e.id)).toEqual([y.id, x.id]);
+  });
+
   it("routes by rendezvous hashing on the mix and fails over on connection errors and 5xx", async () => {
     const { a, x } = await setup();
     const json = { model: MODEL, prompt: "Hi", adapters: [{ id: x.id, weight: 1 }] };
-    const order = rendezvousRank(mixRoutingKey(MODEL, [{ id: x.id, weight: 1 }]), RUNNERS);
+    const order = rendezvousRank(mixRoutingKey(MODEL, mixKey([{ id: x.id, sha256: x.sha256, weight: 1 }])), RUNNERS);
     await callJson("/v1/completions", { key: a.key, json });
     await callJson("/v1/completions", { key: a.key, json });
     expect(runners.completions.map((c) => c.runner)).toEqual([order[0], order[0]]);
@@ -146,7 +166,7 @@ describe("POST /v1/completions", () => {
   it("fails over when a stream breaks before its first event, and on 429; all busy → 429", async () => {
     const { a, x } = await setup();
     const mix = [{ id: x.id, weight: 1 }];
-    const order = rendezvousRank(mixRoutingKey(MODEL, mix), RUNNERS);
+    const order = rendezvousRank(mixRoutingKey(MODEL, mixKey([{ ...mix[0]!, sha256: x.sha256 }])), RUNNERS);
     runners.behaviour[order[0]!] = "broken-stream";
     const res = await call("/v1/completions", { key: a.key, json: { model: MODEL, prompt: "Hi", stream: true, adapters: mix } });
     expect(res.status).toBe(200);

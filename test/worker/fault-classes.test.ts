@@ -2,6 +2,7 @@
 // (core/src/wire/errors.ts): fail over and mark down (runner), try the next (busy),
 // or answer the client at once with the runner kept healthy (request, upstream).
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { mixKey } from "#core/wire/mix-key";
 import { mixRoutingKey, rendezvousRank } from "../../workers/src/runners/rendezvous.js";
 import { runnerHealth } from "../../workers/src/runners/health.js";
 import { peftFiles, tinyAdapter, uploadForm } from "./adapter-files.js";
@@ -20,7 +21,7 @@ async function setup() {
   const a = await newTenant("a");
   const x = (await uploadAdapter(a.key, uploadForm(peftFiles(tinyAdapter(1, 2)), { name: "x" }))).body;
   const mix = [{ id: x.id as string, weight: 1 }];
-  return { a, x, mix, order: rendezvousRank(mixRoutingKey(MODEL, mix), RUNNERS) };
+  return { a, x, mix, order: rendezvousRank(mixRoutingKey(MODEL, mixKey([{ id: x.id, sha256: x.sha256, weight: 1 }])), RUNNERS) };
 }
 
 describe("runner error answers by fault class", () => {

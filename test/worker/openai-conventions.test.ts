@@ -17,6 +17,8 @@ async function setup() {
   const a = await newTenant("a");
   const b = await newTenant("b");
   const x1 = (await uploadAdapter(a.key, uploadForm(peftFiles(tinyAdapter(1, 2)), { name: "x", version: "1.0.0" }))).body;
+  // "owner/name" = the latest upload (by created_at, in ms): make 1.1.0 strictly later.
+  await new Promise((r) => setTimeout(r, 5));
   const x2 = (await uploadAdapter(a.key, uploadForm(peftFiles(tinyAdapter(3, 2)), { name: "x", version: "1.1.0" }))).body;
   const y = (await uploadAdapter(a.key, uploadForm(peftFiles(tinyAdapter(2, 4)), { name: "y", visibility: "public" }))).body;
   const hidden = (await uploadAdapter(b.key, uploadForm(peftFiles(tinyAdapter(4, 2)), { name: "secret" }))).body;

@@ -1,5 +1,6 @@
 // Pure routing pieces: rendezvous ranking, the health tracker, and the SSE pass-through.
 import { describe, expect, it } from "vitest";
+import { mixKey } from "#core/wire/mix-key";
 import { HealthTracker } from "../../workers/src/runners/health.js";
 import { mixRoutingKey, rendezvousRank, rendezvousScore } from "../../workers/src/runners/rendezvous.js";
 import { passThroughSse } from "../../workers/src/inference/sse.js";
@@ -37,7 +38,7 @@ describe("rendezvous hashing", () => {
     const counts = new Map<string, number>();
     let moved = 0;
     for (let i = 0; i < 2000; i++) {
-      const key = mixRoutingKey("m", [{ id: `ad_${i}`, weight: 1 }]);
+      const key = mixRoutingKey("m", mixKey([{ id: `ad_${i}`, sha256: "0".repeat(64), weight: 1 }]));
       const owner = rendezvousRank(key, RUNNERS)[0]!;
       counts.set(owner, (counts.get(owner) ?? 0) + 1);
       const without = rendezvousRank(key, RUNNERS.filter((r) => r !== "http://r2"))[0]!;
@@ -47,12 +48,16 @@ describe("rendezvous hashing", () => {
     expect(moved).toBe(0);
   });
 
-  it("keys a mix by model and sorted (id, weight), ignoring zero weights", () => {
-    const k1 = mixRoutingKey("m", [{ id: "b", weight: 1 }, { id: "a", weight: 0.5 }, { id: "c", weight: 0 }]);
-    const k2 = mixRoutingKey("m", [{ id: "a", weight: 0.5 }, { id: "b", weight: 1 }]);
+  it("keys a mix by model and core's canonical mix key: sorted (id, sha256, weight), repeats merged, ignoring zero weights", () => {
+    const sha = (c: string) => c.repeat(64);
+    const e = (id: string, weight: number) => ({ id, sha256: sha(id), weight });
+    const k1 = mixRoutingKey("m", mixKey([e("b", 1), e("a", 0.5), e("c", 0)]));
+    const k2 = mixRoutingKey("m", mixKey([e("a", 0.5), e("b", 1)]));
     expect(k1).toBe(k2);
-    expect(mixRoutingKey("m", [])).not.toBe(mixRoutingKey("n", []));
-    expect(mixRoutingKey("m", [{ id: "a", weight: 1 }])).not.toBe(mixRoutingKey("m", [{ id: "a", weight: 2 }]));
+    expect(mixRoutingKey("m", mixKey([e("a", 0.25), e("b", 1), e("a", 0.25)]))).toBe(k2);
+    expect(mixRoutingKey("m", mixKey([]))).not.toBe(mixRoutingKey("n", mixKey([])));
+    expect(mixRoutingKey("m", mixKey([e("a", 1)]))).not.toBe(mixRoutingKey("m", mixKey([e("a", 2)])));
+    expect(mixRoutingKey("m", mixKey([e("a", 1)]))).not.toBe(mixRoutingKey("m", mixKey([{ id: "a", sha256: sha("f"), weight: 1 }])));
   });
 });
 

@@ -52,6 +52,8 @@ export const generateRequestSchema = z.object({
   /** When set (0..5), return token logprobs (top_logprobs with that many alternatives). */
   logprobs: z.number().int().min(0).max(5).nullable().optional(),
   adapters: z.array(mixEntrySchema).default([]),
+  /** The mix's canonical key (core/src/wire/mix-key.ts) as the edge computed it; the runner refuses one that disagrees with `adapters`. */
+  mix_key: z.string().optional(),
   /** Propagated for logs. */
   request_id: z.string().optional(),
 });

@@ -4,7 +4,7 @@ export { Scheduler, AbortedError } from "./scheduler.js";
 export type { SchedulerLimits, SchedulerStats, RowTarget, Job, StepObservation } from "./scheduler.js";
 export { MergeManager } from "./merge-manager.js";
 export type { MergePolicyName, MergeStats, MixHandle } from "./merge-manager.js";
-export { resolveMix, checkCompatible, mixKey, ComposedMixPool } from "./mix-resolver.js";
+export { resolveMix, checkCompatible, ComposedMixPool } from "./mix-resolver.js";
 export type { AdapterProvider, ResolvedMix } from "./mix-resolver.js";
 export { Sequence } from "./sequence.js";
 export type { GenerationParams, GenerationResult, TokenEvent, FinishReason } from "./sequence.js";

@@ -2,7 +2,8 @@ import { describe, expect, it } from "vitest";
 import { createRng, randomLoraAdapter } from "#core/random/index";
 import type { ModelManifest } from "#core/manifest/model-manifest";
 import type { LoraAdapter } from "#core/lora/types";
-import { ComposedMixPool, mixKey, resolveMix, type AdapterProvider } from "./mix-resolver.js";
+import { mixKey } from "#core/wire/mix-key";
+import { ComposedMixPool, resolveMix, type AdapterProvider } from "./mix-resolver.js";
 
 const manifest = {
   id: "m",
@@ -87,6 +88,43 @@ describe("resolveMix", () => {
     y.release();
     expect(pool.size).toBe(0);
   });
+
+  it("{a,b} and {b,a} (and {a:½,b,a:½}) are one canonical key and compose once", async () => {
+    const b = randomLoraAdapter(createRng(4), [{ module: "l.q", rank: 2, inFeatures: 8, outFeatures: 8 }]);
+    let composed = 0;
+    const { p, pins } = provider({ a, b });
+    const pool = new ComposedMixPool();
+    const spy = { acquire: (key: string, compose: () => any) => pool.acquire(key, () => (composed++, compose())) } as ComposedMixPool;
+    const ab = [{ id: "a", sha256: sha("a"), weight: 1 }, { id: "b", sha256: sha("b"), weight: 0.5 }];
+    const ba = [{ id: "b", sha256: sha("b"), weight: 0.5 }, { id: "a", sha256: sha("a"), weight: 1 }];
+    const split = [{ id: "a", sha256: sha("a"), weight: 0.5 }, { id: "b", sha256: sha("b"), weight: 0.5 }, { id: "a", sha256: sha("a"), weight: 0.5 }];
+    const [x, y, z] = await Promise.all([resolveMix(ab, manifest, p, spy), resolveMix(ba, manifest, p, spy), resolveMix(split, manifest, p, spy)]);
+    expect(composed).toBe(1);
+    expect(x.handle!.key).toBe(mixKey(ab));
+    expect(y.handle!.key).toBe(x.handle!.key);
+    expect(z.handle!.key).toBe(x.handle!.key);
+    expect(y.handle!.mix).toBe(x.handle!.mix);
+    expect(z.handle!.mix).toBe(x.handle!.mix);
+    expect(x.handle!.mix.modules.get("l.q")!.rank).toBe(6); // a once (rank 4) + b (rank 2): the repeat of a merged
+    for (const r of [x, y, z]) r.release();
+    expect(pool.size).toBe(0);
+    expect(pins).toEqual({ a: 0, b: 0 });
+  });
+
+  it("refuses a mix_key that disagrees with the entries (400) before leasing anything; accepts core's key", async () => {
+    const { p, pins } = provider({ a });
+    const entries = [{ id: "a", sha256: sha("a"), weight: 1 }];
+    for (const wrong of ["", "a", mixKey([{ ...entries[0]!, weight: 2 }]), mixKey(entries) + " "]) {
+      await expect(resolveMix(entries, manifest, p, undefined, wrong)).rejects.toMatchObject({ status: 400, type: "invalid_request_error" });
+    }
+    expect(pins).toEqual({});
+    const ok = await resolveMix(entries, manifest, p, undefined, mixKey(entries));
+    expect(ok.handle!.key).toBe(mixKey(entries));
+    ok.release();
+    // The base model's key is "": an all-zero mix with key "" is the base model.
+    expect((await resolveMix([{ ...entries[0]!, weight: 0 }], manifest, p, undefined, "")).handle).toBeNull();
+  });
+
   it("refuses a mix whose composed factors overflow float32 (weight 1e38, or an adapter's own values at 1e38) with 422, pooling nothing", async () => {
     const huge = { ...a, modules: new Map([...a.modules].map(([k, m]) => [k, { ...m, a: m.a.map((v, j) => (j === 3 ? 1e38 : v)) }])) };
     const { p, pins } = provider({ a, huge });

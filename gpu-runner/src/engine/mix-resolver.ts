@@ -7,6 +7,7 @@ import type { ComposedMix, LoraAdapter } from "#core/lora/types";
 import type { ModelManifest } from "#core/manifest/model-manifest";
 import { checkCompatibility } from "#core/compat/index";
 import { composeMix, MixError } from "#core/compose/index";
+import { canonicalMix } from "#core/wire/mix-key";
 import type { WireMixEntry } from "#core/wire/runner-api";
 import { EngineError } from "./errors.js";
 import { loraFactorProblem } from "../model/lora-factors.js";
@@ -14,19 +15,6 @@ import type { MixHandle } from "./merge-manager.js";
 
 export interface AdapterProvider {
   acquire(id: string, sha256: string): Promise<{ adapter: LoraAdapter; release(): void }>;
-}
-
-/**
- * Identity of a mix: the ordered (id, sha256, weight) terms with weight ≠ 0.
- * Semantics: same key ⇔ same ΔW computed the same way (same terms in the same order). The id
- * is part of it because an adapter's scales come from its adapter_config.json, which the
- * blob's sha256 does not cover (same bytes, different lora_alpha ⇒ different ΔW).
- */
-export function mixKey(entries: readonly WireMixEntry[]): string {
-  return entries
-    .filter((e) => e.weight !== 0)
-    .map((e) => `${e.id}@${e.sha256.slice(0, 16)}*${e.weight}`)
-    .join("+");
 }
 
 /** Refuses an adapter that does not fit the model (core's checkCompatibility: modules, sizes, rank cap, layout). */
@@ -71,13 +59,22 @@ export interface ResolvedMix {
   release(): void;
 }
 
+/**
+ * Resolves a request's mix in its canonical form (core's canonicalMix: repeats merged, zero
+ * weights dropped, ordered by id), so {a,b} and {b,a} are one key and compose once. `claimedKey`
+ * is the edge's `mix_key`: a key that disagrees with the entries is refused (400), never trusted.
+ */
 export async function resolveMix(
   entries: readonly WireMixEntry[],
   manifest: ModelManifest,
   adapters: AdapterProvider | null,
   pool: ComposedMixPool = new ComposedMixPool(),
+  claimedKey?: string,
 ): Promise<ResolvedMix> {
-  const active = entries.filter((e) => e.weight !== 0);
+  const { entries: active, key } = canonicalMix(entries);
+  if (claimedKey !== undefined && claimedKey !== key) {
+    throw new EngineError("invalid_request_error", "mix_key does not match the adapters of the request (it must be core's canonical key of them)");
+  }
   if (active.length === 0) return { handle: null, release: () => {} };
   if (!adapters) throw new EngineError("service_unavailable_error", "this runner has no adapter source configured");
   const settled = await Promise.allSettled(active.map((e) => adapters.acquire(e.id, e.sha256)));
@@ -88,7 +85,6 @@ export async function resolveMix(
     const failed = settled.find((s) => s.status === "rejected");
     if (failed) throw (failed as PromiseRejectedResult).reason;
     active.forEach((e, i) => checkCompatible(e.id, leases[i]!.adapter, manifest));
-    const key = mixKey(active);
     let mix: ComposedMix;
     try {
       const shared = pool.acquire(key, () => {

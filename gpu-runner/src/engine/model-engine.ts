@@ -112,7 +112,7 @@ export class ModelEngine {
       ignoreEos: request.ignore_eos,
       logprobs: request.logprobs ?? null,
     };
-    const mix = await resolveMix(request.adapters, this.model.manifest, this.adapters, this.mixes);
+    const mix = await resolveMix(request.adapters, this.model.manifest, this.adapters, this.mixes, request.mix_key);
     let target;
     let releaseTarget: () => void;
     try {

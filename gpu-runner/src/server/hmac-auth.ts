@@ -52,7 +52,7 @@ export function hmacAuth(
         return;
       }
       if (claim === "full") {
-        c.res = c.json({ error: { type: "unavailable", message: "too many signed requests in the replay window" } }, 503, { "retry-after": "1" });
+        c.res = c.json({ error: { type: "service_unavailable_error", message: "too many signed requests in the replay window" } }, 503, { "retry-after": "1" });
         return;
       }
       await next();

@@ -1,3 +1,4 @@
+import { mixKey } from "#core/wire/mix-key";
 import { bakeResponseSchema, RUNNER_BAKE_PATH, type BakeReportBody, type BakeRequest } from "#core/wire/bake";
 import type { TenantScope } from "../app-env.js";
 import { ApiError } from "../errors/api-error.js";
@@ -49,7 +50,7 @@ export async function bakeOnRunner(s: TenantScope, comp: CompositionWithEntries,
     secret: runnerSecret(s.env),
     runners,
     path: RUNNER_BAKE_PATH,
-    routingKey: mixRoutingKey(comp.baseModel, mix.wire),
+    routingKey: mixRoutingKey(comp.baseModel, mixKey(mix.wire)),
     body,
     requestId,
     timeoutMs: BAKE_TIMEOUT_MS,

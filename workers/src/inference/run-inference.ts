@@ -1,4 +1,5 @@
 import type { Context } from "hono";
+import { mixKey } from "#core/wire/mix-key";
 import { PROMPT_TOKENS_HEADER, type Completion, type GenerateRequestInput } from "#core/wire/runner-api";
 import type { AppEnv } from "../app-env.js";
 import { tenantOf } from "../auth/require-tenant.js";
@@ -84,11 +85,14 @@ export async function runInference(c: Context<AppEnv>, input: InferenceInput, sh
   const manifest = served.find((m) => m.id === baseModel)?.manifest;
   if (manifest) assertPromptFitsContext(manifest, input.generate.prompt, input.generate.max_tokens ?? 16);
   const requestId = c.get("requestId");
+  // The one definition of "same mix" (core's canonical key), computed once here: it routes, and the
+  // runner (which derives it again from the entries and refuses a mismatch) composes and batches by it.
+  const key = mixKey(mix.wire);
   const { response, runner, failovers } = await dispatchCompletion({
     secret: runnerSecret(c.env),
     runners,
-    routingKey: mixRoutingKey(baseModel, mix.wire),
-    body: { ...input.generate, model: baseModel, adapters: mix.wire, request_id: requestId },
+    routingKey: mixRoutingKey(baseModel, key),
+    body: { ...input.generate, model: baseModel, adapters: mix.wire, mix_key: key, request_id: requestId },
     requestId,
   });
   c.header("x-loraedge-runner", new URL(runner).host);

@@ -39,11 +39,11 @@ export function rendezvousRank(key: string, runners: readonly string[]): string[
     .map((x) => x.r);
 }
 
-/** Canonical routing key of a request: model plus its mix (ids and weights, sorted by id). */
-export function mixRoutingKey(model: string, mix: readonly { id: string; weight: number }[]): string {
-  const terms = mix
-    .filter((m) => m.weight !== 0)
-    .map((m) => `${m.id}:${m.weight}`)
-    .sort();
-  return `${model}|${terms.join(",")}`;
+/**
+ * Routing key of a request: the model plus the mix's canonical key (core/src/wire/mix-key.ts),
+ * so every spelling of one mix ({a,b}, {b,a}, {a:½,b,a:½}) goes to the same runner, which then
+ * composes it once.
+ */
+export function mixRoutingKey(model: string, canonicalKey: string): string {
+  return `${model}|${canonicalKey}`;
 }
