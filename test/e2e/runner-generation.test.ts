@@ -211,7 +211,7 @@ describe("gpu-runner process: generation", () => {
     const body = { model: MODEL, prompt: "hi", max_tokens: 2 };
     const wrong = await signedFetch(runner.url, RUNNER_PATHS.completions, { body, secret: "wrong-secret-123" });
     expect(wrong.status).toBe(401);
-    expect(((await wrong.json()) as any).error.type).toBe("unauthorized");
+    expect(((await wrong.json()) as any).error.type).toBe("authentication_error");
     const unsigned = await fetch(runner.url + RUNNER_PATHS.models);
     expect(unsigned.status).toBe(401);
     // Signed for another body: the signature covers the body.

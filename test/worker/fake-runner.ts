@@ -40,7 +40,17 @@ export const MANIFEST: ModelManifest = {
   ]),
 };
 
-export type RunnerBehaviour = "ok" | "down" | "500" | "400" | "429" | "broken-stream";
+export type RunnerBehaviour =
+  | "ok"
+  | "down"
+  | "500"
+  | "400"
+  | "429"
+  | "broken-stream"
+  /** 502 adapter_unavailable, as the real runner answers when its adapter fetch fails (an upstream fault). */
+  | "adapter-unavailable"
+  /** 503 service_unavailable_error, as a draining or loading runner answers (the runner's fault). */
+  | "draining";
 
 export interface ReceivedCompletion {
   runner: string;
@@ -157,8 +167,8 @@ export function installFakeRunners(models: ModelManifest[] = [MANIFEST]): FakeRu
       body: bodyBytes,
       ...signatureHeaders((name) => req.headers.get(name)),
     });
-    if (!verified.ok) return Response.json({ error: { type: "auth", message: verified.reason } }, { status: 401 });
-    if (behaviour === "500") return Response.json({ error: { type: "internal", message: "boom" } }, { status: 500 });
+    if (!verified.ok) return Response.json({ error: { type: "authentication_error", message: verified.reason } }, { status: 401 });
+    if (behaviour === "500") return Response.json({ error: { type: "internal_error", message: "boom" } }, { status: 500 });
     if (url.pathname === RUNNER_PATHS.models) {
       return Response.json({
         object: "list",
@@ -169,7 +179,17 @@ export function installFakeRunners(models: ModelManifest[] = [MANIFEST]): FakeRu
       const body = JSON.parse(new TextDecoder().decode(bodyBytes)) as GenerateRequest;
       state.completions.push({ runner, body });
       if (behaviour === "429") {
-        return Response.json({ error: { type: "rate_limit_error", message: "queue full" } }, { status: 429, headers: { "retry-after": "3" } });
+        return Response.json({ error: { type: "overloaded", message: "queue full" } }, { status: 429, headers: { "retry-after": "3" } });
+      }
+      if (behaviour === "adapter-unavailable") {
+        const path = `/internal/adapters/${body.adapters[0]?.id ?? "x"}/blob`;
+        return Response.json(
+          { error: { type: "adapter_unavailable", message: `the edge answered 500 for adapter ${body.adapters[0]?.id} (${path}): R2 get failed` } },
+          { status: 502 },
+        );
+      }
+      if (behaviour === "draining") {
+        return Response.json({ error: { type: "service_unavailable_error", message: "the runner is shutting down" } }, { status: 503, headers: { "retry-after": "5" } });
       }
       if (behaviour === "broken-stream") {
         // Headers say 200, then the connection drops before any event.
@@ -192,7 +212,7 @@ export function installFakeRunners(models: ModelManifest[] = [MANIFEST]): FakeRu
       state.bakes.push({ runner, body });
       return fakeBake(body);
     }
-    return Response.json({ error: { type: "not_found", message: url.pathname } }, { status: 404 });
+    return Response.json({ error: { type: "not_found_error", message: url.pathname } }, { status: 404 });
   });
   return state;
 }

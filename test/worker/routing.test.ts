@@ -104,7 +104,7 @@ describe("SSE pass-through", () => {
     expect(events).toHaveLength(4);
     expect(events.map((e) => e.slice(6)).slice(0, 2).map((e) => JSON.parse(e).choices[0].text)).toEqual(["Hel", "lo"]);
     expect(events[3]).toBe("data: [DONE]");
-    expect(seen).toEqual([{ usage: { prompt_tokens: 2, completion_tokens: 2, total_tokens: 4 }, textChunks: 2, error: null }]);
+    expect(seen).toEqual([{ usage: { prompt_tokens: 2, completion_tokens: 2, total_tokens: 4 }, textChunks: 2, sampledTokens: null, error: null }]);
   });
 
   it("adds [DONE] to a stream that ended without it, and an error event to a broken one", async () => {

@@ -126,15 +126,21 @@ export type Completion = z.infer<typeof completionSchema>;
  * Streaming: `text/event-stream`, one `data: <Completion chunk>` event per token (choices[0].text
  * is the token's text, finish_reason null), then one chunk with finish_reason and `usage`,
  * then `data: [DONE]`. Errors after the stream started arrive as `data: {"error": …}`.
+ * Every chunk from the first sampled token on carries `sampled_tokens`, the count of tokens
+ * sampled so far (cumulative; it counts tokens whose text is "" too), so a stream cut before
+ * its usage chunk is still billed for every token the runner produced. The edge strips it.
  */
-export const completionChunkSchema = completionSchema;
+export const SAMPLED_TOKENS_FIELD = "sampled_tokens";
+export const completionChunkSchema = completionSchema.extend({
+  [SAMPLED_TOKENS_FIELD]: z.number().int().nonnegative().optional(),
+});
 
 /**
  * Header of a streamed completion response: the prompt's token count, known before the first
  * event, so the edge can bill the prompt even when the stream ends before its usage chunk.
  */
 export const PROMPT_TOKENS_HEADER = "x-loraedge-prompt-tokens";
-export type CompletionChunk = Completion;
+export type CompletionChunk = z.infer<typeof completionChunkSchema>;
 
 export const modelListSchema = z.object({
   object: z.literal("list"),

@@ -136,7 +136,7 @@ export class AdapterCache {
 
   private async load(id: string, sha256: string): Promise<Entry> {
     if (!this.source) {
-      throw new EngineError(503, "adapter_unavailable", `adapter ${id} is not cached and no edge URL is configured (RUNNER_EDGE_URL)`);
+      throw new EngineError("service_unavailable_error", `adapter ${id} is not cached and no edge URL is configured (RUNNER_EDGE_URL)`);
     }
     this.counters.fetchesTotal++;
     const started = performance.now();
@@ -145,14 +145,12 @@ export class AdapterCache {
       const actual = sha256Hex(files.safetensors);
       if (actual !== sha256) {
         throw new EngineError(
-          502,
           "adapter_integrity_error",
           `adapter ${id}: the blob fetched from the edge has sha256 ${actual}, the request expects ${sha256} (${files.safetensors.byteLength} bytes; not cached)`,
         );
       }
       if (files.announcedSha256 !== null && files.announcedSha256.toLowerCase() !== sha256) {
         throw new EngineError(
-          502,
           "adapter_integrity_error",
           `adapter ${id}: the edge announced sha256 ${files.announcedSha256} but the request expects ${sha256} (not cached)`,
         );
@@ -162,7 +160,6 @@ export class AdapterCache {
         adapter = this.options.parse(files.configJson, files.safetensors);
       } catch (e) {
         throw new EngineError(
-          422,
           "invalid_adapter",
           `adapter ${id} cannot be loaded: ${(e as Error).message}`,
         );

@@ -33,7 +33,7 @@ async function readLimited(response: Response, max: number, what: string): Promi
   const declared = Number(response.headers.get("content-length") ?? NaN);
   if (Number.isFinite(declared) && declared > max) {
     await response.body?.cancel();
-    throw new EngineError(502, "adapter_unavailable", `${what} is ${declared} bytes, over the runner's limit of ${max} bytes (RUNNER_ADAPTER_MAX_MB)`);
+    throw new EngineError("adapter_unavailable", `${what} is ${declared} bytes, over the runner's limit of ${max} bytes (RUNNER_ADAPTER_MAX_MB)`);
   }
   if (!response.body) return new Uint8Array(0);
   const chunks: Uint8Array[] = [];
@@ -45,7 +45,7 @@ async function readLimited(response: Response, max: number, what: string): Promi
     total += value.byteLength;
     if (total > max) {
       await reader.cancel();
-      throw new EngineError(502, "adapter_unavailable", `${what} is over the runner's limit of ${max} bytes (RUNNER_ADAPTER_MAX_MB)`);
+      throw new EngineError("adapter_unavailable", `${what} is over the runner's limit of ${max} bytes (RUNNER_ADAPTER_MAX_MB)`);
     }
     chunks.push(value);
   }
@@ -92,15 +92,16 @@ export class EdgeAdapterSource implements AdapterSource {
     try {
       response = await fetch(url, { headers, signal: AbortSignal.timeout(this.options.timeoutMs ?? 60_000) });
     } catch (e) {
-      throw new EngineError(502, "adapter_unavailable", `fetching adapter ${id} from the edge failed: ${(e as Error).message}`);
+      throw new EngineError("adapter_unavailable", `fetching adapter ${id} from the edge failed: ${(e as Error).message}`);
     }
     if (response.status === 404) {
       await response.body?.cancel();
-      throw new EngineError(404, "adapter_unavailable", `the edge does not know adapter ${id} (${pathAndQuery} → 404)`);
+      // The edge resolved the mix moments ago: the adapter was deleted since. The request's fault.
+      throw new EngineError("not_found_error", `adapter ${id} no longer exists`);
     }
     if (!response.ok) {
       const detail = (await response.text()).slice(0, 300);
-      throw new EngineError(502, "adapter_unavailable", `the edge answered ${response.status} for adapter ${id} (${pathAndQuery}): ${detail}`);
+      throw new EngineError("adapter_unavailable", `the edge answered ${response.status} for adapter ${id} (${pathAndQuery}): ${detail}`);
     }
     return response;
   }

@@ -23,7 +23,7 @@ function memoryProvider(adapters: Map<string, LoraAdapter>): AdapterProvider & {
     held: 0,
     async acquire(id: string) {
       const adapter = adapters.get(id);
-      if (!adapter) throw new EngineError(502, "adapter_unavailable", `no adapter ${id}`);
+      if (!adapter) throw new EngineError("adapter_unavailable", `no adapter ${id}`);
       p.held++;
       return { adapter, release: () => void p.held-- };
     },

@@ -35,7 +35,7 @@ function toBase64(bytes: Uint8Array): string {
 
 function checkServable(label: string, mix: ComposedMix): void {
   const problem = loraFactorProblem(mix);
-  if (problem) throw new EngineError(422, "invalid_request", `the ${label} overflows float32 and cannot be measured: ${problem}`);
+  if (problem) throw new EngineError("unprocessable_entity_error", `the ${label} overflows float32 and cannot be measured: ${problem}`);
 }
 
 export class RunnerBaker {
@@ -50,8 +50,8 @@ export class RunnerBaker {
 
   async bake(model: BaseModel, request: BakeRequest): Promise<BakeResponse> {
     const active = request.adapters.filter((e) => e.weight !== 0);
-    if (active.length === 0) throw new EngineError(400, "invalid_request", "every weight of the mix is 0: there is nothing to bake");
-    if (!this.adapters) throw new EngineError(503, "adapter_unavailable", "this runner has no adapter source configured");
+    if (active.length === 0) throw new EngineError("invalid_request_error", "every weight of the mix is 0: there is nothing to bake");
+    if (!this.adapters) throw new EngineError("service_unavailable_error", "this runner has no adapter source configured");
     const settled = await Promise.allSettled(active.map((e) => this.adapters!.acquire(e.id, e.sha256)));
     const leases = settled.flatMap((s) => (s.status === "fulfilled" ? [s.value] : []));
     try {
@@ -64,7 +64,7 @@ export class RunnerBaker {
       try {
         exact = composeMix(terms);
       } catch (e) {
-        if (e instanceof MixError) throw new EngineError(422, "invalid_request", `the mix cannot be composed: ${e.message}`);
+        if (e instanceof MixError) throw new EngineError("unprocessable_entity_error", `the mix cannot be composed: ${e.message}`);
         throw e;
       }
       checkServable("mix", exact);
@@ -76,7 +76,7 @@ export class RunnerBaker {
       try {
         job = await this.options.runJob({ terms, options, baseModel: manifest.id });
       } catch (e) {
-        if (REQUEST_ERRORS.has((e as Error).name)) throw new EngineError(400, "invalid_request", `cannot bake: ${(e as Error).message}`);
+        if (REQUEST_ERRORS.has((e as Error).name)) throw new EngineError("invalid_request_error", `cannot bake: ${(e as Error).message}`);
         throw e;
       }
       const t1 = performance.now();

@@ -1,29 +1,23 @@
 /**
- * Errors the engine raises towards the HTTP layer: each carries the status and the
- * `{error: {type, message}}` type it maps to, and Retry-After seconds for overload.
+ * Errors the engine raises towards the HTTP layer. The type comes from the one error
+ * vocabulary (core/src/wire/errors.ts), which also fixes its HTTP status and fault class;
+ * overload and unavailability carry Retry-After seconds.
  */
-export type EngineErrorType =
-  | "invalid_request"
-  | "context_length_exceeded"
-  | "model_not_found"
-  | "overloaded"
-  | "unavailable"
-  | "adapter_unavailable"
-  | "adapter_integrity_error"
-  | "invalid_adapter"
-  | "incompatible_adapter"
-  | "internal_error";
+import { statusOf, type ErrorStatus, type ErrorType } from "#core/wire/errors";
+
+export type EngineErrorType = ErrorType;
 
 export class EngineError extends Error {
   override readonly name = "EngineError";
+  readonly status: ErrorStatus;
   constructor(
-    readonly status: 400 | 404 | 422 | 429 | 500 | 502 | 503,
-    readonly type: EngineErrorType,
+    readonly type: ErrorType,
     message: string,
     /** Seconds a client should wait before retrying (429/503). */
     readonly retryAfterS?: number,
   ) {
     super(message);
+    this.status = statusOf(type);
   }
 }
 

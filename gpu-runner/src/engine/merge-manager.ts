@@ -113,7 +113,7 @@ export class MergeManager {
     // may have evicted the new (still unreferenced) session. Take it only while it is in the map
     // (checked and referenced in the same tick); else build again, a bounded number of times.
     for (let attempt = 0; !entry && mustMerge; attempt++) {
-      if (attempt === 3) throw new EngineError(503, "overloaded", "the merged session for this mix was evicted before it could be used; retry");
+      if (attempt === 3) throw new EngineError("overloaded", "the merged session for this mix was evicted before it could be used; retry");
       const built = await this.build(handle, true);
       if (this.sessions.get(handle.key) === built) entry = built;
     }
@@ -198,8 +198,7 @@ export class MergeManager {
         : "the merge policy requires a merged session";
       return Promise.reject(
         new EngineError(
-          422,
-          "invalid_request",
+          "unprocessable_entity_error",
           `${why}, which needs ${(this.sessionBytesEstimate / 2 ** 20).toFixed(1)} MB, more than RUNNER_MERGED_MB (${(this.options.budgetBytes / 2 ** 20).toFixed(1)} MB)`,
         ),
       );
@@ -246,7 +245,7 @@ export class MergeManager {
     return promise.catch((e: unknown) => {
       throw e instanceof EngineError
         ? e
-        : new EngineError(500, "internal_error", `building the merged session failed: ${(e as Error).message}`);
+        : new EngineError("internal_error", `building the merged session failed: ${(e as Error).message}`);
     });
   }
 

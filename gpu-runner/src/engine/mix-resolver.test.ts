@@ -115,7 +115,7 @@ describe("resolveMix", () => {
     const { p, pins } = provider({ a });
     const entries = [{ id: "a", sha256: sha("a"), weight: 1 }];
     for (const wrong of ["", "a", mixKey([{ ...entries[0]!, weight: 2 }]), mixKey(entries) + " "]) {
-      await expect(resolveMix(entries, manifest, p, undefined, wrong)).rejects.toMatchObject({ status: 400, type: "invalid_request" });
+      await expect(resolveMix(entries, manifest, p, undefined, wrong)).rejects.toMatchObject({ status: 400, type: "invalid_request_error" });
     }
     expect(pins).toEqual({});
     const ok = await resolveMix(entries, manifest, p, undefined, mixKey(entries));
@@ -135,7 +135,7 @@ describe("resolveMix", () => {
       [{ id: "huge", sha256: sha("h"), weight: 1 }],
       [{ id: "a", sha256: sha("a"), weight: 1 }, { id: "huge", sha256: sha("h"), weight: 10 }],
     ]) {
-      await expect(resolveMix(entries, manifest, p, pool)).rejects.toMatchObject({ status: 422, type: "invalid_request", message: expect.stringMatching(/overflows float32.*module l\.q/) });
+      await expect(resolveMix(entries, manifest, p, pool)).rejects.toMatchObject({ status: 422, type: "unprocessable_entity_error", message: expect.stringMatching(/overflows float32.*module l\.q/) });
     }
     expect(pool.size).toBe(0);
     expect(pins).toEqual({ a: 0, huge: 0 });

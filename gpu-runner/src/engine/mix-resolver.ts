@@ -22,7 +22,7 @@ export function checkCompatible(id: string, adapter: LoraAdapter, manifest: Mode
   const report = checkCompatibility(adapter, manifest);
   if (report.ok) return;
   const shown = report.errors.slice(0, 5).join("; ") + (report.errors.length > 5 ? `; and ${report.errors.length - 5} more` : "");
-  throw new EngineError(422, "incompatible_adapter", `adapter ${id} does not fit model ${manifest.id}: ${shown}`);
+  throw new EngineError("incompatible_adapter", `adapter ${id} does not fit model ${manifest.id}: ${shown}`);
 }
 
 /**
@@ -73,10 +73,10 @@ export async function resolveMix(
 ): Promise<ResolvedMix> {
   const { entries: active, key } = canonicalMix(entries);
   if (claimedKey !== undefined && claimedKey !== key) {
-    throw new EngineError(400, "invalid_request", "mix_key does not match the adapters of the request (it must be core's canonical key of them)");
+    throw new EngineError("invalid_request_error", "mix_key does not match the adapters of the request (it must be core's canonical key of them)");
   }
   if (active.length === 0) return { handle: null, release: () => {} };
-  if (!adapters) throw new EngineError(503, "adapter_unavailable", "this runner has no adapter source configured");
+  if (!adapters) throw new EngineError("service_unavailable_error", "this runner has no adapter source configured");
   const settled = await Promise.allSettled(active.map((e) => adapters.acquire(e.id, e.sha256)));
   const leases = settled.flatMap((s) => (s.status === "fulfilled" ? [s.value] : []));
   const releases: (() => void)[] = leases.map((l) => () => l.release());
@@ -91,13 +91,13 @@ export async function resolveMix(
         const composed = composeMix(active.map((e, i) => ({ adapter: leases[i]!.adapter, weight: e.weight })));
         // Refused before it can join a batch (never pooled): ∞ in one row's factors must not meet other rows.
         const problem = loraFactorProblem(composed);
-        if (problem) throw new EngineError(422, "invalid_request", `the mix overflows float32 and cannot be served: ${problem}; lower the mix weights`);
+        if (problem) throw new EngineError("unprocessable_entity_error", `the mix overflows float32 and cannot be served: ${problem}; lower the mix weights`);
         return composed;
       });
       releases.push(shared.release);
       mix = shared.mix;
     } catch (e) {
-      if (e instanceof MixError) throw new EngineError(422, "invalid_request", `the mix cannot be composed: ${e.message}`);
+      if (e instanceof MixError) throw new EngineError("unprocessable_entity_error", `the mix cannot be composed: ${e.message}`);
       throw e;
     }
     const mergeOnly = new Set(manifest.targets.filter((t) => t.mode === "merge-only").map((t) => t.module));

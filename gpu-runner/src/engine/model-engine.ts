@@ -97,18 +97,17 @@ export class ModelEngine {
       ids = request.prompt;
       const bad = ids.findIndex((id) => id >= tokenizer.vocabSize);
       if (bad >= 0) {
-        throw new EngineError(400, "invalid_request", `prompt token ${bad} is ${ids[bad]}, outside the vocabulary (size ${tokenizer.vocabSize})`);
+        throw new EngineError("invalid_request_error", `prompt token ${bad} is ${ids[bad]}, outside the vocabulary (size ${tokenizer.vocabSize})`);
       }
     }
-    if (ids.length === 0) throw new EngineError(400, "invalid_request", "the prompt is empty (and the model has no BOS token)");
+    if (ids.length === 0) throw new EngineError("invalid_request_error", "the prompt is empty (and the model has no BOS token)");
     const biased = Object.keys(request.logit_bias ?? {}).find((id) => Number(id) >= tokenizer.vocabSize);
     if (biased !== undefined) {
-      throw new EngineError(400, "invalid_request", `logit_bias names token ${biased}, outside the vocabulary (size ${tokenizer.vocabSize})`);
+      throw new EngineError("invalid_request_error", `logit_bias names token ${biased}, outside the vocabulary (size ${tokenizer.vocabSize})`);
     }
     const total = ids.length + request.max_tokens;
     if (total > manifest.contextLength) {
       throw new EngineError(
-        400,
         "context_length_exceeded",
         `prompt (${ids.length} tokens) + max_tokens (${request.max_tokens}) = ${total} tokens exceeds the context length of ${manifest.id} (${manifest.contextLength}) by ${total - manifest.contextLength} tokens`,
       );

@@ -149,12 +149,11 @@ export class Scheduler {
     try {
       if (this.draining) {
         this.counters.rejectedTotal.draining++;
-        throw new EngineError(503, "unavailable", "the runner is shutting down", 5);
+        throw new EngineError("service_unavailable_error", "the runner is shutting down", 5);
       }
       if (cost > this.limits.maxTokens) {
         throw new EngineError(
-          400,
-          "invalid_request",
+          "invalid_request_error",
           `prompt (${params.promptIds.length}) + max_tokens (${params.maxTokens}) = ${cost} tokens exceeds this runner's token budget of ${this.limits.maxTokens} by ${cost - this.limits.maxTokens}`,
         );
       }
@@ -166,7 +165,6 @@ export class Scheduler {
       if (this.waiting.length >= this.limits.maxQueue && !this.fitsNow(cost)) {
         this.counters.rejectedTotal.queue_full++;
         throw new EngineError(
-          429,
           "overloaded",
           `the runner's queue is full (${this.waiting.length} waiting, ${this.running.length} running)`,
           this.retryAfterS(),
@@ -211,7 +209,7 @@ export class Scheduler {
     clearTimeout(timer);
     if (outcome === "timeout") {
       for (const entry of this.waiting.splice(0)) {
-        this.settle(entry, new EngineError(503, "unavailable", "the runner shut down before this request ran", 5));
+        this.settle(entry, new EngineError("service_unavailable_error", "the runner shut down before this request ran", 5));
       }
       for (const entry of this.running) entry.job.sequence.truncate();
       this.reap();
@@ -399,7 +397,7 @@ export class Scheduler {
       try {
         results = await group.variant.step(rows, { allLogits: group.allLogits });
       } catch (e) {
-        const error = new EngineError(500, "internal_error", `model step failed: ${(e as Error).message}`);
+        const error = new EngineError("internal_error", `model step failed: ${(e as Error).message}`);
         for (const entry of group.entries) if (this.remove(entry)) this.settle(entry, error);
         continue;
       }
@@ -418,7 +416,7 @@ export class Scheduler {
         try {
           sequence.accept(result.logits, rows[i]!.tokens.length, this.vocabSize);
         } catch (e) {
-          if (this.remove(entry)) this.settle(entry, new EngineError(500, "internal_error", (e as Error).message));
+          if (this.remove(entry)) this.settle(entry, new EngineError("internal_error", (e as Error).message));
           return;
         }
         const made = sequence.generated.length - before;

@@ -37,6 +37,8 @@ export interface TokenEvent {
   /** Text that became final with this token (may be "": held back or a partial character). */
   text: string;
   tokenId: number;
+  /** Tokens sampled so far, this one included (the completion_tokens a cut stream is billed). */
+  count: number;
   /** Present when logprobs were requested. */
   logprob?: { token: string; logprob: number; top: Record<string, number> | null };
 }
@@ -182,6 +184,7 @@ export class Sequence {
     this.onToken?.({
       text: emitted,
       tokenId: id,
+      count: this.generated.length,
       ...(entry ? { logprob: { token: this.tokenizer.decode([id]), logprob: entry.logprob!, top: entry.top } } : {}),
     });
     if (stopped) this.finish("stop");

@@ -26,6 +26,6 @@ describe("runner app before its models are loaded", () => {
     const { app } = createRunnerApp({ engines: [], adapters: null, secret: SECRET, replayWindowS: 300 });
     const res = await app.request("/nope");
     expect(res.status).toBe(404);
-    expect(((await res.json()) as { error: { type: string } }).error.type).toBe("not_found");
+    expect(((await res.json()) as { error: { type: string } }).error.type).toBe("not_found_error");
   });
 });

@@ -9,6 +9,7 @@ import {
   PROMPT_TOKENS_HEADER,
   generateRequestSchema,
   RUNNER_PATHS,
+  type GenerateRequest,
   type Health,
   type ModelList,
 } from "#core/wire/runner-api";
@@ -18,6 +19,7 @@ import type { RunnerBaker } from "../bake/index.js";
 import {
   AbortedError,
   EngineError,
+  isEngineError,
   type GenerationResult,
   type Logger,
   type ModelEngine,
@@ -41,6 +43,30 @@ export interface RunnerAppDeps {
   log?: Logger;
 }
 
+/** Per-request variables: the served model once known (the completions counter's label). */
+interface RunnerAppEnv {
+  Variables: { model?: string };
+}
+
+/**
+ * The completion request body, validated against the wire contract.
+ * Throws invalid_request_error naming every bad field.
+ */
+function parseGenerateRequest(text: string): GenerateRequest {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw new EngineError("invalid_request_error", `body is not JSON: ${(e as Error).message}`);
+  }
+  const parsed = generateRequestSchema.safeParse(json);
+  if (!parsed.success) {
+    const issues = parsed.error.issues.map((i) => `${i.path.join(".") || "body"}: ${i.message}`).join("; ");
+    throw new EngineError("invalid_request_error", issues);
+  }
+  return parsed.data;
+}
+
 /** Mutable service state shared with main.ts (draining on shutdown). */
 export interface RunnerState {
   /** Models are loaded (set by the caller once `engines` is filled). */
@@ -59,13 +85,14 @@ export function createRunnerApp(deps: RunnerAppDeps) {
     if (engines.size !== deps.engines.length) engines = new Map(deps.engines.map((e) => [e.id, e]));
     return engines.get(id);
   };
-  const app = new Hono();
+  const app = new Hono<RunnerAppEnv>();
 
   app.onError((e, c) => {
-    log("error", "unhandled error", { path: c.req.path, error: e.message, stack: e.stack });
-    return c.json(errorBody("internal_error", e.message), 500);
+    const res = errorResponse(e, log, c.req.path);
+    if (res.status >= 500) log("warn", "request failed", { path: c.req.path, status: res.status, error: e.message });
+    return res;
   });
-  app.notFound((c) => c.json(errorBody("not_found", `no route ${c.req.method} ${c.req.path}`), 404));
+  app.notFound((c) => c.json(errorBody("not_found_error", `no route ${c.req.method} ${c.req.path}`), 404));
 
   app.get(RUNNER_PATHS.health, (c) => {
     const ready = state.ready && !state.draining;
@@ -101,10 +128,10 @@ export function createRunnerApp(deps: RunnerAppDeps) {
     const id = c.req.param("id");
     const outcome = deps.adapters?.evict(id) ?? { evicted: [], pinned: [] };
     if (outcome.evicted.length === 0 && outcome.pinned.length === 0) {
-      return c.json(errorBody("not_found", `adapter ${id} is not in the cache`), 404);
+      return c.json(errorBody("not_found_error", `adapter ${id} is not in the cache`), 404);
     }
     if (outcome.evicted.length === 0) {
-      return c.json(errorBody("conflict", `adapter ${id} is in use by running requests; retry when they finish`), 409);
+      return c.json(errorBody("conflict_error", `adapter ${id} is in use by running requests; retry when they finish`), 409);
     }
     return c.json(outcome);
   });
@@ -121,41 +148,23 @@ export function createRunnerApp(deps: RunnerAppDeps) {
     );
   }
 
+  // Counts every completion answer (errors included: they reach here through onError).
+  app.use(RUNNER_PATHS.completions, async function countCompletion(c, next) {
+    await next();
+    metrics.countRequest({ model: c.get("model") ?? "unknown", status: String(c.res.status) });
+  });
+
   app.post(RUNNER_PATHS.completions, async (c) => {
     const arrived = performance.now();
     const signal = c.req.raw.signal;
-    let modelLabel = "unknown";
-    const finish = (status: number) => {
-      metrics.countRequest({ model: modelLabel, status: String(status) });
-    };
-    let json: unknown;
-    try {
-      json = JSON.parse(await c.req.text());
-    } catch (e) {
-      finish(400);
-      return c.json(errorBody("invalid_request", `body is not JSON: ${(e as Error).message}`), 400);
-    }
-    const parsed = generateRequestSchema.safeParse(json);
-    if (!parsed.success) {
-      finish(400);
-      const issues = parsed.error.issues.map((i) => `${i.path.join(".") || "body"}: ${i.message}`).join("; ");
-      return c.json(errorBody("invalid_request", issues), 400);
-    }
-    const request = parsed.data;
-    if (!state.ready) {
-      finish(503);
-      return errorResponse(c, new EngineError(503, "unavailable", "the runner is still loading its models", 2));
-    }
+    const request = parseGenerateRequest(await c.req.text());
+    if (!state.ready) throw new EngineError("service_unavailable_error", "the runner is still loading its models", 2);
     const engine = engineById(request.model);
     if (!engine) {
-      finish(404);
-      return c.json(errorBody("model_not_found", `model ${request.model} is not loaded here (loaded: ${deps.engines.map((e) => e.id).join(", ")})`), 404);
+      throw new EngineError("model_not_found", `model ${request.model} is not loaded here (loaded: ${deps.engines.map((e) => e.id).join(", ")})`);
     }
-    modelLabel = engine.id;
-    if (state.draining) {
-      finish(503);
-      return errorResponse(c, new EngineError(503, "unavailable", "the runner is shutting down", 5));
-    }
+    c.set("model", engine.id);
+    if (state.draining) throw new EngineError("service_unavailable_error", "the runner is shutting down", 5);
     const meta: CompletionMeta = {
       id: `cmpl-${request.request_id ?? randomUUID()}`,
       created: Math.floor(Date.now() / 1000),
@@ -183,6 +192,11 @@ export function createRunnerApp(deps: RunnerAppDeps) {
         ms: Math.round(seconds * 1000),
       });
     };
+    /** The metrics outcome of a failed request: "aborted", or its status. */
+    const failed = (e: unknown, merged: boolean): never => {
+      observe(e instanceof AbortedError ? "aborted" : String(isEngineError(e) ? e.status : 500), merged);
+      throw e;
+    };
     let firstToken = true;
     const queue: TokenEvent[] = [];
     let notify: (() => void) | null = null;
@@ -198,42 +212,14 @@ export function createRunnerApp(deps: RunnerAppDeps) {
       }
     };
 
-    let started;
-    try {
-      started = await engine.start(request, { signal, onToken });
-    } catch (e) {
-      if (e instanceof AbortedError) {
-        finish(499);
-        observe("aborted", false);
-        return c.body(null, 499 as never);
-      }
-      const status = e instanceof EngineError ? e.status : 500;
-      finish(status);
-      observe(String(status), false);
-      if (status >= 500) log("warn", "completion refused", { requestId: request.request_id, status, error: (e as Error).message });
-      return errorResponse(c, e);
-    }
+    const started = await engine.start(request, { signal, onToken }).catch((e: unknown) => failed(e, false));
 
     if (!request.stream) {
-      try {
-        const result = await started.result;
-        finish(200);
-        observe("ok", started.merged, result, started.mixKey);
-        return c.json(completionBody(meta, result));
-      } catch (e) {
-        if (e instanceof AbortedError) {
-          finish(499);
-          observe("aborted", started.merged);
-          return c.body(null, 499 as never);
-        }
-        const status = e instanceof EngineError ? e.status : 500;
-        finish(status);
-        observe(String(status), started.merged);
-        return errorResponse(c, e);
-      }
+      const result = await started.result.catch((e: unknown) => failed(e, started.merged));
+      observe("ok", started.merged, result, started.mixKey);
+      return c.json(completionBody(meta, result));
     }
 
-    finish(200);
     state.openStreams++;
     c.header(PROMPT_TOKENS_HEADER, String(started.promptTokens));
     return streamSSE(c, async (stream) => {
@@ -273,7 +259,7 @@ export function createRunnerApp(deps: RunnerAppDeps) {
           observe("aborted", started.merged);
         } else {
           const e = final.error;
-          const body = e instanceof EngineError ? errorBody(e.type, e.message) : errorBody("internal_error", String(e));
+          const body = isEngineError(e) ? errorBody(e.type, e.message) : errorBody("internal_error", String(e));
           await stream.writeSSE({ data: JSON.stringify(body) });
           observe("error", started.merged);
         }

@@ -45,6 +45,7 @@ export function tokenChunk(meta: CompletionMeta, event: TokenEvent, offset: numb
     created: meta.created,
     model: meta.model,
     choices: [{ index: 0, text: event.text, finish_reason: null, logprobs }],
+    sampled_tokens: event.count,
   };
 }
 
@@ -67,5 +68,6 @@ export function finalChunk(meta: CompletionMeta, result: GenerationResult, rest:
     model: meta.model,
     choices: [{ index: 0, text: rest, finish_reason: result.finishReason, logprobs: null }],
     usage: usageOf(result),
+    sampled_tokens: result.completionTokens,
   };
 }

@@ -42,7 +42,7 @@ describe("hmacAuth", () => {
     });
     const res = await a.request("http://runner/internal/echo", { method: "POST", body: endless, duplex: "half" } as RequestInit);
     expect(res.status).toBe(413);
-    expect(((await res.json()) as { error: { type: string } }).error.type).toBe("payload_too_large");
+    expect(((await res.json()) as { error: { type: string } }).error.type).toBe("payload_too_large_error");
     expect(pulled).toBeLessThan(100);
     // Within the limit, a signed body still reaches the route whole.
     const body = "x".repeat(4000);
@@ -68,7 +68,7 @@ describe("hmacAuth", () => {
       const res = await app().request("http://runner/internal/echo", { method: "POST", body: sent, headers });
       expect(res.status).toBe(401);
       const json = (await res.json()) as { error: { type: string; message: string } };
-      expect(json.error.type).toBe("unauthorized");
+      expect(json.error.type).toBe("authentication_error");
       expect(json.error.message).toMatch(reason);
     }
   });

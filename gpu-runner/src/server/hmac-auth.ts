@@ -26,7 +26,7 @@ export function hmacAuth(
   const limit = bodyLimit({
     maxSize: maxBodyBytes,
     onError: (c) =>
-      c.json({ error: { type: "payload_too_large", message: `request body over the runner's limit of ${maxBodyBytes} bytes` } }, 413),
+      c.json({ error: { type: "payload_too_large_error", message: `request body over the runner's limit of ${maxBodyBytes} bytes` } }, 413),
   });
   return async function hmacAuthMiddleware(c, next) {
     return limit(c, async () => {
@@ -43,7 +43,7 @@ export function hmacAuth(
         { windowSeconds },
       );
       if (!result.ok) {
-        c.res = c.json({ error: { type: "unauthorized", message: `request signature rejected: ${result.reason}` } }, 401);
+        c.res = c.json({ error: { type: "authentication_error", message: `request signature rejected: ${result.reason}` } }, 401);
         return;
       }
       const claim = seen.claim(c.req.header(SIGNATURE_HEADER)!, Number(c.req.header(TIMESTAMP_HEADER)) + windowSeconds + 1);
@@ -52,7 +52,7 @@ export function hmacAuth(
         return;
       }
       if (claim === "full") {
-        c.res = c.json({ error: { type: "unavailable", message: "too many signed requests in the replay window" } }, 503, { "retry-after": "1" });
+        c.res = c.json({ error: { type: "service_unavailable_error", message: "too many signed requests in the replay window" } }, 503, { "retry-after": "1" });
         return;
       }
       await next();

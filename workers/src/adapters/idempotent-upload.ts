@@ -1,5 +1,5 @@
 import type { TenantScope } from "../app-env.js";
-import { ApiError, conflict, unprocessable } from "../errors/api-error.js";
+import { ApiError, unprocessable } from "../errors/api-error.js";
 import { idempotencyKeyOf, IDEMPOTENCY_HEADER } from "../idempotency/idempotency-key.js";
 import { beginIdempotent, finishIdempotent, finishIdempotentStatement, releaseIdempotent } from "../idempotency/queries.js";
 import { uploadLimits } from "../limits/config.js";
@@ -40,8 +40,9 @@ export async function uploadAdapterOnce(s: TenantScope, request: Request): Promi
   if (begun.kind === "replay") return { status: begun.status, body: begun.body, replayed: true };
   if (begun.kind === "mismatch") throw unprocessable(`this ${IDEMPOTENCY_HEADER} was used for a different upload; use a new key`);
   if (begun.kind === "in_progress") {
-    const busy = conflict(`an upload with this ${IDEMPOTENCY_HEADER} is still in progress; retry later`);
-    throw new ApiError(busy.status, busy.type, busy.message, { "retry-after": String(begun.retryAfterS) });
+    throw new ApiError("conflict_error", `an upload with this ${IDEMPOTENCY_HEADER} is still in progress; retry later`, {
+      "retry-after": String(begun.retryAfterS),
+    });
   }
   try {
     const row = await registerUploadForm(s, form, (stored) =>

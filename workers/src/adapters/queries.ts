@@ -157,6 +157,8 @@ export async function listAdapters(
   if (query.after) {
     const [v, id] = query.after;
     const cmp = dir === "desc" ? lt : gt;
+    // `as never`: `col` is one of three columns (number or string); the cursor's value was read
+    // from that same column (cursor.ts), but drizzle's types cannot tie the union to the value.
     conds.push(or(cmp(col, v as never), and(eq(col, v as never), cmp(adapters.id, id)))!);
   }
   const order = dir === "desc" ? [desc(col), desc(adapters.id)] : [asc(col), asc(adapters.id)];

@@ -27,7 +27,7 @@ export function validateAdapterFiles(
     load = readPeftAdapter(config, weights);
   } catch (e) {
     if (isAdapterFormatError(e)) {
-      throw new ApiError(e.status, e.status === 400 ? "invalid_request_error" : "unprocessable_entity_error", `${e.code}: ${e.message}`);
+      throw new ApiError(e.status === 400 ? "invalid_request_error" : "unprocessable_entity_error", `${e.code}: ${e.message}`);
     }
     throw e;
   }

@@ -1,7 +1,7 @@
 import { mixKey } from "#core/wire/mix-key";
 import { bakeResponseSchema, RUNNER_BAKE_PATH, type BakeReportBody, type BakeRequest } from "#core/wire/bake";
 import type { TenantScope } from "../app-env.js";
-import { ApiError, badRequest, unprocessable } from "../errors/api-error.js";
+import { ApiError } from "../errors/api-error.js";
 import { resolveMix } from "../inference/resolve-mix.js";
 import { maxMixAdapters } from "../limits/config.js";
 import { log } from "../logging/log.js";
@@ -55,20 +55,12 @@ export async function bakeOnRunner(s: TenantScope, comp: CompositionWithEntries,
     requestId,
     timeoutMs: BAKE_TIMEOUT_MS,
   });
-  if (!response.ok) {
-    // The request's faults (bad options, an adapter that does not fit) come back with the runner's
-    // message; anything else is the runner's or a dependency's problem, told without internals.
-    const err = (await response.json().catch(() => null)) as { error?: { message?: string } } | null;
-    const message = err?.error?.message;
-    log("warn", "runner refused the bake", { request_id: requestId, runner, status: response.status, message });
-    if (response.status === 400 && message) throw badRequest(message);
-    if (response.status === 422 && message) throw unprocessable(message);
-    throw new ApiError(502, "runner_error", "the runner could not bake this composition (an adapter could not be fetched, or the runner failed)");
-  }
+  // Error answers never reach here: dispatch throws them by fault class (the request's faults with
+  // the runner's message, an adapter fetch failure as 502 adapter_unavailable, the rest after fail-over).
   const parsed = bakeResponseSchema.safeParse(await response.json().catch(() => null));
   if (!parsed.success) {
     log("error", "runner bake answer does not match the contract", { request_id: requestId, runner, issues: parsed.error.issues.slice(0, 3) });
-    throw new ApiError(502, "runner_error", "the runner's bake answer was malformed");
+    throw new ApiError("runner_error", "the runner's bake answer was malformed");
   }
   const out = parsed.data;
   log("info", "bake done on runner", { request_id: requestId, runner, timing_ms: out.timing_ms, kl_mean: out.report.fidelity.kl_mean });

@@ -121,6 +121,11 @@ export const usageDaily = sqliteTable(
     requests: integer("requests").notNull().default(0),
     promptTokens: integer("prompt_tokens").notNull().default(0),
     completionTokens: integer("completion_tokens").notNull().default(0),
+    /**
+     * Tokens held by requests in flight (prompt + max_tokens each, taken before dispatch and
+     * given back when the request settles; workers/src/limits/budget.ts). Not usage: never reported.
+     */
+    reservedTokens: integer("reserved_tokens").notNull().default(0),
   },
   (t) => [primaryKey({ columns: [t.tenantId, t.day] })],
 );

@@ -1,9 +1,12 @@
 import { z } from "@hono/zod-openapi";
+import { ERROR_TYPES, type ErrorType } from "#core/wire/errors";
 
 export const ErrorSchema = z
   .object({
     error: z.object({
-      type: z.string().openapi({ example: "not_found_error" }),
+      type: z
+        .enum(Object.keys(ERROR_TYPES) as [ErrorType, ...ErrorType[]])
+        .openapi({ example: "not_found_error", description: "One type of the shared error vocabulary (core/src/wire/errors.ts); it fixes the status." }),
       message: z.string().openapi({ example: "adapter not found" }),
     }),
   })
@@ -24,8 +27,9 @@ export function errorResponses<S extends number>(
     413: "Payload too large",
     422: "Semantically invalid (incompatible adapter, wrong base model, …)",
     429: "Rate or token limit exceeded; see Retry-After",
-    502: "Runner answered with an error",
+    502: "An adapter could not be loaded by the runner (adapter_unavailable, adapter_integrity_error), or a runner answered garbage",
     503: "No healthy runner / dependency unavailable",
+    504: "No runner answered in time",
   };
   const out = {} as Record<S, { description: string; content: typeof errorContent }>;
   for (const s of statuses) out[s] = { description: descriptions[s] ?? "Error", content: errorContent };

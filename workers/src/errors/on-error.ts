@@ -1,39 +1,31 @@
 import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
-import { ApiError, type ErrorStatus, type ErrorType } from "./api-error.js";
+import { typeForStatus } from "#core/wire/errors";
+import { ApiError } from "./api-error.js";
 import { log } from "../logging/log.js";
-
-const typeForStatus: Record<number, ErrorType> = {
-  400: "invalid_request_error",
-  401: "authentication_error",
-  403: "permission_error",
-  404: "not_found_error",
-  409: "conflict_error",
-  413: "payload_too_large_error",
-  415: "invalid_request_error",
-  422: "unprocessable_entity_error",
-  429: "rate_limit_error",
-  503: "service_unavailable_error",
-};
 
 /** Turns anything thrown by a handler into the JSON error body. Unknown errors are 500 and logged. */
 export function errorResponse(err: unknown, c: Context): Response {
   let apiError: ApiError;
+  let status: number;
   if (err instanceof ApiError) {
     apiError = err;
+    status = err.status;
   } else if (err instanceof HTTPException) {
-    const status = err.status as ErrorStatus;
-    apiError = new ApiError(status, typeForStatus[status] ?? "internal_error", err.message || "request failed");
+    // A framework error (e.g. a body limit): the vocabulary's type for its status, the status kept.
+    apiError = new ApiError(typeForStatus(err.status), err.message || "request failed");
+    status = err.status;
   } else {
     log("error", "unhandled error", {
       request_id: c.get("requestId"),
       error: err instanceof Error ? `${err.name}: ${err.message}` : String(err),
       stack: err instanceof Error ? err.stack : undefined,
     });
-    apiError = new ApiError(500, "internal_error", "internal error");
+    apiError = new ApiError("internal_error", "internal error");
+    status = 500;
   }
   return new Response(JSON.stringify(apiError.body()), {
-    status: apiError.status,
+    status,
     headers: { "content-type": "application/json", ...apiError.headers },
   });
 }

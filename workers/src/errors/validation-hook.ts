@@ -20,6 +20,6 @@ export function validationHook(
 ): void {
   if (!result.success) {
     const where = result.target ? `invalid ${result.target}: ` : "";
-    throw new ApiError(400, "invalid_request_error", where + formatIssues(result.error.issues));
+    throw new ApiError("invalid_request_error", where + formatIssues(result.error.issues));
   }
 }

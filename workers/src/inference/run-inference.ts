@@ -4,7 +4,7 @@ import { PROMPT_TOKENS_HEADER, type Completion, type GenerateRequestInput } from
 import type { AppEnv } from "../app-env.js";
 import { tenantOf } from "../auth/require-tenant.js";
 import { findOwnComposition } from "../compositions/queries.js";
-import { ApiError, badRequest, notFound, serviceUnavailable, unprocessable, type ErrorStatus } from "../errors/api-error.js";
+import { ApiError, badRequest, notFound, serviceUnavailable, unprocessable } from "../errors/api-error.js";
 import { maxMixAdapters } from "../limits/config.js";
 import { enforceLimits } from "../limits/enforce.js";
 import { recordUsage } from "../limits/usage.js";
@@ -17,7 +17,7 @@ import { dispatchCompletion } from "../runners/dispatch.js";
 import { mixRoutingKey } from "../runners/rendezvous.js";
 import { resolveMix, type MixRequestEntry } from "./resolve-mix.js";
 import { resolveModelTarget, type ModelTarget } from "./resolve-model.js";
-import { passThroughSse } from "./sse.js";
+import { billedCompletionTokens, passThroughSse } from "./sse.js";
 
 export interface InferenceInput {
   model: string;
@@ -58,23 +58,6 @@ async function mixEntries(c: Context<AppEnv>, input: InferenceInput, target: Mod
     throw unprocessable(`composition '${comp.name}' is for base model '${comp.baseModel}', not '${target.baseModel}'`);
   }
   return [...named, ...comp.entries.map((e) => ({ id: e.adapterId, weight: e.weight }))];
-}
-
-function runnerErrorToApiError(status: number, body: string): ApiError {
-  let type = "runner_error";
-  let message = body.slice(0, 500) || `runner answered ${status}`;
-  try {
-    const parsed = JSON.parse(body) as { error?: { type?: string; message?: string } };
-    if (parsed.error?.message) {
-      message = parsed.error.message;
-      type = parsed.error.type ?? type;
-    }
-  } catch {
-    // not JSON: keep the text
-  }
-  const known: ErrorStatus[] = [400, 404, 409, 413, 422, 429];
-  const s = (known as number[]).includes(status) ? (status as ErrorStatus) : 400;
-  return new ApiError(s, type as never, message);
 }
 
 /**
@@ -126,7 +109,6 @@ export async function runInference(c: Context<AppEnv>, input: InferenceInput, sh
     status: response.status,
     failovers: failovers.map((f) => `${f.runner}: ${f.error}`),
   });
-  if (response.status >= 400) throw runnerErrorToApiError(response.status, await response.text());
 
   const account = async (promptTokens: number, completionTokens: number) => {
     try {
@@ -149,7 +131,7 @@ export async function runInference(c: Context<AppEnv>, input: InferenceInput, sh
     await account(completion.usage?.prompt_tokens ?? 0, completion.usage?.completion_tokens ?? 0);
     return c.json(shaping.mapCompletion ? shaping.mapCompletion(named(completion)) : named(completion), 200);
   }
-  if (!response.body) throw new ApiError(502, "runner_error", "runner sent an empty stream");
+  if (!response.body) throw new ApiError("runner_error", "the runner sent an empty stream");
   const mapChunk = shaping.mapChunk ?? ((x: Completion) => x);
   const stream = passThroughSse(response.body, {
     // OpenAI's stream_options.include_usage: usage travels in one extra chunk with no choices
@@ -162,7 +144,7 @@ export async function runInference(c: Context<AppEnv>, input: InferenceInput, sh
     },
     // A stream cut before its usage chunk still bills the prompt (the runner sends its size up front).
     onDone: (o) =>
-      account(o.usage?.prompt_tokens ?? (Number(response.headers.get(PROMPT_TOKENS_HEADER)) || 0), o.usage?.completion_tokens ?? o.textChunks),
+      account(o.usage?.prompt_tokens ?? (Number(response.headers.get(PROMPT_TOKENS_HEADER)) || 0), billedCompletionTokens(o)),
     waitUntil: (p) => c.executionCtx.waitUntil(p),
   });
   return new Response(stream, {

@@ -53,7 +53,7 @@ export function edgeVars(env: Env): EdgeVars {
   if (!result.success) {
     const problems = result.error.issues.map((i) => `${i.path.join(".")} ${i.message}`).join("; ");
     log("error", "worker misconfigured", { problems });
-    throw new ApiError(500, "internal_error", `worker misconfigured: ${problems}`);
+    throw new ApiError("internal_error", `worker misconfigured: ${problems}`);
   }
   parsed.set(env, result.data);
   return result.data;

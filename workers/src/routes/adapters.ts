@@ -234,6 +234,8 @@ adapterRoutes
         "content-type": "application/json",
         "content-disposition": `attachment; filename="${CONFIG_PART}"`,
       },
+      // `as never`: the stored config bytes go out as they are (a raw Response), which the route's
+      // typed JSON response cannot express without parsing and re-serialising them.
     }) as never;
   })
   .openapi(patchRoute, async (c) => {

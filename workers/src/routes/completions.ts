@@ -63,6 +63,8 @@ export const completionRoutes = newRouter()
       composition: b.composition,
       includeUsage: b.stream_options?.include_usage ?? false,
       generate: pickGenerateOptions(b),
+      // `as never`: runInference answers a raw Response (JSON or an SSE stream); the OpenAPI route's
+      // typed-response union cannot express the stream, so the handler's return type is erased here.
     }) as never;
   })
   .openapi(chatRoute, async (c) => {
@@ -83,5 +85,6 @@ export const completionRoutes = newRouter()
         },
       },
       chatShaping(`chatcmpl-${c.get("requestId")}`),
+      // `as never`: a raw Response (JSON or SSE), as above.
     ) as never;
   });

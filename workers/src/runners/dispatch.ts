@@ -5,11 +5,12 @@ import { log } from "../logging/log.js";
 import { awaitFirstEvent } from "./first-event.js";
 import { runnerHealth, type HealthTracker } from "./health.js";
 import { rendezvousRank } from "./rendezvous.js";
+import { readRunnerError } from "./runner-error.js";
 import { signedFetch } from "./signed-fetch.js";
 
 export interface DispatchResult {
   runner: string;
-  /** The runner's response (status < 500, not 429); its body is not consumed yet (for a stream: replayed). */
+  /** The runner's successful response (status < 400); its body is not consumed yet (for a stream: replayed). */
   response: Response;
   /** Runners tried before this one, with why they were skipped. */
   failovers: { runner: string; error: string }[];
@@ -32,13 +33,19 @@ export interface DispatchOptions {
 
 /**
  * Sends a completion request to the runner that ranks first for the routing key among the
- * healthy ones, failing over to the next on:
- *   - a connection error or a timeout,
- *   - a 5xx status (the runner is marked down for a back-off),
- *   - a 429 (queue full; the runner is not marked down),
- *   - for `stream: true`, a 200 whose stream ends or breaks before its first complete event.
- * So fail-over always happens before the first streamed token. A 2xx/4xx (≠ 429) answer is
- * returned as is. All candidates failing → 503 (or 429 with Retry-After when all were busy).
+ * healthy ones. What a runner's answer means follows its error type's fault class
+ * (core/src/wire/errors.ts, read by runner-error.ts):
+ *   - connection error, timeout, or a "runner" fault (5xx: crashed step, draining…): the runner
+ *     is marked down for a back-off and the next one is tried;
+ *   - a "busy" fault (429 queue full, model not loaded there): the next one is tried, the runner
+ *     is not marked down;
+ *   - a "request" fault (bad input) or an "upstream" fault (the adapter fetch failed): thrown as
+ *     the client's ApiError at once; the runner stays healthy (another would fail the same way);
+ *   - for `stream: true`, a 200 whose stream ends or breaks before its first complete event:
+ *     a runner fault.
+ * So fail-over always happens before the first streamed token. All candidates failing → 503
+ * (or 429 with Retry-After when all were busy). Messages name no runner, path or internal id;
+ * the details go to the log.
  */
 export async function dispatchCompletion(opts: DispatchOptions): Promise<DispatchResult> {
   return dispatchToRunner(opts);
@@ -67,29 +74,35 @@ export async function dispatchToRunner(opts: DispatchOptions): Promise<DispatchR
         headers: opts.requestId ? { "x-request-id": opts.requestId } : {},
         signal: controller.signal,
       });
-      if (response.status === 429) {
-        busy++;
-        retryAfter = Math.max(retryAfter, Number(response.headers.get("retry-after")) || 1);
-        failovers.push({ runner, error: "busy (429)" });
-        await response.body?.cancel();
-        continue;
-      }
-      if (response.status < 500) {
-        if ("stream" in opts.body && opts.body.stream && response.ok && response.body) {
-          const replay = await awaitFirstEvent(response.body);
-          if (replay) {
-            health.markSuccess(runner);
-            return { runner, response: new Response(replay, { status: response.status, headers: response.headers }), failovers };
-          }
-          error = "stream ended before its first event";
-        } else {
+      if (response.status >= 400) {
+        const answer = readRunnerError(response.status, await response.text().catch(() => ""), response.headers.get("retry-after"));
+        if (answer.fault === "request" || answer.fault === "upstream") {
           health.markSuccess(runner);
-          return { runner, response, failovers };
+          if (answer.fault === "upstream") {
+            log("warn", "runner dependency failed", { request_id: opts.requestId, runner, status: answer.status, error: answer.detail });
+          }
+          throw answer.apiError;
         }
+        if (answer.fault === "busy") {
+          busy++;
+          retryAfter = Math.max(retryAfter, Number(response.headers.get("retry-after")) || 1);
+          failovers.push({ runner, error: `busy (${answer.status}): ${answer.detail}` });
+          continue;
+        }
+        error = `status ${answer.status}: ${answer.detail.slice(0, 300)}`;
+      } else if ("stream" in opts.body && opts.body.stream && response.ok && response.body) {
+        const replay = await awaitFirstEvent(response.body);
+        if (replay) {
+          health.markSuccess(runner);
+          return { runner, response: new Response(replay, { status: response.status, headers: response.headers }), failovers };
+        }
+        error = "stream ended before its first event";
       } else {
-        error = `status ${response.status}: ${(await response.text().catch(() => "")).slice(0, 300)}`;
+        health.markSuccess(runner);
+        return { runner, response, failovers };
       }
     } catch (e) {
+      if (e instanceof ApiError) throw e;
       error = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
     } finally {
       clearTimeout(timer);
@@ -99,10 +112,6 @@ export async function dispatchToRunner(opts: DispatchOptions): Promise<DispatchR
     log("warn", "runner failed, failing over", { request_id: opts.requestId, runner, error });
   }
   if (busy === order.length) throw tooManyRequests(`all ${order.length} runner(s) are busy`, retryAfter);
-  throw new ApiError(
-    503,
-    "service_unavailable_error",
-    `all ${order.length} runner(s) failed (last error: ${failovers[failovers.length - 1]?.error ?? "none"})`,
-    { "retry-after": "5" },
-  );
+  log("error", "no runner could serve the request", { request_id: opts.requestId, failovers });
+  throw serviceUnavailable(`no runner could serve the request (${order.length} tried); retry later`, 5);
 }

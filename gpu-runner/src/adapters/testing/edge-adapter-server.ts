@@ -58,13 +58,13 @@ export async function startEdgeAdapterServer(secret: string): Promise<EdgeAdapte
       });
       if (!verdict.ok) {
         state.unauthorized++;
-        res.writeHead(401, { "content-type": "application/json" }).end(JSON.stringify({ error: { type: "unauthorized", message: verdict.reason } }));
+        res.writeHead(401, { "content-type": "application/json" }).end(JSON.stringify({ error: { type: "authentication_error", message: verdict.reason } }));
         return;
       }
       const match = /^\/internal\/adapters\/([^/]+)\/(blob|config)$/.exec(url);
       const entry = match ? adapters.get(decodeURIComponent(match[1]!)) : undefined;
       if (!match || !entry) {
-        res.writeHead(404, { "content-type": "application/json" }).end(JSON.stringify({ error: { type: "not_found", message: url } }));
+        res.writeHead(404, { "content-type": "application/json" }).end(JSON.stringify({ error: { type: "not_found_error", message: url } }));
         return;
       }
       const id = decodeURIComponent(match[1]!);

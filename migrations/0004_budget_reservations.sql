@@ -1,0 +1,1 @@
+ALTER TABLE `usage_daily` ADD `reserved_tokens` integer DEFAULT 0 NOT NULL;
