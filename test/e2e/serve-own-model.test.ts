@@ -96,7 +96,7 @@ describe.skipIf(!present)("serve your own model (import → RUNNER_MODELS=a,b �
     // …and not the default <|role|> template (BOS + its tokens).
     expect(chat.usage!.prompt_tokens).not.toBe(1 + tokenizer.encode("<|system|>\nBe brief.\n<|user|>\nHi there\n<|assistant|>\n").length);
     const refused = openai.chat.completions.create({ model: "tiny-llama", messages: [{ role: "assistant", content: "I start." }], max_tokens: 2 });
-    await expect(refused).rejects.toMatchObject({ status: 400, message: expect.stringContaining("Conversation roles must alternate") });
+    await expect(refused).rejects.toMatchObject({ status: 400, type: "invalid_request_error", message: expect.stringContaining("Conversation roles must alternate") });
   });
 
   it("a PEFT adapter made for the imported fp16 model changes its answers through the openai client", async () => {

@@ -69,13 +69,13 @@ export class ModelEngine {
    */
   promptText(request: GenerateRequest): string | null {
     if ((request.prompt === undefined) === (request.messages === undefined)) {
-      throw new EngineError(400, "invalid_request", "exactly one of prompt and messages is required");
+      throw new EngineError("invalid_request_error", "exactly one of prompt and messages is required");
     }
     if (request.messages === undefined) return typeof request.prompt === "string" ? request.prompt : null;
     try {
       return this.chatTemplate.render(request.messages);
     } catch (e) {
-      if (e instanceof ChatTemplateError) throw new EngineError(400, "invalid_request", `chat template: ${e.message}`);
+      if (e instanceof ChatTemplateError) throw new EngineError("invalid_request_error", `chat template: ${e.message}`);
       throw e;
     }
   }
@@ -92,7 +92,7 @@ export class ModelEngine {
       const addBos = tokenizer.bosId !== null && !(request.messages !== undefined && this.chatTemplate.templateAddsBos);
       ids = [...(addBos ? [tokenizer.bosId!] : []), ...tokenizer.encode(text)];
     } else if (request.prompt === undefined || typeof request.prompt === "string") {
-      throw new EngineError(400, "invalid_request", "exactly one of prompt and messages is required");
+      throw new EngineError("invalid_request_error", "exactly one of prompt and messages is required");
     } else {
       ids = request.prompt;
       const bad = ids.findIndex((id) => id >= tokenizer.vocabSize);
