@@ -5,7 +5,7 @@ import { env } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { createRng, randomLoraAdapter } from "#core/random/index";
 import { MIX_MODULE_SCALE_LIMIT, MIX_WEIGHT_LIMIT, mixBoundsViolation } from "#core/wire/mix-bounds";
-import { promptTokensLowerBound } from "../../workers/src/validation/prompt-bounds.js";
+import { promptTokensLowerBound, chatPromptTokensLowerBound } from "../../workers/src/validation/prompt-bounds.js";
 import { peftFiles, tinyAdapter, uploadForm } from "./adapter-files.js";
 import { installFakeRunners, MANIFEST, MODEL, type FakeRunners } from "./fake-runner.js";
 import { callJson, expectError, newTenant, uploadAdapter } from "./helpers.js";
@@ -111,7 +111,7 @@ describe("prompt length against the model's context (byte tokenizer: tokens = by
     // Token-id prompts are counted exactly (no BOS added by the runner).
     expect((await complete(a.key, { prompt: Array.from({ length: 112 }, () => 1), max_tokens: 16 })).status).toBe(200);
     expectError(await complete(a.key, { prompt: Array.from({ length: 113 }, () => 1), max_tokens: 16 }), 400);
-    // Chat: the rendered prompt is checked.
+    // Chat: bounded from below by the last message (the runner renders the template).
     const chat = await callJson("/v1/chat/completions", { key: a.key, json: { model: MODEL, messages: [{ role: "user", content: "y".repeat(200) }] } });
     expectError(chat, 400);
     expect(runners.completions).toHaveLength(2);
@@ -123,6 +123,10 @@ describe("prompt length against the model's context (byte tokenizer: tokens = by
     expect(promptTokensLowerBound(hf, "x".repeat(1000))).toBeNull();
     expect(promptTokensLowerBound({ ...hf, tokenizer: { ...hf.tokenizer, maxBytesPerToken: 16 } }, "x".repeat(1000))).toBe(63);
     expect(promptTokensLowerBound(hf, [1, 2, 3])).toBe(3);
+    // Chat: only the last message, trimmed, no BOS (a template may drop or rewrite earlier ones).
+    const chat = [{ content: "z".repeat(500) }, { content: "  héllo \n" }];
+    expect(chatPromptTokensLowerBound(MANIFEST, chat)).toBe(6);
+    expect(chatPromptTokensLowerBound(hf, chat)).toBeNull();
   });
 
   it("an inference body beyond 32 MiB is 413 before parsing", async () => {

@@ -83,9 +83,11 @@ export async function runInference(c: Context<AppEnv>, input: InferenceInput, sh
     throw notFound(`model '${baseModel}' is not served by any healthy runner (see GET /v1/models)`);
   }
   const manifest = served.find((m) => m.id === baseModel)?.manifest;
-  // Chat messages are rendered by the runner with the model's own template (unknown here), so the
-  // edge checks text/token prompts only; the runner's exact count answers for messages.
-  if (manifest && input.generate.prompt !== undefined) assertPromptFitsContext(manifest, input.generate.prompt, input.generate.max_tokens ?? 16);
+  // Chat messages are rendered by the runner with the model's own template (unknown here): the edge
+  // bounds them from below by their last message; the runner's exact count answers the rest.
+  const { prompt, messages } = input.generate;
+  const bounded = prompt ?? (messages ? { messages } : undefined);
+  if (manifest && bounded !== undefined) assertPromptFitsContext(manifest, bounded, input.generate.max_tokens ?? 16);
   const requestId = c.get("requestId");
   // The one definition of "same mix" (core's canonical key), computed once here: it routes, and the
   // runner (which derives it again from the entries and refuses a mismatch) composes and batches by it.

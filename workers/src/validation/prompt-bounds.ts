@@ -31,15 +31,33 @@ export function promptTokensLowerBound(manifest: ModelManifest, prompt: string |
 }
 
 /**
+ * A lower bound on the prompt tokens of a chat request, whose messages the runner renders with
+ * the model's chat template (unknown here): ⌈bytes of the last message's content, trimmed /
+ * maxBytesPerToken⌉, no BOS. Every chat template renders the last message (at most trimmed);
+ * earlier ones may be dropped or rewritten, so only the last counts. null when no safe bound is
+ * known. Semantics (safety) as promptTokensLowerBound. Cost: one UTF-8 encode of one message.
+ */
+export function chatPromptTokensLowerBound(manifest: ModelManifest, messages: readonly { content: string }[]): number | null {
+  const perToken = maxBytesPerToken(manifest);
+  const last = messages.at(-1);
+  if (perToken === null || last === undefined) return null;
+  return Math.ceil(encoder.encode(last.content.trim()).length / perToken);
+}
+
+/**
  * 400 `context_length_exceeded`-style refusal at the edge, before forwarding, when the prompt
  * certainly does not fit: lower bound of its tokens + max_tokens > the model's context length.
  * The exact check stays on the runner (it tokenises).
  */
-export function assertPromptFitsContext(manifest: ModelManifest, prompt: string | readonly number[], maxTokens: number): void {
-  const tokens = promptTokensLowerBound(manifest, prompt);
+export function assertPromptFitsContext(
+  manifest: ModelManifest,
+  prompt: string | readonly number[] | { messages: readonly { content: string }[] },
+  maxTokens: number,
+): void {
+  const tokens = typeof prompt === "object" && "messages" in prompt ? chatPromptTokensLowerBound(manifest, prompt.messages) : promptTokensLowerBound(manifest, prompt);
   if (tokens === null) return;
   if (tokens + maxTokens > manifest.contextLength) {
-    const what = typeof prompt === "string" ? `at least ${tokens} tokens` : `${tokens} tokens`;
+    const what = Array.isArray(prompt) ? `${tokens} tokens` : `at least ${tokens} tokens`;
     throw badRequest(
       `prompt (${what}) + max_tokens (${maxTokens}) exceeds the context length of ${manifest.id} (${manifest.contextLength})`,
     );
