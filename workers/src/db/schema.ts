@@ -122,8 +122,9 @@ export const usageDaily = sqliteTable(
     promptTokens: integer("prompt_tokens").notNull().default(0),
     completionTokens: integer("completion_tokens").notNull().default(0),
     /**
-     * Tokens held by requests in flight (prompt + max_tokens each, taken before dispatch and
-     * given back when the request settles; workers/src/limits/budget.ts). Not usage: never reported.
+     * Reserved for the daily-budget reservation of issue #12 (prompt + max_tokens of requests in
+     * flight). NOT USED YET: nothing reads or writes it; limits/enforce.ts still checks only the
+     * tokens used so far before dispatch (see workers/README.md).
      */
     reservedTokens: integer("reserved_tokens").notNull().default(0),
   },

@@ -2,7 +2,9 @@ import type { AdapterWithOwner } from "../adapters/queries.js";
 import { findVisibleAdapter, findVisibleAdapterByRef } from "../adapters/queries.js";
 import { parseAdapterRef } from "../adapters/refs.js";
 import { findOwnComposition, type CompositionWithEntries } from "../compositions/queries.js";
+import { eq } from "drizzle-orm";
 import type { Db } from "../db/client.js";
+import { models } from "../db/schema.js";
 import { notFound } from "../errors/api-error.js";
 
 /** `model: "composition:<name or id>"` names one of the caller's saved compositions. */
@@ -21,8 +23,10 @@ export const compositionModelId = (c: Pick<CompositionWithEntries, "name">) => `
 /**
  * Resolves a request's `model`, in this order:
  *   1. `composition:<name or id>` → the caller's own composition (404 otherwise);
- *   2. a base model id served by a runner (`isBaseModel`) → that model (a base id wins over an
- *      adapter reference of the same spelling);
+ *   2. a base model id served by a runner (`isBaseModel`), or one a runner served before (its
+ *      manifest is stored in D1) → that model: a base id wins over an adapter reference of the same
+ *      spelling, also while its runners are unreachable (the caller then answers 503, and another
+ *      tenant's adapter named like it never takes its requests);
  *   3. `owner/name@version` or `owner/name` (latest upload) → that adapter if visible (404 otherwise);
  *   4. an adapter id visible to the caller → that adapter;
  *   5. anything else → a base model id (the caller answers 404 when no runner serves it).
@@ -41,6 +45,8 @@ export async function resolveModelTarget(
     return { kind: "composition", baseModel: composition.baseModel, composition };
   }
   if (isBaseModel(model)) return { kind: "base", baseModel: model };
+  const known = await db.select({ id: models.id }).from(models).where(eq(models.id, model)).limit(1);
+  if (known.length > 0) return { kind: "base", baseModel: model };
   const ref = parseAdapterRef(model);
   if (ref) {
     const adapter = await findVisibleAdapterByRef(db, tenantId, ref);
