@@ -145,6 +145,15 @@ describe("RunnerBaker on loraedge-tiny", () => {
     await expect(baker.bake(model, request({ strategy: "ties" }))).rejects.toMatchObject({ status: 400, message: expect.stringContaining("density") });
   });
 
+  it("one bake at a time by default: a second concurrent bake is refused as overloaded (429) and the first completes", async () => {
+    const baker = new RunnerBaker(memoryProvider(adapters), { runJob: bakeInline });
+    const [first, second] = await Promise.allSettled([baker.bake(model, request()), baker.bake(model, request())]);
+    expect(first.status).toBe("fulfilled");
+    expect(second.status).toBe("rejected");
+    expect((second as PromiseRejectedResult).reason).toMatchObject({ type: "overloaded", status: 429 });
+    await expect(baker.bake(model, request())).resolves.toBeTruthy(); // the slot was given back
+  });
+
   it("bad requests are 4xx and release every lease", async () => {
     const provider = memoryProvider(adapters);
     const baker = new RunnerBaker(provider, { runJob: bakeInline });

@@ -23,6 +23,8 @@ import { DEFAULT_PROBE_SET, type ProbeSetSpec } from "./probe-set.js";
 export interface RunnerBakerOptions {
   /** Where the CPU-bound bake runs (bakeOnWorkerThread in the service, bakeInline in tests). */
   runJob: BakeJobRunner;
+  /** Bakes at once (each holds its adapters' copies and dense intermediates on a thread); more → 429 overloaded. Default 1. */
+  maxConcurrent?: number;
   probe?: ProbeSetSpec;
 }
 
@@ -40,6 +42,7 @@ function checkServable(label: string, mix: ComposedMix): void {
 
 export class RunnerBaker {
   private readonly probe: ProbeSetSpec;
+  private running = 0;
 
   constructor(
     private readonly adapters: AdapterProvider | null,
@@ -49,6 +52,18 @@ export class RunnerBaker {
   }
 
   async bake(model: BaseModel, request: BakeRequest): Promise<BakeResponse> {
+    if (this.running >= (this.options.maxConcurrent ?? 1)) {
+      throw new EngineError("overloaded", "this runner is already baking; retry shortly", 5);
+    }
+    this.running++;
+    try {
+      return await this.bakeNow(model, request);
+    } finally {
+      this.running--;
+    }
+  }
+
+  private async bakeNow(model: BaseModel, request: BakeRequest): Promise<BakeResponse> {
     const active = request.adapters.filter((e) => e.weight !== 0);
     if (active.length === 0) throw new EngineError("invalid_request_error", "every weight of the mix is 0: there is nothing to bake");
     if (!this.adapters) throw new EngineError("service_unavailable_error", "this runner has no adapter source configured");

@@ -250,7 +250,13 @@ export async function createOnnxModel(args: {
   const state: SharedModelState = { backend: args.backend, manifest, spec, graph: args.graph, plainGraph, weights: args.weights, weightTable, dims, bindings, sessionOptions: args.sessionOptions };
   const open = (graph: Uint8Array) => args.backend.createSession(graph, { ...args.sessionOptions, externalData: [{ path: spec.weightsFile, data: args.weights }] });
   const lora = await open(args.graph);
-  const plain = plainGraph ? await open(plainGraph) : null;
+  let plain = null;
+  try {
+    plain = plainGraph ? await open(plainGraph) : null;
+  } catch (e) {
+    await lora.release(); // its copy of the weights would otherwise stay in ONNX Runtime
+    throw e;
+  }
   return new OnnxBaseModel(state, { lora, plain }, args.tokenizer);
 }
 

@@ -48,7 +48,7 @@ export function hmacAuth(
       }
       const claim = seen.claim(c.req.header(SIGNATURE_HEADER)!, Number(c.req.header(TIMESTAMP_HEADER)) + windowSeconds + 1);
       if (claim === "replayed") {
-        c.res = c.json({ error: { type: "unauthorized", message: "request signature rejected: already used (replay)" } }, 401);
+        c.res = c.json({ error: { type: "authentication_error", message: "request signature rejected: already used (replay)" } }, 401);
         return;
       }
       if (claim === "full") {
