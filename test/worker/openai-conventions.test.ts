@@ -62,7 +62,10 @@ describe("`model` names an adapter or a composition", () => {
   });
 
   it("owner/name names the last upload even when two versions share a created_at millisecond", async () => {
-    const { a, x2 } = await setup();
+    const { a, x2: uploaded } = await setup();
+    // Same millisecond, and the later upload's id sorting first (ids are random: either order happens).
+    const x2 = { ...uploaded, id: "ad_00000000000000000000" };
+    await env.DB.prepare("UPDATE adapters SET id = ? WHERE id = ?").bind(x2.id, uploaded.id).run();
     await env.DB.prepare("UPDATE adapters SET created_at = 1 WHERE name = 'x'").run();
     for (let i = 0; i < 3; i++) {
       const r = await callJson("/v1/completions", { key: a.key, json: { model: "a/x", prompt: "Hi" } });
