@@ -13,7 +13,7 @@ const DayUsage = z.object({
   total_tokens: z.number().int(),
 });
 
-const UsageSchema = listOf(DayUsage)
+export const UsageSchema = listOf(DayUsage)
   .extend({
     totals: DayUsage.omit({ date: true }),
     limits: z.object({ requests_per_minute: z.number().int(), tokens_per_day: z.number().int() }),
