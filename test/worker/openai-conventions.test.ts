@@ -1,17 +1,11 @@
 // OpenAI conventions for adapters (issue #10 part 4): `model` may name an adapter or a saved
 // composition; /v1/models lists them with `parent`, paginated; stream_options.include_usage.
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { describe, expect, it } from "vitest";
 import { peftFiles, tinyAdapter, uploadForm } from "./adapter-files.js";
-import { installFakeRunners, MANIFEST, MODEL, type FakeRunners } from "./fake-runner.js";
+import { useFakeRunners, MANIFEST, MODEL } from "./fake-runner.js";
 import { call, callJson, expectError, newTenant, uploadAdapter } from "./helpers.js";
 
-let runners: FakeRunners;
-beforeEach(() => {
-  runners = installFakeRunners([MANIFEST, { ...MANIFEST, id: "other-base" }]);
-});
-afterEach(() => {
-  vi.restoreAllMocks();
-});
+const runners = useFakeRunners([MANIFEST, { ...MANIFEST, id: "other-base" }]);
 
 async function setup() {
   const a = await newTenant("a");
