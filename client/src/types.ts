@@ -238,9 +238,15 @@ export interface DayUsage {
   total_tokens: number;
 }
 
+/** A day of the usage report. */
+export interface DayUsageRow extends DayUsage {
+  /** Today: tokens held by requests in flight (counted against tokens_per_day until they end); an earlier day: reservations never settled. */
+  reserved_tokens: number;
+}
+
 export interface UsageReport {
   object: "list";
-  data: DayUsage[];
+  data: DayUsageRow[];
   totals: Omit<DayUsage, "date">;
   limits: { requests_per_minute: number; tokens_per_day: number };
 }

@@ -3,7 +3,7 @@
 // and records what it received, so tests can check routing, signing and fail-over.
 import { signatureHeaders, verifyRequest } from "#core/wire/hmac";
 import type { ModelManifest } from "#core/manifest/model-manifest";
-import { RUNNER_PATHS, type Completion, type GenerateRequest } from "#core/wire/runner-api";
+import { PROMPT_TOKENS_HEADER, RUNNER_PATHS, SAMPLED_TOKENS_FIELD, type Completion, type GenerateRequest } from "#core/wire/runner-api";
 import { RUNNER_BAKE_PATH, type BakeRequest, type BakeResponse } from "#core/wire/bake";
 import { bake } from "#core/bake/index";
 import { loadPeftAdapter, writePeftAdapter } from "#core/peft/index";
@@ -50,7 +50,28 @@ export type RunnerBehaviour =
   /** 502 adapter_unavailable, as the real runner answers when its adapter fetch fails (an upstream fault). */
   | "adapter-unavailable"
   /** 503 service_unavailable_error, as a draining or loading runner answers (the runner's fault). */
-  | "draining";
+  | "draining"
+  /** A stream (or a JSON answer) the test drives token by token: see DrivenStream. */
+  | "driven";
+
+/**
+ * A runner's answer the test controls, as a real runner generates it: `send(n)` samples n more
+ * tokens (one event each, with the cumulative `sampled_tokens` a real runner adds), `finish()`
+ * ends with the usage chunk and [DONE], `cut()` drops the connection mid-stream (what a runner
+ * killed with -9 looks like from the edge; that cannot be produced inside Miniflare). A request
+ * with `stream: false` is answered as JSON by `finish()` with completion_tokens = sent.
+ * Prompt tokens: the prompt's length, announced up front in the x-loraedge-prompt-tokens header.
+ */
+export interface DrivenStream {
+  body: GenerateRequest;
+  /** Tokens sampled so far. */
+  readonly sent: number;
+  send(n: number): void;
+  finish(): void;
+  cut(): void;
+  /** Resolves with the reason when the edge cancelled the runner's stream (the client went away). */
+  readonly cancelled: Promise<string>;
+}
 
 export interface ReceivedCompletion {
   runner: string;
@@ -60,6 +81,8 @@ export interface ReceivedCompletion {
 export interface FakeRunners {
   behaviour: Record<string, RunnerBehaviour>;
   completions: ReceivedCompletion[];
+  /** The answers of runners whose behaviour is "driven", in arrival order. */
+  driven: DrivenStream[];
   bakes: { runner: string; body: BakeRequest }[];
   /** Non-runner requests pass to this (default: the real fetch). */
   restore(): void;
@@ -99,6 +122,58 @@ function sse(body: GenerateRequest, runner: string): ReadableStream<Uint8Array> 
       controller.close();
     },
   });
+}
+
+function drivenAnswer(body: GenerateRequest, driven: DrivenStream[]): Promise<Response> | Response {
+  const enc = new TextEncoder();
+  const promptTokens = typeof body.prompt === "string" || Array.isArray(body.prompt) ? body.prompt.length : 0;
+  const base = { id: "cmpl-driven", object: "text_completion", created: 1, model: body.model };
+  const headers = { [PROMPT_TOKENS_HEADER]: String(promptTokens) };
+  let sent = 0;
+  let controller!: ReadableStreamDefaultController<Uint8Array>;
+  let onCancel!: (reason: string) => void;
+  let answerJson: ((r: Response) => void) | null = null;
+  const cancelled = new Promise<string>((resolve) => (onCancel = resolve));
+  const event = (data: unknown) => enc.encode(`data: ${typeof data === "string" ? data : JSON.stringify(data)}\n\n`);
+  const usage = () => ({ prompt_tokens: promptTokens, completion_tokens: sent, total_tokens: promptTokens + sent });
+  const stream: DrivenStream = {
+    body,
+    get sent() {
+      return sent;
+    },
+    send(n) {
+      for (let i = 0; i < n; i++) {
+        sent++;
+        if (body.stream) {
+          controller.enqueue(event({ ...base, choices: [{ index: 0, text: `t${sent} `, finish_reason: null, logprobs: null }], [SAMPLED_TOKENS_FIELD]: sent }));
+        }
+      }
+    },
+    finish() {
+      if (!body.stream) {
+        answerJson?.(Response.json({ ...base, choices: [{ index: 0, text: "done", finish_reason: "length", logprobs: null }], usage: usage() }, { headers }));
+        return;
+      }
+      controller.enqueue(event({ ...base, choices: [{ index: 0, text: "", finish_reason: "length", logprobs: null }], usage: usage(), [SAMPLED_TOKENS_FIELD]: sent }));
+      controller.enqueue(event("[DONE]"));
+      controller.close();
+    },
+    cut() {
+      controller.error(new Error("connection reset by peer"));
+    },
+    cancelled,
+  };
+  driven.push(stream);
+  if (!body.stream) return new Promise<Response>((resolve) => (answerJson = resolve));
+  const readable = new ReadableStream<Uint8Array>({
+    start(c) {
+      controller = c;
+    },
+    cancel(reason) {
+      onCancel(String(reason));
+    },
+  });
+  return new Response(readable, { headers: { "content-type": "text/event-stream", ...headers } });
 }
 
 /**
@@ -150,6 +225,7 @@ export function installFakeRunners(models: ModelManifest[] = [MANIFEST]): FakeRu
   const state: FakeRunners = {
     behaviour: Object.fromEntries(RUNNERS.map((r) => [r, "ok" as RunnerBehaviour])),
     completions: [],
+    driven: [],
     bakes: [],
     restore: () => spy.mockRestore(),
   };
@@ -204,6 +280,7 @@ export function installFakeRunners(models: ModelManifest[] = [MANIFEST]): FakeRu
       if (behaviour === "400") {
         return Response.json({ error: { type: "invalid_request_error", message: "prompt too long" } }, { status: 400 });
       }
+      if (behaviour === "driven") return drivenAnswer(body, state.driven);
       if (body.stream) return new Response(sse(body, runner), { headers: { "content-type": "text/event-stream" } });
       return Response.json(completionFor(body, runner));
     }

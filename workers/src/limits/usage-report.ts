@@ -12,8 +12,17 @@ export interface DayUsage {
   total_tokens: number;
 }
 
+/** One day's row: its usage, and the tokens reserved on it by requests not settled (yet). */
+export interface DayUsageRow extends DayUsage {
+  /**
+   * Today: held by requests in flight (counted against the daily limit until they settle). An
+   * earlier day: reservations never settled (their isolate died); they expired with the day.
+   */
+  reserved_tokens: number;
+}
+
 export interface UsageReport {
-  data: DayUsage[];
+  data: DayUsageRow[];
   totals: Omit<DayUsage, "date">;
   limits: { requests_per_minute: number; tokens_per_day: number };
 }
@@ -30,8 +39,9 @@ export async function usageReport(s: TenantScope, range: { from?: string; to?: s
     prompt_tokens: r.promptTokens,
     completion_tokens: r.completionTokens,
     total_tokens: r.promptTokens + r.completionTokens,
+    reserved_tokens: r.reservedTokens,
   }));
-  const totals = data.reduce(
+  const totals = data.reduce<Omit<DayUsage, "date">>(
     (t, d) => ({
       requests: t.requests + d.requests,
       prompt_tokens: t.prompt_tokens + d.prompt_tokens,
