@@ -92,9 +92,12 @@ describe("adapter record cache", () => {
 });
 
 describe("hot path", () => {
-  /** Counts D1 round trips: each batch, and each statement run on its own. */
+  /**
+   * Counts D1 round trips (each batch, and each statement run on its own); `holdUsageWrite` keeps
+   * the after-response batch (usage + uses, 2 statements) waiting until it is set false.
+   */
   function countD1() {
-    const trips: string[] = [];
+    const state = { trips: [] as string[], holdUsageWrite: true };
     const realPrepare = env.DB.prepare.bind(env.DB);
     const realBatch = env.DB.batch.bind(env.DB);
     const wrap = (st: D1PreparedStatement, query: string): D1PreparedStatement => {
@@ -102,7 +105,7 @@ describe("hot path", () => {
       for (const m of ["first", "all", "run", "raw"] as const) {
         const f = (st[m] as (...a: unknown[]) => unknown).bind(st);
         (st as any)[m] = (...args: unknown[]) => {
-          trips.push(query);
+          state.trips.push(query);
           return f(...args);
         };
       }
@@ -110,26 +113,28 @@ describe("hot path", () => {
       return st;
     };
     vi.spyOn(env.DB, "prepare").mockImplementation((query: string) => wrap(realPrepare(query), query));
-    vi.spyOn(env.DB, "batch").mockImplementation((statements) => {
-      trips.push(`batch of ${statements.length}`);
+    vi.spyOn(env.DB, "batch").mockImplementation(async (statements) => {
+      state.trips.push(`batch of ${statements.length}`);
+      // Polled in the worker's own request context (workerd: no I/O across contexts).
+      while (statements.length === 2 && state.holdUsageWrite) await sleep(1);
       return realBatch(statements);
     });
-    return trips;
+    return state;
   }
 
-  it("a warm completion with adapters: one D1 round trip before the runner, usage and uses in one after the response", async () => {
+  it("a warm completion with adapters: one D1 round trip before the runner; usage and uses in one more, which the response does not wait for", async () => {
     const a = await newTenant("a");
     const x = (await uploadAdapter(a.key, uploadForm(peftFiles(tinyAdapter(1, 2)), { name: "x" }))).body;
     const json = { model: MODEL, prompt: "Hi", max_tokens: 2, adapters: [{ id: x.id, weight: 1 }, { id: "a/x@1.0.0", weight: 0.5 }] };
     expect((await callJson("/v1/completions", { key: a.key, json })).status).toBe(200); // warms key, adapter and catalog caches
-    const trips = countD1();
+    const d1 = countD1();
     const res = await callRaw("/v1/completions", { key: a.key, json });
     expect(res.status).toBe(200);
-    const before = [...trips];
-    await res.arrayBuffer();
+    await res.arrayBuffer(); // the whole response arrived while the usage write is still held
+    // Rate window, its pruning, the day's row, the budget reservation; then usage settlement + the adapter's use count.
+    expect(d1.trips).toEqual(["batch of 4", "batch of 2"]);
+    d1.holdUsageWrite = false;
     await afterResponseSettled();
-    expect(before).toEqual(["batch of 3"]); // rate window, its pruning, the budget reservation
-    expect(trips).toEqual(["batch of 3", "batch of 2"]); // + usage settlement and the adapter's use count
     vi.restoreAllMocks();
     expect((await callJson(`/v1/adapters/${x.id}`, { key: a.key })).body.uses).toBe(2);
     const usage = await callJson("/v1/usage", { key: a.key });

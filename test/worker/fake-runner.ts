@@ -69,8 +69,8 @@ export interface DrivenStream {
   send(n: number): void;
   finish(): void;
   cut(): void;
-  /** Resolves with the reason when the edge cancelled the runner's stream (the client went away). */
-  readonly cancelled: Promise<string>;
+  /** The reason the edge cancelled the runner's stream with (the client went away); null while not cancelled. */
+  readonly cancelled: string | null;
 }
 
 export interface ReceivedCompletion {
@@ -124,53 +124,63 @@ function sse(body: GenerateRequest, runner: string): ReadableStream<Uint8Array> 
   });
 }
 
+/**
+ * The answer of a "driven" runner. Everything that touches the response (stream controller,
+ * timers) runs in the worker's request context, polling plain state the test changes through
+ * DrivenStream: workerd forbids one context to use another's I/O objects.
+ */
 function drivenAnswer(body: GenerateRequest, driven: DrivenStream[]): Promise<Response> | Response {
   const enc = new TextEncoder();
   const promptTokens = typeof body.prompt === "string" || Array.isArray(body.prompt) ? body.prompt.length : 0;
   const base = { id: "cmpl-driven", object: "text_completion", created: 1, model: body.model };
   const headers = { [PROMPT_TOKENS_HEADER]: String(promptTokens) };
-  let sent = 0;
-  let controller!: ReadableStreamDefaultController<Uint8Array>;
-  let onCancel!: (reason: string) => void;
-  let answerJson: ((r: Response) => void) | null = null;
-  const cancelled = new Promise<string>((resolve) => (onCancel = resolve));
+  const commands: ("token" | "finish" | "cut")[] = [];
+  let sampled = 0; // tokens the test released
+  let produced = 0; // tokens the response carried so far
+  let cancelledWith: string | null = null;
+  const nextCommand = async () => {
+    while (commands.length === 0) await new Promise((r) => setTimeout(r, 1));
+    return commands.shift()!;
+  };
   const event = (data: unknown) => enc.encode(`data: ${typeof data === "string" ? data : JSON.stringify(data)}\n\n`);
-  const usage = () => ({ prompt_tokens: promptTokens, completion_tokens: sent, total_tokens: promptTokens + sent });
-  const stream: DrivenStream = {
+  const usage = () => ({ prompt_tokens: promptTokens, completion_tokens: produced, total_tokens: promptTokens + produced });
+  driven.push({
     body,
     get sent() {
-      return sent;
+      return sampled;
     },
     send(n) {
-      for (let i = 0; i < n; i++) {
-        sent++;
-        if (body.stream) {
-          controller.enqueue(event({ ...base, choices: [{ index: 0, text: `t${sent} `, finish_reason: null, logprobs: null }], [SAMPLED_TOKENS_FIELD]: sent }));
-        }
-      }
+      for (let i = 0; i < n; i++) commands.push("token");
+      sampled += n;
     },
-    finish() {
-      if (!body.stream) {
-        answerJson?.(Response.json({ ...base, choices: [{ index: 0, text: "done", finish_reason: "length", logprobs: null }], usage: usage() }, { headers }));
-        return;
-      }
-      controller.enqueue(event({ ...base, choices: [{ index: 0, text: "", finish_reason: "length", logprobs: null }], usage: usage(), [SAMPLED_TOKENS_FIELD]: sent }));
-      controller.enqueue(event("[DONE]"));
-      controller.close();
+    finish: () => commands.push("finish"),
+    cut: () => commands.push("cut"),
+    get cancelled() {
+      return cancelledWith;
     },
-    cut() {
-      controller.error(new Error("connection reset by peer"));
-    },
-    cancelled,
-  };
-  driven.push(stream);
-  if (!body.stream) return new Promise<Response>((resolve) => (answerJson = resolve));
+  });
+  if (!body.stream) {
+    return (async () => {
+      while ((await nextCommand()) === "token") produced++;
+      return Response.json({ ...base, choices: [{ index: 0, text: "done", finish_reason: "length", logprobs: null }], usage: usage() }, { headers });
+    })();
+  }
   const readable = new ReadableStream<Uint8Array>({
-    start(c) {
-      controller = c;
+    async pull(controller) {
+      const command = await nextCommand();
+      if (command === "token") {
+        produced++;
+        controller.enqueue(event({ ...base, choices: [{ index: 0, text: `t${produced} `, finish_reason: null, logprobs: null }], [SAMPLED_TOKENS_FIELD]: produced }));
+      } else if (command === "finish") {
+        controller.enqueue(event({ ...base, choices: [{ index: 0, text: "", finish_reason: "length", logprobs: null }], usage: usage(), [SAMPLED_TOKENS_FIELD]: produced }));
+        controller.enqueue(event("[DONE]"));
+        controller.close();
+      } else {
+        controller.error(new Error("connection reset by peer"));
+      }
     },
     cancel(reason) {
-      onCancel(String(reason));
+      cancelledWith = String(reason ?? "cancelled");
     },
   });
   return new Response(readable, { headers: { "content-type": "text/event-stream", ...headers } });
