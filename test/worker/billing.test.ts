@@ -3,19 +3,13 @@
 // mid-stream, concurrent requests racing for the last tokens, and failures that must give the
 // reservation back. Runners are the scripted fakes of fake-runner.ts ("driven": the test
 // releases each token), D1 is Miniflare's.
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { SAMPLED_TOKENS_FIELD } from "#core/wire/runner-api";
 import { afterResponseSettled } from "../../workers/src/util/after-response.js";
-import { installFakeRunners, MODEL, RUNNERS, type DrivenStream, type FakeRunners, type RunnerBehaviour } from "./fake-runner.js";
+import { MODEL, RUNNERS, useFakeRunners, type DrivenStream, type RunnerBehaviour } from "./fake-runner.js";
 import { callJson, callRaw, expectError, newTenant } from "./helpers.js";
 
-let runners: FakeRunners;
-beforeEach(() => {
-  runners = installFakeRunners();
-});
-afterEach(() => {
-  vi.restoreAllMocks();
-});
+const runners = useFakeRunners();
 
 const allRunners = (behaviour: RunnerBehaviour) => {
   for (const r of RUNNERS) runners.behaviour[r] = behaviour;

@@ -2,23 +2,17 @@
 // EDGE_CACHE_TTL_MS, 200 ms in these tests), one D1 round trip before the runner and the usage
 // written after the response.
 import { env } from "cloudflare:workers";
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { TtlCache } from "../../workers/src/util/ttl-cache.js";
 import { afterResponseSettled } from "../../workers/src/util/after-response.js";
 import { peftFiles, tinyAdapter, uploadForm } from "./adapter-files.js";
-import { installFakeRunners, MODEL, type FakeRunners } from "./fake-runner.js";
+import { MODEL, useFakeRunners } from "./fake-runner.js";
 import { callJson, callRaw, expectError, newTenant, uploadAdapter } from "./helpers.js";
 
 const TTL_MS = Number(env.EDGE_CACHE_TTL_MS);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-let runners: FakeRunners;
-beforeEach(() => {
-  runners = installFakeRunners();
-});
-afterEach(() => {
-  vi.restoreAllMocks();
-});
+const runners = useFakeRunners();
 
 describe("TtlCache", () => {
   it("returns a value until its TTL ran out, stores nothing with TTL 0, and drops the oldest beyond its size", () => {

@@ -1,34 +1,12 @@
+import type { DayUsage, UsageReport } from "#core/wire/usage-report";
 import type { TenantScope } from "../app-env.js";
 import { badRequest } from "../errors/api-error.js";
 import { utcDay } from "../util/time.js";
 import { tenantLimits } from "./config.js";
 import { usageBetween } from "./usage.js";
 
-export interface DayUsage {
-  date: string;
-  requests: number;
-  prompt_tokens: number;
-  completion_tokens: number;
-  total_tokens: number;
-}
-
-/** One day's row: its usage, and the tokens reserved on it by requests not settled (yet). */
-export interface DayUsageRow extends DayUsage {
-  /**
-   * Today: held by requests in flight (counted against the daily limit until they settle). An
-   * earlier day: reservations never settled (their isolate died); they expired with the day.
-   */
-  reserved_tokens: number;
-}
-
-export interface UsageReport {
-  data: DayUsageRow[];
-  totals: Omit<DayUsage, "date">;
-  limits: { requests_per_minute: number; tokens_per_day: number };
-}
-
 /** The caller's usage per UTC day in [from, to] (default: the 30 days up to today), its totals and effective limits. */
-export async function usageReport(s: TenantScope, range: { from?: string; to?: string }, now = Date.now()): Promise<UsageReport> {
+export async function usageReport(s: TenantScope, range: { from?: string; to?: string }, now = Date.now()): Promise<Omit<UsageReport, "object">> {
   const to = range.to ?? utcDay(now);
   const from = range.from ?? utcDay(Date.parse(`${to}T00:00:00Z`) - 29 * 86_400_000);
   if (from > to) throw badRequest("`from` is after `to`");
