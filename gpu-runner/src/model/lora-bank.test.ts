@@ -89,6 +89,13 @@ describe("resident per-row LoRA chunks (LoraChunkBank)", () => {
     expect(Array.from(f.rows.data as BigInt64Array, Number).sort()).toEqual([0, 1, 2, 3, 4]);
   });
 
+  it("a batch filling row by row grows its buffers in place: nothing but the joining rows' chunks is ever copied", () => {
+    const bank = new LoraChunkBank();
+    const mods = Array.from({ length: 40 }, (_, i) => module(8, 400 + i));
+    for (let n = 1; n <= mods.length; n++) bank.feed("m", mods.slice(0, n).map((m, row) => ({ row, m })), I, O);
+    expect(bank.copiedFloats).toBe(mods.length * 8 * (I + O));
+  });
+
   it("K stays while it costs at most REBUILD_COST_RATIO × the best K's columns; beyond, the module is rebuilt once at the best K", () => {
     const bank = new LoraChunkBank();
     const wide = module(40, 300);

@@ -56,8 +56,8 @@ class ModuleBank {
   /** Live chunk slots: [0, n). */
   n = 0;
   private capacity = 0;
-  private at = new Float32Array(0); // [capacity, in, K]
-  private bt = new Float32Array(0); // [capacity, K, out]
+  private at: Float32Array = new Float32Array(0); // [capacity, in, K]
+  private bt: Float32Array = new Float32Array(0); // [capacity, K, out]
   /** Slot → its resident (undefined beyond n or while being freed). */
   private owner: (Resident | undefined)[] = [];
   /** Residents by factors; the same factors on two per-row rows are two residents. */
@@ -203,14 +203,15 @@ class ModuleBank {
   }
 
   /**
-   * Grows the buffers to hold `slots` chunks at the current K, keeping [0, n): ×1.5, and 25 %
-   * headroom over what is asked, so a batch that grows by a few rows does not copy everything.
+   * Makes room for `slots` chunks at the current K, keeping [0, n): the buffers grow in place
+   * (resizable ArrayBuffers: no copy, pages committed as they are written) within their reserved
+   * address space; only past it do they move (a full copy, a step-time spike; reservation 4×).
    */
   private reserve(slots: number): void {
     const IK = this.inF * this.k;
     const KO = this.k * this.outF;
     if (slots <= this.capacity && this.at.length >= slots * IK && this.bt.length >= slots * KO) return;
-    this.resize(Math.max(Math.ceil(slots * 1.25), Math.ceil(this.capacity * 1.5), 8));
+    this.resize(Math.max(Math.ceil(slots * 1.25), 8));
   }
 
   /** Gives memory back once at most a quarter of the buffers was live for SPARSE_STEPS feeds in a row (a burst has passed). */
@@ -227,15 +228,41 @@ class ModuleBank {
   private resize(slots: number): void {
     const IK = this.inF * this.k;
     const KO = this.k * this.outF;
-    const at = new Float32Array(slots * IK);
-    const bt = new Float32Array(slots * KO);
-    at.set(this.at.subarray(0, this.n * IK));
-    bt.set(this.bt.subarray(0, this.n * KO));
-    this.copiedFloats += this.n * (IK + KO);
-    this.at = at;
-    this.bt = bt;
+    const at = resizeFloats(this.at, slots * IK, this.n * IK);
+    const bt = resizeFloats(this.bt, slots * KO, this.n * KO);
+    this.copiedFloats += at.copied + bt.copied;
+    this.at = at.data;
+    this.bt = bt.data;
     this.capacity = slots;
   }
+}
+
+/** ES2024 resizable ArrayBuffer (Node ≥ 20; the project's TypeScript lib is ES2023). */
+interface ResizableArrayBuffer extends ArrayBuffer {
+  readonly resizable: boolean;
+  readonly maxByteLength: number;
+  resize(byteLength: number): void;
+}
+const ResizableArrayBuffer = ArrayBuffer as unknown as new (byteLength: number, options: { maxByteLength: number }) => ResizableArrayBuffer;
+
+/** Address space reserved at least per buffer for growing in place (bytes; committed only as written). */
+const MIN_RESERVED_BYTES = 64 * 1024 * 1024;
+
+/**
+ * `floats` values over `current`'s buffer, resized in place when it is resizable and its
+ * reservation allows (no copy; views of it handed out earlier stay valid while it grows); else a
+ * new resizable buffer reserving 4× (at least MIN_RESERVED_BYTES) holding the first `keep` values.
+ */
+function resizeFloats(current: Float32Array, floats: number, keep: number): { data: Float32Array; copied: number } {
+  const buffer = current.buffer as ResizableArrayBuffer;
+  const bytes = floats * Float32Array.BYTES_PER_ELEMENT;
+  if (buffer.resizable && bytes <= buffer.maxByteLength) {
+    buffer.resize(bytes);
+    return { data: new Float32Array(buffer, 0, floats), copied: 0 };
+  }
+  const data = new Float32Array(new ResizableArrayBuffer(bytes, { maxByteLength: Math.max(4 * bytes, MIN_RESERVED_BYTES) }), 0, floats);
+  data.set(current.subarray(0, keep));
+  return { data, copied: keep };
 }
 
 /**

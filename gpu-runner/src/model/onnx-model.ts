@@ -75,30 +75,35 @@ class OnnxVariant implements ModelVariant {
   private arena: Float32Array | null = null;
   /** The last packed LoRA inputs, the row mixes (immutable) and the paths they were packed with. */
   readonly timings: StepTimings = { steps: 0, stepMs: 0, loraPackMs: 0 };
-  private lastLora: { mixes: (ComposedMix | null)[]; shared: boolean[]; feeds: Record<string, HostTensor>; fromBank: boolean } | null = null;
-  /** Decode steps' per-row chunks, resident between steps (lora-bank.ts). */
-  private readonly bank = new LoraChunkBank();
-  /** Runs in flight that read views of the bank: it is only updated when none is. */
+  private lastLora: { mixes: (ComposedMix | null)[]; shared: boolean[]; feeds: Record<string, HostTensor>; fromBank: boolean; decode: boolean } | null = null;
+  /**
+   * Per-row chunks resident between steps (lora-bank.ts): one bank for decode steps (the running
+   * rows) and one for prefill steps (the joining rows, whose prompts may take several chunks), so
+   * the two kinds of step, alternating, do not evict each other's rows.
+   */
+  private readonly banks = { decode: new LoraChunkBank(), prefill: new LoraChunkBank() };
+  /** Runs in flight that read views of a bank: banks are only updated when none is. */
   private bankReaders = 0;
 
   /**
    * LoRA inputs for these rows (paths by planLoraPaths): reused when the rows carry the same
-   * mixes, in the same order, on the same paths as last time (steady decode). Decode steps take
-   * their per-row chunks from the resident bank (only joined rows are copied); prefill steps, and
-   * a decode step while another run still reads the bank, pack afresh.
+   * mixes, in the same order, on the same paths as last time (steady decode). Per-row chunks
+   * come from the step kind's resident bank (only joined rows are copied); a step while another
+   * run still reads a bank packs afresh (the reference).
    */
   private loraFeeds(packed: readonly PackedRow[]): { feeds: Record<string, HostTensor>; fromBank: boolean } {
     const mixes = packed.map((row) => row.mix);
     const decode = packed.every((row) => row.tokens.length === 1);
     const shared = planLoraPaths(mixes, decode);
-    const fromBank = decode && this.bankReaders === 0;
+    const fromBank = this.bankReaders === 0;
     const last = this.lastLora;
-    // Same rows as last time: reuse (a decode step after a prefill of the same rows moves to the bank).
-    if (last && (last.fromBank || !fromBank) && last.mixes.length === mixes.length && mixes.every((mix, i) => mix === last.mixes[i] && shared[i] === last.shared[i])) return last;
+    // Same rows as last time: reuse (a decode step after a prefill of the same rows moves to the decode bank).
+    if (last && last.decode === decode && (last.fromBank || !fromBank) && last.mixes.length === mixes.length && mixes.every((mix, i) => mix === last.mixes[i] && shared[i] === last.shared[i])) return last;
     const t0 = performance.now();
-    const feeds = packLora(this.state.spec, packed, this.state.dims, shared, fromBank ? this.bank : undefined);
+    const bank = decode ? this.banks.decode : this.banks.prefill;
+    const feeds = packLora(this.state.spec, packed, this.state.dims, shared, fromBank ? bank : undefined);
     this.timings.loraPackMs += performance.now() - t0;
-    this.lastLora = { mixes, shared, feeds, fromBank };
+    this.lastLora = { mixes, shared, feeds, fromBank, decode };
     return this.lastLora;
   }
 
@@ -184,7 +189,8 @@ class OnnxVariant implements ModelVariant {
     this.disposed = true;
     this.arena = null;
     this.lastLora = null;
-    this.bank.clear();
+    this.banks.decode.clear();
+    this.banks.prefill.clear();
     await this.sessions.lora?.release();
     await this.sessions.plain?.release();
   }
