@@ -142,6 +142,13 @@ export const completionChunkSchema = completionSchema.extend({
 export const PROMPT_TOKENS_HEADER = "x-loraedge-prompt-tokens";
 export type CompletionChunk = z.infer<typeof completionChunkSchema>;
 
+/**
+ * Header of every completion response (unary and streamed, errors included once a model was
+ * found): the runner's load when it answered — requests queued + running over all its models.
+ * The edge keeps the latest per runner for bounded-load routing (also reported by /healthz).
+ */
+export const LOAD_HEADER = "x-loraedge-runner-load";
+
 export const modelListSchema = z.object({
   object: z.literal("list"),
   data: z.array(
@@ -159,6 +166,10 @@ export const healthSchema = z.object({
   status: z.enum(["ok", "starting", "draining"]),
   ready: z.boolean(),
   models: z.array(z.string()),
+  /** The runner's process id (which process answered: a restarted runner has a new one). */
+  pid: z.number().int().optional(),
+  /** Its load now: requests queued + running, over all its models (see LOAD_HEADER). */
+  load: z.number().int().nonnegative().optional(),
 });
 export type Health = z.infer<typeof healthSchema>;
 

@@ -5,7 +5,7 @@ import type { AppEnv } from "../app-env.js";
 import { tenantOf } from "../auth/require-tenant.js";
 import { findOwnComposition } from "../compositions/queries.js";
 import { ApiError, badRequest, notFound, serviceUnavailable, unprocessable } from "../errors/api-error.js";
-import { maxMixAdapters } from "../limits/config.js";
+import { maxMixAdapters, runnerTimeouts } from "../limits/config.js";
 import { enforceLimits } from "../limits/enforce.js";
 import { recordUsage } from "../limits/usage.js";
 import { incrementUses } from "../adapters/queries.js";
@@ -14,6 +14,8 @@ import { catalogModels, modelCatalog, runnersServing } from "../runners/catalog.
 import { assertPromptFitsContext } from "../validation/prompt-bounds.js";
 import { runnerSecret } from "../runners/config.js";
 import { dispatchCompletion } from "../runners/dispatch.js";
+import { runnerHealth } from "../runners/health.js";
+import { probeInBackground } from "../runners/probe.js";
 import { mixRoutingKey } from "../runners/rendezvous.js";
 import { resolveMix, type MixRequestEntry } from "./resolve-mix.js";
 import { resolveModelTarget, type ModelTarget } from "./resolve-model.js";
@@ -69,6 +71,8 @@ async function mixEntries(c: Context<AppEnv>, input: InferenceInput, target: Mod
 export async function runInference(c: Context<AppEnv>, input: InferenceInput, shaping: InferenceShaping = {}): Promise<Response> {
   const db = c.var.db;
   const tenant = tenantOf(c);
+  // Hung runners leave the rotation (and recovered ones rejoin) without traffic finding them.
+  probeInBackground(c.env, (p) => c.executionCtx.waitUntil(p));
   await enforceLimits(c.env, db, tenant);
   const catalog = await modelCatalog(c.env, db);
   const served = catalogModels(catalog);
@@ -92,12 +96,15 @@ export async function runInference(c: Context<AppEnv>, input: InferenceInput, sh
   // The one definition of "same mix" (core's canonical key), computed once here: it routes, and the
   // runner (which derives it again from the entries and refuses a mismatch) composes and batches by it.
   const key = mixKey(mix.wire);
+  const timeouts = runnerTimeouts(c.env);
   const { response, runner, failovers } = await dispatchCompletion({
     secret: runnerSecret(c.env),
     runners,
     routingKey: mixRoutingKey(baseModel, key),
     body: { ...input.generate, model: baseModel, adapters: mix.wire, mix_key: key, request_id: requestId },
     requestId,
+    timeoutMs: timeouts.headersMs,
+    streamIdleMs: timeouts.streamIdleMs,
   });
   c.header("x-loraedge-runner", new URL(runner).host);
   log("info", "inference routed", {
@@ -148,6 +155,13 @@ export async function runInference(c: Context<AppEnv>, input: InferenceInput, sh
     onDone: (o) =>
       account(o.usage?.prompt_tokens ?? (Number(response.headers.get(PROMPT_TOKENS_HEADER)) || 0), billedCompletionTokens(o)),
     waitUntil: (p) => c.executionCtx.waitUntil(p),
+    // A runner silent for this long (not even its keep-alive comments) is hung: end the stream
+    // cleanly and mark it down, so the next requests go elsewhere until it answers again.
+    idleTimeoutMs: timeouts.streamIdleMs,
+    onIdle: () => {
+      runnerHealth.markFailure(runner, "stream went silent (idle timeout)");
+      log("warn", "runner stream idle, ended", { request_id: requestId, runner, idle_ms: timeouts.streamIdleMs });
+    },
   });
   return new Response(stream, {
     status: 200,

@@ -9,12 +9,18 @@ export const DEFAULT_TOKENS_PER_DAY = 1_000_000;
 export const DEFAULT_MAX_ADAPTER_BYTES = 64 * 1024 * 1024;
 export const DEFAULT_MAX_ADAPTER_RANK = 64;
 export const DEFAULT_MAX_MIX_ADAPTERS = 8;
+/** Seconds to wait for a runner's response headers before failing over (a unary answer's headers come with its body). */
+export const DEFAULT_RUNNER_HEADERS_TIMEOUT_S = 60;
+/** Seconds an open runner stream may send nothing (no event, no keep-alive comment) before it is ended. */
+export const DEFAULT_RUNNER_STREAM_IDLE_TIMEOUT_S = 30;
+/** Seconds between active /healthz probes of every runner from an isolate that has traffic (0: none). */
+export const DEFAULT_RUNNER_PROBE_INTERVAL_S = 5;
 
 /**
- * An optional positive-integer var (a string, or a number when wrangler.toml writes it bare):
- * unset or "" → the default; anything else must be a positive safe integer.
+ * An optional integer var (a string, or a number when wrangler.toml writes it bare):
+ * unset or "" → the default; anything else must be a safe integer ≥ `min` (1, or 0 where 0 switches a feature off).
  */
-const positiveInt = (fallback: number) =>
+const integerVar = (fallback: number, min: 0 | 1) =>
   z
     .union([z.string(), z.number()])
     .optional()
@@ -22,12 +28,14 @@ const positiveInt = (fallback: number) =>
       const text = raw === undefined ? "" : String(raw).trim();
       if (text === "") return fallback;
       const n = Number(text);
-      if (!/^\d+$/.test(text) || !Number.isSafeInteger(n) || n <= 0) {
-        ctx.addIssue({ code: "custom", message: `must be a positive integer (got ${JSON.stringify(String(raw))})` });
+      if (!/^\d+$/.test(text) || !Number.isSafeInteger(n) || n < min) {
+        ctx.addIssue({ code: "custom", message: `must be a ${min === 1 ? "positive" : "non-negative"} integer (got ${JSON.stringify(String(raw))})` });
         return z.NEVER;
       }
       return n;
     });
+const positiveInt = (fallback: number) => integerVar(fallback, 1);
+const nonNegativeInt = (fallback: number) => integerVar(fallback, 0);
 
 /** The worker's numeric vars (wrangler.toml [vars]; see workers/README.md "Configuration"). */
 const edgeVarsSchema = z.object({
@@ -36,6 +44,9 @@ const edgeVarsSchema = z.object({
   MAX_ADAPTER_BYTES: positiveInt(DEFAULT_MAX_ADAPTER_BYTES),
   MAX_ADAPTER_RANK: positiveInt(DEFAULT_MAX_ADAPTER_RANK),
   MAX_MIX_ADAPTERS: positiveInt(DEFAULT_MAX_MIX_ADAPTERS),
+  RUNNER_HEADERS_TIMEOUT_S: positiveInt(DEFAULT_RUNNER_HEADERS_TIMEOUT_S),
+  RUNNER_STREAM_IDLE_TIMEOUT_S: positiveInt(DEFAULT_RUNNER_STREAM_IDLE_TIMEOUT_S),
+  RUNNER_PROBE_INTERVAL_S: nonNegativeInt(DEFAULT_RUNNER_PROBE_INTERVAL_S),
 });
 export type EdgeVars = z.infer<typeof edgeVarsSchema>;
 
@@ -74,3 +85,13 @@ export function uploadLimits(env: Env) {
 }
 
 export const maxMixAdapters = (env: Env) => edgeVars(env).MAX_MIX_ADAPTERS;
+
+/** Hang detection (see workers/README.md "Routing"): both in milliseconds. */
+export function runnerTimeouts(env: Env): { headersMs: number; streamIdleMs: number; probeIntervalMs: number } {
+  const vars = edgeVars(env);
+  return {
+    headersMs: vars.RUNNER_HEADERS_TIMEOUT_S * 1000,
+    streamIdleMs: vars.RUNNER_STREAM_IDLE_TIMEOUT_S * 1000,
+    probeIntervalMs: vars.RUNNER_PROBE_INTERVAL_S * 1000,
+  };
+}
