@@ -128,8 +128,8 @@ export function passThroughSse(upstream: ReadableStream<Uint8Array>, opts: PassT
           }
           const { value, done } = read;
           if (done) {
-            buffer += decoder.decode();
-            if (buffer.trim() !== "") emitEvent(controller, buffer);
+            // An event is complete only at its blank line (SSE): what is left was cut off mid-event
+            // (a killed runner), and is dropped rather than forwarded half-written.
             buffer = "";
             if (!upstreamDone && outcome.error === null) {
               // Closed without [DONE] or an error event: the runner died (kill -9) mid-stream.
