@@ -13,12 +13,11 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { mixKey } from "#core/wire/mix-key";
-import { writePeftAdapter } from "#core/peft/index";
-import { createRng, randomLoraAdapter } from "#core/random/index";
 import type { ModelManifest } from "#core/manifest/model-manifest";
 import { startRunnerPool, type RunnerPool } from "../../scripts/lib/runner-pool.js";
 import { freePort, startEdge, type Service } from "../../scripts/lib/stack.js";
 import { mixRoutingKey, rendezvousRank } from "../../workers/src/runners/rendezvous.js";
+import { randomPeftFiles } from "./edge-stack.js";
 
 const SECRET = "e2e-chaos-runner-secret";
 const ADMIN = "e2e-chaos-admin-token";
@@ -132,18 +131,12 @@ describe("chaos: 3 runners, kill -9 and SIGSTOP under traffic", () => {
   it("loses no unary request, ends cut streams cleanly, fails over, rejoins, and bills exactly what was delivered", async () => {
     // One adapter; its weight picks the mix, so a mix can be chosen per runner (rendezvous is public).
     const manifest = ((await (await api(`/v1/models/${MODEL}`)).json()) as { manifest: ModelManifest }).manifest;
-    const targets = manifest.targets.filter((t) => t.mode === "unmerged").slice(0, 4);
-    const adapter = randomLoraAdapter(
-      createRng(7),
-      targets.map((t) => ({ module: t.module, rank: 2, inFeatures: t.in, outFeatures: t.out, scale: 0.25 })),
-      { baseModel: MODEL, fanInFanOut: targets[0]!.fanInFanOut },
-    );
-    const files = writePeftAdapter(adapter, { baseModel: MODEL });
+    const files = randomPeftFiles(manifest, 7, 2);
     const form = new FormData();
     form.set("name", "chaos");
     form.set("base_model", MODEL);
     form.set("adapter_config.json", new Blob([JSON.stringify(files.config)], { type: "application/json" }), "adapter_config.json");
-    form.set("adapter_model.safetensors", new Blob([files.safetensors as Uint8Array<ArrayBuffer>]), "adapter_model.safetensors");
+    form.set("adapter_model.safetensors", new Blob([files.weights as Uint8Array<ArrayBuffer>]), "adapter_model.safetensors");
     const uploaded = await fetch(`${base}/v1/adapters`, { method: "POST", headers: { authorization: `Bearer ${KEY}` }, body: form });
     expect(uploaded.status).toBe(201);
     const { id, sha256 } = (await uploaded.json()) as { id: string; sha256: string };

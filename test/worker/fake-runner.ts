@@ -13,7 +13,7 @@ import { invalidateCatalog } from "../../workers/src/runners/catalog.js";
 import { runnerHealth } from "../../workers/src/runners/health.js";
 import { runnerLoads } from "../../workers/src/runners/load.js";
 import { resetProbeClock } from "../../workers/src/runners/probe.js";
-import { vi } from "vitest";
+import { afterEach, beforeEach, vi } from "vitest";
 
 export const RUNNERS = ["http://runner-a.test", "http://runner-b.test", "http://runner-c.test"];
 export const SECRET = "test-runner-secret";
@@ -189,6 +189,21 @@ function scriptedStream(behaviour: "silent-stream" | "stall-mid-stream" | "slow-
       for (const event of text.split("\n\n").slice(0, 2)) controller.enqueue(enc.encode(`${event}\n\n`));
     },
   });
+}
+
+/**
+ * Fake runners for every test of the calling file: fresh ones installed in `beforeEach` (into the
+ * one object returned, so it can be held in a `const`), every mock restored in `afterEach`.
+ */
+export function useFakeRunners(models?: ModelManifest[]): FakeRunners {
+  const runners = {} as FakeRunners;
+  beforeEach(() => {
+    Object.assign(runners, installFakeRunners(models));
+  });
+  afterEach(() => {
+    vi.restoreAllMocks();
+  });
+  return runners;
 }
 
 /** Installs the fake runners; call restore() (or rely on vi.restoreAllMocks) afterwards. */

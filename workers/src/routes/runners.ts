@@ -1,7 +1,7 @@
 import { z } from "@hono/zod-openapi";
 import { errorResponses } from "../errors/error-schema.js";
 import { runnerStatuses } from "../runners/runner-status.js";
-import { adminRoute, newRouter } from "./router.js";
+import { adminRouteGroup, jsonResponse, listOf, newRouter } from "./router.js";
 
 const RunnerStatusSchema = z
   .object({
@@ -19,16 +19,10 @@ const RunnerStatusSchema = z
   })
   .openapi("RunnerStatus");
 
-const listRunnersRoute = adminRoute({
-  method: "get",
-  path: "/v1/admin/runners",
-  tags: ["admin"],
+const listRunnersRoute = adminRouteGroup("admin").get("/v1/admin/runners", {
   summary: "Runners: probed now, with health, models, load, last error and last success (admin)",
   responses: {
-    200: {
-      description: "Every runner of RUNNER_URLS",
-      content: { "application/json": { schema: z.object({ object: z.literal("list"), data: z.array(RunnerStatusSchema) }) } },
-    },
+    200: jsonResponse("Every runner of RUNNER_URLS", listOf(RunnerStatusSchema)),
     ...errorResponses(401, 403),
   },
 });
