@@ -17,6 +17,7 @@ import type { ModelManifest } from "#core/manifest/model-manifest";
 import { startRunnerPool, type RunnerPool } from "../../scripts/lib/runner-pool.js";
 import { freePort, startEdge, type Service } from "../../scripts/lib/stack.js";
 import { mixRoutingKey, rendezvousRank } from "../../workers/src/runners/rendezvous.js";
+import { runnerLabel } from "../../workers/src/runners/runner-label.js";
 import { randomPeftFiles } from "./edge-stack.js";
 
 const SECRET = "e2e-chaos-runner-secret";
@@ -142,7 +143,9 @@ describe("chaos: 3 runners, kill -9 and SIGSTOP under traffic", () => {
     const { id, sha256 } = (await uploaded.json()) as { id: string; sha256: string };
 
     const urls = pool!.urls;
-    const host = (u: string) => new URL(u).host;
+    // The opaque x-loraedge-runner label of each runner (the edge's runner-label.ts).
+    const labels = await Promise.all(urls.map((u) => runnerLabel(SECRET, u)));
+    const host = (u: string) => labels[urls.indexOf(u)]!;
     const weightFor: number[] = [];
     for (let k = 1; weightFor.filter((w) => w !== undefined).length < 3 && k < 500; k++) {
       const w = k / 8;

@@ -10,8 +10,9 @@ import worker from "../../workers/src/index.js";
 import type { Env } from "../../workers/src/env.js";
 import { mixRoutingKey, rendezvousRank } from "../../workers/src/runners/rendezvous.js";
 import { runnerHealth } from "../../workers/src/runners/health.js";
+import { runnerLabel } from "../../workers/src/runners/runner-label.js";
 import { peftFiles, tinyAdapter, uploadForm } from "./adapter-files.js";
-import { installFakeRunners, MODEL, RUNNERS, type FakeRunners } from "./fake-runner.js";
+import { installFakeRunners, MODEL, RUNNERS, SECRET, type FakeRunners } from "./fake-runner.js";
 import { callJson, EDGE, newTenant, uploadAdapter } from "./helpers.js";
 
 let runners: FakeRunners;
@@ -42,7 +43,9 @@ async function setup() {
   const x = (await uploadAdapter(a.key, uploadForm(peftFiles(tinyAdapter(1, 2)), { name: "x" }))).body;
   const mix = [{ id: x.id as string, weight: 1 }];
   const order = rendezvousRank(mixRoutingKey(MODEL, mixKey([{ id: x.id, sha256: x.sha256, weight: 1 }])), RUNNERS);
-  return { a, mix, order, host: (u: string) => new URL(u).host };
+  // host(u): the opaque x-loraedge-runner value of runner u.
+  const labels = new Map(await Promise.all(RUNNERS.map(async (r) => [r, await runnerLabel(SECRET, r)] as const)));
+  return { a, mix, order, host: (u: string) => labels.get(u)! };
 }
 
 const sseData = (text: string) =>

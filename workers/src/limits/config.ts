@@ -15,12 +15,13 @@ export const DEFAULT_RUNNER_HEADERS_TIMEOUT_S = 60;
 export const DEFAULT_RUNNER_STREAM_IDLE_TIMEOUT_S = 30;
 /** Seconds between active /healthz probes of every runner from an isolate that has traffic (0: none). */
 export const DEFAULT_RUNNER_PROBE_INTERVAL_S = 5;
+export const DEFAULT_EDGE_CACHE_TTL_MS = 5_000;
 
 /**
- * An optional integer var (a string, or a number when wrangler.toml writes it bare):
- * unset or "" → the default; anything else must be a safe integer ≥ `min` (1, or 0 where 0 switches a feature off).
+ * An optional integer var (a string, or a number when wrangler.toml writes it bare): unset or
+ * "" → the default; anything else must be a safe integer ≥ `min` (1 unless said otherwise).
  */
-const integerVar = (fallback: number, min: 0 | 1) =>
+const integerVar = (fallback: number, min: number) =>
   z
     .union([z.string(), z.number()])
     .optional()
@@ -29,13 +30,13 @@ const integerVar = (fallback: number, min: 0 | 1) =>
       if (text === "") return fallback;
       const n = Number(text);
       if (!/^\d+$/.test(text) || !Number.isSafeInteger(n) || n < min) {
-        ctx.addIssue({ code: "custom", message: `must be a ${min === 1 ? "positive" : "non-negative"} integer (got ${JSON.stringify(String(raw))})` });
+        const what = min === 0 ? "a non-negative integer" : "a positive integer";
+        ctx.addIssue({ code: "custom", message: `must be ${what} (got ${JSON.stringify(String(raw))})` });
         return z.NEVER;
       }
       return n;
     });
 const positiveInt = (fallback: number) => integerVar(fallback, 1);
-const nonNegativeInt = (fallback: number) => integerVar(fallback, 0);
 
 /** The worker's numeric vars (wrangler.toml [vars]; see workers/README.md "Configuration"). */
 const edgeVarsSchema = z.object({
@@ -46,7 +47,8 @@ const edgeVarsSchema = z.object({
   MAX_MIX_ADAPTERS: positiveInt(DEFAULT_MAX_MIX_ADAPTERS),
   RUNNER_HEADERS_TIMEOUT_S: positiveInt(DEFAULT_RUNNER_HEADERS_TIMEOUT_S),
   RUNNER_STREAM_IDLE_TIMEOUT_S: positiveInt(DEFAULT_RUNNER_STREAM_IDLE_TIMEOUT_S),
-  RUNNER_PROBE_INTERVAL_S: nonNegativeInt(DEFAULT_RUNNER_PROBE_INTERVAL_S),
+  RUNNER_PROBE_INTERVAL_S: integerVar(DEFAULT_RUNNER_PROBE_INTERVAL_S, 0),
+  EDGE_CACHE_TTL_MS: integerVar(DEFAULT_EDGE_CACHE_TTL_MS, 0),
 });
 export type EdgeVars = z.infer<typeof edgeVarsSchema>;
 
@@ -95,3 +97,6 @@ export function runnerTimeouts(env: Env): { headersMs: number; streamIdleMs: num
     probeIntervalMs: vars.RUNNER_PROBE_INTERVAL_S * 1000,
   };
 }
+
+/** How long this isolate may reuse an API key's tenant and adapter records (ms; 0: never cached). */
+export const edgeCacheTtlMs = (env: Env) => edgeVars(env).EDGE_CACHE_TTL_MS;
