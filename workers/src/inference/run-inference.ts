@@ -1,6 +1,7 @@
 import type { Context } from "hono";
+import type { ChatTemplateSpec } from "#core/chat/chat-template";
 import { mixKey } from "#core/wire/mix-key";
-import { PROMPT_TOKENS_HEADER, type Completion, type GenerateRequestInput } from "#core/wire/runner-api";
+import { PROMPT_TOKENS_HEADER, type Completion, type GenerateOptions } from "#core/wire/runner-api";
 import type { AppEnv } from "../app-env.js";
 import { tenantOf } from "../auth/require-tenant.js";
 import { findOwnComposition } from "../compositions/queries.js";
@@ -8,7 +9,8 @@ import { ApiError, badRequest, notFound, serviceUnavailable, unprocessable } fro
 import { maxMixAdapters } from "../limits/config.js";
 import { enforceLimits } from "../limits/enforce.js";
 import { recordUsage } from "../limits/usage.js";
-import { incrementUses } from "../adapters/queries.js";
+import { findChatTemplate, incrementUses, type AdapterWithOwner } from "../adapters/queries.js";
+import type { Db } from "../db/client.js";
 import { log } from "../logging/log.js";
 import { catalogModels, modelCatalog, runnersServing } from "../runners/catalog.js";
 import { assertPromptFitsContext } from "../validation/prompt-bounds.js";
@@ -26,7 +28,7 @@ export interface InferenceInput {
   /** stream_options.include_usage: a final chunk with usage and no choices. */
   includeUsage?: boolean;
   /** Everything the runner gets besides model, adapters and request_id. */
-  generate: Omit<GenerateRequestInput, "model" | "adapters" | "request_id">;
+  generate: GenerateOptions;
 }
 
 export interface InferenceShaping {
@@ -61,6 +63,17 @@ async function mixEntries(c: Context<AppEnv>, input: InferenceInput, target: Mod
 }
 
 /**
+ * The chat template a chat request carries to the runner: the adapter's own when the mix is
+ * exactly one adapter (repeats of it included) uploaded with a template; otherwise none, and the
+ * runner renders the model's.
+ */
+async function adapterChatTemplateOf(db: Db, adapters: readonly AdapterWithOwner[]): Promise<ChatTemplateSpec | undefined> {
+  const only = adapters[0];
+  if (!only || adapters.some((a) => a.id !== only.id) || !only.hasChatTemplate) return undefined;
+  return (await findChatTemplate(db, only.id)) ?? undefined;
+}
+
+/**
  * The inference path shared by /v1/completions and /v1/chat/completions: limits, mix
  * resolution (visibility, base model), runner choice (rendezvous on the mix, health,
  * fail-over before any token), then the runner's answer as JSON or as an SSE pass-through.
@@ -92,11 +105,12 @@ export async function runInference(c: Context<AppEnv>, input: InferenceInput, sh
   // The one definition of "same mix" (core's canonical key), computed once here: it routes, and the
   // runner (which derives it again from the entries and refuses a mismatch) composes and batches by it.
   const key = mixKey(mix.wire);
+  const chatTemplate = messages ? await adapterChatTemplateOf(db, mix.adapters) : undefined;
   const { response, runner, failovers } = await dispatchCompletion({
     secret: runnerSecret(c.env),
     runners,
     routingKey: mixRoutingKey(baseModel, key),
-    body: { ...input.generate, model: baseModel, adapters: mix.wire, mix_key: key, request_id: requestId },
+    body: { ...input.generate, model: baseModel, adapters: mix.wire, mix_key: key, request_id: requestId, ...(chatTemplate ? { chat_template: chatTemplate } : {}) },
     requestId,
   });
   c.header("x-loraedge-runner", new URL(runner).host);
