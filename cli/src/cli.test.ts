@@ -2,7 +2,7 @@
 // codes of usage errors, and a broken PEFT folder refused by core before anything is sent.
 // (With a real worker and runner: test/e2e/cli.test.ts.)
 import { spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -45,6 +45,15 @@ describe("config file", () => {
     expect(resolveConnection(env, {})).toMatchObject({ url: "http://env.test", apiKey: "k-env" });
     expect(resolveConnection(env, { url: "https://flag.test", key: "k-flag" })).toMatchObject({ url: "https://flag.test", apiKey: "k-flag" });
     expect(() => resolveConnection(env, { url: "ftp://x" })).toThrow(UsageError);
+  });
+
+  it("tightens a config folder that already existed with a laxer mode", () => {
+    const env = { XDG_CONFIG_HOME: home };
+    const dir = path.dirname(configPath(env));
+    mkdirSync(dir, { recursive: true, mode: 0o755 });
+    chmodSync(dir, 0o755);
+    writeConfig(env, { url: "http://x.test", api_key: "k" });
+    expect(statSync(dir).mode & 0o777).toBe(0o700);
   });
 
   it("refuses a config file that is not its own", () => {

@@ -46,10 +46,14 @@ export function readConfig(env: Env): StoredConfig | null {
   throw new UsageError(`${file} is not a loraedge config (expected {"url", "api_key"}); run \`loraedge login\` again`);
 }
 
-/** Writes the config atomically with mode 0600 (its folder 0700). Returns the path. */
+/**
+ * Writes the config atomically with mode 0600 (its folder 0700, tightened when it already
+ * existed with a laxer mode: the folder is loraedge's own). Returns the path.
+ */
 export function writeConfig(env: Env, config: StoredConfig): string {
   const file = configPath(env);
   mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+  chmodSync(path.dirname(file), 0o700);
   const tmp = `${file}.${process.pid}.tmp`;
   writeFileSync(tmp, JSON.stringify(config, null, 2) + "\n", { mode: 0o600 });
   chmodSync(tmp, 0o600); // in case the file existed with a laxer mode or a umask interfered

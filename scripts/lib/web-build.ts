@@ -7,10 +7,13 @@
  * new mtimes without changing content. Cost: hashing ≈ 200 small files, a few ms.
  *
  * The build goes to a temporary folder that is renamed into place, so a concurrent reader
- * (wrangler dev, a second vitest run) never sees a half-written `web/dist`.
+ * (wrangler dev, a second vitest run) never sees a half-written `web/dist`. Concurrent builders
+ * (two test runs, `npm start` beside `npm test`) take turns through a lock folder
+ * (`web/.build-lock`, created atomically by mkdir); the second one finds the build fresh and
+ * skips it. A lock older than LOCK_STALE_MS (a builder that was killed) is taken over.
  */
 import { createHash } from "node:crypto";
-import { existsSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -18,6 +21,9 @@ const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../
 export const webDir = path.join(repoRoot, "web");
 export const webDistDir = path.join(webDir, "dist");
 const HASH_FILE = ".source-hash";
+const LOCK_DIR = path.join(webDir, ".build-lock");
+const LOCK_STALE_MS = 5 * 60_000;
+const LOCK_WAIT_MS = 10 * 60_000;
 
 const INPUTS = ["web/src", "web/index.html", "web/vite.config.ts", "core/src", "package.json"];
 
@@ -48,8 +54,37 @@ export function webBuildIsStale(): boolean {
   return readFileSync(hashPath, "utf8").trim() !== webSourceHash();
 }
 
-/** Builds `web/` into `web/dist` (always). */
-export async function buildWeb(): Promise<void> {
+/** Runs `fn` holding the build lock (waits for another builder to finish first). */
+async function withBuildLock<T>(fn: () => Promise<T>): Promise<T> {
+  const deadline = Date.now() + LOCK_WAIT_MS;
+  for (;;) {
+    try {
+      mkdirSync(LOCK_DIR);
+      break;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+      let age = 0;
+      try {
+        age = Date.now() - statSync(LOCK_DIR).mtimeMs;
+      } catch {
+        continue; // released between mkdir and stat: try again at once
+      }
+      if (age > LOCK_STALE_MS) {
+        rmSync(LOCK_DIR, { recursive: true, force: true });
+        continue;
+      }
+      if (Date.now() > deadline) throw new Error(`web build: ${LOCK_DIR} held for ${Math.round(age / 1000)} s; remove it if no build is running`);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    rmSync(LOCK_DIR, { recursive: true, force: true });
+  }
+}
+
+async function buildUnlocked(): Promise<void> {
   const { build } = await import("vite");
   const sourceHash = webSourceHash();
   const tmpDir = path.join(webDir, `.dist-tmp-${process.pid}-${Date.now()}`);
@@ -67,9 +102,17 @@ export async function buildWeb(): Promise<void> {
   }
 }
 
-/** Builds `web/` only when stale; returns whether it built. */
+/** Builds `web/` into `web/dist` (always). */
+export async function buildWeb(): Promise<void> {
+  await withBuildLock(buildUnlocked);
+}
+
+/** Builds `web/` only when stale (checked again once the lock is held); returns whether it built. */
 export async function buildWebIfStale(): Promise<boolean> {
   if (!webBuildIsStale()) return false;
-  await buildWeb();
-  return true;
+  return withBuildLock(async () => {
+    if (!webBuildIsStale()) return false;
+    await buildUnlocked();
+    return true;
+  });
 }

@@ -2,20 +2,13 @@
 // chat_template.jinja), validated with the runner's Jinja implementation (a broken one is a 400
 // with the template's message and nothing stored), shown as `chat_template: true`, and carried to
 // the runner for a chat request whose mix is exactly that adapter (a 2-adapter mix: the model's).
-import { env } from "cloudflare:workers";
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { describe, expect, it } from "vitest";
 import { MAX_CHAT_TEMPLATE_BYTES } from "#core/chat/adapter-chat-template";
 import { peftFiles, tinyAdapter, uploadForm } from "./adapter-files.js";
-import { installFakeRunners, MODEL, type FakeRunners } from "./fake-runner.js";
-import { callJson, expectError, newTenant, uploadAdapter } from "./helpers.js";
+import { MODEL, useFakeRunners } from "./fake-runner.js";
+import { callJson, expectError, newTenant, r2Keys, rowCount, uploadAdapter } from "./helpers.js";
 
-let runners: FakeRunners;
-beforeEach(() => {
-  runners = installFakeRunners();
-});
-afterEach(() => {
-  vi.restoreAllMocks();
-});
+const runners = useFakeRunners();
 
 const CHATML = "{% for m in messages %}{{ '<|im_start|>' + m.role + '\\n' + m.content + eos_token + '\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
 const tokenizerConfig = { chat_template: CHATML, bos_token: null, eos_token: { content: "<|im_end|>", lstrip: false }, model_max_length: 32768, added_tokens_decoder: {} };
@@ -27,9 +20,6 @@ function formWith(seed: number, name: string, parts: { tokenizerConfig?: string;
   if (parts.jinja !== undefined) form.set("chat_template.jinja", new File([parts.jinja], "chat_template.jinja"));
   return form;
 }
-
-const count = async (table: string) => (await env.DB.prepare(`SELECT count(*) AS n FROM ${table}`).first<{ n: number }>())!.n;
-const r2Count = async () => (await env.ADAPTERS.list()).objects.length;
 
 describe("uploading an adapter with its own chat template", () => {
   it("stores tokenizer_config.json's template and special tokens; the record says chat_template: true, GET …/chat_template returns it", async () => {
@@ -79,8 +69,8 @@ describe("uploading an adapter with its own chat template", () => {
       expectError(r, status);
       expect(r.body.error.message).toMatch(message);
     }
-    expect(await count("adapters")).toBe(0);
-    expect(await r2Count()).toBe(0);
+    expect(await rowCount("adapters")).toBe(0);
+    expect(await r2Keys()).toEqual([]);
   });
 });
 

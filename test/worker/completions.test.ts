@@ -1,18 +1,12 @@
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { mixKey } from "#core/wire/mix-key";
 import { PROMPT_TOKENS_HEADER } from "#core/wire/runner-api";
 import { rendezvousRank, mixRoutingKey } from "../../workers/src/runners/rendezvous.js";
 import { peftFiles, tinyAdapter, uploadForm } from "./adapter-files.js";
-import { installFakeRunners, MODEL, RUNNERS, type FakeRunners } from "./fake-runner.js";
+import { useFakeRunners, MODEL, RUNNERS } from "./fake-runner.js";
 import { call, callJson, expectError, newTenant, uploadAdapter } from "./helpers.js";
 
-let runners: FakeRunners;
-beforeEach(() => {
-  runners = installFakeRunners();
-});
-afterEach(() => {
-  vi.restoreAllMocks();
-});
+const runners = useFakeRunners();
 
 async function setup(limits: { rpm_limit?: number; tokens_per_day?: number } = {}) {
   const a = await newTenant("a", limits);

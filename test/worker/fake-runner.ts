@@ -11,7 +11,7 @@ import { env } from "cloudflare:workers";
 import { blobKey } from "../../workers/src/adapters/blob-store.js";
 import { invalidateCatalog } from "../../workers/src/runners/catalog.js";
 import { runnerHealth } from "../../workers/src/runners/health.js";
-import { vi } from "vitest";
+import { afterEach, beforeEach, vi } from "vitest";
 
 export const RUNNERS = ["http://runner-a.test", "http://runner-b.test", "http://runner-c.test"];
 export const SECRET = "test-runner-secret";
@@ -140,6 +140,21 @@ async function fakeBake(body: BakeRequest): Promise<Response> {
     timing_ms: { bake: 1, fidelity: 1 },
   };
   return Response.json(answer);
+}
+
+/**
+ * Fake runners for every test of the calling file: fresh ones installed in `beforeEach` (into the
+ * one object returned, so it can be held in a `const`), every mock restored in `afterEach`.
+ */
+export function useFakeRunners(models?: ModelManifest[]): FakeRunners {
+  const runners = {} as FakeRunners;
+  beforeEach(() => {
+    Object.assign(runners, installFakeRunners(models));
+  });
+  afterEach(() => {
+    vi.restoreAllMocks();
+  });
+  return runners;
 }
 
 /** Installs the fake runners; call restore() (or rely on vi.restoreAllMocks) afterwards. */

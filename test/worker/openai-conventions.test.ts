@@ -1,17 +1,14 @@
 // OpenAI conventions for adapters (issue #10 part 4): `model` may name an adapter or a saved
 // composition; /v1/models lists them with `parent`, paginated; stream_options.include_usage.
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { env } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
 import { peftFiles, tinyAdapter, uploadForm } from "./adapter-files.js";
-import { installFakeRunners, MANIFEST, MODEL, type FakeRunners } from "./fake-runner.js";
+import { installFakeRunners, useFakeRunners, MANIFEST, MODEL } from "./fake-runner.js";
 import { call, callJson, expectError, newTenant, uploadAdapter } from "./helpers.js";
+import { createDb } from "../../workers/src/db/client.js";
+import { resolveModelTarget } from "../../workers/src/inference/resolve-model.js";
 
-let runners: FakeRunners;
-beforeEach(() => {
-  runners = installFakeRunners([MANIFEST, { ...MANIFEST, id: "other-base" }]);
-});
-afterEach(() => {
-  vi.restoreAllMocks();
-});
+const runners = useFakeRunners([MANIFEST, { ...MANIFEST, id: "other-base" }]);
 
 async function setup() {
   const a = await newTenant("a");
@@ -56,6 +53,37 @@ describe("`model` names an adapter or a composition", () => {
     await callJson("/v1/completions", { key: a.key, json: { model: MODEL, prompt: "Hi", adapters: [{ id: "a/x@1.0.0", weight: 1 }] } });
     const [first, , , explicit] = runners.completions.map((c) => c.body);
     expect({ ...explicit, request_id: null }).toEqual({ ...first, request_id: null });
+  });
+
+  it("owner/name names the last upload even when two versions share a created_at millisecond", async () => {
+    const { a, x2: uploaded } = await setup();
+    // Same millisecond, and the later upload's id sorting first (ids are random: either order happens).
+    const x2 = { ...uploaded, id: "ad_00000000000000000000" };
+    await env.DB.prepare("UPDATE adapters SET id = ? WHERE id = ?").bind(x2.id, uploaded.id).run();
+    await env.DB.prepare("UPDATE adapters SET created_at = 1 WHERE name = 'x'").run();
+    for (let i = 0; i < 3; i++) {
+      const r = await callJson("/v1/completions", { key: a.key, json: { model: "a/x", prompt: "Hi" } });
+      expect(r.status).toBe(200);
+      expect(runners.completions[runners.completions.length - 1]!.body.adapters[0].id).toBe(x2.id);
+    }
+    expect((await callJson(`/v1/adapters/${encodeURIComponent("a/x")}`, { key: a.key })).body.id).toBe(x2.id);
+  });
+
+  it("a base id a runner served before stays the base while no runner serves it, never an adapter spelled like it", async () => {
+    runners.restore();
+    Object.assign(runners, installFakeRunners([MANIFEST, { ...MANIFEST, id: "acme/base" }]));
+    const acme = await newTenant("acme");
+    const other = await newTenant("other");
+    // acme publishes an adapter whose `owner/name` reference spells the base model's id.
+    const squat = await uploadAdapter(acme.key, uploadForm(peftFiles(tinyAdapter(1, 2)), { name: "base", base_model: "acme/base", visibility: "public" }));
+    expect(squat.status).toBe(201);
+    const db = createDb(env.DB);
+    const noRunnerServesIt = () => false;
+    for (const caller of [acme, other]) {
+      expect(await resolveModelTarget(db, caller.id, "acme/base", noRunnerServesIt)).toEqual({ kind: "base", baseModel: "acme/base" });
+      // The adapter stays reachable by its explicit version.
+      expect((await resolveModelTarget(db, caller.id, "acme/base@1.0.0", noRunnerServesIt)).kind).toBe("adapter");
+    }
   });
 
   it("an adapter model plus `adapters` = that adapter at weight 1 followed by the listed ones", async () => {

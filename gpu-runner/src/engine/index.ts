@@ -4,6 +4,8 @@ export { Scheduler, AbortedError } from "./scheduler.js";
 export type { SchedulerLimits, SchedulerStats, RowTarget, Job, StepObservation } from "./scheduler.js";
 export { MergeManager } from "./merge-manager.js";
 export type { MergePolicyName, MergeStats, MixHandle } from "./merge-manager.js";
+export { decideMerge, evictionOrder, evictionLossMs, mergeEstimates, decayedRate, addTokens } from "./merge-policy.js";
+export type { MergeDecision, MergeEstimates, MeasuredCosts, IdleMergedSession } from "./merge-policy.js";
 export { resolveMix, checkCompatible, ComposedMixPool } from "./mix-resolver.js";
 export type { AdapterProvider, ResolvedMix } from "./mix-resolver.js";
 export { Sequence } from "./sequence.js";

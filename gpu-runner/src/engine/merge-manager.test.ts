@@ -1,7 +1,8 @@
 // Merge-on-demand decisions and the merged-session LRU, on the real tiny model.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ensureModel } from "../model-build/index.js";
-import { loadModel, type BaseModel } from "../model/index.js";
+import type { LeasedLru } from "../cache/leased-lru.js";
+import { loadModel, type BaseModel, type ModelVariant } from "../model/index.js";
 import { randomMix } from "../model/testing/random-mix.js";
 import { MergeManager, type MixHandle } from "./merge-manager.js";
 
@@ -13,8 +14,17 @@ describe("MergeManager on loraedge-tiny", () => {
     mergeOnlyModules: [],
   });
 
+  /** Weight bytes of one merged session of the model, measured once. */
+  let sessionBytes: number;
+  /** The manager's leased LRU of merged sessions (test access to its budget and entries). */
+  const sessionsOf = (merges: MergeManager) => (merges as unknown as { sessions: LeasedLru<{ variant: ModelVariant }> }).sessions;
+
   beforeAll(async () => {
     model = await loadModel(await ensureModel("loraedge-tiny"), { backend: "node", threads: 1 });
+    const probe = new MergeManager(model, { policy: "always", budgetBytes: 1 << 30 });
+    (await probe.target(handle(10))).release();
+    sessionBytes = probe.stats().bytes;
+    await probe.dispose();
   });
   afterAll(() => model?.dispose());
 
@@ -59,11 +69,6 @@ describe("MergeManager on loraedge-tiny", () => {
   });
 
   it("merged sessions live in a byte-bounded LRU; sessions in use are not evicted", async () => {
-    const probe = new MergeManager(model, { policy: "always", budgetBytes: 1 << 30 });
-    const p = await probe.target(handle(10));
-    p.release();
-    const sessionBytes = probe.stats().bytes;
-    await probe.dispose();
     expect(sessionBytes).toBeGreaterThan(0);
 
     const merges = new MergeManager(model, { policy: "always", budgetBytes: Math.floor(sessionBytes * 1.5) });
@@ -83,11 +88,6 @@ describe("MergeManager on loraedge-tiny", () => {
   });
 
   it("a merged session whose release fails is still evicted; the failure does not fail another mix's build", async () => {
-    const probe = new MergeManager(model, { policy: "always", budgetBytes: 1 << 30 });
-    const p = await probe.target(handle(30));
-    p.release();
-    const sessionBytes = probe.stats().bytes;
-    await probe.dispose();
     // Fault injection: ORT's session release throws (cannot be produced for real here).
     const faulty = {
       manifest: model.manifest,
@@ -125,32 +125,44 @@ describe("MergeManager on loraedge-tiny", () => {
     await expect(tiny.target(mergeOnly)).rejects.toMatchObject({ status: 422, message: expect.stringMatching(/merge-only targets .* RUNNER_MERGED_MB/) });
   });
 
-  it("an eviction pass that awaits a dispose never evicts a session a request took meanwhile", async () => {
-    const options = { policy: "always" as const, budgetBytes: 1 << 30 };
-    const merges = new MergeManager(model, options);
+  it("with no room, the idle session whose mix has the least demand goes first, not the least recently used", async () => {
+    const merges = new MergeManager(model, { policy: "always", budgetBytes: Math.floor(sessionBytes * 2.5) });
+    const [hot, cold, next] = [handle(40), handle(41), handle(42)];
+    (await merges.target(hot)).release();
+    (await merges.target(cold)).release(); // both idle; hot least recently used
+    for (let i = 0; i < 5; i++) {
+      merges.onStep({ kind: "decode", rows: 4, mixedRows: 4, tokens: 4, ms: 12, merged: false });
+      merges.onStep({ kind: "decode", rows: 4, mixedRows: 0, tokens: 4, ms: 8, merged: false });
+    }
+    merges.onTokens(hot.key, 3000);
+    (await merges.target(next)).release(); // room for one more: cold goes
+    expect(merges.stats().sessions.map((s) => s.key).sort()).toEqual([hot.key, next.key]);
+    expect(merges.stats().evictionsTotal).toBe(1);
+    await merges.dispose();
+  });
+
+  it("an eviction whose dispose is still pending never evicts a session a request took meanwhile", async () => {
+    const merges = new MergeManager(model, { policy: "always", budgetBytes: 1 << 30 });
+    const sessions = sessionsOf(merges);
     const ha = handle(31);
     const hb = handle(32);
     (await merges.target(ha)).release();
     (await merges.target(hb)).release(); // both idle, a least recently used
-    const internals = merges as unknown as {
-      sessions: Map<string, { variant: { dispose(): Promise<void> } }>;
-      evictOverBudget(): Promise<void>;
-    };
-    const aVariant = internals.sessions.get(ha.key)!.variant;
+    const aVariant = sessions.get(ha.key)!.value.variant;
     const realDispose = aVariant.dispose.bind(aVariant);
     let finishDispose!: () => void;
     aVariant.dispose = () => new Promise<void>((resolve) => (finishDispose = () => void realDispose().then(resolve)));
-    options.budgetBytes = 1; // now both are over budget
-    const pass = internals.evictOverBudget(); // evicts a, then waits on its dispose
-    expect([...internals.sessions.keys()]).toEqual([hb.key]);
+    const pass = sessions.setBudget(sessionBytes); // room for one: evicts a, then waits on its dispose
+    expect(sessions.list().map((e) => e.key)).toEqual([hb.key]);
     const b = await merges.target(hb); // a request takes b while the pass waits
     expect(b.target.merged).toBe(true);
+    void sessions.setBudget(1); // now b is over budget too, but in use
     finishDispose();
     await pass;
-    expect([...internals.sessions.keys()]).toEqual([hb.key]); // b is in use: not evicted
+    expect(sessions.list().map((e) => e.key)).toEqual([hb.key]); // b is in use: not evicted
     b.release(); // now idle and over budget: evicted
     await new Promise((r) => setTimeout(r, 50));
-    expect(internals.sessions.size).toBe(0);
+    expect(sessions.size).toBe(0);
     await merges.dispose();
   });
 });

@@ -9,6 +9,7 @@ import { checkCompatibility } from "#core/compat/index";
 import { composeMix, MixError } from "#core/compose/index";
 import { canonicalMix } from "#core/wire/mix-key";
 import type { WireMixEntry } from "#core/wire/runner-api";
+import { LeasedLru } from "../cache/leased-lru.js";
 import { EngineError } from "./errors.js";
 import { loraFactorProblem } from "../model/lora-factors.js";
 import type { MixHandle } from "./merge-manager.js";
@@ -25,27 +26,26 @@ export function checkCompatible(id: string, adapter: LoraAdapter, manifest: Mode
   throw new EngineError("incompatible_adapter", `adapter ${id} does not fit model ${manifest.id}: ${shown}`);
 }
 
+/** Bytes of a composed mix's factors. */
+function composedMixBytes(mix: ComposedMix): number {
+  let n = 0;
+  for (const m of mix.modules.values()) n += m.at.byteLength + m.bt.byteLength;
+  return n;
+}
+
 /**
  * Composed mixes shared by the requests that use them at the same time (one Aᵗ/Bᵗ copy per
- * live mix instead of one per request); a mix is dropped when its last request leaves.
+ * live mix instead of one per request): the runner's leased LRU with a budget of 0, so a mix is
+ * composed once however many requests arrive together (single flight) and dropped when its
+ * last request leaves.
  */
 export class ComposedMixPool {
-  private readonly live = new Map<string, { mix: ComposedMix; refs: number }>();
+  private readonly live = new LeasedLru<ComposedMix>({ budgetBytes: 0, sizeOf: composedMixBytes });
 
-  acquire(key: string, compose: () => ComposedMix): { mix: ComposedMix; release(): void } {
-    let entry = this.live.get(key);
-    if (!entry) this.live.set(key, (entry = { mix: compose(), refs: 0 }));
-    entry.refs++;
-    const held = entry;
-    let released = false;
-    return {
-      mix: held.mix,
-      release: () => {
-        if (released) return;
-        released = true;
-        if (--held.refs === 0 && this.live.get(key) === held) this.live.delete(key);
-      },
-    };
+  /** The mix for `key`, composed by `compose` unless live; a throw fails every waiter, pools nothing. */
+  async acquire(key: string, compose: () => ComposedMix): Promise<{ mix: ComposedMix; release(): void }> {
+    const lease = await this.live.acquire(key, compose);
+    return { mix: lease.value, release: lease.release };
   }
 
   get size(): number {
@@ -87,7 +87,7 @@ export async function resolveMix(
     active.forEach((e, i) => checkCompatible(e.id, leases[i]!.adapter, manifest));
     let mix: ComposedMix;
     try {
-      const shared = pool.acquire(key, () => {
+      const shared = await pool.acquire(key, () => {
         const composed = composeMix(active.map((e, i) => ({ adapter: leases[i]!.adapter, weight: e.weight })));
         // Refused before it can join a batch (never pooled): ∞ in one row's factors must not meet other rows.
         const problem = loraFactorProblem(composed);

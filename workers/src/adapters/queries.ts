@@ -99,7 +99,9 @@ export async function findVisibleAdapterByRef(db: Db, tenantId: string, ref: Ada
     .from(adapters)
     .innerJoin(tenants, eq(adapters.ownerId, tenants.id))
     .where(and(...conds))
-    .orderBy(desc(adapters.createdAt), desc(adapters.id))
+    // Latest = last inserted: SQLite's rowid breaks a tie between uploads in the same millisecond
+    // (ids are random, so ordering by id would pick either).
+    .orderBy(desc(adapters.createdAt), desc(sql`${adapters}.rowid`))
     .limit(1);
   return rows[0] ?? null;
 }

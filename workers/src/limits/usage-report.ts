@@ -1,25 +1,12 @@
+import type { UsageReport } from "#core/wire/usage-report";
 import type { TenantScope } from "../app-env.js";
 import { badRequest } from "../errors/api-error.js";
 import { utcDay } from "../util/time.js";
 import { tenantLimits } from "./config.js";
 import { usageBetween } from "./usage.js";
 
-export interface DayUsage {
-  date: string;
-  requests: number;
-  prompt_tokens: number;
-  completion_tokens: number;
-  total_tokens: number;
-}
-
-export interface UsageReport {
-  data: DayUsage[];
-  totals: Omit<DayUsage, "date">;
-  limits: { requests_per_minute: number; tokens_per_day: number };
-}
-
 /** The caller's usage per UTC day in [from, to] (default: the 30 days up to today), its totals and effective limits. */
-export async function usageReport(s: TenantScope, range: { from?: string; to?: string }, now = Date.now()): Promise<UsageReport> {
+export async function usageReport(s: TenantScope, range: { from?: string; to?: string }, now = Date.now()): Promise<Omit<UsageReport, "object">> {
   const to = range.to ?? utcDay(now);
   const from = range.from ?? utcDay(Date.parse(`${to}T00:00:00Z`) - 29 * 86_400_000);
   if (from > to) throw badRequest("`from` is after `to`");
