@@ -3,6 +3,7 @@
 // and records what it received, so tests can check routing, signing and fail-over.
 import { signatureHeaders, verifyRequest } from "#core/wire/hmac";
 import type { ModelManifest } from "#core/manifest/model-manifest";
+import { tinyManifest } from "#core/testing/tiny-manifest";
 import { RUNNER_PATHS, type Completion, type GenerateRequest } from "#core/wire/runner-api";
 import { RUNNER_BAKE_PATH, type BakeRequest, type BakeResponse } from "#core/wire/bake";
 import { bake } from "#core/bake/index";
@@ -18,27 +19,14 @@ export const SECRET = "test-runner-secret";
 export const MODEL = "tiny-test";
 
 /** Targets of the tiny test model: 2 layers × (q_proj 16→16, v_proj 16→8) + a merge-only mlp. */
-export const MANIFEST: ModelManifest = {
+export const MANIFEST: ModelManifest = tinyManifest({
   id: MODEL,
-  architecture: "llama",
-  dtype: "float32",
-  vocabSize: 258,
-  contextLength: 128,
-  hiddenSize: 16,
-  numLayers: 2,
-  numHeads: 2,
-  numKvHeads: 1,
-  headDim: 8,
-  intermediateSize: 32,
-  parameters: 10_000,
-  tokenizer: { kind: "byte", bosId: 256, eosId: 257 },
-  maxRank: 16,
   targets: [0, 1].flatMap((l) => [
     { module: `model.layers.${l}.self_attn.q_proj`, in: 16, out: 16, mode: "unmerged" as const, fanInFanOut: false },
     { module: `model.layers.${l}.self_attn.v_proj`, in: 16, out: 8, mode: "unmerged" as const, fanInFanOut: false },
     { module: `model.layers.${l}.mlp.gate_proj`, in: 16, out: 32, mode: "merge-only" as const, fanInFanOut: false },
   ]),
-};
+});
 
 export type RunnerBehaviour =
   | "ok"
