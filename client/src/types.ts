@@ -8,9 +8,9 @@
 import type { Completion, Logprobs, Usage } from "#core/wire/runner-api";
 import type { ModelManifest } from "#core/manifest/model-manifest";
 import type { BakeReportBody } from "#core/wire/bake";
-import type { DayUsage, UsageReport } from "#core/wire/usage-report";
+import type { DayUsage, DayUsageRow, UsageReport } from "#core/wire/usage-report";
 
-export type { Completion, Logprobs, Usage, ModelManifest, DayUsage, UsageReport };
+export type { Completion, Logprobs, Usage, ModelManifest, DayUsage, DayUsageRow, UsageReport };
 
 export type Visibility = "private" | "public";
 

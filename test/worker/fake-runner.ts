@@ -4,7 +4,7 @@
 import { signatureHeaders, verifyRequest } from "#core/wire/hmac";
 import type { ModelManifest } from "#core/manifest/model-manifest";
 import { tinyManifest } from "#core/testing/tiny-manifest";
-import { RUNNER_PATHS, type Completion, type GenerateRequest } from "#core/wire/runner-api";
+import { PROMPT_TOKENS_HEADER, RUNNER_PATHS, SAMPLED_TOKENS_FIELD, type Completion, type GenerateRequest } from "#core/wire/runner-api";
 import { RUNNER_BAKE_PATH, type BakeRequest, type BakeResponse } from "#core/wire/bake";
 import { bake } from "#core/bake/index";
 import { loadPeftAdapter, writePeftAdapter } from "#core/peft/index";
@@ -38,7 +38,28 @@ export type RunnerBehaviour =
   /** 502 adapter_unavailable, as the real runner answers when its adapter fetch fails (an upstream fault). */
   | "adapter-unavailable"
   /** 503 service_unavailable_error, as a draining or loading runner answers (the runner's fault). */
-  | "draining";
+  | "draining"
+  /** A stream (or a JSON answer) the test drives token by token: see DrivenStream. */
+  | "driven";
+
+/**
+ * A runner's answer the test controls, as a real runner generates it: `send(n)` samples n more
+ * tokens (one event each, with the cumulative `sampled_tokens` a real runner adds), `finish()`
+ * ends with the usage chunk and [DONE], `cut()` drops the connection mid-stream (what a runner
+ * killed with -9 looks like from the edge; that cannot be produced inside Miniflare). A request
+ * with `stream: false` is answered as JSON by `finish()` with completion_tokens = sent.
+ * Prompt tokens: the prompt's length, announced up front in the x-loraedge-prompt-tokens header.
+ */
+export interface DrivenStream {
+  body: GenerateRequest;
+  /** Tokens sampled so far. */
+  readonly sent: number;
+  send(n: number): void;
+  finish(): void;
+  cut(): void;
+  /** The reason the edge cancelled the runner's stream with (the client went away); null while not cancelled. */
+  readonly cancelled: string | null;
+}
 
 export interface ReceivedCompletion {
   runner: string;
@@ -48,6 +69,8 @@ export interface ReceivedCompletion {
 export interface FakeRunners {
   behaviour: Record<string, RunnerBehaviour>;
   completions: ReceivedCompletion[];
+  /** The answers of runners whose behaviour is "driven", in arrival order. */
+  driven: DrivenStream[];
   bakes: { runner: string; body: BakeRequest }[];
   /** Non-runner requests pass to this (default: the real fetch). */
   restore(): void;
@@ -87,6 +110,68 @@ function sse(body: GenerateRequest, runner: string): ReadableStream<Uint8Array> 
       controller.close();
     },
   });
+}
+
+/**
+ * The answer of a "driven" runner. Everything that touches the response (stream controller,
+ * timers) runs in the worker's request context, polling plain state the test changes through
+ * DrivenStream: workerd forbids one context to use another's I/O objects.
+ */
+function drivenAnswer(body: GenerateRequest, driven: DrivenStream[]): Promise<Response> | Response {
+  const enc = new TextEncoder();
+  const promptTokens = typeof body.prompt === "string" || Array.isArray(body.prompt) ? body.prompt.length : 0;
+  const base = { id: "cmpl-driven", object: "text_completion", created: 1, model: body.model };
+  const headers = { [PROMPT_TOKENS_HEADER]: String(promptTokens) };
+  const commands: ("token" | "finish" | "cut")[] = [];
+  let sampled = 0; // tokens the test released
+  let produced = 0; // tokens the response carried so far
+  let cancelledWith: string | null = null;
+  const nextCommand = async () => {
+    while (commands.length === 0) await new Promise((r) => setTimeout(r, 1));
+    return commands.shift()!;
+  };
+  const event = (data: unknown) => enc.encode(`data: ${typeof data === "string" ? data : JSON.stringify(data)}\n\n`);
+  const usage = () => ({ prompt_tokens: promptTokens, completion_tokens: produced, total_tokens: promptTokens + produced });
+  driven.push({
+    body,
+    get sent() {
+      return sampled;
+    },
+    send(n) {
+      for (let i = 0; i < n; i++) commands.push("token");
+      sampled += n;
+    },
+    finish: () => commands.push("finish"),
+    cut: () => commands.push("cut"),
+    get cancelled() {
+      return cancelledWith;
+    },
+  });
+  if (!body.stream) {
+    return (async () => {
+      while ((await nextCommand()) === "token") produced++;
+      return Response.json({ ...base, choices: [{ index: 0, text: "done", finish_reason: "length", logprobs: null }], usage: usage() }, { headers });
+    })();
+  }
+  const readable = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      const command = await nextCommand();
+      if (command === "token") {
+        produced++;
+        controller.enqueue(event({ ...base, choices: [{ index: 0, text: `t${produced} `, finish_reason: null, logprobs: null }], [SAMPLED_TOKENS_FIELD]: produced }));
+      } else if (command === "finish") {
+        controller.enqueue(event({ ...base, choices: [{ index: 0, text: "", finish_reason: "length", logprobs: null }], usage: usage(), [SAMPLED_TOKENS_FIELD]: produced }));
+        controller.enqueue(event("[DONE]"));
+        controller.close();
+      } else {
+        controller.error(new Error("connection reset by peer"));
+      }
+    },
+    cancel(reason) {
+      cancelledWith = String(reason ?? "cancelled");
+    },
+  });
+  return new Response(readable, { headers: { "content-type": "text/event-stream", ...headers } });
 }
 
 /**
@@ -153,6 +238,7 @@ export function installFakeRunners(models: ModelManifest[] = [MANIFEST]): FakeRu
   const state: FakeRunners = {
     behaviour: Object.fromEntries(RUNNERS.map((r) => [r, "ok" as RunnerBehaviour])),
     completions: [],
+    driven: [],
     bakes: [],
     restore: () => spy.mockRestore(),
   };
@@ -207,6 +293,7 @@ export function installFakeRunners(models: ModelManifest[] = [MANIFEST]): FakeRu
       if (behaviour === "400") {
         return Response.json({ error: { type: "invalid_request_error", message: "prompt too long" } }, { status: 400 });
       }
+      if (behaviour === "driven") return drivenAnswer(body, state.driven);
       if (body.stream) return new Response(sse(body, runner), { headers: { "content-type": "text/event-stream" } });
       return Response.json(completionFor(body, runner));
     }

@@ -1,6 +1,7 @@
 // Shared helpers for the worker integration tests: call the worker through its fetch handler.
 import { env, exports } from "cloudflare:workers";
 import { vi } from "vitest";
+import { afterResponseSettled } from "../../workers/src/util/after-response.js";
 
 export const ADMIN = "test-admin-token";
 export const EDGE = "http://edge";
@@ -13,7 +14,18 @@ export interface CallOptions {
   headers?: Record<string, string>;
 }
 
+/**
+ * One request through the worker's fetch handler. Returns once the response is there and the
+ * work the edge does after a response (usage settlement, use counts: ctx.waitUntil) has finished,
+ * as a client's next request would usually find it; `callRaw` does not wait for that work.
+ */
 export async function call(path: string, opts: CallOptions = {}): Promise<Response> {
+  const res = await callRaw(path, opts);
+  await afterResponseSettled();
+  return res;
+}
+
+export async function callRaw(path: string, opts: CallOptions = {}): Promise<Response> {
   const headers: Record<string, string> = { ...(opts.headers ?? {}) };
   if (opts.key) headers.authorization = `Bearer ${opts.key}`;
   let body = opts.body;

@@ -14,9 +14,19 @@ export interface DayUsage {
   total_tokens: number;
 }
 
+/** A day of the report: its usage, and the tokens reserved on it by requests not settled. */
+export interface DayUsageRow extends DayUsage {
+  /**
+   * Today: tokens held by requests in flight (each its prompt bound + max_tokens, counted against
+   * tokens_per_day until it ends). An earlier day: reservations whose request never settled (its
+   * isolate died); they expired with the day.
+   */
+  reserved_tokens: number;
+}
+
 export interface UsageReport {
   object: "list";
-  data: DayUsage[];
+  data: DayUsageRow[];
   totals: Omit<DayUsage, "date">;
   /** The tenant's effective limits (its own, else the worker's defaults). */
   limits: { requests_per_minute: number; tokens_per_day: number };

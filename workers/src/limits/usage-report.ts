@@ -1,4 +1,4 @@
-import type { UsageReport } from "#core/wire/usage-report";
+import type { DayUsage, UsageReport } from "#core/wire/usage-report";
 import type { TenantScope } from "../app-env.js";
 import { badRequest } from "../errors/api-error.js";
 import { utcDay } from "../util/time.js";
@@ -17,8 +17,9 @@ export async function usageReport(s: TenantScope, range: { from?: string; to?: s
     prompt_tokens: r.promptTokens,
     completion_tokens: r.completionTokens,
     total_tokens: r.promptTokens + r.completionTokens,
+    reserved_tokens: r.reservedTokens,
   }));
-  const totals = data.reduce(
+  const totals = data.reduce<Omit<DayUsage, "date">>(
     (t, d) => ({
       requests: t.requests + d.requests,
       prompt_tokens: t.prompt_tokens + d.prompt_tokens,

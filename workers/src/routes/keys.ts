@@ -2,6 +2,7 @@ import { z } from "@hono/zod-openapi";
 import { tenantOf } from "../auth/require-tenant.js";
 import { notFound } from "../errors/api-error.js";
 import { errorResponses } from "../errors/error-schema.js";
+import { forgetCachedTenants } from "../tenants/key-cache.js";
 import { createApiKey, listApiKeys, revokeApiKey } from "../tenants/queries.js";
 import { isoTime } from "../util/time.js";
 import { jsonResponse, listOf, newRouter, tenantRouteGroup } from "./router.js";
@@ -52,5 +53,6 @@ export const keyRoutes = newRouter()
   .openapi(deleteKey, async (c) => {
     const row = await revokeApiKey(c.var.db, tenantOf(c).id, c.req.valid("param").id);
     if (!row) throw notFound("API key not found");
+    forgetCachedTenants(); // this isolate at once; others within EDGE_CACHE_TTL_MS
     return c.json(keyJson(row), 200);
   });

@@ -13,7 +13,14 @@ const DayUsage = z.object({
   total_tokens: z.number().int(),
 });
 
-export const UsageSchema = listOf(DayUsage)
+const DayUsageRow = DayUsage.extend({
+  reserved_tokens: z.number().int().openapi({
+    description:
+      "Tokens reserved on that day by requests not settled: today, requests in flight (prompt bound + max_tokens each, counted against tokens_per_day until they end); an earlier day, reservations whose request never settled (expired with the day)",
+  }),
+});
+
+export const UsageSchema = listOf(DayUsageRow)
   .extend({
     totals: DayUsage.omit({ date: true }),
     limits: z.object({ requests_per_minute: z.number().int(), tokens_per_day: z.number().int() }),
