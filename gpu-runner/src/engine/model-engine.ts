@@ -49,7 +49,8 @@ export class ModelEngine {
   readonly scheduler: Scheduler;
   readonly merges: MergeManager;
   private readonly log: Logger;
-  private readonly mixes = new ComposedMixPool();
+  /** Composed mixes shared by the requests running them (stats in /metrics). */
+  readonly mixes = new ComposedMixPool();
   private readonly adapterTemplates = new Map<string, ChatChoice>();
 
   constructor(
