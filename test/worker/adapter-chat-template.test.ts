@@ -50,6 +50,17 @@ describe("uploading an adapter with its own chat template", () => {
     expect((await callJson(`/v1/adapters/${up.body.id}/chat_template`, { key: t.key })).body).toEqual({ chat_template: jinja, bos_token: null, eos_token: "<|im_end|>" });
   });
 
+  it("an Idempotency-Key retry with another template is a different upload (422), with the same one the first result", async () => {
+    const t = await newTenant("acme");
+    const send = (jinja: string) =>
+      callJson("/v1/adapters", { key: t.key, method: "POST", body: formWith(1, "idem", { jinja }), headers: { "idempotency-key": "k-template" } });
+    const first = await send("{{ messages[0].content }}");
+    expect(first.status).toBe(201);
+    expect((await send("{{ messages[0].content }}")).body.id).toBe(first.body.id);
+    expectError(await send("[{{ messages[0].content }}]"), 422);
+    expect(await rowCount("adapters")).toBe(1);
+  });
+
   it("refuses a broken template with the template's message (400) or an oversized one (413), storing nothing", async () => {
     const t = await newTenant("acme");
     const refusals: [Parameters<typeof formWith>[2], number, RegExp][] = [
