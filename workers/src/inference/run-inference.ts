@@ -1,6 +1,7 @@
 import type { Context } from "hono";
+import type { ChatTemplateSpec } from "#core/chat/chat-template";
 import { mixKey } from "#core/wire/mix-key";
-import { PROMPT_TOKENS_HEADER, type Completion, type GenerateRequestInput } from "#core/wire/runner-api";
+import { PROMPT_TOKENS_HEADER, type Completion, type GenerateOptions } from "#core/wire/runner-api";
 import type { AppEnv } from "../app-env.js";
 import { tenantOf } from "../auth/require-tenant.js";
 import { findOwnComposition } from "../compositions/queries.js";
@@ -9,6 +10,8 @@ import { findVisibleAdapterCached, resolveAdapterCached } from "../adapters/visi
 import { edgeCacheTtlMs, maxMixAdapters, runnerTimeouts } from "../limits/config.js";
 import { admitRequest } from "../limits/enforce.js";
 import type { BudgetReservation } from "../limits/reservation.js";
+import { findChatTemplate, type AdapterWithOwner } from "../adapters/queries.js";
+import type { Db } from "../db/client.js";
 import { log } from "../logging/log.js";
 import { catalogModels, modelCatalog, runnersServing } from "../runners/catalog.js";
 import { afterResponse } from "../util/after-response.js";
@@ -30,7 +33,7 @@ export interface InferenceInput {
   /** stream_options.include_usage: a final chunk with usage and no choices. */
   includeUsage?: boolean;
   /** Everything the runner gets besides model, adapters and request_id. */
-  generate: Omit<GenerateRequestInput, "model" | "adapters" | "request_id">;
+  generate: GenerateOptions;
 }
 
 export interface InferenceShaping {
@@ -62,6 +65,17 @@ async function mixEntries(c: Context<AppEnv>, input: InferenceInput, target: Mod
     throw unprocessable(`composition '${comp.name}' is for base model '${comp.baseModel}', not '${target.baseModel}'`);
   }
   return [...named, ...comp.entries.map((e) => ({ id: e.adapterId, weight: e.weight }))];
+}
+
+/**
+ * The chat template a chat request carries to the runner: the adapter's own when the mix is
+ * exactly one adapter (repeats of it included) uploaded with a template; otherwise none, and the
+ * runner renders the model's.
+ */
+async function adapterChatTemplateOf(db: Db, adapters: readonly AdapterWithOwner[]): Promise<ChatTemplateSpec | undefined> {
+  const only = adapters[0];
+  if (!only || adapters.some((a) => a.id !== only.id) || !only.hasChatTemplate) return undefined;
+  return (await findChatTemplate(db, only.id)) ?? undefined;
 }
 
 /**
@@ -134,13 +148,14 @@ async function dispatchAndServe(
   // The one definition of "same mix" (core's canonical key), computed once here: it routes, and the
   // runner (which derives it again from the entries and refuses a mismatch) composes and batches by it.
   const key = mixKey(mix.wire);
+  const chatTemplate = input.generate.messages ? await adapterChatTemplateOf(c.var.db, mix.adapters) : undefined;
   const secret = runnerSecret(c.env);
   const timeouts = runnerTimeouts(c.env);
   const { response, runner, failovers } = await dispatchCompletion({
     secret,
     runners,
     routingKey: mixRoutingKey(baseModel, key),
-    body: { ...input.generate, model: baseModel, adapters: mix.wire, mix_key: key, request_id: requestId },
+    body: { ...input.generate, model: baseModel, adapters: mix.wire, mix_key: key, request_id: requestId, ...(chatTemplate ? { chat_template: chatTemplate } : {}) },
     requestId,
     timeoutMs: timeouts.headersMs,
     streamIdleMs: timeouts.streamIdleMs,
