@@ -3,7 +3,7 @@
  * imported model (a generated HF Llama checkpoint with a byte-level tokenizer: one token per byte,
  * so prompt token counts read the rendered text exactly):
  * - generation_config.json's end-of-turn ids stop generation (forced with logit_bias), and a model
- *   imported without it generates through them;
+ *   imported without it generates through them; the model template's own eos_token ends chats only;
  * - a request's `chat_template` (an adapter's) renders instead of the model's, its eos_token stops
  *   the turn, its missing special tokens are the model's, and its raise_exception is a 400.
  */
@@ -27,6 +27,7 @@ let work: string;
 const models: BaseModel[] = [];
 let withEot: ModelEngine;
 let withoutEot: ModelEngine;
+let chatmlEos: ModelEngine;
 
 const engineOf = (model: BaseModel) =>
   new ModelEngine(model, null, { limits: { maxBatch: 4, maxTokens: 4096, maxQueue: 16, prefillChunk: 64 }, merge: { policy: "never", budgetBytes: 0 } });
@@ -43,9 +44,14 @@ beforeAll(async () => {
   const eot = await importModel(src, { cacheDir: work, id: "with-eot" });
   expect(eot.manifest.tokenizer).toMatchObject({ eosId: BYTE_LEVEL_SPECIAL.eos, endOfTurnIds: [PIPE] });
   expect(plain.manifest.tokenizer.endOfTurnIds).toBeUndefined();
-  for (const dir of [eot.dir, plain.dir]) models.push(await loadModel(dir, { backend: "node", threads: 1 }));
+  // ChatML style: the template's eos_token ("#" here, <|im_end|> there) is not the model's EOS.
+  await fsp.rm(path.join(src, "generation_config.json"));
+  await fsp.writeFile(path.join(src, "tokenizer_config.json"), JSON.stringify({ chat_template: MODEL_TEMPLATE, bos_token: "<s>", eos_token: "#" }));
+  const chatml = await importModel(src, { cacheDir: work, id: "chatml-eos" });
+  for (const dir of [eot.dir, plain.dir, chatml.dir]) models.push(await loadModel(dir, { backend: "node", threads: 1 }));
   withEot = engineOf(models[0]!);
   withoutEot = engineOf(models[1]!);
+  chatmlEos = engineOf(models[2]!);
 });
 
 afterAll(async () => {
@@ -63,6 +69,15 @@ describe("end-of-turn ids of generation_config.json", () => {
     expect(chat).toMatchObject({ finishReason: "stop", text: "", completionTokens: 1 });
     expect(await withEot.generate(request({ prompt: "hi", ignore_eos: true, ...forced }))).toMatchObject({ finishReason: "length", text: "||||" });
     expect(await withoutEot.generate(request({ prompt: "hi", ...forced }))).toMatchObject({ finishReason: "length", text: "||||" });
+  });
+});
+
+describe("the model's own template's eos_token (tokenizer_config.json), when it is not the EOS", () => {
+  it("ends a chat's turn (chatStopIds), not a text completion", async () => {
+    expect(models[2]!.tokenizer.chatStopIds).toEqual([HASH]);
+    const forced = { logit_bias: { [String(HASH)]: 100 } };
+    expect(await chatmlEos.generate(request({ messages: [{ role: "user", content: "hi" }], ...forced }))).toMatchObject({ finishReason: "stop", completionTokens: 1 });
+    expect(await chatmlEos.generate(request({ prompt: "hi", ...forced }))).toMatchObject({ finishReason: "length", text: "####" });
   });
 });
 
