@@ -192,21 +192,27 @@ export class OnnxBaseModel extends OnnxVariant implements BaseModel {
     return this.state.manifest;
   }
 
-  async createMerged(mix: ComposedMix): Promise<ModelVariant & { buildMs: { delta: number; session: number } }> {
+  async createMerged(mix: ComposedMix): Promise<ModelVariant & { buildMs: { copy: number; delta: number; session: number } }> {
     validateMix(this.state, mix, true);
     const t0 = performance.now();
-    const weights = this.state.weights.slice(); // the merged variant's own copy, patched below
+    const base = this.state.weights;
+    const weights = base.slice(); // the merged variant's own copy; ORT overwrites the merged targets in place
+    const tCopy = performance.now();
     for (const [name, m] of mix.modules) {
       if (m.rank === 0) continue;
       const binding = this.state.bindings.get(name);
       if (!binding) throw new Error(`mix module ${name} has no weight binding`);
       const loc = this.state.weightTable.get(binding.weight);
       if (!loc) throw new Error(`weight ${binding.weight} of ${name} is not in the external weights file`);
+      // Views (weights.bin is 64-byte aligned): W read from the base, W′ written into the copy.
       // fp16 weights: merged in fp32 by ORT, rounded to fp16 once.
-      const raw = weights.buffer.slice(loc.offset, loc.offset + loc.length);
-      const w = loc.dataType === DataType.FLOAT16 ? new Uint16Array(raw) : new Float32Array(raw);
-      const merged = await this.merger.merge(w, binding.layout, m);
-      weights.set(new Uint8Array(merged.buffer, merged.byteOffset, merged.byteLength), loc.offset);
+      const view = <T extends Float32Array | Uint16Array>(Kind: { new (b: ArrayBufferLike, o: number, n: number): T; BYTES_PER_ELEMENT: number }, bytes: Uint8Array) => {
+        const at = bytes.byteOffset + loc.offset;
+        const aligned = at % Kind.BYTES_PER_ELEMENT === 0;
+        return aligned ? new Kind(bytes.buffer, at, loc.length / Kind.BYTES_PER_ELEMENT) : new Kind(bytes.slice(loc.offset, loc.offset + loc.length).buffer, 0, loc.length / Kind.BYTES_PER_ELEMENT);
+      };
+      if (loc.dataType === DataType.FLOAT16) await this.merger.merge(view(Uint16Array, base), binding.layout, m, view(Uint16Array, weights));
+      else await this.merger.merge(view(Float32Array, base), binding.layout, m, view(Float32Array, weights));
     }
     const t1 = performance.now();
     // Rows on a merged session carry no mix: the LoRA-free graph when there is one.
@@ -216,7 +222,7 @@ export class OnnxBaseModel extends OnnxVariant implements BaseModel {
     });
     const t2 = performance.now();
     const variant = new OnnxVariant(this.state, this.state.plainGraph ? { lora: null, plain: session } : { lora: session, plain: null }, weights.byteLength, false);
-    return Object.assign(variant, { buildMs: { delta: t1 - t0, session: t2 - t1 } });
+    return Object.assign(variant, { buildMs: { copy: tCopy - t0, delta: t1 - tCopy, session: t2 - t1 } });
   }
 
   override async dispose(): Promise<void> {

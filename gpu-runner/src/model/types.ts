@@ -80,7 +80,7 @@ export interface BaseModel extends ModelVariant {
    * not JS loops), created from the same graph through `externalData`. Rows stepped on it must
    * have mix = null. Required for mixes touching "merge-only" targets.
    */
-  createMerged(mix: ComposedMix): Promise<ModelVariant & { buildMs: { delta: number; session: number } }>;
+  createMerged(mix: ComposedMix): Promise<ModelVariant & { buildMs: { copy: number; delta: number; session: number } }>;
 }
 
 export type BackendName = "node" | "web";
