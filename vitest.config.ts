@@ -44,6 +44,8 @@ export default defineConfig({
                 RUNNER_SECRET: "test-runner-secret",
                 LOG_LEVEL: "silent",
                 MAX_ADAPTER_BYTES: "1048576",
+                // The per-isolate key/adapter cache stays on, with a TTL short enough that a test can outwait it.
+                EDGE_CACHE_TTL_MS: "200",
                 // Three fake runners (tests answer their requests by spying on fetch).
                 RUNNER_URLS: "http://runner-a.test,http://runner-b.test,http://runner-c.test",
               },

@@ -1,8 +1,7 @@
 import type { BenchCase } from "../lib/case.js";
-import { interleave } from "../lib/interleave.js";
 import { figure } from "../lib/report.js";
 import { pairedRatio } from "../lib/stats.js";
-import { decodeTokensPerSecond, loadBenchModel, prefillCaches, promptTokens, randomMix, timePrefill } from "../lib/workload.js";
+import { loadBenchModel, prefillAndDecode, promptTokens, randomMix } from "../lib/workload.js";
 
 /** Case 7: the same model, mix and inputs on onnxruntime-web (wasm) vs onnxruntime-node (CPU EP). */
 export const backends: BenchCase = {
@@ -16,19 +15,7 @@ export const backends: BenchCase = {
       const prompt = [promptTokens(node.manifest, ctx.quick ? 32 : 128)];
       const steps = ctx.quick ? 4 : 8;
       ctx.progress(`prefill ${prompt[0].length} tokens and ${steps} decode steps with a rank-16 mix on both backends`);
-      const prefill = await interleave(
-        { node: () => timePrefill(node, prompt, [mix]), web: () => timePrefill(web, prompt, [mix]) },
-        ctx,
-      );
-      const nodeCaches = await prefillCaches(node, prompt, [mix]);
-      const webCaches = await prefillCaches(web, prompt, [mix]);
-      const decode = await interleave(
-        {
-          node: () => decodeTokensPerSecond(node, nodeCaches, [mix], steps),
-          web: () => decodeTokensPerSecond(web, webCaches, [mix], steps),
-        },
-        ctx,
-      );
+      const { prefill, decode } = await prefillAndDecode({ node: { variant: node, mixes: [mix] }, web: { variant: web, mixes: [mix] } }, prompt, steps, ctx);
       const prefillRatio = pairedRatio(prefill.web.samples, prefill.node.samples);
       const decodeRatio = pairedRatio(decode.node.samples, decode.web.samples);
       return {

@@ -1,11 +1,11 @@
 import { createRng } from "#core/random/index";
 import type { ComposedMix } from "#core/lora/types";
-import type { BenchCase } from "../lib/case.js";
+import { modelCase } from "../lib/case.js";
 import { interleave } from "../lib/interleave.js";
 import { loraRoofline } from "../lib/lora-roofline.js";
 import { figure, type Figure } from "../lib/report.js";
 import { pairedRatio, summarize } from "../lib/stats.js";
-import { decodeStepMs, decodeTokensPerSecond, loadBenchModel, prefillCaches, promptTokens, randomMix, unmergedTargets } from "../lib/workload.js";
+import { decodeStepMs, decodeTokensPerSecond, prefillCaches, promptTokens, randomMix, unmergedTargets } from "../lib/workload.js";
 
 /**
  * Case 3: batches where every row has its own mix.
@@ -17,150 +17,145 @@ import { decodeStepMs, decodeTokensPerSecond, loadBenchModel, prefillCaches, pro
  * 3c "churn": rows finishing and arriving every step, each with a distinct mix: time packing LoRA
  *   inputs ÷ total step time.
  */
-export const heterogeneousBatching: BenchCase = {
+export const heterogeneousBatching = modelCase({
   id: "3",
   title: "heterogeneous batching",
-  async run(ctx) {
-    const model = await loadBenchModel(ctx.modelId);
+  async run(ctx, model) {
     const figures: Figure[] = [];
     const targets = unmergedTargets(model.manifest);
-    try {
-      const rng = createRng(303);
-      const steps = ctx.quick ? 2 : 3;
-      // 3a
-      for (const B of ctx.quick ? [8] : [8, 32, 64]) {
-        const distinct: ComposedMix[] = [];
-        for (let i = 0; i < B; i++) {
-          const terms = 1 + Math.floor(rng.nextFloat() * 3);
-          const ranks = Array.from({ length: terms }, () => 8 * (1 + Math.floor(rng.nextFloat() * 4)));
-          distinct.push(randomMix(model.manifest, ranks, 3000 + B * 100 + i));
-        }
-        const prompts = Array.from({ length: B }, (_, i) => promptTokens(model.manifest, 16, i + 1));
-        const none = prompts.map(() => null);
-        ctx.progress(`3a batch ${B}: base step, distinct-mix step, bare per-row LoRA graph`);
-        const roof = await loraRoofline(targets, distinct);
-        const distinctCaches = await prefillCaches(model, prompts, distinct);
-        const baseCaches = await prefillCaches(model, prompts, none);
-        try {
-          const result = await interleave(
-            {
-              distinct: () => decodeStepMs(model, distinctCaches, distinct, steps),
-              base: () => decodeStepMs(model, baseCaches, none, steps),
-              lora: async () => {
-                const t0 = performance.now();
-                for (let s = 0; s < steps; s++) await roof.session.run(roof.feeds, roof.outputs);
-                return (performance.now() - t0) / steps;
-              },
-            },
-            ctx,
-          );
-          const eff = result.distinct.samples.map((d, i) => (result.base.samples[i]! + result.lora.samples[i]!) / d);
-          const sumRanks = distinct.reduce((n, m) => n + m.maxRank, 0);
-          figures.push(
-            figure(`3a batch ${B} (t_base + t_lora) ÷ t_distinct`, summarize(eff).median, "×", {
-              stats: summarize(eff),
-              goal: { op: ">=", target: 0.8 },
-              note: `Σ ranks ${sumRanks}, unpadded LoRA bytes ${(roof.bytes / 1e9).toFixed(2)} GB read by the bare graph per step`,
-            }),
-            figure(`3a batch ${B} t_distinct`, result.distinct.stats.median, "ms", { stats: result.distinct.stats }),
-            figure(`3a batch ${B} t_base`, result.base.stats.median, "ms", { stats: result.base.stats }),
-            figure(`3a batch ${B} t_lora (bare graph)`, result.lora.stats.median, "ms", { stats: result.lora.stats }),
-          );
-        } finally {
-          await roof.session.release();
-        }
+    const rng = createRng(303);
+    const steps = ctx.quick ? 2 : 3;
+    // 3a
+    for (const B of ctx.quick ? [8] : [8, 32, 64]) {
+      const distinct: ComposedMix[] = [];
+      for (let i = 0; i < B; i++) {
+        const terms = 1 + Math.floor(rng.nextFloat() * 3);
+        const ranks = Array.from({ length: terms }, () => 8 * (1 + Math.floor(rng.nextFloat() * 4)));
+        distinct.push(randomMix(model.manifest, ranks, 3000 + B * 100 + i));
       }
-
-      // 3b
-      {
-        const B = ctx.quick ? 8 : 64;
-        const qv = (m: string) => m.endsWith("q_proj") || m.endsWith("v_proj");
-        const qvMix = (seed: number) => {
-          const terms = 1 + Math.floor(rng.nextFloat() * 3);
-          return randomMix(model.manifest, Array.from({ length: terms }, () => 8 * (1 + Math.floor(rng.nextFloat() * 2))), seed, qv);
-        };
-        const allMix = (seed: number) => randomMix(model.manifest, [16], seed);
-        const distinct = Array.from({ length: B }, (_, i) => (i % 2 ? allMix(5000 + i) : qvMix(5000 + i)));
-        const sharedQv = qvMix(4998);
-        const sharedAll = allMix(4999);
-        const shared = distinct.map((_, i) => (i % 2 ? sharedAll : sharedQv));
-        const prompts = Array.from({ length: B }, (_, i) => promptTokens(model.manifest, 16, i + 1));
-        ctx.progress(`3b batch ${B}: realistic distinct mixes (q/v r8–16, all-linear r16) vs shared`);
-        const distinctCaches = await prefillCaches(model, prompts, distinct);
-        const sharedCaches = await prefillCaches(model, prompts, shared);
+      const prompts = Array.from({ length: B }, (_, i) => promptTokens(model.manifest, 16, i + 1));
+      const none = prompts.map(() => null);
+      ctx.progress(`3a batch ${B}: base step, distinct-mix step, bare per-row LoRA graph`);
+      const roof = await loraRoofline(targets, distinct);
+      const distinctCaches = await prefillCaches(model, prompts, distinct);
+      const baseCaches = await prefillCaches(model, prompts, none);
+      try {
         const result = await interleave(
           {
-            distinct: () => decodeTokensPerSecond(model, distinctCaches, distinct, steps),
-            shared: () => decodeTokensPerSecond(model, sharedCaches, shared, steps),
+            distinct: () => decodeStepMs(model, distinctCaches, distinct, steps),
+            base: () => decodeStepMs(model, baseCaches, none, steps),
+            lora: async () => {
+              const t0 = performance.now();
+              for (let s = 0; s < steps; s++) await roof.session.run(roof.feeds, roof.outputs);
+              return (performance.now() - t0) / steps;
+            },
           },
           ctx,
         );
-        const ratio = pairedRatio(result.distinct.samples, result.shared.samples);
+        const eff = result.distinct.samples.map((d, i) => (result.base.samples[i]! + result.lora.samples[i]!) / d);
+        const sumRanks = distinct.reduce((n, m) => n + m.maxRank, 0);
         figures.push(
-          figure(`3b batch ${B} realistic distinct ÷ shared tok/s`, ratio.median, "×", {
-            stats: ratio,
-            goal: { op: ">=", target: 0.85 },
-            note: "half the rows 1–3 adapters r8–16 on q/v, half r16 on every projection; shared = one mix of each kind",
+          figure(`3a batch ${B} (t_base + t_lora) ÷ t_distinct`, summarize(eff).median, "×", {
+            stats: summarize(eff),
+            goal: { op: ">=", target: 0.8 },
+            note: `Σ ranks ${sumRanks}, unpadded LoRA bytes ${(roof.bytes / 1e9).toFixed(2)} GB read by the bare graph per step`,
           }),
-          figure(`3b batch ${B} distinct`, result.distinct.stats.median, "tok/s", { stats: result.distinct.stats }),
-          figure(`3b batch ${B} shared`, result.shared.stats.median, "tok/s", { stats: result.shared.stats }),
+          figure(`3a batch ${B} t_distinct`, result.distinct.stats.median, "ms", { stats: result.distinct.stats }),
+          figure(`3a batch ${B} t_base`, result.base.stats.median, "ms", { stats: result.base.stats }),
+          figure(`3a batch ${B} t_lora (bare graph)`, result.lora.stats.median, "ms", { stats: result.lora.stats }),
         );
+      } finally {
+        await roof.session.release();
       }
-
-      // 3c
-      {
-        const B = ctx.quick ? 4 : 32;
-        const totalSteps = ctx.quick ? 6 : 40;
-        ctx.progress(`3c churn: ${B} rows, Poisson arrivals, lengths 16–256, ${totalSteps} steps`);
-        let seed = 7000;
-        const fresh = () => {
-          const terms = 1 + Math.floor(rng.nextFloat() * 3);
-          return randomMix(model.manifest, Array.from({ length: terms }, () => 8 * (1 + Math.floor(rng.nextFloat() * 4))), seed++);
-        };
-        type Row = { mix: ComposedMix; cache: import("../../gpu-runner/src/model/index.js").KvCache; left: number };
-        const admit = async (n: number): Promise<Row[]> => {
-          if (n === 0) return [];
-          const mixes = Array.from({ length: n }, fresh);
-          const caches = await prefillCaches(model, mixes.map((_, i) => promptTokens(model.manifest, 16, seed + i)), mixes);
-          return mixes.map((mix, i) => ({ mix, cache: caches[i]!, left: 16 + Math.floor(rng.nextFloat() * 241) }));
-        };
-        // Start mid-flight: each row somewhere in its length.
-        let rows = (await admit(B)).map((r) => ({ ...r, left: 1 + Math.floor(rng.nextFloat() * r.left) }));
-        const before = { ...model.timings! };
-        let decodeMs = 0;
-        let packMs = 0;
-        let joined = 0;
-        for (let s = 0; s < totalSteps; s++) {
-          // Poisson arrivals with mean = the expected finishes per step, plus a refill to B.
-          const lambda = rows.length / 136;
-          let arrivals = 0;
-          for (let p = Math.exp(-lambda), u = rng.nextFloat(), acc = p, k = 0; u > acc && k < 8; k++) {
-            arrivals++;
-            p *= lambda / (k + 1);
-            acc += p;
-          }
-          arrivals = Math.max(arrivals, B - rows.length);
-          rows.push(...(await admit(arrivals)));
-          joined += arrivals;
-          const pack0 = model.timings!.loraPackMs;
-          const t0 = performance.now();
-          const out = await model.step(rows.map((r) => ({ tokens: [65], cache: r.cache, mix: r.mix })));
-          decodeMs += performance.now() - t0;
-          packMs += model.timings!.loraPackMs - pack0;
-          rows = rows.map((r, i) => ({ ...r, cache: out[i]!.cache, left: r.left - 1 })).filter((r) => r.left > 0);
-        }
-        const all = { steps: model.timings!.steps - before.steps, stepMs: model.timings!.stepMs - before.stepMs, packMs: model.timings!.loraPackMs - before.loraPackMs };
-        figures.push(
-          figure("3c churn: LoRA packing ÷ decode step time", (100 * packMs) / decodeMs, "%", {
-            goal: { op: "<=", target: 5 },
-            note: `${totalSteps} decode steps of ≈${B} rows, ${joined} rows joined; prefill steps included: ${((100 * all.packMs) / all.stepMs).toFixed(1)} % of all step time`,
-          }),
-          figure("3c churn: decode step", decodeMs / totalSteps, "ms"),
-        );
-      }
-      return { figures };
-    } finally {
-      await model.dispose();
     }
+
+    // 3b
+    {
+      const B = ctx.quick ? 8 : 64;
+      const qv = (m: string) => m.endsWith("q_proj") || m.endsWith("v_proj");
+      const qvMix = (seed: number) => {
+        const terms = 1 + Math.floor(rng.nextFloat() * 3);
+        return randomMix(model.manifest, Array.from({ length: terms }, () => 8 * (1 + Math.floor(rng.nextFloat() * 2))), seed, qv);
+      };
+      const allMix = (seed: number) => randomMix(model.manifest, [16], seed);
+      const distinct = Array.from({ length: B }, (_, i) => (i % 2 ? allMix(5000 + i) : qvMix(5000 + i)));
+      const sharedQv = qvMix(4998);
+      const sharedAll = allMix(4999);
+      const shared = distinct.map((_, i) => (i % 2 ? sharedAll : sharedQv));
+      const prompts = Array.from({ length: B }, (_, i) => promptTokens(model.manifest, 16, i + 1));
+      ctx.progress(`3b batch ${B}: realistic distinct mixes (q/v r8–16, all-linear r16) vs shared`);
+      const distinctCaches = await prefillCaches(model, prompts, distinct);
+      const sharedCaches = await prefillCaches(model, prompts, shared);
+      const result = await interleave(
+        {
+          distinct: () => decodeTokensPerSecond(model, distinctCaches, distinct, steps),
+          shared: () => decodeTokensPerSecond(model, sharedCaches, shared, steps),
+        },
+        ctx,
+      );
+      const ratio = pairedRatio(result.distinct.samples, result.shared.samples);
+      figures.push(
+        figure(`3b batch ${B} realistic distinct ÷ shared tok/s`, ratio.median, "×", {
+          stats: ratio,
+          goal: { op: ">=", target: 0.85 },
+          note: "half the rows 1–3 adapters r8–16 on q/v, half r16 on every projection; shared = one mix of each kind",
+        }),
+        figure(`3b batch ${B} distinct`, result.distinct.stats.median, "tok/s", { stats: result.distinct.stats }),
+        figure(`3b batch ${B} shared`, result.shared.stats.median, "tok/s", { stats: result.shared.stats }),
+      );
+    }
+
+    // 3c
+    {
+      const B = ctx.quick ? 4 : 32;
+      const totalSteps = ctx.quick ? 6 : 40;
+      ctx.progress(`3c churn: ${B} rows, Poisson arrivals, lengths 16–256, ${totalSteps} steps`);
+      let seed = 7000;
+      const fresh = () => {
+        const terms = 1 + Math.floor(rng.nextFloat() * 3);
+        return randomMix(model.manifest, Array.from({ length: terms }, () => 8 * (1 + Math.floor(rng.nextFloat() * 4))), seed++);
+      };
+      type Row = { mix: ComposedMix; cache: import("../../gpu-runner/src/model/index.js").KvCache; left: number };
+      const admit = async (n: number): Promise<Row[]> => {
+        if (n === 0) return [];
+        const mixes = Array.from({ length: n }, fresh);
+        const caches = await prefillCaches(model, mixes.map((_, i) => promptTokens(model.manifest, 16, seed + i)), mixes);
+        return mixes.map((mix, i) => ({ mix, cache: caches[i]!, left: 16 + Math.floor(rng.nextFloat() * 241) }));
+      };
+      // Start mid-flight: each row somewhere in its length.
+      let rows = (await admit(B)).map((r) => ({ ...r, left: 1 + Math.floor(rng.nextFloat() * r.left) }));
+      const before = { ...model.timings! };
+      let decodeMs = 0;
+      let packMs = 0;
+      let joined = 0;
+      for (let s = 0; s < totalSteps; s++) {
+        // Poisson arrivals with mean = the expected finishes per step, plus a refill to B.
+        const lambda = rows.length / 136;
+        let arrivals = 0;
+        for (let p = Math.exp(-lambda), u = rng.nextFloat(), acc = p, k = 0; u > acc && k < 8; k++) {
+          arrivals++;
+          p *= lambda / (k + 1);
+          acc += p;
+        }
+        arrivals = Math.max(arrivals, B - rows.length);
+        rows.push(...(await admit(arrivals)));
+        joined += arrivals;
+        const pack0 = model.timings!.loraPackMs;
+        const t0 = performance.now();
+        const out = await model.step(rows.map((r) => ({ tokens: [65], cache: r.cache, mix: r.mix })));
+        decodeMs += performance.now() - t0;
+        packMs += model.timings!.loraPackMs - pack0;
+        rows = rows.map((r, i) => ({ ...r, cache: out[i]!.cache, left: r.left - 1 })).filter((r) => r.left > 0);
+      }
+      const all = { steps: model.timings!.steps - before.steps, stepMs: model.timings!.stepMs - before.stepMs, packMs: model.timings!.loraPackMs - before.loraPackMs };
+      figures.push(
+        figure("3c churn: LoRA packing ÷ decode step time", (100 * packMs) / decodeMs, "%", {
+          goal: { op: "<=", target: 5 },
+          note: `${totalSteps} decode steps of ≈${B} rows, ${joined} rows joined; prefill steps included: ${((100 * all.packMs) / all.stepMs).toFixed(1)} % of all step time`,
+        }),
+        figure("3c churn: decode step", decodeMs / totalSteps, "ms"),
+      );
+    }
+    return { figures };
   },
-};
+});

@@ -1,4 +1,6 @@
+import type { BaseModel } from "../../gpu-runner/src/model/index.js";
 import type { CaseResult } from "./report.js";
+import { loadBenchModel } from "./workload.js";
 
 export interface BenchContext {
   /** Sub-minute smoke run: the tiny model, few rounds, small sizes. Never read timings in CI. */
@@ -18,4 +20,23 @@ export interface BenchCase {
   id: string;
   title: string;
   run(ctx: BenchContext): Promise<Omit<CaseResult, "id" | "title" | "seconds">>;
+}
+
+/**
+ * A case that measures the bench model (`ctx.modelId` on the node backend): loaded before `run`,
+ * disposed after it, also when it throws.
+ */
+export function modelCase(spec: { id: string; title: string; run(ctx: BenchContext, model: BaseModel): ReturnType<BenchCase["run"]> }): BenchCase {
+  return {
+    id: spec.id,
+    title: spec.title,
+    async run(ctx) {
+      const model = await loadBenchModel(ctx.modelId);
+      try {
+        return await spec.run(ctx, model);
+      } finally {
+        await model.dispose();
+      }
+    },
+  };
 }

@@ -10,6 +10,7 @@ import type { ModelManifest } from "#core/manifest/model-manifest";
 import { ensureModel } from "../../gpu-runner/src/model-build/index.js";
 import { loadModel } from "../../gpu-runner/src/model/index.js";
 import type { BackendName, BaseModel, KvCache, ModelVariant } from "../../gpu-runner/src/model/index.js";
+import { interleave, type InterleaveOptions } from "./interleave.js";
 
 /** The bench pins ORT to the machine's cores, as the runner does by default. */
 export const THREADS = 2;
@@ -95,4 +96,24 @@ export async function decodeTokensPerSecond(
   }
   const seconds = (performance.now() - t0) / 1000;
   return (caches.length * steps) / seconds;
+}
+
+/** One side of a prefill/decode comparison: a model variant and each prompt row's mix. */
+export interface PrefillDecodeSide {
+  variant: ModelVariant;
+  mixes: ReadonlyArray<ComposedMix | null>;
+}
+
+/**
+ * The same prompts on several sides, measured side by side with `interleave`: prefill wall time
+ * (ms), then decode tokens/s over `steps` steps from caches each side prefilled once.
+ */
+export async function prefillAndDecode<K extends string>(sides: Record<K, PrefillDecodeSide>, prompts: readonly number[][], steps: number, options: InterleaveOptions) {
+  const names = Object.keys(sides) as K[];
+  const byName = <T>(f: (name: K) => T) => Object.fromEntries(names.map((n) => [n, f(n)])) as Record<K, T>;
+  const prefill = await interleave(byName((n) => () => timePrefill(sides[n].variant, prompts, sides[n].mixes)), options);
+  const caches = {} as Record<K, KvCache[]>;
+  for (const n of names) caches[n] = await prefillCaches(sides[n].variant, prompts, sides[n].mixes);
+  const decode = await interleave(byName((n) => () => decodeTokensPerSecond(sides[n].variant, caches[n], sides[n].mixes, steps)), options);
+  return { prefill, decode };
 }

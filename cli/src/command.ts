@@ -27,6 +27,16 @@ export interface Command {
   run(ctx: CommandContext): Promise<void>;
 }
 
+/** Specs of string options (`--name value`, read with `str` or `num`), one per name. */
+export function stringOptions(...names: string[]): OptionSpecs {
+  return Object.fromEntries(names.map((n) => [n, { type: "string" as const }]));
+}
+
+/** Specs of boolean options (`--name`, read with `flag`), one per name. */
+export function booleanOptions(...names: string[]): OptionSpecs {
+  return Object.fromEntries(names.map((n) => [n, { type: "boolean" as const }]));
+}
+
 /** A string option's value (undefined when absent). */
 export const str = (ctx: CommandContext, name: string) => ctx.values[name] as string | undefined;
 export const flag = (ctx: CommandContext, name: string) => ctx.values[name] === true;
@@ -49,4 +59,20 @@ export function positionals(ctx: CommandContext, min: number, max: number, what:
   if (p.length < min) throw new UsageError(`missing ${what}`);
   if (p.length > max) throw new UsageError(`unexpected argument '${p[max]}'`);
   return p;
+}
+
+/**
+ * `<command> [<sub> [<arg>]]`: without a subcommand runs `none()`, else `subs[sub](arg)`; an
+ * unknown subcommand is a UsageError naming the known ones.
+ */
+export async function runSubcommand(
+  ctx: CommandContext,
+  subs: Record<string, (arg: string | undefined) => Promise<void>>,
+  none: () => Promise<void>,
+): Promise<void> {
+  const [sub, arg] = positionals(ctx, 0, 2, "");
+  if (sub === undefined) return none();
+  const run = Object.hasOwn(subs, sub) ? subs[sub] : undefined;
+  if (!run) throw new UsageError(`unknown subcommand '${sub}' (expected: ${Object.keys(subs).join(", ")})`);
+  return run(arg);
 }

@@ -8,8 +8,9 @@
 import type { Completion, Logprobs, Usage } from "#core/wire/runner-api";
 import type { ModelManifest } from "#core/manifest/model-manifest";
 import type { BakeReportBody } from "#core/wire/bake";
+import type { DayUsage, DayUsageRow, UsageReport } from "#core/wire/usage-report";
 
-export type { Completion, Logprobs, Usage, ModelManifest };
+export type { Completion, Logprobs, Usage, ModelManifest, DayUsage, DayUsageRow, UsageReport };
 
 export type Visibility = "private" | "public";
 
@@ -227,22 +228,6 @@ export interface ApiKey {
 export interface CreatedApiKey extends ApiKey {
   /** The key itself: shown once. */
   key: string;
-}
-
-export interface DayUsage {
-  /** UTC day, YYYY-MM-DD. */
-  date: string;
-  requests: number;
-  prompt_tokens: number;
-  completion_tokens: number;
-  total_tokens: number;
-}
-
-export interface UsageReport {
-  object: "list";
-  data: DayUsage[];
-  totals: Omit<DayUsage, "date">;
-  limits: { requests_per_minute: number; tokens_per_day: number };
 }
 
 export interface List<T> {

@@ -13,12 +13,11 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadPeftAdapter } from "#core/peft/index";
 import { main } from "../../cli/src/main.js";
 import { captureIo } from "../../cli/src/test-io.js";
-import { freePort, repoRoot, startEdge, startRunner, type Service } from "../../scripts/lib/stack.js";
+import { repoRoot, type Service } from "../../scripts/lib/stack.js";
+import { E2E_MODEL, startEdgeStack, type EdgeStack } from "./edge-stack.js";
 
-const SECRET = "e2e-cli-runner-secret";
-const ADMIN = "e2e-cli-admin-token";
 const KEY = "le_e2e_cli_" + "l".repeat(30);
-const MODEL = "loraedge-tiny";
+const MODEL = E2E_MODEL;
 const BIN = path.join(repoRoot, "cli/bin/loraedge.js");
 
 interface Result {
@@ -28,10 +27,9 @@ interface Result {
 }
 
 describe("loraedge CLI: the README flow against the real worker + runner", () => {
-  const persistDir = mkdtempSync(path.join(tmpdir(), "loraedge-cli-e2e-state-"));
   const work = mkdtempSync(path.join(tmpdir(), "loraedge-cli-e2e-"));
   const env = { XDG_CONFIG_HOME: path.join(work, "config"), HOME: work };
-  let runner: Service | undefined;
+  let stack: EdgeStack | undefined;
   let edge: Service | undefined;
 
   /** The real bin in a child process (Node 22: the one running vitest). */
@@ -64,20 +62,12 @@ describe("loraedge CLI: the README flow against the real worker + runner", () =>
   const json = async (args: string[]) => JSON.parse(ok(await cli([...args, "--json"])));
 
   beforeAll(async () => {
-    const edgePort = await freePort();
-    runner = await startRunner({ secret: SECRET, edgeUrl: `http://127.0.0.1:${edgePort}`, models: MODEL, env: { RUNNER_THREADS: "1" } });
-    edge = await startEdge({ port: edgePort, runnerUrls: [runner.url], runnerSecret: SECRET, adminToken: ADMIN, persistDir });
-    const seeded = await fetch(`${edge.url}/v1/tenants/acme`, {
-      method: "PUT",
-      headers: { authorization: `Bearer ${ADMIN}`, "content-type": "application/json" },
-      body: JSON.stringify({ api_key: KEY }),
-    });
-    expect(seeded.status).toBe(201);
+    stack = await startEdgeStack({ tenant: "acme", key: KEY });
+    edge = stack.edge;
   });
 
   afterAll(async () => {
-    await Promise.all([edge?.stop(), runner?.stop()]);
-    rmSync(persistDir, { recursive: true, force: true });
+    await stack?.stop();
     rmSync(work, { recursive: true, force: true });
   });
 
@@ -86,7 +76,7 @@ describe("loraedge CLI: the README flow against the real worker + runner", () =>
     expect(bad.code).toBe(1);
     expect(bad.err).toMatch(/401 authentication_error/);
     expect(await cli(["ls"])).toMatchObject({ code: 2 }); // still not logged in
-    const admin = await cli(["login", "--url", edge!.url, "--key", ADMIN]);
+    const admin = await cli(["login", "--url", edge!.url, "--key", stack!.adminToken]);
     expect(admin.code).toBe(1); // the admin token is not a tenant key
 
     // The real bin, the key on stdin.

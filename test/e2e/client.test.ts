@@ -1,20 +1,14 @@
 // The API client (client/) against the real worker under `wrangler dev` and the real runner:
 // every method group once, the error class on real 4xx answers, upload progress on a streamed
 // body, completions as an async iterator of SSE chunks equal to the non-streamed text.
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LoraedgeClient, LoraedgeError, type UploadProgress } from "../../client/src/index.js";
 import type { ModelManifest } from "#core/manifest/model-manifest";
-import { writePeftAdapter } from "#core/peft/index";
-import { createRng, randomLoraAdapter } from "#core/random/index";
-import { freePort, startEdge, startRunner, type Service } from "../../scripts/lib/stack.js";
+import { freePort, type Service } from "../../scripts/lib/stack.js";
+import { E2E_MODEL, randomPeftFiles, startEdgeStack, type EdgeStack } from "./edge-stack.js";
 
-const SECRET = "e2e-client-runner-secret";
-const ADMIN = "e2e-client-admin-token";
 const KEY = "le_e2e_client_" + "c".repeat(28);
-const MODEL = "loraedge-tiny";
+const MODEL = E2E_MODEL;
 
 /** Resolves with the LoraedgeError `p` rejects with (fails when it resolves). */
 async function apiError(p: Promise<unknown>): Promise<LoraedgeError> {
@@ -28,40 +22,22 @@ async function apiError(p: Promise<unknown>): Promise<LoraedgeError> {
 }
 
 describe("API client against the real worker + runner", () => {
-  const persistDir = mkdtempSync(path.join(tmpdir(), "loraedge-client-e2e-"));
-  let runner: Service | undefined;
+  let stack: EdgeStack | undefined;
   let edge: Service | undefined;
   let client: LoraedgeClient;
   let manifest: ModelManifest;
 
-  const peftFiles = (seed: number, rank: number) => {
-    const targets = manifest.targets.filter((t) => t.mode === "unmerged").slice(0, 4);
-    const adapter = randomLoraAdapter(
-      createRng(seed),
-      targets.map((t) => ({ module: t.module, rank, inFeatures: t.in, outFeatures: t.out, scale: 0.25 })),
-      { baseModel: MODEL, fanInFanOut: targets[0]!.fanInFanOut },
-    );
-    const files = writePeftAdapter(adapter, { baseModel: MODEL });
-    return { config: files.config, weights: files.safetensors };
-  };
+  const peftFiles = (seed: number, rank: number) => randomPeftFiles(manifest, seed, rank);
 
   beforeAll(async () => {
-    const edgePort = await freePort();
-    runner = await startRunner({ secret: SECRET, edgeUrl: `http://127.0.0.1:${edgePort}`, models: MODEL, env: { RUNNER_THREADS: "1" } });
-    edge = await startEdge({ port: edgePort, runnerUrls: [runner.url], runnerSecret: SECRET, adminToken: ADMIN, persistDir });
-    const seeded = await fetch(`${edge.url}/v1/tenants/clienttest`, {
-      method: "PUT",
-      headers: { authorization: `Bearer ${ADMIN}`, "content-type": "application/json" },
-      body: JSON.stringify({ api_key: KEY }),
-    });
-    expect(seeded.status).toBe(201);
+    stack = await startEdgeStack({ tenant: "clienttest", key: KEY });
+    edge = stack.edge;
     client = new LoraedgeClient({ baseUrl: edge.url + "/", apiKey: KEY });
     manifest = (await client.models.get(MODEL)).manifest;
   });
 
   afterAll(async () => {
-    await Promise.all([edge?.stop(), runner?.stop()]);
-    rmSync(persistDir, { recursive: true, force: true });
+    await stack?.stop();
   });
 
   it("reports API errors as LoraedgeError with status, type and the API's message", async () => {

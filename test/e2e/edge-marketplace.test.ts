@@ -3,26 +3,18 @@
 // three PEFT adapters of different ranks, completes with a weighted mix (non-stream and
 // stream), and checks that echo+logprobs with the mix {a:1, b:1} equals the same request with
 // an uploaded adapter built as cat(a, b) (core's composeMix → mixAsAdapter → writePeftAdapter).
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { composeMix, mixAsAdapter } from "#core/compose/index";
 import type { LoraAdapter } from "#core/lora/types";
 import type { ModelManifest } from "#core/manifest/model-manifest";
 import { writePeftAdapter } from "#core/peft/index";
-import { createRng, randomLoraAdapter } from "#core/random/index";
-import { freePort, startEdge, startRunner, type Service } from "../../scripts/lib/stack.js";
+import { E2E_MODEL, randomAdapterFor, startEdgeStack, type EdgeStack } from "./edge-stack.js";
 
-const SECRET = "e2e-edge-runner-secret";
-const ADMIN = "e2e-edge-admin-token";
 const KEY = "le_e2e_marketplace_" + "m".repeat(24);
-const MODEL = "loraedge-tiny";
+const MODEL = E2E_MODEL;
 
 describe("edge marketplace end to end (runner + wrangler dev)", () => {
-  const persistDir = mkdtempSync(path.join(tmpdir(), "loraedge-edge-e2e-"));
-  let runner: Service | undefined;
-  let edge: Service | undefined;
+  let stack: EdgeStack | undefined;
   let base = "";
 
   const api = async (p: string, init: { method?: string; json?: unknown; body?: FormData } = {}) => {
@@ -50,36 +42,18 @@ describe("edge marketplace end to end (runner + wrangler dev)", () => {
   };
 
   beforeAll(async () => {
-    // The runner fetches adapter blobs from the edge, and the edge routes to the runner:
-    // reserve the edge's port first so each can be told the other's URL.
-    const edgePort = await freePort();
-    runner = await startRunner({ secret: SECRET, edgeUrl: `http://127.0.0.1:${edgePort}`, models: MODEL, env: { RUNNER_THREADS: "1" } });
-    edge = await startEdge({ port: edgePort, runnerUrls: [runner.url], runnerSecret: SECRET, adminToken: ADMIN, persistDir });
-    base = edge.url;
-    const seeded = await fetch(`${base}/v1/tenants/e2e`, {
-      method: "PUT",
-      headers: { authorization: `Bearer ${ADMIN}`, "content-type": "application/json" },
-      body: JSON.stringify({ api_key: KEY }),
-    });
-    expect(seeded.status).toBe(201);
+    stack = await startEdgeStack({ tenant: "e2e", key: KEY });
+    base = stack.url;
   });
 
   afterAll(async () => {
-    await Promise.all([edge?.stop(), runner?.stop()]);
-    rmSync(persistDir, { recursive: true, force: true });
+    await stack?.stop();
   });
 
   it("uploads three adapters of different ranks, completes with a weighted mix, and mix {a:1,b:1} ≡ cat(a,b)", async () => {
     const model = await ok(await api(`/v1/models/${MODEL}`));
     const manifest = model.manifest as ModelManifest;
-    const targets = manifest.targets.filter((t) => t.mode === "unmerged").slice(0, 4);
-    expect(targets.length).toBeGreaterThan(0);
-    const make = (seed: number, rank: number) =>
-      randomLoraAdapter(
-        createRng(seed),
-        targets.map((t) => ({ module: t.module, rank, inFeatures: t.in, outFeatures: t.out, scale: 0.25 })),
-        { baseModel: MODEL, fanInFanOut: targets[0]!.fanInFanOut },
-      );
+    const make = (seed: number, rank: number) => randomAdapterFor(manifest, seed, rank);
     const [ad, bd, cd] = [make(101, 2), make(202, 4), make(303, 8)];
     const a = await upload("e2e-a", ad);
     const b = await upload("e2e-b", bd);

@@ -2,56 +2,32 @@
 // models.list (base, adapter and composition with `parent`), completions and chat with and
 // without streaming (an adapter named as `model`, include_usage), and API errors mapped to its
 // exception classes. Nothing here is faked.
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import path from "node:path";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ModelManifest } from "#core/manifest/model-manifest";
-import { writePeftAdapter } from "#core/peft/index";
-import { createRng, randomLoraAdapter } from "#core/random/index";
-import { freePort, startEdge, startRunner, type Service } from "../../scripts/lib/stack.js";
+import { E2E_MODEL, randomPeftFiles, startEdgeStack, type EdgeStack } from "./edge-stack.js";
 
-const SECRET = "e2e-openai-runner-secret";
-const ADMIN = "e2e-openai-admin-token";
 const KEY = "le_e2e_openai_" + "o".repeat(28);
-const MODEL = "loraedge-tiny";
+const MODEL = E2E_MODEL;
 
 describe("openai npm client against the real worker + runner", () => {
-  const persistDir = mkdtempSync(path.join(tmpdir(), "loraedge-openai-e2e-"));
-  let runner: Service | undefined;
-  let edge: Service | undefined;
+  let stack: EdgeStack | undefined;
   let client: OpenAI;
   let adapterModel: string;
 
   const api = (p: string, init: RequestInit & { key?: string } = {}) =>
-    fetch(edge!.url + p, { ...init, headers: { authorization: `Bearer ${init.key ?? KEY}`, ...(init.headers ?? {}) } });
+    fetch(stack!.url + p, { ...init, headers: { authorization: `Bearer ${init.key ?? KEY}`, ...(init.headers ?? {}) } });
 
   beforeAll(async () => {
-    const edgePort = await freePort();
-    runner = await startRunner({ secret: SECRET, edgeUrl: `http://127.0.0.1:${edgePort}`, models: MODEL, env: { RUNNER_THREADS: "1" } });
-    edge = await startEdge({ port: edgePort, runnerUrls: [runner.url], runnerSecret: SECRET, adminToken: ADMIN, persistDir });
-    const seeded = await api("/v1/tenants/oai", {
-      method: "PUT",
-      key: ADMIN,
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ api_key: KEY }),
-    });
-    expect(seeded.status).toBe(201);
-    client = new OpenAI({ baseURL: `${edge.url}/v1`, apiKey: KEY, maxRetries: 0 });
+    stack = await startEdgeStack({ tenant: "oai", key: KEY });
+    client = new OpenAI({ baseURL: `${stack.url}/v1`, apiKey: KEY, maxRetries: 0 });
 
     // One real PEFT adapter and a composition of it.
     const manifest = ((await (await api(`/v1/models/${MODEL}`)).json()) as { manifest: ModelManifest }).manifest;
-    const targets = manifest.targets.filter((t) => t.mode === "unmerged").slice(0, 4);
-    const adapter = randomLoraAdapter(
-      createRng(11),
-      targets.map((t) => ({ module: t.module, rank: 4, inFeatures: t.in, outFeatures: t.out, scale: 0.5 })),
-      { baseModel: MODEL, fanInFanOut: targets[0]!.fanInFanOut },
-    );
-    const files = writePeftAdapter(adapter, { baseModel: MODEL });
+    const files = randomPeftFiles(manifest, 11, 4, { scale: 0.5 });
     const form = new FormData();
     form.set("adapter_config.json", new File([JSON.stringify(files.config)], "adapter_config.json"));
-    form.set("adapter_model.safetensors", new File([files.safetensors as Uint8Array<ArrayBuffer>], "adapter_model.safetensors"));
+    form.set("adapter_model.safetensors", new File([files.weights as Uint8Array<ArrayBuffer>], "adapter_model.safetensors"));
     form.set("name", "pirate");
     form.set("base_model", MODEL);
     const up = await api("/v1/adapters", { method: "POST", body: form });
@@ -66,8 +42,7 @@ describe("openai npm client against the real worker + runner", () => {
   });
 
   afterAll(async () => {
-    await Promise.all([edge?.stop(), runner?.stop()]);
-    rmSync(persistDir, { recursive: true, force: true });
+    await stack?.stop();
   });
 
   it("models.list shows the base model, the adapter and the composition with `parent`; models.retrieve each", async () => {
@@ -115,7 +90,7 @@ describe("openai npm client against the real worker + runner", () => {
   });
 
   it("maps API errors to the client's exception classes", async () => {
-    const anonymous = new OpenAI({ baseURL: `${edge!.url}/v1`, apiKey: "le_wrong_" + "x".repeat(30), maxRetries: 0 });
+    const anonymous = new OpenAI({ baseURL: `${stack!.url}/v1`, apiKey: "le_wrong_" + "x".repeat(30), maxRetries: 0 });
     await expect(anonymous.models.list()).rejects.toBeInstanceOf(OpenAI.AuthenticationError);
     await expect(client.completions.create({ model: "oai/nope@1.0.0", prompt: "x" })).rejects.toBeInstanceOf(OpenAI.NotFoundError);
     await expect(client.models.retrieve("composition:none")).rejects.toBeInstanceOf(OpenAI.NotFoundError);
@@ -127,13 +102,13 @@ describe("openai npm client against the real worker + runner", () => {
     // A tenant limited to one request a minute: the second is a RateLimitError.
     const created = await api("/v1/tenants", {
       method: "POST",
-      key: ADMIN,
+      key: stack!.adminToken,
       headers: { "content-type": "application/json" },
       body: JSON.stringify({ name: "limited", rpm_limit: 1 }),
     });
     expect(created.status).toBe(201);
     const limitedKey = ((await created.json()) as { api_key: { key: string } }).api_key.key;
-    const limited = new OpenAI({ baseURL: `${edge!.url}/v1`, apiKey: limitedKey, maxRetries: 0 });
+    const limited = new OpenAI({ baseURL: `${stack!.url}/v1`, apiKey: limitedKey, maxRetries: 0 });
     await limited.completions.create({ model: MODEL, prompt: "x", max_tokens: 1 });
     await expect(limited.completions.create({ model: MODEL, prompt: "x", max_tokens: 1 })).rejects.toBeInstanceOf(OpenAI.RateLimitError);
   });

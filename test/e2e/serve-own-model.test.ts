@@ -18,15 +18,13 @@ import { importModel } from "../../gpu-runner/src/model-build/import-model.js";
 import { createHfTokenizer } from "../../gpu-runner/src/tokenizer/hf-tokenizer.js";
 import { seededLlamaCheckpoint } from "../../gpu-runner/src/model-build/seeded-checkpoint.js";
 import { BYTE_LEVEL_VOCAB, writeHfCheckpoint } from "../../gpu-runner/src/model-build/testing/hf-checkpoint.js";
-import { freePort, startEdge, startRunner, type Service } from "../../scripts/lib/stack.js";
+import { startEdgeStack, type EdgeStack } from "./edge-stack.js";
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const FIXTURE = path.join(REPO, "..", "shared", "fixtures", "tiny-random-llama-fp16");
 const present = fs.existsSync(path.join(FIXTURE, "model.onnx.data"));
 if (!present) console.warn(`skipping the serve-your-own-model e2e test: ${FIXTURE} is absent`);
 
-const SECRET = "e2e-own-model-runner-secret";
-const ADMIN = "e2e-own-model-admin-token";
 const KEY = "le_e2e_own_model_" + "o".repeat(26);
 
 type ChatWithAdapters = ChatCompletionCreateParamsNonStreaming & { adapters?: { id: string; weight: number }[] };
@@ -34,8 +32,7 @@ type ChatWithAdapters = ChatCompletionCreateParamsNonStreaming & { adapters?: { 
 describe.skipIf(!present)("serve your own model (import → RUNNER_MODELS=a,b → upload a PEFT adapter → chat with the openai client)", () => {
   const work = mkdtempSync(path.join(tmpdir(), "loraedge-own-model-"));
   const cache = path.join(work, "models");
-  let runner: Service | undefined;
-  let edge: Service | undefined;
+  let stack: EdgeStack | undefined;
   let openai: OpenAI;
 
   beforeAll(async () => {
@@ -50,20 +47,18 @@ describe.skipIf(!present)("serve your own model (import → RUNNER_MODELS=a,b �
     );
     await importModel(hf, { cacheDir: cache });
 
-    const edgePort = await freePort();
-    runner = await startRunner({ secret: SECRET, edgeUrl: `http://127.0.0.1:${edgePort}`, models: "tiny-llama,my-llama", env: { LORAEDGE_MODEL_CACHE: cache, RUNNER_THREADS: "1" } });
-    edge = await startEdge({ port: edgePort, runnerUrls: [runner.url], runnerSecret: SECRET, adminToken: ADMIN, persistDir: path.join(work, "state") });
-    const seeded = await fetch(`${edge.url}/v1/tenants/own`, {
-      method: "PUT",
-      headers: { authorization: `Bearer ${ADMIN}`, "content-type": "application/json" },
-      body: JSON.stringify({ api_key: KEY }),
+    stack = await startEdgeStack({
+      tenant: "own",
+      key: KEY,
+      models: "tiny-llama,my-llama",
+      runnerEnv: { LORAEDGE_MODEL_CACHE: cache },
+      persistDir: path.join(work, "state"),
     });
-    expect(seeded.status).toBe(201);
-    openai = new OpenAI({ baseURL: `${edge.url}/v1`, apiKey: KEY, maxRetries: 0 });
+    openai = new OpenAI({ baseURL: `${stack.url}/v1`, apiKey: KEY, maxRetries: 0 });
   });
 
   afterAll(async () => {
-    await Promise.all([edge?.stop(), runner?.stop()]);
+    await stack?.stop();
     rmSync(work, { recursive: true, force: true });
   });
 
@@ -100,7 +95,7 @@ describe.skipIf(!present)("serve your own model (import → RUNNER_MODELS=a,b �
   });
 
   it("a PEFT adapter made for the imported fp16 model changes its answers through the openai client", async () => {
-    const res = await fetch(`${edge!.url}/v1/models/tiny-llama`, { headers: { authorization: `Bearer ${KEY}` } });
+    const res = await fetch(`${stack!.url}/v1/models/tiny-llama`, { headers: { authorization: `Bearer ${KEY}` } });
     const { manifest } = (await res.json()) as { manifest: ModelManifest };
     expect(manifest).toMatchObject({ dtype: "float16", architecture: "llama" });
     const adapter = randomLoraAdapter(
@@ -114,7 +109,7 @@ describe.skipIf(!present)("serve your own model (import → RUNNER_MODELS=a,b �
     form.set("base_model", "tiny-llama");
     form.set("adapter_config.json", new Blob([JSON.stringify(files.config)], { type: "application/json" }), "adapter_config.json");
     form.set("adapter_model.safetensors", new Blob([files.safetensors as Uint8Array<ArrayBuffer>]), "adapter_model.safetensors");
-    const uploaded = await fetch(`${edge!.url}/v1/adapters`, { method: "POST", headers: { authorization: `Bearer ${KEY}` }, body: form });
+    const uploaded = await fetch(`${stack!.url}/v1/adapters`, { method: "POST", headers: { authorization: `Bearer ${KEY}` }, body: form });
     expect(uploaded.status).toBe(201);
 
     const base: ChatWithAdapters = { model: "tiny-llama", messages: [{ role: "user", content: "Tell me a story" }], max_tokens: 12, temperature: 0, seed: 1 };

@@ -9,25 +9,20 @@ import path from "node:path";
 import { chromium, type Browser, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ModelManifest } from "#core/manifest/model-manifest";
-import { writePeftAdapter } from "#core/peft/index";
-import { createRng, randomLoraAdapter } from "#core/random/index";
-import { freePort, repoRoot, startEdge, startRunner, type Service } from "../../scripts/lib/stack.js";
+import { repoRoot } from "../../scripts/lib/stack.js";
+import { E2E_MODEL, randomPeftFiles, startEdgeStack, type EdgeStack } from "./edge-stack.js";
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const hasChromium = existsSync(CHROMIUM);
 if (!hasChromium) console.warn(`web-app browser tests skipped: no chromium at ${CHROMIUM} (apt-get install -y chromium)`);
 
-const SECRET = "e2e-web-runner-secret";
-const ADMIN = "e2e-web-admin-token";
 const KEY = "le_e2e_web_" + "w".repeat(32);
-const MODEL = "loraedge-tiny";
+const MODEL = E2E_MODEL;
 const shots = path.join(repoRoot, ".cache/screenshots");
 
 describe.skipIf(!hasChromium)("web app in chromium (runner + wrangler dev)", () => {
-  const persistDir = mkdtempSync(path.join(tmpdir(), "loraedge-web-e2e-"));
   const filesDir = mkdtempSync(path.join(tmpdir(), "loraedge-web-files-"));
-  let runner: Service | undefined;
-  let edge: Service | undefined;
+  let stack: EdgeStack | undefined;
   let browser: Browser | undefined;
   let page: Page;
   let base = "";
@@ -46,17 +41,11 @@ describe.skipIf(!hasChromium)("web app in chromium (runner + wrangler dev)", () 
   };
   /** Writes a PEFT folder of a random adapter; `inFeatures` can be made wrong on purpose. */
   const peftFolder = (name: string, seed: number, rank: number, wrongIn = false) => {
-    const targets = manifest.targets.filter((t) => t.mode === "unmerged").slice(0, 4);
-    const adapter = randomLoraAdapter(
-      createRng(seed),
-      targets.map((t) => ({ module: t.module, rank, inFeatures: wrongIn ? t.in + 1 : t.in, outFeatures: t.out, scale: 0.25 })),
-      { baseModel: MODEL, fanInFanOut: targets[0]!.fanInFanOut },
-    );
-    const files = writePeftAdapter(adapter, { baseModel: MODEL });
+    const files = randomPeftFiles(manifest, seed, rank, { wrongIn });
     const dir = path.join(filesDir, name);
     mkdirSync(dir, { recursive: true });
     writeFileSync(path.join(dir, "adapter_config.json"), JSON.stringify(files.config, null, 2));
-    writeFileSync(path.join(dir, "adapter_model.safetensors"), files.safetensors);
+    writeFileSync(path.join(dir, "adapter_model.safetensors"), files.weights);
     return [path.join(dir, "adapter_config.json"), path.join(dir, "adapter_model.safetensors")];
   };
   /** Form controls without an accessible name (label, aria-label or aria-labelledby) on the page. */
@@ -76,16 +65,8 @@ describe.skipIf(!hasChromium)("web app in chromium (runner + wrangler dev)", () 
 
   beforeAll(async () => {
     mkdirSync(shots, { recursive: true });
-    const edgePort = await freePort();
-    runner = await startRunner({ secret: SECRET, edgeUrl: `http://127.0.0.1:${edgePort}`, models: MODEL, env: { RUNNER_THREADS: "1" } });
-    edge = await startEdge({ port: edgePort, runnerUrls: [runner.url], runnerSecret: SECRET, adminToken: ADMIN, persistDir });
-    base = edge.url;
-    const seeded = await fetch(`${base}/v1/tenants/webber`, {
-      method: "PUT",
-      headers: { authorization: `Bearer ${ADMIN}`, "content-type": "application/json" },
-      body: JSON.stringify({ api_key: KEY }),
-    });
-    expect(seeded.status).toBe(201);
+    stack = await startEdgeStack({ tenant: "webber", key: KEY });
+    base = stack.url;
     manifest = (await api(`/v1/models/${MODEL}`)).manifest;
     browser = await chromium.launch({
       executablePath: CHROMIUM,
@@ -100,8 +81,7 @@ describe.skipIf(!hasChromium)("web app in chromium (runner + wrangler dev)", () 
 
   afterAll(async () => {
     await browser?.close();
-    await Promise.all([edge?.stop(), runner?.stop()]);
-    rmSync(persistDir, { recursive: true, force: true });
+    await stack?.stop();
     rmSync(filesDir, { recursive: true, force: true });
   });
 

@@ -1,27 +1,13 @@
 import { env } from "cloudflare:workers";
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { sha256Hex } from "../../workers/src/util/crypto.js";
 import { peftFiles, tinyAdapter, uploadForm } from "./adapter-files.js";
-import { installFakeRunners, MODEL, type FakeRunners } from "./fake-runner.js";
-import { call, callJson, expectError, newTenant, uploadAdapter } from "./helpers.js";
+import { useFakeRunners, MODEL } from "./fake-runner.js";
+import { call, callJson, expectError, failAdapterInserts, newTenant, r2Keys, rowCount, uploadAdapter } from "./helpers.js";
 
-let runners: FakeRunners;
-beforeEach(() => {
-  runners = installFakeRunners();
-});
-afterEach(() => {
-  vi.restoreAllMocks();
-});
+const runners = useFakeRunners();
 
-async function r2Keys(): Promise<string[]> {
-  const listed = await env.ADAPTERS.list();
-  return listed.objects.map((o) => o.key);
-}
-
-async function adapterCount(): Promise<number> {
-  const row = await env.DB.prepare("SELECT count(*) AS n FROM adapters").first<{ n: number }>();
-  return row!.n;
-}
+const adapterCount = () => rowCount("adapters");
 
 describe("POST /v1/adapters", () => {
   it("stores a valid PEFT adapter and returns its record", async () => {
@@ -146,11 +132,7 @@ describe("POST /v1/adapters", () => {
 
   it("is atomic when the D1 insert fails: no row and no orphan blob", async () => {
     const t = await newTenant("acme");
-    const prepare = env.DB.prepare.bind(env.DB);
-    vi.spyOn(env.DB, "prepare").mockImplementation((query: string) => {
-      if (/^insert into "adapters"/i.test(query)) throw new Error("D1_ERROR: injected failure");
-      return prepare(query);
-    });
+    failAdapterInserts();
     const r = await uploadAdapter(t.key, uploadForm(peftFiles(tinyAdapter(1, 4)), { name: "p" }));
     expectError(r, 503, "service_unavailable_error");
     vi.mocked(env.DB.prepare).mockRestore();
@@ -162,11 +144,7 @@ describe("POST /v1/adapters", () => {
     const t = await newTenant("acme");
     const files = peftFiles(tinyAdapter(1, 4));
     expect((await uploadAdapter(t.key, uploadForm(files, { name: "p" }))).status).toBe(201);
-    const prepare = env.DB.prepare.bind(env.DB);
-    vi.spyOn(env.DB, "prepare").mockImplementation((query: string) => {
-      if (/^insert into "adapters"/i.test(query)) throw new Error("D1_ERROR: injected failure");
-      return prepare(query);
-    });
+    failAdapterInserts();
     expectError(await uploadAdapter(t.key, uploadForm(files, { name: "q" })), 503);
     vi.mocked(env.DB.prepare).mockRestore();
     expect(await adapterCount()).toBe(1);

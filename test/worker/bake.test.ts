@@ -1,18 +1,12 @@
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { describe, expect, it } from "vitest";
 import { deltaWeight } from "#core/lora/delta";
 import { loadPeftAdapter } from "#core/peft/index";
 import { peftFiles, tinyAdapter, uploadForm } from "./adapter-files.js";
-import { installFakeRunners, type FakeRunners } from "./fake-runner.js";
+import { useFakeRunners } from "./fake-runner.js";
 import { call, callJson, expectError, newTenant, uploadAdapter } from "./helpers.js";
 import { env } from "cloudflare:workers";
 
-let runners: FakeRunners;
-beforeEach(() => {
-  runners = installFakeRunners();
-});
-afterEach(() => {
-  vi.restoreAllMocks();
-});
+const runners = useFakeRunners();
 
 async function setup() {
   const a = await newTenant("a");

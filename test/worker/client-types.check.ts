@@ -8,7 +8,8 @@ import type { AdapterJson } from "../../workers/src/adapters/record.js";
 import type { CompositionSchema } from "../../workers/src/compositions/record.js";
 import type { ChatRequestSchema, ChatResponseSchema, CompletionRequestSchema } from "../../workers/src/inference/completion-schema.js";
 import type { MixEntrySchema } from "../../workers/src/inference/resolve-mix.js";
-import type { Adapter, ChatCompletion, ChatRequest, Completion, CompletionRequest, Composition, MixEntry } from "../../client/src/types.js";
+import type { UsageSchema } from "../../workers/src/routes/usage.js";
+import type { Adapter, ChatCompletion, ChatRequest, Completion, CompletionRequest, Composition, MixEntry, UsageReport } from "../../client/src/types.js";
 import type { Completion as CoreCompletion } from "#core/wire/runner-api";
 
 // Responses: exactly the worker's shapes.
@@ -16,6 +17,7 @@ expectTypeOf<Adapter>().toEqualTypeOf<AdapterJson>();
 expectTypeOf<Composition>().toEqualTypeOf<z.infer<typeof CompositionSchema>>();
 expectTypeOf<Completion>().toEqualTypeOf<CoreCompletion>();
 expectTypeOf<ChatCompletion>().toEqualTypeOf<z.infer<typeof ChatResponseSchema>>();
+expectTypeOf<UsageReport>().toEqualTypeOf<z.infer<typeof UsageSchema>>();
 
 // Requests: everything the client can send is accepted by the worker's request schema.
 expectTypeOf<CompletionRequest>().toExtend<z.input<typeof CompletionRequestSchema>>();

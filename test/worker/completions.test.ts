@@ -1,18 +1,13 @@
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { mixKey } from "#core/wire/mix-key";
 import { PROMPT_TOKENS_HEADER } from "#core/wire/runner-api";
 import { rendezvousRank, mixRoutingKey } from "../../workers/src/runners/rendezvous.js";
 import { peftFiles, tinyAdapter, uploadForm } from "./adapter-files.js";
-import { installFakeRunners, MODEL, RUNNERS, type FakeRunners } from "./fake-runner.js";
+import { runnerLabel } from "../../workers/src/runners/runner-label.js";
+import { useFakeRunners, MODEL, RUNNERS, SECRET } from "./fake-runner.js";
 import { call, callJson, expectError, newTenant, uploadAdapter } from "./helpers.js";
 
-let runners: FakeRunners;
-beforeEach(() => {
-  runners = installFakeRunners();
-});
-afterEach(() => {
-  vi.restoreAllMocks();
-});
+const runners = useFakeRunners();
 
 async function setup(limits: { rpm_limit?: number; tokens_per_day?: number } = {}) {
   const a = await newTenant("a", limits);
@@ -155,7 +150,10 @@ describe("POST /v1/completions", () => {
     expect(r2.status).toBe(200);
     // 500s are not recorded by the fake runner: the second request went order[1] (500) → order[2].
     expect(runners.completions.slice(2).map((c) => c.runner)).toEqual([order[1], order[2]]);
-    expect(r2.res.headers.get("x-loraedge-runner")).toBe(new URL(order[2]!).host);
+    // The runner is named opaquely (no host or port): a stable label per runner.
+    expect(r2.res.headers.get("x-loraedge-runner")).toBe(await runnerLabel(SECRET, order[2]!));
+    expect(r2.res.headers.get("x-loraedge-runner")).toMatch(/^r-[0-9a-f]{12}$/);
+    expect(new Set(await Promise.all(RUNNERS.map((r) => runnerLabel(SECRET, r))))).toHaveProperty("size", 3);
     // Everyone fails: 503 with Retry-After.
     runners.behaviour[order[2]!] = "down";
     const r3 = await callJson("/v1/completions", { key: a.key, json });
@@ -170,7 +168,7 @@ describe("POST /v1/completions", () => {
     runners.behaviour[order[0]!] = "broken-stream";
     const res = await call("/v1/completions", { key: a.key, json: { model: MODEL, prompt: "Hi", stream: true, adapters: mix } });
     expect(res.status).toBe(200);
-    expect(res.headers.get("x-loraedge-runner")).toBe(new URL(order[1]!).host);
+    expect(res.headers.get("x-loraedge-runner")).toBe(await runnerLabel(SECRET, order[1]!));
     const events = await readSse(res);
     expect(events.filter((e) => e.includes('"error"'))).toEqual([]);
     expect(events[events.length - 1]).toBe("[DONE]");
@@ -310,7 +308,9 @@ describe("limits and usage", () => {
   });
 
   it("429 once the daily token budget is used; usage is per tenant per day", async () => {
-    const { a, b } = await setup({ tokens_per_day: 5 });
+    // The first request reserves its most tokens before dispatch: "Hi" (2 bytes + BOS) + max_tokens 4 = 7
+    // (test/worker/billing.test.ts holds the reservation itself).
+    const { a, b } = await setup({ tokens_per_day: 7 });
     // The fake runner reports prompt_tokens = prompt length (2) and completion_tokens = min(max_tokens, 4).
     expect((await call("/v1/completions", { key: a.key, json: { model: MODEL, prompt: "Hi", max_tokens: 4 } })).status).toBe(200);
     const r = await callJson("/v1/completions", { key: a.key, json: { model: MODEL, prompt: "Hi" } });
@@ -321,7 +321,7 @@ describe("limits and usage", () => {
     expect(usage.body.data).toHaveLength(1);
     expect(usage.body.data[0]).toMatchObject({ requests: 1, prompt_tokens: 2, completion_tokens: 4, total_tokens: 6 });
     expect(usage.body.data[0].date).toBe(new Date().toISOString().slice(0, 10));
-    expect(usage.body.limits.tokens_per_day).toBe(5);
+    expect(usage.body.limits.tokens_per_day).toBe(7);
     expect((await callJson("/v1/usage", { key: b.key })).body.data).toEqual([]);
     expectError(await callJson("/v1/usage?from=2026-02-01&to=2026-01-01", { key: a.key }), 400);
     expectError(await callJson("/v1/usage?from=yesterday", { key: a.key }), 400);

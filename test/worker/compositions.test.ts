@@ -1,14 +1,9 @@
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { describe, expect, it } from "vitest";
 import { peftFiles, tinyAdapter, uploadForm } from "./adapter-files.js";
-import { installFakeRunners, MANIFEST } from "./fake-runner.js";
+import { useFakeRunners, MANIFEST } from "./fake-runner.js";
 import { callJson, expectError, newTenant, uploadAdapter } from "./helpers.js";
 
-beforeEach(() => {
-  installFakeRunners([MANIFEST, { ...MANIFEST, id: "other-model" }]);
-});
-afterEach(() => {
-  vi.restoreAllMocks();
-});
+useFakeRunners([MANIFEST, { ...MANIFEST, id: "other-model" }]);
 
 async function setup() {
   const a = await newTenant("a");

@@ -3,7 +3,8 @@
 // and records what it received, so tests can check routing, signing and fail-over.
 import { signatureHeaders, verifyRequest } from "#core/wire/hmac";
 import type { ModelManifest } from "#core/manifest/model-manifest";
-import { RUNNER_PATHS, type Completion, type GenerateRequest } from "#core/wire/runner-api";
+import { tinyManifest } from "#core/testing/tiny-manifest";
+import { PROMPT_TOKENS_HEADER, RUNNER_PATHS, SAMPLED_TOKENS_FIELD, type Completion, type GenerateRequest } from "#core/wire/runner-api";
 import { RUNNER_BAKE_PATH, type BakeRequest, type BakeResponse } from "#core/wire/bake";
 import { bake } from "#core/bake/index";
 import { loadPeftAdapter, writePeftAdapter } from "#core/peft/index";
@@ -11,34 +12,21 @@ import { env } from "cloudflare:workers";
 import { blobKey } from "../../workers/src/adapters/blob-store.js";
 import { invalidateCatalog } from "../../workers/src/runners/catalog.js";
 import { runnerHealth } from "../../workers/src/runners/health.js";
-import { vi } from "vitest";
+import { afterEach, beforeEach, vi } from "vitest";
 
 export const RUNNERS = ["http://runner-a.test", "http://runner-b.test", "http://runner-c.test"];
 export const SECRET = "test-runner-secret";
 export const MODEL = "tiny-test";
 
 /** Targets of the tiny test model: 2 layers × (q_proj 16→16, v_proj 16→8) + a merge-only mlp. */
-export const MANIFEST: ModelManifest = {
+export const MANIFEST: ModelManifest = tinyManifest({
   id: MODEL,
-  architecture: "llama",
-  dtype: "float32",
-  vocabSize: 258,
-  contextLength: 128,
-  hiddenSize: 16,
-  numLayers: 2,
-  numHeads: 2,
-  numKvHeads: 1,
-  headDim: 8,
-  intermediateSize: 32,
-  parameters: 10_000,
-  tokenizer: { kind: "byte", bosId: 256, eosId: 257 },
-  maxRank: 16,
   targets: [0, 1].flatMap((l) => [
     { module: `model.layers.${l}.self_attn.q_proj`, in: 16, out: 16, mode: "unmerged" as const, fanInFanOut: false },
     { module: `model.layers.${l}.self_attn.v_proj`, in: 16, out: 8, mode: "unmerged" as const, fanInFanOut: false },
     { module: `model.layers.${l}.mlp.gate_proj`, in: 16, out: 32, mode: "merge-only" as const, fanInFanOut: false },
   ]),
-};
+});
 
 export type RunnerBehaviour =
   | "ok"
@@ -50,7 +38,28 @@ export type RunnerBehaviour =
   /** 502 adapter_unavailable, as the real runner answers when its adapter fetch fails (an upstream fault). */
   | "adapter-unavailable"
   /** 503 service_unavailable_error, as a draining or loading runner answers (the runner's fault). */
-  | "draining";
+  | "draining"
+  /** A stream (or a JSON answer) the test drives token by token: see DrivenStream. */
+  | "driven";
+
+/**
+ * A runner's answer the test controls, as a real runner generates it: `send(n)` samples n more
+ * tokens (one event each, with the cumulative `sampled_tokens` a real runner adds), `finish()`
+ * ends with the usage chunk and [DONE], `cut()` drops the connection mid-stream (what a runner
+ * killed with -9 looks like from the edge; that cannot be produced inside Miniflare). A request
+ * with `stream: false` is answered as JSON by `finish()` with completion_tokens = sent.
+ * Prompt tokens: the prompt's length, announced up front in the x-loraedge-prompt-tokens header.
+ */
+export interface DrivenStream {
+  body: GenerateRequest;
+  /** Tokens sampled so far. */
+  readonly sent: number;
+  send(n: number): void;
+  finish(): void;
+  cut(): void;
+  /** The reason the edge cancelled the runner's stream with (the client went away); null while not cancelled. */
+  readonly cancelled: string | null;
+}
 
 export interface ReceivedCompletion {
   runner: string;
@@ -60,6 +69,8 @@ export interface ReceivedCompletion {
 export interface FakeRunners {
   behaviour: Record<string, RunnerBehaviour>;
   completions: ReceivedCompletion[];
+  /** The answers of runners whose behaviour is "driven", in arrival order. */
+  driven: DrivenStream[];
   bakes: { runner: string; body: BakeRequest }[];
   /** Non-runner requests pass to this (default: the real fetch). */
   restore(): void;
@@ -99,6 +110,68 @@ function sse(body: GenerateRequest, runner: string): ReadableStream<Uint8Array> 
       controller.close();
     },
   });
+}
+
+/**
+ * The answer of a "driven" runner. Everything that touches the response (stream controller,
+ * timers) runs in the worker's request context, polling plain state the test changes through
+ * DrivenStream: workerd forbids one context to use another's I/O objects.
+ */
+function drivenAnswer(body: GenerateRequest, driven: DrivenStream[]): Promise<Response> | Response {
+  const enc = new TextEncoder();
+  const promptTokens = typeof body.prompt === "string" || Array.isArray(body.prompt) ? body.prompt.length : 0;
+  const base = { id: "cmpl-driven", object: "text_completion", created: 1, model: body.model };
+  const headers = { [PROMPT_TOKENS_HEADER]: String(promptTokens) };
+  const commands: ("token" | "finish" | "cut")[] = [];
+  let sampled = 0; // tokens the test released
+  let produced = 0; // tokens the response carried so far
+  let cancelledWith: string | null = null;
+  const nextCommand = async () => {
+    while (commands.length === 0) await new Promise((r) => setTimeout(r, 1));
+    return commands.shift()!;
+  };
+  const event = (data: unknown) => enc.encode(`data: ${typeof data === "string" ? data : JSON.stringify(data)}\n\n`);
+  const usage = () => ({ prompt_tokens: promptTokens, completion_tokens: produced, total_tokens: promptTokens + produced });
+  driven.push({
+    body,
+    get sent() {
+      return sampled;
+    },
+    send(n) {
+      for (let i = 0; i < n; i++) commands.push("token");
+      sampled += n;
+    },
+    finish: () => commands.push("finish"),
+    cut: () => commands.push("cut"),
+    get cancelled() {
+      return cancelledWith;
+    },
+  });
+  if (!body.stream) {
+    return (async () => {
+      while ((await nextCommand()) === "token") produced++;
+      return Response.json({ ...base, choices: [{ index: 0, text: "done", finish_reason: "length", logprobs: null }], usage: usage() }, { headers });
+    })();
+  }
+  const readable = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      const command = await nextCommand();
+      if (command === "token") {
+        produced++;
+        controller.enqueue(event({ ...base, choices: [{ index: 0, text: `t${produced} `, finish_reason: null, logprobs: null }], [SAMPLED_TOKENS_FIELD]: produced }));
+      } else if (command === "finish") {
+        controller.enqueue(event({ ...base, choices: [{ index: 0, text: "", finish_reason: "length", logprobs: null }], usage: usage(), [SAMPLED_TOKENS_FIELD]: produced }));
+        controller.enqueue(event("[DONE]"));
+        controller.close();
+      } else {
+        controller.error(new Error("connection reset by peer"));
+      }
+    },
+    cancel(reason) {
+      cancelledWith = String(reason ?? "cancelled");
+    },
+  });
+  return new Response(readable, { headers: { "content-type": "text/event-stream", ...headers } });
 }
 
 /**
@@ -142,6 +215,21 @@ async function fakeBake(body: BakeRequest): Promise<Response> {
   return Response.json(answer);
 }
 
+/**
+ * Fake runners for every test of the calling file: fresh ones installed in `beforeEach` (into the
+ * one object returned, so it can be held in a `const`), every mock restored in `afterEach`.
+ */
+export function useFakeRunners(models?: ModelManifest[]): FakeRunners {
+  const runners = {} as FakeRunners;
+  beforeEach(() => {
+    Object.assign(runners, installFakeRunners(models));
+  });
+  afterEach(() => {
+    vi.restoreAllMocks();
+  });
+  return runners;
+}
+
 /** Installs the fake runners; call restore() (or rely on vi.restoreAllMocks) afterwards. */
 export function installFakeRunners(models: ModelManifest[] = [MANIFEST]): FakeRunners {
   invalidateCatalog();
@@ -150,6 +238,7 @@ export function installFakeRunners(models: ModelManifest[] = [MANIFEST]): FakeRu
   const state: FakeRunners = {
     behaviour: Object.fromEntries(RUNNERS.map((r) => [r, "ok" as RunnerBehaviour])),
     completions: [],
+    driven: [],
     bakes: [],
     restore: () => spy.mockRestore(),
   };
@@ -204,6 +293,7 @@ export function installFakeRunners(models: ModelManifest[] = [MANIFEST]): FakeRu
       if (behaviour === "400") {
         return Response.json({ error: { type: "invalid_request_error", message: "prompt too long" } }, { status: 400 });
       }
+      if (behaviour === "driven") return drivenAnswer(body, state.driven);
       if (body.stream) return new Response(sse(body, runner), { headers: { "content-type": "text/event-stream" } });
       return Response.json(completionFor(body, runner));
     }

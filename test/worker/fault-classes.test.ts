@@ -1,21 +1,15 @@
 // What a runner's error answer does at the edge follows its type's fault class
 // (core/src/wire/errors.ts): fail over and mark down (runner), try the next (busy),
 // or answer the client at once with the runner kept healthy (request, upstream).
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { describe, expect, it } from "vitest";
 import { mixKey } from "#core/wire/mix-key";
 import { mixRoutingKey, rendezvousRank } from "../../workers/src/runners/rendezvous.js";
 import { runnerHealth } from "../../workers/src/runners/health.js";
 import { peftFiles, tinyAdapter, uploadForm } from "./adapter-files.js";
-import { installFakeRunners, MODEL, RUNNERS, type FakeRunners } from "./fake-runner.js";
+import { useFakeRunners, MODEL, RUNNERS } from "./fake-runner.js";
 import { callJson, expectError, newTenant, uploadAdapter } from "./helpers.js";
 
-let runners: FakeRunners;
-beforeEach(() => {
-  runners = installFakeRunners();
-});
-afterEach(() => {
-  vi.restoreAllMocks();
-});
+const runners = useFakeRunners();
 
 async function setup() {
   const a = await newTenant("a");

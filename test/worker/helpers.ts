@@ -1,5 +1,7 @@
 // Shared helpers for the worker integration tests: call the worker through its fetch handler.
-import { exports } from "cloudflare:workers";
+import { env, exports } from "cloudflare:workers";
+import { vi } from "vitest";
+import { afterResponseSettled } from "../../workers/src/util/after-response.js";
 
 export const ADMIN = "test-admin-token";
 export const EDGE = "http://edge";
@@ -12,7 +14,18 @@ export interface CallOptions {
   headers?: Record<string, string>;
 }
 
+/**
+ * One request through the worker's fetch handler. Returns once the response is there and the
+ * work the edge does after a response (usage settlement, use counts: ctx.waitUntil) has finished,
+ * as a client's next request would usually find it; `callRaw` does not wait for that work.
+ */
 export async function call(path: string, opts: CallOptions = {}): Promise<Response> {
+  const res = await callRaw(path, opts);
+  await afterResponseSettled();
+  return res;
+}
+
+export async function callRaw(path: string, opts: CallOptions = {}): Promise<Response> {
   const headers: Record<string, string> = { ...(opts.headers ?? {}) };
   if (opts.key) headers.authorization = `Bearer ${opts.key}`;
   let body = opts.body;
@@ -54,4 +67,26 @@ export function expectError(r: { status: number; body: any }, status: number, ty
 /** POST /v1/adapters with a multipart form. */
 export async function uploadAdapter(key: string, form: FormData): Promise<{ status: number; body: any; res: Response }> {
   return callJson("/v1/adapters", { key, method: "POST", body: form });
+}
+
+/** The keys in the adapter bucket (R2), sorted. */
+export async function r2Keys(): Promise<string[]> {
+  return (await env.ADAPTERS.list()).objects.map((o) => o.key).sort();
+}
+
+/** Rows in a D1 table. */
+export async function rowCount(table: string): Promise<number> {
+  return (await env.DB.prepare(`SELECT count(*) AS n FROM ${table}`).first<{ n: number }>())!.n;
+}
+
+/**
+ * Fault injection (a D1 failure cannot be produced for real): every `insert into "adapters"`
+ * statement throws until the returned spy is restored (`mockRestore`, or `vi.restoreAllMocks`).
+ */
+export function failAdapterInserts() {
+  const prepare = env.DB.prepare.bind(env.DB);
+  return vi.spyOn(env.DB, "prepare").mockImplementation((query: string) => {
+    if (/^insert into "adapters"/i.test(query)) throw new Error("D1_ERROR: injected failure");
+    return prepare(query);
+  });
 }

@@ -2,21 +2,15 @@
 // version and free-form string lengths. Every refusal is a 400/413 before anything is stored or
 // forwarded to a runner.
 import { env } from "cloudflare:workers";
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { describe, expect, it } from "vitest";
 import { createRng, randomLoraAdapter } from "#core/random/index";
 import { MIX_MODULE_SCALE_LIMIT, MIX_WEIGHT_LIMIT, mixBoundsViolation } from "#core/wire/mix-bounds";
 import { promptTokensLowerBound, chatPromptTokensLowerBound } from "../../workers/src/validation/prompt-bounds.js";
 import { peftFiles, tinyAdapter, uploadForm } from "./adapter-files.js";
-import { installFakeRunners, MANIFEST, MODEL, type FakeRunners } from "./fake-runner.js";
+import { useFakeRunners, MANIFEST, MODEL } from "./fake-runner.js";
 import { callJson, expectError, newTenant, uploadAdapter } from "./helpers.js";
 
-let runners: FakeRunners;
-beforeEach(() => {
-  runners = installFakeRunners();
-});
-afterEach(() => {
-  vi.restoreAllMocks();
-});
+const runners = useFakeRunners();
 
 /** An adapter on q_proj of layer 0 whose scale is `scale`. */
 function scaledAdapter(scale: number) {

@@ -1,17 +1,12 @@
 import { env, exports } from "cloudflare:workers";
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { describe, expect, it } from "vitest";
 import { signRequest } from "#core/wire/hmac";
 import { edgeAdapterPaths, SHA256_HEADER } from "#core/wire/runner-api";
 import { peftFiles, tinyAdapter, uploadForm } from "./adapter-files.js";
-import { installFakeRunners, SECRET } from "./fake-runner.js";
+import { useFakeRunners, SECRET } from "./fake-runner.js";
 import { EDGE, newTenant, uploadAdapter } from "./helpers.js";
 
-beforeEach(() => {
-  installFakeRunners();
-});
-afterEach(() => {
-  vi.restoreAllMocks();
-});
+useFakeRunners();
 
 async function signedGet(path: string, secret = SECRET, timestamp?: number): Promise<Response> {
   const headers = await signRequest(secret, { method: "GET", pathAndQuery: path, timestamp });

@@ -1,20 +1,14 @@
 // OpenAI conventions for adapters (issue #10 part 4): `model` may name an adapter or a saved
 // composition; /v1/models lists them with `parent`, paginated; stream_options.include_usage.
 import { env } from "cloudflare:test";
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { describe, expect, it } from "vitest";
 import { peftFiles, tinyAdapter, uploadForm } from "./adapter-files.js";
-import { installFakeRunners, MANIFEST, MODEL, type FakeRunners } from "./fake-runner.js";
+import { installFakeRunners, useFakeRunners, MANIFEST, MODEL } from "./fake-runner.js";
 import { call, callJson, expectError, newTenant, uploadAdapter } from "./helpers.js";
 import { createDb } from "../../workers/src/db/client.js";
 import { resolveModelTarget } from "../../workers/src/inference/resolve-model.js";
 
-let runners: FakeRunners;
-beforeEach(() => {
-  runners = installFakeRunners([MANIFEST, { ...MANIFEST, id: "other-base" }]);
-});
-afterEach(() => {
-  vi.restoreAllMocks();
-});
+const runners = useFakeRunners([MANIFEST, { ...MANIFEST, id: "other-base" }]);
 
 async function setup() {
   const a = await newTenant("a");
@@ -77,7 +71,7 @@ describe("`model` names an adapter or a composition", () => {
 
   it("a base id a runner served before stays the base while no runner serves it, never an adapter spelled like it", async () => {
     runners.restore();
-    runners = installFakeRunners([MANIFEST, { ...MANIFEST, id: "acme/base" }]);
+    Object.assign(runners, installFakeRunners([MANIFEST, { ...MANIFEST, id: "acme/base" }]));
     const acme = await newTenant("acme");
     const other = await newTenant("other");
     // acme publishes an adapter whose `owner/name` reference spells the base model's id.

@@ -4,25 +4,18 @@
 import { env } from "cloudflare:workers";
 import { createExecutionContext, createScheduledController, waitOnExecutionContext } from "cloudflare:test";
 import worker from "../../workers/src/index.js";
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { createDb } from "../../workers/src/db/client.js";
 import { blobKey } from "../../workers/src/adapters/blob-store.js";
 import { sweepOrphanBlobs } from "../../workers/src/maintenance/sweep-blobs.js";
 import { IDEMPOTENCY_LEASE_MS } from "../../workers/src/idempotency/queries.js";
 import { peftFiles, tinyAdapter, uploadForm } from "./adapter-files.js";
-import { installFakeRunners } from "./fake-runner.js";
-import { callJson, expectError, newTenant, uploadAdapter } from "./helpers.js";
+import { installFakeRunners, useFakeRunners } from "./fake-runner.js";
+import { callJson, expectError, failAdapterInserts, newTenant, r2Keys, rowCount, uploadAdapter } from "./helpers.js";
 
-beforeEach(() => {
-  installFakeRunners();
-});
-afterEach(() => {
-  vi.restoreAllMocks();
-});
+useFakeRunners();
 
 const HOUR = 3600_000;
-const r2Keys = async () => (await env.ADAPTERS.list()).objects.map((o) => o.key).sort();
-const count = async (table: string) => (await env.DB.prepare(`SELECT count(*) AS n FROM ${table}`).first<{ n: number }>())!.n;
 const orphanSha = "ab".repeat(32);
 
 /** Runs the worker's Cron Trigger handler as the runtime would, at `scheduledTime`, to its end. */
@@ -50,16 +43,12 @@ describe("orphan blob sweeper", () => {
   it("a crash between the R2 put and the D1 insert leaks a blob; the scheduled handler removes it after the grace", async () => {
     const t = await newTenant("acme");
     // The insert fails and the clean-up cannot run (as if the isolate died): the blob stays.
-    const prepare = env.DB.prepare.bind(env.DB);
-    vi.spyOn(env.DB, "prepare").mockImplementation((query: string) => {
-      if (/^insert into "adapters"/i.test(query)) throw new Error("D1_ERROR: injected failure");
-      return prepare(query);
-    });
+    failAdapterInserts();
     vi.spyOn(env.ADAPTERS, "delete").mockRejectedValue(new Error("isolate gone"));
     expectError(await uploadAdapter(t.key, uploadForm(peftFiles(tinyAdapter(1, 4)), { name: "p" })), 503);
     vi.restoreAllMocks();
     installFakeRunners();
-    expect(await count("adapters")).toBe(0);
+    expect(await rowCount("adapters")).toBe(0);
     expect(await r2Keys()).toHaveLength(1);
     // The Cron Trigger's handler, at a time within the grace: kept; after it: deleted.
     await runCron(Date.now() + 60_000);
@@ -99,7 +88,7 @@ describe("Idempotency-Key on uploads", () => {
     expect(retry.status).toBe(201);
     expect(retry.body).toEqual(first.body);
     expect(retry.res.headers.get("idempotent-replayed")).toBe("true");
-    expect(await count("adapters")).toBe(1);
+    expect(await rowCount("adapters")).toBe(1);
     // Without the key the same upload is a new request: 409 (versions are immutable).
     expectError(await upload(t.key, null), 409);
     // Another tenant's identical key is its own.
@@ -132,15 +121,11 @@ describe("Idempotency-Key on uploads", () => {
 
   it("the row and its recorded result commit together: a failing insert records nothing", async () => {
     const t = await newTenant("acme");
-    const prepare = env.DB.prepare.bind(env.DB);
-    vi.spyOn(env.DB, "prepare").mockImplementation((query: string) => {
-      if (/^insert into "adapters"/i.test(query)) throw new Error("D1_ERROR: injected failure");
-      return prepare(query);
-    });
+    failAdapterInserts();
     expectError(await upload(t.key, "k"), 503);
     vi.mocked(env.DB.prepare).mockRestore();
-    expect(await count("adapters")).toBe(0);
-    expect(await count("idempotency_keys")).toBe(0);
+    expect(await rowCount("adapters")).toBe(0);
+    expect(await rowCount("idempotency_keys")).toBe(0);
   });
 
   it("while the first request is in flight a retry gets 409 + Retry-After; once its lease is over (it died) a retry takes over", async () => {

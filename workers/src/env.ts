@@ -19,6 +19,11 @@ export interface Env {
   MAX_MIX_ADAPTERS?: string;
   /** Seconds an R2 blob no D1 row references is kept before the scheduled sweeper deletes it. Default 3600. */
   BLOB_SWEEP_GRACE_S?: string;
+  /**
+   * Milliseconds an isolate reuses an API key → tenant lookup and adapter records on the inference
+   * path (revocation, limit and visibility changes reach other isolates within it). Default 5000; 0 disables.
+   */
+  EDGE_CACHE_TTL_MS?: string;
   /** "debug" | "info" (default) | "warn" | "error" | "silent": lowest level of log lines written. */
   LOG_LEVEL?: string;
   /** Public base URL of this worker as runners reach it (for their adapter fetches); informational. */

@@ -1,7 +1,7 @@
 /** Account commands: login, models, keys, usage. */
 import { LoraedgeClient } from "../../../client/src/index.js";
 import { readConfig, normaliseUrl, writeConfig } from "../config.js";
-import { positionals, str, type Command } from "../command.js";
+import { positionals, runSubcommand, str, stringOptions, type Command } from "../command.js";
 import { lines } from "../io.js";
 import { printFields, printJson, printTable } from "../output.js";
 import { UsageError } from "../usage-error.js";
@@ -75,23 +75,23 @@ export const keys: Command = {
   summary: "list your API keys (prefixes), create one (shown once), or revoke one",
   options: {},
   async run(ctx) {
-    const [sub, id] = positionals(ctx, 0, 2, "");
     const client = ctx.client();
-    if (sub === "create") {
+    const create = async () => {
       const created = await client.keys.create();
       if (ctx.json) return printJson(ctx.io, created);
-      return ctx.io.stdout(`${created.key}\n(key ${created.id}; shown once, store it now)\n`);
-    }
-    if (sub === "revoke") {
+      ctx.io.stdout(`${created.key}\n(key ${created.id}; shown once, store it now)\n`);
+    };
+    const revoke = async (id: string | undefined) => {
       if (!id) throw new UsageError("missing <key-id> (see `loraedge keys`)");
       const revoked = await client.keys.revoke(id);
       if (ctx.json) return printJson(ctx.io, revoked);
-      return ctx.io.stdout(`revoked ${revoked.id} (${revoked.prefix}…)\n`);
-    }
-    if (sub !== undefined) throw new UsageError(`unknown subcommand '${sub}' (expected: create, revoke)`);
-    const list = await client.keys.list();
-    if (ctx.json) return printJson(ctx.io, list);
-    printTable(ctx.io, ["ID", "PREFIX", "CREATED", "REVOKED"], list.data.map((k) => [k.id, k.prefix, k.created_at, k.revoked_at ?? ""]));
+      ctx.io.stdout(`revoked ${revoked.id} (${revoked.prefix}…)\n`);
+    };
+    await runSubcommand(ctx, { create, revoke }, async () => {
+      const list = await client.keys.list();
+      if (ctx.json) return printJson(ctx.io, list);
+      printTable(ctx.io, ["ID", "PREFIX", "CREATED", "REVOKED"], list.data.map((k) => [k.id, k.prefix, k.created_at, k.revoked_at ?? ""]));
+    });
   },
 };
 
@@ -101,7 +101,7 @@ export const usage: Command = {
   name: "usage",
   synopsis: "[--from YYYY-MM-DD] [--to YYYY-MM-DD]",
   summary: "requests and tokens per UTC day (default: the last 30 days) and your limits",
-  options: { from: { type: "string" }, to: { type: "string" } },
+  options: stringOptions("from", "to"),
   async run(ctx) {
     positionals(ctx, 0, 0, "");
     const from = str(ctx, "from");

@@ -4,7 +4,7 @@ import { existsSync } from "node:fs";
 import path from "node:path";
 import { LoraedgeError, CONFIG_PART, type Adapter, type AdapterQuery, type AdapterSort } from "../../../client/src/index.js";
 import type { ModelManifest } from "#core/manifest/model-manifest";
-import { flag, num, positionals, str, type Command, type CommandContext } from "../command.js";
+import { booleanOptions, flag, num, positionals, str, stringOptions, type Command, type CommandContext } from "../command.js";
 import { formatBytes, printFields, printJson, printTable, progressBar } from "../output.js";
 import { checkFolderAgainstModel, parsePeftFolder, readPeftFolder, writePeftFolder } from "../peft-folder.js";
 import { resolveAdapterRef } from "../refs.js";
@@ -32,14 +32,7 @@ export const push: Command = {
     "--model defaults to base_model_name_or_path of adapter_config.json; --name to the folder's name.",
     "A folder core refuses (or that does not fit the model) exits 2 with the parser's message; nothing is sent.",
   ],
-  options: {
-    name: { type: "string" },
-    version: { type: "string" },
-    model: { type: "string" },
-    public: { type: "boolean" },
-    tags: { type: "string" },
-    description: { type: "string" },
-  },
+  options: { ...stringOptions("name", "version", "model", "tags", "description"), ...booleanOptions("public") },
   async run(ctx) {
     const [dir] = positionals(ctx, 1, 1, "<peft-dir>");
     const folder = readPeftFolder(path.resolve(ctx.io.cwd, dir!));
@@ -82,15 +75,7 @@ export const ls: Command = {
   name: "ls",
   synopsis: "[text] [--model M] [--tag T] [--mine] [--sort recent|name|downloads] [--limit N] [--cursor C] [--all]",
   summary: "list adapters: public ones and your own (one page, or --all pages)",
-  options: {
-    model: { type: "string" },
-    tag: { type: "string" },
-    mine: { type: "boolean" },
-    sort: { type: "string" },
-    limit: { type: "string" },
-    cursor: { type: "string" },
-    all: { type: "boolean" },
-  },
+  options: { ...stringOptions("model", "tag", "sort", "limit", "cursor"), ...booleanOptions("mine", "all") },
   async run(ctx) {
     const [q] = positionals(ctx, 0, 1, "");
     const sort = str(ctx, "sort");
@@ -167,7 +152,7 @@ export const pull: Command = {
   name: "pull",
   synopsis: "<ref> [dir] [--force]",
   summary: "download an adapter as a PEFT folder (default ./<name>); checks its sha256 and loads it with core",
-  options: { force: { type: "boolean" } },
+  options: booleanOptions("force"),
   async run(ctx) {
     const [ref, dirArg] = positionals(ctx, 1, 2, "<ref>");
     const client = ctx.client();
@@ -194,7 +179,7 @@ export const rm: Command = {
   name: "rm",
   synopsis: "<ref> [--force]",
   summary: "delete one of your adapters (--force also deletes your compositions that use it)",
-  options: { force: { type: "boolean" } },
+  options: booleanOptions("force"),
   async run(ctx) {
     const [ref] = positionals(ctx, 1, 1, "<ref>");
     const client = ctx.client();

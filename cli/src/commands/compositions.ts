@@ -1,6 +1,6 @@
 /** Composition commands: compose, compositions, bake. */
 import type { BakeStrategy } from "../../../client/src/index.js";
-import { flag, num, positionals, str, type Command } from "../command.js";
+import { booleanOptions, flag, num, positionals, runSubcommand, str, stringOptions, type Command } from "../command.js";
 import { parseMix } from "../mix.js";
 import { printJson, printTable } from "../output.js";
 import { resolveAdapterRef } from "../refs.js";
@@ -28,22 +28,19 @@ export const compositions: Command = {
   summary: "list your compositions, or delete one",
   options: {},
   async run(ctx) {
-    const [sub, target] = positionals(ctx, 0, 2, "");
     const client = ctx.client();
-    if (sub === "rm") {
+    const rm = async (target: string | undefined) => {
       if (!target) throw new UsageError("missing <name> of the composition to delete");
       const deleted = await client.compositions.delete(target);
       if (ctx.json) return printJson(ctx.io, deleted);
-      return ctx.io.stdout(`deleted composition ${target} (${deleted.id})\n`);
-    }
-    if (sub !== undefined) throw new UsageError(`unknown subcommand '${sub}' (expected: rm)`);
-    const list = await client.compositions.list();
-    if (ctx.json) return printJson(ctx.io, list);
-    printTable(
-      ctx.io,
-      ["NAME", "BASE MODEL", "MIX", "CREATED"],
-      list.data.map((c) => [c.name, c.base_model, c.adapters.map((a) => `${a.weight}×${a.ref}`).join(" + "), c.created_at]),
-    );
+      ctx.io.stdout(`deleted composition ${target} (${deleted.id})\n`);
+    };
+    await runSubcommand(ctx, { rm }, async () => {
+      const list = await client.compositions.list();
+      if (ctx.json) return printJson(ctx.io, list);
+      const mixText = (c: (typeof list.data)[number]) => c.adapters.map((a) => `${a.weight}×${a.ref}`).join(" + ");
+      printTable(ctx.io, ["NAME", "BASE MODEL", "MIX", "CREATED"], list.data.map((c) => [c.name, c.base_model, mixText(c), c.created_at]));
+    });
   },
 };
 
@@ -54,17 +51,7 @@ export const bake: Command = {
   synopsis: "<composition> --strategy S [--rank R] [--density D] [--seed N] [--name N] [--version V] [--public] [--tags a,b]",
   summary: "bake a composition into a new adapter (strategies: " + STRATEGIES.join(", ") + ")",
   details: ["--density is required by ties, dare_* and magnitude_prune (default 0.5 here); --name defaults to <composition>-<strategy>."],
-  options: {
-    strategy: { type: "string" },
-    rank: { type: "string" },
-    density: { type: "string" },
-    seed: { type: "string" },
-    name: { type: "string" },
-    version: { type: "string" },
-    public: { type: "boolean" },
-    tags: { type: "string" },
-    description: { type: "string" },
-  },
+  options: { ...stringOptions("strategy", "rank", "density", "seed", "name", "version", "tags", "description"), ...booleanOptions("public") },
   async run(ctx) {
     const [composition] = positionals(ctx, 1, 1, "<composition>");
     const strategy = str(ctx, "strategy") as BakeStrategy | undefined;

@@ -4,7 +4,7 @@ import path from "node:path";
 import { modelManifestSchema, type ModelManifest } from "#core/manifest/model-manifest";
 import { writePeftAdapter } from "#core/peft/index";
 import { createRng, randomLoraAdapter } from "#core/random/index";
-import { num, positionals, str, type Command, type CommandContext } from "../command.js";
+import { num, positionals, str, stringOptions, type Command, type CommandContext } from "../command.js";
 import { formatBytes, printJson } from "../output.js";
 import { writePeftFolder } from "../peft-folder.js";
 import { UsageError } from "../usage-error.js";
@@ -34,14 +34,7 @@ export const dev: Command = {
     "The targets are the model's first --modules unmerged target modules (its manifest comes from the edge, or --manifest).",
     "Same --seed, same bytes.",
   ],
-  options: {
-    model: { type: "string" },
-    rank: { type: "string" },
-    seed: { type: "string" },
-    modules: { type: "string" },
-    scale: { type: "string" },
-    manifest: { type: "string" },
-  },
+  options: stringOptions("model", "rank", "seed", "modules", "scale", "manifest"),
   async run(ctx) {
     const [sub, dir] = positionals(ctx, 2, 2, "subcommand and <dir> (loraedge dev random-adapter --model <id> <dir>)");
     if (sub !== "random-adapter") throw new UsageError(`unknown dev helper '${sub}' (expected: random-adapter)`);

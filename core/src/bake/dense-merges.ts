@@ -102,6 +102,13 @@ function checkTerms(xs: readonly Float32Array[], weights: readonly number[]): nu
   return n;
 }
 
+/** Σᵢ wᵢ·xᵢ[j], accumulated in float64. */
+function weightedEntry(xs: readonly Float32Array[], weights: readonly number[], j: number): number {
+  let s = 0;
+  for (let i = 0; i < xs.length; i++) s += weights[i] * xs[i][j];
+  return s;
+}
+
 /**
  * Weighted sum.
  * Semantics: y[j] = Σᵢ wᵢ·xᵢ[j]  (float64 accumulation).
@@ -109,11 +116,7 @@ function checkTerms(xs: readonly Float32Array[], weights: readonly number[]): nu
 export function weightedSum(xs: readonly Float32Array[], weights: readonly number[]): Float32Array {
   const n = checkTerms(xs, weights);
   const y = new Float32Array(n);
-  for (let j = 0; j < n; j++) {
-    let s = 0;
-    for (let i = 0; i < xs.length; i++) s += weights[i] * xs[i][j];
-    y[j] = s;
-  }
+  for (let j = 0; j < n; j++) y[j] = weightedEntry(xs, weights, j);
   return y;
 }
 
@@ -129,8 +132,7 @@ export function tiesMerge(xs: readonly Float32Array[], weights: readonly number[
   const n = checkTerms(xs, weights);
   const y = new Float32Array(n);
   for (let j = 0; j < n; j++) {
-    let total = 0;
-    for (let i = 0; i < xs.length; i++) total += weights[i] * xs[i][j];
+    const total = weightedEntry(xs, weights, j);
     if (total === 0) continue;
     let sum = 0;
     let count = 0;

@@ -4,23 +4,11 @@ import type { ModelManifest } from "../manifest/model-manifest.js";
 import { modelManifestSchema } from "../manifest/model-manifest.js";
 import { createRng } from "../random/xoshiro128.js";
 import { randomLoraAdapter } from "../random/random-adapter.js";
+import { tinyManifest } from "../testing/tiny-manifest.js";
 import { assertCompatible, checkCompatibility } from "./check-compatibility.js";
 
 const manifest: ModelManifest = modelManifestSchema.parse({
-  id: "tiny",
-  architecture: "llama",
-  dtype: "float32",
-  vocabSize: 256,
-  contextLength: 64,
-  hiddenSize: 16,
-  numLayers: 2,
-  numHeads: 2,
-  numKvHeads: 1,
-  headDim: 8,
-  intermediateSize: 32,
-  parameters: 1000,
-  tokenizer: { kind: "byte", bosId: 256, eosId: 257 },
-  maxRank: 8,
+  ...tinyManifest({ id: "tiny", vocabSize: 256, contextLength: 64, parameters: 1000, maxRank: 8, targets: [] }),
   targets: [
     { module: "model.layers.0.self_attn.q_proj", in: 16, out: 16, mode: "unmerged" },
     { module: "model.layers.0.self_attn.v_proj", in: 16, out: 8, mode: "unmerged" },

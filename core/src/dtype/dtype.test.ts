@@ -1,19 +1,7 @@
 import { describe, expect, it } from "vitest";
+import { createRng } from "../random/xoshiro128.js";
 import { bf16ToF32, f32ToBf16 } from "./bf16.js";
 import { f16BitsToF32Bits, f16ToF32, f16ToF32Reference, f32ToF16, f16ToNumber, numberToF16 } from "./f16.js";
-
-/** Deterministic 32-bit generator (xorshift32) for reproducible random bit patterns. */
-function rng(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s;
-  };
-}
 
 /** Naive F16 decoding straight from the IEEE formula. */
 function naiveF16(h: number): number {
@@ -69,6 +57,23 @@ function naiveToBf16(x: number): number {
   return (lo % 2 === 0 ? lo : hi) & 0xffff;
 }
 
+/**
+ * Converts the f32 bit patterns with `convert` and checks every result against the naive
+ * `reference`; a NaN input must give a 16-bit NaN pattern (`isNanBits`).
+ */
+function expectRoundsLikeReference(bits: Uint32Array, convert: (xs: Float32Array) => Uint16Array, reference: (x: number) => number, isNanBits: (h: number) => boolean): void {
+  const xs = new Float32Array(bits.buffer);
+  const out = convert(xs);
+  for (let i = 0; i < xs.length; i++) {
+    if (Number.isNaN(xs[i])) {
+      expect(isNanBits(out[i]), `NaN bits ${bits[i].toString(16)} → ${out[i].toString(16)}`).toBe(true);
+      continue;
+    }
+    const ref = reference(xs[i]);
+    if (out[i] !== ref) throw new Error(`x=${xs[i]} (bits ${bits[i].toString(16)}): got ${out[i].toString(16)}, want ${ref.toString(16)}`);
+  }
+}
+
 describe("f16", () => {
   it("decodes all 65 536 bit patterns like the IEEE formula", () => {
     const all = new Uint16Array(65536).map((_, i) => i);
@@ -110,7 +115,8 @@ describe("f16", () => {
   });
 
   it("rounds random f32 bit patterns to nearest even like an exhaustive search", () => {
-    const next = rng(12345);
+    const rng = createRng(12345);
+    const next = () => rng.nextUint32();
     const n = 200_000;
     const bits = new Uint32Array(n);
     for (let i = 0; i < n; i++) {
@@ -119,16 +125,7 @@ describe("f16", () => {
       const exp = 95 + (r % 50); // 2^-32 … 2^17
       bits[i] = i % 4 === 0 ? next() : (r & 0x80000000) | (exp << 23) | (next() & 0x7fffff);
     }
-    const xs = new Float32Array(bits.buffer);
-    const out = f32ToF16(xs);
-    for (let i = 0; i < n; i++) {
-      if (Number.isNaN(xs[i])) {
-        expect((out[i] & 0x7c00) === 0x7c00 && (out[i] & 0x3ff) !== 0).toBe(true);
-        continue;
-      }
-      const ref = naiveToF16(xs[i]);
-      if (out[i] !== ref) throw new Error(`x=${xs[i]} (bits ${bits[i].toString(16)}): got ${out[i].toString(16)}, want ${ref.toString(16)}`);
-    }
+    expectRoundsLikeReference(bits, f32ToF16, naiveToF16, (h) => (h & 0x7c00) === 0x7c00 && (h & 0x3ff) !== 0);
   });
 
   it("handles the edge cases: ±0, subnormal limits, ties, overflow, NaN", () => {
@@ -166,20 +163,12 @@ describe("bf16", () => {
   });
 
   it("rounds random f32 values to nearest even like a two-candidate search", () => {
-    const next = rng(777);
+    const rng = createRng(777);
+    const next = () => rng.nextUint32();
     const n = 200_000;
     const bits = new Uint32Array(n);
     for (let i = 0; i < n; i++) bits[i] = i % 8 === 0 ? (next() & 0xffff0000) | 0x8000 : next(); // many exact ties
-    const xs = new Float32Array(bits.buffer);
-    const out = f32ToBf16(xs);
-    for (let i = 0; i < n; i++) {
-      if (Number.isNaN(xs[i])) {
-        expect((out[i] & 0x7f80) === 0x7f80 && (out[i] & 0x7f) !== 0).toBe(true);
-        continue;
-      }
-      const ref = naiveToBf16(xs[i]);
-      if (out[i] !== ref) throw new Error(`bits ${bits[i].toString(16)}: got ${out[i].toString(16)}, want ${ref.toString(16)}`);
-    }
+    expectRoundsLikeReference(bits, f32ToBf16, naiveToBf16, (h) => (h & 0x7f80) === 0x7f80 && (h & 0x7f) !== 0);
   });
 
   it("keeps NaN with a low-bits-only payload a NaN, and overflows to Inf", () => {

@@ -11,6 +11,19 @@ export interface ThinQr {
 }
 
 /**
+ * One Householder reflection of one column: x ← x − β·(vᵀx)·v over rows from..m−1, where x is the
+ * column at `xAt` of column-major `x` and v the column at `vAt` of `vs` (zero above `from`).
+ * Cost: 4·(m − from) flops.
+ */
+function reflectColumn(x: Float64Array, xAt: number, vs: Float64Array, vAt: number, beta: number, from: number, m: number): void {
+  let dot = 0;
+  for (let i = from; i < m; i++) dot += vs[vAt + i] * x[xAt + i];
+  const f = beta * dot;
+  if (f === 0) return;
+  for (let i = from; i < m; i++) x[xAt + i] -= f * vs[vAt + i];
+}
+
+/**
  * Thin QR of a tall matrix.
  * Semantics: A = Q·R with A [m,n] (m ≥ n), QᵀQ = I_n, R upper triangular.
  * Rank-deficient and zero columns are fine (the reflector is skipped, R gets a 0 on the
@@ -42,14 +55,7 @@ export function qrThin(a: Dense, m: number, n: number): ThinQr {
     const beta = 2 / vnorm2;
     betas[j] = beta;
     // Apply H_j to columns j..n-1.
-    for (let c = j; c < n; c++) {
-      const cc = c * m;
-      let dot = 0;
-      for (let i = j; i < m; i++) dot += vs[cj + i] * w[cc + i];
-      const f = beta * dot;
-      if (f === 0) continue;
-      for (let i = j; i < m; i++) w[cc + i] -= f * vs[cj + i];
-    }
+    for (let c = j; c < n; c++) reflectColumn(w, c * m, vs, cj, beta, j, m);
   }
   const r = new Float64Array(n * n); // [n, n]
   for (let i = 0; i < n; i++) for (let j = i; j < n; j++) r[i * n + j] = w[j * m + i];
@@ -59,16 +65,8 @@ export function qrThin(a: Dense, m: number, n: number): ThinQr {
   for (let h = n - 1; h >= 0; h--) {
     const beta = betas[h];
     if (beta === 0) continue;
-    const ch = h * m;
-    for (let c = h; c < n; c++) {
-      // columns c < h of H_{h+1}…I are still e_c, untouched by H_h (v_h is zero above h)
-      const cc = c * m;
-      let dot = 0;
-      for (let i = h; i < m; i++) dot += vs[ch + i] * qc[cc + i];
-      const f = beta * dot;
-      if (f === 0) continue;
-      for (let i = h; i < m; i++) qc[cc + i] -= f * vs[ch + i];
-    }
+    // Columns c < h of H_{h+1}…I are still e_c, untouched by H_h (v_h is zero above h).
+    for (let c = h; c < n; c++) reflectColumn(qc, c * m, vs, h * m, beta, h, m);
   }
   const q = new Float64Array(m * n); // [m, n]
   for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) q[i * n + j] = qc[j * m + i];

@@ -1,20 +1,9 @@
 import { describe, expect, it } from "vitest";
+import { naiveDelta } from "../testing/naive-delta.js";
 import { deltaWeight, mergeWeight } from "./delta.js";
 import type { ComposedModule, LoraModule } from "./types.js";
 import { createRng, randomUniform } from "../random/index.js";
 import { relativeError } from "../linalg/index.js";
-
-/** Naive ΔW[o,i] = s·Σ_k B[o,k]·A[k,i] in float64. */
-function naiveDelta(m: LoraModule): Float64Array {
-  const d = new Float64Array(m.outFeatures * m.inFeatures);
-  for (let o = 0; o < m.outFeatures; o++)
-    for (let i = 0; i < m.inFeatures; i++) {
-      let s = 0;
-      for (let k = 0; k < m.rank; k++) s += m.b[o * m.rank + k] * m.a[k * m.inFeatures + i];
-      d[o * m.inFeatures + i] = m.scale * s;
-    }
-  return d;
-}
 
 function randomModule(seed: number, rank: number, nIn: number, nOut: number, scale: number): LoraModule {
   const rng = createRng(seed);

@@ -1,7 +1,9 @@
 import { ByteBuffer } from "flatbuffers";
 import { describe, expect, it } from "vitest";
+import { naiveDelta } from "../testing/naive-delta.js";
+import { expectFormatError } from "../testing/expect-format-error.js";
 import { f16ToF32, f32ToF16 } from "../dtype/f16.js";
-import { AdapterFormatError, type AdapterFormatErrorCode } from "../errors.js";
+import { AdapterFormatError } from "../errors.js";
 import type { LoraAdapter } from "../lora/types.js";
 import { loadPeftAdapter } from "../peft/load-peft-adapter.js";
 import { writePeftAdapter } from "../peft/write-peft-adapter.js";
@@ -11,18 +13,6 @@ import { onnxAdapterToPeft, peftToOnnxAdapter } from "./convert.js";
 import { readOnnxAdapter } from "./read-onnx-adapter.js";
 import { ONNX_ADAPTER_DTYPES, type OnnxAdapterDtype } from "./tensor-data-type.js";
 import { writeOnnxAdapter, type OnnxAdapterParameterToWrite } from "./write-onnx-adapter.js";
-
-function expectCode(fn: () => unknown, code: AdapterFormatErrorCode, message?: RegExp): void {
-  try {
-    fn();
-  } catch (e) {
-    if (!(e instanceof AdapterFormatError)) throw e;
-    expect(e.code, e.message).toBe(code);
-    if (message) expect(e.message).toMatch(message);
-    return;
-  }
-  throw new Error(`expected AdapterFormatError ${code}, nothing was thrown`);
-}
 
 /**
  * Reference reader written the way flatc-generated TypeScript reads the schema, with the
@@ -106,25 +96,25 @@ describe(".onnx_adapter container", () => {
 
   it("malformed corpus: each file refused with its specific code", () => {
     const good = () => writeOnnxAdapter({ parameters: sample() });
-    expectCode(() => readOnnxAdapter(new Uint8Array(6)), "onnx_adapter_invalid", /too short/);
+    expectFormatError(() => readOnnxAdapter(new Uint8Array(6)), "onnx_adapter_invalid", /too short/);
     const wrongId = good();
     wrongId.set([0x4f, 0x52, 0x54, 0x4d], 4); // "ORTM" (an .ort model, not an adapter)
-    expectCode(() => readOnnxAdapter(wrongId), "onnx_adapter_invalid", /identifier is "ORTM", expected "TORT"/);
+    expectFormatError(() => readOnnxAdapter(wrongId), "onnx_adapter_invalid", /identifier is "ORTM", expected "TORT"/);
     const rootOut = good();
     setU32(rootOut, 0, rootOut.length + 100);
-    expectCode(() => readOnnxAdapter(rootOut), "onnx_adapter_invalid", /outside the/);
+    expectFormatError(() => readOnnxAdapter(rootOut), "onnx_adapter_invalid", /outside the/);
     const truncated = good();
-    expectCode(() => readOnnxAdapter(truncated.subarray(0, truncated.length - 40)), "onnx_adapter_invalid");
+    expectFormatError(() => readOnnxAdapter(truncated.subarray(0, truncated.length - 40)), "onnx_adapter_invalid");
 
     const v2 = good();
     const root = u32(v2, 0);
     new DataView(v2.buffer).setInt32(fieldPos(v2, root, 0), 2, true);
-    expectCode(() => readOnnxAdapter(v2), "onnx_adapter_version", /format_version 2 is not supported/);
+    expectFormatError(() => readOnnxAdapter(v2), "onnx_adapter_version", /format_version 2 is not supported/);
 
     const hugeVec = good();
     const pv = fieldPos(hugeVec, root, 3);
     setU32(hugeVec, pv + u32(hugeVec, pv), 0x7fffffff); // parameters vector claims 2^31 − 1 entries
-    expectCode(() => readOnnxAdapter(hugeVec), "onnx_adapter_invalid", /parameters vector at byte/);
+    expectFormatError(() => readOnnxAdapter(hugeVec), "onnx_adapter_invalid", /parameters vector at byte/);
 
     // Patch inside the first Parameter table: raw_data length, data_type, dims.
     const param0 = (bytes: Uint8Array) => {
@@ -135,19 +125,19 @@ describe(".onnx_adapter container", () => {
     const rawLen = good();
     const rp = fieldPos(rawLen, param0(rawLen), 3);
     setU32(rawLen, rp + u32(rawLen, rp), 20);
-    expectCode(() => readOnnxAdapter(rawLen), "onnx_adapter_invalid", /float32\[3, 2\] needs 24 bytes of raw_data, has 20/);
+    expectFormatError(() => readOnnxAdapter(rawLen), "onnx_adapter_invalid", /float32\[3, 2\] needs 24 bytes of raw_data, has 20/);
     const strType = good();
     new DataView(strType.buffer).setInt32(fieldPos(strType, param0(strType), 2), 8, true);
-    expectCode(() => readOnnxAdapter(strType), "onnx_adapter_invalid", /data_type 8/);
+    expectFormatError(() => readOnnxAdapter(strType), "onnx_adapter_invalid", /data_type 8/);
     const negDim = good();
     const dp = fieldPos(negDim, param0(negDim), 1);
     new DataView(negDim.buffer).setBigInt64(dp + u32(negDim, dp) + 4, -3n, true);
-    expectCode(() => readOnnxAdapter(negDim), "onnx_adapter_invalid", /invalid dimension -3/);
+    expectFormatError(() => readOnnxAdapter(negDim), "onnx_adapter_invalid", /invalid dimension -3/);
     const dupName = good();
     const np = fieldPos(dupName, param0(dupName), 0);
     const name0 = np + u32(dupName, np) + 4;
     dupName.set(new TextEncoder().encode("x.lora_B"), name0); // "x.lora_A.MatMul.weight" → "x.lora_B.MatMul.weight"
-    expectCode(() => readOnnxAdapter(dupName), "onnx_adapter_invalid", /"x.lora_B.MatMul.weight" appears more than once/);
+    expectFormatError(() => readOnnxAdapter(dupName), "onnx_adapter_invalid", /"x.lora_B.MatMul.weight" appears more than once/);
   });
 
   it("random corruption yields a result or an AdapterFormatError, never a crash or a hang", () => {
@@ -164,18 +154,6 @@ describe(".onnx_adapter container", () => {
     }
   });
 });
-
-/** Naive ΔW = s·B·A  [out, in] in float64. */
-function deltaW(m: { rank: number; inFeatures: number; outFeatures: number; scale: number; a: Float32Array; b: Float32Array }): Float64Array {
-  const d = new Float64Array(m.outFeatures * m.inFeatures);
-  for (let o = 0; o < m.outFeatures; o++)
-    for (let i = 0; i < m.inFeatures; i++) {
-      let s = 0;
-      for (let k = 0; k < m.rank; k++) s += m.b[o * m.rank + k] * m.a[k * m.inFeatures + i];
-      d[o * m.inFeatures + i] = m.scale * s;
-    }
-  return d;
-}
 
 describe("PEFT ↔ .onnx_adapter", () => {
   const specs = [
@@ -214,8 +192,8 @@ describe("PEFT ↔ .onnx_adapter", () => {
       expect(f.scale).toBe(1);
       expect(f.a).toEqual(m.a);
       if (Number.isInteger(Math.log2(m.scale))) expect(f.b).toEqual(m.b.map((v) => v * m.scale));
-      const want = deltaW(m);
-      const got = deltaW(f);
+      const want = naiveDelta(m);
+      const got = naiveDelta(f);
       let err = 0;
       let norm = 0;
       for (let i = 0; i < want.length; i++) {
@@ -241,13 +219,13 @@ describe("PEFT ↔ .onnx_adapter", () => {
       data: dtype === "float32" ? new Float32Array(dims.reduce((x, d) => x * d, 1)).fill(fill) : new Uint8Array(dims.reduce((x, d) => x * d, 1) * ONNX_ADAPTER_DTYPES[dtype].bytes),
     });
     const w = (...params: OnnxAdapterParameterToWrite[]) => writeOnnxAdapter({ parameters: params });
-    expectCode(() => onnxAdapterToPeft(w(p("onnx::MatMul_12", [2, 2]))), "unexpected_tensor", /"onnx::MatMul_12" is not a LoRA weight/);
-    expectCode(() => onnxAdapterToPeft(w(p("m.lora_A.MatMul.weight", [4, 2]))), "missing_lora_b");
-    expectCode(() => onnxAdapterToPeft(w(p("m.lora_B.MatMul.weight", [2, 4]))), "missing_lora_a");
-    expectCode(() => onnxAdapterToPeft(w(p("m.lora_A.MatMul.weight", [4, 2]), p("m.lora_B.MatMul.weight", [3, 4]))), "rank_mismatch", /rank 2.*rank 3/);
-    expectCode(() => onnxAdapterToPeft(w(p("m.lora_A.MatMul.weight", [4, 2, 1]), p("m.lora_B.MatMul.weight", [2, 4]))), "shape_mismatch");
-    expectCode(() => onnxAdapterToPeft(w(p("m.lora_A.MatMul.weight", [4, 2], "int8"), p("m.lora_B.MatMul.weight", [2, 4]))), "unsupported_dtype", /int8/);
-    expectCode(() => onnxAdapterToPeft(w(p("m.lora_A.MatMul.weight", [4, 2], "float32", NaN), p("m.lora_B.MatMul.weight", [2, 4]))), "non_finite_weight");
-    expectCode(() => onnxAdapterToPeft(w()), "empty_adapter");
+    expectFormatError(() => onnxAdapterToPeft(w(p("onnx::MatMul_12", [2, 2]))), "unexpected_tensor", /"onnx::MatMul_12" is not a LoRA weight/);
+    expectFormatError(() => onnxAdapterToPeft(w(p("m.lora_A.MatMul.weight", [4, 2]))), "missing_lora_b");
+    expectFormatError(() => onnxAdapterToPeft(w(p("m.lora_B.MatMul.weight", [2, 4]))), "missing_lora_a");
+    expectFormatError(() => onnxAdapterToPeft(w(p("m.lora_A.MatMul.weight", [4, 2]), p("m.lora_B.MatMul.weight", [3, 4]))), "rank_mismatch", /rank 2.*rank 3/);
+    expectFormatError(() => onnxAdapterToPeft(w(p("m.lora_A.MatMul.weight", [4, 2, 1]), p("m.lora_B.MatMul.weight", [2, 4]))), "shape_mismatch");
+    expectFormatError(() => onnxAdapterToPeft(w(p("m.lora_A.MatMul.weight", [4, 2], "int8"), p("m.lora_B.MatMul.weight", [2, 4]))), "unsupported_dtype", /int8/);
+    expectFormatError(() => onnxAdapterToPeft(w(p("m.lora_A.MatMul.weight", [4, 2], "float32", NaN), p("m.lora_B.MatMul.weight", [2, 4]))), "non_finite_weight");
+    expectFormatError(() => onnxAdapterToPeft(w()), "empty_adapter");
   });
 });

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
+import { expectFormatError } from "../testing/expect-format-error.js";
 import { bf16ToF32, f32ToBf16 } from "../dtype/bf16.js";
 import { f16ToF32, f32ToF16 } from "../dtype/f16.js";
-import { AdapterFormatError, type AdapterFormatErrorCode } from "../errors.js";
 import type { LoraAdapter } from "../lora/types.js";
 import { createRng } from "../random/xoshiro128.js";
 import { randomLoraAdapter, randomUniform } from "../random/random-adapter.js";
@@ -12,18 +12,6 @@ import { parsePeftConfig } from "./peft-config.js";
 import { compileTargetMatcher } from "./target-modules.js";
 import { describeAdapter, firstNonFinite, loadPeftAdapter, readPeftAdapter } from "./load-peft-adapter.js";
 import { alphaForScale, writePeftAdapter } from "./write-peft-adapter.js";
-
-function expectCode(fn: () => unknown, code: AdapterFormatErrorCode, message?: RegExp): AdapterFormatError {
-  try {
-    fn();
-  } catch (e) {
-    if (!(e instanceof AdapterFormatError)) throw e;
-    expect(e.code, e.message).toBe(code);
-    if (message) expect(e.message).toMatch(message);
-    return e;
-  }
-  throw new Error(`expected AdapterFormatError ${code}, nothing was thrown`);
-}
 
 const baseConfig = {
   peft_type: "LORA",
@@ -100,40 +88,40 @@ describe("parsePeftConfig", () => {
   "use_dora": false, "use_qalora": false, "use_rslora": false
 }`;
     expect(parsePeftConfig(real)).toMatchObject({ r: 8, loraAlpha: 16, baseModel: "Qwen/Qwen2-VL-2B-Instruct" });
-    expectCode(() => parsePeftConfig({ ...JSON.parse(real), use_bdlora: { block: 4 } }), "unsupported_feature", /use_bdlora/);
-    expectCode(() => parsePeftConfig({ ...JSON.parse(real), use_future_variant: true }), "unsupported_feature", /unknown field use_future_variant is set/);
-    expectCode(() => parsePeftConfig({ ...JSON.parse(real), shiny_config: { k: 1 } }), "unsupported_feature", /unknown field shiny_config/);
+    expectFormatError(() => parsePeftConfig({ ...JSON.parse(real), use_bdlora: { block: 4 } }), "unsupported_feature", /use_bdlora/);
+    expectFormatError(() => parsePeftConfig({ ...JSON.parse(real), use_future_variant: true }), "unsupported_feature", /unknown field use_future_variant is set/);
+    expectFormatError(() => parsePeftConfig({ ...JSON.parse(real), shiny_config: { k: 1 } }), "unsupported_feature", /unknown field shiny_config/);
     expect(parsePeftConfig({ ...JSON.parse(real), shiny_config: null, use_future_variant: false, note: "x" }).r).toBe(8);
   });
 
   it("refuses what it does not support, each with its own code and reason", () => {
-    expectCode(() => parsePeftConfig({ ...baseConfig, peft_type: "LOHA" }), "unsupported_peft_type", /peft_type is "LOHA"; only "LORA"/);
+    expectFormatError(() => parsePeftConfig({ ...baseConfig, peft_type: "LOHA" }), "unsupported_peft_type", /peft_type is "LOHA"; only "LORA"/);
     const { peft_type: _omit, ...noType } = baseConfig;
-    expectCode(() => parsePeftConfig(noType), "unsupported_peft_type", /"peft_type" is missing/);
-    expectCode(() => parsePeftConfig({ ...baseConfig, use_dora: true }), "unsupported_dora", /use_dora is true/);
-    expectCode(() => parsePeftConfig({ ...baseConfig, modules_to_save: ["lm_head"] }), "unsupported_modules_to_save", /modules_to_save \["lm_head"\]/);
-    expectCode(() => parsePeftConfig({ ...baseConfig, bias: "all" }), "unsupported_bias", /bias is "all"/);
-    expectCode(() => parsePeftConfig({ ...baseConfig, bias: "lora_only" }), "unsupported_bias");
-    expectCode(() => parsePeftConfig({ ...baseConfig, target_modules: ["q_proj", "lm_head"] }), "unsupported_target", /"lm_head"/);
-    expectCode(() => parsePeftConfig({ ...baseConfig, target_modules: ["embed_tokens"] }), "unsupported_target", /embedding/);
-    expectCode(() => parsePeftConfig({ ...baseConfig, lora_bias: true }), "unsupported_feature", /lora_bias/);
-    expectCode(() => parsePeftConfig({ ...baseConfig, layer_replication: [[0, 2]] }), "unsupported_feature", /layer_replication/);
-    expectCode(() => parsePeftConfig({ ...baseConfig, target_parameters: ["experts.gate_up_proj"] }), "unsupported_feature", /target_parameters/);
+    expectFormatError(() => parsePeftConfig(noType), "unsupported_peft_type", /"peft_type" is missing/);
+    expectFormatError(() => parsePeftConfig({ ...baseConfig, use_dora: true }), "unsupported_dora", /use_dora is true/);
+    expectFormatError(() => parsePeftConfig({ ...baseConfig, modules_to_save: ["lm_head"] }), "unsupported_modules_to_save", /modules_to_save \["lm_head"\]/);
+    expectFormatError(() => parsePeftConfig({ ...baseConfig, bias: "all" }), "unsupported_bias", /bias is "all"/);
+    expectFormatError(() => parsePeftConfig({ ...baseConfig, bias: "lora_only" }), "unsupported_bias");
+    expectFormatError(() => parsePeftConfig({ ...baseConfig, target_modules: ["q_proj", "lm_head"] }), "unsupported_target", /"lm_head"/);
+    expectFormatError(() => parsePeftConfig({ ...baseConfig, target_modules: ["embed_tokens"] }), "unsupported_target", /embedding/);
+    expectFormatError(() => parsePeftConfig({ ...baseConfig, lora_bias: true }), "unsupported_feature", /lora_bias/);
+    expectFormatError(() => parsePeftConfig({ ...baseConfig, layer_replication: [[0, 2]] }), "unsupported_feature", /layer_replication/);
+    expectFormatError(() => parsePeftConfig({ ...baseConfig, target_parameters: ["experts.gate_up_proj"] }), "unsupported_feature", /target_parameters/);
   });
 
   it("rejects malformed configs precisely", () => {
-    expectCode(() => parsePeftConfig("{ nope"), "config_not_json");
-    expectCode(() => parsePeftConfig(new Uint8Array([0x7b, 0xff, 0x7d])), "config_not_json", /not valid UTF-8/);
-    expectCode(() => parsePeftConfig("[1]"), "config_invalid", /must be a JSON object, got an array/);
-    expectCode(() => parsePeftConfig('{"peft_type":"LORA","r":4,"r":8}'), "config_invalid", /key "r" appears more than once/);
-    expectCode(() => parsePeftConfig({ ...baseConfig, r: 0 }), "config_invalid", /field "r"/);
-    expectCode(() => parsePeftConfig({ ...baseConfig, r: "8" }), "config_invalid", /field "r"/);
-    expectCode(() => parsePeftConfig({ ...baseConfig, r: 2.5 }), "config_invalid", /field "r"/);
-    expectCode(() => parsePeftConfig({ ...baseConfig, lora_alpha: null }), "config_invalid", /field "lora_alpha"/);
-    expectCode(() => parsePeftConfig({ ...baseConfig, rank_pattern: { q_proj: -1 } }), "config_invalid", /field "rank_pattern.q_proj"/);
-    expectCode(() => parsePeftConfig({ ...baseConfig, rank_pattern: { "q_proj(": 2 } }), "config_invalid", /rank_pattern key "q_proj\(" is not a valid regular expression/);
-    expectCode(() => parsePeftConfig({ ...baseConfig, target_modules: "(" }), "config_invalid", /target_modules/);
-    expectCode(() => parsePeftConfig({ ...baseConfig, fan_in_fan_out: "yes" }), "config_invalid", /fan_in_fan_out/);
+    expectFormatError(() => parsePeftConfig("{ nope"), "config_not_json");
+    expectFormatError(() => parsePeftConfig(new Uint8Array([0x7b, 0xff, 0x7d])), "config_not_json", /not valid UTF-8/);
+    expectFormatError(() => parsePeftConfig("[1]"), "config_invalid", /must be a JSON object, got an array/);
+    expectFormatError(() => parsePeftConfig('{"peft_type":"LORA","r":4,"r":8}'), "config_invalid", /key "r" appears more than once/);
+    expectFormatError(() => parsePeftConfig({ ...baseConfig, r: 0 }), "config_invalid", /field "r"/);
+    expectFormatError(() => parsePeftConfig({ ...baseConfig, r: "8" }), "config_invalid", /field "r"/);
+    expectFormatError(() => parsePeftConfig({ ...baseConfig, r: 2.5 }), "config_invalid", /field "r"/);
+    expectFormatError(() => parsePeftConfig({ ...baseConfig, lora_alpha: null }), "config_invalid", /field "lora_alpha"/);
+    expectFormatError(() => parsePeftConfig({ ...baseConfig, rank_pattern: { q_proj: -1 } }), "config_invalid", /field "rank_pattern.q_proj"/);
+    expectFormatError(() => parsePeftConfig({ ...baseConfig, rank_pattern: { "q_proj(": 2 } }), "config_invalid", /rank_pattern key "q_proj\(" is not a valid regular expression/);
+    expectFormatError(() => parsePeftConfig({ ...baseConfig, target_modules: "(" }), "config_invalid", /target_modules/);
+    expectFormatError(() => parsePeftConfig({ ...baseConfig, fan_in_fan_out: "yes" }), "config_invalid", /fan_in_fan_out/);
   });
 });
 
@@ -227,15 +215,15 @@ describe("loadPeftAdapter", () => {
   it("malformed corpus: each adapter is refused with its specific code", () => {
     const f = (m: Parameters<typeof peftBytes>[0], extra: TensorToWrite[] = []) => peftBytes(m, extra).bytes;
     const one = [{ module: L0Q, r: 4, inF: 16, outF: 16 }];
-    expectCode(() => loadPeftAdapter(baseConfig, f([{ ...one[0], skip: "B" }])), "missing_lora_b", /"model.layers.0.self_attn.q_proj" has lora_A .* but no lora_B/);
-    expectCode(() => loadPeftAdapter(baseConfig, f([{ ...one[0], skip: "A" }])), "missing_lora_a");
-    expectCode(() => loadPeftAdapter({ ...baseConfig, r: 8 }, f(one)), "rank_mismatch", /weights have rank 4 but adapter_config.json gives r = 8/);
-    expectCode(() => loadPeftAdapter({ ...baseConfig, rank_pattern: { q_proj: 2 } }, f(one)), "rank_mismatch", /rank_pattern\["q_proj"\] = 2/);
+    expectFormatError(() => loadPeftAdapter(baseConfig, f([{ ...one[0], skip: "B" }])), "missing_lora_b", /"model.layers.0.self_attn.q_proj" has lora_A .* but no lora_B/);
+    expectFormatError(() => loadPeftAdapter(baseConfig, f([{ ...one[0], skip: "A" }])), "missing_lora_a");
+    expectFormatError(() => loadPeftAdapter({ ...baseConfig, r: 8 }, f(one)), "rank_mismatch", /weights have rank 4 but adapter_config.json gives r = 8/);
+    expectFormatError(() => loadPeftAdapter({ ...baseConfig, rank_pattern: { q_proj: 2 } }, f(one)), "rank_mismatch", /rank_pattern\["q_proj"\] = 2/);
     const abMismatch = writeSafetensors([
       { name: `base_model.model.${L0Q}.lora_A.weight`, dtype: "F32", shape: [4, 16], data: new Float32Array(64) },
       { name: `base_model.model.${L0Q}.lora_B.weight`, dtype: "F32", shape: [16, 3], data: new Float32Array(48) },
     ]);
-    expectCode(() => loadPeftAdapter(baseConfig, abMismatch), "rank_mismatch", /lora_A is \[4, 16\] \(rank 4\) but lora_B is \[16, 3\] \(rank 3\)/);
+    expectFormatError(() => loadPeftAdapter(baseConfig, abMismatch), "rank_mismatch", /lora_A is \[4, 16\] \(rank 4\) but lora_B is \[16, 3\] \(rank 3\)/);
     const nan = peftBytes(one);
     const nanA = loadPeftAdapter(baseConfig, nan.bytes, { copy: true }); // sanity: loads
     expect(nanA.modules.size).toBe(1);
@@ -248,31 +236,31 @@ describe("loadPeftAdapter", () => {
         { name: `base_model.model.${L0Q}.lora_B.weight`, dtype: "F16", shape: [16, 4], data: b.get(L0Q)! },
       ]);
     };
-    expectCode(() => loadPeftAdapter(baseConfig, withNan(NaN, "A")), "non_finite_weight", /lora_A.weight" has a non-finite value \(NaN\) at flat index 5/);
-    expectCode(() => loadPeftAdapter(baseConfig, withNan(Infinity, "B")), "non_finite_weight", /lora_B.weight" has a non-finite value \(Infinity\)/);
-    expectCode(() => loadPeftAdapter(baseConfig, withNan(1e6, "B")), "non_finite_weight"); // overflows F16 → Inf
-    expectCode(() => loadPeftAdapter(baseConfig, f(one, [{ name: "base_model.model.lm_head.weight", dtype: "F32", shape: [2, 2], data: new Float32Array(4) }])), "unexpected_tensor", /"base_model.model.lm_head.weight" is not a PEFT LoRA weight/);
-    expectCode(() => loadPeftAdapter(baseConfig, f(one, [{ name: "base_model.model.score.modules_to_save.default.weight", dtype: "F32", shape: [2], data: new Float32Array(2) }])), "unexpected_tensor");
-    expectCode(() => loadPeftAdapter(baseConfig, f(one, [{ name: "extra", dtype: "F32", shape: [1], data: new Float32Array(1) }])), "unexpected_tensor", /"extra"/);
-    expectCode(() => loadPeftAdapter(baseConfig, f(one, [{ name: `base_model.model.${L0Q}.lora_magnitude_vector`, dtype: "F32", shape: [16], data: new Float32Array(16) }])), "unsupported_dora");
-    expectCode(() => loadPeftAdapter(baseConfig, f(one, [{ name: `base_model.model.${L0Q}.lora_B.bias`, dtype: "F32", shape: [16], data: new Float32Array(16) }])), "unsupported_feature", /lora_bias/);
-    expectCode(() => loadPeftAdapter(baseConfig, f(one, [{ name: "base_model.model.model.embed_tokens.lora_embedding_A", dtype: "F32", shape: [4, 10], data: new Float32Array(40) }])), "unsupported_target", /embedding module "model.embed_tokens"/);
-    expectCode(() => loadPeftAdapter({ ...baseConfig, target_modules: null }, f([{ module: "lm_head", r: 4, inF: 16, outF: 32 }])), "unsupported_target", /"lm_head" is an embedding or output head/);
-    expectCode(() => loadPeftAdapter(baseConfig, f([...one, { module: L0V, r: 4, inF: 16, outF: 8, infix: "other" }])), "multiple_adapters", /adapter "other"/);
-    expectCode(() => loadPeftAdapter(baseConfig, writeSafetensors([])), "empty_adapter");
-    expectCode(() => loadPeftAdapter({ ...baseConfig, target_modules: ["k_proj"] }, f(one)), "module_not_targeted", /not matched by target_modules \["k_proj"\]/);
-    expectCode(() => loadPeftAdapter({ ...baseConfig, layers_to_transform: [3] }, f(one)), "module_not_targeted", /layers_to_transform \[3\]/);
+    expectFormatError(() => loadPeftAdapter(baseConfig, withNan(NaN, "A")), "non_finite_weight", /lora_A.weight" has a non-finite value \(NaN\) at flat index 5/);
+    expectFormatError(() => loadPeftAdapter(baseConfig, withNan(Infinity, "B")), "non_finite_weight", /lora_B.weight" has a non-finite value \(Infinity\)/);
+    expectFormatError(() => loadPeftAdapter(baseConfig, withNan(1e6, "B")), "non_finite_weight"); // overflows F16 → Inf
+    expectFormatError(() => loadPeftAdapter(baseConfig, f(one, [{ name: "base_model.model.lm_head.weight", dtype: "F32", shape: [2, 2], data: new Float32Array(4) }])), "unexpected_tensor", /"base_model.model.lm_head.weight" is not a PEFT LoRA weight/);
+    expectFormatError(() => loadPeftAdapter(baseConfig, f(one, [{ name: "base_model.model.score.modules_to_save.default.weight", dtype: "F32", shape: [2], data: new Float32Array(2) }])), "unexpected_tensor");
+    expectFormatError(() => loadPeftAdapter(baseConfig, f(one, [{ name: "extra", dtype: "F32", shape: [1], data: new Float32Array(1) }])), "unexpected_tensor", /"extra"/);
+    expectFormatError(() => loadPeftAdapter(baseConfig, f(one, [{ name: `base_model.model.${L0Q}.lora_magnitude_vector`, dtype: "F32", shape: [16], data: new Float32Array(16) }])), "unsupported_dora");
+    expectFormatError(() => loadPeftAdapter(baseConfig, f(one, [{ name: `base_model.model.${L0Q}.lora_B.bias`, dtype: "F32", shape: [16], data: new Float32Array(16) }])), "unsupported_feature", /lora_bias/);
+    expectFormatError(() => loadPeftAdapter(baseConfig, f(one, [{ name: "base_model.model.model.embed_tokens.lora_embedding_A", dtype: "F32", shape: [4, 10], data: new Float32Array(40) }])), "unsupported_target", /embedding module "model.embed_tokens"/);
+    expectFormatError(() => loadPeftAdapter({ ...baseConfig, target_modules: null }, f([{ module: "lm_head", r: 4, inF: 16, outF: 32 }])), "unsupported_target", /"lm_head" is an embedding or output head/);
+    expectFormatError(() => loadPeftAdapter(baseConfig, f([...one, { module: L0V, r: 4, inF: 16, outF: 8, infix: "other" }])), "multiple_adapters", /adapter "other"/);
+    expectFormatError(() => loadPeftAdapter(baseConfig, writeSafetensors([])), "empty_adapter");
+    expectFormatError(() => loadPeftAdapter({ ...baseConfig, target_modules: ["k_proj"] }, f(one)), "module_not_targeted", /not matched by target_modules \["k_proj"\]/);
+    expectFormatError(() => loadPeftAdapter({ ...baseConfig, layers_to_transform: [3] }, f(one)), "module_not_targeted", /layers_to_transform \[3\]/);
     const conv = writeSafetensors([
       { name: `base_model.model.conv.lora_A.weight`, dtype: "F32", shape: [4, 3, 1, 1], data: new Float32Array(12) },
       { name: `base_model.model.conv.lora_B.weight`, dtype: "F32", shape: [5, 4, 1, 1], data: new Float32Array(20) },
     ]);
-    expectCode(() => loadPeftAdapter({ ...baseConfig, target_modules: ["conv"] }, conv), "unsupported_target", /Conv LoRA/);
-    expectCode(() => loadPeftAdapter({ ...baseConfig, use_dora: true }, f(one)), "unsupported_dora");
-    expectCode(() => loadPeftAdapter({ ...baseConfig, modules_to_save: ["classifier"] }, f(one)), "unsupported_modules_to_save");
-    expectCode(() => loadPeftAdapter({ ...baseConfig, bias: "all" }, f(one)), "unsupported_bias");
-    expectCode(() => loadPeftAdapter({ ...baseConfig, peft_type: "IA3" }, f(one)), "unsupported_peft_type");
+    expectFormatError(() => loadPeftAdapter({ ...baseConfig, target_modules: ["conv"] }, conv), "unsupported_target", /Conv LoRA/);
+    expectFormatError(() => loadPeftAdapter({ ...baseConfig, use_dora: true }, f(one)), "unsupported_dora");
+    expectFormatError(() => loadPeftAdapter({ ...baseConfig, modules_to_save: ["classifier"] }, f(one)), "unsupported_modules_to_save");
+    expectFormatError(() => loadPeftAdapter({ ...baseConfig, bias: "all" }, f(one)), "unsupported_bias");
+    expectFormatError(() => loadPeftAdapter({ ...baseConfig, peft_type: "IA3" }, f(one)), "unsupported_peft_type");
     const trunc = f(one);
-    expectCode(() => loadPeftAdapter(baseConfig, trunc.subarray(0, trunc.length - 10)), "offsets_out_of_range");
+    expectFormatError(() => loadPeftAdapter(baseConfig, trunc.subarray(0, trunc.length - 10)), "offsets_out_of_range");
   });
 });
 

@@ -1,22 +1,12 @@
 import { describe, expect, it } from "vitest";
+import { expectFormatError } from "../testing/expect-format-error.js";
+import { createRng } from "../random/xoshiro128.js";
 import { f32ToBf16 } from "../dtype/bf16.js";
 import { f16ToF32, f32ToF16 } from "../dtype/f16.js";
-import { AdapterFormatError, type AdapterFormatErrorCode } from "../errors.js";
+import { AdapterFormatError } from "../errors.js";
 import { readSafetensors } from "./read-safetensors.js";
 import { tensorToFloat32 } from "./tensor-to-float32.js";
 import { writeSafetensors, type TensorToWrite } from "./write-safetensors.js";
-
-function rng(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s / 2 ** 32;
-  };
-}
 
 /** Raw file from a header (object or literal JSON text) and a data section. */
 function rawFile(header: unknown, data: Uint8Array = new Uint8Array(0), headerLenOverride?: number): Uint8Array {
@@ -29,19 +19,6 @@ function rawFile(header: unknown, data: Uint8Array = new Uint8Array(0), headerLe
   out.set(json, 8);
   out.set(data, 8 + json.length);
   return out;
-}
-
-function expectCode(fn: () => unknown, code: AdapterFormatErrorCode, message?: RegExp): AdapterFormatError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(AdapterFormatError);
-    const err = e as AdapterFormatError;
-    expect(err.code, err.message).toBe(code);
-    if (message) expect(err.message).toMatch(message);
-    return err;
-  }
-  throw new Error(`expected AdapterFormatError ${code}, nothing was thrown`);
 }
 
 /** Naive reference: element i of an F32 tensor read with a DataView. */
@@ -62,7 +39,8 @@ function sameBytes(a: ArrayBufferView, b: ArrayBufferView): boolean {
 
 describe("safetensors round trips", () => {
   it("F32 / F16 / BF16 write → read is bit-exact (random shapes, property test)", () => {
-    const next = rng(42);
+    const rng = createRng(42);
+    const next = () => rng.nextFloat();
     for (let trial = 0; trial < 40; trial++) {
       const tensors: TensorToWrite[] = [];
       const count = 1 + Math.floor(next() * 6);
@@ -94,7 +72,8 @@ describe("safetensors round trips", () => {
   });
 
   it("converts Float32 input to F16/BF16 with round-to-nearest-even and back exactly", () => {
-    const next = rng(7);
+    const rng = createRng(7);
+    const next = () => rng.nextFloat();
     const x = new Float32Array(1000).map(() => (next() - 0.5) * 100);
     const bytes = writeSafetensors([
       { name: "h", dtype: "F16", shape: [10, 100], data: x },
@@ -136,10 +115,10 @@ describe("safetensors round trips", () => {
 
   it("writer refuses duplicates, size mismatches and bad shapes", () => {
     const d = new Float32Array(2);
-    expectCode(() => writeSafetensors([{ name: "a", dtype: "F32", shape: [2], data: d }, { name: "a", dtype: "F32", shape: [2], data: d }]), "duplicate_key");
-    expectCode(() => writeSafetensors([{ name: "a", dtype: "F32", shape: [3], data: d }]), "shape_size_mismatch");
-    expectCode(() => writeSafetensors([{ name: "a", dtype: "F32", shape: [-2], data: d }]), "invalid_shape");
-    expectCode(() => writeSafetensors([{ name: "a", dtype: "F32", shape: [2], data: new Uint16Array(2) }]), "invalid_tensor_info");
+    expectFormatError(() => writeSafetensors([{ name: "a", dtype: "F32", shape: [2], data: d }, { name: "a", dtype: "F32", shape: [2], data: d }]), "duplicate_key");
+    expectFormatError(() => writeSafetensors([{ name: "a", dtype: "F32", shape: [3], data: d }]), "shape_size_mismatch");
+    expectFormatError(() => writeSafetensors([{ name: "a", dtype: "F32", shape: [-2], data: d }]), "invalid_shape");
+    expectFormatError(() => writeSafetensors([{ name: "a", dtype: "F32", shape: [2], data: new Uint16Array(2) }]), "invalid_tensor_info");
   });
 });
 
@@ -177,79 +156,80 @@ describe("safetensors malformed corpus", () => {
   const f32x4 = new Uint8Array(16);
 
   it("file shorter than the length prefix", () => {
-    expectCode(() => readSafetensors(new Uint8Array(5)), "file_truncated", /5 bytes, shorter than the 8-byte/);
+    expectFormatError(() => readSafetensors(new Uint8Array(5)), "file_truncated", /5 bytes, shorter than the 8-byte/);
   });
   it("header length beyond the end of the file (truncated file)", () => {
     const g = good();
-    expectCode(() => readSafetensors(g.subarray(0, 40)), "file_truncated", /exceeds the 32 bytes that follow/);
+    expectFormatError(() => readSafetensors(g.subarray(0, 40)), "file_truncated", /exceeds the 32 bytes that follow/);
   });
   it("truncated data section", () => {
     const g = good();
-    expectCode(() => readSafetensors(g.subarray(0, g.length - 3)), "offsets_out_of_range", /tensor "b".*extend past/);
+    expectFormatError(() => readSafetensors(g.subarray(0, g.length - 3)), "offsets_out_of_range", /tensor "b".*extend past/);
   });
   it("huge header length (u64 high word set, and above the cap)", () => {
     const f = rawFile({}, new Uint8Array(0), 2 ** 40);
-    expectCode(() => readSafetensors(f), "header_too_large", /≥ 2\^53|exceeds the 100000000-byte cap/);
-    expectCode(() => readSafetensors(rawFile({}, new Uint8Array(0), 200_000_000)), "header_too_large", /200000000 bytes exceeds the 100000000-byte cap/);
-    expectCode(() => readSafetensors(good(), { maxHeaderBytes: 16 }), "header_too_large", /16-byte cap/);
+    expectFormatError(() => readSafetensors(f), "header_too_large", /≥ 2\^53|exceeds the 100000000-byte cap/);
+    expectFormatError(() => readSafetensors(rawFile({}, new Uint8Array(0), 200_000_000)), "header_too_large", /200000000 bytes exceeds the 100000000-byte cap/);
+    expectFormatError(() => readSafetensors(good(), { maxHeaderBytes: 16 }), "header_too_large", /16-byte cap/);
   });
   it("header not UTF-8", () => {
     const f = rawFile("{}");
     f[8] = 0xff;
-    expectCode(() => readSafetensors(f), "header_not_utf8");
+    expectFormatError(() => readSafetensors(f), "header_not_utf8");
   });
   it("header not JSON", () => {
-    expectCode(() => readSafetensors(rawFile("{not json")), "header_not_json", /not valid JSON/);
+    expectFormatError(() => readSafetensors(rawFile("{not json")), "header_not_json", /not valid JSON/);
   });
   it("header JSON but not an object", () => {
-    expectCode(() => readSafetensors(rawFile("[1,2]")), "header_not_object", /got an array/);
-    expectCode(() => readSafetensors(rawFile("42")), "header_not_object", /got number/);
-    expectCode(() => readSafetensors(rawFile("null")), "header_not_object", /got null/);
+    expectFormatError(() => readSafetensors(rawFile("[1,2]")), "header_not_object", /got an array/);
+    expectFormatError(() => readSafetensors(rawFile("42")), "header_not_object", /got number/);
+    expectFormatError(() => readSafetensors(rawFile("null")), "header_not_object", /got null/);
   });
   it("duplicate tensor names (JSON.parse would keep the last silently)", () => {
     const h = '{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"a":{"dtype":"F32","shape":[2],"data_offsets":[8,16]}}';
-    expectCode(() => readSafetensors(rawFile(h, f32x4)), "duplicate_key", /tensor name "a" appears more than once/);
+    expectFormatError(() => readSafetensors(rawFile(h, f32x4)), "duplicate_key", /tensor name "a" appears more than once/);
     const escaped = '{"\\u0061":{"dtype":"F32","shape":[4],"data_offsets":[0,16]},"a":{"dtype":"F32","shape":[0],"data_offsets":[16,16]}}';
-    expectCode(() => readSafetensors(rawFile(escaped, f32x4)), "duplicate_key", /"a"/);
+    expectFormatError(() => readSafetensors(rawFile(escaped, f32x4)), "duplicate_key", /"a"/);
     const inner = '{"a":{"dtype":"F32","dtype":"F16","shape":[4],"data_offsets":[0,16]}}';
-    expectCode(() => readSafetensors(rawFile(inner, f32x4)), "duplicate_key", /key "dtype" appears more than once in header entry "a"/);
+    expectFormatError(() => readSafetensors(rawFile(inner, f32x4)), "duplicate_key", /key "dtype" appears more than once in header entry "a"/);
   });
   it("unknown and unsupported dtypes", () => {
-    expectCode(() => readSafetensors(rawFile({ a: { dtype: "F33", shape: [4], data_offsets: [0, 16] } }, f32x4)), "unknown_dtype", /unknown dtype "F33"/);
-    expectCode(() => readSafetensors(rawFile({ a: { dtype: "I64", shape: [2], data_offsets: [0, 16] } }, f32x4)), "unsupported_dtype", /dtype I64; supported dtypes are F32, F16, BF16/);
+    expectFormatError(() => readSafetensors(rawFile({ a: { dtype: "F33", shape: [4], data_offsets: [0, 16] } }, f32x4)), "unknown_dtype", /unknown dtype "F33"/);
+    expectFormatError(() => readSafetensors(rawFile({ a: { dtype: "I64", shape: [2], data_offsets: [0, 16] } }, f32x4)), "unsupported_dtype", /dtype I64; supported dtypes are F32, F16, BF16/);
   });
   it("shape × dtype size ≠ byte length", () => {
-    expectCode(() => readSafetensors(rawFile({ a: { dtype: "F32", shape: [3], data_offsets: [0, 16] } }, f32x4)), "shape_size_mismatch", /F32\[3\] needs 12 bytes but data_offsets \[0, 16\] hold 16/);
+    expectFormatError(() => readSafetensors(rawFile({ a: { dtype: "F32", shape: [3], data_offsets: [0, 16] } }, f32x4)), "shape_size_mismatch", /F32\[3\] needs 12 bytes but data_offsets \[0, 16\] hold 16/);
     // element count overflowing 2^53
-    expectCode(() => readSafetensors(rawFile({ a: { dtype: "F32", shape: [2 ** 30, 2 ** 30, 2 ** 30], data_offsets: [0, 16] } }, f32x4)), "shape_size_mismatch");
+    expectFormatError(() => readSafetensors(rawFile({ a: { dtype: "F32", shape: [2 ** 30, 2 ** 30, 2 ** 30], data_offsets: [0, 16] } }, f32x4)), "shape_size_mismatch");
   });
   it("lying offsets: past the end, reversed, not integers", () => {
-    expectCode(() => readSafetensors(rawFile({ a: { dtype: "F32", shape: [4], data_offsets: [8, 24] } }, f32x4)), "offsets_out_of_range", /extend past the 16-byte data section/);
-    expectCode(() => readSafetensors(rawFile({ a: { dtype: "F32", shape: [0], data_offsets: [16, 8] } }, f32x4)), "offsets_out_of_range", /end before they begin/);
-    expectCode(() => readSafetensors(rawFile({ a: { dtype: "F32", shape: [4], data_offsets: [0, 16.5] } }, f32x4)), "invalid_tensor_info");
-    expectCode(() => readSafetensors(rawFile({ a: { dtype: "F32", shape: [4], data_offsets: [-16, 0] } }, f32x4)), "invalid_tensor_info");
-    expectCode(() => readSafetensors(rawFile({ a: { dtype: "F32", shape: [4] } }, f32x4)), "invalid_tensor_info", /data_offsets must be/);
+    expectFormatError(() => readSafetensors(rawFile({ a: { dtype: "F32", shape: [4], data_offsets: [8, 24] } }, f32x4)), "offsets_out_of_range", /extend past the 16-byte data section/);
+    expectFormatError(() => readSafetensors(rawFile({ a: { dtype: "F32", shape: [0], data_offsets: [16, 8] } }, f32x4)), "offsets_out_of_range", /end before they begin/);
+    expectFormatError(() => readSafetensors(rawFile({ a: { dtype: "F32", shape: [4], data_offsets: [0, 16.5] } }, f32x4)), "invalid_tensor_info");
+    expectFormatError(() => readSafetensors(rawFile({ a: { dtype: "F32", shape: [4], data_offsets: [-16, 0] } }, f32x4)), "invalid_tensor_info");
+    expectFormatError(() => readSafetensors(rawFile({ a: { dtype: "F32", shape: [4] } }, f32x4)), "invalid_tensor_info", /data_offsets must be/);
   });
   it("overlapping offsets", () => {
     const h = { a: { dtype: "F32", shape: [3], data_offsets: [0, 12] }, b: { dtype: "F32", shape: [2], data_offsets: [8, 16] } };
-    expectCode(() => readSafetensors(rawFile(h, f32x4)), "offsets_overlap", /"b" \[8, 16\] overlaps tensor "a" which ends at 12/);
+    expectFormatError(() => readSafetensors(rawFile(h, f32x4)), "offsets_overlap", /"b" \[8, 16\] overlaps tensor "a" which ends at 12/);
   });
   it("offsets that do not cover the data exactly (gap, trailing bytes)", () => {
     const gap = { a: { dtype: "F32", shape: [1], data_offsets: [0, 4] }, b: { dtype: "F32", shape: [2], data_offsets: [8, 16] } };
-    expectCode(() => readSafetensors(rawFile(gap, f32x4)), "offsets_gap", /bytes \[4, 8\)/);
+    expectFormatError(() => readSafetensors(rawFile(gap, f32x4)), "offsets_gap", /bytes \[4, 8\)/);
     const trailing = { a: { dtype: "F32", shape: [3], data_offsets: [0, 12] } };
-    expectCode(() => readSafetensors(rawFile(trailing, f32x4)), "offsets_gap", /4 trailing bytes/);
+    expectFormatError(() => readSafetensors(rawFile(trailing, f32x4)), "offsets_gap", /4 trailing bytes/);
   });
   it("invalid shapes, entries and metadata", () => {
-    expectCode(() => readSafetensors(rawFile({ a: { dtype: "F32", shape: [-4], data_offsets: [0, 16] } }, f32x4)), "invalid_shape");
-    expectCode(() => readSafetensors(rawFile({ a: { dtype: "F32", shape: "4", data_offsets: [0, 16] } }, f32x4)), "invalid_shape");
-    expectCode(() => readSafetensors(rawFile({ a: [1, 2] }, f32x4)), "invalid_tensor_info");
-    expectCode(() => readSafetensors(rawFile({ a: { shape: [4], data_offsets: [0, 16] } }, f32x4)), "invalid_tensor_info", /no string "dtype"/);
-    expectCode(() => readSafetensors(rawFile({ __metadata__: { n: 1 } })), "invalid_metadata", /"__metadata__"."n" must be a string/);
-    expectCode(() => readSafetensors(rawFile({ __metadata__: [] })), "invalid_metadata");
+    expectFormatError(() => readSafetensors(rawFile({ a: { dtype: "F32", shape: [-4], data_offsets: [0, 16] } }, f32x4)), "invalid_shape");
+    expectFormatError(() => readSafetensors(rawFile({ a: { dtype: "F32", shape: "4", data_offsets: [0, 16] } }, f32x4)), "invalid_shape");
+    expectFormatError(() => readSafetensors(rawFile({ a: [1, 2] }, f32x4)), "invalid_tensor_info");
+    expectFormatError(() => readSafetensors(rawFile({ a: { shape: [4], data_offsets: [0, 16] } }, f32x4)), "invalid_tensor_info", /no string "dtype"/);
+    expectFormatError(() => readSafetensors(rawFile({ __metadata__: { n: 1 } })), "invalid_metadata", /"__metadata__"."n" must be a string/);
+    expectFormatError(() => readSafetensors(rawFile({ __metadata__: [] })), "invalid_metadata");
   });
   it("random corruption of a valid file yields a result or an AdapterFormatError, never a crash", () => {
-    const next = rng(99);
+    const rng = createRng(99);
+    const next = () => rng.nextFloat();
     const base = good();
     for (let i = 0; i < 2000; i++) {
       const f = base.slice(0, Math.max(0, base.length - Math.floor(next() * 4) * Math.floor(next() * 8)));

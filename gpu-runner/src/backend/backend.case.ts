@@ -7,17 +7,27 @@ import { DataType, GraphBuilder, WeightBlob } from "../onnx/index.js";
 import { float32, int64, type Backend, type BackendName } from "./backend.js";
 import { loadBackend } from "./load-backend.js";
 
-/** y = x·W + (x·At)·Bt with W external, At [b, in, R], Bt [b, R, out] inputs. */
-function loraMatMulGraph(inF: number, outF: number, w: Float32Array): { graph: Uint8Array; weights: Uint8Array } {
+/**
+ * The LoRA paths of the model graphs, W external: y = x·W + (x·At)·Bt (per row: At [b, in, R],
+ * Bt [b, R, out]), and with `shared` also + ((x·Ac) ⊙ Mk)·Bc (one Ac [in, Rc], Bc [Rc, out] for
+ * the batch, Mk [b, 1, Rc] masking it per row).
+ */
+function loraGraph(inF: number, outF: number, w: Float32Array, shared: boolean): { graph: Uint8Array; weights: Uint8Array } {
   const g = new GraphBuilder();
   const blob = new WeightBlob("w.bin");
   const x = g.input("x", DataType.FLOAT, ["b", "s", inF]);
   const at = g.input("at", DataType.FLOAT, ["b", inF, "R"]);
   const bt = g.input("bt", DataType.FLOAT, ["b", "R", outF]);
   const wName = g.initializer(blob.add("w", [inF, outF], w));
-  g.node("Add", [g.node("MatMul", [x, wName]), g.node("MatMul", [g.node("MatMul", [x, at]), bt])], {}, { output: "y" });
+  const perRow = g.node("Add", [g.node("MatMul", [x, wName]), g.node("MatMul", [g.node("MatMul", [x, at]), bt])], {}, shared ? {} : { output: "y" });
+  if (shared) {
+    const ac = g.input("ac", DataType.FLOAT, [inF, "Rc"]);
+    const bc = g.input("bc", DataType.FLOAT, ["Rc", outF]);
+    const mk = g.input("mk", DataType.FLOAT, ["b", 1, "Rc"]);
+    g.node("Add", [perRow, g.node("MatMul", [g.node("Mul", [g.node("MatMul", [x, ac]), mk]), bc])], {}, { output: "y" });
+  }
   g.output("y", DataType.FLOAT, ["b", "s", outF]);
-  return { graph: g.encode("lora-matmul"), weights: blob.bytes() };
+  return { graph: g.encode(shared ? "lora-two-path" : "lora-matmul"), weights: blob.bytes() };
 }
 
 function plain(x: Float32Array, b: number, s: number, inF: number, outF: number, w: Float32Array, at: Float32Array, bt: Float32Array, R: number): Float32Array {
@@ -37,24 +47,6 @@ function plain(x: Float32Array, b: number, s: number, inF: number, outF: number,
   return y;
 }
 
-/** y = x·W + (x·At)·Bt + ((x·Ac) ⊙ Mk)·Bc: the per-row and shared LoRA paths of the model graphs. */
-function loraTwoPathGraph(inF: number, outF: number, w: Float32Array): { graph: Uint8Array; weights: Uint8Array } {
-  const g = new GraphBuilder();
-  const blob = new WeightBlob("w.bin");
-  const x = g.input("x", DataType.FLOAT, ["b", "s", inF]);
-  const at = g.input("at", DataType.FLOAT, ["b", inF, "R"]);
-  const bt = g.input("bt", DataType.FLOAT, ["b", "R", outF]);
-  const ac = g.input("ac", DataType.FLOAT, [inF, "Rc"]);
-  const bc = g.input("bc", DataType.FLOAT, ["Rc", outF]);
-  const mk = g.input("mk", DataType.FLOAT, ["b", 1, "Rc"]);
-  const wName = g.initializer(blob.add("w", [inF, outF], w));
-  const perRow = g.node("Add", [g.node("MatMul", [x, wName]), g.node("MatMul", [g.node("MatMul", [x, at]), bt])]);
-  const shared = g.node("MatMul", [g.node("Mul", [g.node("MatMul", [x, ac]), mk]), bc]);
-  g.node("Add", [perRow, shared], {}, { output: "y" });
-  g.output("y", DataType.FLOAT, ["b", "s", outF]);
-  return { graph: g.encode("lora-two-path"), weights: blob.bytes() };
-}
-
 export function runBackendTests({ name }: { name: BackendName }): void {
   describe(`backend ${name}`, () => {
     const getBackend = (): Promise<Backend> => loadBackend(name);
@@ -65,7 +57,7 @@ export function runBackendTests({ name }: { name: BackendName }): void {
       const [b, s, inF, outF] = [2, 3, 5, 4];
       const rand = (n: number, seed: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 12.9898 + seed) * 0.5);
       const w = rand(inF * outF, 1);
-      const { graph, weights } = loraMatMulGraph(inF, outF, w);
+      const { graph, weights } = loraGraph(inF, outF, w, false);
       const session = await backend.createSession(graph, { externalData: [{ path: "w.bin", data: weights }] });
       expect(session.inputNames).toEqual(["x", "at", "bt"]);
       const x = rand(b * s * inF, 2);
@@ -86,7 +78,7 @@ export function runBackendTests({ name }: { name: BackendName }): void {
       const [b, s, inF, outF] = [3, 2, 5, 4];
       const rand = (n: number, seed: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 12.9898 + seed) * 0.5);
       const w = rand(inF * outF, 1);
-      const { graph, weights } = loraTwoPathGraph(inF, outF, w);
+      const { graph, weights } = loraGraph(inF, outF, w, true);
       const session = await backend.createSession(graph, { externalData: [{ path: "w.bin", data: weights }] });
       const x = rand(b * s * inF, 2);
       // Run the zero cases after non-zero ones too, so stale buffers from an earlier run would show.

@@ -49,25 +49,17 @@ export function numel(dims: readonly number[]): number {
   return n;
 }
 
-export function float32(data: Float32Array, dims: readonly number[]): HostTensor {
-  if (data.length !== numel(dims)) throw new Error(`float32 tensor: ${data.length} values for dims [${dims.join(", ")}]`);
-  return { type: "float32", data, dims };
+/** A host tensor of `type`; the data must hold exactly numel(dims) values. */
+export function hostTensor<T extends HostTensor>(type: T["type"], data: T["data"], dims: readonly number[]): T {
+  if (data.length !== numel(dims)) throw new Error(`${type} tensor: ${data.length} values for dims [${dims.join(", ")}]`);
+  return { type, data, dims } as T;
 }
 
-export function int64(data: BigInt64Array, dims: readonly number[]): HostTensor {
-  if (data.length !== numel(dims)) throw new Error(`int64 tensor: ${data.length} values for dims [${dims.join(", ")}]`);
-  return { type: "int64", data, dims };
-}
-
-export function int32(data: Int32Array, dims: readonly number[]): HostTensor {
-  if (data.length !== numel(dims)) throw new Error(`int32 tensor: ${data.length} values for dims [${dims.join(", ")}]`);
-  return { type: "int32", data, dims };
-}
-
-export function float16(data: Uint16Array, dims: readonly number[]): HostTensor {
-  if (data.length !== numel(dims)) throw new Error(`float16 tensor: ${data.length} values for dims [${dims.join(", ")}]`);
-  return { type: "float16", data, dims };
-}
+type TensorOf<K extends HostTensor["type"]> = Extract<HostTensor, { type: K }>;
+export const float32 = (data: Float32Array, dims: readonly number[]) => hostTensor<TensorOf<"float32">>("float32", data, dims);
+export const int64 = (data: BigInt64Array, dims: readonly number[]) => hostTensor<TensorOf<"int64">>("int64", data, dims);
+export const int32 = (data: Int32Array, dims: readonly number[]) => hostTensor<TensorOf<"int32">>("int32", data, dims);
+export const float16 = (data: Uint16Array, dims: readonly number[]) => hostTensor<TensorOf<"float16">>("float16", data, dims);
 
 /** Narrows a run output to float32, with a precise error otherwise. */
 export function expectFloat32(t: HostTensor | undefined, what: string): { data: Float32Array; dims: readonly number[] } {

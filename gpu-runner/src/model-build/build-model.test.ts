@@ -6,16 +6,9 @@ import { modelManifestSchema } from "#core/manifest/model-manifest";
 import { BUILDER_VERSION, buildModel, defaultModelCacheDir, ensureModel } from "./build-model.js";
 import { loadModel } from "../model/load-model.js";
 import { readModelDir } from "../model/model-dir.js";
+import { useTempDirs } from "./testing/temp-dirs.js";
 
-const dirs: string[] = [];
-async function tmp(): Promise<string> {
-  const d = await fs.mkdtemp(path.join(os.tmpdir(), "loraedge-build-"));
-  dirs.push(d);
-  return d;
-}
-afterAll(async () => {
-  for (const d of dirs) await fs.rm(d, { recursive: true, force: true });
-});
+const tmp = useTempDirs("build");
 
 async function filesOf(dir: string): Promise<Map<string, Buffer>> {
   const out = new Map<string, Buffer>();

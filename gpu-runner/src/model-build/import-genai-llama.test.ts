@@ -28,6 +28,8 @@ import { decodeModel, encodeModel, externalLocation, toNumber, upcastFloat16 } f
 import { importOnnxExport } from "./import-onnx-export.js";
 import { loadModel } from "../model/load-model.js";
 import { relErr } from "../model/testing/random-mix.js";
+import { useImportedExport } from "./testing/temp-dirs.js";
+import { cachedDecodeErrors } from "../model/testing/cached-decode.js";
 import type { BaseModel, Float16Policy } from "../model/types.js";
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
@@ -93,17 +95,10 @@ function peftMix(targets: readonly { module: string; in: number; out: number }[]
 }
 
 describe.skipIf(!present)("importOnnxExport: tiny-random-llama-fp16 (GenAI fp16 Llama export)", () => {
-  let dir: string;
-  beforeAll(async () => {
-    dir = await fsp.mkdtemp(path.join(os.tmpdir(), "loraedge-genai-llama-"));
-    await importOnnxExport(FIXTURE, dir);
-  });
-  afterAll(async () => {
-    if (dir) await fsp.rm(dir, { recursive: true, force: true });
-  });
+  const imported = useImportedExport(FIXTURE, "genai-llama");
 
   it("writes an fp16 Llama manifest: every q/k/v/o/gate/up/down MatMul is an unmerged target under its PEFT name", async () => {
-    const manifest = JSON.parse(await fsp.readFile(path.join(dir, "manifest.json"), "utf8"));
+    const manifest = JSON.parse(await fsp.readFile(path.join(imported.dir, "manifest.json"), "utf8"));
     expect(manifest).toMatchObject({ architecture: "llama", dtype: "float16", vocabSize: V, numLayers: 2, hiddenSize: 16, numHeads: 1, numKvHeads: 1, headDim: 16, intermediateSize: 64, contextLength: 2048, tokenizer: { kind: "hf", bosId: 0, eosId: 1 } });
     expect(manifest.targets.map((t: { module: string }) => t.module)).toEqual(
       [0, 1].flatMap((i) => ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"].map((m) => `model.layers.${i}.${m}`)),
@@ -111,7 +106,7 @@ describe.skipIf(!present)("importOnnxExport: tiny-random-llama-fp16 (GenAI fp16 
     expect(manifest.targets.every((t: { mode: string }) => t.mode === "unmerged")).toBe(true);
     expect(manifest.targets[4]).toEqual({ module: "model.layers.0.mlp.gate_proj", in: 16, out: 64, mode: "unmerged", fanInFanOut: false });
     // Weights stay fp16 on disk (the fixture's 2.13 MB, plus alignment).
-    expect((await fsp.stat(path.join(dir, "weights.bin"))).size).toBeLessThan(2_200_000);
+    expect((await fsp.stat(path.join(imported.dir, "weights.bin"))).size).toBeLessThan(2_200_000);
   });
 
   const tokens = [0, 5, 100, 2000, 7, 31999, 42, 8];
@@ -120,7 +115,7 @@ describe.skipIf(!present)("importOnnxExport: tiny-random-llama-fp16 (GenAI fp16 
       describe(`on backend ${backend}, fp16 policy ${policy}`, () => {
         let model: BaseModel;
         beforeAll(async () => {
-          model = await loadModel(dir, { backend, threads: 1, float16: policy });
+          model = await loadModel(imported.dir, { backend, threads: 1, float16: policy });
         });
         afterAll(async () => {
           await model?.dispose();
@@ -130,14 +125,8 @@ describe.skipIf(!present)("importOnnxExport: tiny-random-llama-fp16 (GenAI fp16 
           const original = await originalLogits(backend, null, tokens);
           const [full] = await model.step([{ tokens, cache: null, mix: null }], { allLogits: true });
           expect(relErr(full.logits, original)).toBeLessThanOrEqual(policy === "keep" ? 1e-3 : FP16_TOL);
-          let cache = (await model.step([{ tokens: tokens.slice(0, 4), cache: null, mix: null }, { tokens: [1, 2], cache: null, mix: null }]))[0].cache;
-          for (let i = 4; i < tokens.length; i++) {
-            const out = await model.step([
-              { tokens: [3, 4, 5, 6, 7], cache: null, mix: null },
-              { tokens: [tokens[i]], cache, mix: null },
-            ]);
-            cache = out[1].cache;
-            expect(relErr(out[1].logits, full.logits.slice(i * V, (i + 1) * V))).toBeLessThanOrEqual(policy === "keep" ? FP16_TOL : 1e-4);
+          for (const { position, error } of await cachedDecodeErrors(model, tokens, full.logits, V)) {
+            expect(error, `position ${position}`).toBeLessThanOrEqual(policy === "keep" ? FP16_TOL : 1e-4);
           }
         });
 
@@ -166,8 +155,8 @@ describe.skipIf(!present)("importOnnxExport: tiny-random-llama-fp16 (GenAI fp16 
   }
 
   it("fp16 kept with a mix ≡ the same model up-cast to fp32 with the same mix (shared and per-row paths)", async () => {
-    const keep = await loadModel(dir, { backend: "node", threads: 1, float16: "keep" });
-    const up = await loadModel(dir, { backend: "node", threads: 1, float16: "upcast" });
+    const keep = await loadModel(imported.dir, { backend: "node", threads: 1, float16: "keep" });
+    const up = await loadModel(imported.dir, { backend: "node", threads: 1, float16: "upcast" });
     try {
       const a = peftMix(keep.manifest.targets, 21, 3);
       const b = peftMix(keep.manifest.targets.slice(0, 7), 22, 5);
@@ -223,7 +212,7 @@ describe.skipIf(!present)("importOnnxExport: tiny-random-llama-fp16 (GenAI fp16 
   });
 
   it("its tokenizer.json round-trips text", async () => {
-    const model = await loadModel(dir, { backend: "node", threads: 1 });
+    const model = await loadModel(imported.dir, { backend: "node", threads: 1 });
     try {
       const text = "Hello world, this is a test.";
       expect(model.tokenizer.decode(model.tokenizer.encode(text))).toBe(text);

@@ -9,16 +9,9 @@ import { loadModel } from "../model/load-model.js";
 import { seededLlamaCheckpoint } from "./seeded-checkpoint.js";
 import { randomMix, relErr } from "../model/testing/random-mix.js";
 import { asStored, writeHfCheckpoint } from "./testing/hf-checkpoint.js";
+import { useTempDirs } from "./testing/temp-dirs.js";
 
-const dirs: string[] = [];
-async function tmp(): Promise<string> {
-  const d = await fs.mkdtemp(path.join(os.tmpdir(), "loraedge-hf-"));
-  dirs.push(d);
-  return d;
-}
-afterAll(async () => {
-  for (const d of dirs) await fs.rm(d, { recursive: true, force: true });
-});
+const tmp = useTempDirs("hf");
 
 const base: LlamaConfig = {
   vocabSize: 100,

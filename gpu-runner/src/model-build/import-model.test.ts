@@ -15,21 +15,14 @@ import { describeImport, importModel } from "./import-model.js";
 import type { LlamaConfig } from "./llama-config.js";
 import { seededLlamaCheckpoint } from "./seeded-checkpoint.js";
 import { writeHfCheckpoint } from "./testing/hf-checkpoint.js";
+import { useTempDirs } from "./testing/temp-dirs.js";
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
 const LLAMA = path.join(REPO, "..", "shared", "fixtures", "tiny-random-llama-fp16");
 const present = fs.existsSync(path.join(LLAMA, "model.onnx.data"));
 if (!present) console.warn(`skipping GenAI export import tests: ${LLAMA} is absent`);
 
-const dirs: string[] = [];
-async function tmp(): Promise<string> {
-  const d = await fsp.mkdtemp(path.join(os.tmpdir(), "loraedge-import-"));
-  dirs.push(d);
-  return d;
-}
-afterAll(async () => {
-  for (const d of dirs) await fsp.rm(d, { recursive: true, force: true });
-});
+const tmp = useTempDirs("import");
 
 /** A writable copy of the fixture (tests break copies, never the fixture). */
 async function copyFixture(): Promise<string> {

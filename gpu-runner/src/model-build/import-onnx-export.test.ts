@@ -15,6 +15,8 @@ import { decodeModel, encodeModel, toNumber } from "../onnx/index.js";
 import { importOnnxExport } from "./import-onnx-export.js";
 import { loadModel } from "../model/load-model.js";
 import { randomMix, relErr } from "../model/testing/random-mix.js";
+import { useImportedExport } from "./testing/temp-dirs.js";
+import { cachedDecodeErrors } from "../model/testing/cached-decode.js";
 import type { BaseModel } from "../model/types.js";
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
@@ -52,17 +54,10 @@ async function originalWithMergedWeights(backendName: BackendName, mix: Composed
 }
 
 describe.skipIf(!present)("importOnnxExport: tiny-random-gpt2 (GenAI export)", () => {
-  let dir: string;
-  beforeAll(async () => {
-    dir = await fsp.mkdtemp(path.join(os.tmpdir(), "loraedge-gpt2-"));
-    await importOnnxExport(FIXTURE, dir);
-  });
-  afterAll(async () => {
-    if (dir) await fsp.rm(dir, { recursive: true, force: true });
-  });
+  const imported = useImportedExport(FIXTURE, "gpt2");
 
   it("writes a manifest with LoRA targets on the MatMuls and c_attn as merge-only", async () => {
-    const manifest = JSON.parse(await fsp.readFile(path.join(dir, "manifest.json"), "utf8"));
+    const manifest = JSON.parse(await fsp.readFile(path.join(imported.dir, "manifest.json"), "utf8"));
     expect(manifest).toMatchObject({ architecture: "gpt2", vocabSize: 1000, numLayers: 5, hiddenSize: 32, intermediateSize: 128, tokenizer: { kind: "hf", bosId: 98, eosId: 98 } });
     expect(manifest.targets).toHaveLength(20);
     expect(manifest.targets.filter((t: { mode: string }) => t.mode === "merge-only").map((t: { module: string }) => t.module)).toEqual([0, 1, 2, 3, 4].map((i) => `transformer.h.${i}.attn.c_attn`));
@@ -73,7 +68,7 @@ describe.skipIf(!present)("importOnnxExport: tiny-random-gpt2 (GenAI export)", (
     describe(`on backend ${backend}`, () => {
       let model: BaseModel;
       beforeAll(async () => {
-        model = await loadModel(dir, { backend, threads: 1 });
+        model = await loadModel(imported.dir, { backend, threads: 1 });
       });
       afterAll(async () => {
         await model?.dispose();
@@ -85,14 +80,8 @@ describe.skipIf(!present)("importOnnxExport: tiny-random-gpt2 (GenAI export)", (
         const original = await originalWithMergedWeights(backend, null, tokens);
         const [full] = await model.step([{ tokens, cache: null, mix: null }], { allLogits: true });
         expect(relErr(full.logits, original)).toBeLessThanOrEqual(1e-5);
-        let cache = (await model.step([{ tokens: tokens.slice(0, 4), cache: null, mix: null }, { tokens: [1, 2], cache: null, mix: null }]))[0].cache;
-        for (let i = 4; i < tokens.length; i++) {
-          const out = await model.step([
-            { tokens: [3, 4, 5, 6, 7], cache: null, mix: null },
-            { tokens: [tokens[i]], cache, mix: null },
-          ]);
-          cache = out[1].cache;
-          expect(relErr(out[1].logits, full.logits.slice(i * V, (i + 1) * V))).toBeLessThanOrEqual(1e-4);
+        for (const { position, error } of await cachedDecodeErrors(model, tokens, full.logits, V)) {
+          expect(error, `position ${position}`).toBeLessThanOrEqual(1e-4);
         }
       });
 

@@ -3,6 +3,19 @@ import { adapterPath, formatBytes, formatInt } from "../lib/format.js";
 import { addToMix } from "../lib/mix.js";
 import { Pill } from "./ui.js";
 
+/** An adapter's visibility, base model and tags as pills. */
+export function AdapterPills({ adapter: a }: { adapter: Pick<Adapter, "visibility" | "base_model" | "tags"> }) {
+  return (
+    <p class="pills">
+      <Pill kind={a.visibility}>{a.visibility}</Pill>
+      <Pill kind="model">{a.base_model}</Pill>
+      {a.tags.map((t) => (
+        <Pill key={t}>#{t}</Pill>
+      ))}
+    </p>
+  );
+}
+
 /** One adapter in the marketplace grid. */
 export function AdapterCard({ adapter: a }: { adapter: Adapter }) {
   const shortTargets = [...new Set(a.targets.map((t) => t.split(".").pop()!))];
@@ -15,13 +28,7 @@ export function AdapterCard({ adapter: a }: { adapter: Adapter }) {
           <span class="muted">@{a.version}</span>
         </a>
       </h2>
-      <p class="pills">
-        <Pill kind={a.visibility}>{a.visibility}</Pill>
-        <Pill kind="model">{a.base_model}</Pill>
-        {a.tags.map((t) => (
-          <Pill key={t}>#{t}</Pill>
-        ))}
-      </p>
+      <AdapterPills adapter={a} />
       {a.description ? <p class="description">{a.description}</p> : null}
       <dl class="facts">
         <div>
@@ -46,7 +53,7 @@ export function AdapterCard({ adapter: a }: { adapter: Adapter }) {
       <button
         type="button"
         class="secondary small"
-        onClick={() => addToMix({ ref: a.ref, id: a.id, base_model: a.base_model, rank: a.rank, size_bytes: a.size_bytes, targets: a.targets })}
+        onClick={() => addToMix(a)}
         aria-label={`Add ${a.ref} to the mix`}
       >
         + mix

@@ -1,5 +1,6 @@
 import type { ComponentChildren } from "preact";
 import { useState } from "preact/hooks";
+import { errorMessage } from "../lib/api.js";
 
 /** An error (or success) line, announced to screen readers. */
 export function Notice({ kind = "error", children }: { kind?: "error" | "ok" | "info"; children: ComponentChildren }) {
@@ -90,4 +91,24 @@ export function Progress({ value, label }: { value: number; label: string }) {
 /** A tag/visibility pill. */
 export function Pill({ children, kind = "" }: { children: ComponentChildren; kind?: string }) {
   return <span class={`pill ${kind}`}>{children}</span>;
+}
+
+/** A button that runs an async action; a failure's message goes to `onError` (the page's error line). */
+export function ActionButton(props: { class?: string; label?: string; action: () => Promise<void>; onError: (message: string) => void; children: ComponentChildren }) {
+  return (
+    <button
+      type="button"
+      class={props.class}
+      aria-label={props.label}
+      onClick={async () => {
+        try {
+          await props.action();
+        } catch (e) {
+          props.onError(errorMessage(e));
+        }
+      }}
+    >
+      {props.children}
+    </button>
+  );
 }

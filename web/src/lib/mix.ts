@@ -34,9 +34,14 @@ export function setMix(items: MixItem[]): void {
   for (const l of listeners) l();
 }
 
-export function addToMix(item: Omit<MixItem, "weight">, weight = 1): void {
-  const items = getMix().filter((m) => m.ref !== item.ref);
-  setMix([...items, { ...item, weight }]);
+/** The mix item of an adapter (an API `Adapter` has more fields: only these are kept). */
+export function mixItemOf(a: Omit<MixItem, "weight">, weight = 1): MixItem {
+  return { ref: a.ref, id: a.id, base_model: a.base_model, rank: a.rank, size_bytes: a.size_bytes, targets: a.targets, weight };
+}
+
+export function addToMix(adapter: Omit<MixItem, "weight">, weight = 1): void {
+  const items = getMix().filter((m) => m.ref !== adapter.ref);
+  setMix([...items, mixItemOf(adapter, weight)]);
 }
 
 export function useMix(): [MixItem[], (items: MixItem[]) => void] {

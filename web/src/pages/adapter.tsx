@@ -1,6 +1,7 @@
 import { useEffect, useState } from "preact/hooks";
 import type { ModelManifest } from "#core/manifest/model-manifest";
-import { CodeTabs, Loading, Notice, Pill } from "../components/ui.js";
+import { AdapterPills } from "../components/adapter-card.js";
+import { CodeTabs, Loading, Notice } from "../components/ui.js";
 import { api, errorMessage, LoraedgeError, type Adapter } from "../lib/api.js";
 import { adapterPath, formatBytes, formatInt, formatTime } from "../lib/format.js";
 import { addToMix } from "../lib/mix.js";
@@ -118,18 +119,12 @@ export function AdapterPage({ refPath }: { refPath: string }) {
         {a.owner}/{a.name}
         <span class="muted">@{a.version}</span>
       </h1>
-      <p class="pills">
-        <Pill kind={a.visibility}>{a.visibility}</Pill>
-        <Pill kind="model">{a.base_model}</Pill>
-        {a.tags.map((t) => (
-          <Pill key={t}>#{t}</Pill>
-        ))}
-      </p>
+      <AdapterPills adapter={a} />
       {a.description ? <p>{a.description}</p> : null}
       <Notice kind="ok">{message}</Notice>
       <Notice>{error}</Notice>
       <div class="actions">
-        <button type="button" onClick={() => addToMix({ ref: a.ref, id: a.id, base_model: a.base_model, rank: a.rank, size_bytes: a.size_bytes, targets: a.targets })}>
+        <button type="button" onClick={() => addToMix(a)}>
           Add to mix
         </button>
         <button

@@ -1,8 +1,9 @@
 import { useEffect, useState } from "preact/hooks";
-import { Notice } from "../components/ui.js";
+import { Field, SelectField } from "../components/field.js";
+import { ActionButton, Notice } from "../components/ui.js";
 import { api, errorMessage, type Adapter, type BakedAdapter, type BakeStrategy, type Composition } from "../lib/api.js";
 import { adapterPath, formatBytes } from "../lib/format.js";
-import { addToMix, mixCost, mixEntries, useMix, type MixItem } from "../lib/mix.js";
+import { addToMix, mixCost, mixEntries, mixItemOf, useMix, type MixItem } from "../lib/mix.js";
 
 const STRATEGIES: BakeStrategy[] = ["linear", "svd", "ties", "dare_linear", "dare_ties", "magnitude_prune"];
 const NEEDS_DENSITY = new Set<BakeStrategy>(["ties", "dare_linear", "dare_ties", "magnitude_prune"]);
@@ -71,30 +72,18 @@ function BakeForm({ composition }: { composition: Composition }) {
       }}
     >
       <div class="form-grid">
-        <div class="field">
-          <label for={`${id}-strategy`}>Strategy</label>
-          <select id={`${id}-strategy`} value={strategy} onChange={(e) => setStrategy(e.currentTarget.value as BakeStrategy)}>
-            {STRATEGIES.map((s) => (
-              <option key={s} value={s}>
-                {s}
-              </option>
-            ))}
-          </select>
-        </div>
+        <SelectField id={`${id}-strategy`} label="Strategy" value={strategy} onChange={(e) => setStrategy(e.currentTarget.value as BakeStrategy)} options={STRATEGIES.map((s) => [s, s])} />
         {NEEDS_DENSITY.has(strategy) ? (
-          <div class="field">
-            <label for={`${id}-density`}>Density</label>
+          <Field id={`${id}-density`} label="Density">
             <input id={`${id}-density`} type="number" min={0.01} max={1} step={0.01} value={density} onInput={(e) => setDensity(e.currentTarget.value)} />
-          </div>
+          </Field>
         ) : null}
-        <div class="field">
-          <label for={`${id}-rank`}>Rank</label>
+        <Field id={`${id}-rank`} label="Rank">
           <input id={`${id}-rank`} type="number" min={1} step={1} value={rank} onInput={(e) => setRank(e.currentTarget.value)} />
-        </div>
-        <div class="field grow">
-          <label for={`${id}-bname`}>New adapter name</label>
+        </Field>
+        <Field id={`${id}-bname`} label="New adapter name" grow>
           <input id={`${id}-bname`} value={name} onInput={(e) => setName(e.currentTarget.value)} required />
-        </div>
+        </Field>
       </div>
       <button type="submit" disabled={busy}>
         {busy ? "Baking…" : "Bake"}
@@ -141,6 +130,14 @@ export function ComposePage() {
 
   const loadCompositions = () => api().compositions.list().then((r) => setCompositions(r.data), (e) => setError(errorMessage(e)));
   useEffect(() => void loadCompositions(), []);
+  const loadIntoMix = async (c: Composition) => {
+    const full = await Promise.all(c.adapters.map((e) => api().adapters.get(e.id)));
+    setMix(full.map((a, i) => mixItemOf(a, c.adapters[i]!.weight)));
+  };
+  const deleteComposition = async (c: Composition) => {
+    await api().compositions.delete(c.id);
+    await loadCompositions();
+  };
   useEffect(() => {
     const t = setTimeout(() => {
       api()
@@ -224,7 +221,7 @@ export function ComposePage() {
                 class="secondary small"
                 disabled={mix.some((m) => m.ref === a.ref)}
                 aria-label={`Add ${a.ref}`}
-                onClick={() => addToMix({ ref: a.ref, id: a.id, base_model: a.base_model, rank: a.rank, size_bytes: a.size_bytes, targets: a.targets })}
+                onClick={() => addToMix(a)}
               >
                 Add
               </button>
@@ -242,30 +239,12 @@ export function ComposePage() {
               <strong>{c.name}</strong> · {c.base_model} · {c.adapters.map((a) => `${a.ref}×${a.weight}`).join(" + ")}
             </summary>
             <div class="actions">
-              <button
-                type="button"
-                class="secondary small"
-                onClick={async () => {
-                  const full = await Promise.all(c.adapters.map((e) => api().adapters.get(e.id)));
-                  setMix(full.map((a, i) => ({ ref: a.ref, id: a.id, base_model: a.base_model, rank: a.rank, size_bytes: a.size_bytes, targets: a.targets, weight: c.adapters[i]!.weight })));
-                }}
-              >
+              <ActionButton class="secondary small" action={() => loadIntoMix(c)} onError={setError}>
                 Load into the mix
-              </button>
-              <button
-                type="button"
-                class="danger small"
-                onClick={async () => {
-                  try {
-                    await api().compositions.delete(c.id);
-                    await loadCompositions();
-                  } catch (err) {
-                    setError(errorMessage(err));
-                  }
-                }}
-              >
+              </ActionButton>
+              <ActionButton class="danger small" action={() => deleteComposition(c)} onError={setError}>
                 Delete
-              </button>
+              </ActionButton>
             </div>
             <BakeForm composition={c} />
           </details>

@@ -1,6 +1,6 @@
 import { useEffect, useState } from "preact/hooks";
 import { UsageChart } from "../components/usage-chart.js";
-import { CopyButton, Loading, Notice } from "../components/ui.js";
+import { ActionButton, CopyButton, Loading, Notice } from "../components/ui.js";
 import { api, errorMessage, type ApiKey, type CreatedApiKey, type UsageReport } from "../lib/api.js";
 import { formatInt, formatTime } from "../lib/format.js";
 import { getApiKey } from "../lib/session.js";
@@ -23,6 +23,17 @@ export function KeysPage() {
     }
   };
   useEffect(() => void load(), []);
+  const createKey = async () => {
+    setError("");
+    setCreated(await api().keys.create());
+    await load();
+  };
+  const revokeKey = async (k: ApiKey, mine: boolean) => {
+    if (mine && !confirm("This is the key this page is signed in with: revoking it signs you out. Revoke?")) return;
+    setError("");
+    await api().keys.revoke(k.id);
+    await load();
+  };
   const today = new Date().toISOString().slice(0, 10);
   const todayTokens = usage?.data.find((d) => d.date === today)?.total_tokens ?? 0;
 
@@ -32,20 +43,9 @@ export function KeysPage() {
       <Notice>{error}</Notice>
       <div class="card">
         <h2>API keys</h2>
-        <button
-          type="button"
-          onClick={async () => {
-            setError("");
-            try {
-              setCreated(await api().keys.create());
-              await load();
-            } catch (e) {
-              setError(errorMessage(e));
-            }
-          }}
-        >
+        <ActionButton action={createKey} onError={setError}>
           Create a key
-        </button>
+        </ActionButton>
         {created ? (
           <div class="notice notice-ok new-key" role="status">
             <p>
@@ -86,23 +86,9 @@ export function KeysPage() {
                       <td>{k.revoked_at ? `revoked ${formatTime(k.revoked_at)}` : "active"}</td>
                       <td>
                         {k.revoked_at ? null : (
-                          <button
-                            type="button"
-                            class="danger small"
-                            aria-label={`Revoke key ${k.prefix}`}
-                            onClick={async () => {
-                              if (mine && !confirm("This is the key this page is signed in with: revoking it signs you out. Revoke?")) return;
-                              setError("");
-                              try {
-                                await api().keys.revoke(k.id);
-                                await load();
-                              } catch (e) {
-                                setError(errorMessage(e));
-                              }
-                            }}
-                          >
+                          <ActionButton class="danger small" label={`Revoke key ${k.prefix}`} action={() => revokeKey(k, mine)} onError={setError}>
                             Revoke
-                          </button>
+                          </ActionButton>
                         )}
                       </td>
                     </tr>

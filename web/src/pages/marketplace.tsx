@@ -1,11 +1,23 @@
 import { useEffect, useState } from "preact/hooks";
 import { AdapterCard } from "../components/adapter-card.js";
+import { Field, modelOptions, SelectField, type SelectOption } from "../components/field.js";
 import { Loading, Notice } from "../components/ui.js";
 import { api, errorMessage, type Adapter, type AdapterQuery, type Model } from "../lib/api.js";
 import { navigate, useLocation } from "../lib/router.js";
 
 type Filters = { q: string; base_model: string; tag: string; owner: string; visibility: string; sort: string };
 const FILTER_KEYS = ["q", "base_model", "tag", "owner", "visibility", "sort"] as const;
+const VISIBILITY_FILTERS: SelectOption[] = [
+  ["", "any"],
+  ["public", "public"],
+  ["private", "private (mine)"],
+];
+const SORT_ORDERS: SelectOption[] = [
+  ["recent", "newest"],
+  ["name", "name"],
+  ["uses", "most used"],
+  ["downloads", "most downloaded"],
+];
 
 /** Public adapters plus the caller's own: search, filters and sort live in the URL (shareable). */
 export function MarketplacePage() {
@@ -82,42 +94,15 @@ export function MarketplacePage() {
           apply(draft);
         }}
       >
-        <div class="field grow">
-          <label for="f-q">Search</label>
+        <Field id="f-q" label="Search" grow>
           <input id="f-q" type="search" placeholder="name, description or tag" value={draft.q} onInput={set("q")} />
-        </div>
-        <div class="field">
-          <label for="f-model">Base model</label>
-          <select id="f-model" value={draft.base_model} onChange={set("base_model")}>
-            <option value="">any</option>
-            {models.map((m) => (
-              <option key={m.id} value={m.id}>
-                {m.id}
-              </option>
-            ))}
-          </select>
-        </div>
-        <div class="field">
-          <label for="f-tag">Tag</label>
+        </Field>
+        <SelectField id="f-model" label="Base model" value={draft.base_model} onChange={set("base_model")} options={[["", "any"], ...modelOptions(models)]} />
+        <Field id="f-tag" label="Tag">
           <input id="f-tag" value={draft.tag} onInput={set("tag")} placeholder="e.g. style" size={10} />
-        </div>
-        <div class="field">
-          <label for="f-vis">Visibility</label>
-          <select id="f-vis" value={draft.visibility} onChange={set("visibility")}>
-            <option value="">any</option>
-            <option value="public">public</option>
-            <option value="private">private (mine)</option>
-          </select>
-        </div>
-        <div class="field">
-          <label for="f-sort">Sort</label>
-          <select id="f-sort" value={draft.sort} onChange={set("sort")}>
-            <option value="recent">newest</option>
-            <option value="name">name</option>
-            <option value="uses">most used</option>
-            <option value="downloads">most downloaded</option>
-          </select>
-        </div>
+        </Field>
+        <SelectField id="f-vis" label="Visibility" value={draft.visibility} onChange={set("visibility")} options={VISIBILITY_FILTERS} />
+        <SelectField id="f-sort" label="Sort" value={draft.sort} onChange={set("sort")} options={SORT_ORDERS} />
         <div class="field check">
           <input id="f-owner" type="checkbox" checked={draft.owner === "me"} onChange={set("owner")} />
           <label for="f-owner">only mine</label>

@@ -1,4 +1,5 @@
 import { useEffect, useRef, useState } from "preact/hooks";
+import { Field, modelOptions, SelectField, type SelectOption } from "../components/field.js";
 import { CopyButton, Notice } from "../components/ui.js";
 import { api, errorMessage, type ChatMessage, type Composition, type MixEntry, type Model } from "../lib/api.js";
 import { mixEntries, useMix } from "../lib/mix.js";
@@ -120,16 +121,7 @@ export function PlaygroundPage() {
         }}
       >
         <div class="form-grid">
-          <div class="field">
-            <label for="pg-model">Model</label>
-            <select id="pg-model" value={model} onChange={(e) => setModel(e.currentTarget.value)}>
-              {models.map((m) => (
-                <option key={m.id} value={m.id}>
-                  {m.id}
-                </option>
-              ))}
-            </select>
-          </div>
+          <SelectField id="pg-model" label="Model" value={model} onChange={(e) => setModel(e.currentTarget.value)} options={modelOptions(models)} />
           <fieldset class="field">
             <legend>Input</legend>
             <label class="radio">
@@ -139,19 +131,13 @@ export function PlaygroundPage() {
               <input type="radio" name="mode" checked={mode === "chat"} onChange={() => setMode("chat")} /> chat
             </label>
           </fieldset>
-          <div class="field">
-            <label for="pg-second">Compare with</label>
-            <select id="pg-second" value={second} onChange={(e) => setSecond(e.currentTarget.value)}>
-              <option value="">(no second mix)</option>
-              {compositions
-                .filter((c) => c.base_model === model)
-                .map((c) => (
-                  <option key={c.id} value={c.name}>
-                    composition {c.name}
-                  </option>
-                ))}
-            </select>
-          </div>
+          <SelectField
+            id="pg-second"
+            label="Compare with"
+            value={second}
+            onChange={(e) => setSecond(e.currentTarget.value)}
+            options={[["", "(no second mix)"], ...compositions.filter((c) => c.base_model === model).map((c): SelectOption => [c.name, `composition ${c.name}`])]}
+          />
         </div>
         {mode === "prompt" ? (
           <>
@@ -188,26 +174,21 @@ export function PlaygroundPage() {
         <details class="params" open>
           <summary>Parameters (the same for every column)</summary>
           <div class="form-grid">
-            <div class="field">
-              <label for="pg-max">max_tokens</label>
+            <Field id="pg-max" label="max_tokens">
               <input id="pg-max" type="number" min={1} max={512} value={params.max_tokens} onInput={setParam("max_tokens")} />
-            </div>
-            <div class="field">
-              <label for="pg-temp">temperature</label>
+            </Field>
+            <Field id="pg-temp" label="temperature">
               <input id="pg-temp" type="number" min={0} max={2} step={0.05} value={params.temperature} onInput={setParam("temperature")} />
-            </div>
-            <div class="field">
-              <label for="pg-topp">top_p</label>
+            </Field>
+            <Field id="pg-topp" label="top_p">
               <input id="pg-topp" type="number" min={0.01} max={1} step={0.01} value={params.top_p} onInput={setParam("top_p")} />
-            </div>
-            <div class="field">
-              <label for="pg-topk">top_k (0 = off)</label>
+            </Field>
+            <Field id="pg-topk" label="top_k (0 = off)">
               <input id="pg-topk" type="number" min={0} step={1} value={params.top_k} onInput={setParam("top_k")} />
-            </div>
-            <div class="field">
-              <label for="pg-seed">seed</label>
+            </Field>
+            <Field id="pg-seed" label="seed">
               <input id="pg-seed" type="number" step={1} value={params.seed} onInput={setParam("seed")} />
-            </div>
+            </Field>
           </div>
         </details>
         <div class="actions">

@@ -1,5 +1,6 @@
 import { useEffect, useState } from "preact/hooks";
 import type { ModelManifest } from "#core/manifest/model-manifest";
+import { Field, modelOptions, SelectField, type SelectOption } from "../components/field.js";
 import { Notice, Progress } from "../components/ui.js";
 import { api, errorMessage, type Model } from "../lib/api.js";
 import { adapterPath, formatBytes } from "../lib/format.js";
@@ -8,6 +9,46 @@ import { filesFromDrop, pickPeftFiles } from "../lib/pick-files.js";
 import { getApiKey } from "../lib/session.js";
 import { uploadWithProgress } from "../lib/upload-xhr.js";
 import type { UploadCheck } from "../lib/validate-upload.js";
+
+const CONFIG_FILE = "adapter_config.json";
+const WEIGHTS_FILE = "adapter_model.safetensors";
+const VISIBILITIES: SelectOption[] = [
+  ["private", "private"],
+  ["public", "public"],
+];
+
+/**
+ * One of the adapter's two files: a Choose/Replace button (`#file-<slot>`) and its status
+ * (`#status-<slot>`: name, size, ✓ once checked without errors, or the check's errors).
+ */
+function FilePart(props: { name: string; slot: string; accept: string; file: File | null; checked: boolean; errors: string[] | undefined; onPick: (file: File | null) => void }) {
+  const { file, errors } = props;
+  return (
+    <div>
+      <h2 class="file-title">{props.name}</h2>
+      <label class="button secondary small" for={`file-${props.slot}`}>
+        {file ? "Replace" : "Choose"} {props.name}
+      </label>
+      <input id={`file-${props.slot}`} class="visually-hidden" type="file" accept={props.accept} aria-describedby={`status-${props.slot}`} onChange={(e) => props.onPick(e.currentTarget.files?.[0] ?? null)} />
+      <div class="file-status" id={`status-${props.slot}`}>
+        {file ? (
+          <span>
+            {file.name} · {formatBytes(file.size)} {props.checked && errors?.length === 0 ? <span class="ok-mark">✓ valid</span> : null}
+          </span>
+        ) : (
+          <span class="muted">not chosen</span>
+        )}
+        {errors?.length ? (
+          <ul class="file-errors" role="alert">
+            {errors.map((m) => (
+              <li key={m}>{m}</li>
+            ))}
+          </ul>
+        ) : null}
+      </div>
+    </div>
+  );
+}
 
 /** A PEFT folder (or its two files), checked in the browser with core before anything is sent. */
 export function UploadPage() {
@@ -96,25 +137,6 @@ export function UploadPage() {
   };
 
   const set = (k: keyof typeof fields) => (e: Event) => setFields({ ...fields, [k]: (e.currentTarget as HTMLInputElement).value });
-  const fileStatus = (file: File | null, errors: string[] | undefined, id: string) => (
-    <div class="file-status" id={id}>
-      {file ? (
-        <span>
-          {file.name} · {formatBytes(file.size)} {check && errors?.length === 0 ? <span class="ok-mark">✓ valid</span> : null}
-        </span>
-      ) : (
-        <span class="muted">not chosen</span>
-      )}
-      {errors?.length ? (
-        <ul class="file-errors" role="alert">
-          {errors.map((m) => (
-            <li key={m}>{m}</li>
-          ))}
-        </ul>
-      ) : null}
-    </div>
-  );
-
   return (
     <section aria-labelledby="upload-title">
       <h1 id="upload-title">Upload an adapter</h1>
@@ -158,22 +180,8 @@ export function UploadPage() {
           <Notice key={p}>{p}</Notice>
         ))}
         <div class="files">
-          <div>
-            <h2 class="file-title">adapter_config.json</h2>
-            <label class="button secondary small" for="file-config">
-              {config ? "Replace" : "Choose"} adapter_config.json
-            </label>
-            <input id="file-config" class="visually-hidden" type="file" accept=".json,application/json" aria-describedby="status-config" onChange={(e) => setConfig(e.currentTarget.files?.[0] ?? null)} />
-            {fileStatus(config, check?.configErrors, "status-config")}
-          </div>
-          <div>
-            <h2 class="file-title">adapter_model.safetensors</h2>
-            <label class="button secondary small" for="file-weights">
-              {weights ? "Replace" : "Choose"} adapter_model.safetensors
-            </label>
-            <input id="file-weights" class="visually-hidden" type="file" accept=".safetensors" aria-describedby="status-weights" onChange={(e) => setWeights(e.currentTarget.files?.[0] ?? null)} />
-            {fileStatus(weights, check?.weightsErrors, "status-weights")}
-          </div>
+          <FilePart name={CONFIG_FILE} slot="config" accept=".json,application/json" file={config} checked={check !== null} errors={check?.configErrors} onPick={setConfig} />
+          <FilePart name={WEIGHTS_FILE} slot="weights" accept=".safetensors" file={weights} checked={check !== null} errors={check?.weightsErrors} onPick={setWeights} />
         </div>
         {check?.ok && check.summary ? (
           <p class="notice notice-ok" role="status" data-testid="upload-check">
@@ -184,35 +192,17 @@ export function UploadPage() {
         ) : null}
 
         <div class="form-grid">
-          <div class="field">
-            <label for="up-model">Base model</label>
-            <select id="up-model" value={fields.base_model} onChange={set("base_model")} required>
-              {models.map((m) => (
-                <option key={m.id} value={m.id}>
-                  {m.id}
-                </option>
-              ))}
-            </select>
-          </div>
-          <div class="field">
-            <label for="up-name">Name</label>
+          <SelectField id="up-model" label="Base model" value={fields.base_model} onChange={set("base_model")} options={modelOptions(models)} required />
+          <Field id="up-name" label="Name">
             <input id="up-name" value={fields.name} onInput={set("name")} required pattern="[a-z0-9][a-z0-9._\-]*" title="lowercase letters, digits, . _ -" />
-          </div>
-          <div class="field">
-            <label for="up-version">Version</label>
+          </Field>
+          <Field id="up-version" label="Version">
             <input id="up-version" value={fields.version} onInput={set("version")} placeholder="1.0.0" />
-          </div>
-          <div class="field">
-            <label for="up-vis">Visibility</label>
-            <select id="up-vis" value={fields.visibility} onChange={set("visibility")}>
-              <option value="private">private</option>
-              <option value="public">public</option>
-            </select>
-          </div>
-          <div class="field grow">
-            <label for="up-tags">Tags (comma-separated)</label>
+          </Field>
+          <SelectField id="up-vis" label="Visibility" value={fields.visibility} onChange={set("visibility")} options={VISIBILITIES} />
+          <Field id="up-tags" label="Tags (comma-separated)" grow>
             <input id="up-tags" value={fields.tags} onInput={set("tags")} placeholder="style,fun" />
-          </div>
+          </Field>
         </div>
         <label for="up-desc">Description</label>
         <textarea id="up-desc" rows={2} value={fields.description} onInput={set("description")} />

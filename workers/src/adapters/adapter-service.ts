@@ -1,3 +1,4 @@
+import { forgetCachedAdapters } from "./visible-adapter-cache.js";
 import type { TenantScope } from "../app-env.js";
 import { badRequest, conflict, serviceUnavailable, unprocessable } from "../errors/api-error.js";
 import { uploadLimits } from "../limits/config.js";
@@ -112,6 +113,7 @@ export async function patchAdapter(s: TenantScope, id: string, patch: AdapterPat
     }
   }
   await updateAdapter(s.db, row.id, set);
+  forgetCachedAdapters(); // visibility decides who may run it
   return { ...row, ...set };
 }
 
@@ -131,6 +133,7 @@ export async function deleteAdapter(s: TenantScope, id: string, force: boolean):
     throw conflict(`adapter is used by ${using.own.length} of your saved composition(s); delete them first or pass ?force=true`);
   }
   await deleteAdapterRow(s.db, row.id, using.own);
+  forgetCachedAdapters();
   try {
     await deleteBlobIfUnreferenced(s.db, s.env.ADAPTERS, row.sha256);
   } catch (e) {

@@ -188,11 +188,11 @@ export async function incrementDownloads(db: Db, id: string): Promise<void> {
     .where(eq(adapters.id, id));
 }
 
-/** +1 use for each adapter of a served mix (one UPDATE; an id listed twice counts once). */
-export async function incrementUses(db: Db, ids: string[]): Promise<void> {
+/** +1 use for each adapter of a served mix (one UPDATE; an id listed twice counts once), unsent (for a batch); null for none. */
+export function usesIncrement(db: Db, ids: readonly string[]) {
   const distinct = [...new Set(ids)];
-  if (distinct.length === 0) return;
-  await db
+  if (distinct.length === 0) return null;
+  return db
     .update(adapters)
     .set({ uses: sql`${adapters.uses} + 1` })
     .where(inArray(adapters.id, distinct));

@@ -1,3 +1,4 @@
+import { forgetCachedAdapters } from "./visible-adapter-cache.js";
 import type { AuthTenant } from "../app-env.js";
 import type { Db } from "../db/client.js";
 import { conflict, serviceUnavailable } from "../errors/api-error.js";
@@ -77,6 +78,7 @@ export async function storeAdapter(
   };
   try {
     await insertAdapter(db, row, commitWith?.({ ...row, ownerName: owner.name }));
+    forgetCachedAdapters(); // `owner/name` (latest) now means this upload
   } catch (e) {
     try {
       await deleteBlobIfUnreferenced(db, bucket, sha256);

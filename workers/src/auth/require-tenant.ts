@@ -1,13 +1,18 @@
 import type { Context, MiddlewareHandler } from "hono";
 import type { AppEnv, AuthTenant, TenantScope } from "../app-env.js";
 import { unauthorized } from "../errors/api-error.js";
-import { findTenantByKey } from "../tenants/queries.js";
+import { edgeCacheTtlMs } from "../limits/config.js";
+import { findTenantByKeyCached } from "../tenants/key-cache.js";
 import { bearerToken } from "./bearer.js";
 
-/** Authenticates a tenant API key; sets `c.var.tenant`. 401 for a missing, unknown or revoked key. */
+/**
+ * Authenticates a tenant API key; sets `c.var.tenant`. 401 for a missing, unknown or revoked key.
+ * A key found active is remembered by this isolate for EDGE_CACHE_TTL_MS (tenants/key-cache.ts):
+ * a revocation elsewhere takes effect here within that time.
+ */
 export const requireTenant: MiddlewareHandler<AppEnv> = async function requireTenant(c, next) {
   const key = bearerToken(c.req.header("authorization"));
-  const tenant = await findTenantByKey(c.var.db, key);
+  const tenant = await findTenantByKeyCached(c.var.db, key, edgeCacheTtlMs(c.env));
   if (!tenant) throw unauthorized("invalid or revoked API key");
   c.set("tenant", tenant);
   await next();

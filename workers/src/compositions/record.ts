@@ -11,9 +11,8 @@ export const CompositionSchema = z
     created_at: z.string(),
   })
   .openapi("Composition");
-export type CompositionJson = z.infer<typeof CompositionSchema>;
-
-export function compositionJson(c: CompositionWithEntries): CompositionJson {
+/** A composition row (with its entries) as the API answers it. */
+export function compositionJson(c: CompositionWithEntries): z.infer<typeof CompositionSchema> {
   return {
     id: c.id,
     name: c.name,

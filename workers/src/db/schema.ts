@@ -122,9 +122,10 @@ export const usageDaily = sqliteTable(
     promptTokens: integer("prompt_tokens").notNull().default(0),
     completionTokens: integer("completion_tokens").notNull().default(0),
     /**
-     * Reserved for the daily-budget reservation of issue #12 (prompt + max_tokens of requests in
-     * flight). NOT USED YET: nothing reads or writes it; limits/enforce.ts still checks only the
-     * tokens used so far before dispatch (see workers/README.md).
+     * Tokens held by requests in flight (each: an upper bound of its prompt + max_tokens), taken
+     * before dispatch by limits/enforce.ts only while used + reserved + it ≤ the daily limit, given
+     * back once when the request settles (limits/reservation.ts). A reservation never settled (its
+     * isolate died) stays on its day's row and expires with the day.
      */
     reservedTokens: integer("reserved_tokens").notNull().default(0),
   },

@@ -1,5 +1,5 @@
 import { z } from "@hono/zod-openapi";
-import { completionSchema, usageSchema } from "#core/wire/runner-api";
+import { completionSchema } from "#core/wire/runner-api";
 import { generationFields, type SamplingCaps } from "#core/wire/sampling";
 import { MixEntrySchema } from "./resolve-mix.js";
 import { MAX_MODEL_ID_CHARS, MAX_REF_CHARS, MAX_STOP_CHARS, MAX_USER_CHARS } from "../validation/string-bounds.js";
@@ -62,16 +62,12 @@ export const ChatRequestSchema = z
 export type ChatRequest = z.infer<typeof ChatRequestSchema>;
 
 // The runner's shapes (core's wire contract) pass through unchanged.
-const UsageSchema = usageSchema;
-
 export const CompletionResponseSchema = completionSchema.openapi("Completion");
 
-export const ChatResponseSchema = z
-  .object({
-    id: z.string(),
+/** The completion envelope (id, created, model, usage) with chat choices. */
+export const ChatResponseSchema = completionSchema
+  .extend({
     object: z.literal("chat.completion"),
-    created: z.number().int(),
-    model: z.string(),
     choices: z.array(
       z.object({
         index: z.number().int(),
@@ -80,6 +76,5 @@ export const ChatResponseSchema = z
         logprobs: z.null(),
       }),
     ),
-    usage: UsageSchema.optional(),
   })
   .openapi("ChatCompletion");

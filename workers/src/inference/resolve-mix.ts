@@ -48,13 +48,19 @@ export async function resolveMix(
   model: string | null,
   entries: readonly MixRequestEntry[],
   maxCount: number,
+  /** How one entry is looked up (default: resolveAdapter; the inference path passes its per-isolate cache). */
+  lookup: (idOrRef: string) => Promise<AdapterWithOwner> = (idOrRef) => resolveAdapter(db, tenantId, idOrRef),
 ): Promise<ResolvedMix> {
   if (entries.length > maxCount) throw badRequest(`a mix may hold at most ${maxCount} adapters (got ${entries.length})`);
-  const adapters: AdapterWithOwner[] = [];
   for (const e of entries) {
     if (!Number.isFinite(e.weight)) throw badRequest(`weight of '${e.id}' must be a finite number`);
-    adapters.push(await resolveAdapter(db, tenantId, e.id));
   }
+  // All lookups at once (one round trip's latency, not one per entry); the first failing entry
+  // in request order answers, as a one-at-a-time loop would.
+  const found = await Promise.allSettled(entries.map((e) => lookup(e.id)));
+  const failed = found.find((r) => r.status === "rejected");
+  if (failed) throw failed.reason;
+  const adapters = found.map((r) => (r as PromiseFulfilledResult<AdapterWithOwner>).value);
   assertMixWithinBounds(adapters.map((a, i) => ({ adapter: { ...a, label: `${a.ownerName}/${a.name}@${a.version}` }, weight: entries[i]!.weight })));
   const base = model ?? adapters[0]?.baseModel ?? null;
   for (const a of adapters) {

@@ -37,6 +37,11 @@ export async function resolveModelTarget(
   tenantId: string,
   model: string,
   isBaseModel: (id: string) => boolean,
+  /** How an adapter is looked up by id or reference (default: straight from D1; the inference path passes its cache). */
+  findAdapter: (idOrRef: string) => Promise<AdapterWithOwner | null> = (idOrRef) => {
+    const ref = parseAdapterRef(idOrRef);
+    return ref ? findVisibleAdapterByRef(db, tenantId, ref) : findVisibleAdapter(db, tenantId, idOrRef);
+  },
 ): Promise<ModelTarget> {
   if (model.startsWith(COMPOSITION_MODEL_PREFIX)) {
     const name = model.slice(COMPOSITION_MODEL_PREFIX.length);
@@ -45,15 +50,13 @@ export async function resolveModelTarget(
     return { kind: "composition", baseModel: composition.baseModel, composition };
   }
   if (isBaseModel(model)) return { kind: "base", baseModel: model };
-  const known = await db.select({ id: models.id }).from(models).where(eq(models.id, model)).limit(1);
+  // Both lookups at once (one round trip's latency); a base id still wins over an adapter.
+  const [known, adapter] = await Promise.all([
+    db.select({ id: models.id }).from(models).where(eq(models.id, model)).limit(1),
+    findAdapter(model),
+  ]);
   if (known.length > 0) return { kind: "base", baseModel: model };
-  const ref = parseAdapterRef(model);
-  if (ref) {
-    const adapter = await findVisibleAdapterByRef(db, tenantId, ref);
-    if (!adapter) throw notFound(`model '${model}' is neither a served base model nor an adapter visible to you`);
-    return { kind: "adapter", baseModel: adapter.baseModel, adapter };
-  }
-  const adapter = await findVisibleAdapter(db, tenantId, model);
   if (adapter) return { kind: "adapter", baseModel: adapter.baseModel, adapter };
+  if (parseAdapterRef(model)) throw notFound(`model '${model}' is neither a served base model nor an adapter visible to you`);
   return { kind: "base", baseModel: model };
 }

@@ -5,17 +5,19 @@ import type { AppEnv } from "../app-env.js";
 import { tenantOf } from "../auth/require-tenant.js";
 import { findOwnComposition } from "../compositions/queries.js";
 import { ApiError, badRequest, notFound, serviceUnavailable, unprocessable } from "../errors/api-error.js";
-import { maxMixAdapters } from "../limits/config.js";
-import { enforceLimits } from "../limits/enforce.js";
-import { recordUsage } from "../limits/usage.js";
-import { incrementUses } from "../adapters/queries.js";
+import { findVisibleAdapterCached, resolveAdapterCached } from "../adapters/visible-adapter-cache.js";
+import { edgeCacheTtlMs, maxMixAdapters } from "../limits/config.js";
+import { admitRequest } from "../limits/enforce.js";
+import type { BudgetReservation } from "../limits/reservation.js";
 import { log } from "../logging/log.js";
 import { catalogModels, modelCatalog, runnersServing } from "../runners/catalog.js";
-import { assertPromptFitsContext } from "../validation/prompt-bounds.js";
+import { afterResponse } from "../util/after-response.js";
+import { assertPromptFitsContext, promptTokensUpperBound } from "../validation/prompt-bounds.js";
 import { runnerSecret } from "../runners/config.js";
 import { dispatchCompletion } from "../runners/dispatch.js";
 import { mixRoutingKey } from "../runners/rendezvous.js";
-import { resolveMix, type MixRequestEntry } from "./resolve-mix.js";
+import { RUNNER_LABEL_HEADER, runnerLabel } from "../runners/runner-label.js";
+import { resolveMix, type MixRequestEntry, type ResolvedMix } from "./resolve-mix.js";
 import { resolveModelTarget, type ModelTarget } from "./resolve-model.js";
 import { billedCompletionTokens, passThroughSse } from "./sse.js";
 
@@ -61,21 +63,30 @@ async function mixEntries(c: Context<AppEnv>, input: InferenceInput, target: Mod
 }
 
 /**
- * The inference path shared by /v1/completions and /v1/chat/completions: limits, mix
- * resolution (visibility, base model), runner choice (rendezvous on the mix, health,
- * fail-over before any token), then the runner's answer as JSON or as an SSE pass-through.
- * Usage (requests, prompt and completion tokens) is recorded per tenant per UTC day.
+ * The inference path shared by /v1/completions and /v1/chat/completions: mix resolution
+ * (visibility, base model; adapter records from this isolate's short cache), the gate (rate limit
+ * and daily budget reservation in one D1 round trip: limits/enforce.ts), runner choice
+ * (rendezvous on the mix, health, fail-over before any token), then the runner's answer as JSON
+ * or as an SSE pass-through. The reservation is settled exactly once (limits/reservation.ts):
+ * with what was billed when a response went out (after it, through waitUntil, for JSON; before
+ * `[DONE]` for a stream, or when the client went away), released when nothing was served.
  */
 export async function runInference(c: Context<AppEnv>, input: InferenceInput, shaping: InferenceShaping = {}): Promise<Response> {
   const db = c.var.db;
   const tenant = tenantOf(c);
-  await enforceLimits(c.env, db, tenant);
+  const ttlMs = edgeCacheTtlMs(c.env);
   const catalog = await modelCatalog(c.env, db);
   const served = catalogModels(catalog);
-  const target = await resolveModelTarget(db, tenant.id, input.model, (id) => served.some((m) => m.id === id));
+  const target = await resolveModelTarget(
+    db,
+    tenant.id,
+    input.model,
+    (id) => served.some((m) => m.id === id),
+    (ref) => findVisibleAdapterCached(db, tenant.id, ref, ttlMs),
+  );
   const baseModel = target.baseModel;
   const entries = await mixEntries(c, input, target);
-  const mix = await resolveMix(db, tenant.id, baseModel, entries, maxMixAdapters(c.env));
+  const mix = await resolveMix(db, tenant.id, baseModel, entries, maxMixAdapters(c.env), (ref) => resolveAdapterCached(db, tenant.id, ref, ttlMs));
 
   const runners = runnersServing(catalog, baseModel);
   if (runners.length === 0) {
@@ -87,50 +98,71 @@ export async function runInference(c: Context<AppEnv>, input: InferenceInput, sh
   // bounds them from below by their last message; the runner's exact count answers the rest.
   const { prompt, messages } = input.generate;
   const bounded = prompt ?? (messages ? { messages } : undefined);
-  if (manifest && bounded !== undefined) assertPromptFitsContext(manifest, bounded, input.generate.max_tokens ?? 16);
+  const maxTokens = input.generate.max_tokens ?? 16;
+  if (manifest && bounded !== undefined) assertPromptFitsContext(manifest, bounded, maxTokens);
   const requestId = c.get("requestId");
+  const reservation = await admitRequest(
+    c.env,
+    db,
+    tenant,
+    (bounded === undefined ? 0 : promptTokensUpperBound(manifest, bounded)) + maxTokens,
+    requestId,
+  );
+  // From here on the reservation is settled on every path: handed to the response below, or released.
+  let handedOver = false;
+  try {
+    const response = await dispatchAndServe(c, input, shaping, { baseModel, runners, mix, requestId, reservation });
+    handedOver = true;
+    return response;
+  } finally {
+    if (!handedOver) await reservation.release();
+  }
+}
+
+/** Dispatch and the response; settles `reservation` once the response is out (or hands it to the stream). */
+async function dispatchAndServe(
+  c: Context<AppEnv>,
+  input: InferenceInput,
+  shaping: InferenceShaping,
+  ctx: { baseModel: string; runners: readonly string[]; mix: ResolvedMix; requestId: string; reservation: BudgetReservation },
+): Promise<Response> {
+  const { baseModel, runners, mix, requestId, reservation } = ctx;
   // The one definition of "same mix" (core's canonical key), computed once here: it routes, and the
   // runner (which derives it again from the entries and refuses a mismatch) composes and batches by it.
   const key = mixKey(mix.wire);
+  const secret = runnerSecret(c.env);
   const { response, runner, failovers } = await dispatchCompletion({
-    secret: runnerSecret(c.env),
+    secret,
     runners,
     routingKey: mixRoutingKey(baseModel, key),
     body: { ...input.generate, model: baseModel, adapters: mix.wire, mix_key: key, request_id: requestId },
     requestId,
   });
-  c.header("x-loraedge-runner", new URL(runner).host);
+  const label = await runnerLabel(secret, runner);
   log("info", "inference routed", {
     request_id: requestId,
-    tenant: tenant.name,
+    tenant: tenantOf(c).name,
     model: input.model,
     base_model: baseModel,
     adapters: mix.wire.length,
     stream: input.generate.stream ?? false,
     runner,
+    runner_label: label,
     status: response.status,
     failovers: failovers.map((f) => `${f.runner}: ${f.error}`),
   });
-
-  const account = async (promptTokens: number, completionTokens: number) => {
-    try {
-      await recordUsage(db, tenant.id, { requests: 1, promptTokens, completionTokens });
-    } catch (e) {
-      log("error", "usage recording failed", { request_id: requestId, error: e instanceof Error ? e.message : String(e) });
-    }
-    try {
-      // The marketplace's use count ("most used"): every adapter of the served mix.
-      await incrementUses(db, mix.wire.map((w) => w.id));
-    } catch (e) {
-      log("error", "use count update failed", { request_id: requestId, error: e instanceof Error ? e.message : String(e) });
-    }
-  };
+  const adapterIds = mix.wire.map((w) => w.id);
 
   // Responses name the model as the client did (an adapter or composition, not its base), as vLLM.
   const named = (x: Completion): Completion => ({ ...x, model: input.model });
   if (!input.generate.stream) {
     const completion = (await response.json()) as Completion;
-    await account(completion.usage?.prompt_tokens ?? 0, completion.usage?.completion_tokens ?? 0);
+    // Usage and use counts are written after the response (one batch, off the latency path).
+    afterResponse(
+      c,
+      reservation.settle({ promptTokens: completion.usage?.prompt_tokens ?? 0, completionTokens: completion.usage?.completion_tokens ?? 0 }, adapterIds),
+    );
+    c.header(RUNNER_LABEL_HEADER, label);
     return c.json(shaping.mapCompletion ? shaping.mapCompletion(named(completion)) : named(completion), 200);
   }
   if (!response.body) throw new ApiError("runner_error", "the runner sent an empty stream");
@@ -144,17 +176,24 @@ export async function runInference(c: Context<AppEnv>, input: InferenceInput, sh
       const { usage, ...chunk } = named(event);
       return [mapChunk(chunk), mapChunk({ ...chunk, choices: [], usage })];
     },
-    // A stream cut before its usage chunk still bills the prompt (the runner sends its size up front).
+    // A stream cut before its usage chunk still bills the prompt (the runner sends its size up front)
+    // and every token sampled so far; a disconnected client's settlement runs through waitUntil.
     onDone: (o) =>
-      account(o.usage?.prompt_tokens ?? (Number(response.headers.get(PROMPT_TOKENS_HEADER)) || 0), billedCompletionTokens(o)),
-    waitUntil: (p) => c.executionCtx.waitUntil(p),
+      reservation.settle(
+        {
+          promptTokens: o.usage?.prompt_tokens ?? (Number(response.headers.get(PROMPT_TOKENS_HEADER)) || 0),
+          completionTokens: billedCompletionTokens(o),
+        },
+        adapterIds,
+      ),
+    waitUntil: (p) => afterResponse(c, p),
   });
   return new Response(stream, {
     status: 200,
     headers: {
       "content-type": "text/event-stream; charset=utf-8",
       "cache-control": "no-cache",
-      "x-loraedge-runner": new URL(runner).host,
+      [RUNNER_LABEL_HEADER]: label,
     },
   });
 }

@@ -9,12 +9,13 @@ export const DEFAULT_TOKENS_PER_DAY = 1_000_000;
 export const DEFAULT_MAX_ADAPTER_BYTES = 64 * 1024 * 1024;
 export const DEFAULT_MAX_ADAPTER_RANK = 64;
 export const DEFAULT_MAX_MIX_ADAPTERS = 8;
+export const DEFAULT_EDGE_CACHE_TTL_MS = 5_000;
 
 /**
- * An optional positive-integer var (a string, or a number when wrangler.toml writes it bare):
- * unset or "" → the default; anything else must be a positive safe integer.
+ * An optional integer var (a string, or a number when wrangler.toml writes it bare): unset or
+ * "" → the default; anything else must be a safe integer ≥ `min` (1 unless said otherwise).
  */
-const positiveInt = (fallback: number) =>
+const integerVar = (fallback: number, min: number) =>
   z
     .union([z.string(), z.number()])
     .optional()
@@ -22,12 +23,14 @@ const positiveInt = (fallback: number) =>
       const text = raw === undefined ? "" : String(raw).trim();
       if (text === "") return fallback;
       const n = Number(text);
-      if (!/^\d+$/.test(text) || !Number.isSafeInteger(n) || n <= 0) {
-        ctx.addIssue({ code: "custom", message: `must be a positive integer (got ${JSON.stringify(String(raw))})` });
+      if (!/^\d+$/.test(text) || !Number.isSafeInteger(n) || n < min) {
+        const what = min === 0 ? "a non-negative integer" : "a positive integer";
+        ctx.addIssue({ code: "custom", message: `must be ${what} (got ${JSON.stringify(String(raw))})` });
         return z.NEVER;
       }
       return n;
     });
+const positiveInt = (fallback: number) => integerVar(fallback, 1);
 
 /** The worker's numeric vars (wrangler.toml [vars]; see workers/README.md "Configuration"). */
 const edgeVarsSchema = z.object({
@@ -36,6 +39,7 @@ const edgeVarsSchema = z.object({
   MAX_ADAPTER_BYTES: positiveInt(DEFAULT_MAX_ADAPTER_BYTES),
   MAX_ADAPTER_RANK: positiveInt(DEFAULT_MAX_ADAPTER_RANK),
   MAX_MIX_ADAPTERS: positiveInt(DEFAULT_MAX_MIX_ADAPTERS),
+  EDGE_CACHE_TTL_MS: integerVar(DEFAULT_EDGE_CACHE_TTL_MS, 0),
 });
 export type EdgeVars = z.infer<typeof edgeVarsSchema>;
 
@@ -74,3 +78,6 @@ export function uploadLimits(env: Env) {
 }
 
 export const maxMixAdapters = (env: Env) => edgeVars(env).MAX_MIX_ADAPTERS;
+
+/** How long this isolate may reuse an API key's tenant and adapter records (ms; 0: never cached). */
+export const edgeCacheTtlMs = (env: Env) => edgeVars(env).EDGE_CACHE_TTL_MS;

@@ -1,27 +1,85 @@
+import { and, eq, sql } from "drizzle-orm";
 import type { AuthTenant } from "../app-env.js";
 import type { Db } from "../db/client.js";
+import { rateWindows, usageDaily } from "../db/schema.js";
 import type { Env } from "../env.js";
 import { tooManyRequests } from "../errors/api-error.js";
-import { secondsUntilUtcMidnight } from "../util/time.js";
+import { secondsUntilUtcMidnight, utcDay } from "../util/time.js";
 import { tenantLimits } from "./config.js";
-import { takeRequest } from "./rate-limit.js";
-import { tokensUsedToday } from "./usage.js";
+import { rateWindowStatements } from "./rate-limit.js";
+import { BudgetReservation } from "./reservation.js";
 
 /**
- * Gate for inference calls: counts the request against the per-minute limit and refuses it
- * when the tenant already used its tokens for the UTC day. 429 + Retry-After either way.
+ * The gate of inference calls, in one D1 round trip (one batch: one transaction):
+ *   1. the per-minute counter of this tenant += 1 (rate-limit.ts; a refused request still counts),
+ *      and its older windows are pruned;
+ *   2. the daily budget reservation on `usage_daily` of today (UTC): the row is made to exist, then
+ *      one conditional UPDATE does reserved_tokens += `tokens` only when this minute's count ≤ the
+ *      rpm limit and prompt_tokens + completion_tokens + reserved_tokens + `tokens` ≤ the daily limit
+ *      (D1 runs the batch's statements in order, in one transaction: no request sees another's half).
+ * `tokens` is the most the request can be billed: an upper bound of its prompt plus max_tokens.
+ * Refused: 429 + Retry-After (seconds to the next minute, or to UTC midnight), nothing reserved.
+ *
+ * Semantics: at any moment, today's billed tokens + the reservations held ≤ the daily limit, so
+ * concurrent requests cannot overshoot it (each is billed at most what it reserved; a chat prompt's
+ * reservation is an estimate, see promptTokensUpperBound). The caller settles the reservation once
+ * when the request ends (BudgetReservation). A reservation never settled (its isolate died) holds
+ * its tokens until the UTC day ends: each day has its own row, so tomorrow's budget is whole.
  */
-export async function enforceLimits(env: Env, db: Db, tenant: AuthTenant, now = Date.now()): Promise<void> {
+export async function admitRequest(
+  env: Env,
+  db: Db,
+  tenant: AuthTenant,
+  tokens: number,
+  requestId?: string,
+  now = Date.now(),
+): Promise<BudgetReservation> {
   const limits = tenantLimits(env, tenant);
-  const rate = await takeRequest(db, tenant.id, limits.rpm, now);
-  if (!rate.allowed) {
+  const day = utcDay(now);
+  const rate = rateWindowStatements(db, tenant.id, now);
+  // The reservation: the day's row exists (an insert that does nothing when it does), then one
+  // conditional UPDATE takes the tokens only while the minute's count and the budget allow it.
+  const ensureDay = db.insert(usageDaily).values({ tenantId: tenant.id, day }).onConflictDoNothing();
+  const reserve = db
+    .update(usageDaily)
+    .set({ reservedTokens: sql`${usageDaily.reservedTokens} + ${tokens}` })
+    .where(
+      and(
+        eq(usageDaily.tenantId, tenant.id),
+        eq(usageDaily.day, day),
+        sql`${usageDaily.promptTokens} + ${usageDaily.completionTokens} + ${usageDaily.reservedTokens} + ${tokens} <= ${limits.tokensPerDay}`,
+        sql`(SELECT ${rateWindows.count} FROM ${rateWindows} WHERE ${rateWindows.tenantId} = ${tenant.id} AND ${rateWindows.windowStart} = ${rate.minute}) <= ${limits.rpm}`,
+      ),
+    )
+    .returning({ reserved: usageDaily.reservedTokens });
+  const [taken, , , reserved] = await db.batch([rate.take, rate.pruneOlder, ensureDay, reserve]);
+  const count = taken[0]?.count ?? 1;
+  if (count > limits.rpm) {
     throw tooManyRequests(`rate limit exceeded: ${limits.rpm} requests per minute`, rate.retryAfterSeconds);
   }
-  const used = await tokensUsedToday(db, tenant.id, now);
-  if (used >= limits.tokensPerDay) {
-    throw tooManyRequests(
-      `daily token limit exceeded: ${used} of ${limits.tokensPerDay} tokens used today (UTC)`,
-      secondsUntilUtcMidnight(now),
+  if (reserved.length === 0) throw await budgetRefusal(db, tenant.id, day, tokens, limits.tokensPerDay, now);
+  return new BudgetReservation(db, tenant.id, day, tokens, requestId);
+}
+
+/** The 429 of a refused reservation, saying how the budget stands (read only on this path). */
+async function budgetRefusal(db: Db, tenantId: string, day: string, tokens: number, limit: number, now: number) {
+  const retry = secondsUntilUtcMidnight(now);
+  if (tokens > limit) {
+    return tooManyRequests(
+      `this request may use up to ${tokens} tokens (prompt + max_tokens), more than the daily limit of ${limit}; lower max_tokens`,
+      retry,
     );
   }
+  const rows = await db
+    .select({ used: sql<number>`${usageDaily.promptTokens} + ${usageDaily.completionTokens}`, reserved: usageDaily.reservedTokens })
+    .from(usageDaily)
+    .where(and(eq(usageDaily.tenantId, tenantId), eq(usageDaily.day, day)));
+  const used = rows[0]?.used ?? 0;
+  const held = rows[0]?.reserved ?? 0;
+  return tooManyRequests(
+    `daily token limit exceeded: ${used} of ${limit} tokens used today (UTC)` +
+      (held > 0 ? `, ${held} reserved by requests in flight` : "") +
+      `; this request may use up to ${tokens} (prompt + max_tokens)`,
+    retry,
+  );
 }

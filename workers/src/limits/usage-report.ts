@@ -1,25 +1,12 @@
+import type { DayUsage, UsageReport } from "#core/wire/usage-report";
 import type { TenantScope } from "../app-env.js";
 import { badRequest } from "../errors/api-error.js";
 import { utcDay } from "../util/time.js";
 import { tenantLimits } from "./config.js";
 import { usageBetween } from "./usage.js";
 
-export interface DayUsage {
-  date: string;
-  requests: number;
-  prompt_tokens: number;
-  completion_tokens: number;
-  total_tokens: number;
-}
-
-export interface UsageReport {
-  data: DayUsage[];
-  totals: Omit<DayUsage, "date">;
-  limits: { requests_per_minute: number; tokens_per_day: number };
-}
-
 /** The caller's usage per UTC day in [from, to] (default: the 30 days up to today), its totals and effective limits. */
-export async function usageReport(s: TenantScope, range: { from?: string; to?: string }, now = Date.now()): Promise<UsageReport> {
+export async function usageReport(s: TenantScope, range: { from?: string; to?: string }, now = Date.now()): Promise<Omit<UsageReport, "object">> {
   const to = range.to ?? utcDay(now);
   const from = range.from ?? utcDay(Date.parse(`${to}T00:00:00Z`) - 29 * 86_400_000);
   if (from > to) throw badRequest("`from` is after `to`");
@@ -30,8 +17,9 @@ export async function usageReport(s: TenantScope, range: { from?: string; to?: s
     prompt_tokens: r.promptTokens,
     completion_tokens: r.completionTokens,
     total_tokens: r.promptTokens + r.completionTokens,
+    reserved_tokens: r.reservedTokens,
   }));
-  const totals = data.reduce(
+  const totals = data.reduce<Omit<DayUsage, "date">>(
     (t, d) => ({
       requests: t.requests + d.requests,
       prompt_tokens: t.prompt_tokens + d.prompt_tokens,

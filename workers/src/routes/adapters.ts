@@ -15,7 +15,7 @@ import { uploadLimits } from "../limits/config.js";
 import { MAX_CURSOR_CHARS, MAX_DESCRIPTION_CHARS, MAX_MODEL_ID_CHARS, MAX_REF_CHARS, MAX_TAGS_FIELD_CHARS } from "../validation/string-bounds.js";
 import { uploadAdapterOnce } from "../adapters/idempotent-upload.js";
 import { IDEMPOTENT_REPLAYED_HEADER } from "../idempotency/idempotency-key.js";
-import { newRouter, tenantRoute, tenantSecurity } from "./router.js";
+import { jsonBody, jsonResponse, listOf, newRouter, tenantRouteGroup, tenantSecurity } from "./router.js";
 
 const IdParam = z.object({
   id: z.string().min(1).max(MAX_REF_CHARS).openapi({
@@ -52,119 +52,59 @@ const listQuery = z.object({
   cursor: z.string().max(MAX_CURSOR_CHARS).optional(),
 });
 
-const listRoute = tenantRoute({
-  method: "get",
-  path: "/v1/adapters",
-  tags: ["adapters"],
+const route = tenantRouteGroup("adapters");
+const binaryBody = z.string().openapi({ type: "string", format: "binary" });
+
+const listRoute = route.get("/v1/adapters", {
   summary: "Browse adapters: public ones plus the caller's private ones",
   request: { query: listQuery },
   responses: {
-    200: {
-      description: "One page",
-      content: {
-        "application/json": {
-          schema: z.object({
-            object: z.literal("list"),
-            data: z.array(AdapterSchema),
-            next_cursor: z.string().nullable(),
-          }),
-        },
-      },
-    },
+    200: jsonResponse("One page", listOf(AdapterSchema).extend({ next_cursor: z.string().nullable() })),
     ...errorResponses(400, 401),
   },
 });
 
-const getRoute = tenantRoute({
-  method: "get",
-  path: "/v1/adapters/{id}",
-  tags: ["adapters"],
+const getRoute = route.get("/v1/adapters/{id}", {
   summary: "One adapter",
   request: { params: IdParam },
-  responses: {
-    200: { description: "The adapter", content: { "application/json": { schema: AdapterSchema } } },
-    ...errorResponses(401, 404),
-  },
+  responses: { 200: jsonResponse("The adapter", AdapterSchema), ...errorResponses(401, 404) },
 });
 
-const downloadRoute = tenantRoute({
-  method: "get",
-  path: "/v1/adapters/{id}/download",
-  tags: ["adapters"],
+const downloadRoute = route.get("/v1/adapters/{id}/download", {
   summary: "Download adapter_model.safetensors (counts a download)",
   request: { params: IdParam },
   responses: {
-    200: {
-      description: "The safetensors bytes; header x-loraedge-sha256",
-      content: { "application/octet-stream": { schema: z.string().openapi({ type: "string", format: "binary" }) } },
-    },
+    200: { description: "The safetensors bytes; header x-loraedge-sha256", content: { "application/octet-stream": { schema: binaryBody } } },
     ...errorResponses(401, 404, 503),
   },
 });
 
-const configRoute = tenantRoute({
-  method: "get",
-  path: "/v1/adapters/{id}/config",
-  tags: ["adapters"],
+const configRoute = route.get("/v1/adapters/{id}/config", {
   summary: "Download adapter_config.json as uploaded",
   request: { params: IdParam },
-  responses: {
-    200: {
-      description: "The PEFT config",
-      content: { "application/json": { schema: z.record(z.string(), z.unknown()) } },
-    },
-    ...errorResponses(401, 404),
-  },
+  responses: { 200: jsonResponse("The PEFT config", z.record(z.string(), z.unknown())), ...errorResponses(401, 404) },
 });
 
-const patchRoute = tenantRoute({
-  method: "patch",
-  path: "/v1/adapters/{id}",
-  tags: ["adapters"],
+const PatchSchema = z
+  .object({
+    visibility: z.enum(["private", "public"]).optional(),
+    description: z.string().max(MAX_DESCRIPTION_CHARS).optional(),
+    tags: z.union([z.array(z.string().max(64)).max(64), z.string().max(MAX_TAGS_FIELD_CHARS)]).optional().openapi({ description: "list or comma-separated" }),
+  })
+  .strict();
+
+const patchRoute = route.patch("/v1/adapters/{id}", {
   summary: "Change visibility, description or tags (owner only; the files are immutable)",
-  request: {
-    params: IdParam,
-    body: {
-      required: true,
-      content: {
-        "application/json": {
-          schema: z
-            .object({
-              visibility: z.enum(["private", "public"]).optional(),
-              description: z.string().max(MAX_DESCRIPTION_CHARS).optional(),
-              tags: z.union([z.array(z.string().max(64)).max(64), z.string().max(MAX_TAGS_FIELD_CHARS)]).optional().openapi({ description: "list or comma-separated" }),
-            })
-            .strict(),
-        },
-      },
-    },
-  },
-  responses: {
-    200: { description: "Updated", content: { "application/json": { schema: AdapterSchema } } },
-    ...errorResponses(400, 401, 403, 404),
-  },
+  request: { params: IdParam, body: jsonBody(PatchSchema) },
+  responses: { 200: jsonResponse("Updated", AdapterSchema), ...errorResponses(400, 401, 403, 404) },
 });
 
-const deleteRoute = tenantRoute({
-  method: "delete",
-  path: "/v1/adapters/{id}",
-  tags: ["adapters"],
+const DeletedSchema = z.object({ id: z.string(), deleted: z.literal(true), deleted_compositions: z.array(z.string()) });
+
+const deleteRoute = route.delete("/v1/adapters/{id}", {
   summary: "Delete an adapter (owner only). 409 while compositions use it, unless force=true (which deletes those compositions)",
-  request: {
-    params: IdParam,
-    query: z.object({ force: z.enum(["true", "false"]).optional() }),
-  },
-  responses: {
-    200: {
-      description: "Deleted",
-      content: {
-        "application/json": {
-          schema: z.object({ id: z.string(), deleted: z.literal(true), deleted_compositions: z.array(z.string()) }),
-        },
-      },
-    },
-    ...errorResponses(401, 403, 404, 409),
-  },
+  request: { params: IdParam, query: z.object({ force: z.enum(["true", "false"]).optional() }) },
+  responses: { 200: jsonResponse("Deleted", DeletedSchema), ...errorResponses(401, 403, 404, 409) },
 });
 
 export const adapterRoutes = newRouter();
@@ -178,10 +118,7 @@ adapterRoutes.openAPIRegistry.registerPath({
   summary: "Upload a PEFT LoRA adapter (multipart/form-data)",
   security: tenantSecurity,
   request: { body: { required: true, content: { "multipart/form-data": { schema: UploadFormSchema } } } },
-  responses: {
-    201: { description: "Stored", content: { "application/json": { schema: AdapterSchema } } },
-    ...errorResponses(400, 401, 409, 413, 422, 503),
-  },
+  responses: { 201: jsonResponse("Stored", AdapterSchema), ...errorResponses(400, 401, 409, 413, 422, 503) },
 });
 
 /** A chunked upload body (no Content-Length) is read only up to the upload limit, never to its end. */

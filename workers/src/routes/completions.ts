@@ -11,7 +11,7 @@ import {
 import { runInference } from "../inference/run-inference.js";
 import { badRequest } from "../errors/api-error.js";
 import { inferenceBodyLimit } from "../validation/inference-body-limit.js";
-import { newRouter, tenantRoute } from "./router.js";
+import { jsonBody, jsonContent, newRouter, tenantRouteGroup } from "./router.js";
 
 const sseContent = {
   "text/event-stream": {
@@ -19,37 +19,33 @@ const sseContent = {
   },
 };
 
-const completionsRoute = tenantRoute({
-  method: "post",
-  path: "/v1/completions",
-  tags: ["inference"],
+const route = tenantRouteGroup("inference");
+
+/** 200: JSON of `schema`, or the SSE stream when `stream: true`. */
+const jsonOrStream = <S extends z.ZodType>(description: string, schema: S) => ({
+  description,
+  content: { ...jsonContent(schema), ...sseContent },
+});
+
+const completionsRoute = route.post("/v1/completions", {
   summary: "OpenAI-compatible text completion, optionally through a weighted mix of adapters",
-  request: { body: { required: true, content: { "application/json": { schema: CompletionRequestSchema } } } },
+  request: { body: jsonBody(CompletionRequestSchema) },
   responses: {
-    200: {
-      description: "Completion (JSON), or an SSE stream when `stream: true`",
-      content: { "application/json": { schema: CompletionResponseSchema }, ...sseContent },
-    },
+    200: jsonOrStream("Completion (JSON), or an SSE stream when `stream: true`", CompletionResponseSchema),
     ...errorResponses(400, 401, 404, 413, 422, 429, 503),
   },
 }, [inferenceBodyLimit]);
 
-const chatRoute = tenantRoute({
-  method: "post",
-  path: "/v1/chat/completions",
-  tags: ["inference"],
+const chatRoute = route.post("/v1/chat/completions", {
   summary: "OpenAI-compatible chat completion, rendered with the model's own chat template",
   description:
     "Messages are rendered by the runner with the model's chat template (tokenizer_config.json `chat_template`, " +
     "with the generation prompt) and generation stops at its end-of-turn token. Models without a template use the " +
     "documented default: `<|role|>\\n{content}\\n` per message followed by `<|assistant|>\\n`, stopping at the next role marker. " +
     "A conversation the template rejects (e.g. roles that do not alternate) is a 400 with the template's message.",
-  request: { body: { required: true, content: { "application/json": { schema: ChatRequestSchema } } } },
+  request: { body: jsonBody(ChatRequestSchema) },
   responses: {
-    200: {
-      description: "Chat completion (JSON), or an SSE stream of chat.completion.chunk when `stream: true`",
-      content: { "application/json": { schema: ChatResponseSchema }, ...sseContent },
-    },
+    200: jsonOrStream("Chat completion (JSON), or an SSE stream of chat.completion.chunk when `stream: true`", ChatResponseSchema),
     ...errorResponses(400, 401, 404, 413, 422, 429, 503),
   },
 }, [inferenceBodyLimit]);

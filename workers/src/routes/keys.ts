@@ -2,9 +2,10 @@ import { z } from "@hono/zod-openapi";
 import { tenantOf } from "../auth/require-tenant.js";
 import { notFound } from "../errors/api-error.js";
 import { errorResponses } from "../errors/error-schema.js";
+import { forgetCachedTenants } from "../tenants/key-cache.js";
 import { createApiKey, listApiKeys, revokeApiKey } from "../tenants/queries.js";
 import { isoTime } from "../util/time.js";
-import { newRouter, tenantRoute } from "./router.js";
+import { jsonResponse, listOf, newRouter, tenantRouteGroup } from "./router.js";
 
 const KeySchema = z
   .object({
@@ -15,44 +16,22 @@ const KeySchema = z
   })
   .openapi("ApiKey");
 
-const createKey = tenantRoute({
-  method: "post",
-  path: "/v1/keys",
-  tags: ["keys"],
+const route = tenantRouteGroup("keys");
+
+const createKey = route.post("/v1/keys", {
   summary: "Create another API key for the caller's tenant (shown once)",
-  responses: {
-    201: {
-      description: "Created",
-      content: { "application/json": { schema: KeySchema.extend({ key: z.string() }) } },
-    },
-    ...errorResponses(401),
-  },
+  responses: { 201: jsonResponse("Created", KeySchema.extend({ key: z.string() })), ...errorResponses(401) },
 });
 
-const listKeys = tenantRoute({
-  method: "get",
-  path: "/v1/keys",
-  tags: ["keys"],
+const listKeys = route.get("/v1/keys", {
   summary: "List the caller's API keys (prefixes only)",
-  responses: {
-    200: {
-      description: "Keys",
-      content: { "application/json": { schema: z.object({ object: z.literal("list"), data: z.array(KeySchema) }) } },
-    },
-    ...errorResponses(401),
-  },
+  responses: { 200: jsonResponse("Keys", listOf(KeySchema)), ...errorResponses(401) },
 });
 
-const deleteKey = tenantRoute({
-  method: "delete",
-  path: "/v1/keys/{id}",
-  tags: ["keys"],
+const deleteKey = route.delete("/v1/keys/{id}", {
   summary: "Revoke one of the caller's API keys",
   request: { params: z.object({ id: z.string() }) },
-  responses: {
-    200: { description: "Revoked", content: { "application/json": { schema: KeySchema } } },
-    ...errorResponses(401, 404),
-  },
+  responses: { 200: jsonResponse("Revoked", KeySchema), ...errorResponses(401, 404) },
 });
 
 const keyJson = (k: { id: string; prefix: string; createdAt: number; revokedAt: number | null }) => ({
@@ -74,5 +53,6 @@ export const keyRoutes = newRouter()
   .openapi(deleteKey, async (c) => {
     const row = await revokeApiKey(c.var.db, tenantOf(c).id, c.req.valid("param").id);
     if (!row) throw notFound("API key not found");
+    forgetCachedTenants(); // this isolate at once; others within EDGE_CACHE_TTL_MS
     return c.json(keyJson(row), 200);
   });

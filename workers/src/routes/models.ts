@@ -9,7 +9,7 @@ import { resolveModelTarget } from "../inference/resolve-model.js";
 import { listModelEntries, MODEL_PAGE_DEFAULT, MODEL_PAGE_MAX, ModelSchema, targetModelEntry } from "../models/model-entries.js";
 import { catalogModels, modelCatalog } from "../runners/catalog.js";
 import { MAX_REF_CHARS } from "../validation/string-bounds.js";
-import { newRouter, tenantRoute } from "./router.js";
+import { jsonResponse, listOf, newRouter, tenantRouteGroup } from "./router.js";
 
 const ModelWithManifestSchema = ModelSchema.extend({
   manifest: modelManifestSchema.openapi({
@@ -23,47 +23,30 @@ const ListQuery = z.object({
   limit: z.coerce.number().int().min(1).max(MODEL_PAGE_MAX).default(MODEL_PAGE_DEFAULT),
 });
 
-const listModels = tenantRoute({
-  method: "get",
-  path: "/v1/models",
-  tags: ["models"],
+const route = tenantRouteGroup("models");
+
+const ModelPageSchema = listOf(ModelSchema).extend({
+  has_more: z.boolean(),
+  first_id: z.string().nullable(),
+  last_id: z.string().nullable(),
+});
+
+const listModels = route.get("/v1/models", {
   summary: "Base models served by the healthy runners, the adapters visible to you and your compositions (OpenAI list shape, vLLM's `parent`)",
   description:
     "Order: base models, then your compositions (`composition:<name>`), then adapters (`owner/name@version`). Every id works as `model` in a completion request. Paginate with `after` (the previous page's `last_id`) and `limit`.",
   request: { query: ListQuery },
-  responses: {
-    200: {
-      description: "Models",
-      content: {
-        "application/json": {
-          schema: z.object({
-            object: z.literal("list"),
-            data: z.array(ModelSchema),
-            has_more: z.boolean(),
-            first_id: z.string().nullable(),
-            last_id: z.string().nullable(),
-          }),
-        },
-      },
-    },
-    ...errorResponses(400, 401),
-  },
+  responses: { 200: jsonResponse("Models", ModelPageSchema), ...errorResponses(400, 401) },
 });
 
-const getModel = tenantRoute({
-  method: "get",
-  path: "/v1/models/{id}",
-  tags: ["models"],
+const ModelIdParam = z.object({
+  id: z.string().min(1).max(MAX_REF_CHARS).openapi({ description: "Any id of GET /v1/models; `owner/name@version` URL-encoded (`acme%2Fpirate@1.0.0`)" }),
+});
+
+const getModel = route.get("/v1/models/{id}", {
   summary: "One model (base, adapter or composition) with its base model's manifest: what adapter authors need to train for it",
-  request: {
-    params: z.object({
-      id: z.string().min(1).max(MAX_REF_CHARS).openapi({ description: "Any id of GET /v1/models; `owner/name@version` URL-encoded (`acme%2Fpirate@1.0.0`)" }),
-    }),
-  },
-  responses: {
-    200: { description: "Model", content: { "application/json": { schema: ModelWithManifestSchema } } },
-    ...errorResponses(401, 404),
-  },
+  request: { params: ModelIdParam },
+  responses: { 200: jsonResponse("Model", ModelWithManifestSchema), ...errorResponses(401, 404) },
 });
 
 async function modelDetail(c: Context<AppEnv>, id: string) {

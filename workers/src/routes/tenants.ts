@@ -3,7 +3,7 @@ import { errorResponses } from "../errors/error-schema.js";
 import type { TenantRow } from "../tenants/queries.js";
 import { createTenant, upsertTenant } from "../tenants/tenant-service.js";
 import { isoTime } from "../util/time.js";
-import { adminRoute, newRouter } from "./router.js";
+import { adminRouteGroup, jsonBody, jsonContent, jsonResponse, newRouter } from "./router.js";
 
 export const TenantNameSchema = z
   .string()
@@ -44,59 +44,37 @@ function tenantJson(t: TenantRow) {
   return { id: t.id, name: t.name, rpm_limit: t.rpmLimit, tokens_per_day: t.tokensPerDay, created_at: isoTime(t.createdAt) };
 }
 
-const createTenantRoute = adminRoute({
-  method: "post",
-  path: "/v1/tenants",
-  tags: ["tenants"],
+const route = adminRouteGroup("tenants");
+
+const createTenantRoute = route.post("/v1/tenants", {
   summary: "Create a tenant and its first API key (admin)",
-  request: {
-    body: {
-      required: true,
-      content: { "application/json": { schema: z.object({ name: TenantNameSchema, ...limitFields }) } },
-    },
-  },
+  request: { body: jsonBody(z.object({ name: TenantNameSchema, ...limitFields })) },
   responses: {
-    201: {
-      description: "Created; `api_key.key` is shown only here",
-      content: { "application/json": { schema: TenantSchema.extend({ api_key: CreatedKeySchema }) } },
-    },
+    201: jsonResponse("Created; `api_key.key` is shown only here", TenantSchema.extend({ api_key: CreatedKeySchema })),
     ...errorResponses(400, 401, 403, 409),
   },
 });
 
-const upsertTenantRoute = adminRoute({
-  method: "put",
-  path: "/v1/tenants/{name}",
-  tags: ["tenants"],
+const UpsertSchema = z.object({
+  api_key: z
+    .string()
+    .min(16, "api_key must be at least 16 characters")
+    .max(256)
+    .regex(/^\S+$/, "api_key must not contain whitespace")
+    .optional(),
+  ...limitFields,
+});
+const UpsertedSchema = TenantSchema.extend({ api_key_registered: z.boolean() });
+
+const upsertTenantRoute = route.put("/v1/tenants/{name}", {
   summary: "Idempotent upsert of a tenant, optionally registering a given API key (admin; used for dev seeding)",
   request: {
     params: z.object({ name: TenantNameSchema }),
-    body: {
-      required: false,
-      content: {
-        "application/json": {
-          schema: z.object({
-            api_key: z
-              .string()
-              .min(16, "api_key must be at least 16 characters")
-              .max(256)
-              .regex(/^\S+$/, "api_key must not contain whitespace")
-              .optional(),
-            ...limitFields,
-          }),
-        },
-      },
-    },
+    body: { required: false, content: jsonContent(UpsertSchema) },
   },
   responses: {
-    200: {
-      description: "Tenant existed",
-      content: { "application/json": { schema: TenantSchema.extend({ api_key_registered: z.boolean() }) } },
-    },
-    201: {
-      description: "Tenant created",
-      content: { "application/json": { schema: TenantSchema.extend({ api_key_registered: z.boolean() }) } },
-    },
+    200: jsonResponse("Tenant existed", UpsertedSchema),
+    201: jsonResponse("Tenant created", UpsertedSchema),
     ...errorResponses(400, 401, 403, 409),
   },
 });

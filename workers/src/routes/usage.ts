@@ -2,7 +2,7 @@ import { z } from "@hono/zod-openapi";
 import { tenantScope } from "../auth/require-tenant.js";
 import { errorResponses } from "../errors/error-schema.js";
 import { usageReport } from "../limits/usage-report.js";
-import { newRouter, tenantRoute } from "./router.js";
+import { jsonResponse, listOf, newRouter, tenantRouteGroup } from "./router.js";
 
 const Day = z.string().regex(/^\d{4}-\d{2}-\d{2}$/, "YYYY-MM-DD");
 const DayUsage = z.object({
@@ -13,30 +13,24 @@ const DayUsage = z.object({
   total_tokens: z.number().int(),
 });
 
-const usageRoute = tenantRoute({
-  method: "get",
-  path: "/v1/usage",
-  tags: ["usage"],
+const DayUsageRow = DayUsage.extend({
+  reserved_tokens: z.number().int().openapi({
+    description:
+      "Tokens reserved on that day by requests not settled: today, requests in flight (prompt bound + max_tokens each, counted against tokens_per_day until they end); an earlier day, reservations whose request never settled (expired with the day)",
+  }),
+});
+
+export const UsageSchema = listOf(DayUsageRow)
+  .extend({
+    totals: DayUsage.omit({ date: true }),
+    limits: z.object({ requests_per_minute: z.number().int(), tokens_per_day: z.number().int() }),
+  })
+  .openapi("Usage");
+
+const usageRoute = tenantRouteGroup("usage").get("/v1/usage", {
   summary: "The caller's usage per UTC day (default: the last 30 days) and its limits",
   request: { query: z.object({ from: Day.optional(), to: Day.optional() }) },
-  responses: {
-    200: {
-      description: "Usage",
-      content: {
-        "application/json": {
-          schema: z
-            .object({
-              object: z.literal("list"),
-              data: z.array(DayUsage),
-              totals: DayUsage.omit({ date: true }),
-              limits: z.object({ requests_per_minute: z.number().int(), tokens_per_day: z.number().int() }),
-            })
-            .openapi("Usage"),
-        },
-      },
-    },
-    ...errorResponses(400, 401),
-  },
+  responses: { 200: jsonResponse("Usage", UsageSchema), ...errorResponses(400, 401) },
 });
 
 export const usageRoutes = newRouter().openapi(usageRoute, async (c) => {

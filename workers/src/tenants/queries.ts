@@ -7,9 +7,8 @@ import { newApiKey, newId, sha256Hex } from "../util/crypto.js";
 export type TenantRow = typeof tenants.$inferSelect;
 export type ApiKeyRow = typeof apiKeys.$inferSelect;
 
-/** The tenant owning an active (unrevoked) key, or null. */
-export async function findTenantByKey(db: Db, key: string): Promise<AuthTenant | null> {
-  const keyHash = await sha256Hex(key);
+/** The tenant owning the active (unrevoked) key whose hex sha256 is `keyHash`, or null (tenants/key-cache.ts hashes). */
+export async function findTenantByKeyHash(db: Db, keyHash: string): Promise<AuthTenant | null> {
   const rows = await db
     .select({
       id: tenants.id,

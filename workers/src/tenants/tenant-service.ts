@@ -1,5 +1,6 @@
 import type { Db } from "../db/client.js";
 import { badRequest, conflict } from "../errors/api-error.js";
+import { forgetCachedTenants } from "./key-cache.js";
 import {
   createApiKey,
   findApiKeyByPlaintext,
@@ -37,6 +38,7 @@ export async function upsertTenant(
   if (!tenant) tenant = await insertTenant(db, name, limits);
   else if (limits.rpmLimit !== undefined || limits.tokensPerDay !== undefined) {
     tenant = await updateTenantLimits(db, tenant.id, limits);
+    forgetCachedTenants(); // the cached key → tenant records carry the limits
   }
   if (apiKey === undefined) return { tenant, created, keyRegistered: false };
   const existing = await findApiKeyByPlaintext(db, apiKey);

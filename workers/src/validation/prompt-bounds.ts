@@ -63,3 +63,38 @@ export function assertPromptFitsContext(
     );
   }
 }
+
+/** What the chat estimate reads of a message. */
+interface ChatLike {
+  role?: string;
+  name?: string;
+  content: string;
+}
+
+/** Tokens an `hf` tokenizer may add to a text beyond one per byte: BOS, EOS, a dummy-prefix piece. */
+const HF_SPECIAL_TOKENS_SLACK = 3;
+/** Chat (template unknown at the edge): role markers and separators per message, and the frame around them. */
+const CHAT_TOKENS_PER_MESSAGE = 8;
+const CHAT_TOKENS_FRAME = 16;
+
+/**
+ * An upper bound on the prompt tokens the runner will count, for the daily-budget reservation
+ * (limits/enforce.ts): exact for token ids; for text, one token per UTF-8 byte (every token of the
+ * byte tokenizer, of BPE with byte fallback and of Unigram covers at least one byte) plus BOS
+ * (byte tokenizer: exact) or plus 3 for an `hf` tokenizer's special tokens. For chat it is an
+ * estimate: the messages' bytes plus 8 tokens per message and 16 for the template's frame; a
+ * template that adds long text of its own exceeds it (the runner's count is what gets billed).
+ * Cost: one UTF-8 encode of the prompt.
+ */
+export function promptTokensUpperBound(
+  manifest: ModelManifest | undefined,
+  prompt: string | readonly number[] | { messages: readonly ChatLike[] },
+): number {
+  if (Array.isArray(prompt)) return prompt.length;
+  const specials = manifest?.tokenizer.kind === "byte" ? (manifest.tokenizer.bosId !== null ? 1 : 0) : HF_SPECIAL_TOKENS_SLACK;
+  if (typeof prompt === "string") return encoder.encode(prompt).length + specials;
+  const { messages } = prompt as { messages: readonly ChatLike[] };
+  let bytes = 0;
+  for (const m of messages) bytes += encoder.encode(`${m.role ?? ""}${m.name ?? ""}${m.content}`).length;
+  return bytes + messages.length * CHAT_TOKENS_PER_MESSAGE + CHAT_TOKENS_FRAME + specials;
+}

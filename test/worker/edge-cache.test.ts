@@ -1,0 +1,137 @@
+// The edge's hot path: per-isolate caches of API key → tenant and adapter records (bounded by
+// EDGE_CACHE_TTL_MS, 200 ms in these tests), one D1 round trip before the runner and the usage
+// written after the response.
+import { env } from "cloudflare:workers";
+import { describe, expect, it, vi } from "vitest";
+import { TtlCache } from "../../workers/src/util/ttl-cache.js";
+import { afterResponseSettled } from "../../workers/src/util/after-response.js";
+import { peftFiles, tinyAdapter, uploadForm } from "./adapter-files.js";
+import { MODEL, useFakeRunners } from "./fake-runner.js";
+import { callJson, callRaw, expectError, newTenant, uploadAdapter } from "./helpers.js";
+
+const TTL_MS = Number(env.EDGE_CACHE_TTL_MS);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+const runners = useFakeRunners();
+
+describe("TtlCache", () => {
+  it("returns a value until its TTL ran out, stores nothing with TTL 0, and drops the oldest beyond its size", () => {
+    const cache = new TtlCache<string, number>(2);
+    cache.set("a", 1, 100, 1000);
+    expect(cache.get("a", 1099)).toBe(1);
+    expect(cache.get("a", 1100)).toBeUndefined();
+    cache.set("off", 1, 0, 1000);
+    expect(cache.get("off", 1000)).toBeUndefined();
+    cache.set("a", 1, 100, 1000);
+    cache.set("b", 2, 100, 1000);
+    cache.set("c", 3, 100, 1000);
+    expect([cache.get("a", 1000), cache.get("b", 1000), cache.get("c", 1000)]).toEqual([undefined, 2, 3]);
+    expect(cache.size).toBe(2);
+  });
+});
+
+describe("API key cache", () => {
+  it("a key revoked by another isolate stops working within EDGE_CACHE_TTL_MS; revoked here, at once", async () => {
+    expect(TTL_MS).toBe(200);
+    const a = await newTenant("a");
+    const second = await callJson("/v1/keys", { key: a.key, method: "POST" });
+    expect(second.status).toBe(201);
+    expect((await callJson("/v1/usage", { key: a.key })).status).toBe(200); // cached now
+    // Another isolate revokes it (straight in D1): this isolate may still accept it for at most the TTL.
+    const keyId = (await callJson("/v1/keys", { key: second.body.key })).body.data.find((k: any) => k.id !== second.body.id).id;
+    await env.DB.prepare("UPDATE api_keys SET revoked_at = ? WHERE id = ?").bind(Date.now(), keyId).run();
+    await sleep(TTL_MS + 50);
+    expectError(await callJson("/v1/usage", { key: a.key }), 401);
+    // Revoked through this isolate: refused on the next request.
+    expect((await callJson("/v1/usage", { key: second.body.key })).status).toBe(200);
+    expect((await callJson(`/v1/keys/${second.body.id}`, { key: second.body.key, method: "DELETE" })).status).toBe(200);
+    expectError(await callJson("/v1/usage", { key: second.body.key }), 401);
+  });
+
+  it("a tenant's new limits apply at once in the isolate that changed them", async () => {
+    const a = await newTenant("a");
+    expect((await callJson("/v1/usage", { key: a.key })).body.limits.tokens_per_day).toBe(1_000_000);
+    const put = await callJson("/v1/tenants/a", { key: "test-admin-token", method: "PUT", json: { tokens_per_day: 3 } });
+    expect(put.status).toBe(200);
+    expect((await callJson("/v1/usage", { key: a.key })).body.limits.tokens_per_day).toBe(3);
+    expectError(await callJson("/v1/completions", { key: a.key, json: { model: MODEL, prompt: "Hi", max_tokens: 1 } }), 429);
+  });
+});
+
+describe("adapter record cache", () => {
+  it("a public adapter made private here is refused to others at once; made private elsewhere, within the TTL", async () => {
+    const a = await newTenant("a");
+    const b = await newTenant("b");
+    const x = (await uploadAdapter(a.key, uploadForm(peftFiles(tinyAdapter(1, 2)), { name: "x", visibility: "public" }))).body;
+    const y = (await uploadAdapter(a.key, uploadForm(peftFiles(tinyAdapter(2, 2)), { name: "y", visibility: "public" }))).body;
+    const run = (id: string) => callJson("/v1/completions", { key: b.key, json: { model: MODEL, prompt: "Hi", adapters: [{ id, weight: 1 }] } });
+    expect((await run(x.id)).status).toBe(200);
+    expect((await run(y.id)).status).toBe(200);
+    expect((await callJson(`/v1/adapters/${x.id}`, { key: a.key, method: "PATCH", json: { visibility: "private" } })).status).toBe(200);
+    expectError(await run(x.id), 404);
+    await env.DB.prepare("UPDATE adapters SET visibility = 'private' WHERE id = ?").bind(y.id).run();
+    await sleep(TTL_MS + 50);
+    expectError(await run(y.id), 404);
+  });
+
+  it("`owner/name` (latest) follows a new upload at once", async () => {
+    const a = await newTenant("a");
+    await uploadAdapter(a.key, uploadForm(peftFiles(tinyAdapter(1, 2)), { name: "x" }));
+    const run = () => callJson("/v1/completions", { key: a.key, json: { model: "a/x", prompt: "Hi" } });
+    expect((await run()).status).toBe(200);
+    const v2 = (await uploadAdapter(a.key, uploadForm(peftFiles(tinyAdapter(3, 2)), { name: "x", version: "2.0.0" }))).body;
+    expect((await run()).status).toBe(200);
+    expect(runners.completions.at(-1)!.body.adapters.map((e) => e.id)).toEqual([v2.id]);
+  });
+});
+
+describe("hot path", () => {
+  /**
+   * Counts D1 round trips (each batch, and each statement run on its own); `holdUsageWrite` keeps
+   * the after-response batch (usage + uses, 2 statements) waiting until it is set false.
+   */
+  function countD1() {
+    const state = { trips: [] as string[], holdUsageWrite: true };
+    const realPrepare = env.DB.prepare.bind(env.DB);
+    const realBatch = env.DB.batch.bind(env.DB);
+    const wrap = (st: D1PreparedStatement, query: string): D1PreparedStatement => {
+      const bind = st.bind.bind(st);
+      for (const m of ["first", "all", "run", "raw"] as const) {
+        const f = (st[m] as (...a: unknown[]) => unknown).bind(st);
+        (st as any)[m] = (...args: unknown[]) => {
+          state.trips.push(query);
+          return f(...args);
+        };
+      }
+      st.bind = (...values: unknown[]) => wrap(bind(...values), query);
+      return st;
+    };
+    vi.spyOn(env.DB, "prepare").mockImplementation((query: string) => wrap(realPrepare(query), query));
+    vi.spyOn(env.DB, "batch").mockImplementation(async (statements) => {
+      state.trips.push(`batch of ${statements.length}`);
+      // Polled in the worker's own request context (workerd: no I/O across contexts).
+      while (statements.length === 2 && state.holdUsageWrite) await sleep(1);
+      return realBatch(statements);
+    });
+    return state;
+  }
+
+  it("a warm completion with adapters: one D1 round trip before the runner; usage and uses in one more, which the response does not wait for", async () => {
+    const a = await newTenant("a");
+    const x = (await uploadAdapter(a.key, uploadForm(peftFiles(tinyAdapter(1, 2)), { name: "x" }))).body;
+    const json = { model: MODEL, prompt: "Hi", max_tokens: 2, adapters: [{ id: x.id, weight: 1 }, { id: "a/x@1.0.0", weight: 0.5 }] };
+    expect((await callJson("/v1/completions", { key: a.key, json })).status).toBe(200); // warms key, adapter and catalog caches
+    const d1 = countD1();
+    const res = await callRaw("/v1/completions", { key: a.key, json });
+    expect(res.status).toBe(200);
+    await res.arrayBuffer(); // the whole response arrived while the usage write is still held
+    // Rate window, its pruning, the day's row, the budget reservation; then usage settlement + the adapter's use count.
+    expect(d1.trips).toEqual(["batch of 4", "batch of 2"]);
+    d1.holdUsageWrite = false;
+    await afterResponseSettled();
+    vi.restoreAllMocks();
+    expect((await callJson(`/v1/adapters/${x.id}`, { key: a.key })).body.uses).toBe(2);
+    const usage = await callJson("/v1/usage", { key: a.key });
+    expect(usage.body.data[0]).toMatchObject({ requests: 2, reserved_tokens: 0 });
+  });
+});
