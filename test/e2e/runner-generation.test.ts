@@ -70,6 +70,10 @@ describe("gpu-runner process: generation", () => {
     // The mix matters (this test can fail): the base model generates something else.
     const base = referenceGreedy(promptIds(prompt), [], 10);
     expect(maxAbsDiff(base.logprobs, ref.logprobs)).toBeGreaterThan(1e-3);
+    // The composed mix lived while the request ran and was dropped with it.
+    expect(await metricValue(runner.url, "loraedge_runner_mix_compositions_total", { model: MODEL })).toBeGreaterThanOrEqual(1);
+    expect(await metricValue(runner.url, "loraedge_runner_composed_mixes", { model: MODEL })).toBe(0);
+    expect(await metricValue(runner.url, "loraedge_runner_composed_mix_bytes", { model: MODEL })).toBe(0);
   });
 
   it("echo + logprobs with max_tokens 0 scores the prompt like the reference", async () => {

@@ -1,5 +1,5 @@
 // Merge-on-demand decisions and the merged-session LRU, on the real tiny model.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { ensureModel } from "../model-build/index.js";
 import type { LeasedLru } from "../cache/leased-lru.js";
 import { loadModel, type BaseModel, type ModelVariant } from "../model/index.js";
@@ -123,6 +123,22 @@ describe("MergeManager on loraedge-tiny", () => {
     await never.dispose();
     const tiny = new MergeManager(model, { policy: "never", budgetBytes: 1000 });
     await expect(tiny.target(mergeOnly)).rejects.toMatchObject({ status: 422, message: expect.stringMatching(/merge-only targets .* RUNNER_MERGED_MB/) });
+  });
+
+  it("demand records of mixes gone cold are forgotten, so the books stay bounded by the live mixes", async () => {
+    const merges = new MergeManager(model, { policy: "auto", budgetBytes: 1 << 30 });
+    const now = vi.spyOn(Date, "now").mockReturnValue(1_000_000);
+    try {
+      for (let i = 0; i < 1000; i++) merges.onTokens(`cold-${i}`, 30); // 3 tok/s each
+      expect(merges.stats().trackedMixes).toBe(1000);
+      now.mockReturnValue(1_000_000 + 60_000); // 6 τ later: 3 · e⁻⁶ ≈ 0.0074 tok/s, below the floor
+      for (let i = 0; i < 23; i++) merges.onTokens("hot", 30);
+      expect(merges.stats().trackedMixes).toBe(1001); // no sweep before the 1024th report
+      merges.onTokens("hot", 30);
+      expect(merges.stats().trackedMixes).toBe(1);
+    } finally {
+      now.mockRestore();
+    }
   });
 
   it("with no room, the idle session whose mix has the least demand goes first, not the least recently used", async () => {

@@ -17,7 +17,15 @@ import type { BaseModel, ModelVariant } from "../model/types.js";
 import { EngineError } from "./errors.js";
 import type { Logger } from "./logger.js";
 import { silentLogger } from "./logger.js";
-import { addTokens, decayedRate, decideMerge, evictionOrder, mergeEstimates, type MergeEstimates } from "./merge-policy.js";
+import {
+  addTokens,
+  decayedRate,
+  decideMerge,
+  evictionOrder,
+  FORGET_BELOW_TOKENS_PER_S,
+  mergeEstimates,
+  type MergeEstimates,
+} from "./merge-policy.js";
 import type { RowTarget, StepObservation } from "./scheduler.js";
 
 export type MergePolicyName = "auto" | "never" | "always";
@@ -65,17 +73,22 @@ export interface MergeStats {
   hitsTotal: number;
   /** Latest inputs of the auto policy. */
   estimates: MergeEstimates;
+  /** Mixes whose demand is tracked (cold ones are forgotten every SWEEP_EVERY_TOKEN_REPORTS reports). */
+  trackedMixes: number;
 }
 
 const ewma = (previous: number | null, sample: number, alpha = 0.2) =>
   previous === null ? sample : previous + alpha * (sample - previous);
 
 const BUILD_RETRY_AFTER_FAILURE_MS = 60_000;
+/** How often (in onTokens reports) demand records of cold mixes and expired build failures are dropped. */
+const SWEEP_EVERY_TOKEN_REPORTS = 1024;
 
 export class MergeManager {
   private readonly sessions: LeasedLru<MergedSession>;
   private readonly failedAt = new Map<string, number>();
   private readonly demand = new Map<string, Demand>();
+  private tokenReports = 0;
   private mixedRowMs: number | null = null;
   private plainRowMs: number | null = null;
   private buildMsEstimate: number | null = null;
@@ -147,6 +160,15 @@ export class MergeManager {
     const now = Date.now();
     const d = this.demand.get(mixKey);
     this.demand.set(mixKey, { rate: d ? addTokens(d.rate, d.at, now, tokens, this.tauS) : tokens / this.tauS, at: now });
+    if (++this.tokenReports % SWEEP_EVERY_TOKEN_REPORTS === 0) this.forgetCold(now);
+  }
+
+  /** Bounds the books by the live mixes: drops cold demand records and expired build failures. */
+  private forgetCold(now: number): void {
+    for (const [key, d] of this.demand) {
+      if (decayedRate(d.rate, d.at, now, this.tauS) < FORGET_BELOW_TOKENS_PER_S) this.demand.delete(key);
+    }
+    for (const [key, at] of this.failedAt) if (now - at >= BUILD_RETRY_AFTER_FAILURE_MS) this.failedAt.delete(key);
   }
 
   /** A mix's decayed demand now, tokens/s. */
@@ -234,6 +256,7 @@ export class MergeManager {
       ...this.counters,
       evictionsTotal: lru.evictions,
       estimates: this.estimates(),
+      trackedMixes: this.demand.size,
     };
   }
 

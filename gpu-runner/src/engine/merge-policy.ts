@@ -26,6 +26,13 @@ export function addTokens(rate: number, at: number, now: number, tokens: number,
   return decayedRate(rate, at, now, tauS) + tokens / tauS;
 }
 
+/**
+ * Below this decayed demand a mix's record can be forgotten: at 0.01 tok/s, even 10 ms of LoRA
+ * overhead per token over a 30 s horizon saves 3 ms, less than any merged build costs, so no
+ * decision changes (a forgotten mix has demand 0).
+ */
+export const FORGET_BELOW_TOKENS_PER_S = 0.01;
+
 export interface MergeEstimates {
   /** Expected ms of one merged build (delta + session). */
   buildMs: number;

@@ -9,7 +9,7 @@ import { checkCompatibility } from "#core/compat/index";
 import { composeMix, MixError } from "#core/compose/index";
 import { canonicalMix } from "#core/wire/mix-key";
 import type { WireMixEntry } from "#core/wire/runner-api";
-import { LeasedLru } from "../cache/leased-lru.js";
+import { LeasedLru, type LeasedLruStats } from "../cache/leased-lru.js";
 import { EngineError } from "./errors.js";
 import { loraFactorProblem } from "../model/lora-factors.js";
 import type { MixHandle } from "./merge-manager.js";
@@ -50,6 +50,11 @@ export class ComposedMixPool {
 
   get size(): number {
     return this.live.size;
+  }
+
+  /** For /metrics: live mixes (`entries`), their bytes, compositions so far (`loads`). */
+  stats(): LeasedLruStats {
+    return this.live.stats();
   }
 }
 

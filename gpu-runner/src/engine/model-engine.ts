@@ -39,7 +39,8 @@ export class ModelEngine {
   readonly scheduler: Scheduler;
   readonly merges: MergeManager;
   private readonly log: Logger;
-  private readonly mixes = new ComposedMixPool();
+  /** Composed mixes shared by the requests running them (stats in /metrics). */
+  readonly mixes = new ComposedMixPool();
 
   constructor(
     readonly model: BaseModel,

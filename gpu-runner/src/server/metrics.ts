@@ -3,6 +3,7 @@
  * else read from the engines and the adapter cache at scrape time.
  */
 import type { AdapterCache } from "../adapters/index.js";
+import type { LeasedLruStats } from "../cache/index.js";
 import type { ModelEngine } from "../engine/index.js";
 import { createHash, randomBytes } from "node:crypto";
 import { Exposition, Histogram } from "./prometheus.js";
@@ -43,6 +44,7 @@ export class RunnerMetrics {
     const perModel = <T>(fn: (e: ModelEngine) => T) => engines.map((e) => ({ model: e.id, value: fn(e) }));
     const scheduler = perModel((e) => e.scheduler.stats());
     const merges = perModel((e) => e.merges.stats());
+    const mixes = perModel((e) => e.mixes.stats());
 
     out.metric(
       "loraedge_runner_requests_total",
@@ -92,6 +94,15 @@ export class RunnerMetrics {
       merges.map((m) => ({ labels: { model: m.model }, value: m.value.evictionsTotal })));
     out.metric("loraedge_runner_merge_policy_estimate", "gauge", "Inputs of the merge policy: expected build ms, LoRA overhead ms per token, session bytes.",
       merges.flatMap((m) => Object.entries(m.value.estimates).map(([name, value]) => ({ labels: { model: m.model, estimate: name }, value }))));
+
+    const mixMetrics: [name: string, type: "gauge" | "counter", help: string, pick: (s: LeasedLruStats) => number][] = [
+      ["loraedge_runner_composed_mixes", "gauge", "Composed mixes live (one per distinct mix in use, shared by its requests).", (s) => s.entries],
+      ["loraedge_runner_composed_mix_bytes", "gauge", "Bytes of the live composed mixes' Aᵗ/Bᵗ factors.", (s) => s.bytes],
+      ["loraedge_runner_mix_compositions_total", "counter", "Mixes composed (requests that find their mix live share it).", (s) => s.loads],
+    ];
+    for (const [name, type, help, pick] of mixMetrics) {
+      out.metric(name, type, help, mixes.map((m) => ({ labels: { model: m.model }, value: pick(m.value) })));
+    }
 
     if (adapters) {
       const a = adapters.stats();
