@@ -10,6 +10,7 @@ import type { ModelManifest } from "#core/manifest/model-manifest";
 import type { GraphSpec, TargetBinding } from "./graph-spec.js";
 import { RowKvCache } from "./kv-cache.js";
 import { planLoraPaths } from "./lora-paths.js";
+import { LoraVariantSessions, type LoraVariantsMode } from "./lora-variants.js";
 import { WeightMerger } from "./merge-weights.js";
 import { stripLoraInputs } from "./strip-lora.js";
 import { packLora, packPast, packTokens, pastElements, presentNames, unpackLogits, unpackPresent, type PackedRow } from "./step-batch.js";
@@ -99,10 +100,11 @@ class OnnxVariant implements ModelVariant {
    * `lora`: a session of the LoRA graph (null for a merged variant, whose rows never carry a mix);
    * `plain`: a session of the LoRA-free graph (null when the graph could not be stripped).
    * Steps with no mix row run on `plain` when there is one: no LoRA inputs, no LoRA nodes.
+   * `variants`: pruned LoRA graphs for steps that feed one whole path empty (lora-variants.ts).
    */
   constructor(
     protected readonly state: SharedModelState,
-    protected readonly sessions: { lora: Session | null; plain: Session | null },
+    protected readonly sessions: { lora: Session | null; plain: Session | null; variants?: LoraVariantSessions },
     readonly weightBytes: number,
     private readonly acceptsMix: boolean,
   ) {
@@ -154,7 +156,7 @@ class OnnxVariant implements ModelVariant {
       Object.assign(feeds, packPast(spec, packed, shape, arena ?? undefined));
       const plain = this.sessions.plain !== null && (packed.every((row) => row.mix === null) || this.sessions.lora === null);
       if (!plain) Object.assign(feeds, this.loraFeeds(packed));
-      const session = plain ? this.sessions.plain! : this.sessions.lora!;
+      const session = plain ? this.sessions.plain! : this.loraSession(feeds);
       outputs = await session.run(feeds, [spec.logits, ...presentNames(spec)]);
     } finally {
       if (arena && (!this.arena || this.arena.length < arena.length)) this.arena = arena;
@@ -166,11 +168,20 @@ class OnnxVariant implements ModelVariant {
     return packed.map((_, i) => ({ logits: perRow[i], cache: caches[i] }));
   }
 
+  /** The LoRA graph's session, or a ready pruned variant when the feeds leave a whole path empty (its stripped inputs are dropped from `feeds`). */
+  private loraSession(feeds: Record<string, HostTensor>): Session {
+    const picked = this.sessions.variants?.pick(feeds);
+    if (!picked) return this.sessions.lora!;
+    for (const name of picked.strip) delete feeds[name];
+    return picked.session;
+  }
+
   async dispose(): Promise<void> {
     if (this.disposed) return;
     this.disposed = true;
     this.arena = null;
     this.lastLora = null;
+    await this.sessions.variants?.release();
     await this.sessions.lora?.release();
     await this.sessions.plain?.release();
   }
@@ -181,7 +192,7 @@ export class OnnxBaseModel extends OnnxVariant implements BaseModel {
 
   constructor(
     state: SharedModelState,
-    sessions: { lora: Session; plain: Session | null },
+    sessions: { lora: Session; plain: Session | null; variants?: LoraVariantSessions },
     readonly tokenizer: Tokenizer,
   ) {
     super(state, sessions, 0, true);
@@ -241,6 +252,8 @@ export async function createOnnxModel(args: {
   sessionOptions: { threads?: number; executionProvider?: string };
   /** Also hold a LoRA-free session for steps without mixes (default true; costs one more copy of the weights). */
   plainSession?: boolean;
+  /** Pruned LoRA graphs for steps with one LoRA path empty (lora-variants.ts; default "lazy"). */
+  loraVariants?: LoraVariantsMode;
 }): Promise<OnnxBaseModel> {
   const { manifest, spec } = args;
   const dims = new Map(manifest.targets.map((t) => [t.module, { in: t.in, out: t.out, mode: t.mode }] as const));
@@ -263,7 +276,10 @@ export async function createOnnxModel(args: {
     await lora.release(); // its copy of the weights would otherwise stay in ONNX Runtime
     throw e;
   }
-  return new OnnxBaseModel(state, { lora, plain }, args.tokenizer);
+  const mode = args.loraVariants ?? "lazy";
+  const variants = mode === "off" || loraInputs.size === 0 ? undefined : new LoraVariantSessions(args.graph, spec, open, mode);
+  if (mode === "eager") await variants?.openAll();
+  return new OnnxBaseModel(state, { lora, plain, variants }, args.tokenizer);
 }
 
 /** Every LoRA graph input the spec names (per-row and shared paths). */

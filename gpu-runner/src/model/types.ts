@@ -97,6 +97,12 @@ export interface LoadModelOptions {
    */
   plainSession?: boolean;
   /**
+   * Pruned twins of the LoRA graph for steps that feed one whole LoRA path empty (lora-variants.ts):
+   * "lazy" (default) opens each in the background when first useful, "eager" at load, "off" never.
+   * Costs one more copy of the base weights per variant opened.
+   */
+  loraVariants?: "lazy" | "eager" | "off";
+  /**
    * fp16 models (manifest dtype "float16"): "keep" runs the fp16 graph as stored (fp16 weights,
    * LoRA in fp32); "upcast" converts graph and weights to fp32 at load. Default ("auto"): keep on
    * GPU execution providers, upcast on the CPU EP and the web backend (measured: model/README.md).
