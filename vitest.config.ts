@@ -48,6 +48,9 @@ export default defineConfig({
                 EDGE_CACHE_TTL_MS: "200",
                 // Three fake runners (tests answer their requests by spying on fetch).
                 RUNNER_URLS: "http://runner-a.test,http://runner-b.test,http://runner-c.test",
+                // No background /healthz probes: tests script each runner's answers; probes are
+                // tested on their own (test/worker/runner-probes.test.ts sets an interval).
+                RUNNER_PROBE_INTERVAL_S: "0",
               },
             },
           })),

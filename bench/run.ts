@@ -15,13 +15,15 @@ const { values } = parseArgs({
   options: {
     quick: { type: "boolean", default: false },
     only: { type: "string" },
+    /** Case 9's stream counts for iteration (e.g. 1,64); such a run is never recorded. */
+    streams: { type: "string" },
   },
 });
 
 const benchDir = import.meta.dirname;
 const quick = values.quick ?? false;
 /** Only a full run of every case is recorded in bench/; partial and quick runs go to bench/out/. */
-const recorded = !quick && !values.only;
+const recorded = !quick && !values.only && !values.streams;
 const outDir = recorded ? benchDir : path.join(benchDir, "out");
 mkdirSync(outDir, { recursive: true });
 
@@ -32,6 +34,7 @@ const ctx: BenchContext = {
   warmup: quick ? 1 : 2,
   outDir,
   progress: (message) => console.log(`  … ${message}`),
+  ...(values.streams ? { streams: values.streams.split(",").map(Number) } : {}),
 };
 
 const only = values.only ? new Set(values.only.split(",").map((s) => s.trim())) : null;

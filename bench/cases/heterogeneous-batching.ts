@@ -15,7 +15,7 @@ import { decodeStepMs, decodeTokensPerSecond, prefillCaches, promptTokens, rando
  * 3b "realistic": B = 64, half the rows 1–3 adapters of rank 8–16 on q_proj/v_proj, half rank 16 on
  *   every projection; distinct ÷ shared tok/s (shared: one mix of each kind for its half).
  * 3c "churn": rows finishing and arriving every step, each with a distinct mix: time packing LoRA
- *   inputs ÷ total step time.
+ *   inputs ÷ total step time, after one warm-up step that fills the resident chunks (lora-bank.ts).
  */
 export const heterogeneousBatching = modelCase({
   id: "3",
@@ -124,6 +124,12 @@ export const heterogeneousBatching = modelCase({
       };
       // Start mid-flight: each row somewhere in its length.
       let rows = (await admit(B)).map((r) => ({ ...r, left: 1 + Math.floor(rng.nextFloat() * r.left) }));
+      // Warm-up: the first decode step of the B rows prefilled together packs all of them (the
+      // resident bank's first fill, as one reference packing); reported apart, not in the ratio.
+      const fill0 = model.timings!.loraPackMs;
+      const warm = await model.step(rows.map((r) => ({ tokens: [65], cache: r.cache, mix: r.mix })));
+      const fillMs = model.timings!.loraPackMs - fill0;
+      rows = rows.map((r, i) => ({ ...r, cache: warm[i]!.cache }));
       const before = { ...model.timings! };
       let decodeMs = 0;
       let packMs = 0;
@@ -151,9 +157,10 @@ export const heterogeneousBatching = modelCase({
       figures.push(
         figure("3c churn: LoRA packing ÷ decode step time", (100 * packMs) / decodeMs, "%", {
           goal: { op: "<=", target: 5 },
-          note: `${totalSteps} decode steps of ≈${B} rows, ${joined} rows joined; prefill steps included: ${((100 * all.packMs) / all.stepMs).toFixed(1)} % of all step time`,
+          note: `${totalSteps} decode steps of ≈${B} rows, ${joined} rows joined, after one warm-up step (the bank's first fill); prefill steps included: ${((100 * all.packMs) / all.stepMs).toFixed(1)} % of all step time`,
         }),
         figure("3c churn: decode step", decodeMs / totalSteps, "ms"),
+        figure("3c churn: first fill of the resident chunks (warm-up step)", fillMs, "ms", { note: `all ${B} rows' per-row chunks packed once (what every step packed before lora-bank.ts)` }),
       );
     }
     return { figures };

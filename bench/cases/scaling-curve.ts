@@ -18,7 +18,7 @@ export const scalingCurve = modelCase({
   id: "9",
   title: "scaling curve: concurrent streams with distinct mixes",
   async run(ctx, model) {
-    const levels = ctx.quick ? [1, 4, 16] : [1, 2, 4, 8, 16, 32, 64];
+    const levels = ctx.streams ?? (ctx.quick ? [1, 4, 16] : [1, 2, 4, 8, 16, 32, 64]);
     const maxTokens = ctx.quick ? 8 : 16;
     const rounds = ctx.quick ? 2 : 3;
     const pool = adapterPool(model, 16, 909);

@@ -14,6 +14,8 @@ export interface BenchContext {
   progress(message: string): void;
   /** Folder for plots and other files a case writes (bench/ in a full run). */
   outDir: string;
+  /** `--streams 1,64`: case 9's stream counts instead of its own (iteration only; never recorded). */
+  streams?: number[];
 }
 
 export interface BenchCase {

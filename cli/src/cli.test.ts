@@ -123,6 +123,13 @@ describe("exit codes without an edge", () => {
     const truncated = await run(["push", dir], env);
     expect(truncated.code).toBe(2);
     expect(truncated.err).toMatch(/broken: (file_truncated|offsets_out_of_range|shape_size_mismatch): /);
+    // Valid PEFT files with a chat_template.jinja that does not parse: the template's message, nothing sent.
+    writeFileSync(path.join(dir, "adapter_model.safetensors"), files.safetensors);
+    writeFileSync(path.join(dir, "chat_template.jinja"), "{% for m in messages %}{{ m.content }}");
+    const template = await run(["push", dir], env);
+    expect(template.code).toBe(2);
+    expect(template.err).toMatch(/broken: chat template does not parse: /);
+    rmSync(path.join(dir, "chat_template.jinja"));
 
     writeFileSync(path.join(dir, "adapter_config.json"), "{not json");
     expect((await run(["push", dir], env)).err).toMatch(/config_not_json/);

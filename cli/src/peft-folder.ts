@@ -1,16 +1,19 @@
 /**
  * PEFT adapter folders on disk (`adapter_config.json` + `adapter_model.safetensors`, what
- * peft's save_pretrained writes), checked locally with core before anything is sent: the same
- * parser the worker runs on an upload (readPeftAdapter), then core's checkCompatibility against
- * the base model's manifest.
+ * peft's save_pretrained writes, plus an optional `tokenizer_config.json` / `chat_template.jinja`
+ * carrying the adapter's own chat template), checked locally with core before anything is sent:
+ * the same parser the worker runs on an upload (readPeftAdapter), then core's checkCompatibility
+ * against the base model's manifest, and the template check (adapterChatTemplate).
  */
-import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { checkCompatibility } from "#core/compat/index";
 import { isAdapterFormatError } from "#core/errors";
 import type { ModelManifest } from "#core/manifest/model-manifest";
 import { readPeftAdapter, type PeftAdapterLoad } from "#core/peft/index";
-import { CONFIG_PART, WEIGHTS_PART } from "../../client/src/index.js";
+import { adapterChatTemplate } from "#core/chat/adapter-chat-template";
+import { ChatTemplateError, type ChatTemplateSpec } from "#core/chat/chat-template";
+import { CHAT_TEMPLATE_PART, CONFIG_PART, TOKENIZER_CONFIG_PART, WEIGHTS_PART } from "../../client/src/index.js";
 import { UsageError } from "./usage-error.js";
 
 export interface PeftFolder {
@@ -18,6 +21,26 @@ export interface PeftFolder {
   configText: string;
   config: Record<string, unknown>;
   weights: Uint8Array;
+  /** The folder's optional tokenizer_config.json text (its chat_template travels with the upload). */
+  tokenizerConfigText?: string;
+  /** The folder's optional chat_template.jinja. */
+  chatTemplateText?: string;
+}
+
+/**
+ * The folder's own chat template, checked with core (what the worker runs on the upload): null
+ * when it carries none; a template that fails is a UsageError with the template's message.
+ */
+export function chatTemplateOfFolder(folder: PeftFolder): ChatTemplateSpec | null {
+  try {
+    return adapterChatTemplate({
+      ...(folder.tokenizerConfigText !== undefined ? { tokenizerConfigText: folder.tokenizerConfigText } : {}),
+      ...(folder.chatTemplateText !== undefined ? { jinjaText: folder.chatTemplateText } : {}),
+    });
+  } catch (e) {
+    if (e instanceof ChatTemplateError) throw new UsageError(`${folder.dir}: ${e.message}`);
+    throw e;
+  }
 }
 
 /** Reads the two files of a PEFT folder; a missing file or a config that is not JSON is a UsageError. */
@@ -47,7 +70,17 @@ export function readPeftFolder(dir: string): PeftFolder {
   if (!config || typeof config !== "object" || Array.isArray(config)) {
     throw new UsageError(`${path.join(dir, CONFIG_PART)}: config_invalid: expected a JSON object`);
   }
-  return { dir, configText, config: config as Record<string, unknown>, weights };
+  const optional = (name: string) => (existsSync(path.join(dir, name)) ? read(name).toString("utf8") : undefined);
+  const tokenizerConfigText = optional(TOKENIZER_CONFIG_PART);
+  const chatTemplateText = optional(CHAT_TEMPLATE_PART);
+  return {
+    dir,
+    configText,
+    config: config as Record<string, unknown>,
+    weights,
+    ...(tokenizerConfigText !== undefined ? { tokenizerConfigText } : {}),
+    ...(chatTemplateText !== undefined ? { chatTemplateText } : {}),
+  };
 }
 
 /**

@@ -40,6 +40,8 @@ export interface Adapter {
   /** Completions served with this adapter in the mix. */
   uses: number;
   created_at: string;
+  /** Whether the adapter carries its own chat template (used when a chat request's mix is exactly this adapter). */
+  chat_template: boolean;
   /** Baked adapters: strategy, discarded energy and fidelity to the exact mix (KL, top-1); null for uploads. */
   bake: BakeReportBody | null;
 }

@@ -3,14 +3,23 @@ import type { AdapterUploadFields } from "./types.js";
 /** Multipart part names of POST /v1/adapters (PEFT's file names). */
 export const CONFIG_PART = "adapter_config.json";
 export const WEIGHTS_PART = "adapter_model.safetensors";
+export const TOKENIZER_CONFIG_PART = "tokenizer_config.json";
+export const CHAT_TEMPLATE_PART = "chat_template.jinja";
 
-/** The two files of a PEFT adapter folder. */
+/** The files of a PEFT adapter folder: the two PEFT files, and optionally the adapter's own chat template. */
 export interface AdapterFiles {
   /** adapter_config.json: its text, its parsed JSON, or the file. */
   config: string | Record<string, unknown> | Blob;
   /** adapter_model.safetensors bytes or the file. */
   weights: Uint8Array | Blob;
+  /** Optional tokenizer_config.json (its chat_template, bos_token, eos_token are kept): text, parsed JSON, or the file. */
+  tokenizerConfig?: string | Record<string, unknown> | Blob;
+  /** Optional chat_template.jinja (wins over tokenizer_config.json's chat_template): text or the file. */
+  chatTemplate?: string | Blob;
 }
+
+const jsonPart = (value: string | Record<string, unknown> | Blob): Blob =>
+  value instanceof Blob ? value : new Blob([typeof value === "string" ? value : JSON.stringify(value)], { type: "application/json" });
 
 export interface UploadProgress {
   /** Body bytes handed to the network so far. */
@@ -31,13 +40,14 @@ export function adapterUploadForm(files: AdapterFiles, fields: AdapterUploadFiel
   if (fields.visibility !== undefined) form.set("visibility", fields.visibility);
   if (fields.description !== undefined) form.set("description", fields.description);
   if (fields.tags !== undefined) form.set("tags", Array.isArray(fields.tags) ? fields.tags.join(",") : fields.tags);
-  const config =
-    files.config instanceof Blob
-      ? files.config
-      : new Blob([typeof files.config === "string" ? files.config : JSON.stringify(files.config)], { type: "application/json" });
-  form.set(CONFIG_PART, config, CONFIG_PART);
+  form.set(CONFIG_PART, jsonPart(files.config), CONFIG_PART);
   const weights = files.weights instanceof Blob ? files.weights : new Blob([files.weights as Uint8Array<ArrayBuffer>]);
   form.set(WEIGHTS_PART, weights, WEIGHTS_PART);
+  if (files.tokenizerConfig !== undefined) form.set(TOKENIZER_CONFIG_PART, jsonPart(files.tokenizerConfig), TOKENIZER_CONFIG_PART);
+  if (files.chatTemplate !== undefined) {
+    const template = files.chatTemplate instanceof Blob ? files.chatTemplate : new Blob([files.chatTemplate], { type: "text/plain" });
+    form.set(CHAT_TEMPLATE_PART, template, CHAT_TEMPLATE_PART);
+  }
   return form;
 }
 

@@ -15,3 +15,4 @@ export type { DeltaOptions } from "./lora/delta.js";
 export * from "./linalg/index.js";
 export * from "./random/index.js";
 export * from "./onnx-adapter/index.js";
+export * from "./chat/index.js";

@@ -54,6 +54,8 @@ export const runnerConfigSchema = z.object({
   modelCache: z.string().min(1).optional(),
   /** On SIGTERM: how long running streams may take to finish before they are ended. */
   drainMs: intFrom(0).default(15_000),
+  /** A streamed completion that has nothing to send for this long (queued, long prefill) writes an SSE comment `: keep-alive`, so the edge's idle timeout tells a slow runner from a hung one. 0: never. */
+  sseKeepAliveMs: intFrom(0).default(5_000),
   /** Replay window for signed requests, seconds. */
   replayWindowS: intFrom(1).default(300),
   /** Log level for JSON log lines on stderr. */
@@ -85,6 +87,7 @@ export const CONFIG_SOURCES: Record<ConfigKey, { env: string; flag: string }> = 
   prefillTokens: { env: "RUNNER_PREFILL_TOKENS", flag: "prefill-tokens" },
   modelCache: { env: "LORAEDGE_MODEL_CACHE", flag: "model-cache" },
   drainMs: { env: "RUNNER_DRAIN_MS", flag: "drain-ms" },
+  sseKeepAliveMs: { env: "RUNNER_SSE_KEEPALIVE_MS", flag: "sse-keepalive-ms" },
   replayWindowS: { env: "RUNNER_REPLAY_WINDOW_S", flag: "replay-window-s" },
   logLevel: { env: "RUNNER_LOG_LEVEL", flag: "log-level" },
 };

@@ -69,12 +69,14 @@ async function main(): Promise<void> {
     { budgetBytes: config.adapterCacheMb * MB, parse: (cfg, bytes) => loadPeftAdapter(cfg, bytes), log },
   );
   const engines: ModelEngine[] = [];
+  const baker = new RunnerBaker(adapters, { runJob: bakeOnWorkerThread });
   const { app, state } = createRunnerApp({
     engines,
     adapters,
     secret: config.secret,
     replayWindowS: config.replayWindowS,
-    baker: new RunnerBaker(adapters, { runJob: bakeOnWorkerThread }),
+    sseKeepAliveMs: config.sseKeepAliveMs,
+    baker,
     log,
   });
 
@@ -126,12 +128,17 @@ async function main(): Promise<void> {
     stopping = true;
     state.draining = true;
     log("info", "shutting down: draining", { signal, drainMs: config.drainMs });
-    await Promise.all(engines.map((e) => e.drain(config.drainMs)));
-    // Let open SSE responses write their last events.
-    for (let i = 0; i < 50 && state.openStreams > 0; i++) await new Promise((r) => setTimeout(r, 20));
+    // Running generations and an in-flight bake (its worker thread and the edge waiting for the
+    // files) finish within the same drain budget; new ones are refused (503) meanwhile.
+    const [, bakesDone] = await Promise.all([Promise.all(engines.map((e) => e.drain(config.drainMs))), baker.drain(config.drainMs)]);
+    if (!bakesDone) log("warn", "a bake was still running when the drain time ran out", { drainMs: config.drainMs });
+    // Let open SSE responses and answers being written (a finished bake's files) go out.
+    for (let i = 0; i < 50 && (state.openStreams > 0 || state.openRequests > 0); i++) await new Promise((r) => setTimeout(r, 20));
     await new Promise<void>((resolve) => {
       server.close(() => resolve());
-      if ("closeAllConnections" in server) (server as { closeAllConnections(): void }).closeAllConnections();
+      const http = server as { closeIdleConnections?(): void; closeAllConnections?(): void };
+      http.closeIdleConnections?.();
+      setTimeout(() => http.closeAllConnections?.(), 1_000).unref();
     });
     for (const engine of engines) await engine.dispose();
     log("info", "stopped", { signal });

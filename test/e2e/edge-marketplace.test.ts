@@ -3,6 +3,8 @@
 // three PEFT adapters of different ranks, completes with a weighted mix (non-stream and
 // stream), and checks that echo+logprobs with the mix {a:1, b:1} equals the same request with
 // an uploaded adapter built as cat(a, b) (core's composeMix → mixAsAdapter → writePeftAdapter).
+// Then the daily budget reservation under the real wrangler dev (local D1, waitUntil): concurrent
+// requests against a small budget, and a stream the client drops.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { composeMix, mixAsAdapter } from "#core/compose/index";
 import type { LoraAdapter } from "#core/lora/types";
@@ -153,5 +155,63 @@ describe("edge marketplace end to end (runner + wrangler dev)", () => {
     const usage = await ok(await api("/v1/usage"));
     expect(usage.totals.requests).toBeGreaterThanOrEqual(6);
     expect(usage.totals.completion_tokens).toBeGreaterThan(0);
+  });
+
+  it("daily budget under wrangler dev: 12 concurrent requests against 100 tokens → 5 run, 7 get 429, billed exactly what the responses report; a dropped stream is billed once", async () => {
+    const key = "le_e2e_budget_" + "b".repeat(28);
+    const tenant = await fetch(`${base}/v1/tenants/e2e-budget`, {
+      method: "PUT",
+      headers: { authorization: `Bearer ${stack!.adminToken}`, "content-type": "application/json" },
+      body: JSON.stringify({ api_key: key, tokens_per_day: 100 }),
+    });
+    expect(tenant.status).toBe(201);
+    const call = (json: unknown, signal?: AbortSignal) =>
+      fetch(`${base}/v1/completions`, { method: "POST", headers: { authorization: `Bearer ${key}`, "content-type": "application/json" }, body: JSON.stringify(json), signal });
+    /** Today's usage once every reservation is settled (settlement runs after the response: waitUntil). */
+    const settledToday = async () => {
+      for (let i = 0; i < 100; i++) {
+        const day = (await ok(await fetch(`${base}/v1/usage`, { headers: { authorization: `Bearer ${key}` } }))).data[0];
+        if (day && day.reserved_tokens === 0) return day;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      throw new Error("reservations never settled");
+    };
+    // The byte tokenizer: "hello world" is 11 tokens + BOS; 8 tokens forced: each reserves and is billed exactly 20.
+    const json = { model: MODEL, prompt: "hello world", max_tokens: 8, ignore_eos: true, temperature: 0 };
+    const answers = await Promise.all(Array.from({ length: 12 }, async () => {
+      const res = await call(json);
+      return { status: res.status, body: (await res.json()) as { usage: { total_tokens: number } } };
+    }));
+    const served = answers.filter((a) => a.status === 200);
+    expect(served).toHaveLength(5);
+    expect(answers.filter((a) => a.status === 429)).toHaveLength(7);
+    const reported = served.reduce((t, a) => t + a.body.usage.total_tokens, 0);
+    expect(reported).toBe(100);
+    expect(await settledToday()).toMatchObject({ requests: 5, total_tokens: reported, reserved_tokens: 0 });
+
+    // A fresh budget for the stream: the limit raised, then a client drops its stream after 2 events.
+    await fetch(`${base}/v1/tenants/e2e-budget`, {
+      method: "PUT",
+      headers: { authorization: `Bearer ${stack!.adminToken}`, "content-type": "application/json" },
+      body: JSON.stringify({ tokens_per_day: 10_000 }),
+    });
+    const abort = new AbortController();
+    const streamed = await call({ ...json, max_tokens: 400, stream: true }, abort.signal);
+    expect(streamed.status).toBe(200);
+    const reader = streamed.body!.getReader();
+    let text = "";
+    while ((text.match(/\n\n/g) ?? []).length < 2) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += new TextDecoder().decode(value);
+    }
+    abort.abort();
+    await reader.cancel().catch(() => {});
+    const day = await settledToday();
+    expect(day.requests).toBe(6);
+    expect(day.prompt_tokens).toBe(5 * 12 + 12);
+    // Billed for what the runner sampled before the edge saw the client go: at least what arrived, at most max_tokens.
+    expect(day.completion_tokens - 5 * 8).toBeGreaterThanOrEqual(2);
+    expect(day.completion_tokens - 5 * 8).toBeLessThanOrEqual(400);
   });
 });

@@ -1,6 +1,6 @@
 // The runner process over real HTTP: adapter cache (eviction under a small budget, sha256
 // mismatch, single-flight fetches, admin), overload with Retry-After, client disconnects,
-// graceful shutdown.
+// graceful shutdown, keep-alive comments of a waiting stream.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RUNNER_PATHS } from "#core/wire/runner-api";
 import type { Service } from "../../scripts/lib/stack.js";
@@ -119,7 +119,7 @@ describe("gpu-runner process: limits, disconnects, shutdown", () => {
   let runner: Service;
 
   beforeAll(async () => {
-    runner = await startTestRunner({ RUNNER_MAX_BATCH: "1", RUNNER_MAX_QUEUE: "1", RUNNER_DRAIN_MS: "20000" });
+    runner = await startTestRunner({ RUNNER_MAX_BATCH: "1", RUNNER_MAX_QUEUE: "1", RUNNER_DRAIN_MS: "20000", RUNNER_SSE_KEEPALIVE_MS: "50" });
   });
   afterAll(async () => {
     await runner?.stop();
@@ -157,6 +157,24 @@ describe("gpu-runner process: limits, disconnects, shutdown", () => {
     const next = await completeOk(runner.url, { model: MODEL, prompt: "next", max_tokens: 3, ignore_eos: true });
     expect(next.usage!.completion_tokens).toBe(3);
     expect((await metricValue(runner.url, "loraedge_runner_completion_tokens_total")) - generated).toBeLessThan(480);
+  });
+
+  it("a stream waiting for a batch row writes `: keep-alive` comments until its first token (the edge's idle timeout sees a live runner)", async () => {
+    const long = await signedFetch(runner.url, RUNNER_PATHS.completions, {
+      body: { model: MODEL, prompt: "busy", max_tokens: 480, temperature: 0, stream: true, ignore_eos: true },
+    });
+    const longReader = long.body!.getReader();
+    await longReader.read(); // the only row is taken
+    const queued = await signedFetch(runner.url, RUNNER_PATHS.completions, {
+      body: { model: MODEL, prompt: "wait", max_tokens: 3, temperature: 0, stream: true, ignore_eos: true },
+    });
+    const text = await queued.text(); // runs once the long stream has finished
+    await longReader.cancel();
+    const firstData = text.indexOf("data:");
+    expect(text.slice(0, firstData)).toMatch(/^(: keep-alive\n\n)+$/);
+    const { chunks, done } = await streamEvents(new Response(text));
+    expect(done).toBe(true);
+    expect(chunks.at(-1).usage.completion_tokens).toBe(3);
   });
 
   it("SIGTERM: refuses new work, finishes the running stream, exits 0", async () => {

@@ -2,7 +2,8 @@
 // (../shared/fixtures/tiny-random-llama-fp16) and a generated Hugging Face Llama checkpoint (bf16)
 // into a model cache, start the real runner serving BOTH imported ids (RUNNER_MODELS=a,b) and the
 // real worker under `wrangler dev`, upload a PEFT adapter made for the imported model, and chat
-// with it through the official `openai` client (plain and streamed).
+// with it through the official `openai` client (plain and streamed); an adapter uploaded with its own
+// chat template renders chats that name only it.
 import fs from "node:fs";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -18,7 +19,8 @@ import { importModel } from "../../gpu-runner/src/model-build/import-model.js";
 import { createHfTokenizer } from "../../gpu-runner/src/tokenizer/hf-tokenizer.js";
 import { seededLlamaCheckpoint } from "../../gpu-runner/src/model-build/seeded-checkpoint.js";
 import { BYTE_LEVEL_VOCAB, writeHfCheckpoint } from "../../gpu-runner/src/model-build/testing/hf-checkpoint.js";
-import { startEdgeStack, type EdgeStack } from "./edge-stack.js";
+import { adapterUploadForm } from "../../client/src/upload-body.js";
+import { randomPeftFiles, startEdgeStack, type EdgeStack } from "./edge-stack.js";
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const FIXTURE = path.join(REPO, "..", "shared", "fixtures", "tiny-random-llama-fp16");
@@ -121,5 +123,34 @@ describe.skipIf(!present)("serve your own model (import â†’ RUNNER_MODELS=a,b â†
     expect((await openai.chat.completions.create(withAdapter)).choices[0].message.content).toBe(tuned.choices[0].message.content);
     // An adapter for another model is refused with the client's error class.
     await expect(openai.chat.completions.create({ ...withAdapter, model: "my-llama" } as ChatWithAdapters)).rejects.toBeInstanceOf(OpenAI.APIError);
+  });
+
+  it("an adapter uploaded with its own chat template: a chat naming only it renders with it; a 2-adapter mix with the model's", async () => {
+    const res = await fetch(`${stack!.url}/v1/models/tiny-llama`, { headers: { authorization: `Bearer ${KEY}` } });
+    const { manifest } = (await res.json()) as { manifest: ModelManifest };
+    // A ChatML-style template (as a PEFT repo's tokenizer_config.json carries it) that refuses assistant-first conversations.
+    const chatml =
+      "{% if messages[0].role == 'assistant' %}{{ raise_exception('this adapter wants the user to speak first') }}{% endif %}" +
+      "{% for m in messages %}{{ '<|im_start|>' + m.role + '\\n' + m.content + '<|im_end|>\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
+    // The API client's upload form, with the optional tokenizer_config.json part.
+    const form = adapterUploadForm({ ...randomPeftFiles(manifest, 8, 2), tokenizerConfig: { chat_template: chatml, eos_token: "<|im_end|>" } }, { name: "chatml", base_model: "tiny-llama" });
+    const uploaded = await fetch(`${stack!.url}/v1/adapters`, { method: "POST", headers: { authorization: `Bearer ${KEY}` }, body: form });
+    expect(uploaded.status).toBe(201);
+    expect(((await uploaded.json()) as { chat_template: boolean }).chat_template).toBe(true);
+
+    const readJson = (name: string): unknown => JSON.parse(fs.readFileSync(path.join(FIXTURE, name), "utf8"));
+    const tokenizer = createHfTokenizer(readJson("tokenizer.json"), readJson("tokenizer_config.json"), { bosId: 1, eosId: 2 });
+    const messages = [{ role: "user" as const, content: "Hi there" }];
+    // The adapter's template does not render bos_token: the runner prepends BOS.
+    const adapterPrompt = 1 + tokenizer.encode("<|im_start|>user\nHi there<|im_end|>\n<|im_start|>assistant\n").length;
+    const modelPrompt = tokenizer.encode("<s>[INST] Hi there [/INST]").length;
+    expect(adapterPrompt).not.toBe(modelPrompt);
+    const solo = await openai.chat.completions.create({ model: "own/chatml", messages, max_tokens: 2, temperature: 0, seed: 1 });
+    expect(solo.usage!.prompt_tokens).toBe(adapterPrompt);
+    const pair: ChatWithAdapters = { model: "own/chatml", messages, max_tokens: 2, temperature: 0, seed: 1, adapters: [{ id: "own/pirate@1.0.0", weight: 1 }] };
+    expect((await openai.chat.completions.create(pair)).usage!.prompt_tokens).toBe(modelPrompt);
+    // The adapter's raise_exception at request time: a 400 with its message.
+    const refused = openai.chat.completions.create({ model: "own/chatml", messages: [{ role: "assistant", content: "I start." }], max_tokens: 2 });
+    await expect(refused).rejects.toMatchObject({ status: 400, type: "invalid_request_error", message: expect.stringContaining("this adapter wants the user to speak first") });
   });
 });

@@ -18,6 +18,9 @@ describe("worker vars", () => {
     ["MAX_MIX_ADAPTERS", "0"],
     ["MAX_MIX_ADAPTERS", "1e9"],
     ["MAX_ADAPTER_RANK", 0],
+    ["RUNNER_HEADERS_TIMEOUT_S", "0"],
+    ["RUNNER_STREAM_IDLE_TIMEOUT_S", "2.5"],
+    ["RUNNER_PROBE_INTERVAL_S", "-1"],
   ])("%s=%j → 500 internal_error naming the variable, on any route", async (name, value) => {
     for (const path of ["/v1/models", "/healthz"]) {
       const res = await fetchWith({ [name]: value }, path);

@@ -4,7 +4,7 @@
 import { signatureHeaders, verifyRequest } from "#core/wire/hmac";
 import type { ModelManifest } from "#core/manifest/model-manifest";
 import { tinyManifest } from "#core/testing/tiny-manifest";
-import { PROMPT_TOKENS_HEADER, RUNNER_PATHS, SAMPLED_TOKENS_FIELD, type Completion, type GenerateRequest } from "#core/wire/runner-api";
+import { LOAD_HEADER, PROMPT_TOKENS_HEADER, RUNNER_PATHS, SAMPLED_TOKENS_FIELD, type Completion, type GenerateRequest, type Health } from "#core/wire/runner-api";
 import { RUNNER_BAKE_PATH, type BakeRequest, type BakeResponse } from "#core/wire/bake";
 import { bake } from "#core/bake/index";
 import { loadPeftAdapter, writePeftAdapter } from "#core/peft/index";
@@ -12,6 +12,8 @@ import { env } from "cloudflare:workers";
 import { blobKey } from "../../workers/src/adapters/blob-store.js";
 import { invalidateCatalog } from "../../workers/src/runners/catalog.js";
 import { runnerHealth } from "../../workers/src/runners/health.js";
+import { runnerLoads } from "../../workers/src/runners/load.js";
+import { resetProbeClock } from "../../workers/src/runners/probe.js";
 import { afterEach, beforeEach, vi } from "vitest";
 
 export const RUNNERS = ["http://runner-a.test", "http://runner-b.test", "http://runner-c.test"];
@@ -39,6 +41,14 @@ export type RunnerBehaviour =
   | "adapter-unavailable"
   /** 503 service_unavailable_error, as a draining or loading runner answers (the runner's fault). */
   | "draining"
+  /** A SIGSTOPped process: no answer at all on any path (the fetch only ends when the edge aborts it). */
+  | "hang"
+  /** Completions: headers (200 SSE), one `: keep-alive` comment, then silence: no event ever. */
+  | "silent-stream"
+  /** Completions: two token events, then silence (a runner that hung mid-stream). */
+  | "stall-mid-stream"
+  /** Completions: a slow but healthy runner — `: keep-alive` comments every 200 ms for 1.6 s, then the usual stream. */
+  | "slow-stream"
   /** A stream (or a JSON answer) the test drives token by token: see DrivenStream. */
   | "driven";
 
@@ -68,6 +78,10 @@ export interface ReceivedCompletion {
 
 export interface FakeRunners {
   behaviour: Record<string, RunnerBehaviour>;
+  /** The load each runner reports (LOAD_HEADER of completions, `load` of /healthz); default 0. */
+  loads: Record<string, number>;
+  /** /healthz calls received, per runner. */
+  probes: Record<string, number>;
   completions: ReceivedCompletion[];
   /** The answers of runners whose behaviour is "driven", in arrival order. */
   driven: DrivenStream[];
@@ -215,6 +229,41 @@ async function fakeBake(body: BakeRequest): Promise<Response> {
   return Response.json(answer);
 }
 
+/** A fetch that never answers; it rejects only when the caller aborts it (its timeout). */
+function hang(signal: AbortSignal | null): Promise<Response> {
+  return new Promise<Response>((_, reject) => {
+    if (!signal) return;
+    if (signal.aborted) reject(signal.reason);
+    signal.addEventListener("abort", () => reject(signal.reason));
+  });
+}
+
+/** The hanging and slow stream behaviours, built from the normal stream `events`. */
+function scriptedStream(behaviour: "silent-stream" | "stall-mid-stream" | "slow-stream", events: ReadableStream<Uint8Array>): ReadableStream<Uint8Array> {
+  const enc = new TextEncoder();
+  if (behaviour === "silent-stream") return new ReadableStream<Uint8Array>({ start: (c) => c.enqueue(enc.encode(": keep-alive\n\n")) });
+  if (behaviour === "slow-stream") {
+    return new ReadableStream<Uint8Array>({
+      async start(controller) {
+        for (let waited = 0; waited < 1600; waited += 200) {
+          controller.enqueue(enc.encode(": keep-alive\n\n"));
+          await new Promise((r) => setTimeout(r, 200));
+        }
+        const reader = events.getReader();
+        for (let r = await reader.read(); !r.done; r = await reader.read()) controller.enqueue(r.value);
+        controller.close();
+      },
+    });
+  }
+  // stall-mid-stream: the first two events of the normal stream, then nothing.
+  return new ReadableStream<Uint8Array>({
+    async start(controller) {
+      const text = await new Response(events).text();
+      for (const event of text.split("\n\n").slice(0, 2)) controller.enqueue(enc.encode(`${event}\n\n`));
+    },
+  });
+}
+
 /**
  * Fake runners for every test of the calling file: fresh ones installed in `beforeEach` (into the
  * one object returned, so it can be held in a `const`), every mock restored in `afterEach`.
@@ -234,9 +283,13 @@ export function useFakeRunners(models?: ModelManifest[]): FakeRunners {
 export function installFakeRunners(models: ModelManifest[] = [MANIFEST]): FakeRunners {
   invalidateCatalog();
   runnerHealth.reset();
+  runnerLoads.reset();
+  resetProbeClock();
   const realFetch = globalThis.fetch;
   const state: FakeRunners = {
     behaviour: Object.fromEntries(RUNNERS.map((r) => [r, "ok" as RunnerBehaviour])),
+    loads: {},
+    probes: {},
     completions: [],
     driven: [],
     bakes: [],
@@ -249,6 +302,15 @@ export function installFakeRunners(models: ModelManifest[] = [MANIFEST]): FakeRu
     if (!runner) return realFetch(input as RequestInfo, init as RequestInit);
     const behaviour = state.behaviour[runner];
     if (behaviour === "down") throw new TypeError(`fetch failed: connect ECONNREFUSED ${url.host}`);
+    if (url.pathname === RUNNER_PATHS.health) state.probes[runner] = (state.probes[runner] ?? 0) + 1;
+    if (behaviour === "hang") return hang((init as RequestInit | undefined)?.signal ?? null);
+    if (url.pathname === RUNNER_PATHS.health) {
+      // Unsigned, like the real runner's.
+      if (behaviour === "500") return Response.json({ error: { type: "internal_error", message: "boom" } }, { status: 500 });
+      const draining = behaviour === "draining";
+      const health: Health = { status: draining ? "draining" : "ok", ready: !draining, models: models.map((m) => m.id), pid: 1000 + RUNNERS.indexOf(runner), load: state.loads[runner] ?? 0 };
+      return Response.json(health, { status: draining ? 503 : 200 });
+    }
     const bodyBytes = new Uint8Array(await req.arrayBuffer());
     const verified = await verifyRequest(SECRET, {
       method: req.method,
@@ -294,8 +356,12 @@ export function installFakeRunners(models: ModelManifest[] = [MANIFEST]): FakeRu
         return Response.json({ error: { type: "invalid_request_error", message: "prompt too long" } }, { status: 400 });
       }
       if (behaviour === "driven") return drivenAnswer(body, state.driven);
-      if (body.stream) return new Response(sse(body, runner), { headers: { "content-type": "text/event-stream" } });
-      return Response.json(completionFor(body, runner));
+      if (body.stream && (behaviour === "silent-stream" || behaviour === "stall-mid-stream" || behaviour === "slow-stream")) {
+        return new Response(scriptedStream(behaviour, sse(body, runner)), { headers: { "content-type": "text/event-stream" } });
+      }
+      const load = { [LOAD_HEADER]: String(state.loads[runner] ?? 0) };
+      if (body.stream) return new Response(sse(body, runner), { headers: { "content-type": "text/event-stream", ...load } });
+      return Response.json(completionFor(body, runner), { headers: load });
     }
     if (url.pathname === RUNNER_BAKE_PATH) {
       const body = JSON.parse(new TextDecoder().decode(bodyBytes)) as BakeRequest;

@@ -62,6 +62,17 @@ describe("rendezvous hashing", () => {
 });
 
 describe("health tracker", () => {
+  it("a success observed from before the last failure (a probe in flight) does not clear it", () => {
+    const h = new HealthTracker();
+    const t0 = 2_000_000;
+    h.markFailure("http://r1", "timeout", t0 + 10);
+    h.markSuccess("http://r1", t0 + 20, t0); // probe started at t0, before the failure
+    expect(h.isHealthy("http://r1", t0 + 21)).toBe(false);
+    h.markSuccess("http://r1", t0 + 30, t0 + 15); // probe started after it
+    expect(h.isHealthy("http://r1", t0 + 31)).toBe(true);
+    expect(h.get("http://r1").lastOkAt).toBe(t0 + 30);
+  });
+
   it("backs off exponentially, orders healthy runners first, and recovers on success", () => {
     const h = new HealthTracker();
     const t0 = 1_000_000;
@@ -110,6 +121,10 @@ describe("SSE pass-through", () => {
   it("adds [DONE] to a stream that ended without it, and an error event to a broken one", async () => {
     const ended = await new Response(passThroughSse(streamOf([`data: ${chunk("x")}\n\n`]))).text();
     expect(ended.endsWith("data: [DONE]\n\n")).toBe(true);
+    // Closed without the runner's own [DONE] (a killed process): an error event says so.
+    expect(JSON.parse(ended.split("\n\n")[1]!.slice(6)).error.type).toBe("runner_error");
+    const complete = await new Response(passThroughSse(streamOf([`data: ${chunk("x")}\n\ndata: [DONE]\n\n`]))).text();
+    expect(complete).not.toContain("error");
     const broken = await new Response(passThroughSse(streamOf([`data: ${chunk("x")}\n\n`], new Error("reset")))).text();
     const events = broken.split("\n\n").filter(Boolean);
     expect(JSON.parse(events[1]!.slice(6)).error.message).toContain("reset");

@@ -14,6 +14,7 @@ import { compositionRoutes } from "./routes/compositions.js";
 import { internalRoutes } from "./routes/internal.js";
 import { keyRoutes } from "./routes/keys.js";
 import { modelRoutes } from "./routes/models.js";
+import { runnerRoutes } from "./routes/runners.js";
 import { tenantRoutes } from "./routes/tenants.js";
 import { usageRoutes } from "./routes/usage.js";
 
@@ -42,6 +43,7 @@ export function createApp(): OpenAPIHono<AppEnv> {
   app.route("/", completionRoutes);
   app.route("/", usageRoutes);
   app.route("/", internalRoutes);
+  app.route("/", runnerRoutes);
   registerOpenApi(app);
   app.get("/docs", (c) => c.html(DOCS_HTML));
   return app;

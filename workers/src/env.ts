@@ -17,6 +17,12 @@ export interface Env {
   MAX_ADAPTER_RANK?: string;
   /** Most adapters in one mix or composition. Default 8. */
   MAX_MIX_ADAPTERS?: string;
+  /** Seconds to wait for a runner's response headers (unary: its whole answer) before failing over. Default 60. */
+  RUNNER_HEADERS_TIMEOUT_S?: string;
+  /** Seconds an open runner stream may send no byte (events or keep-alive comments) before it is ended with an error. Default 30. */
+  RUNNER_STREAM_IDLE_TIMEOUT_S?: string;
+  /** Seconds between active /healthz probes of every runner (from an isolate serving traffic); 0: none. Default 5. */
+  RUNNER_PROBE_INTERVAL_S?: string;
   /** Seconds an R2 blob no D1 row references is kept before the scheduled sweeper deletes it. Default 3600. */
   BLOB_SWEEP_GRACE_S?: string;
   /**

@@ -6,7 +6,7 @@ import { LoraedgeError, CONFIG_PART, type Adapter, type AdapterQuery, type Adapt
 import type { ModelManifest } from "#core/manifest/model-manifest";
 import { booleanOptions, flag, num, positionals, str, stringOptions, type Command, type CommandContext } from "../command.js";
 import { formatBytes, printFields, printJson, printTable, progressBar } from "../output.js";
-import { checkFolderAgainstModel, parsePeftFolder, readPeftFolder, writePeftFolder } from "../peft-folder.js";
+import { chatTemplateOfFolder, checkFolderAgainstModel, parsePeftFolder, readPeftFolder, writePeftFolder } from "../peft-folder.js";
 import { resolveAdapterRef } from "../refs.js";
 import { UsageError } from "../usage-error.js";
 
@@ -31,6 +31,7 @@ export const push: Command = {
   details: [
     "--model defaults to base_model_name_or_path of adapter_config.json; --name to the folder's name.",
     "A folder core refuses (or that does not fit the model) exits 2 with the parser's message; nothing is sent.",
+    "A tokenizer_config.json (its chat_template) or chat_template.jinja in the folder is the adapter's own chat template: checked the same way, then uploaded with it.",
   ],
   options: { ...stringOptions("name", "version", "model", "tags", "description"), ...booleanOptions("public") },
   async run(ctx) {
@@ -43,11 +44,17 @@ export const push: Command = {
     if (!NAME_RE.test(name)) throw new UsageError(`'${name}' is not a valid adapter name (letters, digits, '.', '_', '-'; 1-64 chars): pass --name`);
     // Parse before anything goes over the network, then check against the served model.
     const load = parsePeftFolder(folder);
+    const template = chatTemplateOfFolder(folder);
     checkFolderAgainstModel(folder, load, await manifestOf(ctx, model));
     const bar = progressBar(ctx.io, `push ${name}`);
     let total = 0;
     const adapter = await ctx.client().adapters.upload(
-      { config: folder.configText, weights: folder.weights },
+      {
+        config: folder.configText,
+        weights: folder.weights,
+        ...(folder.tokenizerConfigText !== undefined ? { tokenizerConfig: folder.tokenizerConfigText } : {}),
+        ...(folder.chatTemplateText !== undefined ? { chatTemplate: folder.chatTemplateText } : {}),
+      },
       {
         name,
         base_model: model,
@@ -65,7 +72,7 @@ export const push: Command = {
     );
     if (!ctx.json) bar.done(total);
     if (ctx.json) printJson(ctx.io, adapter);
-    else ctx.io.stdout(`pushed ${adapter.ref} (${adapter.id}): rank ${load.summary.rank}, ${adapter.targets.length} modules, ${formatBytes(adapter.size_bytes)}, ${adapter.visibility}\n`);
+    else ctx.io.stdout(`pushed ${adapter.ref} (${adapter.id}): rank ${load.summary.rank}, ${adapter.targets.length} modules, ${formatBytes(adapter.size_bytes)}, ${adapter.visibility}${template ? ", own chat template" : ""}\n`);
   },
 };
 

@@ -43,6 +43,12 @@ export const modelManifestSchema = z.object({
     bosId: z.number().int().nullable(),
     eosId: z.number().int().nullable(),
     /**
+     * Ids besides `eosId` that end generation like EOS (unless `ignore_eos`): the model's
+     * end-of-turn tokens, from generation_config.json `eos_token_id` (an int or a list, e.g.
+     * Llama-3-Instruct's <|eot_id|> and <|eom_id|>), as transformers' `generate` stops on them.
+     */
+    endOfTurnIds: z.array(z.number().int().nonnegative()).optional(),
+    /**
      * A proven upper bound on the UTF-8 bytes of prompt text one token covers ("hf" only; the
      * byte tokenizer's is 1). Lets the edge refuse a prompt that cannot fit the context without
      * tokenising it; absent: the edge leaves the check to the runner.

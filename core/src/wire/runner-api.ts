@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { chatTemplateSpecSchema } from "../chat/adapter-chat-template.js";
 import { modelManifestSchema } from "../manifest/model-manifest.js";
 import { generationFields, WIRE_CAPS } from "./sampling.js";
 
@@ -52,9 +53,15 @@ export const generateRequestSchema = z.object({
   /**
    * Chat: the runner renders these with the model's own chat template (tokenizer_config.json
    * `chat_template`, add_generation_prompt) or, for a model without one, the documented default
-   * `<|role|>` template (gpu-runner/src/tokenizer/chat-template.ts), and stops at its end-of-turn.
+   * `<|role|>` template (core/src/chat/chat-template.ts), and stops at its end-of-turn.
    */
   messages: z.array(chatMessageSchema).min(1).optional(),
+  /**
+   * An adapter's own chat template (core/src/chat/adapter-chat-template.ts), rendered instead of
+   * the model's. The edge sets it for a chat request whose mix is exactly one adapter that was
+   * uploaded with a template (validated then); special tokens it leaves null are the model's.
+   */
+  chat_template: chatTemplateSpecSchema.optional(),
   /** Sampling (temperature, top_p, top_k, penalties, logit_bias), max_tokens, seed, stop, ignore_eos, stream: ./sampling.ts. */
   ...generationFields(WIRE_CAPS),
   /** Include the prompt in the returned text (and its logprobs when `logprobs` is set). */
@@ -71,16 +78,18 @@ export type GenerateRequest = z.infer<typeof generateRequestSchema>;
 export type GenerateRequestInput = z.input<typeof generateRequestSchema>;
 
 /** Fields of a GenerateRequest the edge resolves itself (the rest come from the client's body). */
-type EdgeResolved = "model" | "adapters" | "request_id";
+const EDGE_RESOLVED = ["model", "adapters", "request_id", "chat_template"] as const;
+type EdgeResolved = (typeof EDGE_RESOLVED)[number];
 export type GenerateOptions = Omit<GenerateRequestInput, EdgeResolved>;
 const GENERATE_OPTION_KEYS = Object.keys(generateRequestSchema.shape).filter(
-  (k) => k !== "model" && k !== "adapters" && k !== "request_id",
+  (k) => !(EDGE_RESOLVED as readonly string[]).includes(k),
 ) as (keyof GenerateOptions)[];
 
 /**
  * The generation options of a parsed client request, for the runner: every field of
- * `generateRequestSchema` except model/adapters/request_id, taken by the schema's own keys (a
- * field added to the schema flows through without being listed anywhere).
+ * `generateRequestSchema` except those the edge resolves (model, adapters, request_id,
+ * chat_template), taken by the schema's own keys (a field added to the schema flows through
+ * without being listed anywhere).
  */
 export function pickGenerateOptions(body: Partial<Record<keyof GenerateOptions, unknown>>): GenerateOptions {
   const out: Record<string, unknown> = {};
@@ -142,6 +151,13 @@ export const completionChunkSchema = completionSchema.extend({
 export const PROMPT_TOKENS_HEADER = "x-loraedge-prompt-tokens";
 export type CompletionChunk = z.infer<typeof completionChunkSchema>;
 
+/**
+ * Header of every completion response (unary and streamed, errors included once a model was
+ * found): the runner's load when it answered — requests queued + running over all its models.
+ * The edge keeps the latest per runner for bounded-load routing (also reported by /healthz).
+ */
+export const LOAD_HEADER = "x-loraedge-runner-load";
+
 export const modelListSchema = z.object({
   object: z.literal("list"),
   data: z.array(
@@ -159,6 +175,10 @@ export const healthSchema = z.object({
   status: z.enum(["ok", "starting", "draining"]),
   ready: z.boolean(),
   models: z.array(z.string()),
+  /** The runner's process id (which process answered: a restarted runner has a new one). */
+  pid: z.number().int().optional(),
+  /** Its load now: requests queued + running, over all its models (see LOAD_HEADER). */
+  load: z.number().int().nonnegative().optional(),
 });
 export type Health = z.infer<typeof healthSchema>;
 

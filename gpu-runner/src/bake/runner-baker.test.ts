@@ -154,6 +154,30 @@ describe("RunnerBaker on loraedge-tiny", () => {
     await expect(baker.bake(model, request())).resolves.toBeTruthy(); // the slot was given back
   });
 
+  it("drain (SIGTERM) waits for the bake in flight to finish, or says it is still running when the time runs out", async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const gated: typeof bakeInline = async (job) => {
+      await gate;
+      return bakeInline(job);
+    };
+    const baker = new RunnerBaker(memoryProvider(adapters), { runJob: gated });
+    expect(await baker.drain(10)).toBe(true); // nothing in flight
+    const baking = baker.bake(model, request());
+    await new Promise((r) => setTimeout(r, 0));
+    expect(baker.running).toBe(1);
+    expect(await baker.drain(20)).toBe(false); // still gated
+    let drained = false;
+    const draining = baker.drain(60_000).then((ok) => (drained = ok));
+    await new Promise((r) => setTimeout(r, 20));
+    expect(drained).toBe(false);
+    release();
+    await draining;
+    expect(drained).toBe(true);
+    await expect(baking).resolves.toMatchObject({ report: { strategy: "linear" } });
+    expect(baker.running).toBe(0);
+  });
+
   it("bad requests are 4xx and release every lease", async () => {
     const provider = memoryProvider(adapters);
     const baker = new RunnerBaker(provider, { runJob: bakeInline });

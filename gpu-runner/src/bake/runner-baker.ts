@@ -42,7 +42,8 @@ function checkServable(label: string, mix: ComposedMix): void {
 
 export class RunnerBaker {
   private readonly probe: ProbeSetSpec;
-  private running = 0;
+  /** Bakes in flight (their count bounds concurrency; `drain` awaits them). */
+  private readonly inFlight = new Set<Promise<unknown>>();
 
   constructor(
     private readonly adapters: AdapterProvider | null,
@@ -52,15 +53,35 @@ export class RunnerBaker {
   }
 
   async bake(model: BaseModel, request: BakeRequest): Promise<BakeResponse> {
-    if (this.running >= (this.options.maxConcurrent ?? 1)) {
+    if (this.inFlight.size >= (this.options.maxConcurrent ?? 1)) {
       throw new EngineError("overloaded", "this runner is already baking; retry shortly", 5);
     }
-    this.running++;
+    const job = this.bakeNow(model, request);
+    this.inFlight.add(job);
     try {
-      return await this.bakeNow(model, request);
+      return await job;
     } finally {
-      this.running--;
+      this.inFlight.delete(job);
     }
+  }
+
+  /** Bakes running now. */
+  get running(): number {
+    return this.inFlight.size;
+  }
+
+  /**
+   * Shutdown (SIGTERM): waits for the bakes in flight to settle, for at most `timeoutMs`
+   * (new bakes are refused by the HTTP layer once the runner drains). Resolves true when none is left.
+   */
+  async drain(timeoutMs: number): Promise<boolean> {
+    if (this.inFlight.size === 0) return true;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const expired = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs)));
+    const settled = Promise.allSettled([...this.inFlight]).then(() => true);
+    const result = await Promise.race([settled, expired]);
+    clearTimeout(timer);
+    return result;
   }
 
   private async bakeNow(model: BaseModel, request: BakeRequest): Promise<BakeResponse> {

@@ -12,7 +12,8 @@ import { MergeManager, type MergePolicyName } from "./merge-manager.js";
 import { ComposedMixPool, resolveMix, type AdapterProvider } from "./mix-resolver.js";
 import { Scheduler, type SchedulerLimits } from "./scheduler.js";
 import { randomSeed } from "./seed.js";
-import { ChatTemplateError, defaultChatTemplate, type ChatTemplate } from "../tokenizer/chat-template.js";
+import { ChatTemplateError, chatTemplateFromSpec, defaultChatTemplate, type ChatTemplate, type ChatTemplateSpec } from "#core/chat/chat-template";
+import { stopTokenIds } from "../tokenizer/stop-token-ids.js";
 import { Sequence, type GenerationParams, type GenerationResult, type TokenEvent } from "./sequence.js";
 
 export interface ModelEngineOptions {
@@ -26,6 +27,15 @@ export interface GenerateOptions {
   /** Streaming: called once per generated token. */
   onToken?: (event: TokenEvent) => void;
 }
+
+/** A request's chat template and the ids (besides EOS) that end its turn. */
+export interface ChatChoice {
+  template: ChatTemplate;
+  stopIds: readonly number[];
+}
+
+/** Compiled adapter templates kept (least recently used dropped first). */
+const ADAPTER_TEMPLATE_CACHE = 32;
 
 export interface StartedGeneration {
   result: Promise<GenerationResult>;
@@ -41,6 +51,7 @@ export class ModelEngine {
   private readonly log: Logger;
   /** Composed mixes shared by the requests running them (stats in /metrics). */
   readonly mixes = new ComposedMixPool();
+  private readonly adapterTemplates = new Map<string, ChatChoice>();
 
   constructor(
     readonly model: BaseModel,
@@ -59,22 +70,46 @@ export class ModelEngine {
     return this.model.manifest.id;
   }
 
-  /** The chat template messages are rendered with: the model's own, else the default. */
-  get chatTemplate(): ChatTemplate {
-    return this.model.tokenizer.chatTemplate ?? defaultChatTemplate;
+  /**
+   * The chat template a request's messages are rendered with, and the ids that end its turn:
+   * the adapter's (`chat_template`, its null special tokens filled with the model's), else the
+   * model's own, else the default.
+   */
+  chatFor(request: GenerateRequest): ChatChoice {
+    if (request.chat_template === undefined) {
+      const { chatTemplate, chatStopIds } = this.model.tokenizer;
+      return { template: chatTemplate ?? defaultChatTemplate, stopIds: chatStopIds ?? [] };
+    }
+    const { chatSpecialTokens } = this.model.tokenizer;
+    const spec: ChatTemplateSpec = {
+      template: request.chat_template.template,
+      bos_token: request.chat_template.bos_token ?? chatSpecialTokens?.bos ?? null,
+      eos_token: request.chat_template.eos_token ?? chatSpecialTokens?.eos ?? null,
+    };
+    const key = JSON.stringify(spec);
+    let choice = this.adapterTemplates.get(key);
+    if (choice) {
+      this.adapterTemplates.delete(key); // most recently used last
+    } else {
+      const template = chatTemplateFromSpec(spec, "adapter");
+      choice = { template, stopIds: stopTokenIds(template.stopTokens, this.model.tokenizer) };
+      if (this.adapterTemplates.size >= ADAPTER_TEMPLATE_CACHE) this.adapterTemplates.delete(this.adapterTemplates.keys().next().value!);
+    }
+    this.adapterTemplates.set(key, choice);
+    return choice;
   }
 
   /**
    * The request's prompt as text: `prompt` itself, or `messages` rendered by the chat
    * template (EngineError 400 with the template's message when it refuses them).
    */
-  promptText(request: GenerateRequest): string | null {
+  promptText(request: GenerateRequest, chat: ChatChoice | null = request.messages ? this.chatFor(request) : null): string | null {
     if ((request.prompt === undefined) === (request.messages === undefined)) {
       throw new EngineError("invalid_request_error", "exactly one of prompt and messages is required");
     }
-    if (request.messages === undefined) return typeof request.prompt === "string" ? request.prompt : null;
+    if (request.messages === undefined || chat === null) return typeof request.prompt === "string" ? request.prompt : null;
     try {
-      return this.chatTemplate.render(request.messages);
+      return chat.template.render(request.messages);
     } catch (e) {
       if (e instanceof ChatTemplateError) throw new EngineError("invalid_request_error", `chat template: ${e.message}`);
       throw e;
@@ -86,11 +121,11 @@ export class ModelEngine {
    * template rendered it) after validating ids and the context length; throws EngineError 400
    * saying by how much a request is over.
    */
-  promptIds(request: GenerateRequest, text: string | null = this.promptText(request)): number[] {
+  promptIds(request: GenerateRequest, text: string | null = this.promptText(request), chat: ChatChoice | null = request.messages ? this.chatFor(request) : null): number[] {
     const { tokenizer, manifest } = this.model;
     let ids: number[];
     if (text !== null) {
-      const addBos = tokenizer.bosId !== null && !(request.messages !== undefined && this.chatTemplate.templateAddsBos);
+      const addBos = tokenizer.bosId !== null && !(chat !== null && chat.template.templateAddsBos);
       ids = [...(addBos ? [tokenizer.bosId!] : []), ...tokenizer.encode(text)];
     } else if (request.prompt === undefined || typeof request.prompt === "string") {
       throw new EngineError("invalid_request_error", "exactly one of prompt and messages is required");
@@ -127,13 +162,15 @@ export class ModelEngine {
    * its result.
    */
   async start(request: GenerateRequest, options: GenerateOptions = {}): Promise<StartedGeneration> {
-    const text = this.promptText(request);
-    const promptIds = this.promptIds(request, text);
-    const chat = request.messages !== undefined;
+    const chat = request.messages !== undefined ? this.chatFor(request) : null;
+    const text = this.promptText(request, chat);
+    const promptIds = this.promptIds(request, text, chat);
     const stop = [
       ...(request.stop === undefined ? [] : typeof request.stop === "string" ? [request.stop] : request.stop),
-      ...(chat ? this.chatTemplate.stop : []),
+      ...(chat ? chat.template.stop : []),
     ];
+    // The model's end-of-turn ids (generation_config.json) end every generation, as in transformers' generate; a chat template's eos_token ends chats.
+    const stopIds = [...new Set([...(this.model.manifest.tokenizer.endOfTurnIds ?? []), ...(chat ? chat.stopIds : [])])];
     const params: GenerationParams = {
       promptIds,
       promptText: text ?? this.model.tokenizer.decode(promptIds),
@@ -143,7 +180,7 @@ export class ModelEngine {
       stop: stop.filter((s) => s.length > 0),
       echo: request.echo,
       ignoreEos: request.ignore_eos,
-      ...(chat && this.model.tokenizer.chatStopIds ? { stopIds: this.model.tokenizer.chatStopIds } : {}),
+      ...(stopIds.length > 0 ? { stopIds } : {}),
       logprobs: request.logprobs ?? null,
     };
     const mix = await resolveMix(request.adapters, this.model.manifest, this.adapters, this.mixes, request.mix_key);

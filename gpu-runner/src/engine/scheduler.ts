@@ -185,6 +185,11 @@ export class Scheduler {
     });
   }
 
+  /** Requests queued + running now (the load a runner reports to the edge; cheaper than stats()). */
+  get inFlight(): number {
+    return this.waiting.length + this.running.length;
+  }
+
   stats(): SchedulerStats {
     return {
       queued: this.waiting.length,

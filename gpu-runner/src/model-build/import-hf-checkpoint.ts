@@ -14,6 +14,7 @@ import { buildLlamaGraph } from "./llama-graph.js";
 import { llamaManifest } from "./llama-manifest.js";
 import { writeModelDir } from "../model/model-dir.js";
 import { readTokenizerFiles } from "./tokenizer-files.js";
+import { importedTokenizer } from "./tokenizer-manifest.js";
 
 export interface ImportHfOptions {
   /** Model id in the manifest (default: the source directory's name). */
@@ -139,22 +140,16 @@ export async function readHfCheckpoint(srcDir: string, opts: { contextLength?: n
   return checkpoint;
 }
 
-function tokenId(v: unknown): number | null {
-  if (typeof v === "number" && Number.isInteger(v)) return v;
-  if (Array.isArray(v) && typeof v[0] === "number") return v[0];
-  return null;
-}
-
 export async function importHfCheckpoint(srcDir: string, outDir: string, opts: ImportHfOptions = {}): Promise<ModelManifest> {
   const hf = await readJsonFile(path.join(srcDir, "config.json"));
   const checkpoint = await readHfCheckpoint(srcDir, { ...(opts.contextLength ? { contextLength: opts.contextLength } : {}), ...(opts.onProgress ? { onProgress: opts.onProgress } : {}) });
-  const { tokenizerJson, tokenizerConfig } = await readTokenizerFiles(srcDir, "HF import");
+  const { tokenizerJson, tokenizerConfig, generationConfig } = await readTokenizerFiles(srcDir, "HF import");
   const built = buildLlamaGraph(checkpoint, { weightDtype: opts.dtype ?? "float32" });
   const id = opts.id ?? path.basename(path.resolve(srcDir));
   const manifest = llamaManifest({
     id,
     config: checkpoint.config,
-    tokenizer: { kind: "hf", bosId: tokenId(hf.bos_token_id), eosId: tokenId(hf.eos_token_id) },
+    tokenizer: importedTokenizer({ what: "HF import", configName: "config.json", bos: hf.bos_token_id, eos: hf.eos_token_id, generationConfig, tokenizerJson, vocabSize: checkpoint.config.vocabSize }),
     maxRank: opts.maxRank ?? 64,
     dtype: opts.dtype ?? "float32",
     source: { importer: "hf-checkpoint", source: path.basename(path.resolve(srcDir)), modelType: hf.model_type, config: checkpoint.config },

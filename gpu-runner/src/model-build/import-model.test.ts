@@ -86,6 +86,13 @@ describe("importModel", () => {
     await fsp.writeFile(path.join(src, "config.json"), JSON.stringify(hf));
     await fsp.rm(path.join(src, "model.safetensors"));
     await expectRefused(src, /cannot read weights .*model\.safetensors/);
+    // End-of-turn ids of generation_config.json must name tokens of the vocabulary.
+    await fsp.writeFile(path.join(src, "generation_config.json"), JSON.stringify({ eos_token_id: [2, 100] }));
+    await writeHfCheckpoint(src, seededLlamaCheckpoint(config, 1));
+    await expectRefused(src, /^HF import: generation_config\.json eos_token_id 100 is outside the vocabulary \(100 tokens\)$/);
+    await fsp.writeFile(path.join(src, "generation_config.json"), JSON.stringify({ eos_token_id: "</s>" }));
+    await expectRefused(src, /generation_config\.json eos_token_id must be a token id or a list of token ids, got "<\/s>"/);
+    await fsp.rm(path.join(src, "generation_config.json"));
     await expectRefused(src, /--max-rank must be a positive integer/, { maxRank: 0 });
     await expectRefused(src, /model id "bad id" must be/, { id: "bad id" });
   });
@@ -95,6 +102,8 @@ describe("importModel", () => {
       const cache = await tmp();
       const fp16 = await importModel(LLAMA, { cacheDir: cache });
       expect(fp16.manifest).toMatchObject({ dtype: "float16", architecture: "llama", source: { family: "genai-llama" } });
+      // The Llama-2 vocabulary's byte bound (its longest entries are runs of 16 "▁", 3 bytes each); no generation_config.json: no end-of-turn ids.
+      expect(fp16.manifest.tokenizer).toEqual({ kind: "hf", bosId: 0, eosId: 1, maxBytesPerToken: 48 });
       const fp32 = await importModel(LLAMA, { cacheDir: cache, id: "tiny-llama-fp32", dtype: "fp32" });
       expect(fp32.manifest).toMatchObject({ dtype: "float32", source: { upcastFrom: "float16" } });
       expect(fp32.weightBytes).toBeGreaterThan(1.9 * fp16.weightBytes);

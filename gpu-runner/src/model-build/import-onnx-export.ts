@@ -15,6 +15,7 @@ import { EXPORT_FAMILIES, familyForGenaiType, type ExportFamily } from "./export
 import type { GraphSpec, TargetBinding } from "../model/graph-spec.js";
 import { writeModelDir } from "../model/model-dir.js";
 import { readTokenizerFiles } from "./tokenizer-files.js";
+import { importedTokenizer } from "./tokenizer-manifest.js";
 
 export interface ImportOnnxOptions {
   /** Export family in EXPORT_FAMILIES (default: from genai_config.json `model.type`). */
@@ -321,9 +322,8 @@ export async function importOnnxExport(srcDir: string, outDir: string, opts: Imp
     kv: { ...kvIo, layers, heads: kvHeads, headDim },
     targets: bindings,
   } as GraphSpec;
-  const { tokenizerJson, tokenizerConfig } = await readTokenizerFiles(srcDir, "ONNX import");
+  const { tokenizerJson, tokenizerConfig, generationConfig } = await readTokenizerFiles(srcDir, "ONNX import");
   const id = opts.id ?? path.basename(path.resolve(srcDir));
-  const tokenOf = (v: unknown) => (typeof v === "number" ? v : Array.isArray(v) && typeof v[0] === "number" ? v[0] : null);
   const manifest: ModelManifest = {
     id,
     architecture: family.architecture,
@@ -337,7 +337,7 @@ export async function importOnnxExport(srcDir: string, outDir: string, opts: Imp
     headDim,
     intermediateSize: intermediate,
     parameters,
-    tokenizer: { kind: "hf", bosId: tokenOf(genaiModel.bos_token_id), eosId: tokenOf(genaiModel.eos_token_id) },
+    tokenizer: importedTokenizer({ what: "ONNX import", configName: "genai_config.json", bos: genaiModel.bos_token_id, eos: genaiModel.eos_token_id, generationConfig, tokenizerJson, vocabSize: vocab }),
     maxRank: opts.maxRank ?? 64,
     targets,
     source: { importer: "onnx-export", family: familyName, source: path.basename(path.resolve(srcDir)), producer: model.producerName ?? null },

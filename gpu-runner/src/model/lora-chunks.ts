@@ -30,14 +30,20 @@ export function chooseChunkWidth(ranks: readonly number[]): number {
   let bestCost = Infinity;
   const options = [...new Set([...ranks, ...CANDIDATES])].filter((k) => k <= max).sort((a, b) => b - a);
   for (const k of options) {
-    let cost = 0;
-    for (const r of ranks) cost += Math.ceil(r / k) * (k + CHUNK_OVERHEAD_COLUMNS);
+    const cost = chunkCost(ranks, k);
     if (cost < bestCost) {
       best = k;
       bestCost = cost;
     }
   }
   return best;
+}
+
+/** Σᵢ ⌈rᵢ/K⌉·(K + CHUNK_OVERHEAD_COLUMNS): fed columns + per-chunk overhead of ranks at width K (> 0). */
+export function chunkCost(ranks: readonly number[], k: number): number {
+  let cost = 0;
+  for (const r of ranks) cost += Math.ceil(r / k) * (k + CHUNK_OVERHEAD_COLUMNS);
+  return cost;
 }
 
 export interface ChunkBlock {

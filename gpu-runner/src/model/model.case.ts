@@ -228,6 +228,21 @@ export function runModelTests({ backend }: { backend: BackendName }): void {
       }
     });
 
+    it("resident per-row chunks (lora-bank.ts): rows leave from the middle, rejoin in another order, and two decode steps in flight at once (the second packs afresh) all equal the reference", async () => {
+      const mixes = [4, 4, 6, 4, 4, 6, 4].map((r, k) => randomMix(model.manifest.targets, (m) => (m.endsWith(k % 2 ? "k_proj" : "up_proj") || m.endsWith("o_proj") ? r : 0), 90 + k));
+      const seqs = mixes.map((_, k) => prompt(texts[k % texts.length].slice(0, 3 + k)));
+      const pre = await Promise.all(seqs.map(async (tokens, k) => (await model.step([{ tokens, cache: null, mix: mixes[k]! }]))[0]!));
+      const decode = async (ks: number[], next: number, note: string) => {
+        expect(planLoraPaths(ks.map((k) => mixes[k]!), true).some(Boolean), `${note}: every row per-row`).toBe(false);
+        const out = await model.step(ks.map((k) => ({ tokens: [next], cache: pre[k]!.cache, mix: mixes[k]! })));
+        ks.forEach((k, i) => expect(relErr(out[i]!.logits, referenceForward(checkpoint, [...seqs[k]!, next], mixes[k]!).slice(seqs[k]!.length * V)), `${note}: mix ${k}`).toBeLessThanOrEqual(TOL));
+      };
+      await decode([0, 1, 2, 3, 4, 5, 6], 61, "all");
+      await decode([0, 2, 4, 5, 6], 62, "1 and 3 left");
+      await decode([3, 0, 1, 2, 4, 5, 6], 63, "they rejoin, order changed");
+      await Promise.all([decode([0, 1, 2, 4, 5], 64, "in flight together (first)"), decode([6, 5, 4, 3, 2], 65, "in flight together (second)")]);
+    });
+
     it("LoRA paths at R = 0 and Rc = 0: empty mixes, mixes on other modules, base rows, on prefill and decode", async () => {
       const empty: ComposedMix = { modules: new Map(), maxRank: 0 };
       const layer1 = randomMix(model.manifest.targets, (m) => (m === "model.layers.1.mlp.up_proj" ? 5 : 0), 44);

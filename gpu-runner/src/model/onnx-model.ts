@@ -9,6 +9,7 @@ import type { ComposedMix } from "#core/lora/types";
 import type { ModelManifest } from "#core/manifest/model-manifest";
 import type { GraphSpec, TargetBinding } from "./graph-spec.js";
 import { RowKvCache } from "./kv-cache.js";
+import { LoraChunkBank } from "./lora-bank.js";
 import { planLoraPaths } from "./lora-paths.js";
 import { LoraVariantSessions, type LoraVariantsMode } from "./lora-variants.js";
 import { WeightMerger } from "./merge-weights.js";
@@ -75,25 +76,31 @@ class OnnxVariant implements ModelVariant {
   private arena: Float32Array | null = null;
   /** The last packed LoRA inputs, the row mixes (immutable) and the paths they were packed with. */
   readonly timings: StepTimings = { steps: 0, stepMs: 0, loraPackMs: 0 };
-  private lastLora: { mixes: (ComposedMix | null)[]; shared: boolean[]; feeds: Record<string, HostTensor> } | null = null;
+  private lastLora: { mixes: (ComposedMix | null)[]; shared: boolean[]; feeds: Record<string, HostTensor>; fromBank: boolean } | null = null;
+  /** Decode steps' per-row chunks, resident between steps (lora-bank.ts). */
+  private readonly bank = new LoraChunkBank();
+  /** Runs in flight that read views of the bank: it is only updated when none is. */
+  private bankReaders = 0;
 
   /**
    * LoRA inputs for these rows (paths by planLoraPaths): reused when the rows carry the same
-   * mixes, in the same order, on the same paths as last time (steady decode).
+   * mixes, in the same order, on the same paths as last time (steady decode). Decode steps take
+   * their per-row chunks from the resident bank (only joined rows are copied); prefill steps, and
+   * a decode step while another run still reads the bank, pack afresh.
    */
-  private loraFeeds(packed: readonly PackedRow[]): Record<string, HostTensor> {
+  private loraFeeds(packed: readonly PackedRow[]): { feeds: Record<string, HostTensor>; fromBank: boolean } {
     const mixes = packed.map((row) => row.mix);
-    const shared = planLoraPaths(
-      mixes,
-      packed.every((row) => row.tokens.length === 1),
-    );
+    const decode = packed.every((row) => row.tokens.length === 1);
+    const shared = planLoraPaths(mixes, decode);
+    const fromBank = decode && this.bankReaders === 0;
     const last = this.lastLora;
-    if (last && last.mixes.length === mixes.length && mixes.every((mix, i) => mix === last.mixes[i] && shared[i] === last.shared[i])) return last.feeds;
+    // Same rows as last time: reuse (a decode step after a prefill of the same rows moves to the bank).
+    if (last && (last.fromBank || !fromBank) && last.mixes.length === mixes.length && mixes.every((mix, i) => mix === last.mixes[i] && shared[i] === last.shared[i])) return last;
     const t0 = performance.now();
-    const feeds = packLora(this.state.spec, packed, this.state.dims, shared);
+    const feeds = packLora(this.state.spec, packed, this.state.dims, shared, fromBank ? this.bank : undefined);
     this.timings.loraPackMs += performance.now() - t0;
-    this.lastLora = { mixes, shared, feeds };
-    return feeds;
+    this.lastLora = { mixes, shared, feeds, fromBank };
+    return this.lastLora;
   }
 
   /**
@@ -155,9 +162,15 @@ class OnnxVariant implements ModelVariant {
     try {
       Object.assign(feeds, packPast(spec, packed, shape, arena ?? undefined));
       const plain = this.sessions.plain !== null && (packed.every((row) => row.mix === null) || this.sessions.lora === null);
-      if (!plain) Object.assign(feeds, this.loraFeeds(packed));
+      const lora = plain ? null : this.loraFeeds(packed);
+      if (lora) Object.assign(feeds, lora.feeds);
       const session = plain ? this.sessions.plain! : this.loraSession(feeds);
-      outputs = await session.run(feeds, [spec.logits, ...presentNames(spec)]);
+      if (lora?.fromBank) this.bankReaders++;
+      try {
+        outputs = await session.run(feeds, [spec.logits, ...presentNames(spec)]);
+      } finally {
+        if (lora?.fromBank) this.bankReaders--;
+      }
     } finally {
       if (arena && (!this.arena || this.arena.length < arena.length)) this.arena = arena;
     }
@@ -181,6 +194,7 @@ class OnnxVariant implements ModelVariant {
     this.disposed = true;
     this.arena = null;
     this.lastLora = null;
+    this.bank.clear();
     await this.sessions.variants?.release();
     await this.sessions.lora?.release();
     await this.sessions.plain?.release();

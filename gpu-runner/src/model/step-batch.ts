@@ -14,6 +14,7 @@ import type { GraphSpec } from "./graph-spec.js";
 import { layerName } from "./graph-spec.js";
 import { planLoraPaths } from "./lora-paths.js";
 import { chooseChunkWidth, chunkBlock } from "./lora-chunks.js";
+import type { ChunkFeeds, FedRow, LoraChunkBank } from "./lora-bank.js";
 import { appendRow, gatherRow, type NewEntries, type RowKvCache } from "./kv-cache.js";
 
 /** Additive mask value for a forbidden key (finite, so fully-masked padding rows stay NaN-free). */
@@ -197,6 +198,31 @@ export function unpackPresent(owner: object, spec: GraphSpec, rows: readonly Pac
 }
 
 /**
+ * The per-row path's rank chunks of one module, packed afresh (the reference for lora-bank.ts):
+ * the fed rows in order, each as ⌈r/K⌉ chunks of chunkBlock(m, K), K = chooseChunkWidth(ranks).
+ * `rowTensors` shares equal `rows` tensors across the modules of one step.
+ */
+export function packChunks(fed: readonly FedRow[], I: number, O: number, rowTensors: Map<string, HostTensor> = new Map()): ChunkFeeds {
+  const K = chooseChunkWidth(fed.map((f) => f.m.rank));
+  const blocks = fed.map((f) => chunkBlock(f.m, K));
+  const N = blocks.reduce((n, b) => n + b.count, 0);
+  const at = new Float32Array(N * I * K); // [N, in, K]
+  const bt = new Float32Array(N * K * O); // [N, K, out]
+  const owner: number[] = [];
+  let n = 0;
+  blocks.forEach((b, f) => {
+    at.set(b.at, n * I * K);
+    bt.set(b.bt, n * K * O);
+    for (let c = 0; c < b.count; c++) owner.push(fed[f]!.row);
+    n += b.count;
+  });
+  const key = `rows:${owner.join(",")}`;
+  let rows = rowTensors.get(key);
+  if (!rows) rowTensors.set(key, (rows = int64(BigInt64Array.from(owner, (v) => BigInt(v)), [N])));
+  return { at: float32(at, [N, I, K]), bt: float32(bt, [N, K, O]), rows };
+}
+
+/**
  * LoRA inputs for every unmerged target, rows split between the two paths by `shared` (default:
  * planLoraPaths, decode = every row has one token). Targets whose graph has no shared inputs
  * (graph.json written before they existed) put every row on the per-row path.
@@ -208,6 +234,8 @@ export function unpackPresent(owner: object, spec: GraphSpec, rows: readonly Pac
  * Semantics: at[i, x, c] = mixᵢ.at[x, c] if ¬sharedᵢ ∧ c < rᵢ else 0; bt[i, c, y] likewise;
  *   ac[x, off_m + c] = m.at[x, c], bc[off_m + c, y] = m.bt[c, y], mk[i, 0, off_m + c] = [mixᵢ = m ∧ sharedᵢ];
  *   so for every row (x·at[i])·bt[i] + ((x·ac) ⊙ mk[i])·bc = (x·mixᵢ.at)·mixᵢ.bt.
+ * `bank` (graphs with rank chunks): the per-row chunks come from its resident buffers (lora-bank.ts:
+ * same products, O(changed rows) copies) instead of being packed afresh (the reference).
  */
 export function packLora(
   spec: GraphSpec,
@@ -217,6 +245,7 @@ export function packLora(
     rows.map((r) => r.mix),
     rows.every((r) => r.tokens.length === 1),
   ),
+  bank?: LoraChunkBank,
 ): Record<string, HostTensor> {
   const B = rows.length;
   if (shared.length !== B) throw new Error(`packLora: ${shared.length} path flags for ${B} rows`);
@@ -236,30 +265,15 @@ export function packLora(
 
     if (binding.rows) {
       // Per-row path in rank chunks (lora-chunks.ts): only rows with a per-row mix here are fed.
-      const fed: { row: number; m: ComposedModule }[] = [];
+      const fed: FedRow[] = [];
       rows.forEach((row, i) => {
         const m = onShared(i) ? undefined : row.mix?.modules.get(binding.module);
         if (m && m.rank > 0) fed.push({ row: i, m });
       });
-      const K = chooseChunkWidth(fed.map((f) => f.m.rank));
-      const blocks = fed.map((f) => chunkBlock(f.m, K));
-      const N = blocks.reduce((n, b) => n + b.count, 0);
-      const at = new Float32Array(N * I * K); // [N, in, K]
-      const bt = new Float32Array(N * K * O); // [N, K, out]
-      const owner: number[] = [];
-      let n = 0;
-      blocks.forEach((b, f) => {
-        at.set(b.at, n * I * K);
-        bt.set(b.bt, n * K * O);
-        for (let c = 0; c < b.count; c++) owner.push(fed[f]!.row);
-        n += b.count;
-      });
-      const key = `rows:${owner.join(",")}`;
-      let rowsTensor = chunkRows.get(key);
-      if (!rowsTensor) chunkRows.set(key, (rowsTensor = int64(BigInt64Array.from(owner, (v) => BigInt(v)), [N])));
-      feeds[binding.at] = float32(at, [N, I, K]);
-      feeds[binding.bt] = float32(bt, [N, K, O]);
-      feeds[binding.rows] = rowsTensor;
+      const chunks = bank ? bank.feed(binding.module, fed, I, O) : packChunks(fed, I, O, chunkRows);
+      feeds[binding.at] = chunks.at;
+      feeds[binding.bt] = chunks.bt;
+      feeds[binding.rows] = chunks.rows;
     } else {
     // Per-row path, padded.
     let R = 0;

@@ -6,7 +6,7 @@
  */
 import type { ModelManifest } from "#core/manifest/model-manifest";
 import type { ComposedMix } from "#core/lora/types";
-import type { ChatTemplate } from "../tokenizer/chat-template.js";
+import type { ChatTemplate } from "#core/chat/chat-template";
 
 export interface Tokenizer {
   readonly vocabSize: number;
@@ -20,6 +20,8 @@ export interface Tokenizer {
   readonly chatTemplate?: ChatTemplate;
   /** Ids that end an assistant turn like EOS (the chat template's eos_token when it differs from eosId). */
   readonly chatStopIds?: readonly number[];
+  /** bos_token / eos_token text of the model's tokenizer_config.json: what an adapter's template that names none renders. */
+  readonly chatSpecialTokens?: { readonly bos: string | null; readonly eos: string | null };
 }
 
 /** A row's key/value cache. Opaque to the engine; produced and consumed by the model. */

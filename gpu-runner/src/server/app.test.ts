@@ -10,7 +10,7 @@ describe("runner app before its models are loaded", () => {
     const { app, state } = createRunnerApp({ engines: [], adapters: null, secret: SECRET, replayWindowS: 300 });
     const health = await app.request(RUNNER_PATHS.health);
     expect(health.status).toBe(503);
-    expect(await health.json()).toEqual({ status: "starting", ready: false, models: [] });
+    expect(await health.json()).toEqual({ status: "starting", ready: false, models: [], pid: process.pid, load: 0 });
 
     const body = JSON.stringify({ model: "loraedge-tiny", prompt: "hi" });
     const headers = await signRequest(SECRET, { method: "POST", pathAndQuery: RUNNER_PATHS.completions, body });

@@ -6,6 +6,7 @@ import { randomUUID } from "node:crypto";
 import { Hono } from "hono";
 import { streamSSE } from "hono/streaming";
 import {
+  LOAD_HEADER,
   PROMPT_TOKENS_HEADER,
   generateRequestSchema,
   RUNNER_PATHS,
@@ -38,6 +39,8 @@ export interface RunnerAppDeps {
   adapters: AdapterCache | null;
   secret: string;
   replayWindowS: number;
+  /** Silence after which an open stream writes `: keep-alive` (0: never). Default 5000. */
+  sseKeepAliveMs?: number;
   /** Serves POST /internal/v1/bake when set. */
   baker?: RunnerBaker;
   log?: Logger;
@@ -74,12 +77,18 @@ export interface RunnerState {
   draining: boolean;
   /** Open SSE streams (shutdown waits for them). */
   openStreams: number;
+  /** Internal requests whose handler has not returned yet (shutdown waits for them: a bake's answer). */
+  openRequests: number;
 }
+
+/** The SSE comment a waiting stream writes (clients ignore comments). */
+export const KEEP_ALIVE_COMMENT = ": keep-alive\n\n";
 
 export function createRunnerApp(deps: RunnerAppDeps) {
   const log = deps.log ?? silentLogger;
+  const keepAliveMs = deps.sseKeepAliveMs ?? 5_000;
   const metrics = new RunnerMetrics();
-  const state: RunnerState = { ready: false, draining: false, openStreams: 0 };
+  const state: RunnerState = { ready: false, draining: false, openStreams: 0, openRequests: 0 };
   let engines = new Map<string, ModelEngine>();
   const engineById = (id: string) => {
     if (engines.size !== deps.engines.length) engines = new Map(deps.engines.map((e) => [e.id, e]));
@@ -94,12 +103,17 @@ export function createRunnerApp(deps: RunnerAppDeps) {
   });
   app.notFound((c) => c.json(errorBody("not_found_error", `no route ${c.req.method} ${c.req.path}`), 404));
 
+  /** Requests queued + running over all models (reported as LOAD_HEADER and in /healthz). */
+  const load = () => deps.engines.reduce((n, e) => n + e.scheduler.inFlight, 0);
+
   app.get(RUNNER_PATHS.health, (c) => {
     const ready = state.ready && !state.draining;
     const body: Health = {
       status: state.draining ? "draining" : state.ready ? "ok" : "starting",
       ready,
       models: state.ready ? deps.engines.map((e) => e.id) : [],
+      pid: process.pid,
+      load: load(),
     };
     return c.json(body, ready ? 200 : 503);
   });
@@ -109,6 +123,14 @@ export function createRunnerApp(deps: RunnerAppDeps) {
     return c.body(metrics.render(deps.engines, deps.adapters));
   });
 
+  app.use("/internal/*", async function countOpen(_c, next) {
+    state.openRequests++;
+    try {
+      await next();
+    } finally {
+      state.openRequests--;
+    }
+  });
   app.use("/internal/*", hmacAuth(deps.secret, deps.replayWindowS));
 
   app.get(RUNNER_PATHS.models, (c) => {
@@ -213,10 +235,12 @@ export function createRunnerApp(deps: RunnerAppDeps) {
     };
 
     const started = await engine.start(request, { signal, onToken }).catch((e: unknown) => failed(e, false));
+    c.header(LOAD_HEADER, String(load()));
 
     if (!request.stream) {
       const result = await started.result.catch((e: unknown) => failed(e, started.merged));
       observe("ok", started.merged, result, started.mixKey);
+      c.header(LOAD_HEADER, String(load())); // at answer time
       return c.json(completionBody(meta, result));
     }
 
@@ -247,7 +271,18 @@ export function createRunnerApp(deps: RunnerAppDeps) {
             streamed += event.text;
           }
           if (done) break;
-          await new Promise<void>((r) => (notify = r));
+          // Wait for the next token; while none comes (queued, long prefill), a comment every
+          // keepAliveMs tells the edge this runner is alive (its idle timeout counts any bytes).
+          let timer: ReturnType<typeof setTimeout> | undefined;
+          const woken = await new Promise<boolean>((resolve) => {
+            notify = () => resolve(true);
+            if (keepAliveMs > 0) timer = setTimeout(() => resolve(false), keepAliveMs);
+          });
+          clearTimeout(timer);
+          if (!woken) {
+            notify = null;
+            await stream.write(KEEP_ALIVE_COMMENT);
+          }
         }
         const final = outcome!;
         if (final.ok) {

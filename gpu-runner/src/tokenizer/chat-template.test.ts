@@ -5,7 +5,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { ChatTemplateError, chatTemplateFromConfig, defaultChatTemplate } from "./chat-template.js";
+import { ChatTemplateError, chatTemplateFromConfig, defaultChatTemplate } from "#core/chat/chat-template";
 import { createHfTokenizer } from "./hf-tokenizer.js";
 
 const REPO = path.resolve(import.meta.dirname, "..", "..", "..");

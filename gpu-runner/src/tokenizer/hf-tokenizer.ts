@@ -1,6 +1,7 @@
 import { Tokenizer as HfTokenizer } from "@huggingface/tokenizers";
 import type { Tokenizer } from "../model/types.js";
-import { chatTemplateFromConfig } from "./chat-template.js";
+import { chatTemplateFromConfig, tokenString } from "#core/chat/chat-template";
+import { stopTokenIds } from "./stop-token-ids.js";
 
 /**
  * A Hugging Face tokenizer.json (+ optional tokenizer_config.json) through @huggingface/tokenizers.
@@ -17,14 +18,9 @@ export function createHfTokenizer(
   let vocabSize = Array.isArray(vocab) ? vocab.length : vocab ? Object.keys(vocab).length : 0;
   for (const added of json.added_tokens ?? []) vocabSize = Math.max(vocabSize, added.id + 1);
   const chatTemplate = chatTemplateFromConfig(tokenizerConfig);
-  // A stop token the template names counts when the text is exactly one token of the vocabulary.
-  const chatStopIds = (chatTemplate?.stopTokens ?? [])
-    .map((t) => tokenizer.encode(t, { add_special_tokens: false }).ids)
-    .filter((ids) => ids.length === 1 && Number.isInteger(ids[0]) && ids[0] !== special.eosId)
-    .map((ids) => ids[0]);
-  return {
-    ...(chatTemplate ? { chatTemplate } : {}),
-    ...(chatStopIds.length ? { chatStopIds } : {}),
+  const config = (tokenizerConfig ?? {}) as Record<string, unknown>;
+  const base: Tokenizer = {
+    chatSpecialTokens: { bos: tokenString(config.bos_token), eos: tokenString(config.eos_token) },
     vocabSize,
     bosId: special.bosId,
     eosId: special.eosId,
@@ -39,4 +35,6 @@ export function createHfTokenizer(
       return tokenizer.decode([...ids], { skip_special_tokens: true });
     },
   };
+  const chatStopIds = stopTokenIds(chatTemplate?.stopTokens ?? [], base);
+  return { ...base, ...(chatTemplate ? { chatTemplate } : {}), ...(chatStopIds.length ? { chatStopIds } : {}) };
 }

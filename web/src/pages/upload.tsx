@@ -65,6 +65,8 @@ export function UploadPage() {
   });
   const [config, setConfig] = useState<File | null>(null);
   const [weights, setWeights] = useState<File | null>(null);
+  // The adapter's own chat template, when the folder carries one (validated by the edge on upload).
+  const [templateFiles, setTemplateFiles] = useState<{ tokenizerConfig: File | null; chatTemplate: File | null }>({ tokenizerConfig: null, chatTemplate: null });
   const [pickProblems, setPickProblems] = useState<string[]>([]);
   const [check, setCheck] = useState<UploadCheck | null>(null);
   const [progress, setProgress] = useState<number | null>(null);
@@ -101,6 +103,7 @@ export function UploadPage() {
     const picked = pickPeftFiles(files);
     if (picked.config) setConfig(picked.config);
     if (picked.weights) setWeights(picked.weights);
+    if (picked.tokenizerConfig || picked.chatTemplate) setTemplateFiles({ tokenizerConfig: picked.tokenizerConfig, chatTemplate: picked.chatTemplate });
     setPickProblems(picked.problems);
     if (!fields.name && files[0]?.webkitRelativePath) {
       const folder = files[0].webkitRelativePath.split("/")[0]!;
@@ -116,7 +119,12 @@ export function UploadPage() {
     try {
       const up = uploadWithProgress(
         getApiKey()!,
-        { config, weights },
+        {
+          config,
+          weights,
+          ...(templateFiles.tokenizerConfig ? { tokenizerConfig: templateFiles.tokenizerConfig } : {}),
+          ...(templateFiles.chatTemplate ? { chatTemplate: templateFiles.chatTemplate } : {}),
+        },
         {
           name: fields.name,
           base_model: fields.base_model,
@@ -142,7 +150,8 @@ export function UploadPage() {
       <h1 id="upload-title">Upload an adapter</h1>
       <p>
         Drop a PEFT output folder (<code>adapter_config.json</code> + <code>adapter_model.safetensors</code>, as written by
-        <code> save_pretrained</code>). The files are checked here against the base model before anything is sent.
+        <code> save_pretrained</code>). The files are checked here against the base model before anything is sent. A{" "}
+        <code>tokenizer_config.json</code> or <code>chat_template.jinja</code> in the folder is the adapter's own chat template.
       </p>
       <form onSubmit={submit} class="card">
         <div
@@ -183,6 +192,15 @@ export function UploadPage() {
           <FilePart name={CONFIG_FILE} slot="config" accept=".json,application/json" file={config} checked={check !== null} errors={check?.configErrors} onPick={setConfig} />
           <FilePart name={WEIGHTS_FILE} slot="weights" accept=".safetensors" file={weights} checked={check !== null} errors={check?.weightsErrors} onPick={setWeights} />
         </div>
+        {templateFiles.tokenizerConfig || templateFiles.chatTemplate ? (
+          <p class="muted" data-testid="upload-chat-template">
+            Chat template: {[templateFiles.chatTemplate, templateFiles.tokenizerConfig].filter((f) => f !== null).map((f) => f!.name).join(" + ")} is sent with the
+            adapter; the edge checks it and uses it for chats that name only this adapter.{" "}
+            <button type="button" class="button secondary small" onClick={() => setTemplateFiles({ tokenizerConfig: null, chatTemplate: null })}>
+              Leave out
+            </button>
+          </p>
+        ) : null}
         {check?.ok && check.summary ? (
           <p class="notice notice-ok" role="status" data-testid="upload-check">
             Valid for {fields.base_model}: {check.modules.length} modules, rank {check.summary.ranks.join("/")}, α {check.summary.alpha ?? "?"}

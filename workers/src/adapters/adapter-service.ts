@@ -51,7 +51,7 @@ export async function registerUploadForm(
       description: form.description,
       tags: form.tags,
     },
-    { config: form.config, configJson: form.configText, weights: form.weights },
+    { config: form.config, configJson: form.configText, weights: form.weights, chatTemplate: form.chatTemplate },
     commitWith,
   );
 }

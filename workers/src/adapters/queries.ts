@@ -1,12 +1,17 @@
 import type { BatchItem } from "drizzle-orm/batch";
 import { and, asc, desc, eq, gt, inArray, lt, or, sql, type SQL, type SQLWrapper } from "drizzle-orm";
+import { chatTemplateSpecSchema } from "#core/chat/adapter-chat-template";
+import type { ChatTemplateSpec } from "#core/chat/chat-template";
 import type { Db } from "../db/client.js";
 import { adapters, compositionAdapters, compositions, tenants } from "../db/schema.js";
 import type { AdapterRef } from "./refs.js";
 
 export type AdapterRow = typeof adapters.$inferSelect;
-/** An adapter row plus its owner's tenant name. */
-export type AdapterWithOwner = AdapterRow & { ownerName: string };
+/**
+ * An adapter row plus its owner's tenant name; the chat template's text is left in D1 (read only
+ * by `findChatTemplate` for a chat request), only whether there is one comes along.
+ */
+export type AdapterWithOwner = Omit<AdapterRow, "chatTemplate"> & { ownerName: string; hasChatTemplate: boolean };
 
 const withOwner = { ...getColumns(), ownerName: tenants.name };
 
@@ -33,6 +38,7 @@ function getColumns() {
     uses: adapters.uses,
     createdAt: adapters.createdAt,
     bakeReport: adapters.bakeReport,
+    hasChatTemplate: sql<number>`(${adapters.chatTemplate} IS NOT NULL)`.mapWith((v: unknown) => Boolean(v)),
   };
 }
 
@@ -61,6 +67,16 @@ export async function adapterVersionExists(db: Db, ownerId: string, name: string
 export async function findAdapterById(db: Db, id: string): Promise<AdapterRow | null> {
   const rows = await db.select().from(adapters).where(eq(adapters.id, id)).limit(1);
   return rows[0] ?? null;
+}
+
+/**
+ * The stored chat template of an adapter, or null when it has none. Written by upload-form.ts
+ * after validation: a row that does not read back is a server fault (throws → 500).
+ */
+export async function findChatTemplate(db: Db, id: string): Promise<ChatTemplateSpec | null> {
+  const rows = await db.select({ chatTemplate: adapters.chatTemplate }).from(adapters).where(eq(adapters.id, id)).limit(1);
+  const stored = rows[0]?.chatTemplate ?? null;
+  return stored === null ? null : chatTemplateSpecSchema.parse(JSON.parse(stored));
 }
 
 /** An adapter by id, only when visible to the tenant. */

@@ -26,6 +26,10 @@ export const AdapterSchema = z
     downloads: z.number().int(),
     uses: z.number().int().openapi({ description: "Completions served with this adapter in the mix" }),
     created_at: z.string(),
+    chat_template: z.boolean().openapi({
+      description:
+        "Whether the adapter was uploaded with its own chat template (tokenizer_config.json or chat_template.jinja). A chat request whose mix is exactly this adapter is rendered with it; GET /v1/adapters/{id}/chat_template returns it.",
+    }),
     bake: bakeReportSchema.nullable().openapi("BakeReport", {
       description:
         "For an adapter baked from a composition: strategy, rank, the SVD's discarded energy, and its fidelity to the exact mix measured on the base model by the runner that baked it (KL divergence, top-1 agreement on a fixed probe set). null for uploads.",
@@ -55,6 +59,7 @@ export function adapterJson(a: AdapterWithOwner): AdapterJson {
     downloads: a.downloads,
     uses: a.uses,
     created_at: isoTime(a.createdAt),
+    chat_template: a.hasChatTemplate,
     bake: a.bakeReport ? (JSON.parse(a.bakeReport) as BakeReportBody) : null,
   };
 }

@@ -1,3 +1,4 @@
+import type { ChatTemplateSpec } from "#core/chat/chat-template";
 import type { ModelManifest } from "#core/manifest/model-manifest";
 import type { AuthTenant } from "../app-env.js";
 import type { Db } from "../db/client.js";
@@ -14,6 +15,8 @@ export interface AdapterFiles {
   configJson: string;
   /** adapter_model.safetensors. */
   weights: Uint8Array<ArrayBuffer>;
+  /** The adapter's own chat template, already validated (upload-form.ts); absent: none. */
+  chatTemplate?: ChatTemplateSpec | null;
 }
 
 /** What the caller says about the adapter; the rest of the record comes from the files. */
@@ -42,5 +45,6 @@ export async function registerAdapter(
     dtype: summary.dtype ?? "unknown",
     configJson: files.configJson,
     weights: files.weights,
+    chatTemplate: files.chatTemplate ? JSON.stringify(files.chatTemplate) : null,
   }, commitWith);
 }

@@ -24,6 +24,8 @@ export interface NewAdapter {
   weights: Uint8Array<ArrayBuffer>;
   /** JSON of a baked adapter's report (null for uploads). */
   bakeReport?: string | null;
+  /** JSON of the adapter's own chat template (core's ChatTemplateSpec), validated; null/absent: none. */
+  chatTemplate?: string | null;
 }
 
 const isUniqueViolation = (e: unknown) => /UNIQUE constraint failed/i.test(String((e as Error)?.message ?? e) + String((e as { cause?: unknown })?.cause ?? ""));
@@ -75,9 +77,12 @@ export async function storeAdapter(
     uses: 0,
     createdAt: Date.now(),
     bakeReport: input.bakeReport ?? null,
+    chatTemplate: input.chatTemplate ?? null,
   };
+  const { chatTemplate, ...listed } = row;
+  const stored: AdapterWithOwner = { ...listed, ownerName: owner.name, hasChatTemplate: chatTemplate !== null };
   try {
-    await insertAdapter(db, row, commitWith?.({ ...row, ownerName: owner.name }));
+    await insertAdapter(db, row, commitWith?.(stored));
     forgetCachedAdapters(); // `owner/name` (latest) now means this upload
   } catch (e) {
     try {
@@ -91,5 +96,5 @@ export async function storeAdapter(
     log("error", "D1 insert failed", { sha256, error: e instanceof Error ? e.message : String(e) });
     throw serviceUnavailable("adapter registry is unavailable; nothing was stored", 5);
   }
-  return { ...row, ownerName: owner.name };
+  return stored;
 }

@@ -1,14 +1,23 @@
+import { adapterChatTemplate, MAX_CHAT_TEMPLATE_BYTES } from "#core/chat/adapter-chat-template";
+import { ChatTemplateError, type ChatTemplateSpec } from "#core/chat/chat-template";
 import { badRequest, payloadTooLarge } from "../errors/api-error.js";
 import { MAX_DESCRIPTION_CHARS, MAX_MODEL_ID_CHARS, MAX_TAGS_FIELD_CHARS } from "../validation/string-bounds.js";
 import { ADAPTER_NAME_RE, ADAPTER_NAME_RULE, isValidVersion, parseTags, VERSION_RULE } from "./refs.js";
 
 export const CONFIG_PART = "adapter_config.json";
 export const WEIGHTS_PART = "adapter_model.safetensors";
+/** Optional: the adapter's tokenizer_config.json (its chat_template, bos_token, eos_token are kept). */
+export const TOKENIZER_CONFIG_PART = "tokenizer_config.json";
+/** Optional: the adapter's chat template as a file (wins over tokenizer_config.json's chat_template). */
+export const CHAT_TEMPLATE_PART = "chat_template.jinja";
 export const MAX_CONFIG_BYTES = 1024 * 1024;
-export { MAX_DESCRIPTION_CHARS };
+export { MAX_CHAT_TEMPLATE_BYTES, MAX_DESCRIPTION_CHARS };
 
-/** Largest multipart body read for an upload whose weights may be up to `maxBytes`: the config part plus 64 KiB of fields and framing on top. */
-export const maxUploadBodyBytes = (maxBytes: number) => maxBytes + MAX_CONFIG_BYTES + 64 * 1024;
+/**
+ * Largest multipart body read for an upload whose weights may be up to `maxBytes`: the two
+ * config parts, the template part, and 64 KiB of fields and framing on top.
+ */
+export const maxUploadBodyBytes = (maxBytes: number) => maxBytes + 2 * MAX_CONFIG_BYTES + MAX_CHAT_TEMPLATE_BYTES + 64 * 1024;
 
 /** A parsed, field-validated upload (file contents not yet checked). */
 export interface UploadForm {
@@ -23,6 +32,8 @@ export interface UploadForm {
   configText: string;
   /** adapter_model.safetensors bytes. */
   weights: Uint8Array<ArrayBuffer>;
+  /** The adapter's own chat template (validated), from tokenizer_config.json / chat_template.jinja; null: none. */
+  chatTemplate: ChatTemplateSpec | null;
 }
 
 function field(form: FormData, name: string): string | undefined {
@@ -95,5 +106,34 @@ export async function readUploadForm(request: Request, maxBytes: number): Promis
     throw payloadTooLarge(`${WEIGHTS_PART} is ${weightsPart.size} bytes; the limit is ${maxBytes} bytes`);
   }
   const weights = new Uint8Array(await weightsPart.arrayBuffer());
-  return { name, baseModel, version, visibility, description, tags, config, configText, weights };
+  const chatTemplate = await readChatTemplateParts(form);
+  return { name, baseModel, version, visibility, description, tags, config, configText, weights, chatTemplate };
+}
+
+/** An optional text part no larger than `maxBytes` (413 otherwise). */
+async function optionalTextPart(form: FormData, name: string, maxBytes: number): Promise<string | undefined> {
+  const part = form.get(name);
+  if (part === null) return undefined;
+  const size = typeof part === "string" ? new TextEncoder().encode(part).length : part.size;
+  if (size > maxBytes) throw payloadTooLarge(`${name} is ${size} bytes; the limit is ${maxBytes} bytes`);
+  return typeof part === "string" ? part : await part.text();
+}
+
+/**
+ * The optional template parts: parsed and rendered on a probe conversation with core's
+ * `adapterChatTemplate` (the same Jinja implementation as the runner); a broken template, or
+ * one that refuses a single user message, is a 400 with the template's own message.
+ */
+async function readChatTemplateParts(form: FormData): Promise<ChatTemplateSpec | null> {
+  const tokenizerConfigText = await optionalTextPart(form, TOKENIZER_CONFIG_PART, MAX_CONFIG_BYTES);
+  const jinjaText = await optionalTextPart(form, CHAT_TEMPLATE_PART, MAX_CHAT_TEMPLATE_BYTES);
+  try {
+    return adapterChatTemplate({
+      ...(tokenizerConfigText !== undefined ? { tokenizerConfigText } : {}),
+      ...(jinjaText !== undefined ? { jinjaText } : {}),
+    });
+  } catch (e) {
+    if (e instanceof ChatTemplateError) throw badRequest(e.message);
+    throw e;
+  }
 }

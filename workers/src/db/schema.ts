@@ -71,6 +71,12 @@ export const adapters = sqliteTable(
      * strategy, density, rank, discarded energy, and the fidelity measured on the model). Null for uploads.
      */
     bakeReport: text("bake_report"),
+    /**
+     * The adapter's own chat template, uploaded beside it (tokenizer_config.json's chat_template or
+     * chat_template.jinja, validated at upload): JSON of core's ChatTemplateSpec
+     * ({template, bos_token, eos_token}, ≤ 64 KB of template). Null: the model's template is used.
+     */
+    chatTemplate: text("chat_template"),
     createdAt: integer("created_at").notNull(),
   },
   (t) => [

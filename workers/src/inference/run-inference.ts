@@ -1,20 +1,25 @@
 import type { Context } from "hono";
+import type { ChatTemplateSpec } from "#core/chat/chat-template";
 import { mixKey } from "#core/wire/mix-key";
-import { PROMPT_TOKENS_HEADER, type Completion, type GenerateRequestInput } from "#core/wire/runner-api";
+import { PROMPT_TOKENS_HEADER, type Completion, type GenerateOptions } from "#core/wire/runner-api";
 import type { AppEnv } from "../app-env.js";
 import { tenantOf } from "../auth/require-tenant.js";
 import { findOwnComposition } from "../compositions/queries.js";
 import { ApiError, badRequest, notFound, serviceUnavailable, unprocessable } from "../errors/api-error.js";
 import { findVisibleAdapterCached, resolveAdapterCached } from "../adapters/visible-adapter-cache.js";
-import { edgeCacheTtlMs, maxMixAdapters } from "../limits/config.js";
+import { edgeCacheTtlMs, maxMixAdapters, runnerTimeouts } from "../limits/config.js";
 import { admitRequest } from "../limits/enforce.js";
 import type { BudgetReservation } from "../limits/reservation.js";
+import { findChatTemplate, type AdapterWithOwner } from "../adapters/queries.js";
+import type { Db } from "../db/client.js";
 import { log } from "../logging/log.js";
 import { catalogModels, modelCatalog, runnersServing } from "../runners/catalog.js";
 import { afterResponse } from "../util/after-response.js";
 import { assertPromptFitsContext, promptTokensUpperBound } from "../validation/prompt-bounds.js";
 import { runnerSecret } from "../runners/config.js";
 import { dispatchCompletion } from "../runners/dispatch.js";
+import { runnerHealth } from "../runners/health.js";
+import { probeInBackground } from "../runners/probe.js";
 import { mixRoutingKey } from "../runners/rendezvous.js";
 import { RUNNER_LABEL_HEADER, runnerLabel } from "../runners/runner-label.js";
 import { resolveMix, type MixRequestEntry, type ResolvedMix } from "./resolve-mix.js";
@@ -28,7 +33,7 @@ export interface InferenceInput {
   /** stream_options.include_usage: a final chunk with usage and no choices. */
   includeUsage?: boolean;
   /** Everything the runner gets besides model, adapters and request_id. */
-  generate: Omit<GenerateRequestInput, "model" | "adapters" | "request_id">;
+  generate: GenerateOptions;
 }
 
 export interface InferenceShaping {
@@ -63,6 +68,17 @@ async function mixEntries(c: Context<AppEnv>, input: InferenceInput, target: Mod
 }
 
 /**
+ * The chat template a chat request carries to the runner: the adapter's own when the mix is
+ * exactly one adapter (repeats of it included) uploaded with a template; otherwise none, and the
+ * runner renders the model's.
+ */
+async function adapterChatTemplateOf(db: Db, adapters: readonly AdapterWithOwner[]): Promise<ChatTemplateSpec | undefined> {
+  const only = adapters[0];
+  if (!only || adapters.some((a) => a.id !== only.id) || !only.hasChatTemplate) return undefined;
+  return (await findChatTemplate(db, only.id)) ?? undefined;
+}
+
+/**
  * The inference path shared by /v1/completions and /v1/chat/completions: mix resolution
  * (visibility, base model; adapter records from this isolate's short cache), the gate (rate limit
  * and daily budget reservation in one D1 round trip: limits/enforce.ts), runner choice
@@ -74,6 +90,8 @@ async function mixEntries(c: Context<AppEnv>, input: InferenceInput, target: Mod
 export async function runInference(c: Context<AppEnv>, input: InferenceInput, shaping: InferenceShaping = {}): Promise<Response> {
   const db = c.var.db;
   const tenant = tenantOf(c);
+  // Hung runners leave the rotation (and recovered ones rejoin) without traffic finding them.
+  probeInBackground(c.env, (p) => afterResponse(c, p));
   const ttlMs = edgeCacheTtlMs(c.env);
   const catalog = await modelCatalog(c.env, db);
   const served = catalogModels(catalog);
@@ -130,13 +148,17 @@ async function dispatchAndServe(
   // The one definition of "same mix" (core's canonical key), computed once here: it routes, and the
   // runner (which derives it again from the entries and refuses a mismatch) composes and batches by it.
   const key = mixKey(mix.wire);
+  const chatTemplate = input.generate.messages ? await adapterChatTemplateOf(c.var.db, mix.adapters) : undefined;
   const secret = runnerSecret(c.env);
+  const timeouts = runnerTimeouts(c.env);
   const { response, runner, failovers } = await dispatchCompletion({
     secret,
     runners,
     routingKey: mixRoutingKey(baseModel, key),
-    body: { ...input.generate, model: baseModel, adapters: mix.wire, mix_key: key, request_id: requestId },
+    body: { ...input.generate, model: baseModel, adapters: mix.wire, mix_key: key, request_id: requestId, ...(chatTemplate ? { chat_template: chatTemplate } : {}) },
     requestId,
+    timeoutMs: timeouts.headersMs,
+    streamIdleMs: timeouts.streamIdleMs,
   });
   const label = await runnerLabel(secret, runner);
   log("info", "inference routed", {
@@ -187,6 +209,13 @@ async function dispatchAndServe(
         adapterIds,
       ),
     waitUntil: (p) => afterResponse(c, p),
+    // A runner silent for this long (not even its keep-alive comments) is hung: end the stream
+    // cleanly and mark it down, so the next requests go elsewhere until it answers again.
+    idleTimeoutMs: timeouts.streamIdleMs,
+    onIdle: () => {
+      runnerHealth.markFailure(runner, "stream went silent (idle timeout)");
+      log("warn", "runner stream idle, ended", { request_id: requestId, runner, idle_ms: timeouts.streamIdleMs });
+    },
   });
   return new Response(stream, {
     status: 200,

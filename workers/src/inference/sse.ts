@@ -1,5 +1,6 @@
 import { errorBody, faultOf, isErrorType } from "#core/wire/errors";
 import { SAMPLED_TOKENS_FIELD, type Completion, type CompletionChunk, type Usage } from "#core/wire/runner-api";
+import { IDLE, readWithIdle } from "../util/read-with-idle.js";
 
 export interface StreamOutcome {
   usage: Usage | null;
@@ -16,7 +17,6 @@ export function billedCompletionTokens(o: StreamOutcome): number {
 }
 
 const encoder = new TextEncoder();
-const IDLE = Symbol("idle");
 
 export interface PassThroughOptions {
   /** Rewrites one event into none (null), one, or several (an array) events. */
@@ -35,7 +35,8 @@ export interface PassThroughOptions {
  * Passes a runner's SSE stream through to the client event by event, optionally rewriting
  * each JSON event (`map`: null drops it, an array sends several) and stripping the runner's `sampled_tokens`.
  * Guarantees the stream ends with exactly one `data: [DONE]`: if the runner's stream breaks,
- * or sends nothing for `idleTimeoutMs`, a `data: {"error": …}` event and `[DONE]` are appended.
+ * closes without its own `[DONE]` (a killed process), or sends nothing for `idleTimeoutMs`,
+ * a `data: {"error": …}` event and `[DONE]` are appended.
  *
  * Semantics of billing: `onDone` runs exactly once (idempotent finish), whether the stream
  * ended, broke, went idle or the client disconnected (cancel() and a pending pull() both
@@ -56,6 +57,8 @@ export function passThroughSse(upstream: ReadableStream<Uint8Array>, opts: PassT
     })());
   const decoder = new TextDecoder();
   let buffer = "";
+  /** The runner sent its own [DONE] (a complete stream). */
+  let upstreamDone = false;
 
   /** Forwards one event; true when something was enqueued. */
   const emitEvent = (controller: ReadableStreamDefaultController<Uint8Array>, raw: string): boolean => {
@@ -67,6 +70,7 @@ export function passThroughSse(upstream: ReadableStream<Uint8Array>, opts: PassT
     if (data === "") return false;
     if (data === "[DONE]") {
       // Held back until accounting ran (see onDone); exactly one [DONE] ends the stream.
+      upstreamDone = true;
       return false;
     }
     let event: unknown;
@@ -105,13 +109,6 @@ export function passThroughSse(upstream: ReadableStream<Uint8Array>, opts: PassT
 
   const reader = upstream.getReader();
   const idleMs = opts.idleTimeoutMs ?? 0;
-  /** The next read, or IDLE when the runner sent nothing for idleMs. */
-  const nextRead = (): Promise<ReadableStreamReadResult<Uint8Array> | typeof IDLE> => {
-    if (idleMs <= 0) return reader.read();
-    let timer: ReturnType<typeof setTimeout> | null = null;
-    const idle = new Promise<typeof IDLE>((resolve) => (timer = setTimeout(() => resolve(IDLE), idleMs)));
-    return Promise.race([reader.read(), idle]).finally(() => { if (timer !== null) clearTimeout(timer); });
-  };
 
   return new ReadableStream<Uint8Array>({
     // A pull must enqueue something (or close), or the consumer's read never resolves: keep
@@ -119,7 +116,7 @@ export function passThroughSse(upstream: ReadableStream<Uint8Array>, opts: PassT
     async pull(controller) {
       try {
         for (;;) {
-          const read = await nextRead();
+          const read = await readWithIdle(reader, idleMs); // any bytes (events, keep-alive comments) count as activity
           if (read === IDLE) {
             reader.cancel("idle timeout").catch(() => {});
             opts.onIdle?.();
@@ -131,9 +128,14 @@ export function passThroughSse(upstream: ReadableStream<Uint8Array>, opts: PassT
           }
           const { value, done } = read;
           if (done) {
-            buffer += decoder.decode();
-            if (buffer.trim() !== "") emitEvent(controller, buffer);
+            // An event is complete only at its blank line (SSE): what is left was cut off mid-event
+            // (a killed runner), and is dropped rather than forwarded half-written.
             buffer = "";
+            if (!upstreamDone && outcome.error === null) {
+              // Closed without [DONE] or an error event: the runner died (kill -9) mid-stream.
+              await endWithError(controller, errorBody("runner_error", "the runner's stream ended before it was complete"));
+              return;
+            }
             await finish();
             controller.enqueue(encoder.encode("data: [DONE]\n\n"));
             controller.close();

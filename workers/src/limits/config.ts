@@ -9,6 +9,12 @@ export const DEFAULT_TOKENS_PER_DAY = 1_000_000;
 export const DEFAULT_MAX_ADAPTER_BYTES = 64 * 1024 * 1024;
 export const DEFAULT_MAX_ADAPTER_RANK = 64;
 export const DEFAULT_MAX_MIX_ADAPTERS = 8;
+/** Seconds to wait for a runner's response headers before failing over (a unary answer's headers come with its body). */
+export const DEFAULT_RUNNER_HEADERS_TIMEOUT_S = 60;
+/** Seconds an open runner stream may send nothing (no event, no keep-alive comment) before it is ended. */
+export const DEFAULT_RUNNER_STREAM_IDLE_TIMEOUT_S = 30;
+/** Seconds between active /healthz probes of every runner from an isolate that has traffic (0: none). */
+export const DEFAULT_RUNNER_PROBE_INTERVAL_S = 5;
 export const DEFAULT_EDGE_CACHE_TTL_MS = 5_000;
 
 /**
@@ -39,6 +45,9 @@ const edgeVarsSchema = z.object({
   MAX_ADAPTER_BYTES: positiveInt(DEFAULT_MAX_ADAPTER_BYTES),
   MAX_ADAPTER_RANK: positiveInt(DEFAULT_MAX_ADAPTER_RANK),
   MAX_MIX_ADAPTERS: positiveInt(DEFAULT_MAX_MIX_ADAPTERS),
+  RUNNER_HEADERS_TIMEOUT_S: positiveInt(DEFAULT_RUNNER_HEADERS_TIMEOUT_S),
+  RUNNER_STREAM_IDLE_TIMEOUT_S: positiveInt(DEFAULT_RUNNER_STREAM_IDLE_TIMEOUT_S),
+  RUNNER_PROBE_INTERVAL_S: integerVar(DEFAULT_RUNNER_PROBE_INTERVAL_S, 0),
   EDGE_CACHE_TTL_MS: integerVar(DEFAULT_EDGE_CACHE_TTL_MS, 0),
 });
 export type EdgeVars = z.infer<typeof edgeVarsSchema>;
@@ -78,6 +87,16 @@ export function uploadLimits(env: Env) {
 }
 
 export const maxMixAdapters = (env: Env) => edgeVars(env).MAX_MIX_ADAPTERS;
+
+/** Hang detection (see workers/README.md "Routing"): both in milliseconds. */
+export function runnerTimeouts(env: Env): { headersMs: number; streamIdleMs: number; probeIntervalMs: number } {
+  const vars = edgeVars(env);
+  return {
+    headersMs: vars.RUNNER_HEADERS_TIMEOUT_S * 1000,
+    streamIdleMs: vars.RUNNER_STREAM_IDLE_TIMEOUT_S * 1000,
+    probeIntervalMs: vars.RUNNER_PROBE_INTERVAL_S * 1000,
+  };
+}
 
 /** How long this isolate may reuse an API key's tenant and adapter records (ms; 0: never cached). */
 export const edgeCacheTtlMs = (env: Env) => edgeVars(env).EDGE_CACHE_TTL_MS;

@@ -6,10 +6,11 @@ import { browseAdapters, deleteAdapter, downloadAdapter, patchAdapter } from "..
 import { AdapterSchema, adapterJson } from "../adapters/record.js";
 import { TAG_RE } from "../adapters/refs.js";
 import { resolveAdapter } from "../adapters/resolve.js";
-import { CONFIG_PART, maxUploadBodyBytes, WEIGHTS_PART } from "../adapters/upload-form.js";
+import { CHAT_TEMPLATE_PART, CONFIG_PART, MAX_CHAT_TEMPLATE_BYTES, maxUploadBodyBytes, TOKENIZER_CONFIG_PART, WEIGHTS_PART } from "../adapters/upload-form.js";
+import { findChatTemplate } from "../adapters/queries.js";
 import type { AppEnv } from "../app-env.js";
 import { requireTenant, tenantOf, tenantScope } from "../auth/require-tenant.js";
-import { payloadTooLarge } from "../errors/api-error.js";
+import { notFound, payloadTooLarge } from "../errors/api-error.js";
 import { errorResponses } from "../errors/error-schema.js";
 import { uploadLimits } from "../limits/config.js";
 import { MAX_CURSOR_CHARS, MAX_DESCRIPTION_CHARS, MAX_MODEL_ID_CHARS, MAX_REF_CHARS, MAX_TAGS_FIELD_CHARS } from "../validation/string-bounds.js";
@@ -29,6 +30,12 @@ const UploadFormSchema = z
   .object({
     [CONFIG_PART]: z.string().openapi({ type: "string", format: "binary", description: "PEFT adapter_config.json" }),
     [WEIGHTS_PART]: z.string().openapi({ type: "string", format: "binary", description: "PEFT adapter_model.safetensors" }),
+    [TOKENIZER_CONFIG_PART]: z.string().optional().openapi({
+      type: "string",
+      format: "binary",
+      description: `Optional: the adapter's tokenizer_config.json; its chat_template (and bos_token/eos_token) is validated (parsed and rendered on a one-message conversation; a failure is a 400 with the template's message, ≤ ${MAX_CHAT_TEMPLATE_BYTES} bytes) and used for chat requests whose mix is exactly this adapter`,
+    }),
+    [CHAT_TEMPLATE_PART]: z.string().optional().openapi({ type: "string", format: "binary", description: "Optional: the adapter's chat template as a file (wins over tokenizer_config.json's chat_template)" }),
     name: z.string().openapi({ example: "pirate-speak" }),
     base_model: z.string().openapi({ example: "loraedge-tiny" }),
     version: z.string().optional().openapi({ description: "semver, default 1.0.0" }),
@@ -83,6 +90,18 @@ const configRoute = route.get("/v1/adapters/{id}/config", {
   summary: "Download adapter_config.json as uploaded",
   request: { params: IdParam },
   responses: { 200: jsonResponse("The PEFT config", z.record(z.string(), z.unknown())), ...errorResponses(401, 404) },
+});
+
+const chatTemplateRoute = route.get("/v1/adapters/{id}/chat_template", {
+  summary: "The adapter's own chat template (404 when it was uploaded without one)",
+  request: { params: IdParam },
+  responses: {
+    200: jsonResponse(
+      "The template and its special tokens (null: the base model's are used)",
+      z.object({ chat_template: z.string(), bos_token: z.string().nullable(), eos_token: z.string().nullable() }),
+    ),
+    ...errorResponses(401, 404),
+  },
 });
 
 const PatchSchema = z
@@ -174,6 +193,12 @@ adapterRoutes
       // `as never`: the stored config bytes go out as they are (a raw Response), which the route's
       // typed JSON response cannot express without parsing and re-serialising them.
     }) as never;
+  })
+  .openapi(chatTemplateRoute, async (c) => {
+    const row = await resolveAdapter(c.var.db, tenantOf(c).id, c.req.valid("param").id);
+    const spec = row.hasChatTemplate ? await findChatTemplate(c.var.db, row.id) : null;
+    if (spec === null) throw notFound(`adapter '${row.ownerName}/${row.name}@${row.version}' has no chat template of its own`);
+    return c.json({ chat_template: spec.template, bos_token: spec.bos_token, eos_token: spec.eos_token }, 200);
   })
   .openapi(patchRoute, async (c) => {
     const row = await patchAdapter(tenantScope(c), c.req.valid("param").id, c.req.valid("json"));

@@ -28,6 +28,11 @@ const FETCH_TIMEOUT_MS = 5_000;
 
 let cached: { key: string; catalog: ModelCatalog } | null = null;
 
+/** The cached catalogue, if any, without fetching (however old). */
+export function cachedCatalog(): ModelCatalog | null {
+  return cached?.catalog ?? null;
+}
+
 /** Forgets the cached catalogue (tests; also after a routing failure). */
 export function invalidateCatalog(): void {
   cached = null;
@@ -54,11 +59,22 @@ export async function modelCatalog(env: Env, db: Db, opts: { force?: boolean } =
   const now = Date.now();
   if (!opts.force && cached && cached.key === key && now - cached.catalog.fetchedAt < CATALOG_TTL_MS) return cached.catalog;
   const secret = runnerSecret(env);
-  const results = await Promise.allSettled(urls.map((u) => fetchRunnerModels(secret, u)));
+  // A runner in its failure back-off is not asked again (a hung one would hold this refresh for
+  // FETCH_TIMEOUT_MS): its last known list is kept (it stays a candidate, tried last), and the
+  // probes (probe.ts) or the end of its back-off bring it back.
+  const previous = cached?.key === key ? cached.catalog : null;
+  const skipped = new Set(urls.filter((u) => !runnerHealth.isHealthy(u, now)));
+  const results = await Promise.allSettled(
+    urls.map((u) => (skipped.has(u) ? Promise.reject(new Error("in back-off")) : fetchRunnerModels(secret, u))),
+  );
   const catalog: ModelCatalog = { fetchedAt: now, byRunner: new Map(), unreachable: [] };
   results.forEach((r, i) => {
     const url = urls[i]!;
-    if (r.status === "fulfilled") {
+    const kept = skipped.has(url) ? previous?.byRunner.get(url) : undefined;
+    if (skipped.has(url)) {
+      if (kept) catalog.byRunner.set(url, kept);
+      else catalog.unreachable.push(url);
+    } else if (r.status === "fulfilled") {
       runnerHealth.markSuccess(url);
       catalog.byRunner.set(url, r.value);
     } else {

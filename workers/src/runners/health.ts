@@ -8,6 +8,7 @@ export interface RunnerHealth {
   downUntil: number;
   lastError: string | null;
   lastOkAt: number | null;
+  lastFailureAt: number | null;
 }
 
 const BASE_COOLDOWN_MS = 1_000;
@@ -19,7 +20,7 @@ export class HealthTracker {
   get(url: string): RunnerHealth {
     let s = this.state.get(url);
     if (!s) {
-      s = { consecutiveFailures: 0, downUntil: 0, lastError: null, lastOkAt: null };
+      s = { consecutiveFailures: 0, downUntil: 0, lastError: null, lastOkAt: null, lastFailureAt: null };
       this.state.set(url, s);
     }
     return s;
@@ -33,11 +34,17 @@ export class HealthTracker {
     const s = this.get(url);
     s.consecutiveFailures += 1;
     s.lastError = error;
+    s.lastFailureAt = now;
     s.downUntil = now + Math.min(MAX_COOLDOWN_MS, BASE_COOLDOWN_MS * 2 ** (s.consecutiveFailures - 1));
   }
 
-  markSuccess(url: string, now = Date.now()): void {
+  /**
+   * A success clears the back-off. `observedSince`: when the observation began (a probe's start);
+   * a failure seen after that is newer news, and the success is ignored.
+   */
+  markSuccess(url: string, now = Date.now(), observedSince?: number): void {
     const s = this.get(url);
+    if (observedSince !== undefined && s.lastFailureAt !== null && s.lastFailureAt > observedSince) return;
     s.consecutiveFailures = 0;
     s.downUntil = 0;
     s.lastError = null;

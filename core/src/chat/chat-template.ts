@@ -7,7 +7,7 @@ export interface ChatMessage {
 }
 
 /**
- * A model's chat template: messages → the prompt text the model was tuned on.
+ * A chat template: messages → the prompt text the model (or adapter) was tuned on.
  *
  * Semantics: `render` applies the Jinja template with `add_generation_prompt: true` and
  * bos_token/eos_token from tokenizer_config.json, like transformers' `apply_chat_template`.
@@ -19,7 +19,8 @@ export interface ChatMessage {
  * ChatTemplateError with the template's message.
  */
 export interface ChatTemplate {
-  readonly source: "model" | "default";
+  /** "model": the model's tokenizer_config.json; "adapter": uploaded with the request's adapter; "default": ours. */
+  readonly source: "model" | "adapter" | "default";
   readonly templateAddsBos: boolean;
   readonly stop: readonly string[];
   readonly stopTokens: readonly string[];
@@ -42,20 +43,41 @@ export const DEFAULT_CHAT_TEMPLATE_SOURCE =
 export const DEFAULT_CHAT_STOP = ["<|user|>", "<|system|>", "<|assistant|>"] as const;
 
 /** A special token of tokenizer_config.json: a string, or an AddedToken object `{content}`. */
-function tokenString(value: unknown): string | null {
+export function tokenString(value: unknown): string | null {
   if (typeof value === "string") return value;
   if (value && typeof value === "object" && typeof (value as { content?: unknown }).content === "string") return (value as { content: string }).content;
   return null;
 }
 
-function compile(source: string, context: Record<string, unknown>, props: Omit<ChatTemplate, "render">): ChatTemplate {
+/** The template text of a tokenizer_config.json `chat_template`: a string, or the list form `[{name, template}]`'s "default" entry. */
+export function templateSource(chatTemplate: unknown): string | null {
+  let source = chatTemplate;
+  if (Array.isArray(source)) source = (source as { name?: unknown; template?: unknown }[]).find((t) => t?.name === "default")?.template;
+  return typeof source === "string" && source.length > 0 ? source : null;
+}
+
+/** A template and its special tokens: what a model's tokenizer_config.json, or an adapter's upload, carries. */
+export interface ChatTemplateSpec {
+  template: string;
+  bos_token: string | null;
+  eos_token: string | null;
+}
+
+function compile(spec: ChatTemplateSpec, source: ChatTemplate["source"]): ChatTemplate {
+  const props = {
+    source,
+    templateAddsBos: spec.bos_token !== null && spec.template.includes("bos_token"),
+    stop: [],
+    stopTokens: spec.eos_token !== null ? [spec.eos_token] : [],
+  };
+  const context = { bos_token: spec.bos_token ?? "", eos_token: spec.eos_token ?? "" };
   let template: Template;
   try {
-    template = new Template(source);
+    template = new Template(spec.template);
   } catch (e) {
     const message = (e as Error).message;
     // A broken template fails every chat request with its parse error (never at load time).
-    return { ...props, render: () => { throw new ChatTemplateError(`the model's chat template does not parse: ${message}`); } };
+    return { ...props, render: () => { throw new ChatTemplateError(`the ${source}'s chat template does not parse: ${message}`); } };
   }
   return {
     ...props,
@@ -69,28 +91,26 @@ function compile(source: string, context: Record<string, unknown>, props: Omit<C
   };
 }
 
-export const defaultChatTemplate: ChatTemplate = compile(DEFAULT_CHAT_TEMPLATE_SOURCE, {}, {
-  source: "default",
-  templateAddsBos: false,
+export const defaultChatTemplate: ChatTemplate = {
+  ...compile({ template: DEFAULT_CHAT_TEMPLATE_SOURCE, bos_token: null, eos_token: null }, "default"),
   stop: DEFAULT_CHAT_STOP,
-  stopTokens: [],
-});
+};
 
-/**
- * The chat template of a tokenizer_config.json (`chat_template`: a string, or the list form
- * `[{name, template}]` whose "default" entry is used), or null when it has none.
- */
-export function chatTemplateFromConfig(tokenizerConfig: unknown): ChatTemplate | null {
+/** The template and special tokens of a tokenizer_config.json, or null when it has no chat_template. */
+export function chatTemplateSpecFromConfig(tokenizerConfig: unknown): ChatTemplateSpec | null {
   const config = (tokenizerConfig ?? {}) as Record<string, unknown>;
-  let source: unknown = config.chat_template;
-  if (Array.isArray(source)) source = (source as { name?: unknown; template?: unknown }[]).find((t) => t.name === "default")?.template;
-  if (typeof source !== "string" || source.length === 0) return null;
-  const bos = tokenString(config.bos_token);
-  const eos = tokenString(config.eos_token);
-  return compile(source, { bos_token: bos ?? "", eos_token: eos ?? "" }, {
-    source: "model",
-    templateAddsBos: bos !== null && source.includes("bos_token"),
-    stop: [],
-    stopTokens: eos !== null ? [eos] : [],
-  });
+  const template = templateSource(config.chat_template);
+  if (template === null) return null;
+  return { template, bos_token: tokenString(config.bos_token), eos_token: tokenString(config.eos_token) };
+}
+
+/** The chat template of a tokenizer_config.json (see `templateSource`), or null when it has none. */
+export function chatTemplateFromConfig(tokenizerConfig: unknown): ChatTemplate | null {
+  const spec = chatTemplateSpecFromConfig(tokenizerConfig);
+  return spec === null ? null : compile(spec, "model");
+}
+
+/** A compiled template of a spec (an adapter's, carried by the generate request). */
+export function chatTemplateFromSpec(spec: ChatTemplateSpec, source: ChatTemplate["source"]): ChatTemplate {
+  return compile(spec, source);
 }

@@ -1,0 +1,2 @@
+export * from "./chat-template.js";
+export * from "./adapter-chat-template.js";

@@ -1,0 +1,105 @@
+import { describe, expect, it } from "vitest";
+import type { ComposedModule } from "#core/lora/types";
+import { LoraChunkBank, type ChunkFeeds, type FedRow } from "./lora-bank.js";
+import { packChunks } from "./step-batch.js";
+import { randomMix, seededRandom } from "./testing/random-mix.js";
+
+const I = 5;
+const O = 3;
+const module = (rank: number, seed: number): ComposedModule => randomMix([{ module: "m", in: I, out: O }], () => rank, seed).modules.get("m")!;
+
+/** Per batch row: Σ over its chunks of (x·at[n])·bt[n] (plain loops), x fixed. */
+function rowProducts(f: ChunkFeeds, batch: number, x: Float32Array): Float64Array {
+  const [N, , K] = f.at.dims as number[];
+  const at = f.at.data as Float32Array;
+  const bt = f.bt.data as Float32Array;
+  const rows = Array.from(f.rows.data as BigInt64Array, Number);
+  expect(rows.length).toBe(N);
+  const y = new Float64Array(batch * O);
+  for (let n = 0; n < N!; n++) {
+    for (let c = 0; c < K!; c++) {
+      let xa = 0;
+      for (let k = 0; k < I; k++) xa += x[k]! * at[(n * I + k) * K! + c]!;
+      for (let o = 0; o < O; o++) y[rows[n]! * O + o] += xa * bt[(n * K! + c) * O + o]!;
+    }
+  }
+  return y;
+}
+
+/** The same for the rows' own factors: Σ (x·m.at)·m.bt. */
+function wantProducts(fed: readonly FedRow[], batch: number, x: Float32Array): Float64Array {
+  const y = new Float64Array(batch * O);
+  for (const { row, m } of fed) {
+    for (let c = 0; c < m.rank; c++) {
+      let xa = 0;
+      for (let k = 0; k < I; k++) xa += x[k]! * m.at[k * m.rank + c]!;
+      for (let o = 0; o < O; o++) y[row * O + o] += xa * m.bt[c * O + o]!;
+    }
+  }
+  return y;
+}
+
+describe("resident per-row LoRA chunks (LoraChunkBank)", () => {
+  it("rows joining, leaving, shifting, repeating and changing the best K: every step equals the reference packing and the rows' own products", () => {
+    const pool = [3, 8, 8, 16, 5, 24, 8, 2, 40, 8].map((r, i) => module(r, 100 + i));
+    const bank = new LoraChunkBank();
+    const rand = seededRandom(11);
+    let live: ComposedModule[] = [pool[0]!, pool[1]!, pool[2]!];
+    for (let step = 0; step < 60; step++) {
+      // Churn: a row leaves (from anywhere), one or two join (sometimes a module already in the batch).
+      if (live.length > 1 && rand() < 0.5) live.splice(Math.floor(rand() * live.length), 1);
+      if (rand() < 0.6) live.push(pool[Math.floor(rand() * pool.length)]!);
+      if (step === 30) live = []; // everything leaves: N = 0
+      // Base / shared rows (not fed) between the fed ones.
+      const batch = live.length + 2;
+      const fed: FedRow[] = live.map((m, i) => ({ row: i + (i >= 1 ? 1 : 0), m }));
+      const x = Float32Array.from({ length: I }, () => rand() * 2 - 1);
+      const got = bank.feed("m", fed, I, O);
+      const ref = packChunks(fed, I, O);
+      const want = wantProducts(fed, batch, x);
+      const a = rowProducts(got, batch, x);
+      const b = rowProducts(ref, batch, x);
+      for (let j = 0; j < want.length; j++) {
+        expect(a[j], `step ${step} value ${j}`).toBeCloseTo(want[j]!, 5);
+        expect(b[j]).toBeCloseTo(want[j]!, 5);
+      }
+      // No chunk of a row that is not fed.
+      const fedRows = new Set(fed.map((f) => f.row));
+      for (const r of got.rows.data as BigInt64Array) expect(fedRows.has(Number(r))).toBe(true);
+      if (fed.length === 0) expect(got.at.dims).toEqual([0, I, 0]);
+    }
+  });
+
+  it("a steady batch copies nothing; a join copies only its own chunks; a leave moves at most the freed chunks", () => {
+    const bank = new LoraChunkBank();
+    const mods = Array.from({ length: 6 }, (_, i) => module(8, 200 + i));
+    const fedOf = (ms: ComposedModule[]) => ms.map((m, row) => ({ row, m }));
+    bank.feed("m", fedOf(mods.slice(0, 5)), I, O);
+    const chunk = 8 * (I + O); // K = 8: one chunk per module
+    let before = bank.copiedFloats;
+    bank.feed("m", fedOf(mods.slice(0, 5)), I, O);
+    expect(bank.copiedFloats - before).toBe(0);
+    before = bank.copiedFloats;
+    bank.feed("m", fedOf(mods.slice(0, 6)), I, O); // join: capacity 8 holds it
+    expect(bank.copiedFloats - before).toBe(chunk);
+    before = bank.copiedFloats;
+    const left = [mods[0]!, mods[2]!, mods[3]!, mods[4]!, mods[5]!]; // row 1 leaves: the last chunk moves into its slot
+    const f = bank.feed("m", fedOf(left), I, O);
+    expect(bank.copiedFloats - before).toBe(chunk);
+    expect(Array.from(f.rows.data as BigInt64Array, Number).sort()).toEqual([0, 1, 2, 3, 4]);
+  });
+
+  it("K stays while it costs at most REBUILD_COST_RATIO × the best K's columns; beyond, the module is rebuilt once at the best K", () => {
+    const bank = new LoraChunkBank();
+    const wide = module(40, 300);
+    const small = Array.from({ length: 6 }, (_, i) => module(4, 301 + i));
+    const K = (f: ChunkFeeds) => f.at.dims[2];
+    expect(K(bank.feed("m", [{ row: 0, m: wide }], I, O))).toBe(40);
+    // [40, 4]: K = 40 costs 2 · 44 = 88, K = 4 costs 11 · 8 = 88: kept.
+    expect(K(bank.feed("m", [{ row: 0, m: wide }, { row: 1, m: small[0]! }], I, O))).toBe(40);
+    // [40, 4 × 6]: K = 40 costs 7 · 44 = 308 > 1.25 × (K = 4: 16 · 8 = 128): rebuilt at K = 4.
+    const f = bank.feed("m", [{ row: 0, m: wide }, ...small.map((m, i) => ({ row: i + 1, m }))], I, O);
+    expect(K(f)).toBe(4);
+    expect(f.at.dims[0]).toBe(16);
+  });
+});
