@@ -1,7 +1,8 @@
-import type { ComposedMix } from "#core/lora/types";
 import { ensureModel } from "../../gpu-runner/src/model-build/index.js";
-import { loadModel } from "../../gpu-runner/src/model/index.js";
+import { loadModel, readModelDir } from "../../gpu-runner/src/model/index.js";
 import type { BenchCase } from "../lib/case.js";
+import { interleave } from "../lib/interleave.js";
+import { openGlueTax } from "../lib/lora-glue-tax.js";
 import { figure, type Figure } from "../lib/report.js";
 import { pairedRatio, scaleStats } from "../lib/stats.js";
 import { THREADS, prefillAndDecode, promptTokens, randomMix, unmergedTargets } from "../lib/workload.js";
@@ -12,42 +13,44 @@ import { THREADS, prefillAndDecode, promptTokens, randomMix, unmergedTargets } f
  * graph (lora-variants.ts: the per-row path's inputs and glue pruned).
  * FLOP ratio (per token, over the target projections, as the issue defines it):
  *   1 + Σ_t R·(d_in + d_out) / Σ_t d_in·d_out.
- * Beside it, in the same rounds, the fixed tax of the LoRA glue at R = 0 (a mix with no modules:
- * every LoRA input fed empty) ÷ base: on the shared-only variant the serving model uses, and on
- * the full LoRA graph (a second model loaded with `loraVariants: "off"`).
+ * First, the fixed tax of the LoRA glue: one prefill at R = 0 (a mix with no modules: every LoRA
+ * input fed empty) on each graph a step can run on — the shared-only and per-row-only variants and
+ * the full LoRA graph — ÷ the LoRA-free twin, bare sessions of the same weights, interleaved.
  */
 export const unmergedOverhead: BenchCase = {
   id: "2",
   title: "unmerged overhead vs FLOP share",
   async run(ctx) {
     const dir = await ensureModel(ctx.modelId);
+    const { manifest } = await readModelDir(dir);
+    const prompt = [promptTokens(manifest, ctx.quick ? 32 : 128)];
+    const figures: Figure[] = [];
+
+    // The LoRA glue alone: one prefill at R = 0 on each graph, bare sessions, interleaved (then released).
+    ctx.progress(`R=0: prefill ${prompt[0].length} tokens on the LoRA-free, shared-only, per-row-only and full LoRA graphs, every LoRA input fed empty`);
+    const glue = await openGlueTax(dir, prompt[0]);
+    try {
+      const tax = await interleave(glue.run, ctx);
+      for (const kind of ["shared-only", "per-row-only", "full"] as const) {
+        const ratio = pairedRatio(tax[kind].samples, tax["lora-free"].samples);
+        figures.push(
+          figure(`R=0 prefill ${kind === "full" ? "full LoRA graph" : `${kind} variant`} ÷ LoRA-free`, ratio.median, "×", {
+            stats: ratio,
+            note: kind === "full" ? "every target's per-row and shared glue at zero width" : `the glue the ${kind} variant keeps, at zero width`,
+          }),
+        );
+      }
+    } finally {
+      await glue.release();
+    }
+
     const model = await loadModel(dir, { backend: "node", threads: THREADS, loraVariants: "eager" });
-    const fullGraph = await loadModel(dir, { backend: "node", threads: THREADS, loraVariants: "off", plainSession: false });
     try {
       const targets = unmergedTargets(model.manifest);
       const dense = targets.reduce((s, t) => s + t.in * t.out, 0);
       const perRank = targets.reduce((s, t) => s + t.in + t.out, 0);
-      const prompt = [promptTokens(model.manifest, ctx.quick ? 32 : 128)];
       const steps = ctx.quick ? 4 : 16;
       const ranks = ctx.quick ? [8, 32] : [8, 32, 128];
-      const figures: Figure[] = [];
-
-      const empty: ComposedMix = { modules: new Map(), maxRank: 0 };
-      ctx.progress(`R=0: prefill ${prompt[0].length} tokens and decode ${steps} steps: base vs the shared-only variant vs the full LoRA graph, all fed empty`);
-      const tax = await prefillAndDecode(
-        { base: { variant: model, mixes: [null] }, variant: { variant: model, mixes: [empty] }, full: { variant: fullGraph, mixes: [empty] } },
-        prompt,
-        steps,
-        ctx,
-      );
-      for (const [side, label] of [["variant", "shared-only variant"], ["full", "full LoRA graph"]] as const) {
-        const prefillTax = pairedRatio(tax.prefill[side].samples, tax.prefill.base.samples);
-        const decodeTax = pairedRatio(tax.decode.base.samples, tax.decode[side].samples);
-        figures.push(
-          figure(`R=0 prefill ${label} ÷ base`, prefillTax.median, "×", { stats: prefillTax, note: "the LoRA glue alone, every LoRA input fed empty" }),
-          figure(`R=0 decode time ${label} ÷ base`, decodeTax.median, "×", { stats: decodeTax }),
-        );
-      }
 
       for (const R of ranks) {
         // R as one adapter of rank R (the mix's total rank is what the graph sees).
@@ -73,7 +76,6 @@ export const unmergedOverhead: BenchCase = {
       return { figures };
     } finally {
       await model.dispose();
-      await fullGraph.dispose();
     }
   },
 };
