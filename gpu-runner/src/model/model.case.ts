@@ -274,7 +274,7 @@ export function runModelTests({ backend }: { backend: BackendName }): void {
       const plain = decodeModel(stripLoraInputs(graph, loraInputNames(spec))!).graph!;
       expect(plain.input!.filter((i) => i.name.includes("lora"))).toEqual([]);
       expect(plain.node!.length).toBeLessThan(decodeModel(graph).graph!.node!.length - 14 * 6);
-      const loraOnly = await loadModel(dir, { backend, threads: 1, plainSession: false });
+      const loraOnly = await loadModel(dir, { backend, threads: 1, plainSession: false, loraVariants: "off" });
       try {
         const seqs = [prompt("plain rows"), prompt("and a longer second plain row")];
         const viaPlain = await model.step(seqs.map((tokens) => ({ tokens, cache: null, mix: null })), { allLogits: true });
