@@ -1,3 +1,4 @@
+import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
 import { mixKey } from "#core/wire/mix-key";
 import { PROMPT_TOKENS_HEADER } from "#core/wire/runner-api";
@@ -295,6 +296,21 @@ describe("limits and usage", () => {
     expect(retry).toBeGreaterThanOrEqual(1);
     expect(retry).toBeLessThanOrEqual(60);
     expect(runners.completions).toHaveLength(2);
+  });
+
+  it("requests refused while resolving (unknown adapter, bad prompt) count against the per-minute limit; once refused, the isolate refuses without D1 work", async () => {
+    const { a } = await setup({ rpm_limit: 2 });
+    const missing = { model: MODEL, prompt: "Hi", adapters: [{ id: "a/missing@1.0.0", weight: 1 }] };
+    expectError(await callJson("/v1/completions", { key: a.key, json: missing }), 404);
+    expectError(await callJson("/v1/completions", { key: a.key, json: { model: MODEL, prompt: "x".repeat(200) } }), 400);
+    const r = await callJson("/v1/completions", { key: a.key, json: { model: MODEL, prompt: "Hi" } });
+    expectError(r, 429, "rate_limit_error");
+    expect(Number(r.res.headers.get("retry-after"))).toBeGreaterThan(0);
+    const counted = () => env.DB.prepare("SELECT SUM(count) AS n FROM rate_windows WHERE tenant_id = ?").bind(a.id).first<{ n: number }>();
+    expect((await counted())!.n).toBe(3);
+    expectError(await callJson("/v1/completions", { key: a.key, json: missing }), 429);
+    expect((await counted())!.n).toBe(3);
+    expect(runners.completions).toHaveLength(0);
   });
 
   it("the per-minute counter is atomic under concurrent requests", async () => {

@@ -8,7 +8,7 @@ import { findOwnComposition } from "../compositions/queries.js";
 import { ApiError, badRequest, notFound, serviceUnavailable, unprocessable } from "../errors/api-error.js";
 import { findVisibleAdapterCached, resolveAdapterCached } from "../adapters/visible-adapter-cache.js";
 import { edgeCacheTtlMs, maxMixAdapters, runnerTimeouts } from "../limits/config.js";
-import { admitRequest } from "../limits/enforce.js";
+import { admitRequest, countRefusedRequest, refuseIfRateLimitedHere } from "../limits/enforce.js";
 import type { BudgetReservation } from "../limits/reservation.js";
 import { findChatTemplate, type AdapterWithOwner } from "../adapters/queries.js";
 import type { Db } from "../db/client.js";
@@ -79,19 +79,13 @@ async function adapterChatTemplateOf(db: Db, adapters: readonly AdapterWithOwner
 }
 
 /**
- * The inference path shared by /v1/completions and /v1/chat/completions: mix resolution
- * (visibility, base model; adapter records from this isolate's short cache), the gate (rate limit
- * and daily budget reservation in one D1 round trip: limits/enforce.ts), runner choice
- * (rendezvous on the mix, health, fail-over before any token), then the runner's answer as JSON
- * or as an SSE pass-through. The reservation is settled exactly once (limits/reservation.ts):
- * with what was billed when a response went out (after it, through waitUntil, for JSON; before
- * `[DONE]` for a stream, or when the client went away), released when nothing was served.
+ * What a request needs before the gate: its base model and mix (visibility, bounds), the runners
+ * serving it, the prompt checked against the context, and the most tokens it can be billed
+ * (an upper bound of the prompt + max_tokens: its budget reservation).
  */
-export async function runInference(c: Context<AppEnv>, input: InferenceInput, shaping: InferenceShaping = {}): Promise<Response> {
+async function planRequest(c: Context<AppEnv>, input: InferenceInput) {
   const db = c.var.db;
   const tenant = tenantOf(c);
-  // Hung runners leave the rotation (and recovered ones rejoin) without traffic finding them.
-  probeInBackground(c.env, (p) => afterResponse(c, p));
   const ttlMs = edgeCacheTtlMs(c.env);
   const catalog = await modelCatalog(c.env, db);
   const served = catalogModels(catalog);
@@ -118,14 +112,34 @@ export async function runInference(c: Context<AppEnv>, input: InferenceInput, sh
   const bounded = prompt ?? (messages ? { messages } : undefined);
   const maxTokens = input.generate.max_tokens ?? 16;
   if (manifest && bounded !== undefined) assertPromptFitsContext(manifest, bounded, maxTokens);
+  const reserveTokens = (bounded === undefined ? 0 : promptTokensUpperBound(manifest, bounded)) + maxTokens;
+  return { baseModel, runners, mix, reserveTokens };
+}
+
+/**
+ * The inference path shared by /v1/completions and /v1/chat/completions: mix resolution
+ * (visibility, base model; adapter records from this isolate's short cache), the gate (rate limit
+ * and daily budget reservation in one D1 round trip: limits/enforce.ts), runner choice
+ * (rendezvous on the mix, health, fail-over before any token), then the runner's answer as JSON
+ * or as an SSE pass-through. The reservation is settled exactly once (limits/reservation.ts):
+ * with what was billed when a response went out (after it, through waitUntil, for JSON; before
+ * `[DONE]` for a stream, or when the client went away), released when nothing was served.
+ */
+export async function runInference(c: Context<AppEnv>, input: InferenceInput, shaping: InferenceShaping = {}): Promise<Response> {
+  const db = c.var.db;
+  const tenant = tenantOf(c);
+  // Hung runners leave the rotation (and recovered ones rejoin) without traffic finding them.
+  probeInBackground(c.env, (p) => afterResponse(c, p));
+  // Over the per-minute limit (known here): refused before any D1 work. A request refused while
+  // resolving (bad model, adapter, prompt) still counts against the limit, as it did before the gate moved.
+  refuseIfRateLimitedHere(tenant.id);
+  const plan = await planRequest(c, input).catch(async (e: unknown) => {
+    if (e instanceof ApiError && e.status < 500) await countRefusedRequest(c.env, db, tenant);
+    throw e;
+  });
+  const { baseModel, runners, mix, reserveTokens } = plan;
   const requestId = c.get("requestId");
-  const reservation = await admitRequest(
-    c.env,
-    db,
-    tenant,
-    (bounded === undefined ? 0 : promptTokensUpperBound(manifest, bounded)) + maxTokens,
-    requestId,
-  );
+  const reservation = await admitRequest(c.env, db, tenant, reserveTokens, requestId);
   // From here on the reservation is settled on every path: handed to the response below, or released.
   let handedOver = false;
   try {

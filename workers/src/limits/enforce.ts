@@ -53,10 +53,7 @@ export async function admitRequest(
     )
     .returning({ reserved: usageDaily.reservedTokens });
   const [taken, , , reserved] = await db.batch([rate.take, rate.pruneOlder, ensureDay, reserve]);
-  const count = taken[0]?.count ?? 1;
-  if (count > limits.rpm) {
-    throw tooManyRequests(`rate limit exceeded: ${limits.rpm} requests per minute`, rate.retryAfterSeconds);
-  }
+  assertWithinRate(tenant.id, taken[0]?.count ?? 1, limits.rpm, rate);
   if (reserved.length === 0) throw await budgetRefusal(db, tenant.id, day, tokens, limits.tokensPerDay, now);
   return new BudgetReservation(db, tenant.id, day, tokens, requestId);
 }
@@ -82,4 +79,42 @@ async function budgetRefusal(db: Db, tenantId: string, day: string, tokens: numb
       `; this request may use up to ${tokens} (prompt + max_tokens)`,
     retry,
   );
+}
+
+/**
+ * Tenants this isolate refused for the per-minute limit, with that minute: until it ends they are
+ * refused again here at once, before any D1 work (a flood of requests, valid or not, stops
+ * costing queries). Not counting those refusals cannot reopen the fixed window early.
+ */
+const refusedInMinute = new Map<string, number>();
+
+function assertWithinRate(tenantId: string, count: number, rpm: number, rate: { minute: number; retryAfterSeconds: number }): void {
+  if (count <= rpm) return;
+  if (refusedInMinute.size >= 10_000) refusedInMinute.clear();
+  refusedInMinute.set(tenantId, rate.minute);
+  throw tooManyRequests(`rate limit exceeded: ${rpm} requests per minute`, rate.retryAfterSeconds);
+}
+
+/** 429 at once when this isolate already refused the tenant in the current minute. */
+export function refuseIfRateLimitedHere(tenantId: string, now = Date.now()): void {
+  const minute = Math.floor(now / 60_000);
+  const refused = refusedInMinute.get(tenantId);
+  if (refused === undefined) return;
+  if (refused !== minute) {
+    refusedInMinute.delete(tenantId);
+    return;
+  }
+  throw tooManyRequests("rate limit exceeded: too many requests this minute", Math.ceil(((minute + 1) * 60_000 - now) / 1000));
+}
+
+/**
+ * Counts a request refused before the gate (bad model, adapter or prompt: a 4xx) against the
+ * per-minute limit, as the gate would have: one D1 batch. Over the limit, its answer becomes the
+ * 429 (as when the limit was checked first).
+ */
+export async function countRefusedRequest(env: Env, db: Db, tenant: AuthTenant, now = Date.now()): Promise<void> {
+  const rpm = tenantLimits(env, tenant).rpm;
+  const rate = rateWindowStatements(db, tenant.id, now);
+  const [taken] = await db.batch([rate.take, rate.pruneOlder]);
+  assertWithinRate(tenant.id, taken[0]?.count ?? 1, rpm, rate);
 }
