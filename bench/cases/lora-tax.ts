@@ -24,7 +24,8 @@ export const loraTax: BenchCase = {
     if (!isPresetId(ctx.modelId)) throw new Error(`case 10 needs a preset model, got ${ctx.modelId}`);
     const preset = MODEL_PRESETS[ctx.modelId];
     const serving = await loadBenchModel(ctx.modelId);
-    const loraGraph = await loadModel(await ensureModel(ctx.modelId), { backend: "node", threads: THREADS, plainSession: false });
+    // The full LoRA graph for every step: no LoRA-free twin, no pruned variants (lora-variants.ts).
+    const loraGraph = await loadModel(await ensureModel(ctx.modelId), { backend: "node", threads: THREADS, plainSession: false, loraVariants: "off" });
     ctx.progress("building the LoRA-free control graph from the same checkpoint");
     const built = buildLlamaGraph(seededLlamaCheckpoint(preset.config, preset.seed), { lora: false });
     const control: BaseModel = await createOnnxModel({

@@ -14,10 +14,13 @@ export function f32BitsToBf16Bits(x: number): number {
   return ((x + 0x7fff + ((x >>> 16) & 1)) >>> 16) & 0xffff;
 }
 
-/** BF16 array (bits) → F32 (exact). */
+/**
+ * BF16 array (bits) → F32 (exact): a 16-bit shift per element, written through an Int32Array
+ * view of `out` (integer moves only: the values never pass through a double).
+ */
 export function bf16ToF32(src: Uint16Array, out: Float32Array = new Float32Array(src.length)): Float32Array {
   if (out.length !== src.length) throw new RangeError(`bf16ToF32: out has ${out.length} elements, src ${src.length}`);
-  const bits = new Uint32Array(out.buffer, out.byteOffset, out.length);
+  const bits = new Int32Array(out.buffer, out.byteOffset, out.length);
   for (let i = 0; i < src.length; i++) bits[i] = src[i] << 16;
   return out;
 }

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { createRng } from "../random/xoshiro128.js";
 import { bf16ToF32, f32ToBf16 } from "./bf16.js";
-import { f16ToF32, f32ToF16, f16ToNumber, numberToF16 } from "./f16.js";
+import { f16BitsToF32Bits, f16ToF32, f16ToF32Reference, f32ToF16, f16ToNumber, numberToF16 } from "./f16.js";
 
 /** Naive F16 decoding straight from the IEEE formula. */
 function naiveF16(h: number): number {
@@ -83,6 +83,25 @@ describe("f16", () => {
       const ok = Number.isNaN(ref) ? Number.isNaN(out[h]) : Object.is(out[h], ref);
       if (!ok) throw new Error(`h=${h.toString(16)}: got ${out[h]}, want ${ref}`);
     }
+  });
+
+  it("table path equals the plain reference bit for bit for all 65 536 patterns (NaN payloads, subnormals, ±0, ±Inf), into an offset view", () => {
+    const all = new Uint16Array(65536).map((_, i) => i);
+    const ref = new Uint32Array(f16ToF32Reference(all).buffer);
+    // `out` as a view at a 4-byte offset inside a larger buffer, with sentinels either side.
+    const backing = new Float32Array(65536 + 2);
+    const sentinel = new Uint32Array(backing.buffer);
+    sentinel[0] = 0xdeadbeef;
+    sentinel[65537] = 0xcafef00d;
+    const out = f16ToF32(all, backing.subarray(1, 65537));
+    const got = new Uint32Array(out.buffer, out.byteOffset, out.length);
+    for (let h = 0; h < 65536; h++) {
+      if (got[h] !== ref[h] || ref[h] !== f16BitsToF32Bits(h)) throw new Error(`h=${h.toString(16)}: table ${got[h].toString(16)}, reference ${ref[h].toString(16)}`);
+    }
+    expect([sentinel[0], sentinel[65537]]).toEqual([0xdeadbeef, 0xcafef00d]);
+    // NaN payloads survive (not canonicalised): 0x7c01 → 0x7f802000, 0xfe00 → 0xffc00000.
+    expect(got[0x7c01]).toBe(0x7f802000);
+    expect(got[0xfe00]).toBe(0xffc00000);
   });
 
   it("round-trips every non-NaN f16 exactly and keeps NaN NaN", () => {

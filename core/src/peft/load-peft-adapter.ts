@@ -57,7 +57,9 @@ function fail(code: ConstructorParameters<typeof AdapterFormatError>[0], message
  * Index of the first non-finite element, or −1.
  * Semantics: min { i : !isFinite(x[i]) } (−1 when all finite).
  * Fast path: Σ x[i]·0 is ±0 when every x[i] is finite and NaN as soon as one is NaN or ±Inf
- * (4 independent accumulators, ≈2.5 GB/s here); only then is the index searched for.
+ * (4 independent accumulators); only then is the index searched for.
+ * Cost: one load + one multiply-add per value: as fast as a bare JS loop that reads every Uint32
+ * of the same bytes (≈7–8 GB/s here; bench case 6 measures both side by side).
  */
 export function firstNonFinite(x: Float32Array): number {
   let s0 = 0;

@@ -117,6 +117,21 @@ export function runBackendTests({ name }: { name: BackendName }): void {
       await session.release();
     });
 
+    it("runInto writes an output into a view of a larger buffer and leaves the rest of it alone", async () => {
+      const backend = await getBackend();
+      const g = new GraphBuilder();
+      const a = g.input("a", DataType.FLOAT, ["n"]);
+      const b = g.input("b", DataType.FLOAT, ["n"]);
+      g.node("Add", [a, b], {}, { output: "sum" });
+      g.output("sum", DataType.FLOAT, ["n"]);
+      const session = await backend.createSession(g.encode("add-into"));
+      const big = new Float32Array(8).fill(-7);
+      const view = big.subarray(2, 5);
+      await session.runInto({ a: float32(Float32Array.from([1, 2, 3]), [3]), b: float32(Float32Array.from([10, 20, 30]), [3]) }, { sum: float32(view, [3]) });
+      expect(Array.from(big)).toEqual([-7, -7, 11, 22, 33, -7, -7, -7]);
+      await session.release();
+    });
+
     it("rejects a graph that is not ONNX with an error", async () => {
       const backend = await getBackend();
       await expect(backend.createSession(new Uint8Array([1, 2, 3, 4]))).rejects.toThrow();

@@ -28,6 +28,12 @@ export interface Session {
   readonly outputNames: readonly string[];
   /** One run. `fetches` limits the outputs (default: all). */
   run(feeds: Record<string, HostTensor>, fetches?: readonly string[]): Promise<Record<string, HostTensor>>;
+  /**
+   * One run that writes the named outputs into the given tensors (e.g. views into a larger buffer),
+   * and fetches only those. onnxruntime-node writes in place; a backend that hands back its own
+   * buffer has it copied in. Returns the same tensors.
+   */
+  runInto(feeds: Record<string, HostTensor>, outputs: Record<string, HostTensor>): Promise<Record<string, HostTensor>>;
   release(): Promise<void>;
 }
 

@@ -14,5 +14,5 @@ export function createNodeBackend(): Backend {
       throw new Error(`unknown execution provider "${ep}" (expected one of ${NODE_EXECUTION_PROVIDERS.join(", ")})`);
     }
     return ep === "cpu" ? ["cpu"] : [ep, "cpu"];
-  });
+  }, true);
 }

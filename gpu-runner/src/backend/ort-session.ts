@@ -25,7 +25,16 @@ export function toHost(t: OrtTensor): HostTensor {
   }
 }
 
-export function ortBackend(name: BackendName, ort: OrtModule, executionProviders: (options: SessionOptions) => OrtSession.SessionOptions["executionProviders"]): Backend {
+/**
+ * `writesPreallocatedOutputs`: the module's run() writes CPU outputs passed in `fetches` in place
+ * (onnxruntime-node does; onnxruntime-web 1.x hands the tensor back unwritten, so its outputs are copied in).
+ */
+export function ortBackend(
+  name: BackendName,
+  ort: OrtModule,
+  executionProviders: (options: SessionOptions) => OrtSession.SessionOptions["executionProviders"],
+  writesPreallocatedOutputs = false,
+): Backend {
   return {
     name,
     async createSession(model: Uint8Array, options: SessionOptions = {}): Promise<Session> {
@@ -42,16 +51,33 @@ export function ortBackend(name: BackendName, ort: OrtModule, executionProviders
       } catch (err) {
         throw new Error(`onnxruntime (${name} backend${name === "node" ? `, ${ep} EP` : ""}) could not create the session: ${(err as Error).message}`, { cause: err });
       }
+      const toOrt = (tensors: Record<string, HostTensor>) => {
+        const ortTensors: Record<string, OrtTensor> = {};
+        for (const [key, t] of Object.entries(tensors)) ortTensors[key] = new ort.Tensor(t.type, t.data, t.dims);
+        return ortTensors;
+      };
       return {
         inputNames: session.inputNames,
         outputNames: session.outputNames,
         async run(feeds, fetches) {
-          const ortFeeds: Record<string, OrtTensor> = {};
-          for (const [key, t] of Object.entries(feeds)) ortFeeds[key] = new ort.Tensor(t.type, t.data, t.dims);
+          const ortFeeds = toOrt(feeds);
           const results = fetches ? await session.run(ortFeeds, fetches as string[]) : await session.run(ortFeeds);
           const out: Record<string, HostTensor> = {};
           for (const [key, t] of Object.entries(results)) out[key] = toHost(t);
           return out;
+        },
+        async runInto(feeds, outputs) {
+          if (writesPreallocatedOutputs) {
+            await session.run(toOrt(feeds), toOrt(outputs));
+            return outputs;
+          }
+          const results = await session.run(toOrt(feeds), Object.keys(outputs));
+          for (const [key, want] of Object.entries(outputs)) {
+            const got = results[key];
+            if (!got || got.type !== want.type || got.data.length !== want.data.length) throw new Error(`output ${key} is not a ${want.type} tensor of ${want.data.length} values`);
+            (want.data as Float32Array).set(got.data as Float32Array);
+          }
+          return outputs;
         },
         async release() {
           await session.release();

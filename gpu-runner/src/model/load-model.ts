@@ -37,6 +37,7 @@ export async function loadModel(dir: string, opts: LoadModelOptions): Promise<Ba
     weights,
     tokenizer,
     ...(opts.plainSession !== undefined ? { plainSession: opts.plainSession } : {}),
+    ...(opts.loraVariants !== undefined ? { loraVariants: opts.loraVariants } : {}),
     sessionOptions: {
       ...(opts.threads ? { threads: opts.threads } : {}),
       ...(opts.executionProvider ? { executionProvider: opts.executionProvider } : {}),

@@ -26,7 +26,10 @@ export const SHARED_DECODE_RANK_RATIO = 3;
  * Per row: true = shared path, false = per-row path (rows with mix = null: false, they add nothing).
  *
  * Semantics: shared[i] = mixᵢ ≠ null ∧ contained(mixᵢ) ∧ (#{j : mixⱼ = mixᵢ} ≥ 2 (same object)
- *   ∨ (decode ∧ Σ_{unique contained m} m.maxRank ≤ ratio · max_{unique contained m} m.maxRank)).
+ *   ∨ (decode ∧ Σ_{unique contained m} m.maxRank ≤ ratio · max_{unique contained m} m.maxRank)
+ *   ∨ mixᵢ is the step's only unique contained mix).
+ * One mix alone (e.g. a lone prefill) is shared: Rc is then its own rank, nothing wasted, and the
+ * step runs on the shared-only variant (lora-variants.ts) without the per-row path's glue.
  * Either choice gives the same y (the paths are exact); the rule only picks the cheaper layout.
  * A mix whose factors are non-finite or beyond MAX_LORA_FACTOR (lora-factors.ts) always takes the
  * per-row path, where its products only ever meet its own row (the engine refuses such mixes
@@ -35,8 +38,8 @@ export const SHARED_DECODE_RANK_RATIO = 3;
 export function planLoraPaths(mixes: readonly (ComposedMix | null)[], decode: boolean, ratio: number = SHARED_DECODE_RANK_RATIO): boolean[] {
   const count = new Map<ComposedMix, number>();
   for (const mix of mixes) if (mix && isContainedMix(mix)) count.set(mix, (count.get(mix) ?? 0) + 1);
-  let allShared = false;
-  if (decode) {
+  let allShared = count.size === 1;
+  if (decode && !allShared) {
     let sum = 0;
     let max = 0;
     for (const mix of count.keys()) {

@@ -21,6 +21,7 @@ import { MODEL_PRESETS } from "../model-build/presets.js";
 import { seededLlamaCheckpoint } from "../model-build/seeded-checkpoint.js";
 import { randomMix, relErr } from "./testing/random-mix.js";
 import type { BackendName, BaseModel, KvCache } from "./types.js";
+import type { LoraVariantSessions } from "./lora-variants.js";
 
 const TOL = 1e-4;
 
@@ -273,7 +274,7 @@ export function runModelTests({ backend }: { backend: BackendName }): void {
       const plain = decodeModel(stripLoraInputs(graph, loraInputNames(spec))!).graph!;
       expect(plain.input!.filter((i) => i.name.includes("lora"))).toEqual([]);
       expect(plain.node!.length).toBeLessThan(decodeModel(graph).graph!.node!.length - 14 * 6);
-      const loraOnly = await loadModel(dir, { backend, threads: 1, plainSession: false });
+      const loraOnly = await loadModel(dir, { backend, threads: 1, plainSession: false, loraVariants: "off" });
       try {
         const seqs = [prompt("plain rows"), prompt("and a longer second plain row")];
         const viaPlain = await model.step(seqs.map((tokens) => ({ tokens, cache: null, mix: null })), { allLogits: true });
@@ -293,6 +294,45 @@ export function runModelTests({ backend }: { backend: BackendName }): void {
         expect(relErr(plainAgain[0].logits, referenceForward(checkpoint, [...seqs[0], 61, 63], null).slice((seqs[0].length + 1) * V))).toBeLessThanOrEqual(TOL);
       } finally {
         await loraOnly.dispose();
+      }
+    });
+
+    it("pruned LoRA variants (shared-only, per-row-only) equal the full LoRA graph on prefill and cached decode; a step with both paths keeps the full graph", async () => {
+      const pruned = await loadModel(dir, { backend, threads: 1, loraVariants: "eager" });
+      const full = await loadModel(dir, { backend, threads: 1, loraVariants: "off" });
+      const used = () => ({ ...(pruned as unknown as { sessions: { variants: LoraVariantSessions } }).sessions.variants.used });
+      try {
+        const seqs = [prompt("one mix alone"), prompt("a second, longer row"), prompt("third")];
+        const compare = async (rows: { tokens: number[]; cache: KvCache | null; cacheFull: KvCache | null; mix: ComposedMix | null; history: number[] }[]) => {
+          const a = await pruned.step(rows.map((r) => ({ tokens: r.tokens, cache: r.cache, mix: r.mix })), { allLogits: true });
+          const b = await full.step(rows.map((r) => ({ tokens: r.tokens, cache: r.cacheFull, mix: r.mix })), { allLogits: true });
+          rows.forEach((r, i) => {
+            expect(relErr(a[i].logits, b[i].logits), `row ${i}`).toBeLessThanOrEqual(1e-6);
+            const ref = referenceForward(checkpoint, [...r.history, ...r.tokens], r.mix).slice(r.history.length * V);
+            expect(relErr(a[i].logits, ref), `row ${i} vs reference`).toBeLessThanOrEqual(TOL);
+          });
+          return rows.map((r, i) => ({ ...r, cache: a[i].cache, cacheFull: b[i].cache, history: [...r.history, ...r.tokens] }));
+        };
+        const row = (tokens: number[], mix: ComposedMix | null) => ({ tokens, cache: null, cacheFull: null, mix, history: [] as number[] });
+        // One mix alone (prefill): shared path only → shared-only variant.
+        let before = used();
+        const [alone] = await compare([row(seqs[0], mixA)]);
+        expect(used()["shared-only"]).toBe(before["shared-only"] + 1);
+        // Two distinct mixes and a base row (prefill): per-row path only → per-row-only variant.
+        before = used();
+        const distinct = await compare([row(seqs[1], mixB), row(seqs[2], mixC), row(seqs[0], null)]);
+        expect(used()["per-row-only"]).toBe(before["per-row-only"] + 1);
+        // Cached decode of all of them: all-shared decode → shared-only again; then a step with a repeated mix beside a distinct one (both paths) → full graph.
+        before = used();
+        const decoded = await compare([{ ...alone, tokens: [70] }, ...distinct.map((r) => ({ ...r, tokens: [71] }))]);
+        expect(used()["shared-only"]).toBe(before["shared-only"] + 1);
+        before = used();
+        await compare([{ ...decoded[0], tokens: seqs[2] }, row(seqs[1], mixA), { ...decoded[2], tokens: [73] }]);
+        expect(used()).toEqual(before);
+        expect(planLoraPaths([mixA, mixA, mixC], false)).toEqual([true, true, false]);
+      } finally {
+        await pruned.dispose();
+        await full.dispose();
       }
     });
 

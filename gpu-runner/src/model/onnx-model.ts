@@ -11,6 +11,7 @@ import type { GraphSpec, TargetBinding } from "./graph-spec.js";
 import { RowKvCache } from "./kv-cache.js";
 import { LoraChunkBank } from "./lora-bank.js";
 import { planLoraPaths } from "./lora-paths.js";
+import { LoraVariantSessions, type LoraVariantsMode } from "./lora-variants.js";
 import { WeightMerger } from "./merge-weights.js";
 import { stripLoraInputs } from "./strip-lora.js";
 import { packLora, packPast, packTokens, pastElements, presentNames, unpackLogits, unpackPresent, type PackedRow } from "./step-batch.js";
@@ -111,10 +112,11 @@ class OnnxVariant implements ModelVariant {
    * `lora`: a session of the LoRA graph (null for a merged variant, whose rows never carry a mix);
    * `plain`: a session of the LoRA-free graph (null when the graph could not be stripped).
    * Steps with no mix row run on `plain` when there is one: no LoRA inputs, no LoRA nodes.
+   * `variants`: pruned LoRA graphs for steps that feed one whole path empty (lora-variants.ts).
    */
   constructor(
     protected readonly state: SharedModelState,
-    protected readonly sessions: { lora: Session | null; plain: Session | null },
+    protected readonly sessions: { lora: Session | null; plain: Session | null; variants?: LoraVariantSessions },
     readonly weightBytes: number,
     private readonly acceptsMix: boolean,
   ) {
@@ -167,7 +169,7 @@ class OnnxVariant implements ModelVariant {
       const plain = this.sessions.plain !== null && (packed.every((row) => row.mix === null) || this.sessions.lora === null);
       const lora = plain ? null : this.loraFeeds(packed);
       if (lora) Object.assign(feeds, lora.feeds);
-      const session = plain ? this.sessions.plain! : this.sessions.lora!;
+      const session = plain ? this.sessions.plain! : this.loraSession(feeds);
       if (lora?.fromBank) this.bankReaders++;
       try {
         outputs = await session.run(feeds, [spec.logits, ...presentNames(spec)]);
@@ -184,6 +186,14 @@ class OnnxVariant implements ModelVariant {
     return packed.map((_, i) => ({ logits: perRow[i], cache: caches[i] }));
   }
 
+  /** The LoRA graph's session, or a ready pruned variant when the feeds leave a whole path empty (its stripped inputs are dropped from `feeds`). */
+  private loraSession(feeds: Record<string, HostTensor>): Session {
+    const picked = this.sessions.variants?.pick(feeds);
+    if (!picked) return this.sessions.lora!;
+    for (const name of picked.strip) delete feeds[name];
+    return picked.session;
+  }
+
   async dispose(): Promise<void> {
     if (this.disposed) return;
     this.disposed = true;
@@ -191,6 +201,7 @@ class OnnxVariant implements ModelVariant {
     this.lastLora = null;
     this.banks.decode.clear();
     this.banks.prefill.clear();
+    await this.sessions.variants?.release();
     await this.sessions.lora?.release();
     await this.sessions.plain?.release();
   }
@@ -201,7 +212,7 @@ export class OnnxBaseModel extends OnnxVariant implements BaseModel {
 
   constructor(
     state: SharedModelState,
-    sessions: { lora: Session; plain: Session | null },
+    sessions: { lora: Session; plain: Session | null; variants?: LoraVariantSessions },
     readonly tokenizer: Tokenizer,
   ) {
     super(state, sessions, 0, true);
@@ -212,21 +223,27 @@ export class OnnxBaseModel extends OnnxVariant implements BaseModel {
     return this.state.manifest;
   }
 
-  async createMerged(mix: ComposedMix): Promise<ModelVariant & { buildMs: { delta: number; session: number } }> {
+  async createMerged(mix: ComposedMix): Promise<ModelVariant & { buildMs: { copy: number; delta: number; session: number } }> {
     validateMix(this.state, mix, true);
     const t0 = performance.now();
-    const weights = this.state.weights.slice(); // the merged variant's own copy, patched below
+    const base = this.state.weights;
+    const weights = base.slice(); // the merged variant's own copy; ORT overwrites the merged targets in place
+    const tCopy = performance.now();
     for (const [name, m] of mix.modules) {
       if (m.rank === 0) continue;
       const binding = this.state.bindings.get(name);
       if (!binding) throw new Error(`mix module ${name} has no weight binding`);
       const loc = this.state.weightTable.get(binding.weight);
       if (!loc) throw new Error(`weight ${binding.weight} of ${name} is not in the external weights file`);
+      // Views (weights.bin is 64-byte aligned): W read from the base, W′ written into the copy.
       // fp16 weights: merged in fp32 by ORT, rounded to fp16 once.
-      const raw = weights.buffer.slice(loc.offset, loc.offset + loc.length);
-      const w = loc.dataType === DataType.FLOAT16 ? new Uint16Array(raw) : new Float32Array(raw);
-      const merged = await this.merger.merge(w, binding.layout, m);
-      weights.set(new Uint8Array(merged.buffer, merged.byteOffset, merged.byteLength), loc.offset);
+      const view = <T extends Float32Array | Uint16Array>(Kind: { new (b: ArrayBufferLike, o: number, n: number): T; BYTES_PER_ELEMENT: number }, bytes: Uint8Array) => {
+        const at = bytes.byteOffset + loc.offset;
+        const aligned = at % Kind.BYTES_PER_ELEMENT === 0;
+        return aligned ? new Kind(bytes.buffer, at, loc.length / Kind.BYTES_PER_ELEMENT) : new Kind(bytes.slice(loc.offset, loc.offset + loc.length).buffer, 0, loc.length / Kind.BYTES_PER_ELEMENT);
+      };
+      if (loc.dataType === DataType.FLOAT16) await this.merger.merge(view(Uint16Array, base), binding.layout, m, view(Uint16Array, weights));
+      else await this.merger.merge(view(Float32Array, base), binding.layout, m, view(Float32Array, weights));
     }
     const t1 = performance.now();
     // Rows on a merged session carry no mix: the LoRA-free graph when there is one.
@@ -236,7 +253,7 @@ export class OnnxBaseModel extends OnnxVariant implements BaseModel {
     });
     const t2 = performance.now();
     const variant = new OnnxVariant(this.state, this.state.plainGraph ? { lora: null, plain: session } : { lora: session, plain: null }, weights.byteLength, false);
-    return Object.assign(variant, { buildMs: { delta: t1 - t0, session: t2 - t1 } });
+    return Object.assign(variant, { buildMs: { copy: tCopy - t0, delta: t1 - tCopy, session: t2 - t1 } });
   }
 
   override async dispose(): Promise<void> {
@@ -255,6 +272,8 @@ export async function createOnnxModel(args: {
   sessionOptions: { threads?: number; executionProvider?: string };
   /** Also hold a LoRA-free session for steps without mixes (default true; costs one more copy of the weights). */
   plainSession?: boolean;
+  /** Pruned LoRA graphs for steps with one LoRA path empty (lora-variants.ts; default "lazy"). */
+  loraVariants?: LoraVariantsMode;
 }): Promise<OnnxBaseModel> {
   const { manifest, spec } = args;
   const dims = new Map(manifest.targets.map((t) => [t.module, { in: t.in, out: t.out, mode: t.mode }] as const));
@@ -277,7 +296,10 @@ export async function createOnnxModel(args: {
     await lora.release(); // its copy of the weights would otherwise stay in ONNX Runtime
     throw e;
   }
-  return new OnnxBaseModel(state, { lora, plain }, args.tokenizer);
+  const mode = args.loraVariants ?? "lazy";
+  const variants = mode === "off" || loraInputs.size === 0 ? undefined : new LoraVariantSessions(args.graph, spec, open, mode);
+  if (mode === "eager") await variants?.openAll();
+  return new OnnxBaseModel(state, { lora, plain, variants }, args.tokenizer);
 }
 
 /** Every LoRA graph input the spec names (per-row and shared paths). */

@@ -233,9 +233,10 @@ describe("planLoraPaths", () => {
     // Every row its own mix, prefill: per-row only; one mix everywhere: shared.
     expect(planLoraPaths([a, b, c], false)).toEqual([false, false, false]);
     expect(planLoraPaths([b, b, b], false)).toEqual([true, true, true]);
-    // A single row alone: per-row on prefill, shared on decode (Σ = max).
-    expect(planLoraPaths([c], false)).toEqual([false]);
+    // A single row alone, or one mix with base rows: shared on prefill and decode (Σ = max).
+    expect(planLoraPaths([c], false)).toEqual([true]);
     expect(planLoraPaths([c], true, 1)).toEqual([true]);
+    expect(planLoraPaths([null, c, null], false)).toEqual([false, true, false]);
     expect(planLoraPaths([null, null], true)).toEqual([false, false]);
     expect(planLoraPaths([], true)).toEqual([]);
     // Identity, not equality: two equal-looking mixes are distinct.

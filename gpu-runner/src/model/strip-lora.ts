@@ -14,7 +14,9 @@
  * - float initializers whose values are all 0 count as zero.
  * Zero values are pruned; an Add whose one side is zero is replaced by its other side (consumers
  * rewired, or an Identity when it feeds a graph output). Any other op reading a zero value makes
- * the graph unstrippable (null): the caller then keeps the LoRA graph for base steps.
+ * the graph unstrippable (null): the caller then keeps the LoRA graph for base steps, unless its
+ * only zero inputs are zero initializers, which it keeps reading (stripping only some of the LoRA
+ * inputs: lora-variants.ts).
  * On x + 0 = x the twin computes exactly what the LoRA graph computes with R = Rc = 0.
  */
 import { decodeModel, encodeModel, type GraphProto, type NodeProto, type TensorProto } from "../onnx/index.js";
@@ -33,7 +35,10 @@ export function stripLoraInputs(graphBytes: Uint8Array, loraInputs: ReadonlySet<
   const model = decodeModel(graphBytes);
   const graph: GraphProto = model.graph ?? {};
   const zero = new Set<string>(loraInputs);
-  for (const t of graph.initializer ?? []) if (t.name && isZeroInitializer(t)) zero.add(t.name);
+  /** Zero initializers: pruned where a rule applies, but still there for a node that keeps them. */
+  const zeroInitializers = new Set<string>();
+  for (const t of graph.initializer ?? []) if (t.name && isZeroInitializer(t)) zeroInitializers.add(t.name);
+  for (const name of zeroInitializers) zero.add(name);
   /** Value → the value that replaces it (an Add with a zero side). */
   const alias = new Map<string, string>();
   const resolve = (name: string): string => {
@@ -61,6 +66,8 @@ export function stripLoraInputs(graphBytes: Uint8Array, loraInputs: ReadonlySet<
       else alias.set(out[0]!, inputs[0]!);
     } else if (op === "Add" && z[0]) {
       alias.set(out[0]!, inputs[1]!);
+    } else if (inputs.every((i, k) => !z[k] || zeroInitializers.has(i))) {
+      kept.push({ ...node, input: inputs }); // e.g. Where(mask, x·Ac, 0) when only the per-row path is stripped
     } else {
       return null;
     }

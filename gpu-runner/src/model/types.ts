@@ -82,7 +82,7 @@ export interface BaseModel extends ModelVariant {
    * not JS loops), created from the same graph through `externalData`. Rows stepped on it must
    * have mix = null. Required for mixes touching "merge-only" targets.
    */
-  createMerged(mix: ComposedMix): Promise<ModelVariant & { buildMs: { delta: number; session: number } }>;
+  createMerged(mix: ComposedMix): Promise<ModelVariant & { buildMs: { copy: number; delta: number; session: number } }>;
 }
 
 export type BackendName = "node" | "web";
@@ -98,6 +98,12 @@ export interface LoadModelOptions {
    * and build merged sessions from it (default true). Costs one more copy of the base weights.
    */
   plainSession?: boolean;
+  /**
+   * Pruned twins of the LoRA graph for steps that feed one whole LoRA path empty (lora-variants.ts):
+   * "lazy" (default) opens each in the background when first useful, "eager" at load, "off" never.
+   * Costs one more copy of the base weights per variant opened.
+   */
+  loraVariants?: "lazy" | "eager" | "off";
   /**
    * fp16 models (manifest dtype "float16"): "keep" runs the fp16 graph as stored (fp16 weights,
    * LoRA in fp32); "upcast" converts graph and weights to fp32 at load. Default ("auto"): keep on
