@@ -12,8 +12,15 @@ describe("loadConfig", () => {
       adapterCacheMb: 512,
       maxBatch: 32,
       mergePolicy: "auto",
+      loraVariants: "lazy",
     });
     expect(c.edgeUrl).toBeUndefined();
+  });
+
+  it("RUNNER_LORA_VARIANTS / --lora-variants: lazy, eager or off, anything else named in the error", () => {
+    expect(loadConfig({ RUNNER_SECRET: "0123456789", RUNNER_LORA_VARIANTS: "off" }, []).loraVariants).toBe("off");
+    expect(loadConfig({ RUNNER_SECRET: "0123456789", RUNNER_LORA_VARIANTS: "off" }, ["--lora-variants", "eager"]).loraVariants).toBe("eager");
+    expect(() => loadConfig({ RUNNER_SECRET: "0123456789", RUNNER_LORA_VARIANTS: "sometimes" }, [])).toThrow(/RUNNER_LORA_VARIANTS/);
   });
 
   it("reads environment variables, flags win, empty values are unset", () => {

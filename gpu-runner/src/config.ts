@@ -30,6 +30,8 @@ export const runnerConfigSchema = z.object({
   threads: intFrom(1, 1024).optional(),
   /** fp16 models: keep the fp16 graph, upcast to fp32 at load, or auto (keep on GPU EPs, upcast on the CPU EP and web). */
   float16: z.enum(["auto", "keep", "upcast"]).default("auto"),
+  /** Pruned LoRA graph variants (model/lora-variants.ts): lazy (opened on first use), eager (at load), off. Each opened costs one more copy of the base weights. */
+  loraVariants: z.enum(["lazy", "eager", "off"]).default("lazy"),
   /** Byte budget of parsed adapters (Float32 A and B). */
   adapterCacheMb: mbFrom().default(512),
   /** Largest adapter blob fetched from the edge. */
@@ -75,6 +77,7 @@ export const CONFIG_SOURCES: Record<ConfigKey, { env: string; flag: string }> = 
   executionProvider: { env: "RUNNER_EP", flag: "ep" },
   threads: { env: "RUNNER_THREADS", flag: "threads" },
   float16: { env: "RUNNER_FP16", flag: "fp16" },
+  loraVariants: { env: "RUNNER_LORA_VARIANTS", flag: "lora-variants" },
   adapterCacheMb: { env: "RUNNER_ADAPTER_CACHE_MB", flag: "adapter-cache-mb" },
   adapterMaxMb: { env: "RUNNER_ADAPTER_MAX_MB", flag: "adapter-max-mb" },
   mergedMb: { env: "RUNNER_MERGED_MB", flag: "merged-mb" },

@@ -37,6 +37,7 @@ async function loadModels(config: RunnerConfig, log: Logger): Promise<BaseModel[
       executionProvider: config.executionProvider,
       threads: config.threads,
       float16: config.float16,
+      loraVariants: config.loraVariants,
     });
     if (models.some((m) => m.manifest.id === model.manifest.id)) {
       throw new Error(`two RUNNER_MODELS entries load a model with id ${model.manifest.id}`);
