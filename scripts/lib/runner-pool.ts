@@ -69,20 +69,28 @@ export async function startRunnerPool(options: RunnerPoolOptions): Promise<Runne
     });
   };
 
+  /** Launches started by restarts and not finished yet (stop() waits for them). */
+  const restarting = new Set<Promise<Service>>();
+
   const restartAfter = (runner: SupervisedRunner, delay: number) => {
     const timer = setTimeout(async () => {
       timers.delete(timer);
       if (stopping) return;
       const next = Math.min(max, delay * 2);
+      const launching = launch(runner.index);
+      restarting.add(launching);
       try {
-        const service = await launch(runner.index);
+        const service = await launching;
         if (stopping) return void (await service.stop());
         runner.restarts++;
         log(`runner ${runner.index} (${runner.url}) restarted (pid ${service.process.pid}, restart ${runner.restarts})`);
         supervise(runner, service, next);
       } catch (e) {
+        if (stopping) return;
         log(`runner ${runner.index} (${runner.url}) failed to restart: ${(e as Error).message.split("\n")[0]}; retrying in ${next} ms`);
         restartAfter(runner, next);
+      } finally {
+        restarting.delete(launching);
       }
     }, delay);
     timers.add(timer);
@@ -108,7 +116,13 @@ export async function startRunnerPool(options: RunnerPoolOptions): Promise<Runne
     async stop() {
       stopping = true;
       for (const t of timers) clearTimeout(t);
-      await Promise.all(runners.map((r) => r.service?.stop()));
+      // A restart under way (its model still loading) is awaited and stopped too: its runner is
+      // detached (own process group), so leaving it would keep the port after we exit.
+      const launching = await Promise.allSettled([...restarting]);
+      await Promise.all([
+        ...runners.map((r) => r.service?.stop()),
+        ...launching.map((l) => (l.status === "fulfilled" ? l.value.stop() : undefined)),
+      ]);
     },
   };
 }

@@ -125,6 +125,19 @@ describe("chat requests carry the template of a single-adapter mix", () => {
     expect(chatty.chat_template).toBe(true);
   });
 
+  it("a chat rendered by an adapter's template reserves the model's whole context from the daily budget (the template may add any text)", async () => {
+    const t = await newTenant("tight", { tokens_per_day: 100 }); // < the test model's context (128)
+    const chatty = (await uploadAdapter(t.key, formWith(3, "chatty", { tokenizerConfig: JSON.stringify(tokenizerConfig) }))).body;
+    const plain = (await uploadAdapter(t.key, formWith(4, "plain"))).body;
+    const refused = await callJson("/v1/chat/completions", { key: t.key, json: { model: MODEL, messages, max_tokens: 4, adapters: [{ id: chatty.id, weight: 1 }] } });
+    expectError(refused, 429);
+    expect(refused.body.error.message).toMatch(/up to 128 tokens/);
+    expect(runners.completions).toHaveLength(0);
+    // The same chat on the model's template, and a text completion through the templated adapter, reserve their estimate.
+    expect((await callJson("/v1/chat/completions", { key: t.key, json: { model: MODEL, messages, max_tokens: 4, adapters: [{ id: plain.id, weight: 1 }] } })).status).toBe(200);
+    expect((await callJson("/v1/completions", { key: t.key, json: { model: MODEL, prompt: "Hi", max_tokens: 4, adapters: [{ id: chatty.id, weight: 1 }] } })).status).toBe(200);
+  });
+
   it("a client cannot send a template of its own: chat_template in the body is dropped like any unknown field, never forwarded", async () => {
     const { t } = await setup();
     const r = await callJson("/v1/chat/completions", { key: t.key, json: { model: MODEL, messages, chat_template: { template: "{{ 'pwned' }}", bos_token: null, eos_token: null } } });

@@ -30,6 +30,23 @@ describe("TtlCache", () => {
   });
 });
 
+describe("TtlCache.getOrLoad", () => {
+  it("loads a miss once stored, never stores a miss, and a clear() during a load keeps what it loaded out", async () => {
+    const cache = new TtlCache<string, string>(10);
+    expect(await cache.getOrLoad("k", 100, async () => "v1", 0)).toBe("v1");
+    expect(await cache.getOrLoad("k", 100, async () => "v2", 50)).toBe("v1");
+    expect(await cache.getOrLoad("none", 100, async () => null, 0)).toBeNull();
+    expect(cache.get("none", 0)).toBeUndefined();
+    // A lookup that began before a revocation (clear) answers its caller but is not cached.
+    let finish!: (v: string) => void;
+    const loading = cache.getOrLoad("r", 100, () => new Promise<string>((r) => (finish = r)), 0);
+    cache.clear();
+    finish("revoked-record");
+    expect(await loading).toBe("revoked-record");
+    expect(cache.get("r", 0)).toBeUndefined();
+  });
+});
+
 describe("API key cache", () => {
   it("a key revoked by another isolate stops working within EDGE_CACHE_TTL_MS; revoked here, at once", async () => {
     expect(TTL_MS).toBe(200);

@@ -14,11 +14,14 @@ import { Scheduler, type SchedulerLimits } from "./scheduler.js";
 import { randomSeed } from "./seed.js";
 import { ChatTemplateError, chatTemplateFromSpec, defaultChatTemplate, type ChatTemplate, type ChatTemplateSpec } from "#core/chat/chat-template";
 import { stopTokenIds } from "../tokenizer/stop-token-ids.js";
+import { TemplateSandbox, type TemplateSandboxOptions } from "./template-sandbox.js";
 import { Sequence, type GenerationParams, type GenerationResult, type TokenEvent } from "./sequence.js";
 
 export interface ModelEngineOptions {
   limits: SchedulerLimits;
   merge: { policy: MergePolicyName; budgetBytes: number; horizonS?: number };
+  /** Limits of rendering adapters' (untrusted) chat templates. */
+  templateSandbox?: TemplateSandboxOptions;
   log?: Logger;
 }
 
@@ -32,6 +35,8 @@ export interface GenerateOptions {
 export interface ChatChoice {
   template: ChatTemplate;
   stopIds: readonly number[];
+  /** An adapter's template (untrusted): rendered in the sandbox, never on the event loop. */
+  untrusted?: ChatTemplateSpec;
 }
 
 /** Compiled adapter templates kept (least recently used dropped first). */
@@ -42,6 +47,8 @@ export interface StartedGeneration {
   /** Whether the request runs on a merged session. */
   merged: boolean;
   promptTokens: number;
+  /** The prompt as text (a chat's rendered messages), for `echo`. */
+  promptText: string;
   mixKey: string;
 }
 
@@ -52,6 +59,7 @@ export class ModelEngine {
   /** Composed mixes shared by the requests running them (stats in /metrics). */
   readonly mixes = new ComposedMixPool();
   private readonly adapterTemplates = new Map<string, ChatChoice>();
+  private readonly templateSandbox: TemplateSandbox;
 
   constructor(
     readonly model: BaseModel,
@@ -60,6 +68,7 @@ export class ModelEngine {
   ) {
     this.log = options.log ?? silentLogger;
     this.merges = new MergeManager(model, { ...options.merge, log: this.log });
+    this.templateSandbox = new TemplateSandbox(options.templateSandbox);
     this.scheduler = new Scheduler(model.manifest.vocabSize, options.limits, {
       onStep: (o) => this.merges.onStep(o),
       onTokens: (key, n) => this.merges.onTokens(key, n),
@@ -92,7 +101,7 @@ export class ModelEngine {
       this.adapterTemplates.delete(key); // most recently used last
     } else {
       const template = chatTemplateFromSpec(spec, "adapter");
-      choice = { template, stopIds: stopTokenIds(template.stopTokens, this.model.tokenizer) };
+      choice = { template, stopIds: stopTokenIds(template.stopTokens, this.model.tokenizer), untrusted: spec };
       if (this.adapterTemplates.size >= ADAPTER_TEMPLATE_CACHE) this.adapterTemplates.delete(this.adapterTemplates.keys().next().value!);
     }
     this.adapterTemplates.set(key, choice);
@@ -163,7 +172,7 @@ export class ModelEngine {
    */
   async start(request: GenerateRequest, options: GenerateOptions = {}): Promise<StartedGeneration> {
     const chat = request.messages !== undefined ? this.chatFor(request) : null;
-    const text = this.promptText(request, chat);
+    const text = chat?.untrusted && request.messages ? await this.renderUntrusted(chat.untrusted, request.messages) : this.promptText(request, chat);
     const promptIds = this.promptIds(request, text, chat);
     const stop = [
       ...(request.stop === undefined ? [] : typeof request.stop === "string" ? [request.stop] : request.stop),
@@ -199,14 +208,25 @@ export class ModelEngine {
     const sequence = new Sequence(params, this.model.tokenizer, options.onToken);
     // submit releases on refusal too.
     const result = this.scheduler.submit({ sequence, target, signal: options.signal, release });
-    return { result, merged: target.merged, promptTokens: promptIds.length, mixKey: target.mixKey };
+    return { result, merged: target.merged, promptTokens: promptIds.length, promptText: params.promptText, mixKey: target.mixKey };
   }
 
   async drain(timeoutMs: number): Promise<void> {
     await this.scheduler.drain(timeoutMs);
   }
 
+  /** An adapter's template applied to `messages` in the sandbox (EngineError 400 with its message when it fails or runs over). */
+  private async renderUntrusted(spec: ChatTemplateSpec, messages: NonNullable<GenerateRequest["messages"]>): Promise<string> {
+    try {
+      return await this.templateSandbox.render(spec, messages);
+    } catch (e) {
+      if (e instanceof ChatTemplateError) throw new EngineError("invalid_request_error", `chat template: ${e.message}`);
+      throw e;
+    }
+  }
+
   async dispose(): Promise<void> {
+    await this.templateSandbox.dispose();
     await this.merges.dispose();
     await this.model.dispose();
     this.log("info", "model disposed", { model: this.id });

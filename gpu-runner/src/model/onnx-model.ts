@@ -102,6 +102,9 @@ class OnnxVariant implements ModelVariant {
     if (last && last.decode === decode && (last.fromBank || !fromBank) && last.mixes.length === mixes.length && mixes.every((mix, i) => mix === last.mixes[i] && shared[i] === last.shared[i])) return last;
     const t0 = performance.now();
     const bank = decode ? this.banks.decode : this.banks.prefill;
+    // Packing into a bank rewrites chunks in place module by module: if it throws part-way, the
+    // previous step's views would read half-moved chunks, so they are forgotten first.
+    this.lastLora = null;
     const feeds = packLora(this.state.spec, packed, this.state.dims, shared, fromBank ? bank : undefined);
     this.timings.loraPackMs += performance.now() - t0;
     this.lastLora = { mixes, shared, feeds, fromBank, decode };

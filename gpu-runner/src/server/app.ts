@@ -260,7 +260,7 @@ export function createRunnerApp(deps: RunnerAppDeps) {
       let streamed = "";
       try {
         if (request.echo) {
-          const promptText = engine.promptText(request) ?? engine.model.tokenizer.decode(request.prompt as number[]);
+          const promptText = started.promptText;
           await stream.writeSSE({ data: JSON.stringify(textChunk(meta, promptText)) });
           streamed += promptText;
         }

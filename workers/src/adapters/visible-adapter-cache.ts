@@ -24,12 +24,8 @@ export async function findVisibleAdapterCached(
   now = Date.now(),
 ): Promise<AdapterWithOwner | null> {
   const key = `${tenantId}\n${idOrRef}`;
-  const hit = byTenantRef.get(key, now);
-  if (hit) return hit;
   const ref = parseAdapterRef(idOrRef);
-  const row = ref ? await findVisibleAdapterByRef(db, tenantId, ref) : await findVisibleAdapter(db, tenantId, idOrRef);
-  if (row) byTenantRef.set(key, row, ttlMs, now);
-  return row;
+  return byTenantRef.getOrLoad(key, ttlMs, () => (ref ? findVisibleAdapterByRef(db, tenantId, ref) : findVisibleAdapter(db, tenantId, idOrRef)), now);
 }
 
 /** Like resolveAdapter (404 when not visible), through this isolate's cache. */

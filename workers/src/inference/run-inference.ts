@@ -73,9 +73,14 @@ async function mixEntries(c: Context<AppEnv>, input: InferenceInput, target: Mod
  * runner renders the model's.
  */
 async function adapterChatTemplateOf(db: Db, adapters: readonly AdapterWithOwner[]): Promise<ChatTemplateSpec | undefined> {
+  if (!usesAdapterChatTemplate(adapters)) return undefined;
+  return (await findChatTemplate(db, adapters[0]!.id)) ?? undefined;
+}
+
+/** Whether a chat on this mix renders with an adapter's own template (one adapter, repeats included, uploaded with one). */
+function usesAdapterChatTemplate(adapters: readonly AdapterWithOwner[]): boolean {
   const only = adapters[0];
-  if (!only || adapters.some((a) => a.id !== only.id) || !only.hasChatTemplate) return undefined;
-  return (await findChatTemplate(db, only.id)) ?? undefined;
+  return only !== undefined && only.hasChatTemplate && adapters.every((a) => a.id === only.id);
 }
 
 /**
@@ -112,7 +117,12 @@ async function planRequest(c: Context<AppEnv>, input: InferenceInput) {
   const bounded = prompt ?? (messages ? { messages } : undefined);
   const maxTokens = input.generate.max_tokens ?? 16;
   if (manifest && bounded !== undefined) assertPromptFitsContext(manifest, bounded, maxTokens);
-  const reserveTokens = (bounded === undefined ? 0 : promptTokensUpperBound(manifest, bounded)) + maxTokens;
+  const estimate = (bounded === undefined ? 0 : promptTokensUpperBound(manifest, bounded)) + maxTokens;
+  // An adapter's own template (a tenant's program) may add any amount of text to a chat: reserve
+  // the model's whole context then, the most a request can be billed (the runner refuses more),
+  // so billed + held ≤ the daily limit holds for these chats too.
+  const templated = messages !== undefined && usesAdapterChatTemplate(mix.adapters);
+  const reserveTokens = templated && manifest ? Math.max(estimate, manifest.contextLength) : estimate;
   return { baseModel, runners, mix, reserveTokens };
 }
 
@@ -214,14 +224,16 @@ async function dispatchAndServe(
     },
     // A stream cut before its usage chunk still bills the prompt (the runner sends its size up front)
     // and every token sampled so far; a disconnected client's settlement runs through waitUntil.
-    onDone: (o) =>
-      reservation.settle(
+    onDone: (o) => {
+      if (o.error) log("warn", "stream ended early", { request_id: requestId, error: o.error });
+      return reservation.settle(
         {
           promptTokens: o.usage?.prompt_tokens ?? (Number(response.headers.get(PROMPT_TOKENS_HEADER)) || 0),
           completionTokens: billedCompletionTokens(o),
         },
         adapterIds,
-      ),
+      );
+    },
     waitUntil: (p) => afterResponse(c, p),
     // A runner silent for this long (not even its keep-alive comments) is hung: end the stream
     // cleanly and mark it down, so the next requests go elsewhere until it answers again.

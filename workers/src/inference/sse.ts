@@ -99,8 +99,9 @@ export function passThroughSse(upstream: ReadableStream<Uint8Array>, opts: PassT
   };
 
   /** Ends the client's stream with an error event, accounting, then [DONE]. */
-  const endWithError = async (controller: ReadableStreamDefaultController<Uint8Array>, body: ReturnType<typeof errorBody>) => {
-    outcome.error = body.error.message;
+  /** Ends the stream with `body` (what the client reads) and `[DONE]`; `detail` (default: its message) is what onDone logs. */
+  const endWithError = async (controller: ReadableStreamDefaultController<Uint8Array>, body: ReturnType<typeof errorBody>, detail = body.error.message) => {
+    outcome.error = detail;
     controller.enqueue(encoder.encode(`data: ${JSON.stringify(body)}\n\n`));
     await finish();
     controller.enqueue(encoder.encode("data: [DONE]\n\n"));
@@ -154,7 +155,8 @@ export function passThroughSse(upstream: ReadableStream<Uint8Array>, opts: PassT
       } catch (err) {
         if (finished) return; // the client went away (cancel): nothing more to send
         const why = err instanceof Error ? err.message : String(err);
-        await endWithError(controller, errorBody("runner_error", `runner stream failed: ${why}`));
+        // The reason (a socket error naming hosts) goes to the log, never to the client.
+        await endWithError(controller, errorBody("runner_error", "the runner's stream broke before it finished; the response is incomplete"), `runner stream failed: ${why}`);
       }
     },
     cancel(reason) {

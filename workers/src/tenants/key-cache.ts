@@ -14,11 +14,7 @@ const byKeyHash = new TtlCache<string, AuthTenant>(10_000);
 
 export async function findTenantByKeyCached(db: Db, key: string, ttlMs: number, now = Date.now()): Promise<AuthTenant | null> {
   const keyHash = await sha256Hex(key);
-  const hit = byKeyHash.get(keyHash, now);
-  if (hit) return hit;
-  const tenant = await findTenantByKeyHash(db, keyHash);
-  if (tenant) byKeyHash.set(keyHash, tenant, ttlMs, now);
-  return tenant;
+  return byKeyHash.getOrLoad(keyHash, ttlMs, () => findTenantByKeyHash(db, keyHash), now);
 }
 
 /** Drops every cached key of this isolate (after a revocation or a limits change here; tests). */

@@ -5,10 +5,24 @@
  * else undefined; `set` with ttlMs ≤ 0 stores nothing (caching off). At most `maxEntries` are
  * kept: storing a new key beyond that drops the oldest stored one (Map insertion order).
  * Only found records should be stored (a miss is never cached, so a new row is seen at once).
+ * `getOrLoad` stores what its load found only when no `clear()` ran while it loaded: a lookup
+ * that began before a revocation cannot put the revoked record back after the clear.
  * Cost: O(1) per call.
  */
 export class TtlCache<K, V> {
   private readonly entries = new Map<K, { value: V; expiresAt: number }>();
+  /** Bumped by clear(): a load that saw another generation stores nothing. */
+  private generation = 0;
+
+  /** The fresh cached value, else `load()`'s (stored when found and no clear() ran meanwhile). */
+  async getOrLoad(key: K, ttlMs: number, load: () => Promise<V | null>, now = Date.now()): Promise<V | null> {
+    const hit = this.get(key, now);
+    if (hit !== undefined) return hit;
+    const generation = this.generation;
+    const value = await load();
+    if (value !== null && generation === this.generation) this.set(key, value, ttlMs, now);
+    return value;
+  }
 
   constructor(private readonly maxEntries: number) {}
 
@@ -33,6 +47,7 @@ export class TtlCache<K, V> {
   }
 
   clear(): void {
+    this.generation++;
     this.entries.clear();
   }
 
