@@ -1,12 +1,40 @@
 import { composeMix } from "#core/compose/index";
 import { modelCase } from "../lib/case.js";
-import { recordBreakdown, type EngineBreakdown } from "../lib/engine-breakdown.js";
 import { adapterPool, createEngine, distinctMixes, request } from "../lib/engine-workload.js";
 import { interleave } from "../lib/interleave.js";
 import { loraPrefillRoofline, loraRoofline } from "../lib/lora-roofline.js";
 import { figure } from "../lib/report.js";
 import { pairedRatio, scaleStats, summarize } from "../lib/stats.js";
 import { prefillCaches, promptTokens, unmergedTargets } from "../lib/workload.js";
+import { recordTimeline, type TimelineEvent } from "../lib/step-timeline.js";
+
+/** One loraedge round's time by kind (step-timeline.ts events): compositions, steps (with their LoRA packing), the rest. */
+interface RoundBreakdown {
+  totalMs: number;
+  composeMs: number;
+  composes: number;
+  packMs: number;
+  /** Prefill steps (mixed steps, prompt chunks beside decode rows, count here too). */
+  prefill: { steps: number; ms: number; rows: number };
+  decode: { steps: number; ms: number; rows: number };
+}
+
+export function roundBreakdown(events: readonly TimelineEvent[], totalMs: number): RoundBreakdown {
+  const b: RoundBreakdown = { totalMs, composeMs: 0, composes: 0, packMs: 0, prefill: { steps: 0, ms: 0, rows: 0 }, decode: { steps: 0, ms: 0, rows: 0 } };
+  for (const e of events) {
+    if (e.kind === "compose") {
+      b.composeMs += e.end - e.start;
+      b.composes++;
+    } else if (e.kind !== "gc") {
+      const kind = e.kind === "decode" ? b.decode : b.prefill;
+      kind.steps++;
+      kind.ms += e.end - e.start;
+      kind.rows += e.rows ?? 0;
+      b.packMs += e.packMs ?? 0;
+    }
+  }
+  return b;
+}
 
 /**
  * Case 4: 64 requests, each with its own mix.
@@ -34,7 +62,7 @@ export const naiveWay = modelCase({
     const mixes = distinctMixes(pool, requests, 405);
     const prompt = promptTokens(model.manifest, 32, 4);
     const engine = createEngine(model, pool, 64);
-    const recorder = recordBreakdown(engine, model);
+    const timeline = recordTimeline(engine, model);
     const byId = new Map(pool.entries.map((e) => [e.id, e.adapter]));
     const composed = mixes.map((entries) => composeMix(entries!.map((e) => ({ adapter: byId.get(e.id)!, weight: e.weight }))));
     const targets = unmergedTargets(model.manifest);
@@ -44,20 +72,20 @@ export const naiveWay = modelCase({
     const composedFloats = composed.map((mix) => [...mix.modules.values()].reduce((n, m) => n + m.at.length + m.bt.length, 0));
     const sink = new Float32Array(Math.max(...composed.flatMap((mix) => [...mix.modules.values()].flatMap((m) => [m.at.length, m.bt.length]))));
     const floorParts: Array<{ compose: number; prefill: number; decode: number }> = [];
-    const breakdowns: Array<EngineBreakdown & { totalMs: number }> = [];
+    const breakdowns: RoundBreakdown[] = [];
     let naiveRound = 0;
     ctx.progress(`${requests} requests × ${maxTokens} tokens; naive measured on ${naiveSample} requests per round`);
     try {
       const result = await interleave(
         {
           loraedge: async () => {
-            recorder.take();
+            timeline.events.length = 0;
             const t0 = performance.now();
             await Promise.all(
               mixes.map((adapters) => engine.generate(request(model.manifest.id, { prompt, max_tokens: maxTokens, adapters }))),
             );
             const totalMs = performance.now() - t0;
-            breakdowns.push({ ...recorder.take(), totalMs });
+            breakdowns.push(roundBreakdown(timeline.events, totalMs));
             return totalMs;
           },
           naive: async () => {
@@ -100,7 +128,7 @@ export const naiveWay = modelCase({
       await engine.scheduler.drain(1000);
       const measured = breakdowns.slice(-result.loraedge.samples.length);
       const parts = floorParts.slice(-result.floor.samples.length);
-      const median = (f: (b: EngineBreakdown & { totalMs: number }) => number) => summarize(measured.map(f)).median;
+      const median = (f: (b: RoundBreakdown) => number) => summarize(measured.map(f)).median;
       const ratio = pairedRatio(result.naive.samples, result.loraedge.samples);
       const ceiling = pairedRatio(result.naive.samples, result.floor.samples);
       const gap = pairedRatio(result.loraedge.samples, result.floor.samples);
@@ -132,7 +160,7 @@ export const naiveWay = modelCase({
         ],
       };
     } finally {
-      recorder.stop();
+      timeline.stop();
       await roofPrefill.session.release();
       await roofDecode.session.release();
     }
