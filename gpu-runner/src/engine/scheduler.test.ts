@@ -263,4 +263,48 @@ describe("Scheduler", () => {
     // Between two prefill steps there is always a decode step of the running streams.
     for (let i = 1; i < later.length; i++) expect(later[i - 1]!.tokens.some((n) => n > 1) && later[i]!.tokens.some((n) => n > 1)).toBe(false);
   });
+
+  it("a burst of prompts: running streams wait at most one bounded prefill step between tokens, and first tokens come in arrival order (model-driven clock)", async () => {
+    let clock = 0;
+    // Decode steps cost 40 units, prefill 1 unit per prompt token: the budget while rows decode is ⌊40 / 1⌋ = 40 tokens.
+    class TimedModel extends CounterModel {
+      override async step(rows: readonly StepRow[], options: StepOptions = {}): Promise<StepRowResult[]> {
+        clock += rows.every((r) => r.tokens.length === 1) ? 40 : rows.reduce((n, r) => n + r.tokens.length, 0);
+        return super.step(rows, options);
+      }
+    }
+    const model = new TimedModel();
+    const scheduler = new Scheduler(V, { maxBatch: 32, maxTokens: 100_000, maxQueue: 64, prefillChunk: 16, prefillTokens: 512 }, {}, () => clock);
+    const target = { variant: model, mix: null, mixKey: "", merged: false };
+    const firstAt: number[] = [];
+    const tokenTimes: number[][] = [];
+    const run = (p: GenerationParams, id: number) => {
+      tokenTimes[id] = [];
+      return scheduler.submit({
+        sequence: new Sequence(p, tokenizer, () => {
+          if (tokenTimes[id]!.length === 0) firstAt.push(id);
+          tokenTimes[id]!.push(clock);
+        }),
+        target,
+      });
+    };
+    // Two streams decode alone first; then 20 prompts (12 to 30 tokens, the earlier ones longer) arrive at once.
+    const streams = [run(params("ab", 60), 0), run(params("cd", 60), 1)];
+    while (model.calls.length < 6) await new Promise((r) => setTimeout(r, 1));
+    const from = model.calls.length;
+    const burst = Array.from({ length: 20 }, (_, i) => run(params("p".repeat(30 - i), 4), 2 + i));
+    await Promise.all([...streams, ...burst]);
+    const later = model.calls.slice(from);
+    const isPrefill = (c: { tokens: number[] }) => c.tokens.some((n) => n > 1);
+    // Never two prefill steps in a row while streams decode, and no prefill step above the budget (the first, unmeasured: one chunk).
+    for (let i = 1; i < later.length; i++) expect(isPrefill(later[i - 1]!) && isPrefill(later[i]!)).toBe(false);
+    for (const c of later.filter(isPrefill)) expect(c.tokens.reduce((a, b) => a + b, 0)).toBeLessThanOrEqual(40);
+    // So a running stream's gap is at most one decode step (40) + one prefill step (≤ 40 tokens = 40 units).
+    for (const id of [0, 1]) {
+      const times = tokenTimes[id]!;
+      for (let i = 1; i < times.length; i++) expect(times[i]! - times[i - 1]!).toBeLessThanOrEqual(80);
+    }
+    // First come, first served: the burst's first tokens in arrival order, though later prompts are shorter.
+    expect(firstAt.slice(2)).toEqual(Array.from({ length: 20 }, (_, i) => 2 + i));
+  });
 });
