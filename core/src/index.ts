@@ -16,3 +16,4 @@ export * from "./linalg/index.js";
 export * from "./random/index.js";
 export * from "./onnx-adapter/index.js";
 export * from "./chat/index.js";
+export * from "./simd/index.js";

@@ -2,7 +2,7 @@ import { AdapterFormatError } from "../errors.js";
 import type { LoraAdapter, LoraModule } from "../lora/types.js";
 import type { SafetensorsDtype } from "../safetensors/dtypes.js";
 import { readSafetensors, type SafetensorsTensor } from "../safetensors/read-safetensors.js";
-import { tensorToFloat32 } from "../safetensors/tensor-to-float32.js";
+import { tensorToFloat32Checked } from "../safetensors/tensor-to-float32.js";
 import { moduleScaleResolver } from "./module-scale.js";
 import { isEmbeddingOrHeadModule, parsePeftConfig, type PeftConfig } from "./peft-config.js";
 import { parsePeftKey } from "./peft-keys.js";
@@ -79,9 +79,14 @@ export function firstNonFinite(x: Float32Array): number {
   return -1;
 }
 
-function toF32(t: SafetensorsTensor, copy: boolean): Float32Array {
-  const f = tensorToFloat32(t);
-  return copy && t.dtype === "F32" && f.buffer === t.data.buffer ? f.slice() : f;
+/** A tensor as F32 (a copy when asked for and still aliasing the file), checked for NaN/Inf. */
+function toCheckedF32(name: string, t: SafetensorsTensor, copy: boolean): Float32Array {
+  const { values, allFinite } = tensorToFloat32Checked(t);
+  if (allFinite !== true) {
+    const i = firstNonFinite(values);
+    if (i >= 0) fail("non_finite_weight", `tensor "${name}" has a non-finite value (${values[i]}) at flat index ${i}`, { tensor: name, index: i });
+  }
+  return copy && t.dtype === "F32" && values.buffer === t.data.buffer ? values.slice() : values;
 }
 
 /**
@@ -161,12 +166,8 @@ export function readPeftAdapter(configJson: unknown, safetensorsBytes: Uint8Arra
     if (!isTargeted(module)) {
       fail("module_not_targeted", `module "${module}" has weights but is not matched by target_modules ${JSON.stringify(config.targetModules)}${config.excludeModules ? ` / exclude_modules ${JSON.stringify(config.excludeModules)}` : ""}${config.layersToTransform ? ` / layers_to_transform ${JSON.stringify(config.layersToTransform)}` : ""}`, { module });
     }
-    const af = toF32(at, opts.copy ?? false);
-    const bf = toF32(bt, opts.copy ?? false);
-    for (const [n, f] of [[aName, af], [bName, bf]] as const) {
-      const i = firstNonFinite(f);
-      if (i >= 0) fail("non_finite_weight", `tensor "${n}" has a non-finite value (${f[i]}) at flat index ${i}`, { tensor: n, index: i });
-    }
+    const af = toCheckedF32(aName, at, opts.copy ?? false);
+    const bf = toCheckedF32(bName, bt, opts.copy ?? false);
     dtypes.add(at.dtype).add(bt.dtype);
     modules.set(module, { module, rank: rA, inFeatures: inF, outFeatures: outF, scale: s.scale, a: af, b: bf });
   }

@@ -1,5 +1,6 @@
 import { bf16ToF32 } from "../dtype/bf16.js";
-import { f16ToF32 } from "../dtype/f16.js";
+import { f16ToF32, f16ToF32AllFinite } from "../dtype/f16.js";
+import { allFiniteInPlace } from "../simd/kernels.js";
 import type { SafetensorsDtype } from "./dtypes.js";
 
 export const IS_LITTLE_ENDIAN_HOST = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
@@ -39,6 +40,21 @@ export function tensorToFloat32(t: { dtype: SafetensorsDtype; data: Uint8Array }
     case "BF16":
       return bf16ToF32(u16View(data));
   }
+}
+
+/**
+ * `tensorToFloat32(t)` and whether every value is finite when that came for free with it:
+ * F16 converts and checks in one pass; F32 bytes received into `allocateKernelBytes` are scanned in
+ * place by the SIMD kernel. `allFinite` is null when nothing was checked (the caller scans).
+ */
+export function tensorToFloat32Checked(t: { dtype: SafetensorsDtype; data: Uint8Array }): { values: Float32Array; allFinite: boolean | null } {
+  if (t.dtype === "F16") {
+    const src = u16View(t.data);
+    const values = new Float32Array(src.length);
+    return { values, allFinite: f16ToF32AllFinite(src, values) };
+  }
+  const values = tensorToFloat32(t);
+  return { values, allFinite: t.dtype === "F32" && values.buffer === t.data.buffer ? allFiniteInPlace(values) : null };
 }
 
 /** Raw little-endian bytes of host-order 2/4-byte elements (a view on little-endian hosts). */

@@ -5,6 +5,7 @@
  */
 import { edgeAdapterPaths, SHA256_HEADER } from "#core/wire/runner-api";
 import { signRequest } from "#core/wire/hmac";
+import { allocateKernelBytes } from "#core/simd/index";
 import { EngineError } from "../engine/errors.js";
 
 export interface AdapterFiles {
@@ -28,8 +29,8 @@ export interface EdgeSourceOptions {
   maxBytes?: number;
 }
 
-/** Reads a body up to `max` bytes; throws as soon as it is longer. */
-async function readLimited(response: Response, max: number, what: string): Promise<Uint8Array> {
+/** Reads a body up to `max` bytes into `allocate(length)`; throws as soon as it is longer. */
+async function readLimited(response: Response, max: number, what: string, allocate: (n: number) => Uint8Array = (n) => new Uint8Array(n)): Promise<Uint8Array> {
   const declared = Number(response.headers.get("content-length") ?? NaN);
   if (Number.isFinite(declared) && declared > max) {
     await response.body?.cancel();
@@ -49,7 +50,7 @@ async function readLimited(response: Response, max: number, what: string): Promi
     }
     chunks.push(value);
   }
-  const out = new Uint8Array(total);
+  const out = allocate(total);
   let offset = 0;
   for (const c of chunks) {
     out.set(c, offset);
@@ -73,7 +74,8 @@ export class EdgeAdapterSource implements AdapterSource {
     const [blob, config] = settled.map((r) => (r as PromiseFulfilledResult<Response>).value);
     const max = this.options.maxBytes ?? 2 ** 30;
     const [safetensors, configBytes] = await Promise.all([
-      readLimited(blob, max, `the blob of adapter ${id}`),
+      // Into a WebAssembly Memory of its own, so the load's NaN/Inf scan runs in place at SIMD speed.
+      readLimited(blob, max, `the blob of adapter ${id}`, allocateKernelBytes),
       readLimited(config, 1 << 20, `the adapter_config.json of adapter ${id}`),
     ]);
     return {

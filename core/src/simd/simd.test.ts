@@ -1,0 +1,142 @@
+import { describe, expect, it } from "vitest";
+import { f16AllFinite, f16BitsToF32Bits, f16ToF32AllFinite, f16ToF32Reference, f16ToF32Table } from "../dtype/f16.js";
+import { firstNonFinite, loadPeftAdapter } from "../peft/load-peft-adapter.js";
+import { writePeftAdapter } from "../peft/write-peft-adapter.js";
+import { randomLoraAdapter } from "../random/random-adapter.js";
+import { createRng } from "../random/xoshiro128.js";
+import { expectFormatError } from "../testing/expect-format-error.js";
+import { kernelModuleBytes } from "./kernel-module.js";
+import { allFiniteInPlace, allocateKernelBytes, f16ToF32Simd, simdKernelsAvailable } from "./kernels.js";
+
+const bitsOf = (x: Float32Array) => new Uint32Array(x.buffer, x.byteOffset, x.length);
+/** Throws at the first differing f32 bit pattern (a loop: fast on 65 k values, unlike toEqual). */
+function expectSameBits(got: Float32Array, want: Float32Array, what: string): void {
+  const g = bitsOf(got);
+  const w = bitsOf(want);
+  expect(g.length, what).toBe(w.length);
+  for (let i = 0; i < g.length; i++) if (g[i] !== w[i]) throw new Error(`${what} i=${i}: ${g[i].toString(16)} vs ${w[i].toString(16)}`);
+}
+const isNonFiniteHalf = (h: number) => (h & 0x7c00) === 0x7c00;
+/** Halves that hit every branch: ±0, subnormals, normals, ±Inf, NaN payloads. */
+const SPECIAL_HALVES = [0x0000, 0x8000, 0x0001, 0x03ff, 0x8001, 0x0400, 0x3c00, 0xbc00, 0x7bff, 0xfbff, 0x7c00, 0xfc00, 0x7c01, 0x7e00, 0xffff, 0x7fff];
+
+describe("WebAssembly SIMD kernels", () => {
+  it("the hand-assembled module validates and runs in Node", () => {
+    const api = (globalThis as unknown as { WebAssembly: { validate(bytes: Uint8Array): boolean } }).WebAssembly;
+    expect(api.validate(kernelModuleBytes())).toBe(true);
+    expect(simdKernelsAvailable()).toBe(true);
+  });
+
+  it("f16 → f32 equals the plain reference bit for bit for all 65 536 patterns, with the finite flag", () => {
+    const all = new Uint16Array(65536).map((_, i) => i);
+    const out = new Float32Array(65536);
+    expect(f16ToF32Simd(all, out, f16BitsToF32Bits)).toBe(false); // exponent-31 patterns are in there
+    const ref = bitsOf(f16ToF32Reference(all));
+    const got = bitsOf(out);
+    for (let h = 0; h < 65536; h++) if (got[h] !== ref[h]) throw new Error(`h=${h.toString(16)}: simd ${got[h].toString(16)}, reference ${ref[h].toString(16)}`);
+    expect(got[0x8000]).toBe(0x80000000); // −0
+    expect(got[0x7c01]).toBe(0x7f802000); // NaN payload kept
+    expect(got[0x0001]).toBe(0x33800000); // smallest subnormal 2^−24
+  });
+
+  it("f16 → f32 at every length 0…40 and offset, a special value at every position (vector body and tail), across chunk edges", () => {
+    const rng = createRng(7);
+    const lengths = [...Array.from({ length: 41 }, (_, n) => n), 32767, 32768, 32769, 65536 + 13];
+    for (const n of lengths) {
+      for (const srcOffset of n <= 40 ? [0, 1, 3] : [1]) {
+        const backing = new Uint16Array(n + srcOffset);
+        const src = backing.subarray(srcOffset);
+        for (let i = 0; i < n; i++) src[i] = rng.nextUint32() & 0xbbff; // finite (exponent ≤ 0b01110 or sign set)
+        const positions = n <= 40 ? Array.from({ length: n }, (_, i) => i) : [0, 32768, n - 1];
+        for (const at of [-1, ...positions]) {
+          const saved = at >= 0 ? src[at] : 0;
+          if (at >= 0) src[at] = SPECIAL_HALVES[at % SPECIAL_HALVES.length];
+          const outBacking = new Float32Array(n + 2);
+          const out = outBacking.subarray(1, n + 1);
+          const finite = f16ToF32Simd(src, out, f16BitsToF32Bits);
+          expect(finite).toBe(!src.some(isNonFiniteHalf));
+          expect(f16AllFinite(src)).toBe(finite);
+          const what = `n=${n} srcOffset=${srcOffset} at=${at}`;
+          expectSameBits(out, f16ToF32Reference(src), what);
+          expect([outBacking[0], outBacking[n + 1]]).toEqual([0, 0]); // nothing written outside `out`
+          // The public entry point agrees with the kernel, and so does the table path.
+          const viaPublic = new Float32Array(n);
+          expect(f16ToF32AllFinite(src, viaPublic)).toBe(finite);
+          expectSameBits(viaPublic, out, what);
+          expectSameBits(f16ToF32Table(src), out, what);
+          if (at >= 0) src[at] = saved;
+        }
+      }
+    }
+  });
+
+  it("in-place f32 scan: every length 0…70 and offset, NaN / ±Inf at every position; finite extremes pass", () => {
+    const nonFinite = [0x7f800000, 0xff800000, 0x7f800001, 0x7fc00000, 0xffffffff];
+    const finiteExtremes = [0x00000000, 0x80000000, 0x00000001, 0x007fffff, 0x7f7fffff, 0xff7fffff, 0x3f800000];
+    const bytes = allocateKernelBytes(4 * 80);
+    for (let n = 0; n <= 70; n++) {
+      for (const offset of [0, 1, 3]) {
+        const x = new Float32Array(bytes.buffer, bytes.byteOffset + 4 * offset, n);
+        const bits = bitsOf(x);
+        for (let i = 0; i < n; i++) bits[i] = finiteExtremes[(i + n) % finiteExtremes.length];
+        // Non-finite words just outside the view must not count.
+        const all = new Uint32Array(bytes.buffer, bytes.byteOffset, 80);
+        if (offset > 0) all[offset - 1] = 0x7f800000;
+        if (offset + n < 80) all[offset + n] = 0x7fc00000;
+        expect(allFiniteInPlace(x)).toBe(true);
+        expect(firstNonFinite(x)).toBe(-1);
+        for (let at = 0; at < n; at++) {
+          const saved = bits[at];
+          bits[at] = nonFinite[at % nonFinite.length];
+          expect(allFiniteInPlace(x), `n=${n} offset=${offset} at=${at}`).toBe(false);
+          bits[at] = saved;
+        }
+        all.fill(0);
+      }
+    }
+  });
+
+  it("a plain buffer is not scanned in place (null: the caller scans in JS)", () => {
+    expect(allFiniteInPlace(new Float32Array(64))).toBeNull();
+    expect(allocateKernelBytes(0).length).toBe(0);
+  });
+
+  it("an adapter received into kernel bytes loads equal to the same file in a plain buffer; NaN/Inf refused with the same error", () => {
+    // Odd sizes so tensors end inside a vector and start unaligned to 64 bytes.
+    const adapter = randomLoraAdapter(createRng(3), [
+      { module: "model.layers.0.self_attn.q_proj", rank: 3, inFeatures: 17, outFeatures: 13 },
+      { module: "model.layers.0.mlp.up_proj", rank: 5, inFeatures: 16, outFeatures: 37 },
+      { module: "model.layers.1.self_attn.v_proj", rank: 8, inFeatures: 64, outFeatures: 33 },
+    ]);
+    for (const dtype of ["F32", "F16"] as const) {
+      const file = writePeftAdapter(adapter, { dtype });
+      const received = allocateKernelBytes(file.safetensors.length);
+      received.set(file.safetensors);
+      const plain = loadPeftAdapter(file.config, file.safetensors);
+      const viaKernel = loadPeftAdapter(file.config, received);
+      expect([...viaKernel.modules.keys()]).toEqual([...plain.modules.keys()]);
+      for (const [k, m] of plain.modules) {
+        expectSameBits(viaKernel.modules.get(k)!.a, m.a, `${dtype} ${k} A`);
+        expectSameBits(viaKernel.modules.get(k)!.b, m.b, `${dtype} ${k} B`);
+      }
+      if (dtype === "F32") expect(viaKernel.modules.values().next().value!.a.buffer).toBe(received.buffer); // zero-copy view
+    }
+    const file = writePeftAdapter(adapter, { dtype: "F32" });
+    const lastModule = [...adapter.modules.keys()].sort().at(-1)!;
+    const m = adapter.modules.get(lastModule)!;
+    const poisonedIndex = m.b.length - 1; // last value of the file: in the scalar tail or the last vector
+    for (const value of [NaN, Infinity, -Infinity]) {
+      const received = allocateKernelBytes(file.safetensors.length);
+      received.set(file.safetensors);
+      const plainCopy = file.safetensors.slice();
+      for (const bytes of [received, plainCopy]) {
+        // B is written after A in the file; find B's bytes by value and poison its last element.
+        const b = loadPeftAdapter(file.config, bytes).modules.get(lastModule)!.b;
+        new Float32Array(b.buffer, b.byteOffset, b.length)[poisonedIndex] = value;
+      }
+      for (const bytes of [received, plainCopy]) {
+        expectFormatError(() => loadPeftAdapter(file.config, bytes), "non_finite_weight", new RegExp(`lora_B.weight" has a non-finite value \\(${String(value).replace("-", "\\-")}\\) at flat index ${poisonedIndex}`));
+      }
+    }
+  });
+});
