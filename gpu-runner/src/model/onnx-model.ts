@@ -82,7 +82,7 @@ class OnnxVariant implements ModelVariant {
    * rows) and one for prefill steps (the joining rows, whose prompts may take several chunks), so
    * the two kinds of step, alternating, do not evict each other's rows.
    */
-  private readonly banks = { decode: new LoraChunkBank(), prefill: new LoraChunkBank() };
+  private banks = { decode: new LoraChunkBank(), prefill: new LoraChunkBank() };
   /** Runs in flight that read views of a bank: banks are only updated when none is. */
   private bankReaders = 0;
 
@@ -98,8 +98,17 @@ class OnnxVariant implements ModelVariant {
     const shared = planLoraPaths(mixes, decode);
     const fromBank = this.bankReaders === 0;
     const last = this.lastLora;
-    // Same rows as last time: reuse (a decode step after a prefill of the same rows moves to the decode bank).
-    if (last && last.decode === decode && (last.fromBank || !fromBank) && last.mixes.length === mixes.length && mixes.every((mix, i) => mix === last.mixes[i] && shared[i] === last.shared[i])) return last;
+    const sameRows = last !== null && (last.fromBank || !fromBank) && last.mixes.length === mixes.length && mixes.every((mix, i) => mix === last.mixes[i] && shared[i] === last.shared[i]);
+    // Same rows as last time: reuse.
+    if (sameRows && last.decode === decode) return last;
+    // The first decode step of exactly the rows just prefilled (a batch admitted together): the
+    // prefill bank holds their chunks, so it becomes the decode bank (and the old decode bank takes
+    // the next prefill's rows) instead of packing them all a second time.
+    if (sameRows && decode && !last.decode) {
+      if (last.fromBank) this.banks = { decode: this.banks.prefill, prefill: this.banks.decode };
+      this.lastLora = { ...last, decode };
+      return this.lastLora;
+    }
     const t0 = performance.now();
     const bank = decode ? this.banks.decode : this.banks.prefill;
     // Packing into a bank rewrites chunks in place module by module: if it throws part-way, the
