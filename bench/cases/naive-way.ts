@@ -138,7 +138,11 @@ export const naiveWay = modelCase({
           figure(`naive ÷ loraedge total time (${requests} requests)`, ratio.median, "×", {
             stats: ratio,
             goal: { op: ">=", target: 10 },
-            note: `ceiling on this machine (naive ÷ floor, same rounds): ${ceiling.median.toFixed(2)}×; loraedge is ${gap.median.toFixed(2)}× the floor`,
+            note:
+              `ceiling on this machine (naive ÷ floor, same rounds): ${ceiling.median.toFixed(2)}×; loraedge is ${gap.median.toFixed(2)}× the floor: ` +
+              `${median((b) => b.prefill.steps)} prefill steps of ${median((b) => b.prefill.rows / Math.max(1, b.prefill.steps)).toFixed(1)} rows and ` +
+              `${median((b) => b.decode.steps)} decode steps of ${median((b) => b.decode.rows / Math.max(1, b.decode.steps)).toFixed(1)} rows where the floor has 1 and ${maxTokens - 1} of ${requests} ` +
+              `(the requests join while earlier ones decode, under the scheduler's prefill budget), packing ${(median((b) => b.packMs) / 1000).toFixed(1)} s, composing ${(median((b) => b.composeMs) / 1000).toFixed(1)} s`,
           }),
           figure("ceiling: naive ÷ floor", ceiling.median, "×", { stats: ceiling, note: "the floor: composed bytes written once, then the prefill and decode steps on bare graphs (LoRA-free model + unpadded per-row x·Aᵗ·Bᵗ)" }),
           figure("loraedge ÷ floor", gap.median, "×", { stats: gap }),

@@ -354,10 +354,16 @@ export function runModelTests({ backend }: { backend: BackendName }): void {
         before = used();
         const distinct = await compare([row(seqs[1], mixB), row(seqs[2], mixC), row(seqs[0], null)]);
         expect(used()["per-row-only"]).toBe(before["per-row-only"] + 1);
-        // Cached decode of all of them: all-shared decode → shared-only again; then a step with a repeated mix beside a distinct one (both paths) → full graph.
+        // Cached decode of all of them: every mix distinct → per-row path only (lora-paths.ts) → per-row-only variant.
         before = used();
         const decoded = await compare([{ ...alone, tokens: [70] }, ...distinct.map((r) => ({ ...r, tokens: [71] }))]);
+        expect(used()["per-row-only"]).toBe(before["per-row-only"] + 1);
+        // Cached decode with a repeated mix under the rank bound: all-shared decode → shared-only.
+        const pair = await compare([row(seqs[2], mixC), row(seqs[1], mixC)]);
+        before = used();
+        await compare([{ ...pair[0], tokens: [76] }, { ...pair[1], tokens: [77] }, { ...decoded[0], tokens: [78] }]);
         expect(used()["shared-only"]).toBe(before["shared-only"] + 1);
+        // Then a step with a repeated mix beside a distinct one (both paths) → full graph.
         before = used();
         await compare([{ ...decoded[0], tokens: seqs[2] }, row(seqs[1], mixA), { ...decoded[2], tokens: [73] }]);
         expect(used()).toEqual(before);
