@@ -174,6 +174,50 @@ describe("Scheduler", () => {
     expect((await submit(params("a", 3)).promise).text).toBe("bcd");
   });
 
+  it("liveness: stalled while a step hangs past the limit with work held; a returned (or failed) step is progress; idle is live", async () => {
+    let clock = 0;
+    const model = new CounterModel();
+    const scheduler = new Scheduler(V, { maxBatch: 4, maxTokens: 10_000, maxQueue: 8, prefillChunk: 4 }, {}, () => clock);
+    const target = { variant: model, mix: null, mixKey: "", merged: false };
+    const run = (p: GenerationParams) => scheduler.submit({ sequence: new Sequence(p, tokenizer), target });
+    clock = 1_000_000; // long idle before the first request
+    expect(scheduler.liveness(1_000)).toMatchObject({ busy: false, stalled: false, lastStepAgeMs: null });
+
+    let open!: () => void;
+    model.gate = new Promise((r) => (open = r));
+    const job = run(params("abc", 2));
+    await new Promise((r) => setTimeout(r, 5)); // the first step is in flight, held by the gate
+    expect(model.calls.length).toBe(1);
+    clock += 1_000;
+    expect(scheduler.liveness(1_000)).toMatchObject({ busy: true, noProgressMs: 1_000, stalled: false });
+    clock += 1;
+    expect(scheduler.liveness(1_000).stalled).toBe(true);
+    expect(scheduler.liveness(0).stalled).toBe(false);
+    // A second request queued behind the hung step changes nothing: the engine still made no progress.
+    const queued = run(params("x", 1));
+    expect(scheduler.liveness(1_000)).toMatchObject({ stalled: true, noProgressMs: 1_001 });
+
+    model.gate = null;
+    open();
+    await Promise.all([job, queued]);
+    expect(scheduler.liveness(1_000)).toMatchObject({ busy: false, stalled: false, lastStepAgeMs: 0 });
+
+    // Idle for long, then busy again: counted from the new work, not from the old last step.
+    clock += 60_000;
+    let fail!: (e: Error) => void;
+    model.gate = new Promise((_, reject) => (fail = reject));
+    const later = run(params("d", 1));
+    await new Promise((r) => setTimeout(r, 5));
+    expect(scheduler.liveness(1_000)).toMatchObject({ busy: true, lastStepAgeMs: 60_000, noProgressMs: 0, stalled: false });
+    clock += 5_000;
+    expect(scheduler.liveness(1_000).stalled).toBe(true);
+    // A step that throws returned: progress (its rows fail with a 500).
+    model.gate = null;
+    fail(new Error("ORT exploded"));
+    await expect(later).rejects.toMatchObject({ status: 500 });
+    expect(scheduler.liveness(1_000)).toMatchObject({ busy: false, stalled: false, lastStepAgeMs: 0 });
+  });
+
   it("a prefill step takes at most prefillTokens prompt tokens, oldest rows first", async () => {
     const { model, submit } = setup({ maxBatch: 8, prefillChunk: 4, prefillTokens: 8 });
     const jobs = ["aaaaaaaa", "bbbbbbbb", "cccccccc", "d"].map((p) => submit(params(p, 1)));
@@ -218,5 +262,49 @@ describe("Scheduler", () => {
     expect(Math.max(...prefills.slice(1).map((c) => c.tokens.reduce((a, b) => a + b, 0)))).toBeLessThanOrEqual(40);
     // Between two prefill steps there is always a decode step of the running streams.
     for (let i = 1; i < later.length; i++) expect(later[i - 1]!.tokens.some((n) => n > 1) && later[i]!.tokens.some((n) => n > 1)).toBe(false);
+  });
+
+  it("a burst of prompts: running streams wait at most one bounded prefill step between tokens, and first tokens come in arrival order (model-driven clock)", async () => {
+    let clock = 0;
+    // Decode steps cost 40 units, prefill 1 unit per prompt token: the budget while rows decode is ⌊40 / 1⌋ = 40 tokens.
+    class TimedModel extends CounterModel {
+      override async step(rows: readonly StepRow[], options: StepOptions = {}): Promise<StepRowResult[]> {
+        clock += rows.every((r) => r.tokens.length === 1) ? 40 : rows.reduce((n, r) => n + r.tokens.length, 0);
+        return super.step(rows, options);
+      }
+    }
+    const model = new TimedModel();
+    const scheduler = new Scheduler(V, { maxBatch: 32, maxTokens: 100_000, maxQueue: 64, prefillChunk: 16, prefillTokens: 512 }, {}, () => clock);
+    const target = { variant: model, mix: null, mixKey: "", merged: false };
+    const firstAt: number[] = [];
+    const tokenTimes: number[][] = [];
+    const run = (p: GenerationParams, id: number) => {
+      tokenTimes[id] = [];
+      return scheduler.submit({
+        sequence: new Sequence(p, tokenizer, () => {
+          if (tokenTimes[id]!.length === 0) firstAt.push(id);
+          tokenTimes[id]!.push(clock);
+        }),
+        target,
+      });
+    };
+    // Two streams decode alone first; then 20 prompts (12 to 30 tokens, the earlier ones longer) arrive at once.
+    const streams = [run(params("ab", 60), 0), run(params("cd", 60), 1)];
+    while (model.calls.length < 6) await new Promise((r) => setTimeout(r, 1));
+    const from = model.calls.length;
+    const burst = Array.from({ length: 20 }, (_, i) => run(params("p".repeat(30 - i), 4), 2 + i));
+    await Promise.all([...streams, ...burst]);
+    const later = model.calls.slice(from);
+    const isPrefill = (c: { tokens: number[] }) => c.tokens.some((n) => n > 1);
+    // Never two prefill steps in a row while streams decode, and no prefill step above the budget (the first, unmeasured: one chunk).
+    for (let i = 1; i < later.length; i++) expect(isPrefill(later[i - 1]!) && isPrefill(later[i]!)).toBe(false);
+    for (const c of later.filter(isPrefill)) expect(c.tokens.reduce((a, b) => a + b, 0)).toBeLessThanOrEqual(40);
+    // So a running stream's gap is at most one decode step (40) + one prefill step (≤ 40 tokens = 40 units).
+    for (const id of [0, 1]) {
+      const times = tokenTimes[id]!;
+      for (let i = 1; i < times.length; i++) expect(times[i]! - times[i - 1]!).toBeLessThanOrEqual(80);
+    }
+    // First come, first served: the burst's first tokens in arrival order, though later prompts are shorter.
+    expect(firstAt.slice(2)).toEqual(Array.from({ length: 20 }, (_, i) => 2 + i));
   });
 });
