@@ -120,7 +120,7 @@ export const scalingCurve = modelCase({
       figure(`${top.streams} streams p99 inter-token ÷ median decode step`, top.p99Ms / top.decodeStepMs, "×", {
         goal: { op: "<=", target: 3 },
         note:
-          `decode and prefill steps alternate, a prefill step sized to ≈ one decode step (scheduler prefillBudget); the gaps ≥ p99 ` +
+          `decode and prefill steps alternate; a prefill step takes what the iteration's token budget (64) leaves after the decoding rows, or ¾ of a decode step's worth (scheduler prefillBudget); the gaps ≥ p99 ` +
           `(mean ${r0(tail.gap.ms)} ms, ${tail.gap.steps.toFixed(1)} steps) held decode ${r0(parts.decode)} ms + prefill ${r0(parts.prefill + parts.mixed)} ms ` +
           `(LoRA packing ${r0(parts.pack)} ms inside them), outside steps ${r0(parts.compose + parts.other)} ms; alternation floor below`,
       }),
