@@ -23,6 +23,15 @@ describe("loadConfig", () => {
     expect(() => loadConfig({ RUNNER_SECRET: "0123456789", RUNNER_LORA_VARIANTS: "sometimes" }, [])).toThrow(/RUNNER_LORA_VARIANTS/);
   });
 
+  it("RUNNER_STALL_LIMIT_MS / --stall-limit-ms: whole milliseconds ≥ 0 (0: never stalled), default 30 s", () => {
+    expect(loadConfig({ RUNNER_SECRET: "0123456789" }, []).stallLimitMs).toBe(30_000);
+    expect(loadConfig({ RUNNER_SECRET: "0123456789", RUNNER_STALL_LIMIT_MS: "0" }, []).stallLimitMs).toBe(0);
+    expect(loadConfig({ RUNNER_SECRET: "0123456789", RUNNER_STALL_LIMIT_MS: "0" }, ["--stall-limit-ms", "1500"]).stallLimitMs).toBe(1500);
+    for (const bad of ["-1", "1.5", "soon", "86400001"]) {
+      expect(() => loadConfig({ RUNNER_SECRET: "0123456789", RUNNER_STALL_LIMIT_MS: bad }, [])).toThrow(/RUNNER_STALL_LIMIT_MS/);
+    }
+  });
+
   it("reads environment variables, flags win, empty values are unset", () => {
     const c = loadConfig(
       { RUNNER_SECRET: "0123456789", RUNNER_PORT: "0", RUNNER_MODELS: "loraedge-tiny, ./dir ,", RUNNER_MAX_BATCH: "4", RUNNER_EP: "" },

@@ -5,6 +5,7 @@
  */
 import { parseArgs } from "node:util";
 import { z } from "zod";
+import { DEFAULT_STALL_LIMIT_MS } from "./engine/liveness.js";
 
 const intFrom = (min: number, max = Number.MAX_SAFE_INTEGER) =>
   z.coerce.number().int().min(min).max(max);
@@ -58,6 +59,11 @@ export const runnerConfigSchema = z.object({
   drainMs: intFrom(0).default(15_000),
   /** A streamed completion that has nothing to send for this long (queued, long prefill) writes an SSE comment `: keep-alive`, so the edge's idle timeout tells a slow runner from a hung one. 0: never. */
   sseKeepAliveMs: intFrom(0).default(5_000),
+  /**
+   * An engine with work and no model step returned for this long is stalled (a hung step): its
+   * waiting streams get no keep-alives, /healthz answers 503 "stalled", new completions 503. 0: never.
+   */
+  stallLimitMs: intFrom(0, 86_400_000).default(DEFAULT_STALL_LIMIT_MS),
   /** Replay window for signed requests, seconds. */
   replayWindowS: intFrom(1).default(300),
   /** Log level for JSON log lines on stderr. */
@@ -91,6 +97,7 @@ export const CONFIG_SOURCES: Record<ConfigKey, { env: string; flag: string }> = 
   modelCache: { env: "LORAEDGE_MODEL_CACHE", flag: "model-cache" },
   drainMs: { env: "RUNNER_DRAIN_MS", flag: "drain-ms" },
   sseKeepAliveMs: { env: "RUNNER_SSE_KEEPALIVE_MS", flag: "sse-keepalive-ms" },
+  stallLimitMs: { env: "RUNNER_STALL_LIMIT_MS", flag: "stall-limit-ms" },
   replayWindowS: { env: "RUNNER_REPLAY_WINDOW_S", flag: "replay-window-s" },
   logLevel: { env: "RUNNER_LOG_LEVEL", flag: "log-level" },
 };

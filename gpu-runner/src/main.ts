@@ -77,6 +77,7 @@ async function main(): Promise<void> {
     secret: config.secret,
     replayWindowS: config.replayWindowS,
     sseKeepAliveMs: config.sseKeepAliveMs,
+    stallLimitMs: config.stallLimitMs,
     baker,
     log,
   });

@@ -55,7 +55,14 @@ describe("gpu-runner process: generation", () => {
     expect(models.data[0].id).toBe(MODEL);
     const targets = models.data[0].manifest.targets.map((t: any) => `${t.module}:${t.in}x${t.out}`).sort();
     expect(targets).toEqual(tinyTargets().map((t) => `${t.module}:${t.in}x${t.out}`).sort());
-    expect(await (await fetch(runner.url + RUNNER_PATHS.health)).json()).toEqual({ status: "ok", ready: true, models: [MODEL], pid: runner.process.pid, load: 0 });
+    expect(await (await fetch(runner.url + RUNNER_PATHS.health)).json()).toEqual({
+      status: "ok",
+      ready: true,
+      models: [MODEL],
+      pid: runner.process.pid,
+      load: 0,
+      engines: [{ model: MODEL, busy: false, last_step_age_ms: null, no_progress_ms: 0, stalled: false }],
+    });
     expect(await metricValue(runner.url, "loraedge_runner_queue_length", { model: MODEL })).toBe(0);
   });
 

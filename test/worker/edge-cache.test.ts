@@ -1,12 +1,19 @@
 // The edge's hot path: per-isolate caches of API key → tenant and adapter records (bounded by
-// EDGE_CACHE_TTL_MS, 200 ms in these tests), one D1 round trip before the runner and the usage
-// written after the response.
+// EDGE_CACHE_TTL_MS, 200 ms in these tests) and of the runners' catalogue (refreshed ahead), one
+// D1 round trip before the runner, the usage written after the response, and the Server-Timing
+// that shows where a request's time went.
+import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
+import { RUNNER_PATHS } from "#core/wire/runner-api";
+import { createDb } from "../../workers/src/db/client.js";
+import type { Env } from "../../workers/src/env.js";
+import worker from "../../workers/src/index.js";
+import { CATALOG_TTL_MS, invalidateCatalog, modelCatalog } from "../../workers/src/runners/catalog.js";
 import { TtlCache } from "../../workers/src/util/ttl-cache.js";
 import { afterResponseSettled } from "../../workers/src/util/after-response.js";
 import { peftFiles, tinyAdapter, uploadForm } from "./adapter-files.js";
-import { MODEL, useFakeRunners } from "./fake-runner.js";
+import { MODEL, RUNNERS, useFakeRunners } from "./fake-runner.js";
 import { callJson, callRaw, expectError, newTenant, uploadAdapter } from "./helpers.js";
 
 const TTL_MS = Number(env.EDGE_CACHE_TTL_MS);
@@ -150,5 +157,92 @@ describe("hot path", () => {
     expect((await callJson(`/v1/adapters/${x.id}`, { key: a.key })).body.uses).toBe(2);
     const usage = await callJson("/v1/usage", { key: a.key });
     expect(usage.body.data[0]).toMatchObject({ requests: 2, reserved_tokens: 0 });
+  });
+});
+
+describe("runner catalogue", () => {
+  /** GET /internal/v1/models calls the fake runners received so far. */
+  const modelListCalls = () =>
+    vi.mocked(globalThis.fetch).mock.calls.filter(([input]) => String(input instanceof Request ? input.url : input).endsWith(RUNNER_PATHS.models)).length;
+
+  it("past half its TTL it is answered at once and refreshed behind the response, one refresh at a time; never served past its TTL", async () => {
+    const db = createDb(env.DB);
+    const t0 = Date.now();
+    const first = await modelCatalog(env, db, { now: t0 });
+    expect(modelListCalls()).toBe(RUNNERS.length);
+    const work: Promise<unknown>[] = [];
+    const inBackground = (p: Promise<unknown>) => void work.push(p);
+    expect(await modelCatalog(env, db, { now: t0 + CATALOG_TTL_MS / 2 - 1, inBackground })).toBe(first);
+    expect(work).toHaveLength(0);
+    expect(await modelCatalog(env, db, { now: t0 + CATALOG_TTL_MS / 2, inBackground })).toBe(first);
+    expect(await modelCatalog(env, db, { now: t0 + CATALOG_TTL_MS / 2 + 1, inBackground })).toBe(first); // one refresh under way
+    expect(work).toHaveLength(1);
+    await Promise.all(work);
+    expect(modelListCalls()).toBe(2 * RUNNERS.length);
+    const refreshed = await modelCatalog(env, db, { now: t0 + CATALOG_TTL_MS / 2 + 2, inBackground });
+    expect(refreshed).not.toBe(first);
+    expect(refreshed.fetchedAt).toBe(t0 + CATALOG_TTL_MS / 2);
+    expect([...refreshed.byRunner.keys()]).toEqual(RUNNERS);
+    expect(work).toHaveLength(1);
+    // Past its TTL the caller waits for a fresh one, as without refresh ahead.
+    const late = await modelCatalog(env, db, { now: refreshed.fetchedAt + CATALOG_TTL_MS, inBackground });
+    expect(late.fetchedAt).toBe(refreshed.fetchedAt + CATALOG_TTL_MS);
+    expect(modelListCalls()).toBe(3 * RUNNERS.length);
+    expect(work).toHaveLength(1);
+  });
+
+  it("a refresh that an invalidation overtook stores nothing: the next caller fetches anew", async () => {
+    const db = createDb(env.DB);
+    const t0 = Date.now();
+    const first = await modelCatalog(env, db, { now: t0 });
+    const work: Promise<unknown>[] = [];
+    expect(await modelCatalog(env, db, { now: t0 + CATALOG_TTL_MS / 2, inBackground: (p) => void work.push(p) })).toBe(first);
+    invalidateCatalog(); // e.g. a runner came back while the refresh was under way
+    await Promise.all(work);
+    const next = await modelCatalog(env, db, { now: t0 + CATALOG_TTL_MS / 2 + 1 });
+    expect(next.fetchedAt).toBe(t0 + CATALOG_TTL_MS / 2 + 1);
+    expect(modelListCalls()).toBe(3 * RUNNERS.length);
+  });
+});
+
+describe("Server-Timing", () => {
+  it("a completion's answer times its stages: auth, plan, the gate (its D1 round trip), the runner call and the total", async () => {
+    const a = await newTenant("a");
+    const res = await callRaw("/v1/completions", { key: a.key, json: { model: MODEL, prompt: "Hi", max_tokens: 2 } });
+    expect(res.status).toBe(200);
+    const entries = (res.headers.get("server-timing") ?? "").split(",").map((e) => e.trim());
+    const names = entries.map((e) => e.split(";")[0]);
+    expect(names.sort()).toEqual(["auth", "gate", "plan", "runner", "total"]);
+    for (const e of entries) expect(e).toMatch(/^[a-z]+;dur=\d+(\.\d)?$/);
+    // A request refused at auth has no later stage; every answer has its total.
+    const refused = await callRaw("/v1/completions", { key: "le_wrong", json: { model: MODEL, prompt: "Hi" } });
+    expect(refused.status).toBe(401);
+    expect(refused.headers.get("server-timing")).toMatch(/^auth;dur=\d+(\.\d)?,total;dur=\d+(\.\d)?$/);
+  });
+});
+
+describe("request log", () => {
+  it("a completion writes one log line (console lines cost ≈ 1 ms each under wrangler dev), with the routing in it", async () => {
+    const a = await newTenant("a");
+    const lines: string[] = [];
+    vi.spyOn(console, "log").mockImplementation((line: string) => void lines.push(line));
+    const ctx = createExecutionContext();
+    const res = await worker.fetch(
+      new Request("http://edge/v1/completions", {
+        method: "POST",
+        headers: { authorization: `Bearer ${a.key}`, "content-type": "application/json" },
+        body: JSON.stringify({ model: MODEL, prompt: "Hi", max_tokens: 2 }),
+      }),
+      { ...env, LOG_LEVEL: "info" } as Env, // the tests' LOG_LEVEL is "silent"
+      ctx,
+    );
+    expect(res.status).toBe(200);
+    await res.text();
+    await waitOnExecutionContext(ctx);
+    expect(lines).toHaveLength(1);
+    const line = JSON.parse(lines[0]!);
+    expect(line).toMatchObject({ level: "info", msg: "request", method: "POST", path: "/v1/completions", status: 200, tenant: "a", model: MODEL, base_model: MODEL, adapters: 0, stream: false, runner_status: 200, failovers: [] });
+    expect(RUNNERS).toContain(line.runner);
+    expect(line.runner_label).toBe(res.headers.get("x-loraedge-runner"));
   });
 });

@@ -1,3 +1,4 @@
+import type { TimingVariables } from "hono/timing";
 import type { Db } from "./db/client.js";
 import type { Env } from "./env.js";
 
@@ -13,10 +14,12 @@ export interface AuthTenant {
 /** Hono generics shared by every route: bindings plus per-request variables. */
 export interface AppEnv {
   Bindings: Env;
-  Variables: {
+  Variables: TimingVariables & {
     requestId: string;
     db: Db;
     tenant?: AuthTenant;
+    /** More fields for this request's one log line (logging/request-id.ts: `addRequestLogFields`). */
+    logFields?: Record<string, unknown>;
   };
 }
 

@@ -1,4 +1,5 @@
 import { OpenAPIHono } from "@hono/zod-openapi";
+import { timing } from "hono/timing";
 import type { AppEnv } from "./app-env.js";
 import { createDb } from "./db/client.js";
 import { notFound } from "./errors/api-error.js";
@@ -21,6 +22,8 @@ import { usageRoutes } from "./routes/usage.js";
 /** Builds the whole edge API. */
 export function createApp(): OpenAPIHono<AppEnv> {
   const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
+  // `Server-Timing` on every answer: `total`, and the stages that wait (auth, plan, gate, runner).
+  app.use(timing({ totalDescription: "" }));
   app.use(requestId());
   app.use(async function attachDb(c, next) {
     c.set("db", createDb(c.env.DB));

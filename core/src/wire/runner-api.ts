@@ -171,14 +171,35 @@ export const modelListSchema = z.object({
 });
 export type ModelList = z.infer<typeof modelListSchema>;
 
+/** One model engine's liveness in /healthz (the runner's engine/liveness.ts). */
+export const engineHealthSchema = z.object({
+  model: z.string(),
+  /** Requests queued or running. */
+  busy: z.boolean(),
+  /** Milliseconds since its last model step returned; null before the first. */
+  last_step_age_ms: z.number().int().nonnegative().nullable(),
+  /** Milliseconds it has held work without a step returning (0 when idle). */
+  no_progress_ms: z.number().int().nonnegative(),
+  /** Busy with no step returned for longer than the runner's stall limit: the runner is not ready. */
+  stalled: z.boolean(),
+});
+export type EngineHealth = z.infer<typeof engineHealthSchema>;
+
+/**
+ * GET /healthz. `ready` (and status 200) only when `status` is "ok"; "stalled": an engine has work
+ * but has not completed a model step within the runner's stall limit (a hung step), so the edge
+ * takes the runner out of rotation like a dead one.
+ */
 export const healthSchema = z.object({
-  status: z.enum(["ok", "starting", "draining"]),
+  status: z.enum(["ok", "starting", "draining", "stalled"]),
   ready: z.boolean(),
   models: z.array(z.string()),
   /** The runner's process id (which process answered: a restarted runner has a new one). */
   pid: z.number().int().optional(),
   /** Its load now: requests queued + running, over all its models (see LOAD_HEADER). */
   load: z.number().int().nonnegative().optional(),
+  /** Each loaded model engine's liveness (absent while loading). */
+  engines: z.array(engineHealthSchema).optional(),
 });
 export type Health = z.infer<typeof healthSchema>;
 

@@ -285,20 +285,60 @@ describe("LeasedLru", () => {
     expect(keys()).toEqual(["keep"]);
   });
 
-  it("clear waits for loads in flight and disposes everything, leased entries too; their release is inert", async () => {
+  it("clear waits for loads in flight, empties the cache at once, disposes idle entries now and leased ones on their last release", async () => {
     const { lru, evicted, touch } = cache(100);
     await touch("a", 10);
     const b = await lru.acquire("b", () => value("b", 10));
+    const b2 = await lru.acquire("b", () => value("never", 1));
     const d = deferred<Value>();
     const c = lru.acquire("c", () => d.promise);
-    const cleared = lru.clear();
+    let cleared = false;
+    const clearing = lru.clear().then(() => (cleared = true));
     d.resolve(value("c", 10));
-    await cleared;
-    expect((await c).value.name).toBe("c");
-    expect(evicted.sort()).toEqual(["a", "b", "c"]);
+    const cLease = await c;
+    expect(cLease.value.name).toBe("c");
+    await tick();
+    // Out of the cache at once (a new acquire loads afresh); only the idle entry is disposed yet.
     expect(lru.stats()).toMatchObject({ entries: 0, bytes: 0 });
+    expect(evicted).toEqual(["a"]);
+    const fresh = await lru.acquire("b", () => value("b-again", 10));
+    expect(fresh.value.name).toBe("b-again");
+    fresh.release();
+    // b is disposed on its last lease's release (not the first), c on its own; clear resolves after both.
     b.release();
-    expect(lru.stats()).toMatchObject({ entries: 0, bytes: 0, evictions: 0 });
+    b.release(); // idempotent: does not count as the second lease
+    await tick();
+    expect(evicted).toEqual(["a"]);
+    b2.release();
+    await tick();
+    expect(evicted).toEqual(["a", "b"]);
+    expect(cleared).toBe(false);
+    cLease.release();
+    await clearing;
+    expect(evicted).toEqual(["a", "b", "c"]);
+    expect(lru.stats()).toMatchObject({ entries: 1, evictions: 0 }); // the fresh b, cached after the clear
+    b2.release();
+    await tick();
+    expect(evicted).toEqual(["a", "b", "c"]); // a repeated release disposes nothing twice
+  });
+
+  it("clear never disposes a value while a lease holds it (its hook sees no user)", async () => {
+    const inUse = new Set<string>();
+    const disposedInUse: string[] = [];
+    const lru = new LeasedLru<Value>({ budgetBytes: 0, sizeOf: (v) => v.bytes, onEvict: (key) => void (inUse.has(key) && disposedInUse.push(key)) });
+    const leases = await Promise.all(["x", "y"].map(async (k) => {
+      const lease = await lru.acquire(k, () => value(k, 5));
+      inUse.add(k);
+      return { k, lease };
+    }));
+    const clearing = lru.clear();
+    for (const { k, lease } of leases) {
+      await tick();
+      inUse.delete(k);
+      lease.release();
+    }
+    await clearing;
+    expect(disposedInUse).toEqual([]);
   });
 
   it("race: many concurrent acquires and releases of a few keys keep pins, bytes and counters consistent", async () => {

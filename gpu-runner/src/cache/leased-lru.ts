@@ -19,7 +19,9 @@
  *   counted against the budget of the others and never pushes them out (that would not make it
  *   fit). `bytes` counts it while it lives. A budget of 0 is thus a pool of the live values.
  * - `onEvict(key, value)` runs once for every value that leaves (eviction, `evict`, `clear`,
- *   and a value whose size is not a finite number ≥ 0, which fails its load). It may be async
+ *   and a value whose size is not a finite number ≥ 0, which fails its load), and never while the
+ *   value is leased: `clear` takes leased entries out of the cache at once but disposes each on the
+ *   release of its last lease. It may be async
  *   (e.g. release an ONNX session); a throw or rejection goes to `onEvictError`, never to a
  *   caller, and the entry is gone either way. The promise a pass returns settles when the
  *   hooks of what it evicted have.
@@ -95,6 +97,8 @@ export class LeasedLru<V> {
   /** Σ bytes of every entry in `entries`. */
   private total = 0;
   private readonly counters = { hits: 0, misses: 0, loads: 0, loadFailures: 0, evictions: 0 };
+  /** Entries `clear` took out while leased: disposed (the callback) when their last lease is released. */
+  private readonly retired = new Map<Entry<V>, () => void>();
 
   constructor(private readonly options: LeasedLruOptions<V>) {
     this.budget = checkedBudget(options.budgetBytes);
@@ -174,7 +178,11 @@ export class LeasedLru<V> {
         if (released) return;
         released = true;
         entry.pins--;
-        if (this.entries.get(entry.key) !== entry) return; // cleared meanwhile
+        if (this.entries.get(entry.key) !== entry) {
+          // Cleared meanwhile: its last release disposes it.
+          if (entry.pins === 0) this.retired.get(entry)?.();
+          return;
+        }
         this.touch(entry);
         void this.evictOverBudget();
       },
@@ -279,12 +287,32 @@ export class LeasedLru<V> {
   }
 
   /**
-   * Shutdown: waits for the loads in flight, then removes every entry, leased or not, and
-   * waits for their hooks. Leases still held become inert (their release does nothing).
+   * Shutdown: waits for the loads in flight, then takes every entry out of the cache (a later
+   * acquire loads afresh). Unleased entries are disposed now; a leased one is disposed when its last
+   * lease is released (a value in use — a merged session inside a running step — is never disposed
+   * under its user). Resolves when every hook has run, the deferred ones included: after the last
+   * lease is released.
    */
   async clear(): Promise<void> {
     await Promise.allSettled([...this.flights.values()].map((f) => f.promise));
-    await settled([...this.entries.values()].map((e) => this.remove(e)));
+    const done: Promise<void>[] = [];
+    for (const entry of [...this.entries.values()]) {
+      if (entry.pins === 0) {
+        done.push(this.remove(entry));
+        continue;
+      }
+      this.entries.delete(entry.key);
+      this.total -= entry.bytes;
+      done.push(
+        new Promise<void>((resolve) =>
+          this.retired.set(entry, () => {
+            this.retired.delete(entry);
+            void this.dispose(entry.key, entry.value).then(resolve);
+          }),
+        ),
+      );
+    }
+    await settled(done);
   }
 
   has(key: string): boolean {

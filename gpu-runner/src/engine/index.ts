@@ -2,6 +2,8 @@ export { ModelEngine } from "./model-engine.js";
 export type { ModelEngineOptions, GenerateOptions, StartedGeneration } from "./model-engine.js";
 export { Scheduler, AbortedError } from "./scheduler.js";
 export type { SchedulerLimits, SchedulerStats, RowTarget, Job, StepObservation } from "./scheduler.js";
+export { assessLiveness, DEFAULT_STALL_LIMIT_MS } from "./liveness.js";
+export type { Liveness, SchedulerProgress } from "./liveness.js";
 export { MergeManager } from "./merge-manager.js";
 export type { MergePolicyName, MergeStats, MixHandle } from "./merge-manager.js";
 export { decideMerge, evictionOrder, evictionLossMs, mergeEstimates, decayedRate, addTokens } from "./merge-policy.js";

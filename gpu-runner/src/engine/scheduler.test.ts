@@ -174,6 +174,50 @@ describe("Scheduler", () => {
     expect((await submit(params("a", 3)).promise).text).toBe("bcd");
   });
 
+  it("liveness: stalled while a step hangs past the limit with work held; a returned (or failed) step is progress; idle is live", async () => {
+    let clock = 0;
+    const model = new CounterModel();
+    const scheduler = new Scheduler(V, { maxBatch: 4, maxTokens: 10_000, maxQueue: 8, prefillChunk: 4 }, {}, () => clock);
+    const target = { variant: model, mix: null, mixKey: "", merged: false };
+    const run = (p: GenerationParams) => scheduler.submit({ sequence: new Sequence(p, tokenizer), target });
+    clock = 1_000_000; // long idle before the first request
+    expect(scheduler.liveness(1_000)).toMatchObject({ busy: false, stalled: false, lastStepAgeMs: null });
+
+    let open!: () => void;
+    model.gate = new Promise((r) => (open = r));
+    const job = run(params("abc", 2));
+    await new Promise((r) => setTimeout(r, 5)); // the first step is in flight, held by the gate
+    expect(model.calls.length).toBe(1);
+    clock += 1_000;
+    expect(scheduler.liveness(1_000)).toMatchObject({ busy: true, noProgressMs: 1_000, stalled: false });
+    clock += 1;
+    expect(scheduler.liveness(1_000).stalled).toBe(true);
+    expect(scheduler.liveness(0).stalled).toBe(false);
+    // A second request queued behind the hung step changes nothing: the engine still made no progress.
+    const queued = run(params("x", 1));
+    expect(scheduler.liveness(1_000)).toMatchObject({ stalled: true, noProgressMs: 1_001 });
+
+    model.gate = null;
+    open();
+    await Promise.all([job, queued]);
+    expect(scheduler.liveness(1_000)).toMatchObject({ busy: false, stalled: false, lastStepAgeMs: 0 });
+
+    // Idle for long, then busy again: counted from the new work, not from the old last step.
+    clock += 60_000;
+    let fail!: (e: Error) => void;
+    model.gate = new Promise((_, reject) => (fail = reject));
+    const later = run(params("d", 1));
+    await new Promise((r) => setTimeout(r, 5));
+    expect(scheduler.liveness(1_000)).toMatchObject({ busy: true, lastStepAgeMs: 60_000, noProgressMs: 0, stalled: false });
+    clock += 5_000;
+    expect(scheduler.liveness(1_000).stalled).toBe(true);
+    // A step that throws returned: progress (its rows fail with a 500).
+    model.gate = null;
+    fail(new Error("ORT exploded"));
+    await expect(later).rejects.toMatchObject({ status: 500 });
+    expect(scheduler.liveness(1_000)).toMatchObject({ busy: false, stalled: false, lastStepAgeMs: 0 });
+  });
+
   it("a prefill step takes at most prefillTokens prompt tokens, oldest rows first", async () => {
     const { model, submit } = setup({ maxBatch: 8, prefillChunk: 4, prefillTokens: 8 });
     const jobs = ["aaaaaaaa", "bbbbbbbb", "cccccccc", "d"].map((p) => submit(params(p, 1)));

@@ -17,6 +17,7 @@
 import type { ComposedMix } from "#core/lora/types";
 import type { KvCache, ModelVariant, StepRow } from "../model/types.js";
 import { EngineError } from "./errors.js";
+import { assessLiveness, type Liveness, type SchedulerProgress } from "./liveness.js";
 import type { GenerationResult, Sequence } from "./sequence.js";
 
 export interface SchedulerLimits {
@@ -139,6 +140,8 @@ export class Scheduler {
   /** Averages of the decode step time (ms) and of the prefill time per prompt token (ms), null until measured. */
   private decodeMs: number | null = null;
   private prefillMsPerToken: number | null = null;
+  /** What liveness is judged from (engine/liveness.ts), on the scheduler's clock. */
+  private readonly progress: SchedulerProgress = { lastStepAt: null, busySince: null };
 
   constructor(
     private readonly vocabSize: number,
@@ -191,6 +194,7 @@ export class Scheduler {
         entry.onAbort = () => this.abort(entry);
         job.signal.addEventListener("abort", entry.onAbort, { once: true });
       }
+      if (this.idle) this.progress.busySince = this.now();
       this.waiting.push(entry);
       void this.loop();
     });
@@ -199,6 +203,14 @@ export class Scheduler {
   /** Requests queued + running now (the load a runner reports to the edge; cheaper than stats()). */
   get inFlight(): number {
     return this.waiting.length + this.running.length;
+  }
+
+  /**
+   * Whether this engine makes progress on the work it holds (engine/liveness.ts): stalled when it
+   * has work and no model step returned for more than `stallLimitMs` (0: never stalled).
+   */
+  liveness(stallLimitMs: number): Liveness {
+    return assessLiveness(this.progress, this.now(), stallLimitMs);
   }
 
   stats(): SchedulerStats {
@@ -324,7 +336,9 @@ export class Scheduler {
   }
 
   private checkIdle(): void {
-    if (this.idle) for (const wake of this.idleWaiters.splice(0)) wake();
+    if (!this.idle) return;
+    this.progress.busySince = null;
+    for (const wake of this.idleWaiters.splice(0)) wake();
   }
 
   private async loop(): Promise<void> {
@@ -413,11 +427,13 @@ export class Scheduler {
       try {
         results = await group.variant.step(rows, { allLogits: group.allLogits });
       } catch (e) {
+        this.progress.lastStepAt = this.now();
         const error = new EngineError("internal_error", `model step failed: ${(e as Error).message}`);
         for (const entry of group.entries) if (this.remove(entry)) this.settle(entry, error);
         continue;
       }
       const ms = performance.now() - started;
+      this.progress.lastStepAt = this.now();
       let tokens = 0;
       let generated = 0;
       group.entries.forEach((entry, i) => {

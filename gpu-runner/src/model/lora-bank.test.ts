@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { ComposedModule } from "#core/lora/types";
-import { LoraChunkBank, type ChunkFeeds, type FedRow } from "./lora-bank.js";
+import { copyColumns, copyColumnsPadded, LoraChunkBank, type ChunkFeeds, type FedRow } from "./lora-bank.js";
 import { packChunks } from "./step-batch.js";
 import { randomMix, seededRandom } from "./testing/random-mix.js";
 
@@ -108,5 +108,44 @@ describe("resident per-row LoRA chunks (LoraChunkBank)", () => {
     const f = bank.feed("m", [{ row: 0, m: wide }, ...small.map((m, i) => ({ row: i + 1, m }))], I, O);
     expect(K(f)).toBe(4);
     expect(f.at.dims[0]).toBe(16);
+  });
+
+  it("copyColumns / copyColumnsPadded (unrolled for widths 4, 8, 16) equal the plain double loop for every width, stride and offset", () => {
+    const rand = seededRandom(21);
+    for (let width = 1; width <= 20; width++) {
+      for (const [sStride, dStride] of [[width, width], [width + 3, width], [40, width + 5]] as const) {
+        const rows = 7;
+        const src = Float32Array.from({ length: 5 + rows * sStride }, () => rand());
+        const got = Float32Array.from({ length: 9 + rows * dStride }, () => -1);
+        const want = got.slice();
+        const padded = got.slice();
+        copyColumns(got, 9, dStride, src, 5, sStride, rows, width);
+        copyColumnsPadded(padded, 9, dStride, src, 5, sStride, rows, width);
+        for (let x = 0; x < rows; x++) for (let j = 0; j < width; j++) want[9 + x * dStride + j] = src[5 + x * sStride + j]!;
+        expect(Array.from(got), `width ${width}, strides ${sStride}/${dStride}`).toEqual(Array.from(want));
+        for (let x = 0; x < rows; x++) for (let j = width; j < dStride; j++) want[9 + x * dStride + j] = 0;
+        expect(Array.from(padded), `padded width ${width}, strides ${sStride}/${dStride}`).toEqual(Array.from(want));
+      }
+    }
+  });
+
+  it("the rows tensor is kept between steps and only rewritten where a slot's row changed, yet always names each chunk's current row", () => {
+    const bank = new LoraChunkBank();
+    const mods = Array.from({ length: 5 }, (_, i) => module(16, 500 + i)); // K = 16: one chunk each
+    const rowsOf = (f: ChunkFeeds) => Array.from(f.rows.data as BigInt64Array, Number);
+    const first = bank.feed("m", mods.map((m, row) => ({ row, m })), I, O);
+    expect(rowsOf(first)).toEqual([0, 1, 2, 3, 4]);
+    // Rows shift by one (a base row joined at 0), and the middle one leaves: its slot takes the tail's chunk.
+    const fed = [mods[0]!, mods[1]!, mods[3]!, mods[4]!].map((m, i) => ({ row: i + 1, m }));
+    const second = bank.feed("m", fed, I, O);
+    const byChunk = rowsOf(second);
+    const bt = second.bt.data as Float32Array;
+    const K = second.at.dims[2] as number;
+    // Each chunk's row is the row of the module whose Bᵗ sits in that slot.
+    byChunk.forEach((row, slot) => {
+      const m = fed.find((f) => f.row === row)!.m;
+      expect(Array.from(bt.subarray(slot * K * O, slot * K * O + m.bt.length))).toEqual(Array.from(m.bt));
+    });
+    expect([...byChunk].sort()).toEqual([1, 2, 3, 4]);
   });
 });

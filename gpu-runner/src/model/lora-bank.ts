@@ -6,8 +6,8 @@
  * first N chunk slots are live (a compact prefix, fed to ONNX Runtime as views: no copy on the
  * node backend). A mix's module that stays in the batch keeps its slots; one that leaves frees them
  * and the tail's chunks move into the holes (O(freed chunks)); one that joins writes its chunks at
- * the end (O(its bytes)). Only the small `rows` tensor [N] (each chunk's batch row) is rebuilt
- * every step, because rows shift when others leave. K stays fixed while it feeds at most
+ * the end (O(its bytes)). The small `rows` tensor [N] (each chunk's batch row) is kept too and
+ * rewritten only where a slot's row changed (rows shift when others leave). K stays fixed while it feeds at most
  * REBUILD_COST_RATIO × the columns of the best K for the current ranks (then the module is rebuilt
  * once with the best K), so churn does not flip K and rewrite everything.
  *
@@ -15,7 +15,9 @@
  * after feed(module, fed), for every fed row i: Σ_{n : rows[n] = i} (x·at[n])·bt[n] = (x·mᵢ.at)·mᵢ.bt,
  * and no chunk belongs to a row that is not fed. Chunk order differs from the reference (float
  * sums in another order: equal within rounding).
- * Cost: per step O(Σ chunks of joined + moved rows) floats copied, O(N) for the rows tensor.
+ * Cost: per step O(Σ chunks of joined + moved rows) floats copied (a joining row's Aᵗ chunk by
+ * chunk, each chunk's rows in order, unrolled for K ∈ {4, 8, 16}; its Bᵗ in one copy), O(N) compares
+ * for the rows tensor.
  * Memory: one step's worth of per-row LoRA inputs stays resident (the reference allocates it per step).
  */
 import { float32, int64, type HostTensor } from "../backend/index.js";
@@ -62,6 +64,9 @@ class ModuleBank {
   private owner: (Resident | undefined)[] = [];
   /** Residents by factors; the same factors on two per-row rows are two residents. */
   private readonly residents = new Map<ComposedModule, Resident[]>();
+  /** Slot → its batch row, as fed (int64) and as a number to compare with; grown as N grows. */
+  private rowIds = new BigInt64Array(0);
+  private rowNums = new Int32Array(0);
   /** Floats copied into the bank since it was created (joins, moves, growth). */
   copiedFloats = 0;
   /** Consecutive feeds that used at most a quarter of the buffers. */
@@ -113,13 +118,34 @@ class ModuleBank {
     const O = this.outF;
     const K = this.k;
     const N = this.n;
-    const rows = new BigInt64Array(N);
-    for (let s = 0; s < N; s++) rows[s] = BigInt(this.owner[s]!.row);
     return {
       at: float32(this.at.subarray(0, N * I * K), [N, I, K]),
       bt: float32(this.bt.subarray(0, N * K * O), [N, K, O]),
-      rows: int64(rows, [N]),
+      rows: int64(this.chunkRows(), [N]),
     };
+  }
+
+  /**
+   * `rows` [N]: each live slot's batch row, kept between steps and rewritten only where a slot's
+   * row changed (a chunk moved, a row shifted, a row joined): O(N) compares, O(changed) BigInts.
+   */
+  private chunkRows(): BigInt64Array {
+    const N = this.n;
+    if (this.rowIds.length < N) {
+      const size = Math.max(2 * N, 64);
+      this.rowIds = new BigInt64Array(size);
+      this.rowNums = new Int32Array(size).fill(-1);
+    }
+    const ids = this.rowIds;
+    const nums = this.rowNums;
+    for (let s = 0; s < N; s++) {
+      const row = this.owner[s]!.row;
+      if (nums[s] !== row) {
+        nums[s] = row;
+        ids[s] = BigInt(row);
+      }
+    }
+    return ids.subarray(0, N);
   }
 
   clear(): void {
@@ -177,16 +203,13 @@ class ModuleBank {
     const src = m.at;
     if (K === r) at.set(src, first * I * K);
     else {
-      // Row x of Aᵗ read once, in order; its K-wide pieces go to the chunks' row x.
-      for (let x = 0; x < I; x++) {
-        const s = x * r;
-        for (let c = 0; c < count; c++) {
-          const d = ((first + c) * I + x) * K;
-          const cK = c * K;
-          const width = Math.min(K, r - cK);
-          for (let j = 0; j < width; j++) at[d + j] = src[s + cK + j]!;
-          for (let j = width; j < K; j++) at[d + j] = 0;
-        }
+      // Chunk by chunk, its rows written in order: chunk c row x = Aᵗ row x, columns [cK, cK + width).
+      for (let c = 0; c < count; c++) {
+        const cK = c * K;
+        const width = Math.min(K, r - cK);
+        const d = (first + c) * I * K;
+        if (width === K) copyColumns(at, d, K, src, cK, r, I, K);
+        else copyColumnsPadded(at, d, K, src, cK, r, I, width);
       }
     }
     // Bᵗ's rows in order are the chunks' rows in order: one copy, then the last chunk's zero tail.
@@ -234,6 +257,47 @@ class ModuleBank {
     this.at = at.data;
     this.bt = bt.data;
     this.capacity = slots;
+  }
+}
+
+/**
+ * Copies a column block between row-major matrices: dst[d + x·dStride + j] = src[s + x·sStride + j]
+ * for x < rows, j < width. Widths 4, 8 and 16 (the usual chunk widths) are unrolled.
+ * Semantics: the plain double loop (the default branch); the unrolled ones are the same assignments.
+ * Cost: rows·width float moves; no allocation.
+ */
+export function copyColumns(dst: Float32Array, d: number, dStride: number, src: Float32Array, s: number, sStride: number, rows: number, width: number): void {
+  switch (width) {
+    case 4:
+      for (let x = 0; x < rows; x++, d += dStride, s += sStride) {
+        dst[d] = src[s]!; dst[d + 1] = src[s + 1]!; dst[d + 2] = src[s + 2]!; dst[d + 3] = src[s + 3]!;
+      }
+      return;
+    case 8:
+      for (let x = 0; x < rows; x++, d += dStride, s += sStride) {
+        dst[d] = src[s]!; dst[d + 1] = src[s + 1]!; dst[d + 2] = src[s + 2]!; dst[d + 3] = src[s + 3]!;
+        dst[d + 4] = src[s + 4]!; dst[d + 5] = src[s + 5]!; dst[d + 6] = src[s + 6]!; dst[d + 7] = src[s + 7]!;
+      }
+      return;
+    case 16:
+      for (let x = 0; x < rows; x++, d += dStride, s += sStride) {
+        dst[d] = src[s]!; dst[d + 1] = src[s + 1]!; dst[d + 2] = src[s + 2]!; dst[d + 3] = src[s + 3]!;
+        dst[d + 4] = src[s + 4]!; dst[d + 5] = src[s + 5]!; dst[d + 6] = src[s + 6]!; dst[d + 7] = src[s + 7]!;
+        dst[d + 8] = src[s + 8]!; dst[d + 9] = src[s + 9]!; dst[d + 10] = src[s + 10]!; dst[d + 11] = src[s + 11]!;
+        dst[d + 12] = src[s + 12]!; dst[d + 13] = src[s + 13]!; dst[d + 14] = src[s + 14]!; dst[d + 15] = src[s + 15]!;
+      }
+      return;
+    default:
+      for (let x = 0; x < rows; x++, d += dStride, s += sStride) for (let j = 0; j < width; j++) dst[d + j] = src[s + j]!;
+  }
+}
+
+/** copyColumns for a block narrower than dst's rows: columns [width, dStride) of each dst row are zeroed. */
+export function copyColumnsPadded(dst: Float32Array, d: number, dStride: number, src: Float32Array, s: number, sStride: number, rows: number, width: number): void {
+  for (let x = 0; x < rows; x++, d += dStride, s += sStride) {
+    let j = 0;
+    for (; j < width; j++) dst[d + j] = src[s + j]!;
+    for (; j < dStride; j++) dst[d + j] = 0;
   }
 }
 

@@ -26,7 +26,8 @@ export const SHARED_DECODE_RANK_RATIO = 3;
  * Per row: true = shared path, false = per-row path (rows with mix = null: false, they add nothing).
  *
  * Semantics: shared[i] = mixᵢ ≠ null ∧ contained(mixᵢ) ∧ (#{j : mixⱼ = mixᵢ} ≥ 2 (same object)
- *   ∨ (decode ∧ Σ_{unique contained m} m.maxRank ≤ ratio · max_{unique contained m} m.maxRank)
+ *   ∨ (decode ∧ some contained mix is on ≥ 2 rows
+ *      ∧ Σ_{unique contained m} m.maxRank ≤ ratio · max_{unique contained m} m.maxRank)
  *   ∨ mixᵢ is the step's only unique contained mix).
  * One mix alone (e.g. a lone prefill) is shared: Rc is then its own rank, nothing wasted, and the
  * step runs on the shared-only variant (lora-variants.ts) without the per-row path's glue.
@@ -39,7 +40,11 @@ export function planLoraPaths(mixes: readonly (ComposedMix | null)[], decode: bo
   const count = new Map<ComposedMix, number>();
   for (const mix of mixes) if (mix && isContainedMix(mix)) count.set(mix, (count.get(mix) ?? 0) + 1);
   let allShared = count.size === 1;
-  if (decode && !allShared) {
+  // Only with a repeated mix (the shared path runs anyway): distinct rows alone stay per-row, where
+  // their chunks are resident (lora-bank.ts) and a join packs only itself, while the shared path
+  // would repack every row's factors whenever the set of mixes changes (continuous batching).
+  const repeated = [...count.values()].some((n) => n >= 2);
+  if (decode && !allShared && repeated) {
     let sum = 0;
     let max = 0;
     for (const mix of count.keys()) {

@@ -38,6 +38,29 @@ export function mergeGraph(layout: "in_out" | "out_in", dtype: WeightDtype): Uin
   return g.encode(`loraedge-merge-gemm-${layout}-${dtype}`);
 }
 
+type WeightArrayKind<T extends Float32Array | Uint16Array> = { new (buffer: ArrayBufferLike, byteOffset: number, length: number): T; BYTES_PER_ELEMENT: number };
+
+/**
+ * One weight of a weights buffer as a typed view sharing its memory — never a copy: a merged
+ * session's W′ is written through this view into its weights copy, so a copy would silently leave W
+ * unmerged. Throws (naming the weight) when the weight is not aligned to its element size or lies
+ * outside the buffer. Cannot fire for models built or imported here: every writer lays weights out on
+ * 64-byte boundaries (`onnx/graph-builder.ts`, `onnx/float16.ts`, `model-build/import-onnx-export.ts`)
+ * and `model-dir.ts` reads the file into a fresh buffer (byte offset 0); `createOnnxModel` checks every
+ * merge target this way at load, so a foreign layout is refused there, not at the first merge.
+ */
+export function weightView<T extends Float32Array | Uint16Array>(Kind: WeightArrayKind<T>, bytes: Uint8Array, name: string, loc: { offset: number; length: number }): T {
+  const at = bytes.byteOffset + loc.offset;
+  // The offset itself too: a merged session's weights copy starts at byte offset 0.
+  if (at % Kind.BYTES_PER_ELEMENT !== 0 || loc.offset % Kind.BYTES_PER_ELEMENT !== 0 || loc.length % Kind.BYTES_PER_ELEMENT !== 0) {
+    throw new Error(`weight ${name} (byte offset ${loc.offset}, ${loc.length} bytes) is not aligned to its ${Kind.BYTES_PER_ELEMENT}-byte elements in the weights file`);
+  }
+  if (loc.offset < 0 || loc.offset + loc.length > bytes.byteLength) {
+    throw new Error(`weight ${name} (byte offset ${loc.offset}, ${loc.length} bytes) lies outside the ${bytes.byteLength}-byte weights file`);
+  }
+  return new Kind(bytes.buffer, at, loc.length / Kind.BYTES_PER_ELEMENT);
+}
+
 export class WeightMerger {
   private readonly sessions = new Map<string, Promise<Session>>();
 

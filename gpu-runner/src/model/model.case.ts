@@ -243,6 +243,38 @@ export function runModelTests({ backend }: { backend: BackendName }): void {
       await Promise.all([decode([0, 1, 2, 4, 5], 64, "in flight together (first)"), decode([6, 5, 4, 3, 2], 65, "in flight together (second)")]);
     });
 
+    it("a batch prefilled together decodes from the prefill bank without packing again (the banks swap); the next prefill and the joined decode equal the reference", async () => {
+      const ranks = [4, 6, 4, 6, 4, 6]; // Σ > 3 × max on every decode step: per-row
+      const mixes = ranks.map((r, k) => randomMix(model.manifest.targets, (m) => (m.endsWith(k % 2 ? "k_proj" : "gate_proj") || m.endsWith("o_proj") ? r : 0), 110 + k));
+      const seqs = mixes.map((_, k) => prompt(texts[k % texts.length].slice(0, 2 + k)));
+      const live: { k: number; tokens: number[]; cache: KvCache }[] = [];
+      const check = (out: { logits: Float32Array }[], note: string) =>
+        live.forEach((r, i) => expect(relErr(out[i]!.logits, referenceForward(checkpoint, r.tokens, mixes[r.k]!).slice((r.tokens.length - 1) * V)), `${note}: mix ${r.k}`).toBeLessThanOrEqual(TOL));
+      const prefill = async (ks: number[]) => {
+        expect(planLoraPaths(ks.map((k) => mixes[k]!), false).some(Boolean)).toBe(false); // distinct mixes: per-row
+        const pre = await model.step(ks.map((k) => ({ tokens: seqs[k]!, cache: null, mix: mixes[k]! })));
+        live.push(...ks.map((k, i) => ({ k, tokens: [...seqs[k]!], cache: pre[i]!.cache })));
+      };
+      const decode = async (next: number, note: string) => {
+        expect(planLoraPaths(live.map((r) => mixes[r.k]!), true).some(Boolean), `${note}: every row per-row`).toBe(false);
+        const packed = model.timings!.loraPackMs;
+        const out = await model.step(live.map((r) => ({ tokens: [next], cache: r.cache, mix: mixes[r.k]! })));
+        live.forEach((r, i) => {
+          r.tokens.push(next);
+          r.cache = out[i]!.cache;
+        });
+        check(out, note);
+        return model.timings!.loraPackMs - packed;
+      };
+      await prefill([0, 1, 2, 3]);
+      expect(await decode(61, "first decode of the prefilled rows"), "no packing: the prefill bank became the decode bank").toBe(0);
+      expect(await decode(62, "same rows again")).toBe(0);
+      await prefill([4, 5]); // packs into the bank the decode bank gave up
+      expect(await decode(63, "joined")).toBeGreaterThan(0);
+      live.splice(1, 1); // a row leaves from the middle
+      await decode(64, "one left");
+    });
+
     it("LoRA paths at R = 0 and Rc = 0: empty mixes, mixes on other modules, base rows, on prefill and decode", async () => {
       const empty: ComposedMix = { modules: new Map(), maxRank: 0 };
       const layer1 = randomMix(model.manifest.targets, (m) => (m === "model.layers.1.mlp.up_proj" ? 5 : 0), 44);
@@ -322,10 +354,16 @@ export function runModelTests({ backend }: { backend: BackendName }): void {
         before = used();
         const distinct = await compare([row(seqs[1], mixB), row(seqs[2], mixC), row(seqs[0], null)]);
         expect(used()["per-row-only"]).toBe(before["per-row-only"] + 1);
-        // Cached decode of all of them: all-shared decode → shared-only again; then a step with a repeated mix beside a distinct one (both paths) → full graph.
+        // Cached decode of all of them: every mix distinct → per-row path only (lora-paths.ts) → per-row-only variant.
         before = used();
         const decoded = await compare([{ ...alone, tokens: [70] }, ...distinct.map((r) => ({ ...r, tokens: [71] }))]);
+        expect(used()["per-row-only"]).toBe(before["per-row-only"] + 1);
+        // Cached decode with a repeated mix under the rank bound: all-shared decode → shared-only.
+        const pair = await compare([row(seqs[2], mixC), row(seqs[1], mixC)]);
+        before = used();
+        await compare([{ ...pair[0], tokens: [76] }, { ...pair[1], tokens: [77] }, { ...decoded[0], tokens: [78] }]);
         expect(used()["shared-only"]).toBe(before["shared-only"] + 1);
+        // Then a step with a repeated mix beside a distinct one (both paths) → full graph.
         before = used();
         await compare([{ ...decoded[0], tokens: seqs[2] }, row(seqs[1], mixA), { ...decoded[2], tokens: [73] }]);
         expect(used()).toEqual(before);

@@ -12,7 +12,7 @@ import { RowKvCache } from "./kv-cache.js";
 import { LoraChunkBank } from "./lora-bank.js";
 import { planLoraPaths } from "./lora-paths.js";
 import { LoraVariantSessions, type LoraVariantsMode } from "./lora-variants.js";
-import { WeightMerger } from "./merge-weights.js";
+import { weightView, WeightMerger } from "./merge-weights.js";
 import { stripLoraInputs } from "./strip-lora.js";
 import { packLora, packPast, packTokens, pastElements, presentNames, unpackLogits, unpackPresent, type PackedRow } from "./step-batch.js";
 import type { BaseModel, ModelVariant, StepOptions, StepRow, StepRowResult, StepTimings, Tokenizer } from "./types.js";
@@ -82,7 +82,7 @@ class OnnxVariant implements ModelVariant {
    * rows) and one for prefill steps (the joining rows, whose prompts may take several chunks), so
    * the two kinds of step, alternating, do not evict each other's rows.
    */
-  private readonly banks = { decode: new LoraChunkBank(), prefill: new LoraChunkBank() };
+  private banks = { decode: new LoraChunkBank(), prefill: new LoraChunkBank() };
   /** Runs in flight that read views of a bank: banks are only updated when none is. */
   private bankReaders = 0;
 
@@ -98,8 +98,17 @@ class OnnxVariant implements ModelVariant {
     const shared = planLoraPaths(mixes, decode);
     const fromBank = this.bankReaders === 0;
     const last = this.lastLora;
-    // Same rows as last time: reuse (a decode step after a prefill of the same rows moves to the decode bank).
-    if (last && last.decode === decode && (last.fromBank || !fromBank) && last.mixes.length === mixes.length && mixes.every((mix, i) => mix === last.mixes[i] && shared[i] === last.shared[i])) return last;
+    const sameRows = last !== null && (last.fromBank || !fromBank) && last.mixes.length === mixes.length && mixes.every((mix, i) => mix === last.mixes[i] && shared[i] === last.shared[i]);
+    // Same rows as last time: reuse.
+    if (sameRows && last.decode === decode) return last;
+    // The first decode step of exactly the rows just prefilled (a batch admitted together): the
+    // prefill bank holds their chunks, so it becomes the decode bank (and the old decode bank takes
+    // the next prefill's rows) instead of packing them all a second time.
+    if (sameRows && decode && !last.decode) {
+      if (last.fromBank) this.banks = { decode: this.banks.prefill, prefill: this.banks.decode };
+      this.lastLora = { ...last, decode };
+      return this.lastLora;
+    }
     const t0 = performance.now();
     const bank = decode ? this.banks.decode : this.banks.prefill;
     // Packing into a bank rewrites chunks in place module by module: if it throws part-way, the
@@ -238,15 +247,10 @@ export class OnnxBaseModel extends OnnxVariant implements BaseModel {
       if (!binding) throw new Error(`mix module ${name} has no weight binding`);
       const loc = this.state.weightTable.get(binding.weight);
       if (!loc) throw new Error(`weight ${binding.weight} of ${name} is not in the external weights file`);
-      // Views (weights.bin is 64-byte aligned): W read from the base, W′ written into the copy.
+      // Views, never copies (alignment checked at load): W read from the base, W′ written into the copy.
       // fp16 weights: merged in fp32 by ORT, rounded to fp16 once.
-      const view = <T extends Float32Array | Uint16Array>(Kind: { new (b: ArrayBufferLike, o: number, n: number): T; BYTES_PER_ELEMENT: number }, bytes: Uint8Array) => {
-        const at = bytes.byteOffset + loc.offset;
-        const aligned = at % Kind.BYTES_PER_ELEMENT === 0;
-        return aligned ? new Kind(bytes.buffer, at, loc.length / Kind.BYTES_PER_ELEMENT) : new Kind(bytes.slice(loc.offset, loc.offset + loc.length).buffer, 0, loc.length / Kind.BYTES_PER_ELEMENT);
-      };
-      if (loc.dataType === DataType.FLOAT16) await this.merger.merge(view(Uint16Array, base), binding.layout, m, view(Uint16Array, weights));
-      else await this.merger.merge(view(Float32Array, base), binding.layout, m, view(Float32Array, weights));
+      if (loc.dataType === DataType.FLOAT16) await this.merger.merge(weightView(Uint16Array, base, binding.weight, loc), binding.layout, m, weightView(Uint16Array, weights, binding.weight, loc));
+      else await this.merger.merge(weightView(Float32Array, base, binding.weight, loc), binding.layout, m, weightView(Float32Array, weights, binding.weight, loc));
     }
     const t1 = performance.now();
     // Rows on a merged session carry no mix: the LoRA-free graph when there is one.
@@ -287,6 +291,13 @@ export async function createOnnxModel(args: {
     if (t.mode === "unmerged" && (!b.at || !b.bt)) throw new Error(`target ${t.module} is "unmerged" but the graph has no LoRA inputs for it`);
   }
   const weightTable = externalWeightTable(args.graph, spec.weightsFile);
+  // Merged sessions write W′ through views of these weights (merge-weights.ts): refuse at load a layout that would need copies.
+  for (const b of spec.targets) {
+    const loc = weightTable.get(b.weight);
+    if (!loc) continue;
+    if (loc.dataType === DataType.FLOAT16) weightView(Uint16Array, args.weights, b.weight, loc);
+    else weightView(Float32Array, args.weights, b.weight, loc);
+  }
   const loraInputs = loraInputNames(spec);
   const plainGraph = args.plainSession === false || loraInputs.size === 0 ? null : stripLoraInputs(args.graph, loraInputs);
   const state: SharedModelState = { backend: args.backend, manifest, spec, graph: args.graph, plainGraph, weights: args.weights, weightTable, dims, bindings, sessionOptions: args.sessionOptions };

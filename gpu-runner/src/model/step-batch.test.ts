@@ -145,6 +145,9 @@ describe("step batch packing", () => {
     expect(feeds["m.ac"].dims).toEqual([2, 2]);
     expect(Array.from(feeds["m.ac"].data as Float32Array)).toEqual([4, 5, 6, 7]);
     expect(Array.from(feeds["m.bc"].data as Float32Array)).toEqual([8, 9]);
+    // One unique shared mix: Ac/Bc are its own arrays (no copy).
+    expect(feeds["m.ac"].data).toBe(b.modules.get("m")!.at);
+    expect(feeds["m.bc"].data).toBe(b.modules.get("m")!.bt);
     expect(feeds["m.mk"].dims).toEqual([5, 1, 2]);
     expect(Array.from(feeds["m.mk"].data as Float32Array)).toEqual([1, 1, 0, 0, 1, 1, 0, 0, 0, 0]);
     // Every mixed row shared: R = 0, unique mixes in first-appearance order b, a, c.
@@ -222,7 +225,7 @@ describe("step batch packing", () => {
 
 describe("planLoraPaths", () => {
   const mix = (maxRank: number): ComposedMix => ({ modules: new Map(), maxRank });
-  it("shares mixes used by ≥ 2 rows; a decode step goes all-shared while Σ unique ranks ≤ ratio · max rank", () => {
+  it("shares mixes used by ≥ 2 rows; a decode step with a repeated mix goes all-shared while Σ unique ranks ≤ ratio · max rank", () => {
     const [a, b, c] = [mix(8), mix(16), mix(32)];
     // Prefill: only the repeated mix.
     expect(planLoraPaths([a, b, a, null, c], false)).toEqual([true, false, true, false, false]);
@@ -232,6 +235,9 @@ describe("planLoraPaths", () => {
     expect(planLoraPaths([a, b, a, null, c], true, 1.5)).toEqual([true, false, true, false, false]);
     // Every row its own mix, prefill: per-row only; one mix everywhere: shared.
     expect(planLoraPaths([a, b, c], false)).toEqual([false, false, false]);
+    // Every row its own mix, decode: per-row too, even under the bound (no mix repeated: the resident chunks win under churn).
+    expect(planLoraPaths([a, b, c], true, 2)).toEqual([false, false, false]);
+    expect(planLoraPaths([a, b, null, c], true, 100)).toEqual([false, false, false, false]);
     expect(planLoraPaths([b, b, b], false)).toEqual([true, true, true]);
     // A single row alone, or one mix with base rows: shared on prefill and decode (Σ = max).
     expect(planLoraPaths([c], false)).toEqual([true]);

@@ -223,6 +223,33 @@ export function packChunks(fed: readonly FedRow[], I: number, O: number, rowTens
 }
 
 /**
+ * The shared path's Ac [in, Rc] / Bc [Rc, out]: the unique mixes' factors side by side along the
+ * rank axis. One mix alone is its own Aᵗ/Bᵗ (no copy: mixes are immutable).
+ * Semantics: ac[x, off_u + c] = u.at[x, c], bc[off_u + c, y] = u.bt[c, y], off_u = Σ ranks before u.
+ * Cost: O(Σ (in + out)·r) float copies for ≥ 2 mixes, none for one.
+ */
+function sharedFactors(unique: readonly ComposedModule[], I: number, O: number, Rc: number): { ac: Float32Array; bc: Float32Array } {
+  if (unique.length === 1) return { ac: unique[0]!.at, bc: unique[0]!.bt };
+  const ac = new Float32Array(I * Rc); // [in, Rc]
+  const bc = new Float32Array(Rc * O); // [Rc, out]
+  // Row x of Ac is row x of every unique Aᵗ side by side: written in order (sequential stores).
+  for (let x = 0, d = 0; x < I; x++) {
+    for (const m of unique) {
+      const r = m.rank;
+      const src = m.at;
+      const s = x * r;
+      for (let c = 0; c < r; c++) ac[d + c] = src[s + c];
+      d += r;
+    }
+  }
+  for (let u = 0, off = 0; u < unique.length; u++) {
+    bc.set(unique[u].bt, off * O); // [r, out] rows stacked
+    off += unique[u].rank;
+  }
+  return { ac, bc };
+}
+
+/**
  * LoRA inputs for every unmerged target, rows split between the two paths by `shared` (default:
  * planLoraPaths, decode = every row has one token). Targets whose graph has no shared inputs
  * (graph.json written before they existed) put every row on the per-row path.
@@ -325,22 +352,7 @@ export function packLora(
       }
       layout.push(`${off}+${m.rank}`);
     });
-    const ac = new Float32Array(I * Rc); // [in, Rc]
-    const bc = new Float32Array(Rc * O); // [Rc, out]
-    // Row x of Ac is row x of every unique Aᵗ side by side: written in order (sequential stores).
-    for (let x = 0, d = 0; x < I; x++) {
-      for (const m of unique) {
-        const r = m.rank;
-        const src = m.at;
-        const s = x * r;
-        for (let c = 0; c < r; c++) ac[d + c] = src[s + c];
-        d += r;
-      }
-    }
-    for (let u = 0, off = 0; u < unique.length; u++) {
-      bc.set(unique[u].bt, off * O); // [r, out] rows stacked
-      off += unique[u].rank;
-    }
+    const { ac, bc } = sharedFactors(unique, I, O, Rc);
     const key = `${Rc}|${layout.join(",")}`;
     let mask = masks.get(key);
     if (!mask) {

@@ -11,6 +11,7 @@ import {
   generateRequestSchema,
   RUNNER_PATHS,
   type GenerateRequest,
+  type EngineHealth,
   type Health,
   type ModelList,
 } from "#core/wire/runner-api";
@@ -26,7 +27,7 @@ import {
   type ModelEngine,
   type TokenEvent,
 } from "../engine/index.js";
-import { silentLogger } from "../engine/index.js";
+import { DEFAULT_STALL_LIMIT_MS, silentLogger } from "../engine/index.js";
 import { completionBody, finalChunk, textChunk, tokenChunk, type CompletionMeta } from "./completion-body.js";
 import { bakeHandler } from "./bake-handler.js";
 import { errorBody, errorResponse } from "./errors.js";
@@ -41,6 +42,12 @@ export interface RunnerAppDeps {
   replayWindowS: number;
   /** Silence after which an open stream writes `: keep-alive` (0: never). Default 5000. */
   sseKeepAliveMs?: number;
+  /**
+   * An engine holding work with no model step returned for this long is stalled (engine/liveness.ts):
+   * its waiting streams get no more keep-alives (the edge's idle timeout ends them), /healthz
+   * answers 503 "stalled" and its new completions 503. 0: never. Default DEFAULT_STALL_LIMIT_MS.
+   */
+  stallLimitMs?: number;
   /** Serves POST /internal/v1/bake when set. */
   baker?: RunnerBaker;
   log?: Logger;
@@ -87,6 +94,7 @@ export const KEEP_ALIVE_COMMENT = ": keep-alive\n\n";
 export function createRunnerApp(deps: RunnerAppDeps) {
   const log = deps.log ?? silentLogger;
   const keepAliveMs = deps.sseKeepAliveMs ?? 5_000;
+  const stallLimitMs = deps.stallLimitMs ?? DEFAULT_STALL_LIMIT_MS;
   const metrics = new RunnerMetrics();
   const state: RunnerState = { ready: false, draining: false, openStreams: 0, openRequests: 0 };
   let engines = new Map<string, ModelEngine>();
@@ -106,16 +114,27 @@ export function createRunnerApp(deps: RunnerAppDeps) {
   /** Requests queued + running over all models (reported as LOAD_HEADER and in /healthz). */
   const load = () => deps.engines.reduce((n, e) => n + e.scheduler.inFlight, 0);
 
+  /** Each loaded engine's liveness, judged against the stall limit. */
+  const engineHealth = (): EngineHealth[] =>
+    deps.engines.map((e) => {
+      const l = e.scheduler.liveness(stallLimitMs);
+      const ms = (v: number) => Math.round(v);
+      return { model: e.id, busy: l.busy, last_step_age_ms: l.lastStepAgeMs === null ? null : ms(l.lastStepAgeMs), no_progress_ms: ms(l.noProgressMs), stalled: l.stalled };
+    });
+
   app.get(RUNNER_PATHS.health, (c) => {
-    const ready = state.ready && !state.draining;
+    const engines = state.ready ? engineHealth() : [];
+    const stalled = engines.some((e) => e.stalled);
+    const status: Health["status"] = state.draining ? "draining" : !state.ready ? "starting" : stalled ? "stalled" : "ok";
     const body: Health = {
-      status: state.draining ? "draining" : state.ready ? "ok" : "starting",
-      ready,
+      status,
+      ready: status === "ok",
       models: state.ready ? deps.engines.map((e) => e.id) : [],
       pid: process.pid,
       load: load(),
+      ...(state.ready ? { engines } : {}),
     };
-    return c.json(body, ready ? 200 : 503);
+    return c.json(body, status === "ok" ? 200 : 503);
   });
 
   app.get(RUNNER_PATHS.metrics, (c) => {
@@ -187,6 +206,15 @@ export function createRunnerApp(deps: RunnerAppDeps) {
     }
     c.set("model", engine.id);
     if (state.draining) throw new EngineError("service_unavailable_error", "the runner is shutting down", 5);
+    const liveness = engine.scheduler.liveness(stallLimitMs);
+    if (liveness.stalled) {
+      // A hung step: this request would wait behind it forever. The edge fails over on a 503.
+      throw new EngineError(
+        "service_unavailable_error",
+        `model ${engine.id} has had work for ${Math.round(liveness.noProgressMs / 1000)} s without completing a step (stall limit ${stallLimitMs / 1000} s)`,
+        5,
+      );
+    }
     const meta: CompletionMeta = {
       id: `cmpl-${request.request_id ?? randomUUID()}`,
       created: Math.floor(Date.now() / 1000),
@@ -258,6 +286,8 @@ export function createRunnerApp(deps: RunnerAppDeps) {
         notify = null;
       });
       let streamed = "";
+      /** Keep-alives were withheld from this stream (its engine stalled): logged once. */
+      let silenced = false;
       try {
         if (request.echo) {
           const promptText = started.promptText;
@@ -272,7 +302,9 @@ export function createRunnerApp(deps: RunnerAppDeps) {
           }
           if (done) break;
           // Wait for the next token; while none comes (queued, long prefill), a comment every
-          // keepAliveMs tells the edge this runner is alive (its idle timeout counts any bytes).
+          // keepAliveMs tells the edge this runner is alive (its idle timeout counts any bytes) —
+          // but only while the engine completes steps: a stalled engine (a hung step) sends
+          // nothing, so the edge's idle timeout ends the stream and marks this runner suspect.
           let timer: ReturnType<typeof setTimeout> | undefined;
           const woken = await new Promise<boolean>((resolve) => {
             notify = () => resolve(true);
@@ -281,7 +313,16 @@ export function createRunnerApp(deps: RunnerAppDeps) {
           clearTimeout(timer);
           if (!woken) {
             notify = null;
-            await stream.write(KEEP_ALIVE_COMMENT);
+            const live = engine.scheduler.liveness(stallLimitMs);
+            if (!live.stalled) await stream.write(KEEP_ALIVE_COMMENT);
+            else if (!silenced) {
+              silenced = true;
+              log("warn", "engine stalled: keep-alives withheld from a waiting stream", {
+                requestId: request.request_id ?? null,
+                model: engine.id,
+                noProgressMs: Math.round(live.noProgressMs),
+              });
+            }
           }
         }
         const final = outcome!;

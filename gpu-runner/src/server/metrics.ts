@@ -75,6 +75,9 @@ export class RunnerMetrics {
       scheduler.flatMap((s) => (["queue_full", "draining"] as const).map((reason) => ({ labels: { model: s.model, reason }, value: s.value.rejectedTotal[reason] }))));
     out.metric("loraedge_runner_aborted_total", "counter", "Requests whose client went away (row freed).",
       scheduler.map((s) => ({ labels: { model: s.model }, value: s.value.abortedTotal })));
+    out.metric("loraedge_runner_engine_no_progress_seconds", "gauge",
+      "Seconds the engine has held work without a model step returning (0 when idle); beyond RUNNER_STALL_LIMIT_MS it is stalled.",
+      perModel((e) => e.scheduler.liveness(0).noProgressMs / 1000).map((m) => ({ labels: { model: m.model }, value: m.value })));
 
     out.metric("loraedge_runner_merged_sessions", "gauge", "Merged sessions held.",
       merges.map((m) => ({ labels: { model: m.model }, value: m.value.sessions.length })));

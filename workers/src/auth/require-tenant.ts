@@ -1,4 +1,5 @@
 import type { Context, MiddlewareHandler } from "hono";
+import { wrapTime } from "hono/timing";
 import type { AppEnv, AuthTenant, TenantScope } from "../app-env.js";
 import { unauthorized } from "../errors/api-error.js";
 import { edgeCacheTtlMs } from "../limits/config.js";
@@ -12,7 +13,7 @@ import { bearerToken } from "./bearer.js";
  */
 export const requireTenant: MiddlewareHandler<AppEnv> = async function requireTenant(c, next) {
   const key = bearerToken(c.req.header("authorization"));
-  const tenant = await findTenantByKeyCached(c.var.db, key, edgeCacheTtlMs(c.env));
+  const tenant = await wrapTime(c, "auth", findTenantByKeyCached(c.var.db, key, edgeCacheTtlMs(c.env)));
   if (!tenant) throw unauthorized("invalid or revoked API key");
   c.set("tenant", tenant);
   await next();

@@ -1,4 +1,5 @@
 import type { Context } from "hono";
+import { endTime, startTime, wrapTime } from "hono/timing";
 import type { ChatTemplateSpec } from "#core/chat/chat-template";
 import { mixKey } from "#core/wire/mix-key";
 import { PROMPT_TOKENS_HEADER, type Completion, type GenerateOptions } from "#core/wire/runner-api";
@@ -13,6 +14,7 @@ import type { BudgetReservation } from "../limits/reservation.js";
 import { findChatTemplate, type AdapterWithOwner } from "../adapters/queries.js";
 import type { Db } from "../db/client.js";
 import { log } from "../logging/log.js";
+import { addRequestLogFields } from "../logging/request-id.js";
 import { catalogModels, modelCatalog, runnersServing } from "../runners/catalog.js";
 import { afterResponse } from "../util/after-response.js";
 import { assertPromptFitsContext, promptTokensUpperBound } from "../validation/prompt-bounds.js";
@@ -92,7 +94,8 @@ async function planRequest(c: Context<AppEnv>, input: InferenceInput) {
   const db = c.var.db;
   const tenant = tenantOf(c);
   const ttlMs = edgeCacheTtlMs(c.env);
-  const catalog = await modelCatalog(c.env, db);
+  // Refreshed behind a response once half its TTL is gone: steady traffic never waits for the runners' model lists.
+  const catalog = await modelCatalog(c.env, db, { inBackground: (work) => afterResponse(c, work) });
   const served = catalogModels(catalog);
   const target = await resolveModelTarget(
     db,
@@ -143,13 +146,13 @@ export async function runInference(c: Context<AppEnv>, input: InferenceInput, sh
   // Over the per-minute limit (known here): refused before any D1 work. A request refused while
   // resolving (bad model, adapter, prompt) still counts against the limit, as it did before the gate moved.
   refuseIfRateLimitedHere(tenant.id);
-  const plan = await planRequest(c, input).catch(async (e: unknown) => {
+  const plan = await wrapTime(c, "plan", planRequest(c, input)).catch(async (e: unknown) => {
     if (e instanceof ApiError && e.status < 500) await countRefusedRequest(c.env, db, tenant);
     throw e;
   });
   const { baseModel, runners, mix, reserveTokens } = plan;
   const requestId = c.get("requestId");
-  const reservation = await admitRequest(c.env, db, tenant, reserveTokens, requestId);
+  const reservation = await wrapTime(c, "gate", admitRequest(c.env, db, tenant, reserveTokens, requestId));
   // From here on the reservation is settled on every path: handed to the response below, or released.
   let handedOver = false;
   try {
@@ -175,6 +178,8 @@ async function dispatchAndServe(
   const chatTemplate = input.generate.messages ? await adapterChatTemplateOf(c.var.db, mix.adapters) : undefined;
   const secret = runnerSecret(c.env);
   const timeouts = runnerTimeouts(c.env);
+  // Server-Timing `runner`: signing, sending and waiting, up to the whole answer (unary) or its first event (stream).
+  startTime(c, "runner");
   const { response, runner, failovers } = await dispatchCompletion({
     secret,
     runners,
@@ -185,16 +190,14 @@ async function dispatchAndServe(
     streamIdleMs: timeouts.streamIdleMs,
   });
   const label = await runnerLabel(secret, runner);
-  log("info", "inference routed", {
-    request_id: requestId,
-    tenant: tenantOf(c).name,
+  addRequestLogFields(c, {
     model: input.model,
     base_model: baseModel,
     adapters: mix.wire.length,
     stream: input.generate.stream ?? false,
     runner,
     runner_label: label,
-    status: response.status,
+    runner_status: response.status,
     failovers: failovers.map((f) => `${f.runner}: ${f.error}`),
   });
   const adapterIds = mix.wire.map((w) => w.id);
@@ -203,6 +206,7 @@ async function dispatchAndServe(
   const named = (x: Completion): Completion => ({ ...x, model: input.model });
   if (!input.generate.stream) {
     const completion = (await response.json()) as Completion;
+    endTime(c, "runner");
     // Usage and use counts are written after the response (one batch, off the latency path).
     afterResponse(
       c,
@@ -211,6 +215,7 @@ async function dispatchAndServe(
     c.header(RUNNER_LABEL_HEADER, label);
     return c.json(shaping.mapCompletion ? shaping.mapCompletion(named(completion)) : named(completion), 200);
   }
+  endTime(c, "runner");
   if (!response.body) throw new ApiError("runner_error", "the runner sent an empty stream");
   const mapChunk = shaping.mapChunk ?? ((x: Completion) => x);
   const stream = passThroughSse(response.body, {

@@ -7,7 +7,7 @@ const RunnerStatusSchema = z
   .object({
     url: z.string().openapi({ example: "http://127.0.0.1:8788" }),
     healthy: z.boolean().openapi({ description: "Routable now (not in a back-off after failures); per edge isolate" }),
-    status: z.enum(["ok", "starting", "draining", "unreachable"]).openapi({ description: "The runner's /healthz status from a probe made for this call" }),
+    status: z.enum(["ok", "starting", "draining", "stalled", "unreachable"]).openapi({ description: "The runner's /healthz status from a probe made for this call (stalled: an engine has work but completed no model step within the runner's stall limit)" }),
     pid: z.number().int().nullable().openapi({ description: "The runner's process id (a restarted runner has a new one)" }),
     load: z.number().int().nullable().openapi({ description: "Requests queued + running on the runner" }),
     models: z.array(z.string()),

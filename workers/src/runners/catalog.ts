@@ -27,6 +27,10 @@ export const CATALOG_TTL_MS = 15_000;
 const FETCH_TIMEOUT_MS = 5_000;
 
 let cached: { key: string; catalog: ModelCatalog } | null = null;
+/** A refresh ahead under way (one at a time). */
+let refreshing: Promise<unknown> | null = null;
+/** Bumped by invalidateCatalog(): a fetch that began before it stores nothing. */
+let generation = 0;
 
 /** The cached catalogue, if any, without fetching (however old). */
 export function cachedCatalog(): ModelCatalog | null {
@@ -35,6 +39,7 @@ export function cachedCatalog(): ModelCatalog | null {
 
 /** Forgets the cached catalogue (tests; also after a routing failure). */
 export function invalidateCatalog(): void {
+  generation++;
   cached = null;
 }
 
@@ -49,15 +54,39 @@ async function fetchRunnerModels(secret: string, url: string): Promise<CatalogMo
   return parsed.data.data;
 }
 
+export interface CatalogOptions {
+  /** Fetch now, whatever the cache holds. */
+  force?: boolean;
+  /**
+   * The request's waitUntil: a cached catalogue older than half its TTL is answered at once and
+   * refreshed behind the response (one refresh at a time), so steady traffic never waits for it.
+   */
+  inBackground?: (work: Promise<unknown>) => void;
+  /** The clock (tests pin it). */
+  now?: number;
+}
+
 /**
- * The runners' model catalogue, cached per isolate for CATALOG_TTL_MS. Each refresh also
- * upserts every manifest into D1 (`models`), so uploads validate while runners are down.
+ * The runners' model catalogue, cached per isolate for CATALOG_TTL_MS (never served older). Each
+ * refresh also upserts every manifest into D1 (`models`), so uploads validate while runners are down.
  */
-export async function modelCatalog(env: Env, db: Db, opts: { force?: boolean } = {}): Promise<ModelCatalog> {
+export async function modelCatalog(env: Env, db: Db, opts: CatalogOptions = {}): Promise<ModelCatalog> {
   const urls = runnerUrls(env);
   const key = urls.join(",");
-  const now = Date.now();
-  if (!opts.force && cached && cached.key === key && now - cached.catalog.fetchedAt < CATALOG_TTL_MS) return cached.catalog;
+  const now = opts.now ?? Date.now();
+  if (!opts.force && cached && cached.key === key && now - cached.catalog.fetchedAt < CATALOG_TTL_MS) {
+    if (opts.inBackground && !refreshing && now - cached.catalog.fetchedAt >= CATALOG_TTL_MS / 2) {
+      const refresh = (refreshing = fetchCatalog(env, db, urls, key, now).finally(() => (refreshing = null)));
+      opts.inBackground(refresh);
+    }
+    return cached.catalog;
+  }
+  return fetchCatalog(env, db, urls, key, now);
+}
+
+/** Asks every runner (but those in back-off) for its models, stores the manifests, caches the result. */
+async function fetchCatalog(env: Env, db: Db, urls: string[], key: string, now: number): Promise<ModelCatalog> {
+  const started = generation;
   const secret = runnerSecret(env);
   // A runner in its failure back-off is not asked again (a hung one would hold this refresh for
   // FETCH_TIMEOUT_MS): its last known list is kept (it stays a candidate, tried last), and the
@@ -85,7 +114,7 @@ export async function modelCatalog(env: Env, db: Db, opts: { force?: boolean } =
     }
   });
   await storeManifests(db, catalog);
-  cached = { key, catalog };
+  if (started === generation) cached = { key, catalog };
   return catalog;
 }
 

@@ -3,6 +3,7 @@
  * isolate's view of it — health back-off, last error, last success, the models the catalogue
  * lists for it, and its load. State is per isolate (another isolate may have seen other failures).
  */
+import type { Health } from "#core/wire/runner-api";
 import type { Env } from "../env.js";
 import { isoTime } from "../util/time.js";
 import { cachedCatalog } from "./catalog.js";
@@ -16,7 +17,7 @@ export interface RunnerStatus {
   /** Routable now: not in a back-off after failures. */
   healthy: boolean;
   /** The runner's own status from the probe just made, or "unreachable". */
-  status: "ok" | "starting" | "draining" | "unreachable";
+  status: Health["status"] | "unreachable";
   pid: number | null;
   /** Requests queued + running (the probe's, else the last one reported). */
   load: number | null;
