@@ -60,6 +60,47 @@ export async function loraRoofline(targets: readonly { module: string; in: numbe
 }
 
 /**
+ * The LoRA FLOPs of one prefill on the shared path, and nothing else, as a bare ONNX graph: for
+ * every target of `mix`, (x·Aᵗc)·Bᵗc on x [T, in] (one input per distinct d_in, as the layer's
+ * activations are shared by its targets), Aᵗc [in, R] and Bᵗc [R, out] fed resident. Each product
+ * ends in a Slice to [1, 1] so ORT's arena holds the [T, out] results (as inside the model) instead
+ * of allocating 84 fresh outputs per run. No mask, no Add, no graph around it: ONNX Runtime's own
+ * speed on exactly the products the FLOP ratio counts (case 2's ceiling).
+ */
+export async function sharedPathRoofline(mix: ComposedMix, tokens: number): Promise<{ session: Session; feeds: Record<string, HostTensor>; flops: number; outputs: string[] }> {
+  const g = new GraphBuilder();
+  const feeds: Record<string, HostTensor> = {};
+  const outputs: string[] = [];
+  let flops = 0;
+  const xByDim = new Map<number, string>();
+  const origin = g.int64s([0, 0]);
+  const one = g.int64s([1, 1]);
+  let idx = 0;
+  for (const m of mix.modules.values()) {
+    if (m.rank === 0) continue;
+    let x = xByDim.get(m.inFeatures);
+    if (!x) {
+      x = g.input(`x${m.inFeatures}`, DataType.FLOAT, [tokens, m.inFeatures]);
+      feeds[x] = float32(Float32Array.from({ length: tokens * m.inFeatures }, (_, i) => ((i * 7919) % 97) / 97 - 0.5), [tokens, m.inFeatures]); // [T, in]
+      xByDim.set(m.inFeatures, x);
+    }
+    const at = g.input(`ac${idx}`, DataType.FLOAT, [m.inFeatures, m.rank]);
+    const bt = g.input(`bc${idx}`, DataType.FLOAT, [m.rank, m.outFeatures]);
+    feeds[at] = float32(m.at, [m.inFeatures, m.rank]); // [in, R]
+    feeds[bt] = float32(m.bt, [m.rank, m.outFeatures]); // [R, out]
+    const y = g.node("MatMul", [g.node("MatMul", [x, at]), bt]); // [T, out]
+    const corner = g.node("Slice", [y, origin, one], {}, { output: `y${idx}` }); // [1, 1]
+    g.output(corner, DataType.FLOAT, [1, 1]);
+    outputs.push(corner);
+    flops += 2 * tokens * m.rank * (m.inFeatures + m.outFeatures);
+    idx++;
+  }
+  const backend = await loadBackend("node");
+  const session = await backend.createSession(g.encode("shared-path-roofline"), { threads: THREADS });
+  return { session, feeds, flops, outputs };
+}
+
+/**
  * The same unavoidable LoRA work for a prefill of `tokens` tokens per row: for every unmerged
  * target, each row's x·Aᵗ·Bᵗ with its own rank, unpadded and resident. Rows are grouped by their
  * rank on the module (one batched MatMul pair per group: x [n, S, in] · Aᵗ [n, in, r] · Bᵗ [n, r, out]),

@@ -110,10 +110,15 @@ export interface PrefillDecodeSide {
  */
 export async function prefillAndDecode<K extends string>(sides: Record<K, PrefillDecodeSide>, prompts: readonly number[][], steps: number, options: InterleaveOptions) {
   const names = Object.keys(sides) as K[];
-  const byName = <T>(f: (name: K) => T) => Object.fromEntries(names.map((n) => [n, f(n)])) as Record<K, T>;
-  const prefill = await interleave(byName((n) => () => timePrefill(sides[n].variant, prompts, sides[n].mixes)), options);
+  const prefill = await interleave(Object.fromEntries(names.map((n) => [n, () => timePrefill(sides[n].variant, prompts, sides[n].mixes)])) as Record<K, () => Promise<number>>, options);
+  return { prefill, ...(await decodeSideBySide(sides, prompts, steps, options)) };
+}
+
+/** `prefillAndDecode`'s decode half: each side prefills once, then decode tokens/s side by side. */
+export async function decodeSideBySide<K extends string>(sides: Record<K, PrefillDecodeSide>, prompts: readonly number[][], steps: number, options: InterleaveOptions) {
+  const names = Object.keys(sides) as K[];
   const caches = {} as Record<K, KvCache[]>;
   for (const n of names) caches[n] = await prefillCaches(sides[n].variant, prompts, sides[n].mixes);
-  const decode = await interleave(byName((n) => () => decodeTokensPerSecond(sides[n].variant, caches[n], sides[n].mixes, steps)), options);
-  return { prefill, decode };
+  const decode = await interleave(Object.fromEntries(names.map((n) => [n, () => decodeTokensPerSecond(sides[n].variant, caches[n], sides[n].mixes, steps)])) as Record<K, () => Promise<number>>, options);
+  return { decode };
 }
