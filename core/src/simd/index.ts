@@ -1,2 +1,2 @@
-export { allocateKernelBytes, allFiniteInPlace, f16ToF32Simd, simdKernelsAvailable } from "./kernels.js";
+export { allocateKernelBytes, allFiniteInPlace, KERNEL_MIN_BYTES, f16ToF32Simd, simdKernelsAvailable } from "./kernels.js";
 export { kernelModuleBytes } from "./kernel-module.js";

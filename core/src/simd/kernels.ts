@@ -63,13 +63,21 @@ export function simdKernelsAvailable(): boolean {
 }
 
 /**
+ * Below this size a file gets a plain buffer: its JS scan takes microseconds, while every Memory
+ * costs at least one 64 KiB page and V8 reserves ≈ 10 GiB of address space for it (a runner caching
+ * thousands of small adapters would otherwise run out of address space, not of memory).
+ */
+export const KERNEL_MIN_BYTES = 1 << 20;
+
+/**
  * `n` zeroed bytes to receive a file into (e.g. an adapter blob read from the network), placed in a
  * WebAssembly Memory of their own so the kernels can later scan them in place. Cost: the same fresh
- * pages as `new Uint8Array(n)` (bench case 6 measures both). Falls back to a plain Uint8Array where
- * the kernels are unavailable or the Memory cannot be had (over 4 GiB, address space).
+ * pages as `new Uint8Array(n)` (bench case 6 measures both). Falls back to a plain Uint8Array for
+ * files under `minBytes`, where the kernels are unavailable, or where the Memory cannot be had
+ * (over 4 GiB, address space).
  */
-export function allocateKernelBytes(n: number): Uint8Array {
-  if (n === 0 || n > 65535 * PAGE || !kernelModule() || !wasm) return new Uint8Array(n);
+export function allocateKernelBytes(n: number, minBytes = KERNEL_MIN_BYTES): Uint8Array {
+  if (n === 0 || n < minBytes || n > 65535 * PAGE || !kernelModule() || !wasm) return new Uint8Array(n);
   let memory: WasmMemory;
   try {
     memory = new wasm.Memory({ initial: Math.ceil(n / PAGE) });

@@ -6,7 +6,7 @@ import { randomLoraAdapter } from "../random/random-adapter.js";
 import { createRng } from "../random/xoshiro128.js";
 import { expectFormatError } from "../testing/expect-format-error.js";
 import { kernelModuleBytes } from "./kernel-module.js";
-import { allFiniteInPlace, allocateKernelBytes, f16ToF32Simd, simdKernelsAvailable } from "./kernels.js";
+import { allFiniteInPlace, allocateKernelBytes, f16ToF32Simd, KERNEL_MIN_BYTES, simdKernelsAvailable } from "./kernels.js";
 
 const bitsOf = (x: Float32Array) => new Uint32Array(x.buffer, x.byteOffset, x.length);
 /** Throws at the first differing f32 bit pattern (a loop: fast on 65 k values, unlike toEqual). */
@@ -73,7 +73,7 @@ describe("WebAssembly SIMD kernels", () => {
   it("in-place f32 scan: every length 0…70 and offset, NaN / ±Inf at every position; finite extremes pass", () => {
     const nonFinite = [0x7f800000, 0xff800000, 0x7f800001, 0x7fc00000, 0xffffffff];
     const finiteExtremes = [0x00000000, 0x80000000, 0x00000001, 0x007fffff, 0x7f7fffff, 0xff7fffff, 0x3f800000];
-    const bytes = allocateKernelBytes(4 * 80);
+    const bytes = allocateKernelBytes(4 * 80, 0);
     for (let n = 0; n <= 70; n++) {
       for (const offset of [0, 1, 3]) {
         const x = new Float32Array(bytes.buffer, bytes.byteOffset + 4 * offset, n);
@@ -99,6 +99,13 @@ describe("WebAssembly SIMD kernels", () => {
   it("a plain buffer is not scanned in place (null: the caller scans in JS)", () => {
     expect(allFiniteInPlace(new Float32Array(64))).toBeNull();
     expect(allocateKernelBytes(0).length).toBe(0);
+    // Small files get a plain buffer (no Memory, no address-space reservation): scanned in JS.
+    const small = allocateKernelBytes(KERNEL_MIN_BYTES - 4);
+    expect(allFiniteInPlace(new Float32Array(small.buffer, 0, 16))).toBeNull();
+    if (simdKernelsAvailable()) {
+      const large = allocateKernelBytes(KERNEL_MIN_BYTES);
+      expect(allFiniteInPlace(new Float32Array(large.buffer, 0, 16))).toBe(true);
+    }
   });
 
   it("an adapter received into kernel bytes loads equal to the same file in a plain buffer; NaN/Inf refused with the same error", () => {
@@ -110,7 +117,7 @@ describe("WebAssembly SIMD kernels", () => {
     ]);
     for (const dtype of ["F32", "F16"] as const) {
       const file = writePeftAdapter(adapter, { dtype });
-      const received = allocateKernelBytes(file.safetensors.length);
+      const received = allocateKernelBytes(file.safetensors.length, 0);
       received.set(file.safetensors);
       const plain = loadPeftAdapter(file.config, file.safetensors);
       const viaKernel = loadPeftAdapter(file.config, received);
@@ -126,7 +133,7 @@ describe("WebAssembly SIMD kernels", () => {
     const m = adapter.modules.get(lastModule)!;
     const poisonedIndex = m.b.length - 1; // last value of the file: in the scalar tail or the last vector
     for (const value of [NaN, Infinity, -Infinity]) {
-      const received = allocateKernelBytes(file.safetensors.length);
+      const received = allocateKernelBytes(file.safetensors.length, 0);
       received.set(file.safetensors);
       const plainCopy = file.safetensors.slice();
       for (const bytes of [received, plainCopy]) {

@@ -18,6 +18,7 @@ let model: BaseModel;
 let engine: ModelEngine;
 let faults: StepFaults;
 let app: ReturnType<typeof createRunnerApp>["app"];
+let state: ReturnType<typeof createRunnerApp>["state"];
 
 beforeAll(async () => {
   model = await loadModel(await ensureModel("loraedge-tiny"), { backend: "node", threads: 1 });
@@ -26,6 +27,7 @@ beforeAll(async () => {
   const runner = createRunnerApp({ engines: [engine], adapters: null, secret: SECRET, replayWindowS: 300, sseKeepAliveMs: KEEP_ALIVE_MS, stallLimitMs: STALL_LIMIT_MS });
   runner.state.ready = true;
   app = runner.app;
+  state = runner.state;
 });
 afterEach(() => {
   faults.release();
@@ -36,10 +38,10 @@ afterAll(async () => {
   await engine?.dispose();
 });
 
-async function complete(body: Partial<GenerateRequestInput>): Promise<Response> {
+async function complete(body: Partial<GenerateRequestInput>, signal?: AbortSignal): Promise<Response> {
   const text = JSON.stringify({ model: model.manifest.id, prompt: "stall", temperature: 0, ignore_eos: true, ...body });
   const headers = await signRequest(SECRET, { method: "POST", pathAndQuery: RUNNER_PATHS.completions, body: text });
-  return app.request(RUNNER_PATHS.completions, { method: "POST", body: text, headers });
+  return app.request(RUNNER_PATHS.completions, { method: "POST", body: text, headers, signal });
 }
 
 async function health() {
@@ -119,6 +121,21 @@ describe("engine liveness (real tiny model, a step made to hang)", () => {
     expect(stream.text().trimEnd().endsWith("data: [DONE]")).toBe(true);
     expect(stream.tokenEvents()).toBe(21); // 20 tokens + the final chunk
     expect(await health()).toMatchObject({ status: 200, body: { status: "ok", engines: [{ busy: false, stalled: false }] } });
+  });
+
+  it("a client leaving a stream whose row is inside a hung step: the stream ends without waiting for the step to return", async () => {
+    faults.hangAfter(1); // the prefill runs (one token out), the first decode step hangs
+    const leaving = new AbortController();
+    const stream = record(await complete({ stream: true, max_tokens: 5 }, leaving.signal));
+    void stream.ended.catch(() => {}); // the read breaks when the request is aborted
+    await until("the hung step", () => stream.tokenEvents() === 1 && engine.scheduler.liveness(0).busy);
+    expect(state.openStreams).toBe(1);
+    await until("the stall", () => engine.scheduler.liveness(STALL_LIMIT_MS).stalled);
+    leaving.abort();
+    await until("the stream closed", () => state.openStreams === 0, 40 * KEEP_ALIVE_MS);
+    expect(engine.scheduler.liveness(STALL_LIMIT_MS)).toMatchObject({ busy: true, stalled: true }); // the step is still held
+    faults.release();
+    await until("the row freed", () => !engine.scheduler.liveness(0).busy);
   });
 
   it("a slow but progressing engine (steps slower than the keep-alive period) keeps its keep-alives and stays ready", async () => {
