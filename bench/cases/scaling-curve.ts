@@ -120,7 +120,7 @@ export const scalingCurve = modelCase({
       figure(`${top.streams} streams p99 inter-token ÷ median decode step`, top.p99Ms / top.decodeStepMs, "×", {
         goal: { op: "<=", target: 3 },
         note:
-          `decode and prefill steps alternate, a prefill step sized to ≈ one decode step (scheduler prefillBudget); the gaps ≥ p99 ` +
+          `decode and prefill steps alternate; a prefill step takes what the iteration's token budget (64) leaves after the decoding rows, or ¾ of a decode step's worth (scheduler prefillBudget); the gaps ≥ p99 ` +
           `(mean ${r0(tail.gap.ms)} ms, ${tail.gap.steps.toFixed(1)} steps) held decode ${r0(parts.decode)} ms + prefill ${r0(parts.prefill + parts.mixed)} ms ` +
           `(LoRA packing ${r0(parts.pack)} ms inside them), outside steps ${r0(parts.compose + parts.other)} ms; alternation floor below`,
       }),
@@ -128,7 +128,7 @@ export const scalingCurve = modelCase({
       figure(`${top.streams} streams p99 gaps: prefill step part`, parts.prefill + parts.mixed, "ms"),
       figure(`${top.streams} streams p99 gaps: LoRA packing inside those steps`, parts.pack, "ms", { note: "joining rows' chunks written into the prefill and decode banks (lora-bank.ts)" }),
       figure(`${top.streams} streams p99 gaps: outside model steps`, parts.compose + parts.other, "ms", { note: "composing mixes, sampling, callbacks: the event loop between steps" }),
-      figure(`${top.streams} streams p99 gaps: GC pauses`, parts.gc, "ms", { note: "inside or between steps (also counted in the parts above)" }),
+      figure(`${top.streams} streams p99 gaps: GC pauses`, parts.gc, "ms", { note: "inside a step (then also in its part above) or between steps (then not in 'outside model steps')" }),
       figure(`${top.streams} streams one row's prompt alone (prefill step)`, tail.onePromptMs, "ms"),
       figure(`${top.streams} streams alternation floor (median decode step + one row's prefill) ÷ median decode step`, floor, "×", {
         note: "the smallest gap a stream can see while another row joins when decode and prefill steps alternate, both measured in the same rounds",

@@ -6,7 +6,7 @@ import { samplingParamsSchema } from "#core/wire/sampling";
 import { createByteTokenizer } from "../tokenizer/index.js";
 import type { KvCache, ModelVariant, StepOptions, StepRow, StepRowResult } from "../model/types.js";
 import { EngineError } from "./errors.js";
-import { AbortedError, MIN_PREFILL_TOKENS, prefillBudget, Scheduler, type SchedulerLimits } from "./scheduler.js";
+import { AbortedError, MIN_PREFILL_TOKENS, PREFILL_REST_MAX_DECODES, PREFILL_SHARE_OF_DECODE, prefillBudget, Scheduler, type SchedulerLimits } from "./scheduler.js";
 import { Sequence, type GenerationParams } from "./sequence.js";
 
 const V = 258;
@@ -228,13 +228,27 @@ describe("Scheduler", () => {
     expect(model.calls.some((c) => c.tokens.length === 2 && c.tokens.every((t) => t === 4))).toBe(true);
     expect(model.calls.every((c) => c.tokens.filter((t) => t > 1).length <= 2)).toBe(true);
   });
-  it("prefillBudget: the full budget with nothing decoding; about one decode step's worth of prompt tokens while rows decode", () => {
+  it("prefillBudget: the full budget with nothing decoding; while rows decode, what the iteration's token budget leaves or ¾ of a decode step's worth, whichever is more", () => {
     const limits = { maxBatch: 8, maxTokens: 1e4, maxQueue: 8, prefillChunk: 128, prefillTokens: 512 };
     expect(prefillBudget(limits, 0, 100, 1)).toBe(512);
     expect(prefillBudget(limits, 4, null, null)).toBe(128); // nothing measured yet: one chunk
-    expect(prefillBudget(limits, 4, 100, 2)).toBe(50);
+    expect(prefillBudget(limits, 4, 100, 2)).toBe(37); // ⌊0.75 × 100 / 2⌋ > 8 − 4 left by the token budget
     expect(prefillBudget(limits, 4, 100, 50)).toBe(MIN_PREFILL_TOKENS);
     expect(prefillBudget(limits, 4, 1e6, 1)).toBe(512);
+    // Sarathi's iteration budget (stepTokens): decode rows take one token each, prompts the rest.
+    const sarathi = { ...limits, stepTokens: 64 };
+    expect(prefillBudget(sarathi, 4, 100, 2)).toBe(60); // 64 − 4 > 37
+    expect(prefillBudget(sarathi, 40, 100, 2)).toBe(37); // 64 − 40 < 37
+    expect(prefillBudget(sarathi, 64, 100, 50)).toBe(MIN_PREFILL_TOKENS); // a full batch still admits
+    expect(prefillBudget({ ...sarathi, stepTokens: 4096 }, 1, 1000, 2)).toBe(512); // never above prefillTokens (4095 left, capped at ⌊2 × 1000 / 2⌋ = 1000)
+    expect(prefillBudget({ ...sarathi, stepTokens: 4096 }, 1, null, null)).toBe(512); // nothing measured: the token budget alone, never above prefillTokens
+    // Low concurrency, cheap decode: what the token budget leaves is capped at 2 decode steps' time.
+    // 4 rows, 20 ms per decode step, 2 ms per prompt token: 64 − 4 = 60 tokens would cost 120 ms (6 decode steps).
+    expect(prefillBudget(sarathi, 4, 20, 2)).toBe(20); // rest min(60, ⌊2 × 20 / 2⌋) = 20 (40 ms); by time ⌊0.75 × 20 / 2⌋ = 7
+    expect(prefillBudget(sarathi, 4, 20, 2) * 2).toBeLessThanOrEqual(PREFILL_REST_MAX_DECODES * 20);
+    expect(prefillBudget(sarathi, 4, 40, 2)).toBe(40); // rest ⌊2 × 40 / 2⌋ = 40 < 60 left; by time 15
+    expect(PREFILL_REST_MAX_DECODES).toBe(2);
+    expect(PREFILL_SHARE_OF_DECODE).toBe(0.75);
   });
 
   it("while streams decode, a long prompt is prefilled in chunks that cost about one decode step (model-driven clock)", async () => {

@@ -313,6 +313,12 @@ export function createRunnerApp(deps: RunnerAppDeps) {
           clearTimeout(timer);
           if (!woken) {
             notify = null;
+            // The client left: nothing more to write. Its row leaves at the next token boundary, which
+            // a stalled engine may never reach; this stream does not wait for it.
+            if (signal.aborted) {
+              observe("aborted", started.merged);
+              return;
+            }
             const live = engine.scheduler.liveness(stallLimitMs);
             if (!live.stalled) await stream.write(KEEP_ALIVE_COMMENT);
             else if (!silenced) {

@@ -1,6 +1,7 @@
 // Engine liveness through the runner's HTTP app, on the real tiny model: keep-alive comments and
-// /healthz follow the engine's steps, not a timer. The one fault made on purpose is a model step
-// that never returns (model/testing/step-faults.ts: a hung ONNX Runtime run cannot be produced).
+// /healthz follow the engine's steps, not a timer. The faults made on purpose (model/testing/step-faults.ts):
+// a model step whose promise never settles while the event loop runs (what liveness detects; a hung
+// ONNX Runtime run blocks the event loop instead), and a step that blocks the thread like a long ORT run.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { signRequest } from "#core/wire/hmac";
 import { healthSchema, RUNNER_PATHS, type GenerateRequestInput } from "#core/wire/runner-api";
@@ -18,6 +19,7 @@ let model: BaseModel;
 let engine: ModelEngine;
 let faults: StepFaults;
 let app: ReturnType<typeof createRunnerApp>["app"];
+let state: ReturnType<typeof createRunnerApp>["state"];
 
 beforeAll(async () => {
   model = await loadModel(await ensureModel("loraedge-tiny"), { backend: "node", threads: 1 });
@@ -26,6 +28,7 @@ beforeAll(async () => {
   const runner = createRunnerApp({ engines: [engine], adapters: null, secret: SECRET, replayWindowS: 300, sseKeepAliveMs: KEEP_ALIVE_MS, stallLimitMs: STALL_LIMIT_MS });
   runner.state.ready = true;
   app = runner.app;
+  state = runner.state;
 });
 afterEach(() => {
   faults.release();
@@ -36,10 +39,10 @@ afterAll(async () => {
   await engine?.dispose();
 });
 
-async function complete(body: Partial<GenerateRequestInput>): Promise<Response> {
+async function complete(body: Partial<GenerateRequestInput>, signal?: AbortSignal): Promise<Response> {
   const text = JSON.stringify({ model: model.manifest.id, prompt: "stall", temperature: 0, ignore_eos: true, ...body });
   const headers = await signRequest(SECRET, { method: "POST", pathAndQuery: RUNNER_PATHS.completions, body: text });
-  return app.request(RUNNER_PATHS.completions, { method: "POST", body: text, headers });
+  return app.request(RUNNER_PATHS.completions, { method: "POST", body: text, headers, signal });
 }
 
 async function health() {
@@ -121,10 +124,27 @@ describe("engine liveness (real tiny model, a step made to hang)", () => {
     expect(await health()).toMatchObject({ status: 200, body: { status: "ok", engines: [{ busy: false, stalled: false }] } });
   });
 
+  it("a client leaving a stream whose row is inside a hung step: the stream ends without waiting for the step to return", async () => {
+    faults.hangAfter(1); // the prefill runs (one token out), the first decode step hangs
+    const leaving = new AbortController();
+    const stream = record(await complete({ stream: true, max_tokens: 5 }, leaving.signal));
+    void stream.ended.catch(() => {}); // the read breaks when the request is aborted
+    await until("the hung step", () => stream.tokenEvents() === 1 && engine.scheduler.liveness(0).busy);
+    expect(state.openStreams).toBe(1);
+    await until("the stall", () => engine.scheduler.liveness(STALL_LIMIT_MS).stalled);
+    leaving.abort();
+    await until("the stream closed", () => state.openStreams === 0, 40 * KEEP_ALIVE_MS);
+    expect(engine.scheduler.liveness(STALL_LIMIT_MS)).toMatchObject({ busy: true, stalled: true }); // the step is still held
+    faults.release();
+    await until("the row freed", () => !engine.scheduler.liveness(0).busy);
+  });
+
   it("a slow but progressing engine (steps slower than the keep-alive period) keeps its keep-alives and stays ready", async () => {
+    // Each step blocks the thread like a long ORT run: nothing runs during a step, so keep-alives and
+    // /healthz answers go out between steps — what this asserts is that they still do.
     faults.slowBy(3 * KEEP_ALIVE_MS); // well within the stall limit per step
+    const started = performance.now(); // before the request: its prefill step may block before the response returns
     const stream = record(await complete({ stream: true, max_tokens: 4 }));
-    const started = performance.now();
     const statuses: number[] = [];
     while (!stream.text().includes("[DONE]")) {
       statuses.push((await health()).status);
