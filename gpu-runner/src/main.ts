@@ -52,6 +52,7 @@ async function loadModels(config: RunnerConfig, log: Logger): Promise<BaseModel[
       dtype: model.manifest.dtype,
       ms: Math.round(performance.now() - started),
     });
+    if (model.unmergeable?.length) log("warn", "some merge targets cannot be merged: merged sessions touching them are refused", { model: model.manifest.id, reasons: model.unmergeable });
   }
   return models;
 }

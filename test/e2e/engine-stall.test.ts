@@ -1,8 +1,9 @@
-// Engine liveness through the edge (#12 "Hang detection"): a runner whose engine hangs inside a
-// model step while its event loop keeps running (the case SIGSTOP does not cover: the process
-// answers, its engine does not progress). The runner here is the real runner app and engine on the
-// real tiny model, in this process so one step can be made to hang (model/testing/step-faults.ts:
-// a hung ONNX Runtime run cannot be produced on purpose); the edge is the real worker under
+// Engine liveness through the edge (#12 "Hang detection"): a runner whose engine's step promise
+// never settles while its event loop keeps running (a lost callback, a deadlocked await — the case
+// SIGSTOP does not cover: the process answers, its engine does not progress). A hung ONNX Runtime
+// run is not this case: its blocking native call freezes the event loop, which the edge sees like
+// SIGSTOP. The runner here is the real runner app and engine on the real tiny model, in this process
+// so one step's promise can be held (model/testing/step-faults.ts); the edge is the real worker under
 // `wrangler dev`. The runner withholds keep-alives once its engine has stalled, so the edge's stream
 // idle timeout ends the open stream with an error event and [DONE]; its /healthz turns 503 "stalled",
 // so the edge's probes take it out of rotation; new completions are refused at once (no waiting

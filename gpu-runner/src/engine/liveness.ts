@@ -1,10 +1,15 @@
 /**
  * Engine liveness: is the scheduler making progress on the work it holds?
  *
- * A runner whose engine is stuck (an ONNX Runtime run that never returns, a step that loops,
- * a scheduler that stopped stepping) while Node's event loop still runs must not look alive:
- * its `/healthz` would say ready and timer-driven SSE keep-alives would hold the edge's stream
- * idle timeout off forever. Liveness is therefore read from the scheduler's steps, not from a timer.
+ * A runner whose engine is stuck at the JS level (a step promise that never settles: a lost
+ * callback, a deadlocked await; a scheduler that stopped stepping) while Node's event loop still
+ * runs must not look alive: its `/healthz` would say ready and timer-driven SSE keep-alives would
+ * hold the edge's stream idle timeout off forever. Liveness is therefore read from the scheduler's
+ * steps, not from a timer.
+ *
+ * Not covered here: a hung ONNX Runtime run. onnxruntime-node's `run` is a blocking native call, so
+ * a run that never returns freezes the whole event loop (no /healthz answer, no keep-alives); the
+ * edge sees that like a stopped process and handles it with its probe, headers and idle timeouts.
  *
  * Semantics: an engine with no work (nothing queued or running) is live, however long ago it last
  * stepped. An engine with work is stalled when no model step has returned for more than the stall

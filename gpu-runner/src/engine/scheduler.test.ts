@@ -6,7 +6,7 @@ import { samplingParamsSchema } from "#core/wire/sampling";
 import { createByteTokenizer } from "../tokenizer/index.js";
 import type { KvCache, ModelVariant, StepOptions, StepRow, StepRowResult } from "../model/types.js";
 import { EngineError } from "./errors.js";
-import { AbortedError, MIN_PREFILL_TOKENS, PREFILL_SHARE_OF_DECODE, prefillBudget, Scheduler, type SchedulerLimits } from "./scheduler.js";
+import { AbortedError, MIN_PREFILL_TOKENS, PREFILL_REST_MAX_DECODES, PREFILL_SHARE_OF_DECODE, prefillBudget, Scheduler, type SchedulerLimits } from "./scheduler.js";
 import { Sequence, type GenerationParams } from "./sequence.js";
 
 const V = 258;
@@ -240,7 +240,14 @@ describe("Scheduler", () => {
     expect(prefillBudget(sarathi, 4, 100, 2)).toBe(60); // 64 − 4 > 37
     expect(prefillBudget(sarathi, 40, 100, 2)).toBe(37); // 64 − 40 < 37
     expect(prefillBudget(sarathi, 64, 100, 50)).toBe(MIN_PREFILL_TOKENS); // a full batch still admits
-    expect(prefillBudget({ ...sarathi, stepTokens: 4096 }, 1, 100, 2)).toBe(512); // never above prefillTokens
+    expect(prefillBudget({ ...sarathi, stepTokens: 4096 }, 1, 1000, 2)).toBe(512); // never above prefillTokens (4095 left, capped at ⌊2 × 1000 / 2⌋ = 1000)
+    expect(prefillBudget({ ...sarathi, stepTokens: 4096 }, 1, null, null)).toBe(512); // nothing measured: the token budget alone, never above prefillTokens
+    // Low concurrency, cheap decode: what the token budget leaves is capped at 2 decode steps' time.
+    // 4 rows, 20 ms per decode step, 2 ms per prompt token: 64 − 4 = 60 tokens would cost 120 ms (6 decode steps).
+    expect(prefillBudget(sarathi, 4, 20, 2)).toBe(20); // rest min(60, ⌊2 × 20 / 2⌋) = 20 (40 ms); by time ⌊0.75 × 20 / 2⌋ = 7
+    expect(prefillBudget(sarathi, 4, 20, 2) * 2).toBeLessThanOrEqual(PREFILL_REST_MAX_DECODES * 20);
+    expect(prefillBudget(sarathi, 4, 40, 2)).toBe(40); // rest ⌊2 × 40 / 2⌋ = 40 < 60 left; by time 15
+    expect(PREFILL_REST_MAX_DECODES).toBe(2);
     expect(PREFILL_SHARE_OF_DECODE).toBe(0.75);
   });
 

@@ -8,8 +8,8 @@
  * `prefillChunk` prompt tokens) and one decode step (every decoding row appends its last token).
  * While rows are decoding, the prefill step takes what Sarathi-Serve's per-iteration token budget
  * leaves after one token per decoding row, or ¾ of a decode step's worth of prompt tokens (measured
- * costs), whichever is more (`prefillBudget`): a running stream waits at most one bounded prefill
- * step between two of its tokens, however many prompts arrive, and a burst beside a few young
+ * costs), whichever is more, the former capped at 2 decode steps' time (`prefillBudget`): a running
+ * stream waits at most one bounded prefill step between two of its tokens, however many prompts arrive, and a burst beside a few young
  * streams is still admitted quickly. Rows are grouped by model variant (base model with per-row
  * mixes, or a merged session): each group is one `step` call, one ONNX run. Rows leave as soon as
  * they finish or their client goes away.
@@ -27,7 +27,7 @@ export interface SchedulerLimits {
   prefillChunk: number;
   /** Prompt tokens one prefill step takes over all rows (default 4 × prefillChunk); at least one row always runs. */
   prefillTokens?: number;
-  /** Tokens per iteration (decode rows + prompt tokens) while rows decode, Sarathi-Serve's token budget (default maxBatch); see prefillBudget. */
+  /** Tokens per iteration (decode rows + prompt tokens) while rows decode, Sarathi-Serve's token budget (default maxBatch); see prefillBudget. Internal: the runner does not expose it (it runs with maxBatch). */
   stepTokens?: number;
 }
 
@@ -37,21 +37,28 @@ export const MIN_PREFILL_TOKENS = 16;
 /** While rows decode, a prefill step may cost this share of a decode step (measured costs), besides what the iteration token budget leaves. */
 export const PREFILL_SHARE_OF_DECODE = 0.75;
 
+/** While rows decode, what the iteration token budget leaves for prompts may cost at most this many decode steps (measured costs). */
+export const PREFILL_REST_MAX_DECODES = 2;
+
 /**
  * Prompt tokens the next prefill step may take.
  * Semantics: no decoding rows → `limits.prefillTokens` (default 4 × chunk): nothing to protect, TTFT first.
- * Decoding rows → clamp(max(stepTokens − decodingRows, ⌊PREFILL_SHARE_OF_DECODE × decodeMs ÷ prefillMsPerToken⌋),
- * MIN_PREFILL_TOKENS, prefillTokens): Sarathi-Serve's per-iteration token budget (`stepTokens`, default maxBatch),
- * decode rows taking one token each first, prompts the rest, so a burst arriving beside a few young streams
- * is admitted quickly; and at least ¾ of a decode step's worth of prompt tokens, so a full batch still
- * admits (its gap stays ≤ 1.75 decode steps). Decoding rows, nothing measured yet → one chunk for the time term.
+ * Decoding rows → clamp(max(rest, ⌊PREFILL_SHARE_OF_DECODE × decodeMs ÷ prefillMsPerToken⌋), MIN_PREFILL_TOKENS,
+ * prefillTokens) with rest = min(stepTokens − decodingRows, ⌊PREFILL_REST_MAX_DECODES × decodeMs ÷ prefillMsPerToken⌋):
+ * Sarathi-Serve's per-iteration token budget (`stepTokens`, default maxBatch), decode rows taking one token each
+ * first, prompts the rest, so a burst arriving beside a few young streams is admitted quickly — capped in time
+ * so that at low concurrency (few rows, cheap decode) the rest still costs ≤ 2 decode steps; and at least ¾ of a
+ * decode step's worth of prompt tokens, so a full batch still admits (its gap stays ≤ 1.75 decode steps). With
+ * measurements a stream's gap is thus ≤ one decode step + one prefill step of ≤ 2 decode steps' time (or the
+ * MIN_PREFILL_TOKENS floor). Decoding rows, nothing measured yet → one chunk for the time term, rest uncapped.
  */
 export function prefillBudget(limits: SchedulerLimits, decodingRows: number, decodeMs: number | null, prefillMsPerToken: number | null): number {
   const max = limits.prefillTokens ?? 4 * limits.prefillChunk;
   if (decodingRows === 0) return max;
   const measured = decodeMs !== null && prefillMsPerToken !== null && prefillMsPerToken > 0;
   const byTime = measured ? Math.floor((PREFILL_SHARE_OF_DECODE * decodeMs) / prefillMsPerToken) : limits.prefillChunk;
-  const rest = (limits.stepTokens ?? limits.maxBatch) - decodingRows;
+  const tokensLeft = (limits.stepTokens ?? limits.maxBatch) - decodingRows;
+  const rest = measured ? Math.min(tokensLeft, Math.floor((PREFILL_REST_MAX_DECODES * decodeMs) / prefillMsPerToken)) : tokensLeft;
   return Math.max(Math.min(MIN_PREFILL_TOKENS, max), Math.min(max, Math.max(rest, byTime)));
 }
 

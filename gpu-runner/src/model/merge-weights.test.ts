@@ -1,9 +1,15 @@
 // Merged sessions write W′ through views of their weights copy (merge-weights.ts `weightView`): a
 // view must share memory, never copy (a copy would leave the merged session's W unmerged), and a
-// layout that would need a copy is refused, naming the weight.
+// layout that would need a copy is refused, naming the weight — by createMerged, not at load (a model
+// never merged still serves).
 import { describe, expect, it } from "vitest";
 import { loadBackend } from "../backend/index.js";
+import { ensureModel } from "../model-build/index.js";
+import { createByteTokenizer } from "../tokenizer/index.js";
 import { weightView, WeightMerger } from "./merge-weights.js";
+import { readModelDir } from "./model-dir.js";
+import { createOnnxModel } from "./onnx-model.js";
+import { randomMix } from "./testing/random-mix.js";
 
 describe("weightView", () => {
   it("shares the buffer's memory (a write through it lands in the buffer)", () => {
@@ -45,6 +51,38 @@ describe("WeightMerger through weight views", () => {
       expect([...W]).toEqual([1, 2, 3, 4, 5, 6]);
     } finally {
       await merger.dispose();
+    }
+  });
+});
+
+describe("a model whose merge targets are misaligned in memory (real tiny model)", () => {
+  it("loads and serves unmerged, notes why at load; createMerged refuses a mix touching such a target, naming the weight", async () => {
+    const files = await readModelDir(await ensureModel("loraedge-tiny"));
+    expect(files.manifest.tokenizer.kind).toBe("byte");
+    // The same weights file starting at byte 2 of its buffer: every float32 view would be misaligned.
+    const shifted = new Uint8Array(files.weights.byteLength + 2);
+    shifted.set(files.weights, 2);
+    const weights = shifted.subarray(2);
+    const model = await createOnnxModel({
+      backend: await loadBackend("node"),
+      manifest: files.manifest,
+      spec: files.spec,
+      graph: files.graph,
+      weights,
+      tokenizer: createByteTokenizer(),
+      sessionOptions: { threads: 1 },
+      loraVariants: "off",
+    });
+    try {
+      expect(model.unmergeable.length).toBe(files.spec.targets.length);
+      expect(model.unmergeable[0]).toMatch(/not aligned to its 4-byte elements/);
+      const mix = randomMix(files.manifest.targets, () => 2, 3);
+      const [out] = await model.step([{ tokens: [1, 2, 3], cache: null, mix: files.manifest.targets.some((t) => t.mode === "merge-only") ? null : mix }]);
+      expect(out!.logits.every(Number.isFinite)).toBe(true);
+      const first = files.spec.targets.find((t) => t.module === [...mix.modules.keys()][0])!;
+      await expect(model.createMerged(mix)).rejects.toThrow(new RegExp(`cannot merge module ${first.module}: weight ${first.weight.replace(/\./g, "\\.")} .*not aligned`));
+    } finally {
+      await model.dispose();
     }
   });
 });

@@ -47,7 +47,8 @@ type WeightArrayKind<T extends Float32Array | Uint16Array> = { new (buffer: Arra
  * outside the buffer. Cannot fire for models built or imported here: every writer lays weights out on
  * 64-byte boundaries (`onnx/graph-builder.ts`, `onnx/float16.ts`, `model-build/import-onnx-export.ts`)
  * and `model-dir.ts` reads the file into a fresh buffer (byte offset 0); `createOnnxModel` checks every
- * merge target this way at load, so a foreign layout is refused there, not at the first merge.
+ * merge target this way at load and notes (logs) a foreign layout; `createMerged` then refuses a mix
+ * touching such a target before copying anything, while a model never merged still serves.
  */
 export function weightView<T extends Float32Array | Uint16Array>(Kind: WeightArrayKind<T>, bytes: Uint8Array, name: string, loc: { offset: number; length: number }): T {
   const at = bytes.byteOffset + loc.offset;

@@ -51,6 +51,8 @@ interface SharedModelState {
   dims: Map<string, { in: number; out: number; mode: "unmerged" | "merge-only" }>;
   bindings: Map<string, TargetBinding>;
   sessionOptions: { threads?: number; executionProvider?: string };
+  /** Merge targets whose weight merged sessions cannot write through a view (misaligned, merge-weights.ts), with the reason. */
+  unmergeable: Map<string, string>;
   /** Identity that caches carry: a cache is only valid for this model (and its merged variants' own identity). */
 }
 
@@ -235,8 +237,16 @@ export class OnnxBaseModel extends OnnxVariant implements BaseModel {
     return this.state.manifest;
   }
 
+  get unmergeable(): readonly string[] {
+    return [...this.state.unmergeable.values()];
+  }
+
   async createMerged(mix: ComposedMix): Promise<ModelVariant & { buildMs: { copy: number; delta: number; session: number } }> {
     validateMix(this.state, mix, true);
+    for (const [name, m] of mix.modules) {
+      const reason = m.rank === 0 ? undefined : this.state.unmergeable.get(name);
+      if (reason) throw new Error(`cannot merge module ${name}: ${reason}`); // before copying the weights
+    }
     const t0 = performance.now();
     const base = this.state.weights;
     const weights = base.slice(); // the merged variant's own copy; ORT overwrites the merged targets in place
@@ -247,7 +257,7 @@ export class OnnxBaseModel extends OnnxVariant implements BaseModel {
       if (!binding) throw new Error(`mix module ${name} has no weight binding`);
       const loc = this.state.weightTable.get(binding.weight);
       if (!loc) throw new Error(`weight ${binding.weight} of ${name} is not in the external weights file`);
-      // Views, never copies (alignment checked at load): W read from the base, W′ written into the copy.
+      // Views, never copies (alignment checked at load, refused above): W read from the base, W′ written into the copy.
       // fp16 weights: merged in fp32 by ORT, rounded to fp16 once.
       if (loc.dataType === DataType.FLOAT16) await this.merger.merge(weightView(Uint16Array, base, binding.weight, loc), binding.layout, m, weightView(Uint16Array, weights, binding.weight, loc));
       else await this.merger.merge(weightView(Float32Array, base, binding.weight, loc), binding.layout, m, weightView(Float32Array, weights, binding.weight, loc));
@@ -291,16 +301,22 @@ export async function createOnnxModel(args: {
     if (t.mode === "unmerged" && (!b.at || !b.bt)) throw new Error(`target ${t.module} is "unmerged" but the graph has no LoRA inputs for it`);
   }
   const weightTable = externalWeightTable(args.graph, spec.weightsFile);
-  // Merged sessions write W′ through views of these weights (merge-weights.ts): refuse at load a layout that would need copies.
+  // Merged sessions write W′ through views of these weights (merge-weights.ts): a layout that would need copies is
+  // noted here (BaseModel.unmergeable, logged at load) and refused by createMerged — a model never merged still serves.
+  const unmergeable = new Map<string, string>();
   for (const b of spec.targets) {
     const loc = weightTable.get(b.weight);
     if (!loc) continue;
-    if (loc.dataType === DataType.FLOAT16) weightView(Uint16Array, args.weights, b.weight, loc);
-    else weightView(Float32Array, args.weights, b.weight, loc);
+    try {
+      if (loc.dataType === DataType.FLOAT16) weightView(Uint16Array, args.weights, b.weight, loc);
+      else weightView(Float32Array, args.weights, b.weight, loc);
+    } catch (e) {
+      unmergeable.set(b.module, (e as Error).message);
+    }
   }
   const loraInputs = loraInputNames(spec);
   const plainGraph = args.plainSession === false || loraInputs.size === 0 ? null : stripLoraInputs(args.graph, loraInputs);
-  const state: SharedModelState = { backend: args.backend, manifest, spec, graph: args.graph, plainGraph, weights: args.weights, weightTable, dims, bindings, sessionOptions: args.sessionOptions };
+  const state: SharedModelState = { backend: args.backend, manifest, spec, graph: args.graph, plainGraph, weights: args.weights, weightTable, dims, bindings, sessionOptions: args.sessionOptions, unmergeable };
   const open = (graph: Uint8Array) => args.backend.createSession(graph, { ...args.sessionOptions, externalData: [{ path: spec.weightsFile, data: args.weights }] });
   const lora = await open(args.graph);
   let plain = null;

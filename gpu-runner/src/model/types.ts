@@ -83,6 +83,8 @@ export interface BaseModel extends ModelVariant {
    * have mix = null. Required for mixes touching "merge-only" targets.
    */
   createMerged(mix: ComposedMix): Promise<ModelVariant & { buildMs: { copy: number; delta: number; session: number } }>;
+  /** Why some merge targets cannot be merged (their weight is misaligned in the weights file): createMerged refuses mixes touching them. Empty or absent: all can. */
+  readonly unmergeable?: readonly string[];
 }
 
 export type BackendName = "node" | "web";

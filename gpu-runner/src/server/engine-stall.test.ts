@@ -1,6 +1,7 @@
 // Engine liveness through the runner's HTTP app, on the real tiny model: keep-alive comments and
-// /healthz follow the engine's steps, not a timer. The one fault made on purpose is a model step
-// that never returns (model/testing/step-faults.ts: a hung ONNX Runtime run cannot be produced).
+// /healthz follow the engine's steps, not a timer. The faults made on purpose (model/testing/step-faults.ts):
+// a model step whose promise never settles while the event loop runs (what liveness detects; a hung
+// ONNX Runtime run blocks the event loop instead), and a step that blocks the thread like a long ORT run.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { signRequest } from "#core/wire/hmac";
 import { healthSchema, RUNNER_PATHS, type GenerateRequestInput } from "#core/wire/runner-api";
@@ -139,9 +140,11 @@ describe("engine liveness (real tiny model, a step made to hang)", () => {
   });
 
   it("a slow but progressing engine (steps slower than the keep-alive period) keeps its keep-alives and stays ready", async () => {
+    // Each step blocks the thread like a long ORT run: nothing runs during a step, so keep-alives and
+    // /healthz answers go out between steps — what this asserts is that they still do.
     faults.slowBy(3 * KEEP_ALIVE_MS); // well within the stall limit per step
+    const started = performance.now(); // before the request: its prefill step may block before the response returns
     const stream = record(await complete({ stream: true, max_tokens: 4 }));
-    const started = performance.now();
     const statuses: number[] = [];
     while (!stream.text().includes("[DONE]")) {
       statuses.push((await health()).status);

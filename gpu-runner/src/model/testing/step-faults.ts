@@ -1,7 +1,13 @@
 /**
- * Test support: faults of a real model's step that cannot be produced on purpose with ONNX Runtime —
- * a step that never returns (a hung run) and a step that is merely slow. Replaces `variant.step`
- * with a wrapper around the real one; `restore()` puts the real one back.
+ * Test support: faults of a real model's step that cannot be produced on purpose with ONNX Runtime.
+ * Replaces `variant.step` with a wrapper around the real one; `restore()` puts the real one back.
+ *
+ * - `hangAfter`: a step whose promise never settles while the event loop keeps running (a lost
+ *   callback, a deadlocked await) — the JS-level hang that engine liveness detects. It is NOT a hung
+ *   ONNX Runtime run: onnxruntime-node's `run` is a blocking native call, so a run that never returns
+ *   freezes the whole event loop (no /healthz, no keep-alives), which the edge sees like a stopped process.
+ * - `slowBy`: a step that blocks the thread for its duration before running, as a real (long) ORT run
+ *   does: nothing else in the process runs during it, only between steps.
  */
 import type { ModelVariant } from "../types.js";
 
@@ -10,11 +16,16 @@ export interface StepFaults {
   hangAfter(steps: number): void;
   /** Lets the held steps (and every later one) run. */
   release(): void;
-  /** Every step waits `ms` before running (0: off): slow but progressing. */
+  /** Every step blocks the thread for `ms` before running (0: off): slow but progressing, like a long ORT run. */
   slowBy(ms: number): void;
   /** Steps that started (held ones included). */
   readonly started: number;
   restore(): void;
+}
+
+/** Blocks this thread (event loop included) for `ms`, as a synchronous native call does. */
+function blockThread(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
 
 export function stepFaults(variant: ModelVariant): StepFaults {
@@ -27,7 +38,7 @@ export function stepFaults(variant: ModelVariant): StepFaults {
   variant.step = async function faultyStep(rows, options) {
     started++;
     if (stepsLeft !== null && stepsLeft-- <= 0 && gate) await gate.promise;
-    if (delayMs > 0) await new Promise((r) => setTimeout(r, delayMs));
+    if (delayMs > 0) blockThread(delayMs);
     return real.call(variant, rows, options);
   };
   return {
