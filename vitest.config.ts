@@ -51,6 +51,8 @@ export default defineConfig({
                 // No background /healthz probes: tests script each runner's answers; probes are
                 // tested on their own (test/worker/runner-probes.test.ts sets an interval).
                 RUNNER_PROBE_INTERVAL_S: "0",
+                // A fake runner that hangs fails its probe within 1 s (the default, 10 s, outlasts a real model step).
+                RUNNER_PROBE_TIMEOUT_S: "1",
               },
             },
           })),

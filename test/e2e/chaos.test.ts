@@ -104,6 +104,8 @@ describe("chaos: 3 runners, kill -9 and SIGSTOP under traffic", () => {
         RUNNER_HEADERS_TIMEOUT_S: String(HEADERS_TIMEOUT_S),
         RUNNER_STREAM_IDLE_TIMEOUT_S: String(IDLE_TIMEOUT_S),
         RUNNER_PROBE_INTERVAL_S: "1",
+        // Short, like the other hang timeouts here (the tiny model's steps take ms; the default 10 s outlasts a CPU step).
+        RUNNER_PROBE_TIMEOUT_S: "2",
         LOG_LEVEL: "warn",
       },
       onLine: (line) => edgeLog.push(line),

@@ -3,7 +3,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { createApp } from "../../workers/src/app.js";
 import type { Env } from "../../workers/src/env.js";
-import { DEFAULT_MAX_MIX_ADAPTERS, edgeVars, uploadLimits } from "../../workers/src/limits/config.js";
+import { DEFAULT_MAX_MIX_ADAPTERS, edgeVars, runnerTimeouts, uploadLimits } from "../../workers/src/limits/config.js";
 import { ADMIN, EDGE } from "./helpers.js";
 
 const app = createApp();
@@ -21,6 +21,7 @@ describe("worker vars", () => {
     ["RUNNER_HEADERS_TIMEOUT_S", "0"],
     ["RUNNER_STREAM_IDLE_TIMEOUT_S", "2.5"],
     ["RUNNER_PROBE_INTERVAL_S", "-1"],
+    ["RUNNER_PROBE_TIMEOUT_S", "0"],
   ])("%s=%j → 500 internal_error naming the variable, on any route", async (name, value) => {
     for (const path of ["/v1/models", "/healthz"]) {
       const res = await fetchWith({ [name]: value }, path);
@@ -44,6 +45,9 @@ describe("worker vars", () => {
     expect(vars.MAX_ADAPTER_RANK).toBe(32);
     expect(vars.RATE_LIMIT_RPM).toBe(7);
     expect(uploadLimits(env as Env).maxBytes).toBe(1048576); // the test pool's MAX_ADAPTER_BYTES
+    // Probes wait 10 s by default: longer than a model step on CPU, which blocks the runner's /healthz.
+    expect(runnerTimeouts({ ...env, RUNNER_PROBE_TIMEOUT_S: undefined } as Env).probeTimeoutMs).toBe(10_000);
+    expect(runnerTimeouts(env as Env).probeTimeoutMs).toBe(1_000); // the test pool's
   });
 
   it("a valid configuration serves requests as before", async () => {

@@ -7,13 +7,14 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
 import { RUNNER_PATHS } from "#core/wire/runner-api";
 import { createDb } from "../../workers/src/db/client.js";
+import { setLogLevel } from "../../workers/src/logging/log.js";
 import type { Env } from "../../workers/src/env.js";
 import worker from "../../workers/src/index.js";
 import { CATALOG_TTL_MS, invalidateCatalog, modelCatalog } from "../../workers/src/runners/catalog.js";
 import { TtlCache } from "../../workers/src/util/ttl-cache.js";
 import { afterResponseSettled } from "../../workers/src/util/after-response.js";
 import { peftFiles, tinyAdapter, uploadForm } from "./adapter-files.js";
-import { MODEL, RUNNERS, useFakeRunners } from "./fake-runner.js";
+import { installFakeRunners, MANIFEST, MODEL, RUNNERS, useFakeRunners } from "./fake-runner.js";
 import { callJson, callRaw, expectError, newTenant, uploadAdapter } from "./helpers.js";
 
 const TTL_MS = Number(env.EDGE_CACHE_TTL_MS);
@@ -157,6 +158,46 @@ describe("hot path", () => {
     expect((await callJson(`/v1/adapters/${x.id}`, { key: a.key })).body.uses).toBe(2);
     const usage = await callJson("/v1/usage", { key: a.key });
     expect(usage.body.data[0]).toMatchObject({ requests: 2, reserved_tokens: 0 });
+  });
+
+  it("a refresh with unchanged manifests makes no D1 write; a changed manifest is stored", async () => {
+    runners.restore();
+    const served = [MANIFEST];
+    installFakeRunners(served);
+    const db = createDb(env.DB);
+    const t0 = Date.now();
+    await modelCatalog(env, db, { now: t0 }); // stores the manifest
+    const d1 = countD1();
+    const work: Promise<unknown>[] = [];
+    await modelCatalog(env, db, { now: t0 + CATALOG_TTL_MS / 2, inBackground: (p) => void work.push(p) });
+    await Promise.all(work); // a refresh ahead, as steady traffic starts every CATALOG_TTL_MS / 2
+    await modelCatalog(env, db, { now: t0 + CATALOG_TTL_MS / 2 + 1, force: true });
+    expect(d1.trips).toEqual([]);
+    served[0] = { ...MANIFEST, maxRank: MANIFEST.maxRank + 1 }; // the runners now serve another manifest
+    await modelCatalog(env, db, { now: t0 + CATALOG_TTL_MS / 2 + 2, force: true });
+    expect(d1.trips).toEqual(["batch of 1"]);
+    const row = await env.DB.prepare("SELECT manifest FROM models WHERE id = ?").bind(MANIFEST.id).first<{ manifest: string }>();
+    expect(JSON.parse(row!.manifest).maxRank).toBe(MANIFEST.maxRank + 1);
+  });
+
+  it("a background refresh that fails is logged (one warn line), not swallowed", async () => {
+    const db = createDb(env.DB);
+    const t0 = Date.now();
+    await modelCatalog(env, db, { now: t0 });
+    const warn = vi.spyOn(console, "warn").mockImplementation(() => {});
+    const work: Promise<unknown>[] = [];
+    setLogLevel("warn");
+    try {
+      // A deployment that lost RUNNER_SECRET: the refresh rejects before asking any runner.
+      const broken = { ...env, RUNNER_SECRET: undefined } as Env;
+      await modelCatalog(broken, db, { now: t0 + CATALOG_TTL_MS / 2, inBackground: (p) => void work.push(p) });
+      await Promise.all(work); // handled: the waitUntil promise resolves
+    } finally {
+      setLogLevel(env.LOG_LEVEL);
+    }
+    expect(work).toHaveLength(1);
+    const lines = warn.mock.calls.map(([line]) => JSON.parse(String(line)));
+    expect(lines).toEqual([expect.objectContaining({ level: "warn", msg: "catalogue refresh failed", error: expect.stringContaining("RUNNER_SECRET") })]);
   });
 });
 

@@ -43,6 +43,11 @@ export type RunnerBehaviour =
   | "draining"
   /** A SIGSTOPped process: no answer at all on any path (the fetch only ends when the edge aborts it). */
   | "hang"
+  /**
+   * A healthy runner inside a long model step (ONNX Runtime's run blocks its event loop): its
+   * /healthz answers ok after BUSY_HEALTHZ_MS; other paths as "ok".
+   */
+  | "busy"
   /** Completions: headers (200 SSE), one `: keep-alive` comment, then silence: no event ever. */
   | "silent-stream"
   /** Completions: two token events, then silence (a runner that hung mid-stream). */
@@ -229,6 +234,20 @@ async function fakeBake(body: BakeRequest): Promise<Response> {
   return Response.json(answer);
 }
 
+/** How long a "busy" runner's /healthz takes (between the 1 s and 2 s probe timeouts the tests set). */
+export const BUSY_HEALTHZ_MS = 1_300;
+
+/** Waits BUSY_HEALTHZ_MS, or rejects when the caller aborts first (its timeout), as a real fetch does. */
+function busy(signal: AbortSignal | null): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(resolve, BUSY_HEALTHZ_MS);
+    signal?.addEventListener("abort", () => {
+      clearTimeout(timer);
+      reject(signal.reason);
+    });
+  });
+}
+
 /** A fetch that never answers; it rejects only when the caller aborts it (its timeout). */
 function hang(signal: AbortSignal | null): Promise<Response> {
   return new Promise<Response>((_, reject) => {
@@ -305,6 +324,7 @@ export function installFakeRunners(models: ModelManifest[] = [MANIFEST]): FakeRu
     if (url.pathname === RUNNER_PATHS.health) state.probes[runner] = (state.probes[runner] ?? 0) + 1;
     if (behaviour === "hang") return hang((init as RequestInit | undefined)?.signal ?? null);
     if (url.pathname === RUNNER_PATHS.health) {
+      if (behaviour === "busy") await busy((init as RequestInit | undefined)?.signal ?? null);
       // Unsigned, like the real runner's.
       if (behaviour === "500") return Response.json({ error: { type: "internal_error", message: "boom" } }, { status: 500 });
       const draining = behaviour === "draining";

@@ -12,7 +12,8 @@ import { runnerHealth } from "../../workers/src/runners/health.js";
 import { mixRoutingKey, rendezvousRank } from "../../workers/src/runners/rendezvous.js";
 import { createRng } from "#core/random/index";
 import { peftFiles, tinyAdapter, uploadForm } from "./adapter-files.js";
-import { installFakeRunners, MODEL, RUNNERS, type FakeRunners } from "./fake-runner.js";
+import { runnerStatuses } from "../../workers/src/runners/runner-status.js";
+import { BUSY_HEALTHZ_MS, installFakeRunners, MODEL, RUNNERS, type FakeRunners } from "./fake-runner.js";
 import { ADMIN, callJson, expectError, newTenant, uploadAdapter } from "./helpers.js";
 
 describe("bounded-load order (pure rule)", () => {
@@ -119,6 +120,16 @@ describe("active health probes and GET /v1/admin/runners", () => {
     const again = await adminRunners();
     const back = again.body.data.find((r: any) => r.url === RUNNERS[2]);
     expect(back).toMatchObject({ healthy: true, status: "ok", pid: 1002, consecutive_failures: 0, last_error: null, down_until: null });
+  });
+
+  it("a busy runner (/healthz held by a long model step) stays healthy within RUNNER_PROBE_TIMEOUT_S; slower than it, it is marked down", async () => {
+    runners.behaviour[RUNNERS[0]!] = "busy";
+    const [busy] = await runnerStatuses({ ...env, RUNNER_PROBE_TIMEOUT_S: "2" } as Env);
+    expect(busy).toMatchObject({ url: RUNNERS[0], healthy: true, status: "ok", consecutive_failures: 0 });
+    expect(busy!.probe_ms).toBeGreaterThanOrEqual(BUSY_HEALTHZ_MS - 100);
+    const [late] = await runnerStatuses({ ...env, RUNNER_PROBE_TIMEOUT_S: "1" } as Env);
+    expect(late).toMatchObject({ url: RUNNERS[0], healthy: false, status: "unreachable", consecutive_failures: 1 });
+    expect(late!.last_error).toMatch(/timeout|abort/i);
   });
 
   it("a draining runner is reported as draining and taken out of the rotation", async () => {

@@ -23,6 +23,8 @@ export interface Env {
   RUNNER_STREAM_IDLE_TIMEOUT_S?: string;
   /** Seconds between active /healthz probes of every runner (from an isolate serving traffic); 0: none. Default 5. */
   RUNNER_PROBE_INTERVAL_S?: string;
+  /** Seconds a /healthz probe may take before it counts as a failure (a busy runner's event loop is blocked for a whole model step). Default 10. */
+  RUNNER_PROBE_TIMEOUT_S?: string;
   /** Seconds an R2 blob no D1 row references is kept before the scheduled sweeper deletes it. Default 3600. */
   BLOB_SWEEP_GRACE_S?: string;
   /**

@@ -15,6 +15,13 @@ export const DEFAULT_RUNNER_HEADERS_TIMEOUT_S = 60;
 export const DEFAULT_RUNNER_STREAM_IDLE_TIMEOUT_S = 30;
 /** Seconds between active /healthz probes of every runner from an isolate that has traffic (0: none). */
 export const DEFAULT_RUNNER_PROBE_INTERVAL_S = 5;
+/**
+ * Seconds a /healthz probe may take before it counts as a failure. A runner answers /healthz from
+ * its event loop, which ONNX Runtime's `run` blocks for a whole model step: on CPU a legitimate
+ * step takes 2–7 s under load (2.1 s at bench case 9's 64 streams, 7.3 s for a 512-token prefill
+ * over 4 rows), so a shorter timeout would put a busy, healthy runner in back-off.
+ */
+export const DEFAULT_RUNNER_PROBE_TIMEOUT_S = 10;
 export const DEFAULT_EDGE_CACHE_TTL_MS = 5_000;
 
 /**
@@ -48,6 +55,7 @@ const edgeVarsSchema = z.object({
   RUNNER_HEADERS_TIMEOUT_S: positiveInt(DEFAULT_RUNNER_HEADERS_TIMEOUT_S),
   RUNNER_STREAM_IDLE_TIMEOUT_S: positiveInt(DEFAULT_RUNNER_STREAM_IDLE_TIMEOUT_S),
   RUNNER_PROBE_INTERVAL_S: integerVar(DEFAULT_RUNNER_PROBE_INTERVAL_S, 0),
+  RUNNER_PROBE_TIMEOUT_S: positiveInt(DEFAULT_RUNNER_PROBE_TIMEOUT_S),
   EDGE_CACHE_TTL_MS: integerVar(DEFAULT_EDGE_CACHE_TTL_MS, 0),
 });
 export type EdgeVars = z.infer<typeof edgeVarsSchema>;
@@ -88,13 +96,14 @@ export function uploadLimits(env: Env) {
 
 export const maxMixAdapters = (env: Env) => edgeVars(env).MAX_MIX_ADAPTERS;
 
-/** Hang detection (see workers/README.md "Routing"): both in milliseconds. */
-export function runnerTimeouts(env: Env): { headersMs: number; streamIdleMs: number; probeIntervalMs: number } {
+/** Hang detection (see workers/README.md "Routing"): all in milliseconds. */
+export function runnerTimeouts(env: Env): { headersMs: number; streamIdleMs: number; probeIntervalMs: number; probeTimeoutMs: number } {
   const vars = edgeVars(env);
   return {
     headersMs: vars.RUNNER_HEADERS_TIMEOUT_S * 1000,
     streamIdleMs: vars.RUNNER_STREAM_IDLE_TIMEOUT_S * 1000,
     probeIntervalMs: vars.RUNNER_PROBE_INTERVAL_S * 1000,
+    probeTimeoutMs: vars.RUNNER_PROBE_TIMEOUT_S * 1000,
   };
 }
 

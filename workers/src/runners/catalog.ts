@@ -31,16 +31,19 @@ let cached: { key: string; catalog: ModelCatalog } | null = null;
 let refreshing: Promise<unknown> | null = null;
 /** Bumped by invalidateCatalog(): a fetch that began before it stores nothing. */
 let generation = 0;
+/** The manifests this isolate last upserted into D1 (their JSON, sorted by id): unchanged → no write. */
+let storedFingerprint: string | null = null;
 
 /** The cached catalogue, if any, without fetching (however old). */
 export function cachedCatalog(): ModelCatalog | null {
   return cached?.catalog ?? null;
 }
 
-/** Forgets the cached catalogue (tests; also after a routing failure). */
+/** Forgets the cached catalogue and what was stored from it (tests; also after a routing failure). */
 export function invalidateCatalog(): void {
   generation++;
   cached = null;
+  storedFingerprint = null;
 }
 
 async function fetchRunnerModels(secret: string, url: string): Promise<CatalogModel[]> {
@@ -67,8 +70,10 @@ export interface CatalogOptions {
 }
 
 /**
- * The runners' model catalogue, cached per isolate for CATALOG_TTL_MS (never served older). Each
- * refresh also upserts every manifest into D1 (`models`), so uploads validate while runners are down.
+ * The runners' model catalogue, cached per isolate for CATALOG_TTL_MS (never served older). A
+ * refresh also upserts the manifests into D1 (`models`), so uploads validate while runners are
+ * down — only when they differ from what this isolate last stored (steady traffic refreshes
+ * every CATALOG_TTL_MS / 2 per isolate; the manifests rarely change).
  */
 export async function modelCatalog(env: Env, db: Db, opts: CatalogOptions = {}): Promise<ModelCatalog> {
   const urls = runnerUrls(env);
@@ -77,7 +82,8 @@ export async function modelCatalog(env: Env, db: Db, opts: CatalogOptions = {}):
   if (!opts.force && cached && cached.key === key && now - cached.catalog.fetchedAt < CATALOG_TTL_MS) {
     if (opts.inBackground && !refreshing && now - cached.catalog.fetchedAt >= CATALOG_TTL_MS / 2) {
       const refresh = (refreshing = fetchCatalog(env, db, urls, key, now).finally(() => (refreshing = null)));
-      opts.inBackground(refresh);
+      // The caller's waitUntil discards a rejection: say it here (the message only; runner URLs carry no credentials).
+      opts.inBackground(refresh.catch((e: unknown) => log("warn", "catalogue refresh failed", { error: errorMessage(e) })));
     }
     return cached.catalog;
   }
@@ -118,21 +124,28 @@ async function fetchCatalog(env: Env, db: Db, urls: string[], key: string, now: 
   return catalog;
 }
 
+const errorMessage = (e: unknown) => (e instanceof Error ? e.message : String(e));
+
+/**
+ * Upserts the catalogue's manifests (first runner's entry per model) into D1, unless they equal
+ * what this isolate stored last. A failed write is logged and retried at the next refresh.
+ */
 async function storeManifests(db: Db, catalog: ModelCatalog): Promise<void> {
-  const seen = new Map<string, ModelManifest>();
-  for (const list of catalog.byRunner.values()) for (const m of list) if (!seen.has(m.id)) seen.set(m.id, m.manifest);
+  const seen = new Map<string, string>();
+  for (const list of catalog.byRunner.values()) for (const m of list) if (!seen.has(m.id)) seen.set(m.id, JSON.stringify(m.manifest));
   if (seen.size === 0) return;
+  const entries = [...seen.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  const fingerprint = JSON.stringify(entries);
+  if (fingerprint === storedFingerprint) return;
   const now = Date.now();
-  const stmts = [...seen.entries()].map(([id, manifest]) =>
-    db
-      .insert(models)
-      .values({ id, manifest: JSON.stringify(manifest), updatedAt: now })
-      .onConflictDoUpdate({ target: models.id, set: { manifest: JSON.stringify(manifest), updatedAt: now } }),
+  const stmts = entries.map(([id, manifest]) =>
+    db.insert(models).values({ id, manifest, updatedAt: now }).onConflictDoUpdate({ target: models.id, set: { manifest, updatedAt: now } }),
   );
   try {
     await db.batch(stmts as [(typeof stmts)[number], ...(typeof stmts)[number][]]);
+    storedFingerprint = fingerprint;
   } catch (e) {
-    log("warn", "storing manifests failed", { error: e instanceof Error ? e.message : String(e) });
+    log("warn", "storing manifests failed", { error: errorMessage(e) });
   }
 }
 

@@ -1,5 +1,5 @@
 /**
- * Active health probes: GET /healthz of every runner with a short timeout, so a hung runner
+ * Active health probes: GET /healthz of every runner within RUNNER_PROBE_TIMEOUT_S, so a hung runner
  * (SIGSTOP: connections accepted, nothing answered) leaves the rotation without traffic having
  * to find it, and a recovered one rejoins without waiting for its back-off to run out.
  *
@@ -17,9 +17,6 @@ import { runnerUrls } from "./config.js";
 import { runnerHealth, type HealthTracker } from "./health.js";
 import { runnerLoads, type LoadTracker } from "./load.js";
 
-/** A probe that takes longer is a failure (a healthy runner answers /healthz from its event loop in ms). */
-export const PROBE_TIMEOUT_MS = 2_000;
-
 export interface ProbeResult {
   url: string;
   ok: boolean;
@@ -32,8 +29,12 @@ export interface ProbeResult {
   ms: number;
 }
 
-/** One runner's /healthz (unsigned, like a load balancer's check). */
-export async function probeRunner(url: string, timeoutMs = PROBE_TIMEOUT_MS): Promise<ProbeResult> {
+/**
+ * One runner's /healthz (unsigned, like a load balancer's check). Longer than `timeoutMs` is a
+ * failure; the runner answers from its event loop, which a model step blocks (seconds on CPU), so
+ * the timeout (RUNNER_PROBE_TIMEOUT_S) must outlast the longest legitimate step.
+ */
+export async function probeRunner(url: string, timeoutMs: number): Promise<ProbeResult> {
   const started = Date.now();
   const result = (over: Partial<ProbeResult>): ProbeResult => ({
     url, ok: false, status: "unreachable", pid: null, load: null, models: [], error: null, ms: Date.now() - started, ...over,
@@ -52,13 +53,14 @@ export async function probeRunner(url: string, timeoutMs = PROBE_TIMEOUT_MS): Pr
 }
 
 export interface ProbeOptions {
+  /** Per probe (RUNNER_PROBE_TIMEOUT_S). */
+  timeoutMs: number;
   health?: HealthTracker;
   loads?: LoadTracker;
-  timeoutMs?: number;
 }
 
 /** Probes every runner at once and records what it found. */
-export async function probeRunners(urls: readonly string[], opts: ProbeOptions = {}): Promise<ProbeResult[]> {
+export async function probeRunners(urls: readonly string[], opts: ProbeOptions): Promise<ProbeResult[]> {
   const health = opts.health ?? runnerHealth;
   const loads = opts.loads ?? runnerLoads;
   const started = Date.now();
@@ -92,8 +94,8 @@ export function resetProbeClock(): void {
  * RUNNER_PROBE_INTERVAL_S old (0: never). Never delays the caller: the probe runs under `waitUntil`.
  */
 export function probeInBackground(env: Env, waitUntil: (p: Promise<unknown>) => void, now = Date.now()): void {
-  const { probeIntervalMs } = runnerTimeouts(env);
+  const { probeIntervalMs, probeTimeoutMs } = runnerTimeouts(env);
   if (probeIntervalMs <= 0 || now - lastProbeAt < probeIntervalMs) return;
   lastProbeAt = now;
-  waitUntil(probeRunners(runnerUrls(env)).catch((e: unknown) => log("error", "runner probes failed", { error: String(e) })));
+  waitUntil(probeRunners(runnerUrls(env), { timeoutMs: probeTimeoutMs }).catch((e: unknown) => log("error", "runner probes failed", { error: String(e) })));
 }

@@ -5,6 +5,7 @@
  */
 import type { Health } from "#core/wire/runner-api";
 import type { Env } from "../env.js";
+import { runnerTimeouts } from "../limits/config.js";
 import { isoTime } from "../util/time.js";
 import { cachedCatalog } from "./catalog.js";
 import { runnerUrls } from "./config.js";
@@ -31,7 +32,7 @@ export interface RunnerStatus {
 }
 
 export async function runnerStatuses(env: Env): Promise<RunnerStatus[]> {
-  const probes = await probeRunners(runnerUrls(env));
+  const probes = await probeRunners(runnerUrls(env), { timeoutMs: runnerTimeouts(env).probeTimeoutMs });
   // The catalogue as cached (not refreshed here: a hung runner would hold this call for its fetch timeout).
   const catalog = cachedCatalog();
   const now = Date.now();
