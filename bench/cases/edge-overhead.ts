@@ -25,8 +25,9 @@ import { percentile } from "../lib/stats.js";
  * worker's isolate and its one log line, no D1), and from each completion's `Server-Timing`
  * (workers/src/app.ts) the gate (the one D1 round trip before the runner; usage is written after
  * the response). What is left of each completion's added time once the floor (the following
- * /healthz) and the gate are taken out is the edge's own code: routing, validation, signing, the
- * runner hop, JSON in and out (goal ≤ 5 ms p50). Beside them, one local D1 query under wrangler dev
+ * /healthz) and the gate are taken out is the rest of the edge's cost: routing, validation, signing, the
+ * runner hop, JSON in and out (reported, no goal: the floor itself holds this worker's middleware
+ * and log line, and the gate is this repo's D1 design, so it is a breakdown, not a bound). Beside them, one local D1 query under wrangler dev
  * (`GET /v1/usage` − floor).
  *
  * The runner runs single-threaded (RUNNER_THREADS=1): onnxruntime's pool threads otherwise spin
@@ -139,7 +140,7 @@ export const edgeOverhead: BenchCase = {
         const addedP99 = p(m.ms, 0.99) - p(directMs, 0.99);
         const goals = side === "Miniflare";
         const note = goals
-          ? `floor (GET /healthz) ${floorOf(k).toFixed(1)} ms, gate ${p(m.gate, 0.5).toFixed(1)} ms, own code ${p(ownMs[k]!, 0.5).toFixed(1)} ms p50`
+          ? `floor (GET /healthz) ${floorOf(k).toFixed(1)} ms, gate ${p(m.gate, 0.5).toFixed(1)} ms, rest ${p(ownMs[k]!, 0.5).toFixed(1)} ms p50`
           : `no goal: wrangler dev's own floor (GET /healthz through its dev proxy) is ${floorOf(k).toFixed(1)} ms p50 here, Miniflare's ${floorOf(1).toFixed(1)} ms`;
         figures.push(
           figure(`${side}: added p50`, addedP50, "ms", goals ? { goal: { op: "<=", target: 5 }, ...(addedP50 > 5 ? { note } : {}) } : { note }),
@@ -148,7 +149,9 @@ export const edgeOverhead: BenchCase = {
           figure(`${side}: worker floor p50 (GET /healthz)`, floorOf(k), "ms"),
           figure(`${side}: gate p50 (the completion's D1 round trip, Server-Timing)`, p(m.gate, 0.5), "ms"),
           figure(`${side}: runner call as the worker saw it p50 (Server-Timing)`, p(m.runner, 0.5), "ms"),
-          figure(`${side}: edge's own code p50 (added − floor − gate, per round)`, p(ownMs[k]!, 0.5), "ms", goals ? { goal: { op: "<=", target: 5 } } : {}),
+          figure(`${side}: rest of the edge p50 (added − floor − gate, per round)`, p(ownMs[k]!, 0.5), "ms", {
+            note: "a breakdown, not a bound: the floor itself includes this worker's middleware and log line",
+          }),
         );
       }
       figures.push(figure("wrangler dev: one local D1 query p50 (GET /v1/usage − floor, per round)", p(oneQueryMs, 0.5), "ms"));
