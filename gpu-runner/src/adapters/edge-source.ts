@@ -5,7 +5,6 @@
  */
 import { edgeAdapterPaths, SHA256_HEADER } from "#core/wire/runner-api";
 import { signRequest } from "#core/wire/hmac";
-import { allocateKernelBytes } from "#core/simd/index";
 import { EngineError } from "../engine/errors.js";
 
 export interface AdapterFiles {
@@ -74,8 +73,9 @@ export class EdgeAdapterSource implements AdapterSource {
     const [blob, config] = settled.map((r) => (r as PromiseFulfilledResult<Response>).value);
     const max = this.options.maxBytes ?? 2 ** 30;
     const [safetensors, configBytes] = await Promise.all([
-      // Into a WebAssembly Memory of its own, so the load's NaN/Inf scan runs in place at SIMD speed.
-      readLimited(blob, max, `the blob of adapter ${id}`, allocateKernelBytes),
+      // Into a plain buffer: receiving into a WebAssembly Memory (where the SIMD scan could run in place)
+      // cost more than the scan saved, end to end (bench case 6: receive + load, both placements).
+      readLimited(blob, max, `the blob of adapter ${id}`),
       readLimited(config, 1 << 20, `the adapter_config.json of adapter ${id}`),
     ]);
     return {
