@@ -34,6 +34,18 @@ class CounterModel implements ModelVariant {
   async dispose() {}
 }
 
+/** A counter model whose steps advance a model-driven clock: a decode step costs 40 units, a prefill step 1 unit per prompt token. */
+function timedModel(): { model: CounterModel; clock: { now: number } } {
+  const clock = { now: 0 };
+  class TimedModel extends CounterModel {
+    override async step(rows: readonly StepRow[], options: StepOptions = {}): Promise<StepRowResult[]> {
+      clock.now += rows.every((r) => r.tokens.length === 1) ? 40 : rows.reduce((n, r) => n + r.tokens.length, 0);
+      return super.step(rows, options);
+    }
+  }
+  return { model: new TimedModel(), clock };
+}
+
 function params(prompt: string, maxTokens: number, extra: Partial<GenerationParams> = {}): GenerationParams {
   return {
     promptIds: tokenizer.encode(prompt),
@@ -252,16 +264,9 @@ describe("Scheduler", () => {
   });
 
   it("while streams decode, a long prompt is prefilled in chunks that cost about one decode step (model-driven clock)", async () => {
-    let clock = 0;
     // Decode steps cost 40 units, prefill 1 unit per prompt token.
-    class TimedModel extends CounterModel {
-      override async step(rows: readonly StepRow[], options: StepOptions = {}): Promise<StepRowResult[]> {
-        clock += rows.every((r) => r.tokens.length === 1) ? 40 : rows.reduce((n, r) => n + r.tokens.length, 0);
-        return super.step(rows, options);
-      }
-    }
-    const model = new TimedModel();
-    const scheduler = new Scheduler(V, { maxBatch: 8, maxTokens: 10_000, maxQueue: 8, prefillChunk: 64, prefillTokens: 512 }, {}, () => clock);
+    const { model, clock } = timedModel();
+    const scheduler = new Scheduler(V, { maxBatch: 8, maxTokens: 10_000, maxQueue: 8, prefillChunk: 64, prefillTokens: 512 }, {}, () => clock.now);
     const target = { variant: model, mix: null, mixKey: "", merged: false };
     const run = (p: GenerationParams) => scheduler.submit({ sequence: new Sequence(p, tokenizer), target });
     const streams = [run(params("ab", 40)), run(params("cd", 40)), run(params("ef", 40))];
@@ -279,16 +284,9 @@ describe("Scheduler", () => {
   });
 
   it("a burst of prompts: running streams wait at most one bounded prefill step between tokens, and first tokens come in arrival order (model-driven clock)", async () => {
-    let clock = 0;
     // Decode steps cost 40 units, prefill 1 unit per prompt token: the budget while rows decode is ⌊40 / 1⌋ = 40 tokens.
-    class TimedModel extends CounterModel {
-      override async step(rows: readonly StepRow[], options: StepOptions = {}): Promise<StepRowResult[]> {
-        clock += rows.every((r) => r.tokens.length === 1) ? 40 : rows.reduce((n, r) => n + r.tokens.length, 0);
-        return super.step(rows, options);
-      }
-    }
-    const model = new TimedModel();
-    const scheduler = new Scheduler(V, { maxBatch: 32, maxTokens: 100_000, maxQueue: 64, prefillChunk: 16, prefillTokens: 512 }, {}, () => clock);
+    const { model, clock } = timedModel();
+    const scheduler = new Scheduler(V, { maxBatch: 32, maxTokens: 100_000, maxQueue: 64, prefillChunk: 16, prefillTokens: 512 }, {}, () => clock.now);
     const target = { variant: model, mix: null, mixKey: "", merged: false };
     const firstAt: number[] = [];
     const tokenTimes: number[][] = [];
@@ -297,7 +295,7 @@ describe("Scheduler", () => {
       return scheduler.submit({
         sequence: new Sequence(p, tokenizer, () => {
           if (tokenTimes[id]!.length === 0) firstAt.push(id);
-          tokenTimes[id]!.push(clock);
+          tokenTimes[id]!.push(clock.now);
         }),
         target,
       });
