@@ -36,6 +36,12 @@ describe("sseData", () => {
     }
   });
 
+  it("keepDone: yields [DONE] as the last payload, nothing after it", async () => {
+    const text = 'data: 1\n\ndata: [DONE]\n\ndata: after\n\n';
+    expect(await collect(sseData(body(text), { keepDone: true }))).toEqual(["1", "[DONE]"]);
+    expect(await collect(sseData(body("data: 1\n\ndata: [DONE]"), { keepDone: true }))).toEqual(["1", "[DONE]"]);
+  });
+
   it("keeps a last event that has no blank line after it", async () => {
     expect(await collect(sseData(body('data: 1\n\ndata: 2')))).toEqual(["1", "2"]);
   });

@@ -4,9 +4,10 @@ import { LoraedgeError } from "./api-error.js";
  * The `data:` payloads of a `text/event-stream` body, one per event, in order, ending at
  * `data: [DONE]` (or at the end of the body). Multi-line data is joined with "\n"; comment
  * lines (`:`) and other fields (`event:`, `id:`) are skipped. Events may be split across
- * chunks anywhere, CR LF or LF line ends.
+ * chunks anywhere, CR LF or LF line ends. `keepDone`: yield the `[DONE]` payload too before
+ * ending (for callers that check how a stream ended).
  */
-export async function* sseData(body: ReadableStream<Uint8Array>): AsyncGenerator<string> {
+export async function* sseData(body: ReadableStream<Uint8Array>, options: { keepDone?: boolean } = {}): AsyncGenerator<string> {
   const reader = body.getReader();
   const decoder = new TextDecoder();
   let buffer = "";
@@ -23,7 +24,10 @@ export async function* sseData(body: ReadableStream<Uint8Array>): AsyncGenerator
           if (data.length) {
             const payload = data.join("\n");
             data = [];
-            if (payload === "[DONE]") return;
+            if (payload === "[DONE]") {
+              if (options.keepDone) yield payload;
+              return;
+            }
             yield payload;
           }
         } else if (line.startsWith("data:")) {
@@ -33,7 +37,7 @@ export async function* sseData(body: ReadableStream<Uint8Array>): AsyncGenerator
       if (done) {
         if (buffer.startsWith("data:")) data.push(buffer.slice(5).replace(/^ /, ""));
         const payload = data.join("\n");
-        if (payload !== "" && payload !== "[DONE]") yield payload;
+        if (payload !== "" && (payload !== "[DONE]" || options.keepDone)) yield payload;
         return;
       }
     }

@@ -18,6 +18,7 @@ import { startRunnerPool, type RunnerPool } from "../../scripts/lib/runner-pool.
 import { freePort, startEdge, type Service } from "../../scripts/lib/stack.js";
 import { mixRoutingKey, rendezvousRank } from "../../workers/src/runners/rendezvous.js";
 import { runnerLabel } from "../../workers/src/runners/runner-label.js";
+import { sseData } from "../../client/src/sse.js";
 import { randomPeftFiles } from "./edge-stack.js";
 
 const SECRET = "e2e-chaos-runner-secret";
@@ -41,25 +42,6 @@ async function until<T>(what: string, check: () => Promise<T | undefined>, deadl
     }
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ""}`);
     await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
-/** Reads an SSE response event by event. */
-async function* sseEvents(res: Response): AsyncGenerator<string> {
-  const reader = res.body!.getReader();
-  const decoder = new TextDecoder();
-  let buffer = "";
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    buffer += decoder.decode(value, { stream: true });
-    let idx: number;
-    while ((idx = buffer.indexOf("\n\n")) >= 0) {
-      const block = buffer.slice(0, idx);
-      buffer = buffer.slice(idx + 2);
-      const data = block.split("\n").filter((l) => l.startsWith("data:")).map((l) => l.slice(5).trim()).join("\n");
-      if (data) yield data;
-    }
   }
 }
 
@@ -207,7 +189,7 @@ describe("chaos: 3 runners, kill -9 and SIGSTOP under traffic", () => {
       const res = await api("/v1/completions", body(r, { stream: true, max_tokens: 480, ignore_eos: true }));
       expect(res.status).toBe(200);
       expect(res.headers.get("x-loraedge-runner")).toBe(host(urls[r]!));
-      const events = sseEvents(res);
+      const events = sseData(res.body!, { keepDone: true });
       const first = await events.next();
       expect(first.done).toBe(false);
       return { events, first: first.value as string };

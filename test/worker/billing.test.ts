@@ -5,6 +5,7 @@
 // releases each token), D1 is Miniflare's.
 import { describe, expect, it, vi } from "vitest";
 import { SAMPLED_TOKENS_FIELD } from "#core/wire/runner-api";
+import { sseData } from "../../client/src/sse.js";
 import { afterResponseSettled } from "../../workers/src/util/after-response.js";
 import { MODEL, RUNNERS, useFakeRunners, type DrivenStream, type RunnerBehaviour } from "./fake-runner.js";
 import { callJson, callRaw, expectError, newTenant } from "./helpers.js";
@@ -41,29 +42,24 @@ async function openStream(key: string, json: Record<string, unknown>): Promise<{
   return { runner, res };
 }
 
-/** Reads SSE events from a client's reader until `count` more arrived (or the stream ended). */
+/** Reads a client's SSE events (`[DONE]` kept) until `count` more arrived or the stream ended; `cancel` is the client leaving. */
 function sseReader(res: Response) {
-  const reader = res.body!.getReader();
-  const decoder = new TextDecoder();
-  let buffer = "";
+  const stream = sseData(res.body!, { keepDone: true });
   const events: string[] = [];
   return {
-    reader,
     events,
     async read(count: number): Promise<string[]> {
       const target = events.length + count;
       while (events.length < target) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        buffer += decoder.decode(value, { stream: true });
-        let idx: number;
-        while ((idx = buffer.indexOf("\n\n")) >= 0) {
-          const raw = buffer.slice(0, idx);
-          buffer = buffer.slice(idx + 2);
-          if (raw.startsWith("data: ")) events.push(raw.slice(6));
-        }
+        const next = await stream.next();
+        if (next.done) break;
+        events.push(next.value);
       }
       return events;
+    },
+    /** Ends the generator, which cancels the response body. */
+    async cancel(): Promise<void> {
+      await stream.return(undefined);
     },
   };
 }
@@ -88,7 +84,7 @@ describe("streams are billed exactly once, for what the runner sampled", () => {
     // In flight: nothing billed yet, prompt bound (5 bytes + BOS) + max_tokens reserved.
     expect((await today(a.key)).day).toMatchObject({ requests: 0, total_tokens: 0, reserved_tokens: 6 + 50 });
 
-    await sse.reader.cancel("client went away");
+    await sse.cancel();
     await until(() => runner.cancelled !== null, "the runner's stream cancelled");
     await afterResponseSettled();
     const after = await today(a.key);
@@ -106,7 +102,7 @@ describe("streams are billed exactly once, for what the runner sampled", () => {
     const responses = await Promise.all(pending);
     const readers = responses.map((res) => sseReader(res));
     await Promise.all(readers.map((r) => r.read(1)));
-    await Promise.all(readers.map((r) => r.reader.cancel("gone")));
+    await Promise.all(readers.map((r) => r.cancel()));
     await afterResponseSettled();
     const sampled = runners.driven.reduce((t, r) => t + r.sent, 0);
     expect((await today(a.key)).day).toMatchObject({ requests: n, prompt_tokens: 2 * n, completion_tokens: sampled, reserved_tokens: 0 });
