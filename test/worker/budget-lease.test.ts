@@ -13,6 +13,9 @@ import { callJson, callRaw, countD1Trips, expectError, LEASED, newTenant } from 
 
 useFakeRunners();
 
+/** Each test may wait up to 5 s for a new minute and 2 s for the flushes it checks. */
+const TIMEOUT_MS = 20_000;
+
 
 /** 20 bytes + BOS + 4 = 25 tokens reserved; the fake runner bills 20 + 4 = 24. */
 const json = { model: MODEL, prompt: "x".repeat(20), max_tokens: 4 };
@@ -70,7 +73,7 @@ describe("leased limits", () => {
     expect(trips).toHaveLength(2);
     expect(await today(a.id)).toEqual({ requests: 5, prompt: 100, completion: 20, reserved: 0 });
     expect(await minuteCount(a.id)).toBe(5);
-  });
+  }, TIMEOUT_MS);
 
   it("reservations made elsewhere are respected: the lease is spent, a block that no longer fits shrinks to what the request lacks, then 429; given back elsewhere, requests run again", async () => {
     const b = await newTenant("b", { tokens_per_day: 1600 }); // blocks of 100 tokens (1/16)
@@ -95,7 +98,7 @@ describe("leased limits", () => {
     expect((await complete(b.key)).status).toBe(200);
     await afterResponseSettled();
     expect(await today(b.id)).toEqual({ requests: 7, prompt: 140, completion: 28, reserved: 0 });
-  });
+  }, TIMEOUT_MS);
 
   it("the per-minute limit: slots are leased in blocks (≤ 1/16 of the limit), never beyond it; requests counted elsewhere are respected", async () => {
     const c = await newTenant("c", { rpm_limit: 32 }); // blocks of 2 slots
@@ -114,5 +117,5 @@ describe("leased limits", () => {
     expect(refused.body.error.message).toContain("per minute");
     await afterResponseSettled();
     expect((await today(c.id)).requests).toBe(31);
-  });
+  }, TIMEOUT_MS);
 });
