@@ -42,6 +42,7 @@ export const scalingCurve = modelCase({
     const tails: Array<{ streams: number; gap: GapBreakdown; top: GapBreakdown[]; onePromptMs: number }> = [];
     for (const n of levels) {
       ctx.progress(`${n} streams × ${maxTokens} tokens, ${rounds} rounds`);
+      const memoryAtStart = process.memoryUsage();
       const rates: number[] = [];
       const gaps: number[] = [];
       const spans: Array<[number, number]> = [];
@@ -81,7 +82,7 @@ export const scalingCurve = modelCase({
       const onePromptMs = onePrompt.length ? percentile(onePrompt.map((e) => e.end - e.start), 0.5) : NaN;
       tails.push({ streams: n, gap: meanBreakdown(top), top: top.sort((x, y) => y.ms - x.ms).slice(0, 5), onePromptMs });
       if (process.env.BENCH_CASE9_TRACE) {
-        console.log(JSON.stringify({ streams: n, p99Gap, mean: meanBreakdown(top), top: tails.at(-1)!.top }));
+        console.log(JSON.stringify({ streams: n, memoryAtStart, p99Gap, mean: meanBreakdown(top), top: tails.at(-1)!.top }));
         writeFileSync(path.join(ctx.outDir, `case9-trace-${n}.json`), JSON.stringify({ spans, events: timeline.events }));
       }
       curve.push({

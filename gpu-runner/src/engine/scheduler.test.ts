@@ -283,6 +283,41 @@ describe("Scheduler", () => {
     for (let i = 1; i < later.length; i++) expect(later[i - 1]!.tokens.some((n) => n > 1) && later[i]!.tokens.some((n) => n > 1)).toBe(false);
   });
 
+  it("a burst submitted in one turn while nothing decodes is admitted together: one prefill step of all of it, then decode steps of all rows", async () => {
+    const { model, clock } = timedModel();
+    const scheduler = new Scheduler(V, { maxBatch: 16, maxTokens: 100_000, maxQueue: 64, prefillChunk: 16, prefillTokens: 256 }, {}, () => clock.now);
+    const target = { variant: model, mix: null, mixKey: "", merged: false };
+    const burst = Array.from({ length: 12 }, (_, i) => scheduler.submit({ sequence: new Sequence(params("q".repeat(10 + i), 4), tokenizer), target }));
+    await Promise.all(burst);
+    // 12 prompts of 10–21 tokens (chunks ≤ 16): the first step takes a chunk of every row, not the first prompt alone.
+    expect(model.calls[0]!.rows).toBe(12);
+    const isPrefill = (c: { tokens: number[] }) => c.tokens.some((n) => n > 1);
+    expect(model.calls.filter(isPrefill).length).toBeLessThanOrEqual(2);
+    const decodes = model.calls.filter((c) => !isPrefill(c));
+    expect(decodes.length).toBeLessThanOrEqual(4);
+    expect(decodes.filter((c) => c.rows === 12).length).toBeGreaterThanOrEqual(2);
+  });
+
+  it("a burst larger than one prefill step: steps of the full budget, each followed by a decode step of its rows already prefilled (never the budget that protects other streams)", async () => {
+    // Decode steps cost 40 units, prefill 1 unit per prompt token: beside decoding streams the budget would be ⌊40 / 1⌋ = 40 tokens.
+    const { model, clock } = timedModel();
+    const scheduler = new Scheduler(V, { maxBatch: 32, maxTokens: 100_000, maxQueue: 64, prefillChunk: 32, prefillTokens: 128 }, {}, () => clock.now);
+    const target = { variant: model, mix: null, mixKey: "", merged: false };
+    const tokenTimes: number[][] = [];
+    const burst = Array.from({ length: 16 }, (_, i) => {
+      const times: number[] = (tokenTimes[i] = []);
+      return scheduler.submit({ sequence: new Sequence(params("r".repeat(32), 6), tokenizer, () => times.push(clock.now)), target });
+    });
+    await Promise.all(burst);
+    const isPrefill = (c: { tokens: number[] }) => c.tokens.some((n) => n > 1);
+    const prefills = model.calls.filter(isPrefill);
+    // 16 × 32 tokens at 128 per step: 4 prefill steps of 4 rows each (a trickle under the 40-token budget would take ≥ 13).
+    expect(prefills.map((c) => c.tokens.reduce((a, b) => a + b, 0))).toEqual([128, 128, 128, 128]);
+    // Still never two prefill steps in a row once rows decode, so a row's gap is ≤ one decode (40) + one prefill step (128).
+    for (let i = 1; i < model.calls.length; i++) expect(isPrefill(model.calls[i - 1]!) && isPrefill(model.calls[i]!)).toBe(false);
+    for (const times of tokenTimes) for (let i = 1; i < times.length; i++) expect(times[i]! - times[i - 1]!).toBeLessThanOrEqual(40 + 128);
+  });
+
   it("a burst of prompts: running streams wait at most one bounded prefill step between tokens, and first tokens come in arrival order (model-driven clock)", async () => {
     // Decode steps cost 40 units, prefill 1 unit per prompt token: the budget while rows decode is ⌊40 / 1⌋ = 40 tokens.
     const { model, clock } = timedModel();

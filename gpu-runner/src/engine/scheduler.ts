@@ -10,7 +10,10 @@
  * leaves after one token per decoding row, or ¾ of a decode step's worth of prompt tokens (measured
  * costs), whichever is more, the former capped at 2 decode steps' time (`prefillBudget`): a running
  * stream waits at most one bounded prefill step between two of its tokens, however many prompts arrive, and a burst beside a few young
- * streams is still admitted quickly. Rows are grouped by model variant (base model with per-row
+ * streams is still admitted quickly. A burst that arrives while nothing decodes (requests submitted in one turn of the event
+ * loop: the loop starts on the next turn, so they are admitted together) is prefilled at the full budget: its rows that
+ * already decode are its own, and they wait one prefill step of ≤ prefillTokens between tokens, as when nothing decoded.
+ * Rows are grouped by model variant (base model with per-row
  * mixes, or a merged session): each group is one `step` call, one ONNX run. Rows leave as soon as
  * they finish or their client goes away.
  */
@@ -132,7 +135,14 @@ const THROUGHPUT_WINDOW_MS = 10_000;
 export class Scheduler {
   private readonly waiting: Entry[] = [];
   private readonly running: Entry[] = [];
+  /**
+   * The rows admitted while nothing decoded (a burst), while some of them still prefill: they take the full
+   * prefill budget beside decoding rows of their own burst (`prefillSelection`); null otherwise.
+   */
+  private burst: Set<Entry> | null = null;
   private looping = false;
+  /** A loop start is scheduled for the next turn of the event loop (`submit`). */
+  private starting = false;
   private draining = false;
   private readonly idleWaiters: (() => void)[] = [];
   private readonly recent: { at: number; tokens: number }[] = [];
@@ -203,7 +213,9 @@ export class Scheduler {
       }
       if (this.idle) this.progress.busySince = this.now();
       this.waiting.push(entry);
-      void this.loop();
+      // Before the loop runs, a free row takes the request at once (the queue holds only what waits for a row).
+      if (!this.looping) this.admit();
+      this.startLoop();
     });
   }
 
@@ -348,6 +360,19 @@ export class Scheduler {
     for (const wake of this.idleWaiters.splice(0)) wake();
   }
 
+  /**
+   * Starts the loop on the next turn of the event loop (setImmediate), not inside `submit`: every request
+   * submitted in this turn (a burst) is then admitted by the first iteration together, not the first alone.
+   */
+  private startLoop(): void {
+    if (this.looping || this.starting) return;
+    this.starting = true;
+    setImmediate(() => {
+      this.starting = false;
+      void this.loop();
+    });
+  }
+
   private async loop(): Promise<void> {
     if (this.looping) return;
     this.looping = true;
@@ -378,7 +403,14 @@ export class Scheduler {
    * row runs (its chunk cut to the budget).
    */
   private prefillSelection(): Map<Entry, number> {
-    const decoding = this.running.filter((e) => !e.aborted && e.job.sequence.prefillDone && !e.job.sequence.finished).length;
+    const isDecoding = (e: Entry) => !e.aborted && e.job.sequence.prefillDone && !e.job.sequence.finished;
+    const isPrefilling = (e: Entry) => !e.aborted && !e.job.sequence.prefillDone;
+    const decodingRows = this.running.filter(isDecoding);
+    if (decodingRows.length === 0) this.burst = new Set(this.running.filter(isPrefilling));
+    else if (this.burst && ![...this.burst].some((e) => isPrefilling(e) && this.running.includes(e))) this.burst = null;
+    // Rows of the burst being prefilled are not protected from it: they wait one full prefill step, as before they decoded.
+    const burst = this.burst;
+    const decoding = burst ? decodingRows.filter((e) => !burst.has(e)).length : decodingRows.length;
     const budget = prefillBudget(this.limits, decoding, this.decodeMs, this.prefillMsPerToken);
     const chosen = new Map<Entry, number>();
     let tokens = 0;
