@@ -15,8 +15,10 @@ import { breakDownGap, meanBreakdown, recordTimeline, type GapBreakdown } from "
  * wait is the time to first token, reported apart), and the median decode step time at that batch
  * (the scheduler's own step observations). Goal at 64 streams: p99 inter-token ≤ 3 × median decode step.
  * Beside it, from a timeline of the same rounds (lib/step-timeline.ts): what the gaps ≥ p99 were made
- * of (decode and prefill steps, the LoRA packing inside them, GC, time outside steps) and the
- * alternation floor: median decode step + one row's prompt prefilled alone, ÷ median decode step.
+ * of (decode and prefill steps, the LoRA packing inside them, GC, time outside steps), how rows were
+ * admitted (prefill steps per round, rows per step), the most LoRA floats one decode step packed, and,
+ * when some row was prefilled alone, the alternation floor: median decode step + that prompt's
+ * prefill step, ÷ median decode step.
  * `BENCH_CASE9_TRACE=1` also writes each level's timeline to the output folder.
  */
 export const scalingCurve = modelCase({
@@ -39,9 +41,17 @@ export const scalingCurve = modelCase({
       onStep(o);
     };
     const timeline = recordTimeline(engine, model);
-    const tails: Array<{ streams: number; gap: GapBreakdown; top: GapBreakdown[]; onePromptMs: number }> = [];
+    const tails: Array<{
+      streams: number;
+      gap: GapBreakdown;
+      top: GapBreakdown[];
+      onePromptMs: number;
+      admission: { stepsPerRound: number; rowsPerStep: number };
+      pack: { decodeMaxFloats: number; prefillMaxFloats: number };
+    }> = [];
     for (const n of levels) {
       ctx.progress(`${n} streams × ${maxTokens} tokens, ${rounds} rounds`);
+      const memoryAtStart = process.memoryUsage();
       const rates: number[] = [];
       const gaps: number[] = [];
       const spans: Array<[number, number]> = [];
@@ -79,9 +89,16 @@ export const scalingCurve = modelCase({
       const top = spans.filter(([a, b]) => b - a >= p99Gap).map(([a, b]) => breakDownGap(timeline.events, a, b));
       const onePrompt = timeline.events.filter((e) => e.start >= measuredFrom && e.kind === "prefill" && e.rows === 1 && e.promptTokens === prompt.length);
       const onePromptMs = onePrompt.length ? percentile(onePrompt.map((e) => e.end - e.start), 0.5) : NaN;
-      tails.push({ streams: n, gap: meanBreakdown(top), top: top.sort((x, y) => y.ms - x.ms).slice(0, 5), onePromptMs });
+      // How rows joined (prefill steps and their rows, per round) and the most LoRA floats one decode step wrote
+      // (a joining row writes its own chunks; rows that stayed are resident: lora-bank.ts, lora-bank-pair.ts).
+      const measured = timeline.events.filter((e) => e.start >= measuredFrom);
+      const prefills = measured.filter((e) => e.kind === "prefill" || e.kind === "mixed");
+      const admission = { stepsPerRound: prefills.length / rounds, rowsPerStep: prefills.reduce((s, e) => s + (e.rows ?? 0), 0) / Math.max(1, prefills.length) };
+      const packFloats = (kind: string) => Math.max(0, ...measured.filter((e) => e.kind === kind).map((e) => e.packFloats ?? 0));
+      const pack = { decodeMaxFloats: packFloats("decode"), prefillMaxFloats: packFloats("prefill") };
+      tails.push({ streams: n, gap: meanBreakdown(top), top: top.sort((x, y) => y.ms - x.ms).slice(0, 5), onePromptMs, admission, pack });
       if (process.env.BENCH_CASE9_TRACE) {
-        console.log(JSON.stringify({ streams: n, p99Gap, mean: meanBreakdown(top), top: tails.at(-1)!.top }));
+        console.log(JSON.stringify({ streams: n, memoryAtStart, p99Gap, mean: meanBreakdown(top), top: tails.at(-1)!.top }));
         writeFileSync(path.join(ctx.outDir, `case9-trace-${n}.json`), JSON.stringify({ spans, events: timeline.events }));
       }
       curve.push({
@@ -120,20 +137,29 @@ export const scalingCurve = modelCase({
       figure(`${top.streams} streams p99 inter-token ÷ median decode step`, top.p99Ms / top.decodeStepMs, "×", {
         goal: { op: "<=", target: 3 },
         note:
-          `decode and prefill steps alternate; a prefill step takes what the iteration's token budget (64) leaves after the decoding rows, or ¾ of a decode step's worth (scheduler prefillBudget); the gaps ≥ p99 ` +
+          `prefill steps per round ${tail.admission.stepsPerRound.toFixed(1)} of ${tail.admission.rowsPerStep.toFixed(1)} rows on average (streams submitted together are admitted and prefilled together; ` +
+          `a row joining while others decode takes what the prefill budget leaves: scheduler prefillBudget); the gaps ≥ p99 ` +
           `(mean ${r0(tail.gap.ms)} ms, ${tail.gap.steps.toFixed(1)} steps) held decode ${r0(parts.decode)} ms + prefill ${r0(parts.prefill + parts.mixed)} ms ` +
-          `(LoRA packing ${r0(parts.pack)} ms inside them), outside steps ${r0(parts.compose + parts.other)} ms; alternation floor below`,
+          `(LoRA packing ${r0(parts.pack)} ms inside them), outside steps ${r0(parts.compose + parts.other)} ms` +
+          (Number.isFinite(floor) ? "; alternation floor below" : "; no row was prefilled alone in these rounds, so no alternation floor"),
       }),
       figure(`${top.streams} streams p99 gaps: decode step part`, parts.decode, "ms"),
       figure(`${top.streams} streams p99 gaps: prefill step part`, parts.prefill + parts.mixed, "ms"),
-      figure(`${top.streams} streams p99 gaps: LoRA packing inside those steps`, parts.pack, "ms", { note: "joining rows' chunks written into the prefill and decode banks (lora-bank.ts)" }),
+      figure(`${top.streams} streams p99 gaps: LoRA packing inside those steps`, parts.pack, "ms", { note: "joining rows' chunks written into the resident banks (lora-bank.ts, lora-bank-pair.ts)" }),
+      figure(`${top.streams} streams largest LoRA packing in one decode step`, tail.pack.decodeMaxFloats / 1e6, "M floats", {
+        note: `a decode step writes only the rows that joined since the last one (the rest stay resident); for scale, the largest prefill step wrote ${(tail.pack.prefillMaxFloats / 1e6).toFixed(1)} M floats`,
+      }),
       figure(`${top.streams} streams p99 gaps: outside model steps`, parts.compose + parts.other, "ms", { note: "composing mixes, sampling, callbacks: the event loop between steps" }),
       figure(`${top.streams} streams p99 gaps: GC pauses`, parts.gc, "ms", { note: "inside a step (then also in its part above) or between steps (then not in 'outside model steps')" }),
-      figure(`${top.streams} streams one row's prompt alone (prefill step)`, tail.onePromptMs, "ms"),
-      figure(`${top.streams} streams alternation floor (median decode step + one row's prefill) ÷ median decode step`, floor, "×", {
-        note: "the smallest gap a stream can see while another row joins when decode and prefill steps alternate, both measured in the same rounds",
-      }),
     );
+    if (Number.isFinite(floor)) {
+      figures.push(
+        figure(`${top.streams} streams one row's prompt alone (prefill step)`, tail.onePromptMs, "ms"),
+        figure(`${top.streams} streams alternation floor (median decode step + one row's prefill) ÷ median decode step`, floor, "×", {
+          note: "the smallest gap a stream can see while another row joins when decode and prefill steps alternate, both measured in the same rounds",
+        }),
+      );
+    }
     return { figures, data: { curve, tails, plot: "scaling.svg" } };
   },
 });

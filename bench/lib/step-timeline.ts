@@ -14,10 +14,11 @@ export interface TimelineEvent {
   kind: TimelineKind;
   start: number;
   end: number;
-  /** Steps: rows in the run, prompt tokens in it, LoRA packing ms inside it. */
+  /** Steps: rows in the run, prompt tokens in it, LoRA packing ms inside it and the floats it wrote. */
   rows?: number;
   promptTokens?: number;
   packMs?: number;
+  packFloats?: number;
 }
 
 /**
@@ -45,6 +46,7 @@ export function recordTimeline(engine: ModelEngine, model: BaseModel): Timeline 
   model.step = async function (this: BaseModel, rows, options) {
     const start = performance.now();
     const packBefore = model.timings?.loraPackMs ?? 0;
+    const floatsBefore = model.timings?.loraPackFloats ?? 0;
     try {
       return await step.call(this, rows, options);
     } finally {
@@ -57,6 +59,7 @@ export function recordTimeline(engine: ModelEngine, model: BaseModel): Timeline 
         rows: rows.length,
         promptTokens: prompt.reduce((n, r) => n + r.tokens.length, 0),
         packMs: (model.timings?.loraPackMs ?? 0) - packBefore,
+        packFloats: (model.timings?.loraPackFloats ?? 0) - floatsBefore,
       });
     }
   };

@@ -275,6 +275,42 @@ export function runModelTests({ backend }: { backend: BackendName }): void {
       await decode(64, "one left");
     });
 
+    it("a one-token prefill step between decode steps (a prompt's last token, split off by the prefill budget) keeps off the running rows' bank: the next decode step writes only the joining row (bench case 9's full repacks)", async () => {
+      const uses = (k: number) => (m: string) => (m.endsWith(["q_proj", "v_proj", "up_proj", "down_proj", "o_proj"][k % 5]!) ? 4 : 0);
+      const mixes = [0, 1, 2, 3, 4].map((k) => randomMix(model.manifest.targets, uses(k), 130 + k)); // rank 4 everywhere: K stays 4
+      const seqs = mixes.map((_, k) => prompt(texts[k % texts.length].slice(0, 4 + k)));
+      // The floats one join writes: its rank-4 chunks on every module it touches.
+      const joinFloats = (k: number) => model.manifest.targets.reduce((n, t) => n + uses(k)(t.module) * (t.in + t.out), 0);
+      const live: { k: number; tokens: number[]; cache: KvCache }[] = [];
+      const step = async (rows: { k: number; tokens: number[]; cache: KvCache | null }[]) => {
+        const before = model.timings!.loraPackFloats;
+        const out = await model.step(rows.map((r) => ({ tokens: r.tokens, cache: r.cache, mix: mixes[r.k]! })));
+        return { out, floats: model.timings!.loraPackFloats - before };
+      };
+      const decode = async (next: number, note: string) => {
+        expect(planLoraPaths(live.map((r) => mixes[r.k]!), true).some(Boolean), `${note}: every row per-row`).toBe(false);
+        const { out, floats } = await step(live.map((r) => ({ k: r.k, tokens: [next], cache: r.cache })));
+        live.forEach((r, i) => {
+          r.tokens.push(next);
+          r.cache = out[i]!.cache;
+          expect(relErr(out[i]!.logits, referenceForward(checkpoint, r.tokens, mixes[r.k]!).slice((r.tokens.length - 1) * V)), `${note}: mix ${r.k}`).toBeLessThanOrEqual(TOL);
+        });
+        return floats;
+      };
+      const pre = await step([0, 1, 2, 3].map((k) => ({ k, tokens: seqs[k]!, cache: null })));
+      live.push(...[0, 1, 2, 3].map((k, i) => ({ k, tokens: [...seqs[k]!], cache: pre.out[i]!.cache })));
+      expect(await decode(61, "first decode of the prefilled rows"), "their chunks are resident").toBe(0);
+      // Row 4 joins alone (its mix on the shared path): its prompt but the last token, a decode step, then the last token.
+      const head = seqs[4]!.slice(0, -1);
+      const first = await step([{ k: 4, tokens: head, cache: null }]);
+      expect(await decode(62, "decode between the two prefill chunks")).toBe(0);
+      const last = await step([{ k: 4, tokens: seqs[4]!.slice(-1), cache: first.out[0]!.cache }]);
+      expect(relErr(last.out[0]!.logits, referenceForward(checkpoint, seqs[4]!, mixes[4]!).slice((seqs[4]!.length - 1) * V))).toBeLessThanOrEqual(TOL);
+      live.push({ k: 4, tokens: [...seqs[4]!], cache: last.out[0]!.cache });
+      expect(await decode(63, "the joined decode"), "only row 4's chunks are written, the running rows stay resident").toBe(joinFloats(4));
+      expect(await decode(64, "steady")).toBe(0);
+    });
+
     it("LoRA paths at R = 0 and Rc = 0: empty mixes, mixes on other modules, base rows, on prefill and decode", async () => {
       const empty: ComposedMix = { modules: new Map(), maxRank: 0 };
       const layer1 = randomMix(model.manifest.targets, (m) => (m === "model.layers.1.mlp.up_proj" ? 5 : 0), 44);

@@ -9,7 +9,7 @@ import type { ComposedMix } from "#core/lora/types";
 import type { ModelManifest } from "#core/manifest/model-manifest";
 import type { GraphSpec, TargetBinding } from "./graph-spec.js";
 import { RowKvCache } from "./kv-cache.js";
-import { LoraChunkBank } from "./lora-bank.js";
+import { LoraBankPair } from "./lora-bank-pair.js";
 import { planLoraPaths } from "./lora-paths.js";
 import { LoraVariantSessions, type LoraVariantsMode } from "./lora-variants.js";
 import { weightView, WeightMerger } from "./merge-weights.js";
@@ -77,22 +77,22 @@ class OnnxVariant implements ModelVariant {
   /** Reused buffer for the batched past tensors; taken (null) while a step uses it. */
   private arena: Float32Array | null = null;
   /** The last packed LoRA inputs, the row mixes (immutable) and the paths they were packed with. */
-  readonly timings: StepTimings = { steps: 0, stepMs: 0, loraPackMs: 0 };
-  private lastLora: { mixes: (ComposedMix | null)[]; shared: boolean[]; feeds: Record<string, HostTensor>; fromBank: boolean; decode: boolean } | null = null;
+  readonly timings: StepTimings = { steps: 0, stepMs: 0, loraPackMs: 0, loraPackFloats: 0 };
+  private lastLora: { mixes: (ComposedMix | null)[]; shared: boolean[]; feeds: Record<string, HostTensor>; fromBank: boolean } | null = null;
   /**
-   * Per-row chunks resident between steps (lora-bank.ts): one bank for decode steps (the running
-   * rows) and one for prefill steps (the joining rows, whose prompts may take several chunks), so
-   * the two kinds of step, alternating, do not evict each other's rows.
+   * Per-row chunks resident between steps (lora-bank.ts) in two banks, so decode steps (the
+   * running rows) and prefill steps (the joining rows), alternating, do not evict each other's
+   * rows; each step takes the bank where its rows cost least to place (lora-bank-pair.ts).
    */
-  private banks = { decode: new LoraChunkBank(), prefill: new LoraChunkBank() };
+  private readonly banks = new LoraBankPair();
   /** Runs in flight that read views of a bank: banks are only updated when none is. */
   private bankReaders = 0;
 
   /**
    * LoRA inputs for these rows (paths by planLoraPaths): reused when the rows carry the same
-   * mixes, in the same order, on the same paths as last time (steady decode). Per-row chunks
-   * come from the step kind's resident bank (only joined rows are copied); a step while another
-   * run still reads a bank packs afresh (the reference).
+   * mixes, in the same order, on the same paths as last time (steady decode, or a batch's first
+   * decode step after its joint prefill). Per-row chunks come from a resident bank (only joined
+   * rows are copied); a step while another run still reads a bank packs afresh (the reference).
    */
   private loraFeeds(packed: readonly PackedRow[]): { feeds: Record<string, HostTensor>; fromBank: boolean } {
     const mixes = packed.map((row) => row.mix);
@@ -101,24 +101,28 @@ class OnnxVariant implements ModelVariant {
     const fromBank = this.bankReaders === 0;
     const last = this.lastLora;
     const sameRows = last !== null && (last.fromBank || !fromBank) && last.mixes.length === mixes.length && mixes.every((mix, i) => mix === last.mixes[i] && shared[i] === last.shared[i]);
-    // Same rows as last time: reuse.
-    if (sameRows && last.decode === decode) return last;
-    // The first decode step of exactly the rows just prefilled (a batch admitted together): the
-    // prefill bank holds their chunks, so it becomes the decode bank (and the old decode bank takes
-    // the next prefill's rows) instead of packing them all a second time.
-    if (sameRows && decode && !last.decode) {
-      if (last.fromBank) this.banks = { decode: this.banks.prefill, prefill: this.banks.decode };
-      this.lastLora = { ...last, decode };
-      return this.lastLora;
+    const perRow = mixes.filter((mix, i): mix is ComposedMix => mix !== null && !shared[i]);
+    // Same rows on the same paths as last time: the same feeds (views of the bank still holding them).
+    if (sameRows) {
+      if (fromBank) this.banks.reused(perRow);
+      return last;
     }
     const t0 = performance.now();
-    const bank = decode ? this.banks.decode : this.banks.prefill;
+    const bank = fromBank ? this.banks.take(perRow) : undefined;
     // Packing into a bank rewrites chunks in place module by module: if it throws part-way, the
     // previous step's views would read half-moved chunks, so they are forgotten first.
     this.lastLora = null;
-    const feeds = packLora(this.state.spec, packed, this.state.dims, shared, fromBank ? bank : undefined);
+    const copiedBefore = this.banks.copiedFloats;
+    let feeds: Record<string, HostTensor>;
+    try {
+      feeds = packLora(this.state.spec, packed, this.state.dims, shared, bank);
+    } catch (e) {
+      if (bank) this.banks.failed(bank);
+      throw e;
+    }
     this.timings.loraPackMs += performance.now() - t0;
-    this.lastLora = { mixes, shared, feeds, fromBank, decode };
+    this.timings.loraPackFloats += bank ? this.banks.copiedFloats - copiedBefore : perRowFloats(this.state.spec, feeds);
+    this.lastLora = { mixes, shared, feeds, fromBank };
     return this.lastLora;
   }
 
@@ -213,8 +217,7 @@ class OnnxVariant implements ModelVariant {
     this.disposed = true;
     this.arena = null;
     this.lastLora = null;
-    this.banks.decode.clear();
-    this.banks.prefill.clear();
+    this.banks.clear();
     await this.sessions.variants?.release();
     await this.sessions.lora?.release();
     await this.sessions.plain?.release();
@@ -330,6 +333,13 @@ export async function createOnnxModel(args: {
   const variants = mode === "off" || loraInputs.size === 0 ? undefined : new LoraVariantSessions(args.graph, spec, open, mode);
   if (mode === "eager") await variants?.openAll();
   return new OnnxBaseModel(state, { lora, plain, variants }, args.tokenizer);
+}
+
+/** Floats of the per-row path's Aᵗ/Bᵗ feeds (what a fresh pack writes for them). */
+function perRowFloats(spec: GraphSpec, feeds: Record<string, HostTensor>): number {
+  let n = 0;
+  for (const b of spec.targets) for (const name of [b.at, b.bt]) if (name && feeds[name]) n += feeds[name].data.length;
+  return n;
 }
 
 /** Every LoRA graph input the spec names (per-row and shared paths). */

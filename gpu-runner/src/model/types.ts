@@ -56,11 +56,13 @@ export interface StepRowResult {
   cache: KvCache;
 }
 
-/** Cumulative wall time of a variant's steps, and the part spent packing LoRA inputs (ms). */
+/** Cumulative wall time of a variant's steps, the part spent packing LoRA inputs (ms), and the floats that packing wrote. */
 export interface StepTimings {
   steps: number;
   stepMs: number;
   loraPackMs: number;
+  /** Floats written into per-row LoRA inputs: a resident bank's copies (joins, moves, growth) or a fresh pack's whole feeds. */
+  loraPackFloats: number;
 }
 
 /** Something that can run batched forward steps: the base model, or a merged session. */
