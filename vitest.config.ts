@@ -46,6 +46,12 @@ export default defineConfig({
                 MAX_ADAPTER_BYTES: "1048576",
                 // The per-isolate key/adapter cache stays on, with a TTL short enough that a test can outwait it.
                 EDGE_CACHE_TTL_MS: "200",
+                // Each request reserves exactly its own tokens and slot, and its usage is written after it
+                // (the deployed default leases blocks per isolate and writes usage in batches:
+                // test/worker/budget-lease.test.ts turns that on).
+                BUDGET_LEASE_TOKENS: "0",
+                RATE_LEASE_REQUESTS: "0",
+                USAGE_FLUSH_MS: "0",
                 // Three fake runners (tests answer their requests by spying on fetch).
                 RUNNER_URLS: "http://runner-a.test,http://runner-b.test,http://runner-c.test",
                 // No background /healthz probes: tests script each runner's answers; probes are

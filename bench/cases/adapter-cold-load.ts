@@ -1,4 +1,5 @@
-import { allFiniteInPlace, allocateKernelBytes, composeMix, f16BitsToF32Bits, f16ToF32Simd, loadPeftAdapter, readSafetensors, simdKernelsAvailable, writePeftAdapter } from "#core/index";
+import { allFiniteInPlace, allFiniteStreamed, allocateKernelBytes, composeMix, f16BitsToF32Bits, f16ToF32InMemory, KERNEL_MIN_BYTES, loadPeftAdapter, readSafetensors, simdKernelsAvailable, writePeftAdapter } from "#core/index";
+import { joinChunks, safetensorsTarget } from "../../gpu-runner/src/adapters/index.js";
 import { ensureModel } from "../../gpu-runner/src/model-build/index.js";
 import { readModelDir } from "../../gpu-runner/src/model/index.js";
 import type { BenchCase } from "../lib/case.js";
@@ -14,21 +15,26 @@ function readEveryWord(words: Int32Array): number {
   return acc;
 }
 
+/** A file as the network delivers it to the runner: 64 KiB chunks (undici's usual read size). */
+const chunksOf = (bytes: Uint8Array) => Array.from({ length: Math.ceil(bytes.length / 65536) }, (_, i) => bytes.slice(i * 65536, (i + 1) * 65536));
+
 /**
- * Case 6: the runner's cold path for an adapter it has not cached: safetensors bytes → parsed and
- * validated header → F32 tensors → a LoraAdapter checked for NaN/Inf and shapes → composed with
- * another adapter into the runner's At/Bt layout.
- * The runner receives a blob into a plain buffer (`gpu-runner/src/adapters/edge-source.ts`): aligned
- * F32 tensors are zero-copy views checked by the JS scan; F16 converts through the SIMD kernel with
- * the check in the same pass, into a fresh F32 array (the adapter's own memory). The goal figures
- * measure that path. Beside it, the SIMD alternative for F32: the bytes received into a WebAssembly
- * Memory of their own (`allocateKernelBytes`) and scanned in place, and the receive step itself
- * (fresh buffer + copy of the body) for both placements, so the end-to-end comparison (receive +
- * load) shows whether the faster scan pays for the dearer receive — it did not on this machine
- * (2026-11-30: 2.3× the receive time), which is why the runner stays on plain buffers.
+ * Case 6: the runner's cold path for an adapter it has not cached: the body's chunks → the buffer the
+ * runner receives them into (`gpu-runner/src/adapters/receive-bytes.ts`) → parsed and validated header
+ * → F32 tensors → a LoraAdapter checked for NaN/Inf and shapes → composed with another adapter into
+ * the runner's At/Bt layout.
+ * The runner receives a blob into a plain buffer (`edge-source.ts`): F32 tensors are zero-copy views
+ * checked by the SIMD scan streamed through a 64 KiB scratch Memory; F16 converts through the same
+ * scratch into a new Float32Array per tensor, the check in the same pass. The goal figures time that
+ * load. Beside it the alternative placement (`safetensorsTarget`): the blob received into a
+ * WebAssembly Memory of its own, F32 scanned in place, an all-F16 file received after a lead of ≈ its
+ * data size and widened to F32 in place (`core/src/safetensors/widen-in-place.ts`; each repetition
+ * on bytes received afresh, the receive not timed), with the receive step both ways and receive +
+ * load end to end both ways (per round), so a faster load bought with a dearer receive shows.
  * Ceilings in the same rounds: a memcpy of the file, a bare JS loop over every 32-bit word, the SIMD
- * scan kernel alone; for F16 the kernel alone into memory already touched and a fresh F32 array of
- * the output's size written once (allocation + first touch of fresh pages).
+ * scan kernel alone in place; for F16 the conversion kernel alone (inside a Memory already touched),
+ * the F32 output written once into a new plain buffer, and for the in-place alternative a fresh
+ * Memory of the lead's size written once (the pages the widening writes that the receive did not).
  * Each variant repeats `reps` times per round (JIT warm, timer granularity); the figure is the
  * median over rounds of the per-round mean.
  */
@@ -47,47 +53,67 @@ export const adapterColdLoad: BenchCase = {
     ctx.progress(
       `rank ${rank} on ${adapter.modules.size} modules: F32 ${(f32.safetensors.length / 2 ** 20).toFixed(1)} MiB, F16 ${(f16.safetensors.length / 2 ** 20).toFixed(1)} MiB; SIMD kernels ${simdKernelsAvailable() ? "on" : "unavailable"}`,
     );
-    /** The file as the runner receives it. */
-    const received = (bytes: Uint8Array) => {
-      const into = allocateKernelBytes(bytes.length, 0); // as the runner receives every file ≥ KERNEL_MIN_BYTES (this one: 48 MiB in a full run)
-      into.set(bytes);
-      return into;
-    };
-    const f32Received = received(f32.safetensors);
-    const f16Received = received(f16.safetensors);
+    const f32Chunks = chunksOf(f32.safetensors);
+    const f16Chunks = chunksOf(f16.safetensors);
+    /** The runner's receive (edge-source.ts: a plain buffer) and the alternative into a kernel Memory. */
+    const receivePlain = (chunks: Uint8Array[], n: number) => joinChunks(chunks, n);
+    const receive = (chunks: Uint8Array[], n: number) => joinChunks(chunks, n, safetensorsTarget);
+    const f32Received = receive(f32Chunks, f32.safetensors.length);
     // The tensor data sections (8-byte aligned by the writer) as the bare loops see them.
     const dataOf = (bytes: Uint8Array) => {
       const headerLen = new DataView(bytes.buffer, bytes.byteOffset).getUint32(0, true);
       return bytes.subarray(8 + headerLen);
     };
     const f32Data = dataOf(f32Received);
-    const f16Data = dataOf(f16Received);
+    const f16Data = dataOf(f16.safetensors);
     const f32Values = new Float32Array(f32Data.buffer, f32Data.byteOffset, f32Data.byteLength / 4);
-    if (simdKernelsAvailable() && allFiniteInPlace(f32Values) === null) throw new Error("the received bytes are not in a kernel Memory: the F32 figures would measure the JS path");
+    const f16Probe = receive(f16Chunks, f16.safetensors.length);
+    const leadBytes = f16Probe.byteOffset;
+    const placed = simdKernelsAvailable() && f16.safetensors.length >= KERNEL_MIN_BYTES; // a quick run's files are under it: plain buffers, the JS paths
+    if (placed && (allFiniteInPlace(f32Values) === null || leadBytes === 0)) throw new Error("the runner's receive did not place the files for the kernels: the figures would measure the JS paths");
     const f32Words = new Int32Array(f32Data.buffer, f32Data.byteOffset, f32Data.byteLength / 4);
-    const f16Halves = new Uint16Array(f16Data.buffer, f16Data.byteOffset, f16Data.byteLength / 2);
-    const warmOutput = new Float32Array(f16Halves.length).fill(1); // touched once, reused every round
+    const f32PlainData = dataOf(f32.safetensors);
+    const f32PlainValues = new Float32Array(f32PlainData.buffer, f32PlainData.byteOffset, f32PlainData.byteLength / 4);
+    // The conversion kernel alone: halves and output apart in one Memory, both touched before.
+    const halves = f16Data.byteLength / 2;
+    const warm = allocateKernelBytes(6 * halves + 64, { minBytes: 0 }).fill(1);
+    warm.set(f16Data, 4 * halves);
     const copyTarget = new Uint8Array(f32.safetensors.length);
-    const f16Table = (h: number) => f16BitsToF32Bits(h);
     let sink = 0;
     const timed = (fn: () => unknown) => () => {
       const t0 = performance.now();
       for (let r = 0; r < reps; r++) fn();
       return (performance.now() - t0) / reps;
     };
+    /** The F16 load on bytes received afresh each time (the load widens them in place: one load per receive). */
+    const loadF16Received = () => {
+      let ms = 0;
+      for (let r = 0; r < reps; r++) {
+        const bytes = receive(f16Chunks, f16.safetensors.length);
+        const t0 = performance.now();
+        loadPeftAdapter(f16.config, bytes);
+        ms += performance.now() - t0;
+      }
+      return ms / reps;
+    };
     const result = await interleave(
       {
         parse: timed(() => readSafetensors(f32Received)),
         loadF32: timed(() => loadPeftAdapter(f32.config, f32Received)),
         loadF32Plain: timed(() => loadPeftAdapter(f32.config, f32.safetensors)),
-        loadF16: timed(() => loadPeftAdapter(f16.config, f16.safetensors)),
+        receiveF32: timed(() => (sink ^= receive(f32Chunks, f32.safetensors.length).length)),
+        receiveF32Plain: timed(() => (sink ^= receivePlain(f32Chunks, f32.safetensors.length).length)),
         memcpy: timed(() => copyTarget.set(f32.safetensors)),
         scanKernel: timed(() => (sink ^= allFiniteInPlace(f32Values) ? 1 : 2)),
+        scanStreamed: timed(() => (sink ^= allFiniteStreamed(f32PlainValues) ? 1 : 2)),
         readWords: timed(() => (sink ^= readEveryWord(f32Words))),
-        convertKernelWarm: timed(() => (sink ^= f16ToF32Simd(f16Halves, warmOutput, f16Table) ? 1 : 2)),
-        freshOutput: timed(() => (sink ^= new Float32Array(f16Halves.length).fill(1).length)),
-        receiveKernel: timed(() => (sink ^= received(f32.safetensors).length)),
-        receivePlain: timed(() => (sink ^= new Uint8Array(f32.safetensors.length).set(f32.safetensors) ?? 1)),
+        loadF16: loadF16Received,
+        loadF16Plain: timed(() => loadPeftAdapter(f16.config, f16.safetensors)),
+        receiveF16: timed(() => (sink ^= receive(f16Chunks, f16.safetensors.length).length)),
+        receiveF16Plain: timed(() => (sink ^= receivePlain(f16Chunks, f16.safetensors.length).length)),
+        convertKernel: timed(() => (sink ^= f16ToF32InMemory(warm.buffer, 4 * halves, 0, halves, f16BitsToF32Bits) ? 1 : 2)),
+        freshLead: timed(() => (sink ^= allocateKernelBytes(leadBytes, { minBytes: 0 }).fill(1).length)),
+        freshOutput: timed(() => (sink ^= new Float32Array(halves).fill(1).length)),
         compose: () => {
           const loaded = loadPeftAdapter(f32.config, f32Received);
           const t0 = performance.now();
@@ -121,9 +147,22 @@ export const adapterColdLoad: BenchCase = {
       }),
     ];
     const size = f32.safetensors.length;
-    const receiveRatio = pairedRatio(result.receiveKernel.samples, result.receivePlain.samples);
     const sum = (a: number[], b: number[]) => a.map((x, i) => x + b[i]!);
-    const endToEnd = pairedRatio(sum(result.receiveKernel.samples, result.loadF32.samples), sum(result.receivePlain.samples, result.loadF32Plain.samples));
+    /** Receive time Memory ÷ plain, then receive + load time the Memory way ÷ the runner's (plain) way, per round. */
+    const receiveAndEndToEnd = (dtype: string, keys: { receive: Key; receivePlain: Key; load: Key; loadPlain: Key }) => {
+      const receive = pairedRatio(result[keys.receive].samples, result[keys.receivePlain].samples);
+      const endToEnd = pairedRatio(sum(result[keys.receive].samples, result[keys.load].samples), sum(result[keys.receivePlain].samples, result[keys.loadPlain].samples));
+      return [
+        figure(`receive time ${dtype}: into a kernel Memory ÷ into a plain buffer`, receive.median, "×", {
+          stats: receive,
+          note: "a time ratio (> 1: the Memory is dearer): the 64 KiB chunks copied into a new buffer of each kind (receive-bytes.ts)",
+        }),
+        figure(`receive + load ${dtype} time: kernel Memory ÷ plain buffer`, endToEnd.median, "×", {
+          stats: endToEnd,
+          note: "per round; > 1: the in-place load does not pay for its receive, so the runner receives into plain buffers",
+        }),
+      ];
+    };
     return {
       figures: [
         figure("parse + validate header/offsets (F32)", gb(size, med("parse")), "GB/s", {
@@ -136,46 +175,54 @@ export const adapterColdLoad: BenchCase = {
             key: "loadF32Plain",
             fileBytes: size,
             goal: 10,
-            note: "as the runner receives a blob (a plain buffer): zero-copy views, the JS NaN/Inf scan reading words in pairs",
+            note: "as the runner receives a blob (a plain buffer): zero-copy views, the SIMD scan streamed through a 64 KiB scratch Memory",
           },
-          [{ name: "bare JS loop reading every 32-bit word", key: "readWords", dataBytes: f32Data.byteLength, note: "V8's own speed for one pass over the values in JS" }],
+          [
+            { name: "SIMD scan streamed alone over the data", key: "scanStreamed", dataBytes: f32Data.byteLength, note: "the load's own check by itself: 64 KiB chunks of the plain buffer copied through the scratch Memory and scanned" },
+            { name: "SIMD scan kernel alone over the data", key: "scanKernel", dataBytes: f32Data.byteLength, note: "in place in a Memory: the one read of every value the check needs, nothing else" },
+            { name: "bare JS loop reading every 32-bit word", key: "readWords", dataBytes: f32Data.byteLength, note: "V8's own speed for one pass over the values in JS (the scan before the streamed kernel)" },
+          ],
         ),
         figure("ceiling: memcpy of the file (Uint8Array.set)", gb(size, med("memcpy")), "GB/s"),
-        ...againstCeilings(
-          {
-            name: "load F32 from bytes in a WebAssembly Memory (SIMD scan in place)",
-            key: "loadF32",
-            fileBytes: size,
-            note: "the alternative: only if its receive step costs no more (next rows)",
-          },
-          [{ name: "SIMD scan kernel alone over the data", key: "scanKernel", dataBytes: f32Data.byteLength, note: "the one read of every value the check needs, nothing else" }],
-        ),
-        figure("receive time: into a kernel Memory ÷ into an ArrayBuffer (fresh + copy)", receiveRatio.median, "×", {
-          stats: receiveRatio,
-          note: "a time ratio (> 1: the Memory is dearer); the step before the load (edge-source.ts)",
+        figure("load F32 from bytes in a WebAssembly Memory (SIMD scan in place)", gb(size, med("loadF32")), "GB/s", {
+          note: "the alternative placement (safetensorsTarget): no copy through the scratch, but see its receive below",
         }),
-        figure("receive + load F32 time: kernel Memory ÷ plain buffer", endToEnd.median, "×", {
-          stats: endToEnd,
-          note: "per round; > 1 means the SIMD scan does not pay for its receive step, so the runner receives into plain buffers",
-        }),
+        ...receiveAndEndToEnd("F32", { receive: "receiveF32", receivePlain: "receiveF32Plain", load: "loadF32", loadPlain: "loadF32Plain" }),
         ...againstCeilings(
           {
             name: "load F16 (→ F32 conversion)",
-            key: "loadF16",
+            key: "loadF16Plain",
             fileBytes: f16.safetensors.length,
             goal: 4,
-            note: "SIMD kernel: 8 values per step, NaN/Inf check in the same pass, into a fresh F32 array per tensor",
+            note: "as the runner receives a blob (a plain buffer): each tensor into a new Float32Array by the SIMD kernel through the scratch Memory (8 values per step, NaN/Inf check in the same pass)",
+          },
+          [
+            { name: "SIMD conversion alone (memory touched before)", key: "convertKernel", dataBytes: f16Data.byteLength, note: "the same kernel inside a Memory whose pages are all touched: what the conversion itself costs" },
+            {
+              name: "F32 output written once (plain buffer)",
+              key: "freshOutput",
+              dataBytes: f16Data.byteLength,
+              note: "new Float32Array(all values).fill: allocation + first write of the output, the floor of any F16 load that returns its own F32 memory",
+            },
+          ],
+        ),
+        ...againstCeilings(
+          {
+            name: "load F16 widened in place (bytes received into a WebAssembly Memory)",
+            key: "loadF16",
+            fileBytes: f16.safetensors.length,
+            note: "the alternative placement (safetensorsTarget, widen-in-place.ts): the kernel converts where the file lies, no output allocation, no copy; bytes received afresh for each load",
           },
           [
             {
-              name: "fresh F32 output written once",
-              key: "freshOutput",
+              name: "fresh Memory pages of the lead written once",
+              key: "freshLead",
               dataBytes: f16Data.byteLength,
-              note: "new Float32Array(n).fill: allocation + first touch of fresh pages, the floor of any F16 load that returns its own F32 memory",
+              note: `a WebAssembly Memory of ${(leadBytes / 2 ** 20).toFixed(1)} MiB filled once: the pages the widened values need beyond the received file's (a Memory's pages are always fresh, never recycled like a freed heap buffer's)`,
             },
-            { name: "SIMD conversion alone into warm memory", key: "convertKernelWarm", dataBytes: f16Data.byteLength, note: "the same kernel into an output touched before: what the conversion itself costs" },
           ],
         ),
+        ...receiveAndEndToEnd("F16", { receive: "receiveF16", receivePlain: "receiveF16Plain", load: "loadF16", loadPlain: "loadF16Plain" }),
         figure("compose with a rank-8 adapter", result.compose.stats.median, "ms", { stats: result.compose.stats }),
         figure("adapter size (F32)", size / 2 ** 20, "MiB"),
       ],

@@ -23,8 +23,9 @@ import { percentile } from "../lib/stats.js";
  *
  * For each edge, in the same rounds: its floor (`GET /healthz`: the host's request path, the
  * worker's isolate and its one log line, no D1), and from each completion's `Server-Timing`
- * (workers/src/app.ts) the gate (the one D1 round trip before the runner; usage is written after
- * the response). What is left of each completion's added time once the floor (the following
+ * (workers/src/app.ts) the gate (the request's slot and tokens taken from the isolate's lease of
+ * the tenant's limits: no D1, except the round trip of a request that refills the lease; usage is
+ * written after the response, in batches). What is left of each completion's added time once the floor (the following
  * /healthz) and the gate are taken out is the rest of the edge's cost: routing, validation, signing, the
  * runner hop, JSON in and out (reported, no goal: the floor itself holds this worker's middleware
  * and log line, and the gate is this repo's D1 design, so it is a breakdown, not a bound). Beside them, one local D1 query under wrangler dev
@@ -147,7 +148,7 @@ export const edgeOverhead: BenchCase = {
           figure(`${side}: added p99`, addedP99, "ms", goals ? { goal: { op: "<=", target: 15 }, ...(addedP99 > 15 ? { note } : {}) } : { note }),
           figure(`${side}: through the edge p50`, p(m.ms, 0.5), "ms"),
           figure(`${side}: worker floor p50 (GET /healthz)`, floorOf(k), "ms"),
-          figure(`${side}: gate p50 (the completion's D1 round trip, Server-Timing)`, p(m.gate, 0.5), "ms"),
+          figure(`${side}: gate p50 (Server-Timing: the isolate's lease, a D1 round trip when it refills)`, p(m.gate, 0.5), "ms"),
           figure(`${side}: runner call as the worker saw it p50 (Server-Timing)`, p(m.runner, 0.5), "ms"),
           figure(`${side}: rest of the edge p50 (added − floor − gate, per round)`, p(ownMs[k]!, 0.5), "ms", {
             note: "a breakdown, not a bound: the floor itself includes this worker's middleware and log line",

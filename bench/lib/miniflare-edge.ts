@@ -22,14 +22,22 @@ export interface MiniflareEdge {
 }
 
 /** Bundles the worker, applies migrations to `persistDir`, starts it on Miniflare; resolves when it serves. */
-export async function startMiniflareEdge(options: Omit<EdgeOptions, "timeoutMs" | "onLine">): Promise<MiniflareEdge> {
+export async function startMiniflareEdge(
+  options: Omit<EdgeOptions, "timeoutMs" | "onLine"> & {
+    /** Opens workerd's V8 inspector on this port (a CPU profile of the worker: Chrome DevTools or bench/out scripts). */
+    inspectorPort?: number;
+    /** Bundles the worker of this checkout instead of this one (A/B runs against another commit). */
+    repoRoot?: string;
+  },
+): Promise<MiniflareEdge> {
   const bundleDir = mkdtempSync(path.join(tmpdir(), "loraedge-bundle-"));
   try {
-    await runWrangler(["deploy", "--dry-run", "--outdir", bundleDir]);
+    const root = options.repoRoot ?? repoRoot;
+    await runWrangler(["deploy", "--dry-run", "--outdir", bundleDir], {}, root);
     const bundle = path.join(bundleDir, "index.js");
     await applyLocalMigrations(options.persistDir);
     // modulesRules (how wrangler dev loads unbundled imports) has no use for a one-file bundle.
-    const { modulesRules: _unbundled, ...workerOptions } = unstable_getMiniflareWorkerOptions(path.join(repoRoot, "wrangler.toml")).workerOptions;
+    const { modulesRules: _unbundled, ...workerOptions } = unstable_getMiniflareWorkerOptions(path.join(root, "wrangler.toml")).workerOptions;
     // Miniflare 5 takes its own option shape; wrangler converts its v4-shaped options the same way.
     const mf = new Miniflare(
       convertV4MiniflareOptions({
@@ -37,6 +45,7 @@ export async function startMiniflareEdge(options: Omit<EdgeOptions, "timeoutMs" 
         port: options.port || (await freePort()),
         resourcePersistencePath: path.join(options.persistDir, "v3"),
         enableDevRegistry: false,
+        ...(options.inspectorPort ? { inspectorPort: options.inspectorPort } : {}),
         // The worker's one log line per request is written by workerd as under wrangler dev; not echoed here.
         handleStructuredLogs: () => {},
         workers: [

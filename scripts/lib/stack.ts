@@ -200,11 +200,11 @@ export function startRunner(options: RunnerOptions): Promise<Service> {
   });
 }
 
-/** Runs wrangler with the offline switches; resolves with its output, rejects on failure. */
-export function runWrangler(args: string[], env: Record<string, string> = {}): Promise<string> {
+/** Runs wrangler with the offline switches (in `cwd`, this repo by default); resolves with its output, rejects on failure. */
+export function runWrangler(args: string[], env: Record<string, string> = {}, cwd = repoRoot): Promise<string> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [wranglerBin, ...args], {
-      cwd: repoRoot,
+      cwd,
       env: { ...process.env, ...WRANGLER_OFFLINE_ENV, CI: "true", ...env },
       stdio: ["ignore", "pipe", "pipe"],
     });

@@ -265,8 +265,13 @@ describe("chaos: 3 runners, kill -9 and SIGSTOP under traffic", () => {
     expect(failures).toEqual([]);
     expect(served).toBeGreaterThan(6);
 
-    // Usage: exactly what the responses reported.
-    const usage = (await (await api("/v1/usage")).json()) as { totals: { requests: number; prompt_tokens: number; completion_tokens: number } };
+    // Usage: exactly what the responses reported, once written (the edge writes usage in batches,
+    // USAGE_FLUSH_MS after a request, and gives its lease back once idle: nothing reserved then).
+    type UsageView = { data: { reserved_tokens: number }[]; totals: { requests: number; prompt_tokens: number; completion_tokens: number } };
+    const usage = await until("usage written and nothing reserved", async () => {
+      const view = (await (await api("/v1/usage")).json()) as UsageView;
+      return view.data.every((d) => d.reserved_tokens === 0) ? view : undefined;
+    }, 10_000);
     expect(usage.totals).toMatchObject({ requests: billed.requests, prompt_tokens: billed.prompt, completion_tokens: billed.completion });
   });
 });

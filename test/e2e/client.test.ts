@@ -169,7 +169,12 @@ describe("API client against the real worker + runner", () => {
     expect((await client.keys.revoke(created.id)).revoked_at).not.toBeNull();
     expect((await apiError(second.models.list())).status).toBe(401);
 
-    const usage = await client.usage.get();
+    // Written in batches (USAGE_FLUSH_MS after a request); settled once nothing is reserved.
+    let usage = await client.usage.get();
+    for (let i = 0; i < 100 && usage.data.some((d) => d.reserved_tokens > 0); i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      usage = await client.usage.get();
+    }
     expect(usage.totals.requests).toBeGreaterThanOrEqual(5);
     expect(usage.totals.completion_tokens).toBeGreaterThan(0);
     expect(usage.limits.tokens_per_day).toBeGreaterThan(0);

@@ -33,6 +33,18 @@ describe("edge marketplace end to end (runner + wrangler dev)", () => {
     if (res.status !== status) throw new Error(`expected ${status}, got ${res.status}: ${text}`);
     return JSON.parse(text);
   };
+  /**
+   * The usage view of `key` once nothing is reserved: every request settled, its usage written
+   * (the edge writes it in batches, USAGE_FLUSH_MS after a request, and gives its lease back once idle).
+   */
+  const settledUsage = async (key = KEY) => {
+    for (let i = 0; i < 100; i++) {
+      const usage = await ok(await fetch(`${base}/v1/usage`, { headers: { authorization: `Bearer ${key}` } }));
+      if (usage.data.every((d: { reserved_tokens: number }) => d.reserved_tokens === 0)) return usage;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error("reservations never settled");
+  };
   const upload = async (name: string, adapter: LoraAdapter) => {
     const files = writePeftAdapter(adapter, { baseModel: MODEL });
     const form = new FormData();
@@ -152,7 +164,7 @@ describe("edge marketplace end to end (runner + wrangler dev)", () => {
     );
 
     // Usage was recorded for the tenant.
-    const usage = await ok(await api("/v1/usage"));
+    const usage = await settledUsage();
     expect(usage.totals.requests).toBeGreaterThanOrEqual(6);
     expect(usage.totals.completion_tokens).toBeGreaterThan(0);
   });
@@ -167,15 +179,8 @@ describe("edge marketplace end to end (runner + wrangler dev)", () => {
     expect(tenant.status).toBe(201);
     const call = (json: unknown, signal?: AbortSignal) =>
       fetch(`${base}/v1/completions`, { method: "POST", headers: { authorization: `Bearer ${key}`, "content-type": "application/json" }, body: JSON.stringify(json), signal });
-    /** Today's usage once every reservation is settled (settlement runs after the response: waitUntil). */
-    const settledToday = async () => {
-      for (let i = 0; i < 100; i++) {
-        const day = (await ok(await fetch(`${base}/v1/usage`, { headers: { authorization: `Bearer ${key}` } }))).data[0];
-        if (day && day.reserved_tokens === 0) return day;
-        await new Promise((r) => setTimeout(r, 50));
-      }
-      throw new Error("reservations never settled");
-    };
+    /** Today's usage once every reservation is settled. */
+    const settledToday = async () => (await settledUsage(key)).data[0];
     // The byte tokenizer: "hello world" is 11 tokens + BOS; 8 tokens forced: each reserves and is billed exactly 20.
     const json = { model: MODEL, prompt: "hello world", max_tokens: 8, ignore_eos: true, temperature: 0 };
     const answers = await Promise.all(Array.from({ length: 12 }, async () => {

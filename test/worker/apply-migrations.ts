@@ -4,6 +4,7 @@ import { applyD1Migrations, reset } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, beforeEach } from "vitest";
 import { forgetCachedAdapters } from "../../workers/src/adapters/visible-adapter-cache.js";
+import { forgetLedgers } from "../../workers/src/limits/isolate-ledger.js";
 import { forgetCachedTenants } from "../../workers/src/tenants/key-cache.js";
 
 beforeEach(async () => {
@@ -11,6 +12,7 @@ beforeEach(async () => {
   // The isolate outlives the storage reset: its per-isolate caches must not carry rows of the last test.
   forgetCachedTenants();
   forgetCachedAdapters();
+  forgetLedgers();
 });
 
 afterEach(async () => {

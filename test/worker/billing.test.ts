@@ -8,7 +8,7 @@ import { SAMPLED_TOKENS_FIELD } from "#core/wire/runner-api";
 import { sseData } from "../../client/src/sse.js";
 import { afterResponseSettled } from "../../workers/src/util/after-response.js";
 import { MODEL, RUNNERS, useFakeRunners, type DrivenStream, type RunnerBehaviour } from "./fake-runner.js";
-import { callJson, callRaw, expectError, newTenant } from "./helpers.js";
+import { callJson, callRaw, expectError, LEASED, newTenant, type CallOptions } from "./helpers.js";
 
 const runners = useFakeRunners();
 
@@ -137,27 +137,36 @@ describe("streams are billed exactly once, for what the runner sampled", () => {
   });
 });
 
+/**
+ * Sends `n` completions at once to driven runners; resolves once every one either holds a
+ * reservation at a runner or was refused (`answers`: all of them, once the runners finish).
+ */
+async function concurrentCompletions(n: number, opts: CallOptions) {
+  let answered = 0;
+  const pending = Array.from({ length: n }, () =>
+    callRaw("/v1/completions", opts).then(async (res) => {
+      answered++;
+      return { status: res.status, body: await res.json<any>(), retryAfter: res.headers.get("retry-after") };
+    }),
+  );
+  await until(() => runners.driven.length + answered === n, "every request admitted or refused");
+  return { answers: Promise.all(pending) };
+}
+
 describe("the daily budget is reserved before dispatch", () => {
   it("16 concurrent requests against 100 tokens: those whose reservations fit run, the rest get 429; billed ≤ the limit", async () => {
     const a = await newTenant("a", { tokens_per_day: 100 });
     allRunners("driven");
     // Each may use 20 bytes + BOS + 4 = 25 tokens (reserved); the fake runner bills 20 + 4 = 24.
     const json = { model: MODEL, prompt: "x".repeat(20), max_tokens: 4 };
-    let answered = 0;
-    const pending = Array.from({ length: 16 }, () =>
-      callRaw("/v1/completions", { key: a.key, json }).then(async (res) => {
-        answered++;
-        return { status: res.status, body: await res.json<any>(), retryAfter: res.headers.get("retry-after") };
-      }),
-    );
     // Every request either holds a reservation at a runner (not answered yet) or was refused.
-    await until(() => runners.driven.length + answered === 16, "every request admitted or refused");
+    const { answers } = await concurrentCompletions(16, { key: a.key, json });
     expect(runners.driven).toHaveLength(4);
     for (const r of runners.driven) {
       r.send(4);
       r.finish();
     }
-    const results = await Promise.all(pending);
+    const results = await answers;
     expect(results.filter((r) => r.status === 200)).toHaveLength(4);
     const refused = results.filter((r) => r.status !== 200);
     expect(refused).toHaveLength(12);
@@ -179,6 +188,25 @@ describe("the daily budget is reserved before dispatch", () => {
     last.finish();
     expect((await small).status).toBe(200);
     expect((await today(a.key)).day).toMatchObject({ total_tokens: 98, reserved_tokens: 0 });
+  });
+
+  it("leased as deployed (blocks of 50 tokens: 1/16 of 800): 40 concurrent requests of 25 tokens, 32 run, 8 get 429; held and billed never beyond the limit; nothing held after", async () => {
+    const a = await newTenant("a", { tokens_per_day: 800 });
+    allRunners("driven");
+    const json = { model: MODEL, prompt: "x".repeat(20), max_tokens: 4 };
+    const { answers } = await concurrentCompletions(40, { key: a.key, json, vars: LEASED });
+    expect(runners.driven).toHaveLength(32);
+    // In flight: the isolate's leases hold exactly what its 32 requests reserved, the whole limit.
+    expect((await today(a.key)).day).toMatchObject({ requests: 0, total_tokens: 0, reserved_tokens: 800 });
+    for (const r of runners.driven) {
+      r.send(4);
+      r.finish();
+    }
+    const results = await answers;
+    expect(results.filter((r) => r.status === 200)).toHaveLength(32);
+    for (const r of results.filter((r) => r.status !== 200)) expectError(r, 429, "rate_limit_error");
+    await afterResponseSettled();
+    expect((await today(a.key)).day).toMatchObject({ requests: 32, prompt_tokens: 640, completion_tokens: 128, total_tokens: 768, reserved_tokens: 0 });
   });
 
   it("a request that could never fit the daily limit is refused up front, nothing reserved", async () => {

@@ -22,6 +22,9 @@ describe("worker vars", () => {
     ["RUNNER_STREAM_IDLE_TIMEOUT_S", "2.5"],
     ["RUNNER_PROBE_INTERVAL_S", "-1"],
     ["RUNNER_PROBE_TIMEOUT_S", "0"],
+    ["BUDGET_LEASE_TOKENS", "-1"],
+    ["RATE_LEASE_REQUESTS", "many"],
+    ["USAGE_FLUSH_MS", "0.5"],
   ])("%s=%j → 500 internal_error naming the variable, on any route", async (name, value) => {
     for (const path of ["/v1/models", "/healthz"]) {
       const res = await fetchWith({ [name]: value }, path);

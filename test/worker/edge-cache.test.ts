@@ -15,7 +15,7 @@ import { TtlCache } from "../../workers/src/util/ttl-cache.js";
 import { afterResponseSettled } from "../../workers/src/util/after-response.js";
 import { peftFiles, tinyAdapter, uploadForm } from "./adapter-files.js";
 import { installFakeRunners, MANIFEST, MODEL, RUNNERS, useFakeRunners } from "./fake-runner.js";
-import { callJson, callRaw, expectError, newTenant, uploadAdapter } from "./helpers.js";
+import { callJson, callRaw, countD1Trips, expectError, newTenant, uploadAdapter } from "./helpers.js";
 
 const TTL_MS = Number(env.EDGE_CACHE_TTL_MS);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -111,33 +111,10 @@ describe("adapter record cache", () => {
 });
 
 describe("hot path", () => {
-  /**
-   * Counts D1 round trips (each batch, and each statement run on its own); `holdUsageWrite` keeps
-   * the after-response batch (usage + uses, 2 statements) waiting until it is set false.
-   */
+  /** D1 round trips (countD1Trips); `holdUsageWrite` keeps the after-response batch (usage + uses, 2 statements) waiting until it is set false. */
   function countD1() {
     const state = { trips: [] as string[], holdUsageWrite: true };
-    const realPrepare = env.DB.prepare.bind(env.DB);
-    const realBatch = env.DB.batch.bind(env.DB);
-    const wrap = (st: D1PreparedStatement, query: string): D1PreparedStatement => {
-      const bind = st.bind.bind(st);
-      for (const m of ["first", "all", "run", "raw"] as const) {
-        const f = (st[m] as (...a: unknown[]) => unknown).bind(st);
-        (st as any)[m] = (...args: unknown[]) => {
-          state.trips.push(query);
-          return f(...args);
-        };
-      }
-      st.bind = (...values: unknown[]) => wrap(bind(...values), query);
-      return st;
-    };
-    vi.spyOn(env.DB, "prepare").mockImplementation((query: string) => wrap(realPrepare(query), query));
-    vi.spyOn(env.DB, "batch").mockImplementation(async (statements) => {
-      state.trips.push(`batch of ${statements.length}`);
-      // Polled in the worker's own request context (workerd: no I/O across contexts).
-      while (statements.length === 2 && state.holdUsageWrite) await sleep(1);
-      return realBatch(statements);
-    });
+    state.trips = countD1Trips((statements) => statements.length === 2 && state.holdUsageWrite);
     return state;
   }
 

@@ -1,10 +1,20 @@
 // Shared helpers for the worker integration tests: call the worker through its fetch handler.
+import { createExecutionContext } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import { vi } from "vitest";
+import type { Env } from "../../workers/src/env.js";
+import worker from "../../workers/src/index.js";
 import { afterResponseSettled } from "../../workers/src/util/after-response.js";
 
 export const ADMIN = "test-admin-token";
 export const EDGE = "http://edge";
+
+/**
+ * Leased limits as deployed (the test pool reserves per request: vitest.config.ts), pass as a
+ * call's `vars`: blocks of 100 tokens and 8 request slots (each also ≤ 1/16 of the tenant's
+ * limits), usage written 1 s after the first unwritten request.
+ */
+export const LEASED = { BUDGET_LEASE_TOKENS: "100", RATE_LEASE_REQUESTS: "8", USAGE_FLUSH_MS: "1000" };
 
 export interface CallOptions {
   method?: string;
@@ -12,6 +22,8 @@ export interface CallOptions {
   json?: unknown;
   body?: BodyInit;
   headers?: Record<string, string>;
+  /** Worker vars that differ from the test pool's (vitest.config.ts) for this request. */
+  vars?: Partial<Record<keyof Env, string>>;
 }
 
 /**
@@ -33,7 +45,9 @@ export async function callRaw(path: string, opts: CallOptions = {}): Promise<Res
     headers["content-type"] = "application/json";
     body = JSON.stringify(opts.json);
   }
-  return exports.default.fetch(new Request(EDGE + path, { method: opts.method ?? (body ? "POST" : "GET"), headers, body }));
+  const request = new Request(EDGE + path, { method: opts.method ?? (body ? "POST" : "GET"), headers, body });
+  if (opts.vars) return worker.fetch(request, { ...env, ...opts.vars } as Env, createExecutionContext());
+  return exports.default.fetch(request);
 }
 
 export async function callJson<T = any>(path: string, opts: CallOptions = {}): Promise<{ status: number; body: T; res: Response }> {
@@ -89,4 +103,35 @@ export function failAdapterInserts() {
     if (/^insert into "adapters"/i.test(query)) throw new Error("D1_ERROR: injected failure");
     return prepare(query);
   });
+}
+
+/**
+ * Counts D1 round trips until the spies are restored (`vi.restoreAllMocks`): each batch as
+ * `batch of N`, each statement run on its own as its SQL. A batch for which `hold(statements)` is
+ * true waits until it turns false (polled in the worker's own request context: workerd allows no
+ * I/O across contexts).
+ */
+export function countD1Trips(hold: (statements: D1PreparedStatement[]) => boolean = () => false): string[] {
+  const trips: string[] = [];
+  const realPrepare = env.DB.prepare.bind(env.DB);
+  const realBatch = env.DB.batch.bind(env.DB);
+  const wrap = (st: D1PreparedStatement, query: string): D1PreparedStatement => {
+    const bind = st.bind.bind(st);
+    for (const m of ["first", "all", "run", "raw"] as const) {
+      const f = (st[m] as (...a: unknown[]) => unknown).bind(st);
+      (st as any)[m] = (...args: unknown[]) => {
+        trips.push(query);
+        return f(...args);
+      };
+    }
+    st.bind = (...values: unknown[]) => wrap(bind(...values), query);
+    return st;
+  };
+  vi.spyOn(env.DB, "prepare").mockImplementation((query: string) => wrap(realPrepare(query), query));
+  vi.spyOn(env.DB, "batch").mockImplementation(async (statements) => {
+    trips.push(`batch of ${statements.length}`);
+    while (hold(statements)) await new Promise((r) => setTimeout(r, 1));
+    return realBatch(statements);
+  });
+  return trips;
 }

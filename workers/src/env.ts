@@ -32,6 +32,15 @@ export interface Env {
    * path (revocation, limit and visibility changes reach other isolates within it). Default 5000; 0 disables.
    */
   EDGE_CACHE_TTL_MS?: string;
+  /**
+   * Most tokens an isolate reserves for a tenant in one D1 round trip beyond the request at hand
+   * (also at most 1/16 of the tenant's daily limit); later requests spend them without D1. Default 16384; 0: each request reserves its own.
+   */
+  BUDGET_LEASE_TOKENS?: string;
+  /** Most request slots of a minute an isolate counts for a tenant at once (also ≤ 1/16 of its rpm limit). Default 256; 0: one per request. */
+  RATE_LEASE_REQUESTS?: string;
+  /** Milliseconds billed usage waits in an isolate before it is written (one batch for all of it); idle this long, an isolate gives its lease back. Default 1000; 0: after each request. */
+  USAGE_FLUSH_MS?: string;
   /** "debug" | "info" (default) | "warn" | "error" | "silent": lowest level of log lines written. */
   LOG_LEVEL?: string;
   /** Public base URL of this worker as runners reach it (for their adapter fetches); informational. */

@@ -3,6 +3,8 @@ import type { LoraAdapter, LoraModule } from "../lora/types.js";
 import type { SafetensorsDtype } from "../safetensors/dtypes.js";
 import { readSafetensors, type SafetensorsTensor } from "../safetensors/read-safetensors.js";
 import { tensorToFloat32Checked } from "../safetensors/tensor-to-float32.js";
+import { widenF16InPlace, type WidenedTensor } from "../safetensors/widen-in-place.js";
+import { wasWidened } from "../simd/kernels.js";
 import { moduleScaleResolver } from "./module-scale.js";
 import { isEmbeddingOrHeadModule, parsePeftConfig, type PeftConfig } from "./peft-config.js";
 import { parsePeftKey } from "./peft-keys.js";
@@ -59,7 +61,8 @@ function fail(code: ConstructorParameters<typeof AdapterFormatError>[0], message
  * Fast path: Σ x[i]·0 is ±0 when every x[i] is finite and NaN as soon as one is NaN or ±Inf
  * (4 independent accumulators); only then is the index searched for.
  * Cost: one load + one multiply-add per value: as fast as a bare JS loop that reads every Uint32
- * of the same bytes (≈7–8 GB/s here; bench case 6 measures both side by side).
+ * of the same bytes (≈7 GB/s here; bench case 6 measures the bare loop). The loader uses it only where the
+ * SIMD scan cannot run (`allFiniteStreamed` / `allFiniteInPlace` answer null) and to find the index.
  */
 export function firstNonFinite(x: Float32Array): number {
   let s0 = 0;
@@ -80,8 +83,8 @@ export function firstNonFinite(x: Float32Array): number {
 }
 
 /** A tensor as F32 (a copy when asked for and still aliasing the file), checked for NaN/Inf. */
-function toCheckedF32(name: string, t: SafetensorsTensor, copy: boolean): Float32Array {
-  const { values, allFinite } = tensorToFloat32Checked(t);
+function toCheckedF32(name: string, t: SafetensorsTensor, copy: boolean, widened: WidenedTensor | undefined): Float32Array {
+  const { values, allFinite } = widened ?? tensorToFloat32Checked(t);
   if (allFinite !== true) {
     const i = firstNonFinite(values);
     if (i >= 0) fail("non_finite_weight", `tensor "${name}" has a non-finite value (${values[i]}) at flat index ${i}`, { tensor: name, index: i });
@@ -98,8 +101,11 @@ function toCheckedF32(name: string, t: SafetensorsTensor, copy: boolean): Float3
  * adapter name only; every A has its B and vice versa; A is [r, in] and B is [out, r] with the
  * same r; r equals the config's r after rank_pattern; the module is matched by target_modules
  * (and not excluded / outside layers_to_transform); no embedding / lm_head module; no NaN/Inf.
+ * An all-F16 file received by `allocateSafetensorsBytes` is widened to F32 in place (its bytes are
+ * then used up: a second load of them throws), unless `copy` is asked for.
  */
 export function readPeftAdapter(configJson: unknown, safetensorsBytes: Uint8Array, opts: LoadPeftAdapterOptions = {}): PeftAdapterLoad {
+  if (wasWidened(safetensorsBytes)) throw new Error("readPeftAdapter: these bytes were widened to F32 in place by an earlier load and no longer hold the file");
   const config = parsePeftConfig(configJson);
   const file = readSafetensors(safetensorsBytes, { maxHeaderBytes: opts.maxHeaderBytes });
   const resolve = moduleScaleResolver(config);
@@ -137,6 +143,8 @@ export function readPeftAdapter(configJson: unknown, safetensorsBytes: Uint8Arra
   }
   if (pairs.size === 0) fail("empty_adapter", "adapter_model.safetensors holds no LoRA weights");
 
+  // After every check that needs no values: in place, in file order, before any tensor is read.
+  const widened = opts.copy ? null : widenF16InPlace(safetensorsBytes, file);
   const modules = new Map<string, LoraModule>();
   const dtypes = new Set<SafetensorsDtype>();
   for (const module of [...pairs.keys()].sort()) {
@@ -166,8 +174,8 @@ export function readPeftAdapter(configJson: unknown, safetensorsBytes: Uint8Arra
     if (!isTargeted(module)) {
       fail("module_not_targeted", `module "${module}" has weights but is not matched by target_modules ${JSON.stringify(config.targetModules)}${config.excludeModules ? ` / exclude_modules ${JSON.stringify(config.excludeModules)}` : ""}${config.layersToTransform ? ` / layers_to_transform ${JSON.stringify(config.layersToTransform)}` : ""}`, { module });
     }
-    const af = toCheckedF32(aName, at, opts.copy ?? false);
-    const bf = toCheckedF32(bName, bt, opts.copy ?? false);
+    const af = toCheckedF32(aName, at, opts.copy ?? false, widened?.get(at));
+    const bf = toCheckedF32(bName, bt, opts.copy ?? false, widened?.get(bt));
     dtypes.add(at.dtype).add(bt.dtype);
     modules.set(module, { module, rank: rA, inFeatures: inF, outFeatures: outF, scale: s.scale, a: af, b: bf });
   }

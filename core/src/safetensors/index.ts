@@ -6,3 +6,5 @@ export { tensorToFloat32, tensorToFloat32Checked, IS_LITTLE_ENDIAN_HOST } from "
 export { DTYPE_BYTES, SUPPORTED_DTYPES, isSupportedDtype } from "./dtypes.js";
 export type { SafetensorsDtype } from "./dtypes.js";
 export { findDuplicateJsonKey } from "./duplicate-keys.js";
+export { allocateSafetensorsBytes, widenF16InPlace } from "./widen-in-place.js";
+export type { WidenedTensor } from "./widen-in-place.js";

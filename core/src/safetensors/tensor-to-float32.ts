@@ -1,6 +1,6 @@
 import { bf16ToF32 } from "../dtype/bf16.js";
 import { f16ToF32, f16ToF32AllFinite } from "../dtype/f16.js";
-import { allFiniteInPlace } from "../simd/kernels.js";
+import { allFiniteInPlace, allFiniteStreamed } from "../simd/kernels.js";
 import type { SafetensorsDtype } from "./dtypes.js";
 
 export const IS_LITTLE_ENDIAN_HOST = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
@@ -44,8 +44,9 @@ export function tensorToFloat32(t: { dtype: SafetensorsDtype; data: Uint8Array }
 
 /**
  * `tensorToFloat32(t)` and whether every value is finite when that came for free with it:
- * F16 converts and checks in one pass; F32 bytes received into `allocateKernelBytes` are scanned in
- * place by the SIMD kernel. `allFinite` is null when nothing was checked (the caller scans).
+ * F16 converts and checks in one pass; F32 views are scanned by the SIMD kernel, in place when the
+ * bytes were received into `allocateKernelBytes`, else streamed through its scratch Memory.
+ * `allFinite` is null when nothing was checked (the caller scans).
  */
 export function tensorToFloat32Checked(t: { dtype: SafetensorsDtype; data: Uint8Array }): { values: Float32Array; allFinite: boolean | null } {
   if (t.dtype === "F16") {
@@ -54,7 +55,8 @@ export function tensorToFloat32Checked(t: { dtype: SafetensorsDtype; data: Uint8
     return { values, allFinite: f16ToF32AllFinite(src, values) };
   }
   const values = tensorToFloat32(t);
-  return { values, allFinite: t.dtype === "F32" && values.buffer === t.data.buffer ? allFiniteInPlace(values) : null };
+  if (t.dtype !== "F32" || values.buffer !== t.data.buffer) return { values, allFinite: null };
+  return { values, allFinite: allFiniteInPlace(values) ?? allFiniteStreamed(values) };
 }
 
 /** Raw little-endian bytes of host-order 2/4-byte elements (a view on little-endian hosts). */

@@ -1,2 +1,3 @@
-export { allocateKernelBytes, allFiniteInPlace, KERNEL_MIN_BYTES, f16ToF32Simd, simdKernelsAvailable } from "./kernels.js";
+export { allocateKernelBytes, allFiniteInPlace, allFiniteStreamed, claimForWidening, f16ToF32InMemory, f16ToF32Simd, KERNEL_MIN_BYTES, simdKernelsAvailable, wasWidened } from "./kernels.js";
+export type { KernelBytesOptions } from "./kernels.js";
 export { kernelModuleBytes } from "./kernel-module.js";

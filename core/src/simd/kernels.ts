@@ -5,9 +5,11 @@ import { kernelModuleBytes } from "./kernel-module.js";
  *
  * Where the bytes live decides what runs: a kernel reads only its own Memory, so
  * - bytes received into `allocateKernelBytes(n)` (a Memory of their own, never grown, so views on it
- *   never detach) are scanned in place: `scanF32InPlace` — no copy;
- * - F16 → F32 streams 64 KiB chunks through a small scratch Memory (in cache) and copies each
- *   converted chunk out: `f16ToF32Simd`.
+ *   never detach) are scanned in place: `allFiniteInPlace` — no copy;
+ * - F16 bytes received with room for their F32 widening (`allocateKernelBytes(n, { leadBytes, widenInPlace })`,
+ *   see `safetensors/widen-in-place.ts`) convert inside that Memory: `f16ToF32InMemory` — no copy;
+ * - any other F16 → F32 streams 64 KiB chunks through a small scratch Memory (in cache) and copies
+ *   each converted chunk out: `f16ToF32Simd`.
  * Where WebAssembly cannot compile (a Cloudflare Worker refuses code generation from bytes) or the
  * host is big-endian, every function here answers `null` and the caller runs its JS path.
  */
@@ -27,7 +29,7 @@ interface WasmMemory {
 interface WasmApi {
   Module: new (bytes: Uint8Array<ArrayBuffer>) => object;
   Instance: new (module: object, imports: { env: { memory: WasmMemory } }) => { exports: unknown };
-  Memory: new (descriptor: { initial: number }) => WasmMemory;
+  Memory: new (descriptor: { initial: number; maximum?: number }) => WasmMemory;
 }
 const wasm = (globalThis as unknown as { WebAssembly?: WasmApi }).WebAssembly;
 
@@ -54,8 +56,16 @@ function instantiate(memory: WasmMemory): KernelExports | null {
   return new wasm.Instance(module, { env: { memory } }).exports as unknown as KernelExports;
 }
 
-/** Kernels bound to the Memory whose buffer a view lives in (registered by `allocateKernelBytes`). */
-const byBuffer = new WeakMap<ArrayBufferLike, KernelExports>();
+/** What `allocateKernelBytes` registered for the Memory a view lives in. */
+interface KernelMemory {
+  kernels: KernelExports;
+  /** Where the received bytes start in the Memory (after `leadBytes`) and how many there are. */
+  fileOffset: number;
+  fileLength: number;
+  /** Whether one load may widen the bytes in place (`claimForWidening`), and whether one did. */
+  widening: "never" | "allowed" | "claimed";
+}
+const byBuffer = new WeakMap<ArrayBufferLike, KernelMemory>();
 
 /** Whether the SIMD kernels can run here. */
 export function simdKernelsAvailable(): boolean {
@@ -69,25 +79,64 @@ export function simdKernelsAvailable(): boolean {
  */
 export const KERNEL_MIN_BYTES = 1 << 20;
 
+export interface KernelBytesOptions {
+  /** Below this size a plain buffer (default `KERNEL_MIN_BYTES`). */
+  minBytes?: number;
+  /** Zeroed bytes reserved in front of the returned view, in the same Memory (default 0). */
+  leadBytes?: number;
+  /**
+   * The bytes are for one load, which may overwrite them and the lead while widening them
+   * (`claimForWidening`). Default false: nothing here ever writes to them.
+   */
+  widenInPlace?: boolean;
+}
+
 /**
  * `n` zeroed bytes to receive a file into (e.g. an adapter blob read from the network), placed in a
- * WebAssembly Memory of their own so the kernels can later scan them in place. Cost: the same fresh
- * pages as `new Uint8Array(n)` (bench case 6 measures both). Falls back to a plain Uint8Array for
- * files under `minBytes`, where the kernels are unavailable, or where the Memory cannot be had
- * (over 4 GiB, address space).
+ * WebAssembly Memory of their own (after `leadBytes` of room) so the kernels can later work on them
+ * in place. Cost: the same fresh pages as `new Uint8Array(n)` (bench case 6 measures both); the lead
+ * costs address space only until something writes there. Falls back to a plain Uint8Array for files
+ * under `minBytes`, where the kernels are unavailable, or where the Memory cannot be had (over 4 GiB,
+ * address space).
  */
-export function allocateKernelBytes(n: number, minBytes = KERNEL_MIN_BYTES): Uint8Array {
-  if (n === 0 || n < minBytes || n > 65535 * PAGE || !kernelModule() || !wasm) return new Uint8Array(n);
+export function allocateKernelBytes(n: number, options: KernelBytesOptions = {}): Uint8Array {
+  const { minBytes = KERNEL_MIN_BYTES, leadBytes = 0, widenInPlace = false } = options;
+  const total = leadBytes + n;
+  if (n === 0 || n < minBytes || total > 65535 * PAGE || !kernelModule() || !wasm) return new Uint8Array(n);
   let memory: WasmMemory;
   try {
-    memory = new wasm.Memory({ initial: Math.ceil(n / PAGE) });
+    const pages = Math.ceil(total / PAGE);
+    memory = new wasm.Memory({ initial: pages, maximum: pages });
   } catch {
     return new Uint8Array(n);
   }
   const kernels = instantiate(memory);
   if (!kernels) return new Uint8Array(n);
-  byBuffer.set(memory.buffer, kernels);
-  return new Uint8Array(memory.buffer, 0, n);
+  byBuffer.set(memory.buffer, { kernels, fileOffset: leadBytes, fileLength: n, widening: widenInPlace ? "allowed" : "never" });
+  return new Uint8Array(memory.buffer, leadBytes, n);
+}
+
+/**
+ * Whether `bytes` are exactly a file that `allocateKernelBytes` placed for one load that widens in
+ * place (`widenInPlace`), not yet claimed; claims them (a second call answers false). The claimer may
+ * then write anywhere in [0, bytes.byteOffset + bytes.length) of their Memory.
+ */
+export function claimForWidening(bytes: Uint8Array): boolean {
+  const m = fileRecord(bytes);
+  if (m?.widening !== "allowed") return false;
+  m.widening = "claimed";
+  return true;
+}
+
+/** Whether a load already widened `bytes` in place (`claimForWidening`): their contents are gone. */
+export function wasWidened(bytes: Uint8Array): boolean {
+  return fileRecord(bytes)?.widening === "claimed";
+}
+
+/** The record of the Memory `bytes` live in when they are exactly the file placed there. */
+function fileRecord(bytes: Uint8Array): KernelMemory | null {
+  const m = byBuffer.get(bytes.buffer);
+  return m && bytes.byteOffset === m.fileOffset && bytes.length === m.fileLength ? m : null;
 }
 
 /**
@@ -97,10 +146,31 @@ export function allocateKernelBytes(n: number, minBytes = KERNEL_MIN_BYTES): Uin
  * iteration), the < 16-value tail in JS.
  */
 export function allFiniteInPlace(x: Float32Array): boolean | null {
-  const kernels = byBuffer.get(x.buffer);
+  const kernels = byBuffer.get(x.buffer)?.kernels;
   if (!kernels) return null;
   const vectorBytes = x.byteLength & ~63;
   if (kernels.scanF32(x.byteOffset, vectorBytes) !== 0) return false;
+  for (let i = vectorBytes / 4; i < x.length; i++) if (!Number.isFinite(x[i])) return false;
+  return true;
+}
+
+/**
+ * Whether every value of `x` is finite, by the SIMD kernel over 64 KiB chunks copied through the
+ * scratch Memory: for values in any buffer (a plain one included); null where the kernels are
+ * unavailable (the caller scans in JS).
+ * Semantics: true ⇔ ∀i isFinite(x[i]). Cost: per chunk a copy into the scratch Memory (in cache)
+ * and the scan; the < 16-value tail in JS. Faster than any JS pass over the values (bench case 6).
+ */
+export function allFiniteStreamed(x: Float32Array): boolean | null {
+  const s = scratchKernels();
+  if (!s) return null;
+  const bytes = new Uint8Array(x.buffer, x.byteOffset, x.byteLength);
+  const vectorBytes = x.byteLength & ~63;
+  for (let at = 0; at < vectorBytes; at += s.in.length) {
+    const n = Math.min(s.in.length, vectorBytes - at);
+    s.in.set(bytes.subarray(at, at + n));
+    if (s.kernels.scanF32(SCRATCH_IN, n) !== 0) return false;
+  }
   for (let i = vectorBytes / 4; i < x.length; i++) if (!Number.isFinite(x[i])) return false;
   return true;
 }
@@ -143,5 +213,31 @@ export function f16ToF32Simd(src: Uint16Array, out: Float32Array, tail: (h: numb
     outBits[i] = tail(src[i]);
     if ((src[i] & 0x7c00) === 0x7c00) nonFinite = 1;
   }
+  return nonFinite === 0;
+}
+
+/**
+ * F16 → F32 inside the Memory of bytes from `allocateKernelBytes`: the `n` halves at byte `src` of
+ * `buffer` → `n` f32 bit patterns at byte `dst` (4-aligned), by the kernel reading and writing that
+ * Memory directly. Returns whether every value is finite, or null when `buffer` is not such a Memory
+ * (nothing written). The ranges may overlap when the output ends no later than the input does
+ * (dst + 4n ≤ src + 2n): the kernel loads each 8 halves before storing their 32 bytes, so no store
+ * reaches a half not yet read; the < 8-half tail is read before it is written.
+ * Semantics: as `f16ToF32Reference` (exact, NaN payloads kept); true ⇔ no input has exponent 31.
+ * Cost: one read of the halves and one write of the f32 values (fresh pages where never touched), no copy.
+ */
+export function f16ToF32InMemory(buffer: ArrayBufferLike, src: number, dst: number, n: number, tail: (h: number) => number): boolean | null {
+  const kernels = byBuffer.get(buffer)?.kernels;
+  if (!kernels) return null;
+  if (dst % 4 !== 0 || src % 2 !== 0 || Math.max(src + 2 * n, dst + 4 * n) > buffer.byteLength) throw new RangeError(`f16ToF32InMemory: src ${src}, dst ${dst}, n ${n} outside the Memory or misaligned`);
+  if (dst < src + 2 * n && src < dst + 4 * n && dst + 2 * n > src) throw new RangeError(`f16ToF32InMemory: output [${dst}, ${dst + 4 * n}) would overwrite halves of [${src}, ${src + 2 * n}) before they are read`);
+  const vector = n & ~7;
+  const tailHalves = Array.from(new Uint16Array(buffer, src + 2 * vector, n - vector));
+  let nonFinite = vector > 0 ? kernels.f16ToF32(src, dst, vector) : 0;
+  const out = new Int32Array(buffer, dst + 4 * vector, n - vector);
+  tailHalves.forEach((h, i) => {
+    out[i] = tail(h);
+    if ((h & 0x7c00) === 0x7c00) nonFinite = 1;
+  });
   return nonFinite === 0;
 }

@@ -5,20 +5,10 @@ import { writePeftAdapter } from "../peft/write-peft-adapter.js";
 import { randomLoraAdapter } from "../random/random-adapter.js";
 import { createRng } from "../random/xoshiro128.js";
 import { expectFormatError } from "../testing/expect-format-error.js";
+import { bitsOf, expectSameBits, isNonFiniteHalf, SPECIAL_HALVES } from "../testing/same-bits.js";
 import { kernelModuleBytes } from "./kernel-module.js";
-import { allFiniteInPlace, allocateKernelBytes, f16ToF32Simd, KERNEL_MIN_BYTES, simdKernelsAvailable } from "./kernels.js";
+import { allFiniteInPlace, allFiniteStreamed, allocateKernelBytes, f16ToF32Simd, KERNEL_MIN_BYTES, simdKernelsAvailable } from "./kernels.js";
 
-const bitsOf = (x: Float32Array) => new Uint32Array(x.buffer, x.byteOffset, x.length);
-/** Throws at the first differing f32 bit pattern (a loop: fast on 65 k values, unlike toEqual). */
-function expectSameBits(got: Float32Array, want: Float32Array, what: string): void {
-  const g = bitsOf(got);
-  const w = bitsOf(want);
-  expect(g.length, what).toBe(w.length);
-  for (let i = 0; i < g.length; i++) if (g[i] !== w[i]) throw new Error(`${what} i=${i}: ${g[i].toString(16)} vs ${w[i].toString(16)}`);
-}
-const isNonFiniteHalf = (h: number) => (h & 0x7c00) === 0x7c00;
-/** Halves that hit every branch: ±0, subnormals, normals, ±Inf, NaN payloads. */
-const SPECIAL_HALVES = [0x0000, 0x8000, 0x0001, 0x03ff, 0x8001, 0x0400, 0x3c00, 0xbc00, 0x7bff, 0xfbff, 0x7c00, 0xfc00, 0x7c01, 0x7e00, 0xffff, 0x7fff];
 
 describe("WebAssembly SIMD kernels", () => {
   it("the hand-assembled module validates and runs in Node", () => {
@@ -73,7 +63,7 @@ describe("WebAssembly SIMD kernels", () => {
   it("in-place f32 scan: every length 0…70 and offset, NaN / ±Inf at every position; finite extremes pass", () => {
     const nonFinite = [0x7f800000, 0xff800000, 0x7f800001, 0x7fc00000, 0xffffffff];
     const finiteExtremes = [0x00000000, 0x80000000, 0x00000001, 0x007fffff, 0x7f7fffff, 0xff7fffff, 0x3f800000];
-    const bytes = allocateKernelBytes(4 * 80, 0);
+    const bytes = allocateKernelBytes(4 * 80, { minBytes: 0 });
     for (let n = 0; n <= 70; n++) {
       for (const offset of [0, 1, 3]) {
         const x = new Float32Array(bytes.buffer, bytes.byteOffset + 4 * offset, n);
@@ -93,6 +83,37 @@ describe("WebAssembly SIMD kernels", () => {
         }
         all.fill(0);
       }
+    }
+  });
+
+  it("streamed f32 scan over plain buffers: every length 0…70 and offset, NaN / ±Inf at every position; across 64 KiB chunk edges", () => {
+    const nonFinite = [0x7f800000, 0xff800000, 0x7f800001, 0x7fc00000, 0xffffffff];
+    const backing = new Uint32Array(80);
+    for (let n = 0; n <= 70; n++) {
+      for (const offset of [0, 1, 3]) {
+        backing.fill(0x3f800000);
+        if (offset > 0) backing[offset - 1] = 0x7f800000; // just outside the view: must not count
+        if (offset + n < 80) backing[offset + n] = 0x7fc00000;
+        const x = new Float32Array(backing.buffer, 4 * offset, n);
+        expect(allFiniteStreamed(x)).toBe(true);
+        for (let at = 0; at < n; at++) {
+          const bits = bitsOf(x);
+          const saved = bits[at];
+          bits[at] = nonFinite[at % nonFinite.length];
+          expect(allFiniteStreamed(x), `n=${n} offset=${offset} at=${at}`).toBe(false);
+          bits[at] = saved;
+        }
+      }
+    }
+    const chunkValues = 16384; // 64 KiB of f32
+    const big = new Float32Array(3 * chunkValues + 21).fill(0.5);
+    const x = big.subarray(1); // unaligned to the chunks too
+    expect(allFiniteStreamed(x)).toBe(true);
+    for (const at of [0, chunkValues - 2, chunkValues - 1, chunkValues, 2 * chunkValues + 7, x.length - 17, x.length - 1]) {
+      x[at] = NaN;
+      expect(allFiniteStreamed(x), `at=${at}`).toBe(false);
+      expect(firstNonFinite(x)).toBe(at);
+      x[at] = 0.5;
     }
   });
 
@@ -117,7 +138,7 @@ describe("WebAssembly SIMD kernels", () => {
     ]);
     for (const dtype of ["F32", "F16"] as const) {
       const file = writePeftAdapter(adapter, { dtype });
-      const received = allocateKernelBytes(file.safetensors.length, 0);
+      const received = allocateKernelBytes(file.safetensors.length, { minBytes: 0 });
       received.set(file.safetensors);
       const plain = loadPeftAdapter(file.config, file.safetensors);
       const viaKernel = loadPeftAdapter(file.config, received);
@@ -133,7 +154,7 @@ describe("WebAssembly SIMD kernels", () => {
     const m = adapter.modules.get(lastModule)!;
     const poisonedIndex = m.b.length - 1; // last value of the file: in the scalar tail or the last vector
     for (const value of [NaN, Infinity, -Infinity]) {
-      const received = allocateKernelBytes(file.safetensors.length, 0);
+      const received = allocateKernelBytes(file.safetensors.length, { minBytes: 0 });
       received.set(file.safetensors);
       const plainCopy = file.safetensors.slice();
       for (const bytes of [received, plainCopy]) {

@@ -5,6 +5,7 @@
  */
 import { edgeAdapterPaths, SHA256_HEADER } from "#core/wire/runner-api";
 import { signRequest } from "#core/wire/hmac";
+import { joinChunks, plainTarget, type ReceiveTarget } from "./receive-bytes.js";
 import { EngineError } from "../engine/errors.js";
 
 export interface AdapterFiles {
@@ -28,8 +29,8 @@ export interface EdgeSourceOptions {
   maxBytes?: number;
 }
 
-/** Reads a body up to `max` bytes into `allocate(length)`; throws as soon as it is longer. */
-async function readLimited(response: Response, max: number, what: string, allocate: (n: number) => Uint8Array = (n) => new Uint8Array(n)): Promise<Uint8Array> {
+/** Reads a body up to `max` bytes into the buffer `target` picks; throws as soon as it is longer. */
+async function readLimited(response: Response, max: number, what: string, target: ReceiveTarget = plainTarget): Promise<Uint8Array> {
   const declared = Number(response.headers.get("content-length") ?? NaN);
   if (Number.isFinite(declared) && declared > max) {
     await response.body?.cancel();
@@ -49,13 +50,7 @@ async function readLimited(response: Response, max: number, what: string, alloca
     }
     chunks.push(value);
   }
-  const out = allocate(total);
-  let offset = 0;
-  for (const c of chunks) {
-    out.set(c, offset);
-    offset += c.byteLength;
-  }
-  return out;
+  return joinChunks(chunks, total, target);
 }
 
 export class EdgeAdapterSource implements AdapterSource {
@@ -73,8 +68,9 @@ export class EdgeAdapterSource implements AdapterSource {
     const [blob, config] = settled.map((r) => (r as PromiseFulfilledResult<Response>).value);
     const max = this.options.maxBytes ?? 2 ** 30;
     const [safetensors, configBytes] = await Promise.all([
-      // Into a plain buffer: receiving into a WebAssembly Memory (where the SIMD scan could run in place)
-      // cost more than the scan saved, end to end (bench case 6: receive + load, both placements).
+      // Into a plain buffer: a WebAssembly Memory (`safetensorsTarget`, where the kernels work in place)
+      // has only fresh pages, which cost more than the in-place scan or widening saves, while a freed
+      // heap buffer's pages are recycled (bench case 6: receive + load, both placements).
       readLimited(blob, max, `the blob of adapter ${id}`),
       readLimited(config, 1 << 20, `the adapter_config.json of adapter ${id}`),
     ]);

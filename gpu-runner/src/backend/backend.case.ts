@@ -3,6 +3,10 @@
  * backend.web.test.ts run it against onnxruntime-node and onnxruntime-web.
  */
 import { describe, expect, it } from "vitest";
+import { loadPeftAdapter, writePeftAdapter } from "#core/peft/index";
+import { createRng, randomLoraAdapter } from "#core/random/index";
+import { allocateSafetensorsBytes } from "#core/safetensors/index";
+import { simdKernelsAvailable } from "#core/simd/index";
 import { DataType, GraphBuilder, WeightBlob } from "../onnx/index.js";
 import { float32, int64, type Backend, type BackendName } from "./backend.js";
 import { loadBackend } from "./load-backend.js";
@@ -100,6 +104,29 @@ export function runBackendTests({ name }: { name: BackendName }): void {
             }
         const got = out.y.data as Float32Array;
         for (let i = 0; i < want.length; i++) expect(got[i], `R=${R} Rc=${Rc} [${i}]`).toBeCloseTo(want[i], 5);
+      }
+      await session.release();
+    });
+
+    it.skipIf(!simdKernelsAvailable())("feeds an adapter's tensors as they lie in the WebAssembly Memory it was received into (F16 widened in place, F32 in place): results equal to plain copies", async () => {
+      const backend = await getBackend();
+      // One module, A [R, in] and B [out, R]: fed as at = B ([1, out, R]) and bt = A ([1, R, in]), so y = x·W + (x·B)·A.
+      const [R, inF, outF, s] = [5, 11, 7, 3];
+      const adapter = randomLoraAdapter(createRng(21), [{ module: "model.layers.0.self_attn.q_proj", rank: R, inFeatures: inF, outFeatures: outF }]);
+      const rand = (n: number, seed: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 12.9898 + seed) * 0.5);
+      const { graph, weights } = loraGraph(outF, inF, rand(outF * inF, 1), false);
+      const session = await backend.createSession(graph, { externalData: [{ path: "w.bin", data: weights }] });
+      const x = float32(rand(s * outF, 2), [1, s, outF]);
+      for (const dtype of ["F16", "F32"] as const) {
+        const file = writePeftAdapter(adapter, { dtype });
+        const received = allocateSafetensorsBytes(file.safetensors.length, file.safetensors, { minBytes: 0 });
+        received.set(file.safetensors);
+        const m = [...loadPeftAdapter(file.config, received).modules.values()][0]!;
+        expect(m.a.buffer).toBe(received.buffer);
+        expect(m.a.byteOffset).toBeGreaterThan(0); // a view inside the Memory, not at its start
+        const inMemory = await session.run({ x, at: float32(m.b, [1, outF, R]), bt: float32(m.a, [1, R, inF]) });
+        const copied = await session.run({ x, at: float32(m.b.slice(), [1, outF, R]), bt: float32(m.a.slice(), [1, R, inF]) });
+        expect(Array.from(inMemory.y.data as Float32Array), dtype).toEqual(Array.from(copied.y.data as Float32Array));
       }
       await session.release();
     });

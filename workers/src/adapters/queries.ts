@@ -204,13 +204,13 @@ export async function incrementDownloads(db: Db, id: string): Promise<void> {
     .where(eq(adapters.id, id));
 }
 
-/** +1 use for each adapter of a served mix (one UPDATE; an id listed twice counts once), unsent (for a batch); null for none. */
-export function usesIncrement(db: Db, ids: readonly string[]) {
+/** +`by` uses (default 1: one served mix) for each adapter listed (one UPDATE; an id listed twice counts once), unsent (for a batch); null for none. */
+export function usesIncrement(db: Db, ids: readonly string[], by = 1) {
   const distinct = [...new Set(ids)];
   if (distinct.length === 0) return null;
   return db
     .update(adapters)
-    .set({ uses: sql`${adapters.uses} + 1` })
+    .set({ uses: sql`${adapters.uses} + ${by}` })
     .where(inArray(adapters.id, distinct));
 }
 

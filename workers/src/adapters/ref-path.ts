@@ -7,6 +7,8 @@
 const RAW_REF = /^\/v1\/adapters\/([^/@]+)\/([^/@]+@[^/@]+)(\/download|\/config)?$/;
 
 export function normalizeAdapterRefPath(request: Request): Request {
+  // Most requests name no adapter ref: no URL parse for them (this runs before every route).
+  if (!request.url.includes("@")) return request;
   const url = new URL(request.url);
   const m = RAW_REF.exec(url.pathname);
   if (!m) return request;

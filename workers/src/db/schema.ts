@@ -128,10 +128,11 @@ export const usageDaily = sqliteTable(
     promptTokens: integer("prompt_tokens").notNull().default(0),
     completionTokens: integer("completion_tokens").notNull().default(0),
     /**
-     * Tokens held by requests in flight (each: an upper bound of its prompt + max_tokens), taken
-     * before dispatch by limits/enforce.ts only while used + reserved + it ≤ the daily limit, given
-     * back once when the request settles (limits/reservation.ts). A reservation never settled (its
-     * isolate died) stays on its day's row and expires with the day.
+     * Tokens held against the daily limit: the isolates' leases (limits/isolate-ledger.ts), out of
+     * which requests in flight take their reservations (each: an upper bound of its prompt +
+     * max_tokens) and in which usage not yet written waits; taken by limits/enforce.ts only while
+     * used + reserved + it ≤ the daily limit, moved to the billed columns or given back by a flush
+     * (limits/reservation.ts). What an isolate that died held stays on its day's row and expires with the day.
      */
     reservedTokens: integer("reserved_tokens").notNull().default(0),
   },

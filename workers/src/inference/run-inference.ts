@@ -152,7 +152,11 @@ export async function runInference(c: Context<AppEnv>, input: InferenceInput, sh
   });
   const { baseModel, runners, mix, reserveTokens } = plan;
   const requestId = c.get("requestId");
-  const reservation = await wrapTime(c, "gate", admitRequest(c.env, db, tenant, reserveTokens, requestId));
+  const reservation = await wrapTime(
+    c,
+    "gate",
+    admitRequest(c.env, db, tenant, reserveTokens, { requestId, schedule: (work) => afterResponse(c, work) }),
+  );
   // From here on the reservation is settled on every path: handed to the response below, or released.
   let handedOver = false;
   try {
@@ -237,6 +241,7 @@ async function dispatchAndServe(
           completionTokens: billedCompletionTokens(o),
         },
         adapterIds,
+        "now", // written before `[DONE]`: a client that read it sees its usage
       );
     },
     waitUntil: (p) => afterResponse(c, p),

@@ -23,6 +23,12 @@ export const DEFAULT_RUNNER_PROBE_INTERVAL_S = 5;
  */
 export const DEFAULT_RUNNER_PROBE_TIMEOUT_S = 10;
 export const DEFAULT_EDGE_CACHE_TTL_MS = 5_000;
+/** Most tokens an isolate reserves for a tenant at once beyond the request at hand (also ≤ 1/16 of the daily limit). */
+export const DEFAULT_BUDGET_LEASE_TOKENS = 16_384;
+/** Most request slots of a minute an isolate counts for a tenant at once (also ≤ 1/16 of the rpm limit). */
+export const DEFAULT_RATE_LEASE_REQUESTS = 256;
+/** Milliseconds billed usage waits in an isolate before it is written (coalesced); an isolate idle this long gives its lease back. */
+export const DEFAULT_USAGE_FLUSH_MS = 1_000;
 
 /**
  * An optional integer var (a string, or a number when wrangler.toml writes it bare): unset or
@@ -57,6 +63,9 @@ const edgeVarsSchema = z.object({
   RUNNER_PROBE_INTERVAL_S: integerVar(DEFAULT_RUNNER_PROBE_INTERVAL_S, 0),
   RUNNER_PROBE_TIMEOUT_S: positiveInt(DEFAULT_RUNNER_PROBE_TIMEOUT_S),
   EDGE_CACHE_TTL_MS: integerVar(DEFAULT_EDGE_CACHE_TTL_MS, 0),
+  BUDGET_LEASE_TOKENS: integerVar(DEFAULT_BUDGET_LEASE_TOKENS, 0),
+  RATE_LEASE_REQUESTS: integerVar(DEFAULT_RATE_LEASE_REQUESTS, 0),
+  USAGE_FLUSH_MS: integerVar(DEFAULT_USAGE_FLUSH_MS, 0),
 });
 export type EdgeVars = z.infer<typeof edgeVarsSchema>;
 
@@ -109,3 +118,13 @@ export function runnerTimeouts(env: Env): { headersMs: number; streamIdleMs: num
 
 /** How long this isolate may reuse an API key's tenant and adapter records (ms; 0: never cached). */
 export const edgeCacheTtlMs = (env: Env) => edgeVars(env).EDGE_CACHE_TTL_MS;
+
+/**
+ * How an isolate leases the tenants' limits (limits/enforce.ts, limits/isolate-ledger.ts): block
+ * sizes (0: each request reserves exactly its own) and how long billed usage waits before it is
+ * written (0: after each request).
+ */
+export function leaseSettings(env: Env): { budgetTokens: number; rateRequests: number; flushMs: number } {
+  const vars = edgeVars(env);
+  return { budgetTokens: vars.BUDGET_LEASE_TOKENS, rateRequests: vars.RATE_LEASE_REQUESTS, flushMs: vars.USAGE_FLUSH_MS };
+}

@@ -1,61 +1,155 @@
 import { and, eq, sql } from "drizzle-orm";
+import type { BatchItem } from "drizzle-orm/batch";
 import type { AuthTenant } from "../app-env.js";
 import type { Db } from "../db/client.js";
 import { rateWindows, usageDaily } from "../db/schema.js";
 import type { Env } from "../env.js";
 import { tooManyRequests } from "../errors/api-error.js";
 import { secondsUntilUtcMidnight, utcDay } from "../util/time.js";
-import { tenantLimits } from "./config.js";
+import { leaseSettings, tenantLimits } from "./config.js";
+import { existingLedger, ledgerFor, type IsolateLedger } from "./isolate-ledger.js";
 import { rateWindowStatements } from "./rate-limit.js";
 import { BudgetReservation } from "./reservation.js";
 
 /**
- * The gate of inference calls, in one D1 round trip (one batch: one transaction):
- *   1. the per-minute counter of this tenant += 1 (rate-limit.ts; a refused request still counts),
- *      and its older windows are pruned;
- *   2. the daily budget reservation on `usage_daily` of today (UTC): the row is made to exist, then
- *      one conditional UPDATE does reserved_tokens += `tokens` only when this minute's count ≤ the
- *      rpm limit and prompt_tokens + completion_tokens + reserved_tokens + `tokens` ≤ the daily limit
- *      (D1 runs the batch's statements in order, in one transaction: no request sees another's half).
+ * The gate of inference calls. The common request passes it **without D1**: it takes a request
+ * slot of this minute and its tokens from what this isolate holds of the tenant's limits (its
+ * lease, limits/isolate-ledger.ts). Only when the lease runs short does a request refill it, in
+ * one D1 round trip (one batch: one transaction):
+ *   1. the per-minute counter of this tenant += k (rate-limit.ts: k slots, a block of
+ *      RATE_LEASE_REQUESTS, at most 1/16 of the rpm limit, at least 1; the slots within the limit
+ *      are this isolate's, and a refused request still counts), and its older windows are pruned;
+ *   2. the daily budget on `usage_daily` of today (UTC): the row is made to exist, then one
+ *      conditional UPDATE does reserved_tokens += `want` only while the minute allows this request
+ *      and prompt_tokens + completion_tokens + reserved_tokens + `want` ≤ the daily limit, `want`
+ *      being what the request lacks, rounded up to a block (BUDGET_LEASE_TOKENS, at most 1/16 of
+ *      the daily limit). A block that does not fit is retried as exactly what the request lacks
+ *      (a second round trip, only within one block of the limit).
  * `tokens` is the most the request can be billed: an upper bound of its prompt plus max_tokens.
  * Refused: 429 + Retry-After (seconds to the next minute, or to UTC midnight), nothing reserved.
+ * With BUDGET_LEASE_TOKENS = RATE_LEASE_REQUESTS = 0 every request makes that round trip for itself.
  *
- * Semantics: at any moment, today's billed tokens + the reservations held ≤ the daily limit, so
- * concurrent requests cannot overshoot it (each is billed at most what it reserved; a chat prompt's
- * reservation is an estimate, see promptTokensUpperBound). The caller settles the reservation once
- * when the request ends (BudgetReservation). A reservation never settled (its isolate died) holds
- * its tokens until the UTC day ends: each day has its own row, so tomorrow's budget is whole.
+ * Semantics: at any moment, today's billed tokens + the reservations held (requests in flight and
+ * the isolates' leases) ≤ the daily limit, so concurrent requests on any number of isolates cannot
+ * overshoot it (each is billed at most what it reserved; a chat prompt's reservation is an
+ * estimate, see promptTokensUpperBound), and the minute's requests ≤ the rpm limit. What leasing
+ * changes is the other side: an isolate may hold up to one block of tokens and of slots that
+ * another isolate then cannot use, until it goes idle (USAGE_FLUSH_MS after its last request:
+ * limits/reservation.ts gives the lease back) — or until the UTC day (minute) ends when it dies
+ * holding them. The caller settles the reservation once when the request ends (BudgetReservation).
+ * Requests of one isolate wait for a refill in flight rather than starting their own.
  */
 export async function admitRequest(
   env: Env,
   db: Db,
   tenant: AuthTenant,
   tokens: number,
-  requestId?: string,
+  opts: { requestId?: string; schedule: (work: Promise<unknown>) => void },
   now = Date.now(),
 ): Promise<BudgetReservation> {
   const limits = tenantLimits(env, tenant);
-  const day = utcDay(now);
-  const rate = rateWindowStatements(db, tenant.id, now);
-  // The reservation: the day's row exists (an insert that does nothing when it does), then one
-  // conditional UPDATE takes the tokens only while the minute's count and the budget allow it.
-  const ensureDay = db.insert(usageDaily).values({ tenantId: tenant.id, day }).onConflictDoNothing();
+  const lease = leaseSettings(env);
+  const ledger = ledgerFor(tenant.id, utcDay(now));
+  const minute = Math.floor(now / 60_000);
+  for (;;) {
+    if (ledger.tryTake(tokens, minute, now)) {
+      return new BudgetReservation(db, ledger, tokens, { flushMs: lease.flushMs, schedule: opts.schedule }, opts.requestId);
+    }
+    const running = ledger.refill ?? ledger.flushing;
+    if (running) {
+      await running.catch(() => undefined);
+      continue;
+    }
+    const refill = refillLease(db, ledger, { tenantId: tenant.id, ...limits, ...lease }, tokens, now);
+    ledger.refill = refill;
+    try {
+      await refill;
+    } finally {
+      ledger.refill = null;
+    }
+  }
+}
+
+/** Sizes of what one refill takes from D1 beyond the request at hand (see admitRequest). */
+export function leaseBlocks(limits: { rpm: number; tokensPerDay: number }, lease: { rateRequests: number; budgetTokens: number }) {
+  return {
+    slots: Math.max(1, Math.min(lease.rateRequests, Math.floor(limits.rpm / 16))),
+    tokens: Math.min(lease.budgetTokens, Math.floor(limits.tokensPerDay / 16)),
+  };
+}
+
+/**
+ * One refill of the ledger in D1 for a request of `tokens`: a block of slots when this minute has
+ * none left here, a block of tokens when the free ones fall short. Throws the 429 when the minute
+ * or the budget refuses (a refused request still counts against the minute).
+ */
+async function refillLease(
+  db: Db,
+  ledger: IsolateLedger,
+  limits: { tenantId: string; rpm: number; tokensPerDay: number; rateRequests: number; budgetTokens: number },
+  tokens: number,
+  now: number,
+): Promise<void> {
+  const minute = Math.floor(now / 60_000);
+  const blocks = leaseBlocks(limits, limits);
+  const slots = ledger.slotsOf(minute) < 1 ? blocks.slots : 0;
+  const lacking = Math.max(0, tokens - ledger.free);
+  const want = lacking > 0 ? Math.max(lacking, blocks.tokens) : 0;
+  const rate = rateWindowStatements(db, limits.tenantId, now, slots || 1);
+  // With slots taken in this batch, the budget is only reserved when the first of them is within the limit.
+  const minuteAllows = slots > 0 ? slots + limits.rpm - 1 : null;
+  const budget = want > 0 ? reserveStatements(db, limits.tenantId, ledger.day, want, limits.tokensPerDay, minuteAllows === null ? null : { minute, atMost: minuteAllows }) : null;
+  const results = await db.batch(batchOf([...(slots > 0 ? [rate.take, rate.pruneOlder] : []), ...(budget ? [budget.ensureDay, budget.reserve] : [])]));
+  if (slots > 0) {
+    const count = (results[0] as { count: number }[])[0]?.count ?? slots;
+    const first = count - slots + 1; // this request's place in the minute
+    assertWithinRate(limits.tenantId, first, limits.rpm, rate);
+    ledger.addSlots(Math.min(slots, limits.rpm - first + 1), minute);
+  }
+  if (!budget) return;
+  let granted = (results[slots > 0 ? 3 : 1] as unknown[]).length > 0 ? want : 0;
+  if (granted === 0 && want > lacking) {
+    // The block does not fit: what this request lacks may (the minute was counted above).
+    const exact = reserveStatements(db, limits.tenantId, ledger.day, lacking, limits.tokensPerDay, null);
+    if ((await exact.reserve).length > 0) granted = lacking;
+  }
+  if (granted > 0) {
+    ledger.addTokens(granted);
+    return;
+  }
+  ledger.trySpendSlot(minute); // refused by the budget: its request still counts
+  throw await budgetRefusal(db, limits.tenantId, ledger.day, tokens, limits.tokensPerDay, now);
+}
+
+/**
+ * The budget reservation of `tokens` on `day`'s row: the row made to exist (an insert that does
+ * nothing when it does), then one conditional UPDATE that takes them only while the budget (and,
+ * given, the minute's count) allows.
+ */
+function reserveStatements(
+  db: Db,
+  tenantId: string,
+  day: string,
+  tokens: number,
+  limit: number,
+  minute: { minute: number; atMost: number } | null,
+) {
+  const ensureDay = db.insert(usageDaily).values({ tenantId, day }).onConflictDoNothing();
   const reserve = db
     .update(usageDaily)
     .set({ reservedTokens: sql`${usageDaily.reservedTokens} + ${tokens}` })
     .where(
       and(
-        eq(usageDaily.tenantId, tenant.id),
+        eq(usageDaily.tenantId, tenantId),
         eq(usageDaily.day, day),
-        sql`${usageDaily.promptTokens} + ${usageDaily.completionTokens} + ${usageDaily.reservedTokens} + ${tokens} <= ${limits.tokensPerDay}`,
-        sql`(SELECT ${rateWindows.count} FROM ${rateWindows} WHERE ${rateWindows.tenantId} = ${tenant.id} AND ${rateWindows.windowStart} = ${rate.minute}) <= ${limits.rpm}`,
+        sql`${usageDaily.promptTokens} + ${usageDaily.completionTokens} + ${usageDaily.reservedTokens} + ${tokens} <= ${limit}`,
+        minute
+          ? sql`(SELECT ${rateWindows.count} FROM ${rateWindows} WHERE ${rateWindows.tenantId} = ${tenantId} AND ${rateWindows.windowStart} = ${minute.minute}) <= ${minute.atMost}`
+          : undefined,
       ),
     )
     .returning({ reserved: usageDaily.reservedTokens });
-  const [taken, , , reserved] = await db.batch([rate.take, rate.pruneOlder, ensureDay, reserve]);
-  assertWithinRate(tenant.id, taken[0]?.count ?? 1, limits.rpm, rate);
-  if (reserved.length === 0) throw await budgetRefusal(db, tenant.id, day, tokens, limits.tokensPerDay, now);
-  return new BudgetReservation(db, tenant.id, day, tokens, requestId);
+  return { ensureDay, reserve };
 }
 
 /** The 429 of a refused reservation, saying how the budget stands (read only on this path). */
@@ -75,7 +169,7 @@ async function budgetRefusal(db: Db, tenantId: string, day: string, tokens: numb
   const held = rows[0]?.reserved ?? 0;
   return tooManyRequests(
     `daily token limit exceeded: ${used} of ${limit} tokens used today (UTC)` +
-      (held > 0 ? `, ${held} reserved by requests in flight` : "") +
+      (held > 0 ? `, ${held} reserved (requests in flight, and what isolates serving them hold)` : "") +
       `; this request may use up to ${tokens} (prompt + max_tokens)`,
     retry,
   );
@@ -109,12 +203,20 @@ export function refuseIfRateLimitedHere(tenantId: string, now = Date.now()): voi
 
 /**
  * Counts a request refused before the gate (bad model, adapter or prompt: a 4xx) against the
- * per-minute limit, as the gate would have: one D1 batch. Over the limit, its answer becomes the
+ * per-minute limit, as the gate would have: a slot of this isolate's lease, else one D1 batch. Over the limit, its answer becomes the
  * 429 (as when the limit was checked first).
  */
 export async function countRefusedRequest(env: Env, db: Db, tenant: AuthTenant, now = Date.now()): Promise<void> {
+  // A slot this isolate holds for the minute is already counted in D1: spending it counts the request.
+  if (existingLedger(tenant.id, utcDay(now))?.trySpendSlot(Math.floor(now / 60_000))) return;
   const rpm = tenantLimits(env, tenant).rpm;
   const rate = rateWindowStatements(db, tenant.id, now);
   const [taken] = await db.batch([rate.take, rate.pruneOlder]);
   assertWithinRate(tenant.id, taken[0]?.count ?? 1, rpm, rate);
+}
+
+/** A batch built statement by statement (never empty here), in drizzle's tuple type. */
+function batchOf(statements: BatchItem<"sqlite">[]): [BatchItem<"sqlite">, ...BatchItem<"sqlite">[]] {
+  if (statements.length === 0) throw new Error("empty D1 batch");
+  return statements as [BatchItem<"sqlite">, ...BatchItem<"sqlite">[]];
 }

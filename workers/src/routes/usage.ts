@@ -16,7 +16,7 @@ const DayUsage = z.object({
 const DayUsageRow = DayUsage.extend({
   reserved_tokens: z.number().int().openapi({
     description:
-      "Tokens reserved on that day by requests not settled: today, requests in flight (prompt bound + max_tokens each, counted against tokens_per_day until they end); an earlier day, reservations whose request never settled (expired with the day)",
+      "Tokens reserved on that day and not settled: today, what the edge's isolates hold for requests in flight (prompt bound + max_tokens each) and for the next ones (at most one block per isolate, given back about a second after its last request), and usage not written yet — all counted against tokens_per_day; an earlier day, what an isolate held when it ended (expired with the day)",
   }),
 });
 

@@ -1,0 +1,121 @@
+// The tenants' limits leased per isolate, as deployed (workers/src/limits/enforce.ts,
+// isolate-ledger.ts, reservation.ts): a warm request passes the gate without D1, the usage of
+// many requests is one write, what an isolate holds is counted in D1 against the limits (so
+// reservations made elsewhere can never make a tenant overshoot), and an idle isolate gives its
+// lease back. The test pool reserves per request (vitest.config.ts); these tests pass the
+// deployed kind of vars with each call. Concurrency: billing.test.ts.
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { utcDay } from "../../workers/src/util/time.js";
+import { afterResponseSettled } from "../../workers/src/util/after-response.js";
+import { MODEL, useFakeRunners } from "./fake-runner.js";
+import { callJson, callRaw, countD1Trips, expectError, LEASED, newTenant } from "./helpers.js";
+
+useFakeRunners();
+
+/** Each test may wait up to 5 s for a new minute and 2 s for the flushes it checks. */
+const TIMEOUT_MS = 20_000;
+
+
+/** 20 bytes + BOS + 4 = 25 tokens reserved; the fake runner bills 20 + 4 = 24. */
+const json = { model: MODEL, prompt: "x".repeat(20), max_tokens: 4 };
+
+/** A completion with the leased vars; returns without waiting for the edge's after-response work (a flush is 1 s away). */
+async function complete(key: string): Promise<{ status: number; body: any }> {
+  const res = await callRaw("/v1/completions", { key, json, vars: LEASED });
+  return { status: res.status, body: await res.json() };
+}
+
+/** Starts a test at least 5 s before the UTC minute ends, so its requests count in one minute. */
+async function awayFromMinuteEnd(): Promise<void> {
+  const left = 60_000 - (Date.now() % 60_000);
+  if (left < 5_000) await new Promise((r) => setTimeout(r, left + 50));
+}
+
+/** The tenant's row of today, straight from D1. */
+async function today(tenantId: string) {
+  const row = await env.DB.prepare(
+    "SELECT requests, prompt_tokens AS prompt, completion_tokens AS completion, reserved_tokens AS reserved FROM usage_daily WHERE tenant_id = ? AND day = ?",
+  )
+    .bind(tenantId, utcDay(Date.now()))
+    .first<{ requests: number; prompt: number; completion: number; reserved: number }>();
+  return row ?? { requests: 0, prompt: 0, completion: 0, reserved: 0 };
+}
+
+async function minuteCount(tenantId: string): Promise<number> {
+  const row = await env.DB.prepare("SELECT count FROM rate_windows WHERE tenant_id = ? AND window_start = ?")
+    .bind(tenantId, Math.floor(Date.now() / 60_000))
+    .first<{ count: number }>();
+  return row?.count ?? 0;
+}
+
+/** Reservations another isolate makes (or gives back) on the tenant's row of today. */
+async function reservedElsewhere(tenantId: string, tokens: number): Promise<void> {
+  await env.DB.prepare("UPDATE usage_daily SET reserved_tokens = reserved_tokens + ? WHERE tenant_id = ? AND day = ?")
+    .bind(tokens, tenantId, utcDay(Date.now()))
+    .run();
+}
+
+describe("leased limits", () => {
+  it("a warm request passes the gate without D1; the usage of four requests is one write; the idle isolate gives its lease back", async () => {
+    const a = await newTenant("a"); // 1,000,000 tokens a day, 600 a minute: blocks of 100 tokens, 8 slots
+    await awayFromMinuteEnd();
+    expect((await callJson("/v1/completions", { key: a.key, json })).status).toBe(200); // warms the caches (reserved per request)
+    const trips = countD1Trips();
+    for (let i = 0; i < 4; i++) expect((await complete(a.key)).status).toBe(200);
+    // The first takes a lease in one round trip (slots, pruning, the day's row, tokens); the next three need no D1, nor is usage written yet.
+    expect(trips).toEqual(["batch of 4"]);
+    // What the isolate holds is reserved in D1 (counted against the limit on every isolate).
+    expect(await today(a.id)).toEqual({ requests: 1, prompt: 20, completion: 4, reserved: 100 });
+    trips.length = 0;
+    await afterResponseSettled(); // the flush 1 s after the first request, and the lease given back once idle
+    // One write of the four requests' usage; then the lease (free tokens, unused slots) given back.
+    expect(trips).toHaveLength(2);
+    expect(await today(a.id)).toEqual({ requests: 5, prompt: 100, completion: 20, reserved: 0 });
+    expect(await minuteCount(a.id)).toBe(5);
+  }, TIMEOUT_MS);
+
+  it("reservations made elsewhere are respected: the lease is spent, a block that no longer fits shrinks to what the request lacks, then 429; given back elsewhere, requests run again", async () => {
+    const b = await newTenant("b", { tokens_per_day: 1600 }); // blocks of 100 tokens (1/16)
+    await awayFromMinuteEnd();
+    expect((await complete(b.key)).status).toBe(200);
+    expect((await today(b.id)).reserved).toBe(100);
+    await reservedElsewhere(b.id, 1450); // another isolate: 150 tokens left for this one beyond its lease
+    const served: number[] = [];
+    for (let i = 0; i < 8; i++) {
+      const r = await complete(b.key);
+      served.push(r.status);
+      const day = await today(b.id);
+      expect(day.prompt + day.completion + day.reserved).toBeLessThanOrEqual(1600);
+      if (r.status !== 200) {
+        expectError(r, 429, "rate_limit_error");
+        expect(r.body.error.message).toMatch(/\d+ of 1600 tokens used today \(UTC\), \d+ reserved/);
+      }
+    }
+    // 1 + 3 from the first lease, 2 from exact reservations (a block of 100 no longer fits): 6 × 25 = the 150 left.
+    expect(served).toEqual([200, 200, 200, 200, 200, 429, 429, 429]);
+    await reservedElsewhere(b.id, -1450);
+    expect((await complete(b.key)).status).toBe(200);
+    await afterResponseSettled();
+    expect(await today(b.id)).toEqual({ requests: 7, prompt: 140, completion: 28, reserved: 0 });
+  }, TIMEOUT_MS);
+
+  it("the per-minute limit: slots are leased in blocks (≤ 1/16 of the limit), never beyond it; requests counted elsewhere are respected", async () => {
+    const c = await newTenant("c", { rpm_limit: 32 }); // blocks of 2 slots
+    await awayFromMinuteEnd();
+    const statuses: number[] = [];
+    for (let i = 0; i < 30; i++) statuses.push((await complete(c.key)).status);
+    expect(statuses.every((s) => s === 200)).toBe(true);
+    expect(await minuteCount(c.id)).toBe(30); // 15 blocks of 2, all used
+    // Another isolate counts one request: one slot is left for this one.
+    await env.DB.prepare("UPDATE rate_windows SET count = count + 1 WHERE tenant_id = ? AND window_start = ?")
+      .bind(c.id, Math.floor(Date.now() / 60_000))
+      .run();
+    expect((await complete(c.key)).status).toBe(200);
+    const refused = await complete(c.key);
+    expectError(refused, 429, "rate_limit_error");
+    expect(refused.body.error.message).toContain("per minute");
+    await afterResponseSettled();
+    expect((await today(c.id)).requests).toBe(31);
+  }, TIMEOUT_MS);
+});
