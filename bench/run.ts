@@ -3,6 +3,7 @@
  * each goal beside its figure, and writes results.json: bench/results.json and the table in
  * bench/README.md for a full run; bench/out/results.{quick,partial}.json otherwise.
  */
+import { spawnSync } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
@@ -10,6 +11,17 @@ import { machineInfo } from "./lib/machine.js";
 import type { BenchCase, BenchContext } from "./lib/case.js";
 import { renderMarkdownTable, renderTable, type CaseResult } from "./lib/report.js";
 import { allCases } from "./cases/index.js";
+import { RUNNER_ALLOCATOR_ENV } from "../scripts/lib/stack.js";
+
+// The cases measure the runner's code in this process, so it runs under the runner's allocator settings
+// (glibc reads them at start: re-run this script with them when they are missing).
+if (Object.entries(RUNNER_ALLOCATOR_ENV).some(([name, value]) => process.env[name] !== value)) {
+  const child = spawnSync(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {
+    stdio: "inherit",
+    env: { ...process.env, ...RUNNER_ALLOCATOR_ENV },
+  });
+  process.exit(child.status ?? 1);
+}
 
 const { values } = parseArgs({
   options: {

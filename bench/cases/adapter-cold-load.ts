@@ -1,4 +1,4 @@
-import { allFiniteInPlace, allocateKernelBytes, composeMix, f16BitsToF32Bits, f16ToF32InMemory, KERNEL_MIN_BYTES, loadPeftAdapter, readSafetensors, simdKernelsAvailable, writePeftAdapter } from "#core/index";
+import { allFiniteInPlace, allFiniteStreamed, allocateKernelBytes, composeMix, f16BitsToF32Bits, f16ToF32InMemory, KERNEL_MIN_BYTES, loadPeftAdapter, readSafetensors, simdKernelsAvailable, writePeftAdapter } from "#core/index";
 import { joinChunks, safetensorsTarget } from "../../gpu-runner/src/adapters/index.js";
 import { ensureModel } from "../../gpu-runner/src/model-build/index.js";
 import { readModelDir } from "../../gpu-runner/src/model/index.js";
@@ -72,6 +72,8 @@ export const adapterColdLoad: BenchCase = {
     const placed = simdKernelsAvailable() && f16.safetensors.length >= KERNEL_MIN_BYTES; // a quick run's files are under it: plain buffers, the JS paths
     if (placed && (allFiniteInPlace(f32Values) === null || leadBytes === 0)) throw new Error("the runner's receive did not place the files for the kernels: the figures would measure the JS paths");
     const f32Words = new Int32Array(f32Data.buffer, f32Data.byteOffset, f32Data.byteLength / 4);
+    const f32PlainData = dataOf(f32.safetensors);
+    const f32PlainValues = new Float32Array(f32PlainData.buffer, f32PlainData.byteOffset, f32PlainData.byteLength / 4);
     // The conversion kernel alone: halves and output apart in one Memory, both touched before.
     const halves = f16Data.byteLength / 2;
     const warm = allocateKernelBytes(6 * halves + 64, { minBytes: 0 }).fill(1);
@@ -103,6 +105,7 @@ export const adapterColdLoad: BenchCase = {
         receiveF32Plain: timed(() => (sink ^= receivePlain(f32Chunks, f32.safetensors.length).length)),
         memcpy: timed(() => copyTarget.set(f32.safetensors)),
         scanKernel: timed(() => (sink ^= allFiniteInPlace(f32Values) ? 1 : 2)),
+        scanStreamed: timed(() => (sink ^= allFiniteStreamed(f32PlainValues) ? 1 : 2)),
         readWords: timed(() => (sink ^= readEveryWord(f32Words))),
         loadF16: loadF16Received,
         loadF16Plain: timed(() => loadPeftAdapter(f16.config, f16.safetensors)),
@@ -175,6 +178,7 @@ export const adapterColdLoad: BenchCase = {
             note: "as the runner receives a blob (a plain buffer): zero-copy views, the SIMD scan streamed through a 64 KiB scratch Memory",
           },
           [
+            { name: "SIMD scan streamed alone over the data", key: "scanStreamed", dataBytes: f32Data.byteLength, note: "the load's own check by itself: 64 KiB chunks of the plain buffer copied through the scratch Memory and scanned" },
             { name: "SIMD scan kernel alone over the data", key: "scanKernel", dataBytes: f32Data.byteLength, note: "in place in a Memory: the one read of every value the check needs, nothing else" },
             { name: "bare JS loop reading every 32-bit word", key: "readWords", dataBytes: f32Data.byteLength, note: "V8's own speed for one pass over the values in JS (the scan before the streamed kernel)" },
           ],

@@ -158,7 +158,8 @@ export const naiveWay = modelCase({
               `ceiling on this machine (naive ÷ floor, same rounds): ${ceiling.median.toFixed(2)}×; loraedge is ${gap.median.toFixed(2)}× the floor: ` +
               `${median((b) => b.prefill.steps)} prefill steps of ${median((b) => b.prefill.rows / Math.max(1, b.prefill.steps)).toFixed(1)} rows and ` +
               `${median((b) => b.decode.steps)} decode steps of ${median((b) => b.decode.rows / Math.max(1, b.decode.steps)).toFixed(1)} rows where the floor has 1 and ${maxTokens - 1} of ${requests} ` +
-              `(the requests join while earlier ones decode, under the scheduler's prefill budget), packing ${(median((b) => b.packMs) / 1000).toFixed(1)} s, composing ${(median((b) => b.composeMs) / 1000).toFixed(1)} s`,
+              `(the 64 arrive as one burst: the scheduler admits them together and prefills them at its full prefill budget, prefillTokens ${engine.scheduler.limits.prefillTokens ?? 4 * engine.scheduler.limits.prefillChunk}), ` +
+              `packing ${(median((b) => b.packMs) / 1000).toFixed(1)} s, composing ${(median((b) => b.composeMs) / 1000).toFixed(1)} s (into the buffers of the previous round's mixes)`,
           }),
           figure("ceiling: naive ÷ floor", ceiling.median, "×", { stats: ceiling, note: "the floor: composed bytes written once, then the prefill and decode steps on bare graphs (LoRA-free model + unpadded per-row x·Aᵗ·Bᵗ)" }),
           figure("loraedge ÷ floor", gap.median, "×", { stats: gap }),
@@ -168,7 +169,7 @@ export const naiveWay = modelCase({
           figure("floor: composed bytes written once (memcpy)", summarize(parts.map((p) => p.compose)).median, "ms", { note: `${mb.toFixed(0)} MB of composed Aᵗ/Bᵗ` }),
           figure(`floor: prefill ${requests} × ${prompt.length} tokens (base + bare LoRA)`, summarize(parts.map((p) => p.prefill)).median, "ms"),
           figure(`floor: ${maxTokens - 1} decode steps at B = ${requests} (base + bare LoRA)`, summarize(parts.map((p) => p.decode)).median, "ms"),
-          figure("loraedge: composing the mixes", median((b) => b.composeMs), "ms", { note: `${Math.round(median((b) => b.composes))} compositions per round (the pool keeps a mix only while a request uses it)` }),
+          figure("loraedge: composing the mixes", median((b) => b.composeMs), "ms", { note: `${Math.round(median((b) => b.composes))} compositions per round (the pool keeps a mix only while a request uses it; its arrays then go to the next compositions, cache/float-buffer-pool.ts)` }),
           figure("loraedge: LoRA packing (inside the steps)", median((b) => b.packMs), "ms"),
           figure("loraedge: prefill steps", median((b) => b.prefill.ms), "ms", {
             note: `${median((b) => b.prefill.steps)} steps, ${median((b) => b.prefill.rows / Math.max(1, b.prefill.steps)).toFixed(1)} rows each`,

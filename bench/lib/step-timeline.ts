@@ -65,10 +65,10 @@ export function recordTimeline(engine: ModelEngine, model: BaseModel): Timeline 
   };
   const acquire = engine.mixes.acquire;
   engine.mixes.acquire = function (this: typeof engine.mixes, key, compose) {
-    return acquire.call(this, key, () => {
+    return acquire.call(this, key, (alloc) => {
       const start = performance.now();
       try {
-        return compose();
+        return compose(alloc);
       } finally {
         events.push({ kind: "compose", start, end: performance.now() });
       }

@@ -176,6 +176,13 @@ export interface RunnerOptions {
   onLine?: (line: string) => void;
 }
 
+/**
+ * glibc allocator settings the runner runs under: freed weight buffers (8–48 MiB) stay in the heap and are
+ * recycled instead of being unmapped and faulted in fresh, for fast re-creation of sessions with new weight
+ * buffers (see shared/docs/onnxruntime.md). `npm run bench` runs under the same settings (bench/run.ts).
+ */
+export const RUNNER_ALLOCATOR_ENV = { MALLOC_MMAP_THRESHOLD_: "33554432", MALLOC_TRIM_THRESHOLD_: "4294967296" } as const;
+
 const RUNNER_READY = /loraedge-runner listening on (http:\/\/\S+)/;
 
 /** Spawns `gpu-runner/src/main.ts`; resolves when it prints its "listening" line. */
@@ -189,9 +196,7 @@ export function startRunner(options: RunnerOptions): Promise<Service> {
       RUNNER_SECRET: options.secret,
       RUNNER_EDGE_URL: options.edgeUrl,
       RUNNER_MODELS: options.models,
-      // Fast re-creation of sessions with new weight buffers (see shared/docs/onnxruntime.md).
-      MALLOC_MMAP_THRESHOLD_: "33554432",
-      MALLOC_TRIM_THRESHOLD_: "4294967296",
+      ...RUNNER_ALLOCATOR_ENV,
       ...options.env,
     },
     readyFromLine: (line) => RUNNER_READY.exec(line)?.[1] ?? null,

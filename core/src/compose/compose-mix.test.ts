@@ -113,6 +113,38 @@ describe("composeMix vs the naive dense Σ wᵢ·sᵢ·Bᵢ·Aᵢ", () => {
   });
 });
 
+describe("composeMix into reused buffers (options.alloc)", () => {
+  it("equals composing into fresh arrays, bit for bit, whatever the buffers held before", () => {
+    const x = adapters(7);
+    const terms: MixTerm[] = [{ adapter: x.a, weight: 0.7 }, { adapter: x.d, weight: 0 }, { adapter: x.b, weight: -1.3 }, { adapter: x.c, weight: 2 }];
+    const fresh = composeMix(terms);
+    const handedOut: Float32Array[] = [];
+    const reused = composeMix(terms, {
+      alloc: (length) => {
+        const dirty = new Float32Array(length).fill(Number.NaN); // a previous mix's leftovers
+        handedOut.push(dirty);
+        return dirty;
+      },
+    });
+    expect([...reused.modules.keys()]).toEqual([...fresh.modules.keys()]);
+    expect(reused.maxRank).toBe(fresh.maxRank);
+    for (const [name, m] of fresh.modules) {
+      const r = reused.modules.get(name)!;
+      expect(r).toMatchObject({ rank: m.rank, inFeatures: m.inFeatures, outFeatures: m.outFeatures });
+      expect(Buffer.from(r.at.buffer).equals(Buffer.from(m.at.buffer))).toBe(true);
+      expect(Buffer.from(r.bt.buffer).equals(Buffer.from(m.bt.buffer))).toBe(true);
+    }
+    // Every output array came from alloc: nothing of the mix lives in memory the pool does not own.
+    expect(handedOut.length).toBe(2 * fresh.modules.size);
+    for (const m of reused.modules.values()) expect(handedOut.includes(m.at) && handedOut.includes(m.bt)).toBe(true);
+  });
+
+  it("refuses an alloc that returns the wrong length", () => {
+    const x = adapters(8);
+    expect(() => composeMix([{ adapter: x.a, weight: 1 }], { alloc: (length) => new Float32Array(length + 1) })).toThrow(/alloc\(\d+\) returned \d+ floats/);
+  });
+});
+
 describe("composeMix identities", () => {
   const x = adapters(77);
 

@@ -36,6 +36,18 @@ function checkLoraModule(name: string, m: LoraModule, termIndex: number): void {
   if (!Number.isFinite(m.scale)) throw new MixError(`${where}: scale must be finite, got ${m.scale}`);
 }
 
+export interface ComposeOptions {
+  /**
+   * Where each output array comes from (default: a fresh Float32Array): e.g. a pool of buffers of
+   * mixes that left, so composing does not pay for fresh pages (zeroing, first touch, GC).
+   * Must return an array of exactly `length` floats that nothing else reads or writes; its old
+   * contents do not matter (every element is overwritten).
+   */
+  alloc?(length: number): Float32Array;
+}
+
+const freshFloats = (length: number) => new Float32Array(length);
+
 /**
  * Composes a weighted mix of adapters into one low-rank pair per module, exactly.
  *
@@ -50,12 +62,15 @@ function checkLoraModule(name: string, m: LoraModule, termIndex: number): void {
  * Throws MixError on a non-finite weight, on adapters that disagree on a module's in/out
  * sizes or on fan_in_fan_out, and on a module whose arrays do not match its declared shape.
  *
- * Cost: O(Σ over modules of (in + out)·R) time, one allocation of the output per module;
+ * Cost: O(Σ over modules of (in + out)·R) time, one allocation of the output per module
+ * (`options.alloc`: reused buffers compose 64 loraedge-small mixes of 2.2 GB ≈ 1.9× faster than
+ * fresh ones on the 2-core dev box, 1.34 s vs 2.50 s, medians of 5 interleaved rounds);
  * no matrix product is formed. Measured on the 2-core dev box: 4 adapters of r16 on one
  * 4096×4096 target (R = 64) ≈ 7 ms; two r16 adapters on 128 such targets (a 7B model's
  * q/k/v/o) ≈ 100 ms, so the runner should cache composed mixes by mix key.
  */
-export function composeMix(terms: readonly MixTerm[]): ComposedMix {
+export function composeMix(terms: readonly MixTerm[], options: ComposeOptions = {}): ComposedMix {
+  const alloc = options.alloc ?? freshFloats;
   // Pass 1: validate and plan (sizes, R per module), no tensor allocation.
   const plans = new Map<string, ModulePlan>();
   let fanInFanOut: boolean | null = null;
@@ -92,8 +107,8 @@ export function composeMix(terms: readonly MixTerm[]): ComposedMix {
     if (R === 0) continue;
     const nIn = plan.inFeatures;
     const nOut = plan.outFeatures;
-    const at = new Float32Array(nIn * R); // [in, R]
-    const bt = new Float32Array(R * nOut); // [R, out]
+    const at = allocated(alloc, nIn * R); // [in, R]
+    const bt = allocated(alloc, R * nOut); // [R, out]
     let off = 0; // column offset of this term's block in at / row offset in bt
     for (const { source, coef } of plan.parts) {
       const r = source.rank;
@@ -117,6 +132,13 @@ export function composeMix(terms: readonly MixTerm[]): ComposedMix {
     if (R > maxRank) maxRank = R;
   }
   return { modules, maxRank };
+}
+
+/** `alloc(length)`, checked: a wrong length would leave part of a factor unwritten or out of bounds. */
+function allocated(alloc: (length: number) => Float32Array, length: number): Float32Array {
+  const array = alloc(length);
+  if (!(array instanceof Float32Array) || array.length !== length) throw new Error(`compose alloc(${length}) returned ${array?.length} floats`);
+  return array;
 }
 
 export interface MixAsAdapterOptions {

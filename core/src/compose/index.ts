@@ -1,2 +1,2 @@
 export { composeMix, mixAsAdapter, MixError } from "./compose-mix.js";
-export type { MixAsAdapterOptions } from "./compose-mix.js";
+export type { ComposeOptions, MixAsAdapterOptions } from "./compose-mix.js";

@@ -37,6 +37,11 @@ export interface MixHandle {
   mix: ComposedMix;
   /** Modules of the mix that are merge-only targets of the model (non-empty ⇒ merged path required). */
   mergeOnlyModules: string[];
+  /**
+   * A lease on the mix's arrays for a reader that may outlive the request (a background merge);
+   * call the returned release when done. Absent: the arrays stay valid without one.
+   */
+  hold?(): () => void;
 }
 
 export interface MergeOptions {
@@ -194,7 +199,12 @@ export class MergeManager {
       expectedBenefitMs: Math.round(decision.benefitMs),
       expectedBuildMs: Math.round(estimates.buildMs),
     });
-    void this.sessions.prefetch(handle.key, () => this.build(handle, false)).catch(() => {});
+    // The build reads the mix after its request may have left: it holds the mix until done (mix-resolver.ts recycles released mixes).
+    const release = handle.hold?.() ?? (() => {});
+    void this.sessions
+      .prefetch(handle.key, () => this.build(handle, false))
+      .catch(() => {})
+      .finally(release);
   }
 
   estimates(): MergeEstimates {

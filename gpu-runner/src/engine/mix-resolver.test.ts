@@ -111,6 +111,44 @@ describe("resolveMix", () => {
     expect(pins).toEqual({ a: 0, b: 0 });
   });
 
+  it("a released mix's arrays are the next composition's (same shapes), never while a request or a hold still reads them; each composition exact", async () => {
+    const b = randomLoraAdapter(createRng(5), [{ module: "l.q", rank: 4, inFeatures: 8, outFeatures: 8 }]);
+    const { p } = provider({ a, b });
+    const pool = new ComposedMixPool();
+    const mixA = [{ id: "a", sha256: sha("a"), weight: 0.5 }];
+    const mixB = [{ id: "b", sha256: sha("b"), weight: -2 }];
+    const alone = async (entries: typeof mixA) => (await resolveMix(entries, manifest, p)).handle!.mix.modules.get("l.q")!;
+    const x = await resolveMix(mixA, manifest, p, pool);
+    const xq = x.handle!.mix.modules.get("l.q")!;
+    // While x's request holds it, a second mix of the same shapes gets fresh arrays.
+    const y = await resolveMix(mixB, manifest, p, pool);
+    const yq = y.handle!.mix.modules.get("l.q")!;
+    expect(yq.at.buffer).not.toBe(xq.at.buffer);
+    // x leaves while a background reader holds it: still not recycled.
+    const release = x.handle!.hold!();
+    x.release();
+    y.release();
+    expect(pool.bufferStats().freeBuffers).toBe(2); // y's
+    const z = await resolveMix(mixA, manifest, p, pool);
+    const zq = z.handle!.mix.modules.get("l.q")!;
+    expect(zq).toBe(xq); // x held: still live, shared
+    expect([yq.at, yq.bt]).not.toContain(zq.at);
+    release();
+    z.release();
+    expect(pool.bufferStats().freeBuffers).toBe(4);
+    // The next composition is written into the buffers the last one left, and equals a composition into fresh memory.
+    const w = await resolveMix(mixB, manifest, p, pool);
+    const wq = w.handle!.mix.modules.get("l.q")!;
+    const left = [xq.at, xq.bt, yq.at, yq.bt]; // Aᵗ [8, 4] and Bᵗ [4, 8]: one length, one free list
+    expect(left.includes(wq.at) && left.includes(wq.bt) && wq.at !== wq.bt).toBe(true);
+    expect(wq.at).toEqual((await alone(mixB)).at);
+    expect(wq.bt).toEqual((await alone(mixB)).bt);
+    expect(pool.bufferStats()).toMatchObject({ reused: 2 });
+    // Free + live bytes never exceed the most live bytes held at once (two mixes of 2 × 32 floats).
+    expect(pool.bufferStats().freeBytes + pool.stats().bytes).toBeLessThanOrEqual(2 * 2 * 32 * 4);
+    w.release();
+  });
+
   it("refuses a mix_key that disagrees with the entries (400) before leasing anything; accepts core's key", async () => {
     const { p, pins } = provider({ a });
     const entries = [{ id: "a", sha256: sha("a"), weight: 1 }];

@@ -10,6 +10,7 @@ import { composeMix, MixError } from "#core/compose/index";
 import { canonicalMix } from "#core/wire/mix-key";
 import type { WireMixEntry } from "#core/wire/runner-api";
 import { LeasedLru, type LeasedLruStats } from "../cache/leased-lru.js";
+import { FloatBufferPool, type FloatBufferPoolStats } from "../cache/float-buffer-pool.js";
 import { EngineError } from "./errors.js";
 import { loraFactorProblem } from "../model/lora-factors.js";
 import type { MixHandle } from "./merge-manager.js";
@@ -33,19 +34,56 @@ function composedMixBytes(mix: ComposedMix): number {
   return n;
 }
 
+/** A lease on a pooled mix. */
+export interface PooledMix {
+  mix: ComposedMix;
+  release(): void;
+  /** One more lease on the same mix (e.g. a background merge reading it after the request left); call its release once done. */
+  hold(): () => void;
+}
+
 /**
  * Composed mixes shared by the requests that use them at the same time (one Aᵗ/Bᵗ copy per
  * live mix instead of one per request): the runner's leased LRU with a budget of 0, so a mix is
  * composed once however many requests arrive together (single flight) and dropped when its
- * last request leaves.
+ * last lease is released. A dropped mix's arrays go to `buffers` (cache/float-buffer-pool.ts),
+ * which `compose` receives as its allocator: the next mixes are composed into them instead of
+ * fresh memory. Free buffers + live mixes stay within the most live mix bytes ever held at once
+ * (the pool never makes the runner hold more than its busiest moment did).
+ * Whoever reads a mix's arrays holds a lease (the requests running it; `hold` for anyone else):
+ * once the last is released the arrays belong to the next composition.
  */
 export class ComposedMixPool {
-  private readonly live = new LeasedLru<ComposedMix>({ budgetBytes: 0, sizeOf: composedMixBytes });
+  private peakBytes = 0;
+  private readonly live: LeasedLru<ComposedMix> = new LeasedLru<ComposedMix>({
+    budgetBytes: 0,
+    sizeOf: composedMixBytes,
+    onEvict: (_key, mix) => this.recycle(mix),
+  });
+  private readonly buffers = new FloatBufferPool(() => this.peakBytes - this.live.stats().bytes);
 
-  /** The mix for `key`, composed by `compose` unless live; a throw fails every waiter, pools nothing. */
-  async acquire(key: string, compose: () => ComposedMix): Promise<{ mix: ComposedMix; release(): void }> {
-    const lease = await this.live.acquire(key, compose);
-    return { mix: lease.value, release: lease.release };
+  /**
+   * The mix for `key`, composed by `compose` unless live (`compose` gets the allocator of reused
+   * buffers: pass it to core's composeMix); a throw fails every waiter, pools nothing.
+   */
+  async acquire(key: string, compose: (alloc: (length: number) => Float32Array) => ComposedMix): Promise<PooledMix> {
+    const lease = await this.live.acquire(key, () => compose((length) => this.buffers.take(length)));
+    this.peakBytes = Math.max(this.peakBytes, this.live.stats().bytes);
+    return {
+      mix: lease.value,
+      release: lease.release,
+      hold: () => this.live.tryAcquire(key)?.release ?? (() => {}),
+    };
+  }
+
+  /** Gives a mix's arrays to the next compositions: only once nobody reads them (the pool's last lease released, or never pooled). */
+  recycle(mix: ComposedMix): void {
+    this.buffers.give([...mix.modules.values()].flatMap((m) => [m.at, m.bt]));
+  }
+
+  /** The free buffers kept for the next compositions. */
+  bufferStats(): FloatBufferPoolStats {
+    return this.buffers.stats();
   }
 
   get size(): number {
@@ -91,16 +129,21 @@ export async function resolveMix(
     if (failed) throw (failed as PromiseRejectedResult).reason;
     active.forEach((e, i) => checkCompatible(e.id, leases[i]!.adapter, manifest));
     let mix: ComposedMix;
+    let hold: () => () => void;
     try {
-      const shared = await pool.acquire(key, () => {
-        const composed = composeMix(active.map((e, i) => ({ adapter: leases[i]!.adapter, weight: e.weight })));
+      const shared = await pool.acquire(key, (alloc) => {
+        const composed = composeMix(active.map((e, i) => ({ adapter: leases[i]!.adapter, weight: e.weight })), { alloc });
         // Refused before it can join a batch (never pooled): ∞ in one row's factors must not meet other rows.
         const problem = loraFactorProblem(composed);
-        if (problem) throw new EngineError("unprocessable_entity_error", `the mix overflows float32 and cannot be served: ${problem}; lower the mix weights`);
+        if (problem) {
+          pool.recycle(composed);
+          throw new EngineError("unprocessable_entity_error", `the mix overflows float32 and cannot be served: ${problem}; lower the mix weights`);
+        }
         return composed;
       });
       releases.push(shared.release);
       mix = shared.mix;
+      hold = shared.hold;
     } catch (e) {
       if (e instanceof MixError) throw new EngineError("unprocessable_entity_error", `the mix cannot be composed: ${e.message}`);
       throw e;
@@ -108,7 +151,7 @@ export async function resolveMix(
     const mergeOnly = new Set(manifest.targets.filter((t) => t.mode === "merge-only").map((t) => t.module));
     const mergeOnlyModules = [...mix.modules.keys()].filter((m) => mergeOnly.has(m));
     if (mix.modules.size === 0) return { handle: null, release };
-    return { handle: { key, mix, mergeOnlyModules }, release };
+    return { handle: { key, mix, mergeOnlyModules, hold }, release };
   } catch (e) {
     release();
     throw e;
