@@ -160,7 +160,7 @@ export const heterogeneousBatching = modelCase({
           note: `${totalSteps} decode steps of ≈${B} rows, ${joined} rows joined, after one warm-up step (the bank's first fill); prefill steps included: ${((100 * all.packMs) / all.stepMs).toFixed(1)} % of all step time`,
         }),
         figure("3c churn: decode step", decodeMs / totalSteps, "ms"),
-        figure("3c churn: first fill of the resident chunks (warm-up step)", fillMs, "ms", { note: `all ${B} rows' per-row chunks packed once (what every step packed before lora-bank.ts)` }),
+        figure("3c churn: first fill of the resident chunks (warm-up step)", fillMs, "ms", { note: `the first decode step of the ${B} rows prefilled together: 0 when it reuses their prefill's feeds (the bank that prefill filled, lora-bank-pair.ts), else all ${B} rows' per-row chunks packed once` }),
       );
     }
     return { figures };
