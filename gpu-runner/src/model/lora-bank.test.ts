@@ -89,6 +89,38 @@ describe("resident per-row LoRA chunks (LoraChunkBank)", () => {
     expect(Array.from(f.rows.data as BigInt64Array, Number).sort()).toEqual([0, 1, 2, 3, 4]);
   });
 
+  it("a row leaving and another joining in one step: the newcomer is written into the leaver's slots, nothing moves", () => {
+    const bank = new LoraChunkBank();
+    const mods = Array.from({ length: 8 }, (_, i) => module(16, 600 + i)); // K = 16: one chunk each
+    const wide = module(32, 610); // two chunks at K = 16
+    const fedOf = (ms: ComposedModule[]) => ms.map((m, row) => ({ row, m }));
+    const x = Float32Array.from({ length: I }, (_, i) => 0.3 * i - 0.5);
+    const check = (fed: FedRow[]) => {
+      const got = bank.feed("m", fed, I, O);
+      const want = wantProducts(fed, fed.length, x);
+      rowProducts(got, fed.length, x).forEach((v, j) => expect(v).toBeCloseTo(want[j]!, 5));
+      return got;
+    };
+    check(fedOf(mods.slice(0, 6)));
+    const chunk = 16 * (I + O);
+    let before = bank.copiedFloats;
+    // Row 1 leaves, mods[6] joins: one chunk written into slot 1, no move.
+    const f = check(fedOf([mods[0]!, mods[2]!, mods[3]!, mods[4]!, mods[5]!, mods[6]!]));
+    expect(bank.copiedFloats - before).toBe(chunk);
+    expect(Number((f.rows.data as BigInt64Array)[1])).toBe(5);
+    // Two rows leave (slots 0 and 3), one two-chunk row joins into both; then a leave with no join moves one tail chunk.
+    before = bank.copiedFloats;
+    check(fedOf([mods[2]!, mods[4]!, mods[5]!, mods[6]!, wide]));
+    expect(bank.copiedFloats - before).toBe(2 * chunk);
+    before = bank.copiedFloats;
+    check(fedOf([mods[2]!, mods[5]!, mods[6]!, wide]));
+    expect(bank.copiedFloats - before).toBe(chunk);
+    // A newcomer wider than the holes is appended; the holes are closed by moving tail chunks.
+    before = bank.copiedFloats;
+    const g = check(fedOf([mods[5]!, mods[6]!, wide, module(32, 611)]));
+    expect(g.at.dims[0]).toBe(6);
+  });
+
   it("a batch filling row by row grows its buffers in place: nothing but the joining rows' chunks is ever copied", () => {
     const bank = new LoraChunkBank();
     const mods = Array.from({ length: 40 }, (_, i) => module(8, 400 + i));

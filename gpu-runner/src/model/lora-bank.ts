@@ -4,9 +4,10 @@
  *
  * Per module the bank holds one buffer pair Aᵗ [capacity, in, K] / Bᵗ [capacity, K, out] whose
  * first N chunk slots are live (a compact prefix, fed to ONNX Runtime as views: no copy on the
- * node backend). A mix's module that stays in the batch keeps its slots; one that leaves frees them
- * and the tail's chunks move into the holes (O(freed chunks)); one that joins writes its chunks at
- * the end (O(its bytes)). The small `rows` tensor [N] (each chunk's batch row) is kept too and
+ * node backend). A mix's module that stays in the batch keeps its slots; one that leaves frees them;
+ * one that joins writes its chunks into the holes of rows that left in the same step when they fit
+ * (churn: a leave and a join cost one write), else at the end (O(its bytes)); holes left unfilled
+ * take the tail's chunks (O(freed chunks)). The small `rows` tensor [N] (each chunk's batch row) is kept too and
  * rewritten only where a slot's row changed (rows shift when others leave). K stays fixed while it feeds at most
  * REBUILD_COST_RATIO × the columns of the best K for the current ranks (then the module is rebuilt
  * once with the best K), so churn does not flip K and rewrite everything.
@@ -84,34 +85,54 @@ class ModuleBank {
       if (list) list.push(f.row);
       else wanted.set(f.m, [f.row]);
     }
-    // Free what left (or occurs fewer times now).
-    const freed: Resident[] = [];
+    // Free what left (or occurs fewer times now): its slots become holes, filled below.
+    let holes: number[] = [];
     for (const [m, list] of this.residents) {
       const keep = wanted.get(m)?.length ?? 0;
-      while (list.length > keep) freed.push(list.pop()!);
+      while (list.length > keep) holes.push(...this.release(list.pop()!));
       if (list.length === 0) this.residents.delete(m);
     }
-    this.free(freed);
     // K: kept while good enough for the current ranks.
     const ranks = fed.map((f) => f.m.rank);
     const best = chooseChunkWidth(ranks);
-    if (this.n === 0) this.k = best;
-    else if (chunkCost(ranks, this.k) > REBUILD_COST_RATIO * chunkCost(ranks, best)) {
+    if (this.n === holes.length) {
       this.clear();
+      holes = [];
+      this.k = best;
+    } else if (chunkCost(ranks, this.k) > REBUILD_COST_RATIO * chunkCost(ranks, best)) {
+      this.clear();
+      holes = [];
       this.k = best;
     }
-    // Place rows: residents that stayed take their (possibly shifted) row, newcomers are written
-    // (room for all of them reserved at once: one growth, not one per newcomer).
-    let joining = 0;
-    for (const [m, rows] of wanted) joining += Math.max(0, rows.length - (this.residents.get(m)?.length ?? 0)) * Math.ceil(m.rank / this.k);
-    this.reserve(this.n + joining);
+    // Place rows: residents that stayed take their (possibly shifted) row; newcomers are written into
+    // the holes of the rows that left when their chunks fit there (a leave and a join cost one write,
+    // no move), then the holes left are closed by moving tail chunks in, then the other newcomers are
+    // written at the end (room for all of them reserved at once: one growth, not one per newcomer).
+    const appended: Array<{ m: ComposedModule; resident: Resident }> = [];
+    holes.sort((a, b) => b - a); // lowest last: taken first
     for (const [m, rows] of wanted) {
       let list = this.residents.get(m);
       if (!list) this.residents.set(m, (list = []));
       rows.forEach((row, j) => {
-        if (j < list.length) list[j]!.row = row;
-        else list.push(this.write(m, row));
+        if (j < list.length) {
+          list[j]!.row = row;
+          return;
+        }
+        const resident: Resident = { m, slots: [], row };
+        list.push(resident);
+        const count = Math.ceil(m.rank / this.k);
+        if (count <= holes.length) this.write(m, resident, holes.splice(holes.length - count, count).reverse());
+        else appended.push({ m, resident });
       });
+    }
+    this.compact(holes);
+    let joining = 0;
+    for (const { m } of appended) joining += Math.ceil(m.rank / this.k);
+    this.reserve(this.n + joining);
+    for (const { m, resident } of appended) {
+      const count = Math.ceil(m.rank / this.k);
+      this.write(m, resident, Array.from({ length: count }, (_, c) => this.n + c));
+      this.n += count;
     }
     this.shrinkIfSparse();
     const I = this.inF;
@@ -154,14 +175,15 @@ class ModuleBank {
     this.n = 0;
   }
 
-  /** Frees residents' slots and keeps [0, n) compact: live tail chunks move into the holes. */
-  private free(freed: readonly Resident[]): void {
-    if (freed.length === 0) return;
-    const holes: number[] = [];
-    for (const r of freed) for (const s of r.slots) {
-      holes.push(s);
-      this.owner[s] = undefined;
-    }
+  /** A resident's slots, now owned by nobody (holes until filled or compacted). */
+  private release(r: Resident): number[] {
+    for (const s of r.slots) this.owner[s] = undefined;
+    return r.slots;
+  }
+
+  /** Keeps [0, n) compact after `holes` were freed: live tail chunks move into the holes. */
+  private compact(holes: number[]): void {
+    if (holes.length === 0) return;
     holes.sort((a, b) => a - b);
     const newN = this.n - holes.length;
     let tail = this.n - 1;
@@ -188,41 +210,40 @@ class ModuleBank {
   }
 
   /**
-   * Appends m's chunks at width K as a new resident of `row` (room reserved by the caller).
-   * Semantics: chunk c at slot s: at[s, x, j] = m.at[x, cK + j] and bt[s, j, y] = m.bt[cK + j, y]
-   * for cK + j < r, else 0 (as chunkBlock, written in place: no intermediate block).
+   * Writes m's ⌈r/K⌉ chunks at width K into `slots` (chunk c into slots[c]; room ensured by the caller)
+   * as `resident`'s. Semantics: chunk c at slot s: at[s, x, j] = m.at[x, cK + j] and
+   * bt[s, j, y] = m.bt[cK + j, y] for cK + j < r, else 0 (as chunkBlock, written in place: no intermediate block).
    */
-  private write(m: ComposedModule, row: number): Resident {
+  private write(m: ComposedModule, resident: Resident, slots: readonly number[]): void {
     const K = this.k;
     const I = this.inF;
     const O = this.outF;
     const r = m.rank;
-    const count = Math.ceil(r / K);
-    const first = this.n;
+    const count = slots.length;
     const at = this.at;
     const src = m.at;
-    if (K === r) at.set(src, first * I * K);
+    if (K === r) at.set(src, slots[0]! * I * K);
     else {
       // Chunk by chunk, its rows written in order: chunk c row x = Aᵗ row x, columns [cK, cK + width).
       for (let c = 0; c < count; c++) {
         const cK = c * K;
         const width = Math.min(K, r - cK);
-        const d = (first + c) * I * K;
+        const d = slots[c]! * I * K;
         if (width === K) copyColumns(at, d, K, src, cK, r, I, K);
         else copyColumnsPadded(at, d, K, src, cK, r, I, width);
       }
     }
-    // Bᵗ's rows in order are the chunks' rows in order: one copy, then the last chunk's zero tail.
-    this.bt.set(m.bt, first * K * O);
-    this.bt.fill(0, (first * K + r) * O, (first + count) * K * O);
-    const resident: Resident = { m, slots: [], row };
-    for (let c = 0; c < count; c++) {
-      this.owner[first + c] = resident;
-      resident.slots.push(first + c);
+    // Bᵗ: chunk c holds rows [cK, cK + width) — one copy per run of consecutive slots — then the last chunk's zero tail.
+    for (let c = 0; c < count; ) {
+      let end = c + 1;
+      while (end < count && slots[end] === slots[end - 1]! + 1) end++;
+      this.bt.set(m.bt.subarray(c * K * O, Math.min(r, end * K) * O), slots[c]! * K * O);
+      c = end;
     }
-    this.n += count;
+    this.bt.fill(0, (slots[count - 1]! * K + r - (count - 1) * K) * O, (slots[count - 1]! + 1) * K * O);
+    for (const s of slots) this.owner[s] = resident;
+    resident.slots.push(...slots);
     this.copiedFloats += count * K * (I + O);
-    return resident;
   }
 
   /**
