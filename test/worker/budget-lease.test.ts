@@ -69,8 +69,11 @@ describe("leased limits", () => {
     expect(await today(a.id)).toEqual({ requests: 1, prompt: 20, completion: 4, reserved: 100 });
     trips.length = 0;
     await afterResponseSettled(); // the flush 1 s after the first request, and the lease given back once idle
-    // One write of the four requests' usage; then the lease (free tokens, unused slots) given back.
-    expect(trips).toHaveLength(2);
+    // The four requests' usage in one write, the lease (free tokens, unused slots) given back in it or
+    // in one more: the flush 1 s after the first request writes both when the isolate has been idle
+    // for 1 s by then (a late timer on a loaded machine), else the usage, and the lease 1 s later.
+    expect(trips.length).toBeGreaterThanOrEqual(1);
+    expect(trips.length).toBeLessThanOrEqual(2);
     expect(await today(a.id)).toEqual({ requests: 5, prompt: 100, completion: 20, reserved: 0 });
     expect(await minuteCount(a.id)).toBe(5);
   }, TIMEOUT_MS);
