@@ -15,7 +15,8 @@ import { loadModel } from "../../gpu-runner/src/model/index.js";
 /**
  * Case 10 "LoRA tax": base-only decode (no row has a mix) on the serving model ÷ a LoRA-free graph
  * of the same weights built independently (the builder with lora: false), interleaved. Beside it,
- * the serving graph with its LoRA inputs fed at R = 0 (what base batches paid before the LoRA-free twin).
+ * the serving graph with its LoRA inputs fed at R = 0 (what base batches paid before the LoRA-free twin), and an
+ * A/A figure: a second session of the control graph ÷ the control, i.e. how far two sessions of one graph differ here.
  */
 export const loraTax: BenchCase = {
   id: "10",
@@ -26,18 +27,23 @@ export const loraTax: BenchCase = {
     const serving = await loadBenchModel(ctx.modelId);
     // The full LoRA graph for every step: no LoRA-free twin, no pruned variants (lora-variants.ts).
     const loraGraph = await loadModel(await ensureModel(ctx.modelId), { backend: "node", threads: THREADS, plainSession: false, loraVariants: "off" });
-    ctx.progress("building the LoRA-free control graph from the same checkpoint");
+    ctx.progress("building the LoRA-free control graph (twice: control and control′) from the same checkpoint");
     const built = buildLlamaGraph(seededLlamaCheckpoint(preset.config, preset.seed), { lora: false });
-    const control: BaseModel = await createOnnxModel({
-      backend: await loadBackend("node"),
-      manifest: { ...serving.manifest, targets: serving.manifest.targets.map((t) => ({ ...t, mode: "merge-only" as const })) },
-      spec: built.spec,
-      graph: built.graph,
-      weights: built.weights,
-      tokenizer: serving.tokenizer,
-      sessionOptions: { threads: THREADS },
-      plainSession: false,
-    });
+    const loraFree = async (): Promise<BaseModel> =>
+      createOnnxModel({
+        backend: await loadBackend("node"),
+        manifest: { ...serving.manifest, targets: serving.manifest.targets.map((t) => ({ ...t, mode: "merge-only" as const })) },
+        spec: built.spec,
+        graph: built.graph,
+        weights: built.weights,
+        tokenizer: serving.tokenizer,
+        sessionOptions: { threads: THREADS },
+        plainSession: false,
+      });
+    const control = await loraFree();
+    // The same LoRA-free session opened a second time: its ratio to control (A/A) is what two sessions of one graph
+    // differ by here (placement of ONNX Runtime's weight copy and arena), the noise floor of the tax figure.
+    const controlPrime = await loraFree();
     const figures: Figure[] = [];
     try {
       for (const B of ctx.quick ? [1] : [1, 8]) {
@@ -48,6 +54,7 @@ export const loraTax: BenchCase = {
           serving: await prefillCaches(serving, prompts, none),
           loraGraph: await prefillCaches(loraGraph, prompts, none),
           control: await prefillCaches(control, prompts, none),
+          controlPrime: await prefillCaches(controlPrime, prompts, none),
         };
         ctx.progress(`batch ${B}: ${steps} base decode steps, serving vs LoRA graph at R = 0 vs LoRA-free control`);
         const r = await interleave(
@@ -55,13 +62,16 @@ export const loraTax: BenchCase = {
             serving: () => decodeTokensPerSecond(serving, caches.serving, none, steps),
             loraGraph: () => decodeTokensPerSecond(loraGraph, caches.loraGraph, none, steps),
             control: () => decodeTokensPerSecond(control, caches.control, none, steps),
+            controlPrime: () => decodeTokensPerSecond(controlPrime, caches.controlPrime, none, steps),
           },
           ctx,
         );
         const tax = pairedRatio(r.serving.samples, r.control.samples);
         const before = pairedRatio(r.loraGraph.samples, r.control.samples);
+        const aa = pairedRatio(r.controlPrime.samples, r.control.samples);
         figures.push(
           figure(`batch ${B} base decode serving ÷ LoRA-free graph tok/s`, tax.median, "×", { stats: tax, goal: { op: ">=", target: 0.97 }, note: "base steps run the LoRA-free twin session (strip-lora.ts)" }),
+          figure(`batch ${B} LoRA-free control′ ÷ control tok/s (A/A: the same graph in two sessions)`, aa.median, "×", { stats: aa, note: "how far two sessions of one graph differ in this run (session placement), beside the tax" }),
           figure(`batch ${B} LoRA graph at R = 0 ÷ LoRA-free graph tok/s`, before.median, "×", { stats: before, note: "what base batches paid with the LoRA inputs fed empty" }),
           figure(`batch ${B} serving base decode`, r.serving.stats.median, "tok/s", { stats: r.serving.stats }),
           figure(`batch ${B} LoRA-free control`, r.control.stats.median, "tok/s", { stats: r.control.stats }),
@@ -69,6 +79,7 @@ export const loraTax: BenchCase = {
       }
       return { figures };
     } finally {
+      await controlPrime.dispose();
       await control.dispose();
       await loraGraph.dispose();
       await serving.dispose();
