@@ -8,6 +8,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { utcDay } from "../../workers/src/util/time.js";
 import { afterResponseSettled } from "../../workers/src/util/after-response.js";
+import { ledgerFor, RUNNING_WORK_STALE_MS, track } from "../../workers/src/limits/isolate-ledger.js";
 import { MODEL, useFakeRunners } from "./fake-runner.js";
 import { callJson, callRaw, countD1Trips, expectError, LEASED, newTenant } from "./helpers.js";
 
@@ -120,5 +121,41 @@ describe("leased limits", () => {
     expect(refused.body.error.message).toContain("per minute");
     await afterResponseSettled();
     expect((await today(c.id)).requests).toBe(31);
+  }, TIMEOUT_MS);
+
+  it("a refill or flush left hanging by a cancelled request holds the tenant's later requests up for at most RUNNING_WORK_STALE_MS", async () => {
+    // On Cloudflare a request's pending I/O is cancelled when its client leaves (and waitUntil work 30 s after
+    // its response): a D1 promise it started may then never settle. Simulated (it cannot be produced locally:
+    // workerd runs such work to its end) by refills and flushes that never settle.
+    const a = await newTenant("h");
+    await awayFromMinuteEnd();
+    const ledger = ledgerFor(a.id, utcDay(Date.now()));
+    ledger.refill = track(new Promise(() => {}), Date.now() - RUNNING_WORK_STALE_MS); // stale already
+    expect((await complete(a.key)).status).toBe(200);
+    const hanging = track(new Promise(() => {}), Date.now() - RUNNING_WORK_STALE_MS + 300); // stale 300 ms from now
+    ledger.flushing = hanging;
+    // 85 tokens: more than the lease holds (76 free), so its refill first waits for the flush being written.
+    const t0 = Date.now();
+    const big = await callRaw("/v1/completions", { key: a.key, json: { ...json, prompt: "x".repeat(80) }, vars: LEASED });
+    expect(big.status).toBe(200);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(250);
+    await afterResponseSettled();
+    expect(await today(a.id)).toMatchObject({ requests: 2, prompt: 100, completion: 8 });
+  }, TIMEOUT_MS);
+
+  it("usage whose waiting flush was lost (its request's waitUntil cancelled) is written by the next settlement on the isolate, at once", async () => {
+    const a = await newTenant("f");
+    await awayFromMinuteEnd();
+    expect((await complete(a.key)).status).toBe(200);
+    const ledger = ledgerFor(a.id, utcDay(Date.now()));
+    // Its flush, due 1 s from now, is waited for under its request's waitUntil: make that waiter find nothing due,
+    // then leave the usage due in the past with nobody waiting for it (what a cancelled waitUntil leaves behind).
+    ledger.flushDue = Date.now() + 3_600_000;
+    await new Promise((r) => setTimeout(r, 1_200));
+    expect(await today(a.id)).toMatchObject({ requests: 0 });
+    ledger.flushDue = Date.now() - 1;
+    expect((await complete(a.key)).status).toBe(200);
+    await afterResponseSettled();
+    expect(await today(a.id)).toMatchObject({ requests: 2, prompt: 40, completion: 8, reserved: 0 });
   }, TIMEOUT_MS);
 });

@@ -1,7 +1,7 @@
 // The accounting of one isolate's lease of a tenant's limits (workers/src/limits/isolate-ledger.ts),
 // without D1: what requests take and give back, and what a flush writes and gives back.
 import { describe, expect, it } from "vitest";
-import { IsolateLedger } from "../../workers/src/limits/isolate-ledger.js";
+import { IsolateLedger, track, waitForRunning } from "../../workers/src/limits/isolate-ledger.js";
 
 const MINUTE = 29_000_000;
 const T0 = MINUTE * 60_000 + 1_000;
@@ -56,5 +56,20 @@ describe("IsolateLedger", () => {
     expect(idle.usage.requests).toBe(0); // the second request's usage went with the previous flush
     expect(ledger.held).toBe(0);
     expect(ledger.empty).toBe(true);
+  });
+
+  it("waitForRunning: waits for another request's refill or flush until it settles (even by failing), at most until it is stale", async () => {
+    expect(waitForRunning(null)).toBeNull();
+    let resolve!: () => void;
+    const settling = track(new Promise<void>((r) => (resolve = r)));
+    const waiting = waitForRunning(settling, Date.now(), 60_000)!;
+    resolve();
+    await waiting;
+    await waitForRunning(track(Promise.reject(new Error("D1 failed"))), Date.now(), 60_000);
+    const never = track(new Promise(() => {}));
+    const t0 = Date.now();
+    await waitForRunning(never, t0, 80); // gives up once stale
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(70);
+    expect(waitForRunning(never, t0 + 80, 80)).toBeNull(); // stale: the caller goes ahead on its own
   });
 });

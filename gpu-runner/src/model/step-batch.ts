@@ -224,7 +224,7 @@ export function packChunks(fed: readonly FedRow[], I: number, O: number, rowTens
 
 /**
  * The shared path's Ac [in, Rc] / Bc [Rc, out]: the unique mixes' factors side by side along the
- * rank axis. One mix alone is its own Aᵗ/Bᵗ (no copy: mixes are immutable).
+ * rank axis. One mix alone is its own Aᵗ/Bᵗ (no copy: a mix is not written while a step reads it — its arrays go back to the buffer pool only when its last lease is released, at `reap()` after the step).
  * Semantics: ac[x, off_u + c] = u.at[x, c], bc[off_u + c, y] = u.bt[c, y], off_u = Σ ranks before u.
  * Cost: O(Σ (in + out)·r) float copies for ≥ 2 mixes, none for one.
  */

@@ -7,7 +7,7 @@ import type { Env } from "../env.js";
 import { tooManyRequests } from "../errors/api-error.js";
 import { secondsUntilUtcMidnight, utcDay } from "../util/time.js";
 import { leaseSettings, tenantLimits } from "./config.js";
-import { existingLedger, ledgerFor, type IsolateLedger } from "./isolate-ledger.js";
+import { existingLedger, ledgerFor, track, waitForRunning, type IsolateLedger } from "./isolate-ledger.js";
 import { rateWindowStatements } from "./rate-limit.js";
 import { BudgetReservation } from "./reservation.js";
 
@@ -37,7 +37,8 @@ import { BudgetReservation } from "./reservation.js";
  * another isolate then cannot use, until it goes idle (USAGE_FLUSH_MS after its last request:
  * limits/reservation.ts gives the lease back) — or until the UTC day (minute) ends when it dies
  * holding them. The caller settles the reservation once when the request ends (BudgetReservation).
- * Requests of one isolate wait for a refill in flight rather than starting their own.
+ * Requests of one isolate wait for a refill in flight rather than starting their own (for at most
+ * RUNNING_WORK_STALE_MS: a refill whose request was cancelled is then given up on).
  */
 export async function admitRequest(
   env: Env,
@@ -55,17 +56,20 @@ export async function admitRequest(
     if (ledger.tryTake(tokens, minute, now)) {
       return new BudgetReservation(db, ledger, tokens, { flushMs: lease.flushMs, schedule: opts.schedule }, opts.requestId);
     }
-    const running = ledger.refill ?? ledger.flushing;
+    const running = waitForRunning(ledger.refill) ?? waitForRunning(ledger.flushing);
     if (running) {
-      await running.catch(() => undefined);
+      await running;
       continue;
     }
     const refill = refillLease(db, ledger, { tenantId: tenant.id, ...limits, ...lease }, tokens, now);
-    ledger.refill = refill;
+    const work = track(refill);
+    ledger.refill = work;
+    // Kept alive past this request's own end (its client may leave mid-refill), so the requests waiting for it are not left hanging.
+    opts.schedule(refill.catch(() => undefined));
     try {
       await refill;
     } finally {
-      ledger.refill = null;
+      if (ledger.refill === work) ledger.refill = null;
     }
   }
 }

@@ -27,12 +27,19 @@ export class IsolateLedger {
   inFlight = 0;
   lastTakenAt = 0;
   pending = emptyPending();
-  /** The gate's D1 refill running for this ledger (one at a time; other requests wait for it). */
-  refill: Promise<unknown> | null = null;
+  /**
+   * The gate's D1 refill running for this ledger (one at a time; other requests wait for it, at most
+   * until it is stale: `runningWork`).
+   */
+  refill: RunningWork | null = null;
   /** The flush being written (a refill waits for it: its given-back tokens are then in D1). */
-  flushing: Promise<void> | null = null;
-  /** The coalesced flush waiting to run (one at a time). */
-  scheduled: Promise<void> | null = null;
+  flushing: RunningWork | null = null;
+  /**
+   * When the pending usage is due to be written (epoch ms), or null when nothing waits for a flush.
+   * A timestamp, not a promise: each settlement waits for it under its own request's waitUntil
+   * (limits/reservation.ts), so no request's lifetime carries another's flush.
+   */
+  flushDue: number | null = null;
 
   constructor(
     readonly tenantId: string,
@@ -163,7 +170,46 @@ export function existingLedger(tenantId: string, day: string): IsolateLedger | u
 /** Drops a ledger that holds nothing any more (after a flush gave its lease back). */
 export function dropIfEmpty(ledger: IsolateLedger): void {
   const key = `${ledger.tenantId}|${ledger.day}`;
-  if (ledger.empty && !ledger.refill && !ledger.scheduled && ledgers.get(key) === ledger) ledgers.delete(key);
+  if (ledger.empty && !ledger.refill && ledger.flushDue === null && ledgers.get(key) === ledger) ledgers.delete(key);
+}
+
+/** A D1 round trip that other requests of the isolate wait for: the promise and when it started. */
+export interface RunningWork {
+  promise: Promise<unknown>;
+  since: number;
+}
+
+/**
+ * How long another request waits for a refill or flush started by someone else before treating it
+ * as lost. On Cloudflare a request's pending I/O can be cancelled (its client went away, its
+ * waitUntil ran past 30 s): a promise it started may then never settle, and waiting for it would
+ * hang every later request of the tenant on this isolate. A D1 round trip takes milliseconds.
+ */
+export const RUNNING_WORK_STALE_MS = 10_000;
+
+/** Starts tracking `promise` as running work (see `runningWork`). */
+export function track(promise: Promise<unknown>, now = Date.now()): RunningWork {
+  return { promise, since: now };
+}
+
+/**
+ * What to wait for before looking again, for a request that needs `work` done: its promise (errors
+ * ignored), or at most until it turns stale; null when there is none or it is stale already (the
+ * caller then goes ahead on its own).
+ */
+export function waitForRunning(work: RunningWork | null, now = Date.now(), staleMs = RUNNING_WORK_STALE_MS): Promise<void> | null {
+  if (!work) return null;
+  const left = work.since + staleMs - now;
+  if (left <= 0) return null;
+  let timer: ReturnType<typeof setTimeout> | null = null;
+  const stale = new Promise<void>((resolve) => (timer = setTimeout(resolve, left)));
+  const settled = work.promise.then(
+    () => undefined,
+    () => undefined,
+  );
+  return Promise.race([settled, stale]).finally(() => {
+    if (timer !== null) clearTimeout(timer);
+  });
 }
 
 /** Forgets every ledger of this isolate (tests: storage is reset between them). */

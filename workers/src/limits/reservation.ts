@@ -4,7 +4,7 @@ import { usesIncrement } from "../adapters/queries.js";
 import type { Db } from "../db/client.js";
 import { usageDaily } from "../db/schema.js";
 import { log } from "../logging/log.js";
-import { dropIfEmpty, type IsolateLedger, type LedgerFlush } from "./isolate-ledger.js";
+import { dropIfEmpty, track, waitForRunning, type IsolateLedger, type LedgerFlush } from "./isolate-ledger.js";
 import { giveBackSlots } from "./rate-limit.js";
 
 /** What one request is billed for. */
@@ -72,33 +72,50 @@ export class BudgetReservation {
   }
 }
 
-/** Runs the ledger's flush `flushMs` from now, unless one is already waiting (it then carries this settlement too). */
-function scheduleFlush(db: Db, ledger: IsolateLedger, policy: FlushPolicy, requestId?: string): void {
-  if (ledger.scheduled) return;
-  const waiting = new Promise((resolve) => setTimeout(resolve, policy.flushMs)).then(() => {
-    ledger.scheduled = null;
-    return flushLedger(db, ledger, policy, requestId);
+/**
+ * Longest time one request's waitUntil keeps looking again at a lease it kept (Cloudflare cancels
+ * waitUntil work 30 s after the response): past it, the next settlement on the isolate carries the
+ * flush (every request that takes from the lease settles or releases it, and so schedules one).
+ */
+const FLUSH_CHAIN_MS = 20_000;
+
+/**
+ * Makes the ledger's pending usage due `flushMs` from now (or keeps an earlier due time), and waits
+ * for it under this request's own waitUntil: whichever waiting request wakes first at the due time
+ * writes the flush, the others find nothing due. No promise is shared between requests.
+ */
+function scheduleFlush(db: Db, ledger: IsolateLedger, policy: FlushPolicy, requestId?: string, chainStart = Date.now()): void {
+  const now = Date.now();
+  if (ledger.flushDue === null) ledger.flushDue = now + policy.flushMs;
+  const due = ledger.flushDue;
+  const waiting = new Promise((resolve) => setTimeout(resolve, Math.max(0, due - now))).then(() => {
+    if (ledger.flushDue === null || Date.now() < ledger.flushDue) return; // written already, or due later (its setter waits for it)
+    return flushLedger(db, ledger, policy, requestId, chainStart);
   });
-  ledger.scheduled = waiting;
   policy.schedule(waiting);
 }
 
 /**
- * Writes what the ledger has pending (after any flush already being written): one batch. A
- * lease kept because the isolate was not idle is looked at again `flushMs` later, so it is given
- * back within about two `flushMs` of the isolate's last request.
+ * Writes what the ledger has pending (after any flush already being written, unless that one is
+ * stale): one batch. A lease kept because the isolate was not idle is looked at again `flushMs`
+ * later, so it is given back within about two `flushMs` of the isolate's last request.
  */
-async function flushLedger(db: Db, ledger: IsolateLedger, policy: FlushPolicy, requestId?: string): Promise<void> {
-  while (ledger.flushing) await ledger.flushing;
+async function flushLedger(db: Db, ledger: IsolateLedger, policy: FlushPolicy, requestId?: string, chainStart = Date.now()): Promise<void> {
+  for (let wait = waitForRunning(ledger.flushing); wait; wait = waitForRunning(ledger.flushing)) await wait;
+  ledger.flushDue = null;
   const work = ledger.takeFlush(Date.now(), policy.flushMs);
   const writing = writeFlush(db, ledger, work, requestId);
-  ledger.flushing = writing;
+  const running = track(writing);
+  ledger.flushing = running;
   try {
     await writing;
   } finally {
-    ledger.flushing = null;
+    if (ledger.flushing === running) ledger.flushing = null;
   }
-  if (work.leaseKept && policy.flushMs > 0) scheduleFlush(db, ledger, policy, requestId);
+  if (work.leaseKept && policy.flushMs > 0) {
+    if (Date.now() - chainStart < FLUSH_CHAIN_MS) scheduleFlush(db, ledger, policy, requestId, chainStart);
+    else ledger.flushDue ??= Date.now() + policy.flushMs; // the next settlement here waits for it
+  }
   dropIfEmpty(ledger);
 }
 
