@@ -81,6 +81,8 @@ describe("gpu-runner process: generation", () => {
     expect(await metricValue(runner.url, "loraedge_runner_mix_compositions_total", { model: MODEL })).toBeGreaterThanOrEqual(1);
     expect(await metricValue(runner.url, "loraedge_runner_composed_mixes", { model: MODEL })).toBe(0);
     expect(await metricValue(runner.url, "loraedge_runner_composed_mix_bytes", { model: MODEL })).toBe(0);
+    // Its arrays wait in the free buffers for the next composition (dropped after 30 s with no mix live).
+    expect(await metricValue(runner.url, "loraedge_runner_mix_buffer_pool_bytes", { model: MODEL })).toBeGreaterThan(0);
   });
 
   it("echo + logprobs with max_tokens 0 scores the prompt like the reference", async () => {

@@ -149,6 +149,27 @@ describe("resolveMix", () => {
     w.release();
   });
 
+  it("the free buffers are dropped once no mix has been live for idleReleaseMs (a spike is not held for good); a mix acquired meanwhile keeps them", async () => {
+    const { p } = provider({ a });
+    const pool = new ComposedMixPool(60);
+    const mixA = [{ id: "a", sha256: sha("a"), weight: 0.5 }];
+    const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+    (await resolveMix(mixA, manifest, p, pool)).release();
+    expect(pool.bufferStats().freeBuffers).toBe(2);
+    await sleep(30);
+    const again = await resolveMix(mixA, manifest, p, pool); // reuses the free buffers, cancels the release
+    expect(pool.bufferStats()).toMatchObject({ freeBuffers: 0, reused: 2 });
+    await sleep(90);
+    expect(pool.stats().entries).toBe(1); // live all along: nothing to drop
+    again.release();
+    expect(pool.bufferStats().freeBuffers).toBe(2);
+    await sleep(120);
+    expect(pool.bufferStats()).toMatchObject({ freeBuffers: 0, freeBytes: 0 });
+    // The peak is forgotten too: the next mix's arrays, once released, are kept again within the new peak.
+    (await resolveMix(mixA, manifest, p, pool)).release();
+    expect(pool.bufferStats().freeBuffers).toBe(2);
+  });
+
   it("refuses a mix_key that disagrees with the entries (400) before leasing anything; accepts core's key", async () => {
     const { p, pins } = provider({ a });
     const entries = [{ id: "a", sha256: sha("a"), weight: 1 }];

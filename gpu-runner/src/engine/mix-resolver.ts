@@ -42,6 +42,9 @@ export interface PooledMix {
   hold(): () => void;
 }
 
+/** How long the composed-mix pool keeps free buffers once no mix is live (ComposedMixPool). */
+export const MIX_BUFFERS_IDLE_RELEASE_MS = 30_000;
+
 /**
  * Composed mixes shared by the requests that use them at the same time (one Aᵗ/Bᵗ copy per
  * live mix instead of one per request): the runner's leased LRU with a budget of 0, so a mix is
@@ -49,12 +52,22 @@ export interface PooledMix {
  * last lease is released. A dropped mix's arrays go to `buffers` (cache/float-buffer-pool.ts),
  * which `compose` receives as its allocator: the next mixes are composed into them instead of
  * fresh memory. Free buffers + live mixes stay within the most live mix bytes ever held at once
- * (the pool never makes the runner hold more than its busiest moment did).
+ * (the pool never makes the runner hold more than its busiest moment did), and are dropped once no
+ * mix has been live for MIX_BUFFERS_IDLE_RELEASE_MS (the peak is then forgotten too).
  * Whoever reads a mix's arrays holds a lease (the requests running it; `hold` for anyone else):
  * once the last is released the arrays belong to the next composition.
  */
 export class ComposedMixPool {
   private peakBytes = 0;
+  /** Gives the free buffers back once no mix has been live for `idleReleaseMs` (a timer, unref'd). */
+  private idleTimer: ReturnType<typeof setTimeout> | null = null;
+
+  /**
+   * @param idleReleaseMs once no mix is live for this long, the free buffers are dropped and the
+   *   peak forgotten: a spike (64 distinct mixes: ≈ 2.2 GB on loraedge-small) is not held for good.
+   */
+  constructor(private readonly idleReleaseMs = MIX_BUFFERS_IDLE_RELEASE_MS) {}
+
   private readonly live: LeasedLru<ComposedMix> = new LeasedLru<ComposedMix>({
     budgetBytes: 0,
     sizeOf: composedMixBytes,
@@ -67,6 +80,7 @@ export class ComposedMixPool {
    * buffers: pass it to core's composeMix); a throw fails every waiter, pools nothing.
    */
   async acquire(key: string, compose: (alloc: (length: number) => Float32Array) => ComposedMix): Promise<PooledMix> {
+    this.cancelIdleRelease();
     const lease = await this.live.acquire(key, () => compose((length) => this.buffers.take(length)));
     this.peakBytes = Math.max(this.peakBytes, this.live.stats().bytes);
     return {
@@ -79,6 +93,23 @@ export class ComposedMixPool {
   /** Gives a mix's arrays to the next compositions: only once nobody reads them (the pool's last lease released, or never pooled). */
   recycle(mix: ComposedMix): void {
     this.buffers.give([...mix.modules.values()].flatMap((m) => [m.at, m.bt]));
+    if (this.live.size === 0) this.scheduleIdleRelease();
+  }
+
+  private scheduleIdleRelease(): void {
+    this.cancelIdleRelease();
+    this.idleTimer = setTimeout(() => {
+      this.idleTimer = null;
+      if (this.live.size > 0) return;
+      this.buffers.clear();
+      this.peakBytes = 0;
+    }, this.idleReleaseMs);
+    this.idleTimer.unref?.();
+  }
+
+  private cancelIdleRelease(): void {
+    if (this.idleTimer !== null) clearTimeout(this.idleTimer);
+    this.idleTimer = null;
   }
 
   /** The free buffers kept for the next compositions. */

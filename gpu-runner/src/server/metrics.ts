@@ -106,6 +106,11 @@ export class RunnerMetrics {
     for (const [name, type, help, pick] of mixMetrics) {
       out.metric(name, type, help, mixes.map((m) => ({ labels: { model: m.model }, value: pick(m.value) })));
     }
+    const mixBuffers = perModel((e) => e.mixes.bufferStats());
+    out.metric("loraedge_runner_mix_buffer_pool_bytes", "gauge", "Free buffers of composed mixes that left, kept for the next compositions (dropped after 30 s with no mix live).",
+      mixBuffers.map((m) => ({ labels: { model: m.model }, value: m.value.freeBytes })));
+    out.metric("loraedge_runner_mix_buffer_reuses_total", "counter", "Compositions' arrays taken from the free buffers instead of fresh memory.",
+      mixBuffers.map((m) => ({ labels: { model: m.model }, value: m.value.reused })));
 
     if (adapters) {
       const a = adapters.stats();
