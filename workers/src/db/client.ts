@@ -1,3 +1,4 @@
+import type { BatchItem } from "drizzle-orm/batch";
 import { drizzle, type DrizzleD1Database } from "drizzle-orm/d1";
 import * as schema from "./schema.js";
 
@@ -19,4 +20,10 @@ export function createDb(d1: D1Database): Db {
     handles.set(d1, db);
   }
   return db;
+}
+
+/** A batch built statement by statement (never empty), in drizzle's tuple type for `db.batch`. */
+export function batchOf(statements: BatchItem<"sqlite">[]): [BatchItem<"sqlite">, ...BatchItem<"sqlite">[]] {
+  if (statements.length === 0) throw new Error("empty D1 batch");
+  return statements as [BatchItem<"sqlite">, ...BatchItem<"sqlite">[]];
 }

@@ -1,11 +1,10 @@
 import { and, eq, sql } from "drizzle-orm";
-import type { BatchItem } from "drizzle-orm/batch";
 import type { AuthTenant } from "../app-env.js";
-import type { Db } from "../db/client.js";
+import { batchOf, type Db } from "../db/client.js";
 import { rateWindows, usageDaily } from "../db/schema.js";
 import type { Env } from "../env.js";
 import { tooManyRequests } from "../errors/api-error.js";
-import { secondsUntilUtcMidnight, utcDay } from "../util/time.js";
+import { minuteOf, secondsUntilUtcMidnight, utcDay } from "../util/time.js";
 import { leaseSettings, tenantLimits } from "./config.js";
 import { existingLedger, ledgerFor, track, waitForRunning, type IsolateLedger } from "./isolate-ledger.js";
 import { rateWindowStatements } from "./rate-limit.js";
@@ -51,7 +50,7 @@ export async function admitRequest(
   const limits = tenantLimits(env, tenant);
   const lease = leaseSettings(env);
   const ledger = ledgerFor(tenant.id, utcDay(now));
-  const minute = Math.floor(now / 60_000);
+  const minute = minuteOf(now);
   for (;;) {
     if (ledger.tryTake(tokens, minute, now)) {
       return new BudgetReservation(db, ledger, tokens, { flushMs: lease.flushMs, schedule: opts.schedule }, opts.requestId);
@@ -94,7 +93,7 @@ async function refillLease(
   tokens: number,
   now: number,
 ): Promise<void> {
-  const minute = Math.floor(now / 60_000);
+  const minute = minuteOf(now);
   const blocks = leaseBlocks(limits, limits);
   const slots = ledger.slotsOf(minute) < 1 ? blocks.slots : 0;
   const lacking = Math.max(0, tokens - ledger.free);
@@ -195,7 +194,7 @@ function assertWithinRate(tenantId: string, count: number, rpm: number, rate: { 
 
 /** 429 at once when this isolate already refused the tenant in the current minute. */
 export function refuseIfRateLimitedHere(tenantId: string, now = Date.now()): void {
-  const minute = Math.floor(now / 60_000);
+  const minute = minuteOf(now);
   const refused = refusedInMinute.get(tenantId);
   if (refused === undefined) return;
   if (refused !== minute) {
@@ -212,15 +211,9 @@ export function refuseIfRateLimitedHere(tenantId: string, now = Date.now()): voi
  */
 export async function countRefusedRequest(env: Env, db: Db, tenant: AuthTenant, now = Date.now()): Promise<void> {
   // A slot this isolate holds for the minute is already counted in D1: spending it counts the request.
-  if (existingLedger(tenant.id, utcDay(now))?.trySpendSlot(Math.floor(now / 60_000))) return;
+  if (existingLedger(tenant.id, utcDay(now))?.trySpendSlot(minuteOf(now))) return;
   const rpm = tenantLimits(env, tenant).rpm;
   const rate = rateWindowStatements(db, tenant.id, now);
   const [taken] = await db.batch([rate.take, rate.pruneOlder]);
   assertWithinRate(tenant.id, taken[0]?.count ?? 1, rpm, rate);
-}
-
-/** A batch built statement by statement (never empty here), in drizzle's tuple type. */
-function batchOf(statements: BatchItem<"sqlite">[]): [BatchItem<"sqlite">, ...BatchItem<"sqlite">[]] {
-  if (statements.length === 0) throw new Error("empty D1 batch");
-  return statements as [BatchItem<"sqlite">, ...BatchItem<"sqlite">[]];
 }

@@ -1,3 +1,5 @@
+import { minuteOf } from "../util/time.js";
+
 /**
  * What one isolate holds of one tenant's limits for one UTC day, so that the common request passes
  * the gate without a D1 round trip (limits/enforce.ts) and its usage is written in batches
@@ -111,7 +113,7 @@ export class IsolateLedger {
     this.pending = emptyPending();
     const idle = this.inFlight === 0 && now - this.lastTakenAt >= idleMs;
     const returnedTokens = idle ? Math.max(0, this.free) : 0;
-    const minute = Math.floor(now / 60_000);
+    const minute = minuteOf(now);
     const returnedSlots = idle ? this.slotsOf(minute) : 0;
     const billedTokens = usage.promptTokens + usage.completionTokens;
     this.held -= billedTokens + returnedTokens;

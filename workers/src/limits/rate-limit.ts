@@ -1,6 +1,7 @@
 import { and, eq, lt, sql } from "drizzle-orm";
 import type { Db } from "../db/client.js";
 import { rateWindows } from "../db/schema.js";
+import { minuteOf } from "../util/time.js";
 
 /**
  * Fixed-window request counter per tenant per UTC minute, kept in D1 so every isolate sees it.
@@ -10,7 +11,7 @@ import { rateWindows } from "../db/schema.js";
  * isolate leased and did not use. The statements are returned unsent, for the gate's one batch.
  */
 export function rateWindowStatements(db: Db, tenantId: string, now = Date.now(), slots = 1) {
-  const minute = Math.floor(now / 60_000);
+  const minute = minuteOf(now);
   return {
     minute,
     /** count += slots for this minute, returning the new count. */

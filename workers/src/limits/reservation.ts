@@ -1,7 +1,7 @@
 import { sql } from "drizzle-orm";
 import type { BatchItem } from "drizzle-orm/batch";
 import { usesIncrement } from "../adapters/queries.js";
-import type { Db } from "../db/client.js";
+import { batchOf, type Db } from "../db/client.js";
 import { usageDaily } from "../db/schema.js";
 import { log } from "../logging/log.js";
 import { dropIfEmpty, track, waitForRunning, type IsolateLedger, type LedgerFlush } from "./isolate-ledger.js";
@@ -153,7 +153,7 @@ async function writeFlush(db: Db, ledger: IsolateLedger, work: LedgerFlush, requ
   if (statements.length === 0) return;
   try {
     if (statements.length === 1) await statements[0];
-    else await db.batch(statements as [BatchItem<"sqlite">, ...BatchItem<"sqlite">[]]);
+    else await db.batch(batchOf(statements));
   } catch (e) {
     log("error", "usage settlement failed", {
       request_id: requestId,

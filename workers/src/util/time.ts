@@ -3,6 +3,11 @@ export function utcDay(ms: number): string {
   return new Date(ms).toISOString().slice(0, 10);
 }
 
+/** The minute of a unix-ms time (minutes since the epoch): the per-minute rate window it falls in. */
+export function minuteOf(ms: number): number {
+  return Math.floor(ms / 60_000);
+}
+
 /** Seconds from `ms` to the next UTC midnight. */
 export function secondsUntilUtcMidnight(ms: number): number {
   const d = new Date(ms);
