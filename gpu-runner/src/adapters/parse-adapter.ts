@@ -1,15 +1,17 @@
 /**
  * How the runner turns an adapter's two received files into a `LoraAdapter`: core's loader
  * (`loadPeftAdapter`: every check, F32 tensors as zero-copy views of the received bytes), with the
- * tensors it converts (F16, BF16) written into uninitialized memory instead of zeroed memory.
+ * tensors it converts (F16, BF16) written into memory the caller hands out: the adapter cache's
+ * buffers of evicted adapters (`adapter-cache.ts`), else uninitialized memory — never zeroed memory.
  *
  * Why: `new Float32Array(n)` is a calloc — on memory the heap recycled (the runner's allocator keeps
  * freed memory, scripts/lib/stack.ts RUNNER_ALLOCATOR_ENV) that is a whole extra write pass before
- * the conversion writes every element again. Bench case 6 measures this path (its F16 goal).
- * Safe because the conversion overwrites every element (core's tests load through a poisoned
- * allocator and compare bit for bit); a load that fails drops its arrays unread.
+ * the conversion writes every element again, and on fresh memory a page fault per 4 KiB. Bench case
+ * 6 measures this path (its F16 goal). Safe because the conversion overwrites every element (core's
+ * tests load through a poisoned allocator and compare bit for bit).
  */
 import { loadPeftAdapter } from "#core/peft/index";
+import type { Float32Alloc } from "#core/dtype/float32-alloc";
 import type { LoraAdapter } from "#core/lora/types";
 
 /**
@@ -24,7 +26,7 @@ export function uninitializedFloat32(length: number): Float32Array {
   return new Float32Array(bytes.buffer, bytes.byteOffset, length);
 }
 
-/** The runner's adapter parser (`AdapterCache`'s `parse`): `loadPeftAdapter` with `uninitializedFloat32` outputs. */
-export function parseAdapter(configJson: string, safetensors: Uint8Array): LoraAdapter {
-  return loadPeftAdapter(configJson, safetensors, { alloc: uninitializedFloat32 });
+/** The runner's adapter parser (`AdapterCache`'s `parse`): `loadPeftAdapter` with converted tensors written into `alloc(n)`. */
+export function parseAdapter(configJson: string, safetensors: Uint8Array, alloc: Float32Alloc = uninitializedFloat32): LoraAdapter {
+  return loadPeftAdapter(configJson, safetensors, { alloc });
 }
