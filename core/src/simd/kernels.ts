@@ -194,14 +194,14 @@ function scratchKernels() {
  * Semantics: as `f16ToF32Reference` (exact, NaN payloads kept); true ⇔ no input has exponent 31.
  * Cost: per 64 KiB chunk a copy into the scratch Memory, the kernel, a copy of 128 KiB out — all
  * in cache; the output's own pages are the rest (bench case 6: the fresh-output floor beside it).
- * `tail` converts the < 8 halves the kernel leaves (the table path's per-value step).
+ * `tail` converts the < 16 halves the kernel leaves (the table path's per-value step).
  */
 export function f16ToF32Simd(src: Uint16Array, out: Float32Array, tail: (h: number) => number): boolean | null {
   const s = scratchKernels();
   if (!s) return null;
   const srcBytes = new Uint8Array(src.buffer, src.byteOffset, src.byteLength);
   const outBits = new Int32Array(out.buffer, out.byteOffset, out.length);
-  const vectorHalves = src.length & ~7;
+  const vectorHalves = src.length & ~15;
   let nonFinite = 0;
   for (let at = 0; at < vectorHalves; at += CHUNK_HALVES) {
     const n = Math.min(CHUNK_HALVES, vectorHalves - at);
@@ -221,8 +221,8 @@ export function f16ToF32Simd(src: Uint16Array, out: Float32Array, tail: (h: numb
  * `buffer` → `n` f32 bit patterns at byte `dst` (4-aligned), by the kernel reading and writing that
  * Memory directly. Returns whether every value is finite, or null when `buffer` is not such a Memory
  * (nothing written). The ranges may overlap when the output ends no later than the input does
- * (dst + 4n ≤ src + 2n): the kernel loads each 8 halves before storing their 32 bytes, so no store
- * reaches a half not yet read; the < 8-half tail is read before it is written.
+ * (dst + 4n ≤ src + 2n): the kernel loads each 16 halves before storing their 64 bytes, so no store
+ * reaches a half not yet read; the < 16-half tail is read before it is written.
  * Semantics: as `f16ToF32Reference` (exact, NaN payloads kept); true ⇔ no input has exponent 31.
  * Cost: one read of the halves and one write of the f32 values (fresh pages where never touched), no copy.
  */
@@ -231,7 +231,7 @@ export function f16ToF32InMemory(buffer: ArrayBufferLike, src: number, dst: numb
   if (!kernels) return null;
   if (dst % 4 !== 0 || src % 2 !== 0 || Math.max(src + 2 * n, dst + 4 * n) > buffer.byteLength) throw new RangeError(`f16ToF32InMemory: src ${src}, dst ${dst}, n ${n} outside the Memory or misaligned`);
   if (dst < src + 2 * n && src < dst + 4 * n && dst + 2 * n > src) throw new RangeError(`f16ToF32InMemory: output [${dst}, ${dst + 4 * n}) would overwrite halves of [${src}, ${src + 2 * n}) before they are read`);
-  const vector = n & ~7;
+  const vector = n & ~15;
   const tailHalves = Array.from(new Uint16Array(buffer, src + 2 * vector, n - vector));
   let nonFinite = vector > 0 ? kernels.f16ToF32(src, dst, vector) : 0;
   const out = new Int32Array(buffer, dst + 4 * vector, n - vector);

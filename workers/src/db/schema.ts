@@ -139,6 +139,24 @@ export const usageDaily = sqliteTable(
   (t) => [primaryKey({ columns: [t.tenantId, t.day] })],
 );
 
+/**
+ * Usage batches applied to `usage_daily` (limits/usage-batch.ts): an isolate's flush gives each
+ * batch an id (isolate id + sequence) and writes this row in the same D1 batch (one transaction)
+ * as the usage, every other statement of it running only while the row is absent, so a retry of
+ * a batch already applied (its reply lost) changes nothing: usage is billed exactly once. Rows are
+ * pruned by the scheduled sweeper once no retry can come (USAGE_BATCH_KEEP_MS).
+ */
+export const usageBatches = sqliteTable(
+  "usage_batches",
+  {
+    /** `<isolate id>:<sequence>`, unique per flush of any isolate. */
+    id: text("id").primaryKey(),
+    /** When the batch was applied (unix ms). */
+    appliedAt: integer("applied_at").notNull(),
+  },
+  (t) => [index("usage_batches_applied_idx").on(t.appliedAt)],
+);
+
 /** Fixed one-minute request counters for the rpm limit (`window_start` = unix minute). */
 export const rateWindows = sqliteTable(
   "rate_windows",
