@@ -1,7 +1,8 @@
 /**
- * `npm run bench [-- --quick] [-- --only 1,5]`: runs the benchmark cases, prints a table with
- * each goal beside its figure, and writes results.json: bench/results.json and the table in
- * bench/README.md for a full run; bench/out/results.{quick,partial}.json otherwise.
+ * `npm run bench [-- --quick] [-- --only 1,5] [-- --ep webgpu] [-- --out DIR]`: runs the benchmark
+ * cases, prints a table with each goal beside its figure, and writes results.json: bench/results.json
+ * and the table in bench/README.md for a full run on the CPU EP; bench/out/ (or --out) otherwise:
+ * results.{quick,partial}.json, or results.<ep>.json for a run on another execution provider.
  */
 import { spawnSync } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -11,6 +12,7 @@ import { machineInfo } from "./lib/machine.js";
 import type { BenchCase, BenchContext } from "./lib/case.js";
 import { renderMarkdownTable, renderTable, type CaseResult } from "./lib/report.js";
 import { allCases } from "./cases/index.js";
+import { useBenchExecutionProvider } from "./lib/workload.js";
 import { RUNNER_ALLOCATOR_ENV } from "../scripts/lib/stack.js";
 
 // The cases measure the runner's code in this process, so it runs under the runner's allocator settings
@@ -29,14 +31,20 @@ const { values } = parseArgs({
     only: { type: "string" },
     /** Case 9's stream counts for iteration (e.g. 1,64); such a run is never recorded. */
     streams: { type: "string" },
+    /** onnxruntime-node execution provider of every session (webgpu, cuda, …); such a run is never recorded. */
+    ep: { type: "string" },
+    /** Folder for an unrecorded run's results (default bench/out). */
+    out: { type: "string" },
   },
 });
 
 const benchDir = import.meta.dirname;
 const quick = values.quick ?? false;
 /** Only a full run of every case is recorded in bench/; partial and quick runs go to bench/out/. */
-const recorded = !quick && !values.only && !values.streams;
-const outDir = recorded ? benchDir : path.join(benchDir, "out");
+const ep = values.ep && values.ep !== "cpu" ? values.ep : undefined;
+const recorded = !quick && !values.only && !values.streams && !ep;
+const outDir = recorded ? benchDir : path.resolve(values.out ?? path.join(benchDir, "out"));
+useBenchExecutionProvider(ep);
 mkdirSync(outDir, { recursive: true });
 
 const ctx: BenchContext = {
@@ -81,13 +89,14 @@ const report = {
   date: new Date().toISOString(),
   quick,
   model: ctx.modelId,
+  executionProvider: ep ?? "cpu",
   rounds: ctx.rounds,
   warmup: ctx.warmup,
   machine: machineInfo(),
   totalSeconds: (Date.now() - started) / 1000,
   cases: results,
 };
-const resultsPath = path.join(outDir, recorded ? "results.json" : quick ? "results.quick.json" : "results.partial.json");
+const resultsPath = path.join(outDir, recorded ? "results.json" : ep ? `results.${ep}.json` : quick ? "results.quick.json" : "results.partial.json");
 writeFileSync(resultsPath, JSON.stringify(report, null, 2) + "\n");
 console.log(`wrote ${path.relative(process.cwd(), resultsPath)}`);
 

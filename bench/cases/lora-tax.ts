@@ -2,7 +2,7 @@ import type { BenchCase } from "../lib/case.js";
 import { interleave } from "../lib/interleave.js";
 import { figure, type Figure } from "../lib/report.js";
 import { pairedRatio } from "../lib/stats.js";
-import { decodeTokensPerSecond, loadBenchModel, prefillCaches, promptTokens, THREADS } from "../lib/workload.js";
+import { benchSessionOptions, decodeTokensPerSecond, loadBenchModel, prefillCaches, promptTokens } from "../lib/workload.js";
 import { MODEL_PRESETS, isPresetId } from "../../gpu-runner/src/model-build/index.js";
 import { buildLlamaGraph } from "../../gpu-runner/src/model-build/llama-graph.js";
 import { seededLlamaCheckpoint } from "../../gpu-runner/src/model-build/seeded-checkpoint.js";
@@ -26,7 +26,7 @@ export const loraTax: BenchCase = {
     const preset = MODEL_PRESETS[ctx.modelId];
     const serving = await loadBenchModel(ctx.modelId);
     // The full LoRA graph for every step: no LoRA-free twin, no pruned variants (lora-variants.ts).
-    const loraGraph = await loadModel(await ensureModel(ctx.modelId), { backend: "node", threads: THREADS, plainSession: false, loraVariants: "off" });
+    const loraGraph = await loadModel(await ensureModel(ctx.modelId), { backend: "node", ...benchSessionOptions(), plainSession: false, loraVariants: "off" });
     ctx.progress("building the LoRA-free control graph (twice: control and control′) from the same checkpoint");
     const built = buildLlamaGraph(seededLlamaCheckpoint(preset.config, preset.seed), { lora: false });
     const loraFree = async (): Promise<BaseModel> =>
@@ -37,7 +37,7 @@ export const loraTax: BenchCase = {
         graph: built.graph,
         weights: built.weights,
         tokenizer: serving.tokenizer,
-        sessionOptions: { threads: THREADS },
+        sessionOptions: benchSessionOptions(),
         plainSession: false,
       });
     const control = await loraFree();

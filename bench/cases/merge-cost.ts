@@ -5,7 +5,7 @@ import type { BenchCase } from "../lib/case.js";
 import { interleave } from "../lib/interleave.js";
 import { figure } from "../lib/report.js";
 import { pairedRatio } from "../lib/stats.js";
-import { THREADS, loadBenchModel, randomMix } from "../lib/workload.js";
+import { benchSessionOptions, loadBenchModel, randomMix } from "../lib/workload.js";
 
 /** A plain [M, K]·[K, N] MatMul graph: the backend's reference GEMM speed. */
 function matmulGraph(): Uint8Array {
@@ -29,7 +29,7 @@ export const mergeCost: BenchCase = {
   async run(ctx) {
     const model = await loadBenchModel(ctx.modelId);
     const backend = await loadBackend("node");
-    const session = await backend.createSession(matmulGraph(), { threads: THREADS });
+    const session = await backend.createSession(matmulGraph(), benchSessionOptions());
     try {
       const mix = randomMix(model.manifest, [8, 16, 32], 505);
       const modules = [...mix.modules.values()];

@@ -6,7 +6,7 @@ import { openGlueTax } from "../lib/lora-glue-tax.js";
 import { figure, type Figure } from "../lib/report.js";
 import { sharedPathRoofline } from "../lib/lora-roofline.js";
 import { pairedRatio, scaleStats, summarize } from "../lib/stats.js";
-import { THREADS, decodeSideBySide, promptTokens, randomMix, timePrefill, unmergedTargets } from "../lib/workload.js";
+import { benchSessionOptions, decodeSideBySide, promptTokens, randomMix, timePrefill, unmergedTargets } from "../lib/workload.js";
 
 /**
  * Case 2: one mix of total rank R on all seven targets, unmerged, ÷ base (the LoRA-free twin).
@@ -50,7 +50,7 @@ export const unmergedOverhead: BenchCase = {
       await glue.release();
     }
 
-    const model = await loadModel(dir, { backend: "node", threads: THREADS, loraVariants: "eager" });
+    const model = await loadModel(dir, { backend: "node", ...benchSessionOptions(), loraVariants: "eager" });
     try {
       const targets = unmergedTargets(model.manifest);
       const dense = targets.reduce((s, t) => s + t.in * t.out, 0);

@@ -5,7 +5,7 @@ import { variantStrippedInputs } from "../../gpu-runner/src/model/lora-variants.
 import { loraInputNames } from "../../gpu-runner/src/model/onnx-model.js";
 import { packLora, packPast, packTokens, type PackedRow } from "../../gpu-runner/src/model/step-batch.js";
 import { stripLoraInputs } from "../../gpu-runner/src/model/strip-lora.js";
-import { THREADS } from "./workload.js";
+import { benchSessionOptions } from "./workload.js";
 
 /** The graphs a serving model can run a step on: LoRA-free twin, the two pruned variants, the full LoRA graph. */
 export type GraphKind = "lora-free" | "shared-only" | "per-row-only" | "full";
@@ -36,7 +36,7 @@ export async function openGlueTax(modelDir: string, prompt: readonly number[]): 
     for (const kind of Object.keys(graphs) as GraphKind[]) {
       const g = graphs[kind];
       if (!g) throw new Error(`the ${kind} graph cannot be stripped`);
-      const session = await backend.createSession(g, { threads: THREADS, externalData: [{ path: spec.weightsFile, data: weights }] });
+      const session = await backend.createSession(g, { ...benchSessionOptions(), externalData: [{ path: spec.weightsFile, data: weights }] });
       sessions.push(session);
       const feeds = Object.fromEntries(session.inputNames.map((n) => [n, all[n]]));
       run[kind] = async () => {

@@ -10,7 +10,7 @@ import { float32, type HostTensor, type Session } from "../../gpu-runner/src/bac
 import { loadBackend } from "../../gpu-runner/src/backend/index.js";
 import { chunkBlock } from "../../gpu-runner/src/model/lora-chunks.js";
 import { DataType, GraphBuilder } from "../../gpu-runner/src/onnx/index.js";
-import { THREADS } from "./workload.js";
+import { benchSessionOptions } from "./workload.js";
 
 const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
 
@@ -55,7 +55,7 @@ export async function loraRoofline(targets: readonly { module: string; in: numbe
     bytes += (at.length + bt.length) * 4;
   });
   const backend = await loadBackend("node");
-  const session = await backend.createSession(g.encode("lora-roofline"), { threads: THREADS });
+  const session = await backend.createSession(g.encode("lora-roofline"), benchSessionOptions());
   return { session, feeds, bytes, outputs };
 }
 
@@ -96,7 +96,7 @@ export async function sharedPathRoofline(mix: ComposedMix, tokens: number): Prom
     idx++;
   }
   const backend = await loadBackend("node");
-  const session = await backend.createSession(g.encode("shared-path-roofline"), { threads: THREADS });
+  const session = await backend.createSession(g.encode("shared-path-roofline"), benchSessionOptions());
   return { session, feeds, flops, outputs };
 }
 
@@ -155,6 +155,6 @@ export async function loraPrefillRoofline(
     }
   });
   const backend = await loadBackend("node");
-  const session = await backend.createSession(g.encode("lora-prefill-roofline"), { threads: THREADS });
+  const session = await backend.createSession(g.encode("lora-prefill-roofline"), benchSessionOptions());
   return { session, feeds, bytes, outputs };
 }

@@ -46,3 +46,13 @@ export function pairedRatio(a: readonly number[], b: readonly number[]): Stats {
 export function scaleStats(stats: Stats, k: number): Stats {
   return { n: stats.n, median: stats.median * k, iqr: stats.iqr * k, min: stats.min * k, max: stats.max * k };
 }
+
+/**
+ * Per round, the median across several sessions of one kind: `bySession[k][round]` → one value per
+ * round. A set of sessions built the same way stands for that kind, so one session's unlucky memory
+ * placement does not decide a ratio (case 1).
+ */
+export function medianAcross(bySession: ReadonlyArray<readonly number[]>): number[] {
+  const rounds = Math.min(...bySession.map((s) => s.length));
+  return Array.from({ length: rounds }, (_, r) => summarize(bySession.map((s) => s[r])).median);
+}

@@ -15,9 +15,22 @@ import { interleave, type InterleaveOptions } from "./interleave.js";
 /** The bench pins ORT to the machine's cores, as the runner does by default. */
 export const THREADS = 2;
 
+/** `npm run bench -- --ep NAME`: the onnxruntime-node execution provider every bench session uses (default: CPU). */
+let benchExecutionProvider: string | undefined;
+
+/** Sets the execution provider of every session the cases open from now on (run.ts, before any case runs). */
+export function useBenchExecutionProvider(ep: string | undefined): void {
+  benchExecutionProvider = ep;
+}
+
+/** Session options of every bench session: THREADS, plus `--ep`'s execution provider when one was named. */
+export function benchSessionOptions(): { threads: number; executionProvider?: string } {
+  return { threads: THREADS, ...(benchExecutionProvider ? { executionProvider: benchExecutionProvider } : {}) };
+}
+
 export async function loadBenchModel(modelId: string, backend: BackendName = "node"): Promise<BaseModel> {
   const dir = await ensureModel(modelId);
-  return loadModel(dir, { backend, threads: THREADS });
+  return loadModel(dir, { backend, ...(backend === "node" ? benchSessionOptions() : { threads: THREADS }) });
 }
 
 /** Unmerged targets of a model (the seven Llama projections of every layer). */

@@ -9,8 +9,7 @@ import { existsSync } from "node:fs";
 import path from "node:path";
 import { serve } from "@hono/node-server";
 import type { AddressInfo } from "node:net";
-import { loadPeftAdapter } from "#core/peft/index";
-import { AdapterCache, EdgeAdapterSource } from "./adapters/index.js";
+import { AdapterCache, EdgeAdapterSource, parseAdapter } from "./adapters/index.js";
 import { bakeOnWorkerThread, RunnerBaker } from "./bake/index.js";
 import { ConfigError, loadConfig, type RunnerConfig } from "./config.js";
 import { jsonLogger, ModelEngine, type Logger } from "./engine/index.js";
@@ -68,7 +67,7 @@ async function main(): Promise<void> {
   const log = jsonLogger(config.logLevel);
   const adapters = new AdapterCache(
     config.edgeUrl ? new EdgeAdapterSource({ baseUrl: config.edgeUrl, secret: config.secret, maxBytes: Math.floor(config.adapterMaxMb * MB) }) : null,
-    { budgetBytes: config.adapterCacheMb * MB, parse: (cfg, bytes) => loadPeftAdapter(cfg, bytes), log },
+    { budgetBytes: config.adapterCacheMb * MB, parse: parseAdapter, log },
   );
   const engines: ModelEngine[] = [];
   const baker = new RunnerBaker(adapters, { runJob: bakeOnWorkerThread });

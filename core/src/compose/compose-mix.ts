@@ -2,6 +2,7 @@
  * Per-request exact mix of LoRA adapters ("cat"): the fast path the runner runs for every
  * request, so it only allocates its output and uses plain typed-array loops.
  */
+import { allocatedFloat32, type Float32Alloc, freshFloat32 } from "../dtype/float32-alloc.js";
 import type { ComposedMix, ComposedModule, LoraAdapter, LoraModule, MixTerm } from "../lora/types.js";
 
 /** A mix that cannot be composed (bad weight, shape mismatch, inconsistent adapters). */
@@ -41,12 +42,10 @@ export interface ComposeOptions {
    * Where each output array comes from (default: a fresh Float32Array): e.g. a pool of buffers of
    * mixes that left, so composing does not pay for fresh pages (zeroing, first touch, GC).
    * Must return an array of exactly `length` floats that nothing else reads or writes; its old
-   * contents do not matter (every element is overwritten).
+   * contents do not matter (every element is overwritten). See `dtype/float32-alloc.ts`.
    */
-  alloc?(length: number): Float32Array;
+  alloc?: Float32Alloc;
 }
-
-const freshFloats = (length: number) => new Float32Array(length);
 
 /**
  * Composes a weighted mix of adapters into one low-rank pair per module, exactly.
@@ -70,7 +69,7 @@ const freshFloats = (length: number) => new Float32Array(length);
  * q/k/v/o) ≈ 100 ms, so the runner should cache composed mixes by mix key.
  */
 export function composeMix(terms: readonly MixTerm[], options: ComposeOptions = {}): ComposedMix {
-  const alloc = options.alloc ?? freshFloats;
+  const alloc = options.alloc ?? freshFloat32;
   // Pass 1: validate and plan (sizes, R per module), no tensor allocation.
   const plans = new Map<string, ModulePlan>();
   let fanInFanOut: boolean | null = null;
@@ -107,8 +106,8 @@ export function composeMix(terms: readonly MixTerm[], options: ComposeOptions = 
     if (R === 0) continue;
     const nIn = plan.inFeatures;
     const nOut = plan.outFeatures;
-    const at = allocated(alloc, nIn * R); // [in, R]
-    const bt = allocated(alloc, R * nOut); // [R, out]
+    const at = allocatedFloat32(alloc, nIn * R, "compose"); // [in, R]
+    const bt = allocatedFloat32(alloc, R * nOut, "compose"); // [R, out]
     let off = 0; // column offset of this term's block in at / row offset in bt
     for (const { source, coef } of plan.parts) {
       const r = source.rank;
@@ -132,13 +131,6 @@ export function composeMix(terms: readonly MixTerm[], options: ComposeOptions = 
     if (R > maxRank) maxRank = R;
   }
   return { modules, maxRank };
-}
-
-/** `alloc(length)`, checked: a wrong length would leave part of a factor unwritten or out of bounds. */
-function allocated(alloc: (length: number) => Float32Array, length: number): Float32Array {
-  const array = alloc(length);
-  if (!(array instanceof Float32Array) || array.length !== length) throw new Error(`compose alloc(${length}) returned ${array?.length} floats`);
-  return array;
 }
 
 export interface MixAsAdapterOptions {

@@ -88,8 +88,8 @@ export function numberToF16(x: number): number {
 /**
  * F16 array (bits) → F32 (exact).
  * Semantics: out[i] = the f32 whose bits are f16BitsToF32Bits(src[i]) (NaN payloads kept).
- * Fast path: the WebAssembly SIMD kernel (`simd/kernels.ts`, 8 values per step, integer and exact
- * f32 subtract only) where it can run, else `f16ToF32Table`. Reference: `f16ToF32Reference`.
+ * Fast path: the WebAssembly SIMD kernel (`simd/kernels.ts`, 16 values per step: integer ops and one
+ * exact f32 multiply by 2^112) where it can run, else `f16ToF32Table`. Reference: `f16ToF32Reference`.
  */
 export function f16ToF32(src: Uint16Array, out: Float32Array = new Float32Array(src.length)): Float32Array {
   f16ToF32AllFinite(src, out);

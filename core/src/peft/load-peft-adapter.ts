@@ -2,6 +2,7 @@ import { AdapterFormatError } from "../errors.js";
 import type { LoraAdapter, LoraModule } from "../lora/types.js";
 import type { SafetensorsDtype } from "../safetensors/dtypes.js";
 import { readSafetensors, type SafetensorsTensor } from "../safetensors/read-safetensors.js";
+import type { Float32Alloc } from "../dtype/float32-alloc.js";
 import { tensorToFloat32Checked } from "../safetensors/tensor-to-float32.js";
 import { widenF16InPlace, type WidenedTensor } from "../safetensors/widen-in-place.js";
 import { wasWidened } from "../simd/kernels.js";
@@ -18,6 +19,12 @@ export interface LoadPeftAdapterOptions {
    * zero-copy views that alias `safetensorsBytes` (do not mutate or reuse that buffer).
    */
   copy?: boolean;
+  /**
+   * Where converted (F16, BF16) tensors are written: `alloc(n)` may hand out uninitialized or
+   * recycled memory, since the conversion overwrites every element (default: `new Float32Array(n)`,
+   * zeroed). The runner passes uninitialized buffers (`gpu-runner/src/adapters/parse-adapter.ts`).
+   */
+  alloc?: Float32Alloc;
 }
 
 /** What the edge stores in its registry record. */
@@ -83,8 +90,9 @@ export function firstNonFinite(x: Float32Array): number {
 }
 
 /** A tensor as F32 (a copy when asked for and still aliasing the file), checked for NaN/Inf. */
-function toCheckedF32(name: string, t: SafetensorsTensor, copy: boolean, widened: WidenedTensor | undefined): Float32Array {
-  const { values, allFinite } = widened ?? tensorToFloat32Checked(t);
+function toCheckedF32(name: string, t: SafetensorsTensor, opts: LoadPeftAdapterOptions, widened: WidenedTensor | undefined): Float32Array {
+  const copy = opts.copy ?? false;
+  const { values, allFinite } = widened ?? tensorToFloat32Checked(t, opts.alloc);
   if (allFinite !== true) {
     const i = firstNonFinite(values);
     if (i >= 0) fail("non_finite_weight", `tensor "${name}" has a non-finite value (${values[i]}) at flat index ${i}`, { tensor: name, index: i });
@@ -174,8 +182,8 @@ export function readPeftAdapter(configJson: unknown, safetensorsBytes: Uint8Arra
     if (!isTargeted(module)) {
       fail("module_not_targeted", `module "${module}" has weights but is not matched by target_modules ${JSON.stringify(config.targetModules)}${config.excludeModules ? ` / exclude_modules ${JSON.stringify(config.excludeModules)}` : ""}${config.layersToTransform ? ` / layers_to_transform ${JSON.stringify(config.layersToTransform)}` : ""}`, { module });
     }
-    const af = toCheckedF32(aName, at, opts.copy ?? false, widened?.get(at));
-    const bf = toCheckedF32(bName, bt, opts.copy ?? false, widened?.get(bt));
+    const af = toCheckedF32(aName, at, opts, widened?.get(at));
+    const bf = toCheckedF32(bName, bt, opts, widened?.get(bt));
     dtypes.add(at.dtype).add(bt.dtype);
     modules.set(module, { module, rank: rA, inFeatures: inF, outFeatures: outF, scale: s.scale, a: af, b: bf });
   }

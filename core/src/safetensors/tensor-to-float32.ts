@@ -1,5 +1,6 @@
 import { bf16ToF32 } from "../dtype/bf16.js";
 import { f16ToF32, f16ToF32AllFinite } from "../dtype/f16.js";
+import { allocatedFloat32, type Float32Alloc, freshFloat32 } from "../dtype/float32-alloc.js";
 import { allFiniteInPlace, allFiniteStreamed } from "../simd/kernels.js";
 import type { SafetensorsDtype } from "./dtypes.js";
 
@@ -47,15 +48,21 @@ export function tensorToFloat32(t: { dtype: SafetensorsDtype; data: Uint8Array }
  * F16 converts and checks in one pass; F32 views are scanned by the SIMD kernel, in place when the
  * bytes were received into `allocateKernelBytes`, else streamed through its scratch Memory.
  * `allFinite` is null when nothing was checked (the caller scans).
+ * F16 and BF16 values are written into `alloc(n)` (every element overwritten, so it may hand out
+ * uninitialized or recycled memory: the runner's does, `gpu-runner/src/adapters/parse-adapter.ts`).
  */
-export function tensorToFloat32Checked(t: { dtype: SafetensorsDtype; data: Uint8Array }): { values: Float32Array; allFinite: boolean | null } {
+export function tensorToFloat32Checked(t: { dtype: SafetensorsDtype; data: Uint8Array }, alloc: Float32Alloc = freshFloat32): { values: Float32Array; allFinite: boolean | null } {
   if (t.dtype === "F16") {
     const src = u16View(t.data);
-    const values = new Float32Array(src.length);
+    const values = allocatedFloat32(alloc, src.length, "tensor");
     return { values, allFinite: f16ToF32AllFinite(src, values) };
   }
+  if (t.dtype === "BF16") {
+    const src = u16View(t.data);
+    return { values: bf16ToF32(src, allocatedFloat32(alloc, src.length, "tensor")), allFinite: null };
+  }
   const values = tensorToFloat32(t);
-  if (t.dtype !== "F32" || values.buffer !== t.data.buffer) return { values, allFinite: null };
+  if (values.buffer !== t.data.buffer) return { values, allFinite: null };
   return { values, allFinite: allFiniteInPlace(values) ?? allFiniteStreamed(values) };
 }
 

@@ -3,6 +3,7 @@ import { loadPeftAdapter, writePeftAdapter } from "#core/peft/index";
 import { createRng, randomLoraAdapter } from "#core/random/index";
 import { EngineError } from "../engine/errors.js";
 import { AdapterCache, adapterBytes } from "./adapter-cache.js";
+import { parseAdapter } from "./parse-adapter.js";
 import { EdgeAdapterSource } from "./edge-source.js";
 import { startEdgeAdapterServer, type EdgeAdapterServer } from "./testing/edge-adapter-server.js";
 
@@ -120,6 +121,33 @@ describe("AdapterCache over signed HTTP", () => {
     expect(cache.bytes()).toBeLessThanOrEqual(bytesOf.a! * 2 + 10);
     expect(cache.has(shas.d!)).toBe(true);
     expect(cache.stats().evictionsTotal).toBe(2);
+  });
+
+  it("an evicted adapter's converted (F16) arrays are what the next parse writes into, every value overwritten; a leased adapter's never", async () => {
+    const f16 = (id: string, seed: number) => {
+      const files = writePeftAdapter(peftFiles(seed, 8).adapter, { dtype: "F16" });
+      return { sha: edge.put(id, files), plain: loadPeftAdapter(files.config, files.safetensors) };
+    };
+    const [x, y, z] = [f16("x16", 200), f16("y16", 201), f16("z16", 202)];
+    const arraysOf = (adapter: typeof x.plain) => [...adapter.modules.values()].flatMap((m) => [m.a, m.b]);
+    const expectValues = (adapter: typeof x.plain, want: typeof x.plain) =>
+      arraysOf(adapter).forEach((got, i) => expect(Buffer.from(got.buffer, got.byteOffset, got.byteLength).equals(Buffer.from(arraysOf(want)[i]!.buffer, arraysOf(want)[i]!.byteOffset, arraysOf(want)[i]!.byteLength))).toBe(true));
+    const cache = new AdapterCache(new EdgeAdapterSource({ baseUrl: edge.url, secret: SECRET }), { budgetBytes: adapterBytes(x.plain), parse: parseAdapter });
+    const lx = await cache.acquire("x16", x.sha);
+    const xArrays = arraysOf(lx.adapter);
+    lx.release();
+    // y is parsed before x leaves (an eviction follows the insert): fresh arrays; x's go back.
+    const ly = await cache.acquire("y16", y.sha);
+    expect(cache.stats()).toMatchObject({ entries: 1, evictionsTotal: 1, freeBufferBytes: adapterBytes(x.plain), bufferReusesTotal: 0 });
+    expect(arraysOf(ly.adapter).some((a) => xArrays.includes(a))).toBe(false);
+    // z, with y leased: parsed into x's arrays, never y's; y keeps its values.
+    const lz = await cache.acquire("z16", z.sha);
+    expect(arraysOf(lz.adapter).every((a) => xArrays.includes(a))).toBe(true);
+    expect(cache.stats()).toMatchObject({ bufferReusesTotal: xArrays.length, freeBufferBytes: 0 });
+    expectValues(lz.adapter, z.plain);
+    expectValues(ly.adapter, y.plain);
+    ly.release();
+    lz.release();
   });
 
   it("admin eviction skips pinned adapters", async () => {

@@ -10,19 +10,33 @@
  * - A corrupt or mismatching blob fails every request waiting on it and is never cached.
  * - An adapter is leased while a request uses it (acquire → release) and never evicted while
  *   leased; an adapter larger than the whole budget is served and dropped when released.
+ * - The arrays the parse converts into (F16/BF16 tensors) come from the cache's free buffers
+ *   (`FloatBufferPool`): an evicted adapter gives its arrays back (it is never leased then, and
+ *   nothing outside a lease reads an adapter's tensors), the next parse overwrites them, so a runner
+ *   whose cache turns over converts into memory already touched instead of fresh pages (bench case
+ *   6). Free buffers are kept up to twice the largest adapter's converted bytes. Fresh ones come
+ *   from `freshConvertedFloats` (an arena per blob that the SIMD conversion stores into directly;
+ *   its arrays, recycled, keep that property).
  * The LRU, single flight and leases are the primitive's; this file adds the fetch, the
- * integrity check, the parse and the listing.
+ * integrity check, the parse, the recycling of converted arrays and the listing.
  */
 import { createHash } from "node:crypto";
 import type { LoraAdapter } from "#core/lora/types";
+import type { Float32Alloc } from "#core/dtype/float32-alloc";
+import { FloatBufferPool } from "../cache/float-buffer-pool.js";
 import { LeasedLru } from "../cache/leased-lru.js";
 import { EngineError } from "../engine/errors.js";
 import type { Logger } from "../engine/logger.js";
 import { silentLogger } from "../engine/logger.js";
 import type { AdapterSource } from "./edge-source.js";
+import { freshConvertedFloats, uninitializedFloat32 } from "./parse-adapter.js";
 
-/** Turns the two PEFT files into an adapter; throws on malformed or unsupported files. */
-export type AdapterParser = (configJson: string, safetensors: Uint8Array) => LoraAdapter;
+/**
+ * Turns the two PEFT files into an adapter; throws on malformed or unsupported files. Tensors it
+ * converts go into `alloc(n)` (contents unspecified: every element must be written), whose arrays
+ * the cache takes back when the adapter leaves (`parseAdapter` in the runner).
+ */
+export type AdapterParser = (configJson: string, safetensors: Uint8Array, alloc: Float32Alloc) => LoraAdapter;
 
 export interface AdapterCacheOptions {
   budgetBytes: number;
@@ -41,6 +55,8 @@ interface CachedAdapter {
   id: string;
   sha256: string;
   adapter: LoraAdapter;
+  /** The arrays the parse took from the free buffers: given back when the adapter leaves the cache. */
+  owned: Float32Array[];
 }
 
 export interface AdapterCacheEntryInfo {
@@ -64,6 +80,10 @@ export interface AdapterCacheStats {
   fetchesTotal: number;
   fetchFailuresTotal: number;
   evictionsTotal: number;
+  /** Free converted-tensor buffers of evicted adapters, kept for the next parses. */
+  freeBufferBytes: number;
+  /** Arrays parses took from those free buffers instead of fresh memory. */
+  bufferReusesTotal: number;
 }
 
 /** Bytes held by an adapter's tensors. */
@@ -84,6 +104,9 @@ export class AdapterCache {
   private readonly lru: LeasedLru<CachedAdapter>;
   private readonly log: Logger;
   private readonly parse: AdapterParser;
+  /** Converted tensors of adapters that left, for the next parses (fresh ones uninitialized). */
+  private readonly buffers = new FloatBufferPool(() => 2 * this.largestOwnedBytes, uninitializedFloat32);
+  private largestOwnedBytes = 0;
 
   constructor(
     private readonly source: AdapterSource | null,
@@ -94,7 +117,10 @@ export class AdapterCache {
     this.lru = new LeasedLru<CachedAdapter>({
       budgetBytes: options.budgetBytes,
       sizeOf: (c) => adapterBytes(c.adapter),
-      onEvict: (_key, c) => this.log("debug", "adapter evicted", { sha256: c.sha256, ids: [c.id], bytes: adapterBytes(c.adapter) }),
+      onEvict: (_key, c) => {
+        this.buffers.give(c.owned);
+        this.log("debug", "adapter evicted", { sha256: c.sha256, ids: [c.id], bytes: adapterBytes(c.adapter) });
+      },
     });
   }
 
@@ -127,9 +153,16 @@ export class AdapterCache {
         );
       }
       let adapter: LoraAdapter;
+      const owned: Float32Array[] = [];
+      const fresh = freshConvertedFloats(files.safetensors.length);
       try {
-        adapter = this.parse(files.configJson, files.safetensors);
+        adapter = this.parse(files.configJson, files.safetensors, (length) => {
+          const array = this.buffers.take(length, fresh);
+          owned.push(array);
+          return array;
+        });
       } catch (e) {
+        this.buffers.give(owned); // the failed parse's arrays: nothing holds them
         throw new EngineError(
           "invalid_adapter",
           `adapter ${id} cannot be loaded: ${(e as Error).message}`,
@@ -141,7 +174,8 @@ export class AdapterCache {
         bytes: adapterBytes(adapter),
         fetchMs: Math.round(performance.now() - started),
       });
-      return { id, sha256, adapter };
+      this.largestOwnedBytes = Math.max(this.largestOwnedBytes, owned.reduce((n, a) => n + a.byteLength, 0));
+      return { id, sha256, adapter, owned };
     } catch (e) {
       this.log("warn", "adapter fetch failed", { adapter: id, sha256, error: (e as Error).message });
       throw e;
@@ -195,6 +229,8 @@ export class AdapterCache {
       fetchesTotal: s.loads,
       fetchFailuresTotal: s.loadFailures,
       evictionsTotal: s.evictions,
+      freeBufferBytes: this.buffers.stats().freeBytes,
+      bufferReusesTotal: this.buffers.stats().reused,
     };
   }
 }

@@ -20,6 +20,19 @@ describe("FloatBufferPool", () => {
     expect(pool.stats()).toMatchObject({ freeBytes: 0, freeBuffers: 0, reused: 3, fresh: 5 });
   });
 
+  it("fresh buffers come from the given allocator", () => {
+    const made: Float32Array[] = [];
+    const pool = new FloatBufferPool(() => Infinity, (length) => {
+      made.push(new Float32Array(length).fill(7));
+      return made.at(-1)!;
+    });
+    const a = pool.take(3);
+    expect(a).toBe(made[0]);
+    pool.give([a]);
+    expect(pool.take(3)).toBe(a);
+    expect(made).toHaveLength(1);
+  });
+
   it("keeps free buffers within capBytes (asked at every give) and drops the rest", () => {
     let cap = 100;
     const pool = new FloatBufferPool(() => cap);

@@ -14,7 +14,7 @@ import { planLoraPaths } from "./lora-paths.js";
 import { LoraVariantSessions, type LoraVariantsMode } from "./lora-variants.js";
 import { weightView, WeightMerger } from "./merge-weights.js";
 import { stripLoraInputs } from "./strip-lora.js";
-import { packLora, packPast, packTokens, pastElements, presentNames, unpackLogits, unpackPresent, type PackedRow } from "./step-batch.js";
+import { packLora, packPast, padsZeroWidth, packTokens, pastElements, presentNames, unpackLogits, unpackPresent, type PackedRow } from "./step-batch.js";
 import type { BaseModel, ModelVariant, StepOptions, StepRow, StepRowResult, StepTimings, Tokenizer } from "./types.js";
 
 /** Where an external initializer lives in the weights file. */
@@ -115,7 +115,7 @@ class OnnxVariant implements ModelVariant {
     const copiedBefore = this.banks.copiedFloats;
     let feeds: Record<string, HostTensor>;
     try {
-      feeds = packLora(this.state.spec, packed, this.state.dims, shared, bank);
+      feeds = packLora(this.state.spec, packed, this.state.dims, shared, bank, { minWidth: padsZeroWidth(this.state.sessionOptions.executionProvider) ? 1 : 0 });
     } catch (e) {
       if (bank) this.banks.failed(bank);
       throw e;

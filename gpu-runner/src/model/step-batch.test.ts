@@ -3,7 +3,7 @@ import type { ComposedMix } from "#core/lora/types";
 import type { GraphSpec } from "./graph-spec.js";
 import { KvStore, RowKvCache } from "./kv-cache.js";
 import { planLoraPaths } from "./lora-paths.js";
-import { MASKED, packLora, packPast, packTokens, unpackPresent } from "./step-batch.js";
+import { MASKED, packLora, packPast, packTokens, padsZeroWidth, unpackPresent } from "./step-batch.js";
 import { randomMix, seededRandom } from "./testing/random-mix.js";
 
 const spec: GraphSpec = {
@@ -95,6 +95,30 @@ describe("step batch packing", () => {
     expect(none["m.mk"].dims).toEqual([1, 1, 0]);
   });
 
+  it("minWidth 1 (EPs refusing zero-size tensors): one zero column where a path would be R = 0 or Rc = 0, nothing else changes", () => {
+    expect(padsZeroWidth(undefined)).toBe(false);
+    expect(padsZeroWidth("cpu")).toBe(false);
+    expect(padsZeroWidth("webgpu")).toBe(true);
+    const mix: ComposedMix = { modules: new Map([["m", { module: "m", rank: 2, inFeatures: 2, outFeatures: 1, at: Float32Array.from([4, 5, 6, 7]), bt: Float32Array.from([8, 9]) }]]), maxRank: 2 };
+    const dims = new Map([["m", { in: 2, out: 1 }]]);
+    const base = { tokens: [1], cache: null, mix: null };
+    const none = packLora(spec, [base, base], dims, undefined, undefined, { minWidth: 1 });
+    expect(none["m.at"].dims).toEqual([2, 2, 1]);
+    expect(none["m.bt"].dims).toEqual([2, 1, 1]);
+    expect(none["m.ac"].dims).toEqual([2, 1]);
+    expect(none["m.bc"].dims).toEqual([1, 1]);
+    expect(none["m.mk"].dims).toEqual([2, 1, 1]);
+    for (const name of ["m.at", "m.bt", "m.ac", "m.bc", "m.mk"]) expect(Array.from(none[name].data as Float32Array).every((v) => v === 0)).toBe(true);
+    // Rows on both paths: widths are already ≥ 1, so the feeds are the default ones.
+    const rows = [{ tokens: [1], cache: null, mix }, { tokens: [1], cache: null, mix }, { tokens: [1], cache: null, mix: null }];
+    const padded = packLora(spec, rows, dims, [true, false, false], undefined, { minWidth: 1 });
+    const plain = packLora(spec, rows, dims, [true, false, false]);
+    for (const name of Object.keys(plain)) {
+      expect(padded[name].dims).toEqual(plain[name].dims);
+      expect(Array.from(padded[name].data as Float32Array)).toEqual(Array.from(plain[name].data as Float32Array));
+    }
+  });
+
   it("rank chunks: only rows with a per-row mix are fed, each in ⌈r/K⌉ chunks tagged with its row; N = 0 when none", () => {
     const chunked: GraphSpec = { ...spec, targets: [{ ...spec.targets[0]!, rows: "m.rows" }] };
     const mix = (rank: number, at: number[], bt: number[]): ComposedMix => ({ modules: new Map([["m", { module: "m", rank, inFeatures: 2, outFeatures: 1, at: Float32Array.from(at), bt: Float32Array.from(bt) }]]), maxRank: rank });
@@ -170,7 +194,7 @@ describe("step batch packing", () => {
     expect(old["m.at"].dims).toEqual([5, 2, 3]);
   });
 
-  it("both paths together equal (x·Aᵗᵢ)·Bᵗᵢ for every row, whatever the split (plain loops)", () => {
+  it("both paths together equal (x·Aᵗᵢ)·Bᵗᵢ for every row, whatever the split, with or without minWidth (plain loops)", () => {
     const targets = [
       { module: "m", in: 5, out: 3 },
       { module: "n", in: 4, out: 6 },
@@ -186,7 +210,7 @@ describe("step batch packing", () => {
         return { tokens: [1], cache: null, mix: pick === mixes.length ? null : mixes[pick] };
       });
       const shared = rows.map((r) => r.mix !== null && rand() < 0.5);
-      const feeds = packLora(twoSpec, rows, dims, shared);
+      const feeds = packLora(twoSpec, rows, dims, shared, undefined, { minWidth: trial % 2 ? 1 : 0 });
       for (const t of targets) {
         const at = feeds[`${t.module}.at`];
         const bt = feeds[`${t.module}.bt`];

@@ -263,6 +263,9 @@ function sharedFactors(unique: readonly ComposedModule[], I: number, O: number, 
  *   so for every row (x·at[i])·bt[i] + ((x·ac) ⊙ mk[i])·bc = (x·mixᵢ.at)·mixᵢ.bt.
  * `bank` (graphs with rank chunks): the per-row chunks come from its resident buffers (lora-bank.ts:
  * same products, O(changed rows) copies) instead of being packed afresh (the reference).
+ * `options.minWidth` = 1 (execution providers that cannot take zero-size tensors, `padsZeroWidth`):
+ * a path that would be fed R = 0 or Rc = 0 gets one zero column instead — exact, since that column
+ * is zero in Aᵗ/Bᵗ (or Ac, Bc and the mask), so it adds 0 to every row.
  */
 export function packLora(
   spec: GraphSpec,
@@ -273,8 +276,10 @@ export function packLora(
     rows.every((r) => r.tokens.length === 1),
   ),
   bank?: LoraChunkBank,
+  options: PackLoraOptions = {},
 ): Record<string, HostTensor> {
   const B = rows.length;
+  const minWidth = options.minWidth ?? 0;
   if (shared.length !== B) throw new Error(`packLora: ${shared.length} path flags for ${B} rows`);
   const feeds: Record<string, HostTensor> = {};
   /** Masks of equal column layout are one tensor (layouts repeat across modules). */
@@ -303,7 +308,7 @@ export function packLora(
       feeds[binding.rows] = chunks.rows;
     } else {
     // Per-row path, padded.
-    let R = 0;
+    let R: number = minWidth;
     rows.forEach((row, i) => {
       if (!onShared(i)) R = Math.max(R, row.mix?.modules.get(binding.module)?.rank ?? 0);
     });
@@ -352,6 +357,7 @@ export function packLora(
       }
       layout.push(`${off}+${m.rank}`);
     });
+    if (Rc === 0) Rc = minWidth; // one zero column (no unique mix writes it) where zero-width inputs are refused
     const { ac, bc } = sharedFactors(unique, I, O, Rc);
     const key = `${Rc}|${layout.join(",")}`;
     let mask = masks.get(key);
@@ -371,6 +377,21 @@ export function packLora(
     feeds[binding.mask!] = mask;
   }
   return feeds;
+}
+
+export interface PackLoraOptions {
+  /** 1: never a zero-width rank axis on the padded per-row path or the shared path (see packLora). */
+  minWidth?: 0 | 1;
+}
+
+/**
+ * Whether an execution provider is fed zero-width LoRA inputs (R = 0 / Rc = 0) as they are. Only the
+ * CPU EPs are known to take them (both backends' tests run them); onnxruntime-node 1.30's WebGPU EP
+ * crashes the process (SIGSEGV) on a step whose shared path has Rc = 0 (seen on an H200 through Dawn/
+ * Vulkan, 2026-11-30), so every other EP gets one zero column instead.
+ */
+export function padsZeroWidth(executionProvider: string | undefined): boolean {
+  return (executionProvider ?? "cpu") !== "cpu";
 }
 
 /**
