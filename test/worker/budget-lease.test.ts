@@ -5,8 +5,11 @@
 // lease back. The test pool reserves per request (vitest.config.ts); these tests pass the
 // deployed kind of vars with each call. Concurrency: billing.test.ts.
 import { env } from "cloudflare:workers";
-import { describe, expect, it } from "vitest";
-import { utcDay } from "../../workers/src/util/time.js";
+import { describe, expect, it, vi } from "vitest";
+import { minuteOf, utcDay } from "../../workers/src/util/time.js";
+import { createDb } from "../../workers/src/db/client.js";
+import type { Env } from "../../workers/src/env.js";
+import { admitRequest } from "../../workers/src/limits/enforce.js";
 import { afterResponseSettled } from "../../workers/src/util/after-response.js";
 import { ledgerFor, RUNNING_WORK_STALE_MS, track } from "../../workers/src/limits/isolate-ledger.js";
 import { MODEL, useFakeRunners } from "./fake-runner.js";
@@ -142,4 +145,56 @@ describe("leased limits", () => {
     await afterResponseSettled();
     expect(await today(a.id)).toMatchObject({ requests: 2, prompt: 40, completion: 8, reserved: 0 });
   }, TIMEOUT_MS);
+
+  it("concurrent requests the budget refuses get their 429 from one refill's refusal (no round trip each); the unused slots of its block go back at once", async () => {
+    const r = await newTenant("r", { tokens_per_day: 1600 }); // blocks of 100 tokens and 8 slots
+    await awayFromMinuteEnd();
+    expect((await callJson("/v1/completions", { key: r.key, json })).status).toBe(200); // warms the caches (reserved per request)
+    await reservedElsewhere(r.id, 1600 - 24); // nothing left
+    const trips = countD1Trips();
+    const refused = await Promise.all([0, 1, 2, 3].map(() => complete(r.key)));
+    vi.restoreAllMocks();
+    for (const res of refused) {
+      expectError(res, 429, "rate_limit_error");
+      expect(res.body.error.message).toMatch(/^daily token limit exceeded: 24 of 1600 tokens used today \(UTC\), 1576 reserved/);
+    }
+    // One refill (slots, pruning, the day's row, a block of tokens), its exact reservation, then the budget's
+    // figures with the slots given back: the other three waited for that refill and share its refusal.
+    expect(trips).toHaveLength(3);
+    expect([trips[0], trips[2]]).toEqual(["batch of 4", "batch of 2"]);
+    // Each refused request counts against the minute (the warm-up + 4); the other 4 slots of the block went back.
+    expect(await minuteCount(r.id)).toBe(5);
+  }, TIMEOUT_MS);
+
+  it("concurrent requests the per-minute limit refuses get their 429 from one refill's refusal", async () => {
+    const m = await newTenant("m", { rpm_limit: 32 });
+    await awayFromMinuteEnd();
+    expect((await callJson("/v1/completions", { key: m.key, json })).status).toBe(200);
+    await env.DB.prepare("UPDATE rate_windows SET count = 32 WHERE tenant_id = ? AND window_start = ?").bind(m.id, minuteOf(Date.now())).run();
+    const trips = countD1Trips();
+    const refused = await Promise.all([0, 1, 2, 3].map(() => complete(m.key)));
+    vi.restoreAllMocks();
+    for (const res of refused) {
+      expectError(res, 429, "rate_limit_error");
+      expect(res.body.error.message).toBe("rate limit exceeded: 32 requests per minute");
+    }
+    expect(trips).toEqual(["batch of 4"]);
+  }, TIMEOUT_MS);
+
+  it("a request that waited into a new minute counts in it: the minute is read again after each wait", async () => {
+    const w = await newTenant("w");
+    const tenant = { id: w.id, name: w.name, rpmLimit: null, tokensPerDay: null, keyId: "k" };
+    const db = createDb(env.DB);
+    const work: Promise<unknown>[] = [];
+    const arrived = Date.now() - 60_000; // it arrived in the previous minute, and waited for a flush being written
+    const ledger = ledgerFor(w.id, utcDay(Date.now()));
+    const written = new Promise((r) => setTimeout(r, 20)).then(() => void (ledger.flushing = null));
+    ledger.flushing = track(written);
+    const reservation = await admitRequest({ ...env, ...LEASED } as Env, db, tenant, 25, { schedule: (p) => void work.push(p) }, arrived);
+    await reservation.release();
+    const windows = await env.DB.prepare("SELECT window_start AS minute FROM rate_windows WHERE tenant_id = ?").bind(w.id).all<{ minute: number }>();
+    expect(windows.results.map((row) => row.minute)).toEqual([minuteOf(Date.now())]);
+    while (work.length > 0) await work.shift();
+  }, TIMEOUT_MS);
 });
+

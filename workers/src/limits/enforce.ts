@@ -4,10 +4,10 @@ import { batchOf, type Db } from "../db/client.js";
 import { rateWindows, usageDaily } from "../db/schema.js";
 import type { Env } from "../env.js";
 import { tooManyRequests } from "../errors/api-error.js";
-import { minuteOf, secondsUntilUtcMidnight, utcDay } from "../util/time.js";
+import { minuteOf, secondsUntilNextMinute, secondsUntilUtcMidnight, utcDay } from "../util/time.js";
 import { leaseSettings, tenantLimits } from "./config.js";
-import { existingLedger, ledgerFor, track, waitForRunning, type IsolateLedger } from "./isolate-ledger.js";
-import { rateWindowStatements } from "./rate-limit.js";
+import { existingLedger, ledgerFor, track, waitForRunning, type IsolateLedger, type RefillRefusal } from "./isolate-ledger.js";
+import { giveBackSlots, rateWindowStatements } from "./rate-limit.js";
 import { BudgetReservation } from "./reservation.js";
 
 /**
@@ -37,7 +37,10 @@ import { BudgetReservation } from "./reservation.js";
  * limits/reservation.ts gives the lease back) — or until the UTC day (minute) ends when it dies
  * holding them. The caller settles the reservation once when the request ends (BudgetReservation).
  * Requests of one isolate wait for a refill in flight rather than starting their own (for at most
- * RUNNING_WORK_STALE_MS: a refill whose request was cancelled is then given up on).
+ * RUNNING_WORK_STALE_MS: a refill whose request was cancelled is then given up on); when D1 refuses
+ * that refill, the waiting requests it refuses as well get the 429 at once (throwIfRefusedAlike),
+ * and the unused slots of a block taken by a refill the budget refused go back in the round trip
+ * that reads the budget's figures. The day and minute are read again after every wait.
  */
 export async function admitRequest(
   env: Env,
@@ -49,18 +52,30 @@ export async function admitRequest(
 ): Promise<BudgetReservation> {
   const limits = tenantLimits(env, tenant);
   const lease = leaseSettings(env);
-  const ledger = ledgerFor(tenant.id, utcDay(now));
-  const minute = minuteOf(now);
-  for (;;) {
-    if (ledger.tryTake(tokens, minute, now)) {
+  // The day and minute are read again after every wait: a request that waited into a new minute counts in that one.
+  for (let at = now; ; at = Date.now()) {
+    const ledger = ledgerFor(tenant.id, utcDay(at));
+    if (ledger.tryTake(tokens, minuteOf(at), at)) {
       return new BudgetReservation(db, ledger, tokens, { flushMs: lease.flushMs, schedule: opts.schedule }, opts.requestId);
     }
-    const running = waitForRunning(ledger.refill) ?? waitForRunning(ledger.flushing);
-    if (running) {
-      await running;
+    const refilling = waitForRunning(ledger.refill);
+    if (refilling) {
+      const awaited = ledger.refills;
+      ledger.refillWaiters++;
+      try {
+        await refilling;
+      } finally {
+        ledger.refillWaiters--;
+      }
+      throwIfRefusedAlike(ledger, awaited, tokens, limits, Date.now());
       continue;
     }
-    const refill = refillLease(db, ledger, { tenantId: tenant.id, ...limits, ...lease }, tokens, now);
+    const flushing = waitForRunning(ledger.flushing);
+    if (flushing) {
+      await flushing;
+      continue;
+    }
+    const refill = refillLease(db, ledger, ++ledger.refills, { tenantId: tenant.id, ...limits, ...lease }, tokens, at);
     const work = track(refill);
     ledger.refill = work;
     // Kept alive past this request's own end (its client may leave mid-refill), so the requests waiting for it are not left hanging.
@@ -73,6 +88,28 @@ export async function admitRequest(
   }
 }
 
+/**
+ * Answers a request that waited for refill number `refill` with that refill's refusal when it
+ * refuses this request as well: the same minute and no slot of it here, or at least as many tokens
+ * lacking as the refused reservation. So concurrent requests refused by the minute or the budget
+ * all get their 429 when the first does, not one D1 round trip after another; a request the
+ * refusal does not cover (fewer tokens lacking, a new minute) goes on to its own refill. Nothing
+ * is granted this way, so it cannot overshoot a limit. A request refused by the budget so counts
+ * against the minute: the refusal kept a slot of its block for each waiting request.
+ */
+function throwIfRefusedAlike(ledger: IsolateLedger, refill: number, tokens: number, limits: { rpm: number; tokensPerDay: number }, now: number): void {
+  const refusal = ledger.refusal;
+  if (refusal?.refill !== refill) return;
+  const minute = minuteOf(now);
+  if (refusal.kind === "rate") {
+    if (refusal.minute === minute && ledger.slotsOf(minute) < 1) throw rateRefusal(limits.rpm, secondsUntilNextMinute(now));
+    return;
+  }
+  if (tokens - ledger.free < refusal.lacking) return;
+  ledger.trySpendSlot(minute);
+  throw budgetRefusal(tokens, limits.tokensPerDay, refusal, now);
+}
+
 /** Sizes of what one refill takes from D1 beyond the request at hand (see admitRequest). */
 export function leaseBlocks(limits: { rpm: number; tokensPerDay: number }, lease: { rateRequests: number; budgetTokens: number }) {
   return {
@@ -82,13 +119,15 @@ export function leaseBlocks(limits: { rpm: number; tokensPerDay: number }, lease
 }
 
 /**
- * One refill of the ledger in D1 for a request of `tokens`: a block of slots when this minute has
- * none left here, a block of tokens when the free ones fall short. Throws the 429 when the minute
- * or the budget refuses (a refused request still counts against the minute).
+ * Refill number `refill` of the ledger in D1 for a request of `tokens`: a block of slots when this
+ * minute has none left here, a block of tokens when the free ones fall short. Throws the 429 when
+ * the minute or the budget refuses (a refused request still counts against the minute), and
+ * records the refusal in the ledger for the requests waiting for this refill.
  */
 async function refillLease(
   db: Db,
   ledger: IsolateLedger,
+  refill: number,
   limits: { tenantId: string; rpm: number; tokensPerDay: number; rateRequests: number; budgetTokens: number },
   tokens: number,
   now: number,
@@ -103,11 +142,14 @@ async function refillLease(
   const minuteAllows = slots > 0 ? slots + limits.rpm - 1 : null;
   const budget = want > 0 ? reserveStatements(db, limits.tenantId, ledger.day, want, limits.tokensPerDay, minuteAllows === null ? null : { minute, atMost: minuteAllows }) : null;
   const results = await db.batch(batchOf([...(slots > 0 ? [rate.take, rate.pruneOlder] : []), ...(budget ? [budget.ensureDay, budget.reserve] : [])]));
+  let grantedSlots = 0;
   if (slots > 0) {
     const count = (results[0] as { count: number }[])[0]?.count ?? slots;
     const first = count - slots + 1; // this request's place in the minute
+    if (first > limits.rpm) ledger.refusal = { refill, minute, kind: "rate" };
     assertWithinRate(limits.tenantId, first, limits.rpm, rate);
-    ledger.addSlots(Math.min(slots, limits.rpm - first + 1), minute);
+    grantedSlots = Math.min(slots, limits.rpm - first + 1);
+    ledger.addSlots(grantedSlots, minute);
   }
   if (!budget) return;
   let granted = (results[slots > 0 ? 3 : 1] as unknown[]).length > 0 ? want : 0;
@@ -121,7 +163,17 @@ async function refillLease(
     return;
   }
   ledger.trySpendSlot(minute); // refused by the budget: its request still counts
-  throw await budgetRefusal(db, limits.tenantId, ledger.day, tokens, limits.tokensPerDay, now);
+  // The rest of the block of slots this refill took, beyond one for each request waiting for it (answered with
+  // this refusal, they count), goes back now, in the round trip that reads how the budget stands, not when the
+  // isolate goes idle: a refused request schedules no flush.
+  const unused = ledger.dropSlots(grantedSlots - 1 - ledger.refillWaiters, minute);
+  const [figures] = await db.batch(
+    batchOf([budgetFigures(db, limits.tenantId, ledger.day), ...(unused > 0 ? [giveBackSlots(db, limits.tenantId, minute, unused)] : [])]),
+  );
+  const row = (figures as { used: number; held: number }[])[0];
+  const refusal: RefillRefusal = { refill, minute, kind: "budget", lacking, used: row?.used ?? 0, held: row?.held ?? 0 };
+  ledger.refusal = refusal;
+  throw budgetRefusal(tokens, limits.tokensPerDay, refusal, now);
 }
 
 /**
@@ -155,8 +207,16 @@ function reserveStatements(
   return { ensureDay, reserve };
 }
 
-/** The 429 of a refused reservation, saying how the budget stands (read only on this path). */
-async function budgetRefusal(db: Db, tenantId: string, day: string, tokens: number, limit: number, now: number) {
+/** How the day's budget stands (read only when a reservation was refused). */
+function budgetFigures(db: Db, tenantId: string, day: string) {
+  return db
+    .select({ used: sql<number>`${usageDaily.promptTokens} + ${usageDaily.completionTokens}`, held: usageDaily.reservedTokens })
+    .from(usageDaily)
+    .where(and(eq(usageDaily.tenantId, tenantId), eq(usageDaily.day, day)));
+}
+
+/** The 429 of a request of `tokens` the budget refuses, saying how it stands. */
+function budgetRefusal(tokens: number, limit: number, budget: { used: number; held: number }, now: number) {
   const retry = secondsUntilUtcMidnight(now);
   if (tokens > limit) {
     return tooManyRequests(
@@ -164,18 +224,17 @@ async function budgetRefusal(db: Db, tenantId: string, day: string, tokens: numb
       retry,
     );
   }
-  const rows = await db
-    .select({ used: sql<number>`${usageDaily.promptTokens} + ${usageDaily.completionTokens}`, reserved: usageDaily.reservedTokens })
-    .from(usageDaily)
-    .where(and(eq(usageDaily.tenantId, tenantId), eq(usageDaily.day, day)));
-  const used = rows[0]?.used ?? 0;
-  const held = rows[0]?.reserved ?? 0;
   return tooManyRequests(
-    `daily token limit exceeded: ${used} of ${limit} tokens used today (UTC)` +
-      (held > 0 ? `, ${held} reserved (requests in flight, and what isolates serving them hold)` : "") +
+    `daily token limit exceeded: ${budget.used} of ${limit} tokens used today (UTC)` +
+      (budget.held > 0 ? `, ${budget.held} reserved (requests in flight, and what isolates serving them hold)` : "") +
       `; this request may use up to ${tokens} (prompt + max_tokens)`,
     retry,
   );
+}
+
+/** The 429 of a request the per-minute limit refuses. */
+function rateRefusal(rpm: number, retryAfterSeconds: number) {
+  return tooManyRequests(`rate limit exceeded: ${rpm} requests per minute`, retryAfterSeconds);
 }
 
 /**
@@ -189,7 +248,7 @@ function assertWithinRate(tenantId: string, count: number, rpm: number, rate: { 
   if (count <= rpm) return;
   if (refusedInMinute.size >= 10_000) refusedInMinute.clear();
   refusedInMinute.set(tenantId, rate.minute);
-  throw tooManyRequests(`rate limit exceeded: ${rpm} requests per minute`, rate.retryAfterSeconds);
+  throw rateRefusal(rpm, rate.retryAfterSeconds);
 }
 
 /** 429 at once when this isolate already refused the tenant in the current minute. */
@@ -201,7 +260,7 @@ export function refuseIfRateLimitedHere(tenantId: string, now = Date.now()): voi
     refusedInMinute.delete(tenantId);
     return;
   }
-  throw tooManyRequests("rate limit exceeded: too many requests this minute", Math.ceil(((minute + 1) * 60_000 - now) / 1000));
+  throw tooManyRequests("rate limit exceeded: too many requests this minute", secondsUntilNextMinute(now));
 }
 
 /**

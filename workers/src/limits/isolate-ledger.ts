@@ -36,6 +36,15 @@ export class IsolateLedger {
    * until it is stale: `runningWork`).
    */
   refill: RunningWork | null = null;
+  /** Refills started so far (they are numbered: `RefillRefusal.refill`). */
+  refills = 0;
+  /**
+   * The last refill D1 refused: a request that waited for that very refill is answered with it
+   * when it refuses that request too (limits/enforce.ts), instead of making its own round trip.
+   */
+  refusal: RefillRefusal | null = null;
+  /** Requests waiting for the refill running now (a refusal keeps a slot for each: they count against the minute). */
+  refillWaiters = 0;
   /** The flush being written (a refill waits for it: its given-back tokens are then in D1). */
   flushing: RunningWork | null = null;
   /**
@@ -93,6 +102,13 @@ export class IsolateLedger {
     this.slots += count;
   }
 
+  /** Takes back up to `count` unused slots of `minute` (to give them back in D1); returns how many. */
+  dropSlots(count: number, minute: number): number {
+    const dropped = Math.max(0, Math.min(count, this.slotsOf(minute)));
+    this.slots -= dropped;
+    return dropped;
+  }
+
   /** Tokens D1 reserved for this isolate. */
   addTokens(tokens: number): void {
     this.held += tokens;
@@ -148,6 +164,12 @@ export interface PendingUsage {
   /** Adapter id → served requests that used it (the marketplace's use count). */
   adapterUses: Map<string, number>;
 }
+
+/**
+ * What a refused refill found in D1: the minute's requests at the limit, or the budget unable to
+ * reserve `lacking` more tokens (billed `used` and reserved `held` on the day's row then).
+ */
+export type RefillRefusal = { refill: number; minute: number } & ({ kind: "rate" } | { kind: "budget"; lacking: number; used: number; held: number });
 
 export interface LedgerFlush {
   usage: PendingUsage;

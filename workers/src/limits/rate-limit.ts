@@ -1,7 +1,7 @@
 import { and, eq, lt, sql, type SQL } from "drizzle-orm";
 import type { Db } from "../db/client.js";
 import { rateWindows } from "../db/schema.js";
-import { minuteOf } from "../util/time.js";
+import { minuteOf, secondsUntilNextMinute } from "../util/time.js";
 
 /**
  * Fixed-window request counter per tenant per UTC minute, kept in D1 so every isolate sees it.
@@ -25,7 +25,7 @@ export function rateWindowStatements(db: Db, tenantId: string, now = Date.now(),
       .returning({ count: rateWindows.count }),
     /** This tenant's older windows (no longer read). */
     pruneOlder: db.delete(rateWindows).where(and(eq(rateWindows.tenantId, tenantId), lt(rateWindows.windowStart, minute))),
-    retryAfterSeconds: Math.ceil(((minute + 1) * 60_000 - now) / 1000),
+    retryAfterSeconds: secondsUntilNextMinute(now),
   };
 }
 

@@ -8,6 +8,11 @@ export function minuteOf(ms: number): number {
   return Math.floor(ms / 60_000);
 }
 
+/** Seconds from `ms` to the next minute (the rate window's end), rounded up. */
+export function secondsUntilNextMinute(ms: number): number {
+  return Math.ceil(((minuteOf(ms) + 1) * 60_000 - ms) / 1000);
+}
+
 /** Seconds from `ms` to the next UTC midnight. */
 export function secondsUntilUtcMidnight(ms: number): number {
   const d = new Date(ms);
