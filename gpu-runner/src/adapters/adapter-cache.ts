@@ -14,7 +14,9 @@
  *   (`FloatBufferPool`): an evicted adapter gives its arrays back (it is never leased then, and
  *   nothing outside a lease reads an adapter's tensors), the next parse overwrites them, so a runner
  *   whose cache turns over converts into memory already touched instead of fresh pages (bench case
- *   6). Free buffers are kept up to twice the largest adapter's converted bytes.
+ *   6). Free buffers are kept up to twice the largest adapter's converted bytes. Fresh ones come
+ *   from `freshConvertedFloats` (an arena per blob that the SIMD conversion stores into directly;
+ *   its arrays, recycled, keep that property).
  * The LRU, single flight and leases are the primitive's; this file adds the fetch, the
  * integrity check, the parse, the recycling of converted arrays and the listing.
  */
@@ -27,7 +29,7 @@ import { EngineError } from "../engine/errors.js";
 import type { Logger } from "../engine/logger.js";
 import { silentLogger } from "../engine/logger.js";
 import type { AdapterSource } from "./edge-source.js";
-import { uninitializedFloat32 } from "./parse-adapter.js";
+import { freshConvertedFloats, uninitializedFloat32 } from "./parse-adapter.js";
 
 /**
  * Turns the two PEFT files into an adapter; throws on malformed or unsupported files. Tensors it
@@ -152,9 +154,10 @@ export class AdapterCache {
       }
       let adapter: LoraAdapter;
       const owned: Float32Array[] = [];
+      const fresh = freshConvertedFloats(files.safetensors.length);
       try {
         adapter = this.parse(files.configJson, files.safetensors, (length) => {
-          const array = this.buffers.take(length);
+          const array = this.buffers.take(length, fresh);
           owned.push(array);
           return array;
         });

@@ -6,8 +6,8 @@
  *
  * Semantics:
  * - `take(length)` returns an array of exactly `length` floats nobody else holds: the free one of
- *   that length given back most recently, else a fresh one (`fresh(length)`, by default
- *   `new Float32Array(length)`). Its contents are unspecified.
+ *   that length given back most recently, else a fresh one (`fresh(length)`: the take's own, else
+ *   the pool's, by default `new Float32Array(length)`). Its contents are unspecified.
  * - `give(arrays)` frees arrays the caller owned and no longer reads (nor lets anyone read): each
  *   is kept while the free bytes stay within `capBytes()` (asked at every give), else dropped to
  *   the garbage collector.
@@ -34,12 +34,12 @@ export class FloatBufferPool {
     private readonly fresh: (length: number) => Float32Array = (length) => new Float32Array(length),
   ) {}
 
-  take(length: number): Float32Array {
+  take(length: number, fresh: (length: number) => Float32Array = this.fresh): Float32Array {
     const list = this.free.get(length);
     const array = list?.pop();
     if (array === undefined) {
       this.counters.fresh++;
-      return this.fresh(length);
+      return fresh(length);
     }
     if (list!.length === 0) this.free.delete(length);
     this.freeBytes -= array.byteLength;
