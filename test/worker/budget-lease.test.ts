@@ -10,7 +10,7 @@ import { utcDay } from "../../workers/src/util/time.js";
 import { afterResponseSettled } from "../../workers/src/util/after-response.js";
 import { ledgerFor, RUNNING_WORK_STALE_MS, track } from "../../workers/src/limits/isolate-ledger.js";
 import { MODEL, useFakeRunners } from "./fake-runner.js";
-import { callJson, callRaw, countD1Trips, expectError, LEASED, newTenant } from "./helpers.js";
+import { awayFromMinuteEnd, callJson, callRaw, countD1Trips, expectError, LEASED, newTenant, today } from "./helpers.js";
 
 useFakeRunners();
 
@@ -25,22 +25,6 @@ const json = { model: MODEL, prompt: "x".repeat(20), max_tokens: 4 };
 async function complete(key: string): Promise<{ status: number; body: any }> {
   const res = await callRaw("/v1/completions", { key, json, vars: LEASED });
   return { status: res.status, body: await res.json() };
-}
-
-/** Starts a test at least 5 s before the UTC minute ends, so its requests count in one minute. */
-async function awayFromMinuteEnd(): Promise<void> {
-  const left = 60_000 - (Date.now() % 60_000);
-  if (left < 5_000) await new Promise((r) => setTimeout(r, left + 50));
-}
-
-/** The tenant's row of today, straight from D1. */
-async function today(tenantId: string) {
-  const row = await env.DB.prepare(
-    "SELECT requests, prompt_tokens AS prompt, completion_tokens AS completion, reserved_tokens AS reserved FROM usage_daily WHERE tenant_id = ? AND day = ?",
-  )
-    .bind(tenantId, utcDay(Date.now()))
-    .first<{ requests: number; prompt: number; completion: number; reserved: number }>();
-  return row ?? { requests: 0, prompt: 0, completion: 0, reserved: 0 };
 }
 
 async function minuteCount(tenantId: string): Promise<number> {

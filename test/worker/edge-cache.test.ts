@@ -111,10 +111,10 @@ describe("adapter record cache", () => {
 });
 
 describe("hot path", () => {
-  /** D1 round trips (countD1Trips); `holdUsageWrite` keeps the after-response batch (usage + uses, 2 statements) waiting until it is set false. */
+  /** D1 round trips (countD1Trips); `holdUsageWrite` keeps the after-response batch (usage, uses, the batch's id: 3 statements) waiting until it is set false. */
   function countD1() {
     const state = { trips: [] as string[], holdUsageWrite: true };
-    state.trips = countD1Trips((statements) => statements.length === 2 && state.holdUsageWrite);
+    state.trips = countD1Trips((statements) => statements.length === 3 && state.holdUsageWrite);
     return state;
   }
 
@@ -127,8 +127,8 @@ describe("hot path", () => {
     const res = await callRaw("/v1/completions", { key: a.key, json });
     expect(res.status).toBe(200);
     await res.arrayBuffer(); // the whole response arrived while the usage write is still held
-    // Rate window, its pruning, the day's row, the budget reservation; then usage settlement + the adapter's use count.
-    expect(d1.trips).toEqual(["batch of 4", "batch of 2"]);
+    // Rate window, its pruning, the day's row, the budget reservation; then usage settlement, the adapter's use count and the batch's id.
+    expect(d1.trips).toEqual(["batch of 4", "batch of 3"]);
     d1.holdUsageWrite = false;
     await afterResponseSettled();
     vi.restoreAllMocks();

@@ -5,6 +5,7 @@ import { vi } from "vitest";
 import type { Env } from "../../workers/src/env.js";
 import worker from "../../workers/src/index.js";
 import { afterResponseSettled } from "../../workers/src/util/after-response.js";
+import { utcDay } from "../../workers/src/util/time.js";
 
 export const ADMIN = "test-admin-token";
 export const EDGE = "http://edge";
@@ -60,6 +61,22 @@ export async function callJson<T = any>(path: string, opts: CallOptions = {}): P
     body = text;
   }
   return { status: res.status, body, res };
+}
+
+/** Starts a test at least 5 s before the UTC minute ends, so its requests count in one minute. */
+export async function awayFromMinuteEnd(): Promise<void> {
+  const left = 60_000 - (Date.now() % 60_000);
+  if (left < 5_000) await new Promise((r) => setTimeout(r, left + 50));
+}
+
+/** The tenant's usage row of today, straight from D1. */
+export async function today(tenantId: string) {
+  const row = await env.DB.prepare(
+    "SELECT requests, prompt_tokens AS prompt, completion_tokens AS completion, reserved_tokens AS reserved FROM usage_daily WHERE tenant_id = ? AND day = ?",
+  )
+    .bind(tenantId, utcDay(Date.now()))
+    .first<{ requests: number; prompt: number; completion: number; reserved: number }>();
+  return row ?? { requests: 0, prompt: 0, completion: 0, reserved: 0 };
 }
 
 /** Creates a tenant through the admin API and returns its id and first key. */
@@ -134,4 +151,33 @@ export function countD1Trips(hold: (statements: D1PreparedStatement[]) => boolea
     return realBatch(statements);
   });
   return trips;
+}
+
+/**
+ * Fault injection (a failed D1 write, or one applied whose reply was lost, cannot be produced for
+ * real): the next `times` D1 batches with a statement whose SQL matches `pattern` throw — `before`
+ * they run (nothing applied) or `after` (applied, the reply lost) — until the spies are restored
+ * (`vi.restoreAllMocks`). `injected` counts the faults so far.
+ */
+export function failD1Batches(pattern: RegExp, when: "before" | "after", times = 1): { injected: number } {
+  const sqlOf = new WeakMap<D1PreparedStatement, string>();
+  const realPrepare = env.DB.prepare.bind(env.DB);
+  const realBatch = env.DB.batch.bind(env.DB);
+  const tag = (st: D1PreparedStatement, query: string): D1PreparedStatement => {
+    sqlOf.set(st, query);
+    const bind = st.bind.bind(st);
+    st.bind = (...values: unknown[]) => tag(bind(...values), query);
+    return st;
+  };
+  vi.spyOn(env.DB, "prepare").mockImplementation((query: string) => tag(realPrepare(query), query));
+  const state = { injected: 0 };
+  vi.spyOn(env.DB, "batch").mockImplementation(async (statements) => {
+    const hit = state.injected < times && statements.some((st) => pattern.test(sqlOf.get(st) ?? ""));
+    if (hit) state.injected++;
+    if (hit && when === "before") throw new Error("D1_ERROR: injected failure");
+    const results = await realBatch(statements);
+    if (hit) throw new Error("D1_ERROR: network connection lost (injected, after the batch was applied)");
+    return results;
+  });
+  return state;
 }

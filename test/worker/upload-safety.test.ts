@@ -9,6 +9,7 @@ import { createDb } from "../../workers/src/db/client.js";
 import { blobKey } from "../../workers/src/adapters/blob-store.js";
 import { sweepOrphanBlobs } from "../../workers/src/maintenance/sweep-blobs.js";
 import { IDEMPOTENCY_LEASE_MS } from "../../workers/src/idempotency/queries.js";
+import { USAGE_BATCH_KEEP_MS, USAGE_BATCH_RETRY_MS } from "../../workers/src/limits/usage-batch.js";
 import { peftFiles, tinyAdapter, uploadForm } from "./adapter-files.js";
 import { installFakeRunners, useFakeRunners } from "./fake-runner.js";
 import { callJson, expectError, failAdapterInserts, newTenant, r2Keys, rowCount, uploadAdapter } from "./helpers.js";
@@ -57,14 +58,18 @@ describe("orphan blob sweeper", () => {
     expect(await r2Keys()).toEqual([]);
   });
 
-  it("the scheduled handler also prunes expired replay signatures and idempotency keys", async () => {
+  it("the scheduled handler also prunes expired replay signatures, idempotency keys and usage batch ids", async () => {
     const t = await newTenant("acme");
     const now = Date.now();
     await env.DB.prepare("INSERT INTO used_signatures (signature, expires_at) VALUES ('old', ?), ('live', ?)").bind(now - 1000, now + 300_000).run();
     await env.DB.prepare("INSERT INTO idempotency_keys (tenant_id, key, request_hash, status, body, created_at) VALUES (?, 'old', 'h', 201, '{}', ?), (?, 'new', 'h', 201, '{}', ?)")
       .bind(t.id, now - 25 * HOUR, t.id, now)
       .run();
+    // A usage batch's id is kept longer than its isolate retries it (USAGE_BATCH_RETRY_MS < USAGE_BATCH_KEEP_MS).
+    expect(USAGE_BATCH_RETRY_MS).toBeLessThan(USAGE_BATCH_KEEP_MS);
+    await env.DB.prepare("INSERT INTO usage_batches (id, applied_at) VALUES ('old', ?), ('kept', ?)").bind(now - USAGE_BATCH_KEEP_MS - 1, now - USAGE_BATCH_RETRY_MS).run();
     await runCron(now);
+    expect((await env.DB.prepare("SELECT id FROM usage_batches").all()).results).toEqual([{ id: "kept" }]);
     expect((await env.DB.prepare("SELECT signature FROM used_signatures").all()).results).toEqual([{ signature: "live" }]);
     expect((await env.DB.prepare("SELECT key FROM idempotency_keys").all()).results).toEqual([{ key: "new" }]);
   });

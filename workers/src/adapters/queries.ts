@@ -204,14 +204,14 @@ export async function incrementDownloads(db: Db, id: string): Promise<void> {
     .where(eq(adapters.id, id));
 }
 
-/** +`by` uses (default 1: one served mix) for each adapter listed (one UPDATE; an id listed twice counts once), unsent (for a batch); null for none. */
-export function usesIncrement(db: Db, ids: readonly string[], by = 1) {
+/** +`by` uses (default 1: one served mix) for each adapter listed (one UPDATE; an id listed twice counts once) when `onlyIf` holds, unsent (for a batch); null for none. */
+export function usesIncrement(db: Db, ids: readonly string[], by = 1, onlyIf?: SQL) {
   const distinct = [...new Set(ids)];
   if (distinct.length === 0) return null;
   return db
     .update(adapters)
     .set({ uses: sql`${adapters.uses} + ${by}` })
-    .where(inArray(adapters.id, distinct));
+    .where(and(inArray(adapters.id, distinct), onlyIf));
 }
 
 export async function updateAdapter(

@@ -1,4 +1,5 @@
 import { minuteOf } from "../util/time.js";
+import type { UsageBatch } from "./usage-batch.js";
 
 /**
  * What one isolate holds of one tenant's limits for one UTC day, so that the common request passes
@@ -18,7 +19,8 @@ import { minuteOf } from "../util/time.js";
  *   nothing in flight and nothing taken for `idleMs` (USAGE_FLUSH_MS). So what an isolate holds
  *   beyond its requests in flight is at most one block (BUDGET_LEASE_TOKENS, RATE_LEASE_REQUESTS),
  *   and only while it serves the tenant; an isolate that dies holding a lease leaves it reserved
- *   until the UTC day ends (as a reservation never settled), and its pending usage unwritten.
+ *   until the UTC day ends (as a reservation never settled), and its pending usage (and a batch it
+ *   was still retrying: `unwritten`) unwritten.
  * Cost: O(1) per request, plus O(adapters of the mix) per settlement.
  */
 export class IsolateLedger {
@@ -42,6 +44,17 @@ export class IsolateLedger {
    * (limits/reservation.ts), so no request's lifetime carries another's flush.
    */
   flushDue: number | null = null;
+  /**
+   * Whether some request's context waits for `flushDue` (scheduleFlush); false for a due time left
+   * by a context past FLUSH_CHAIN_MS, which a younger waiting context then takes over.
+   */
+  flushCarried = false;
+  /**
+   * The usage batch taken out of this ledger and not known to be applied: its write under way, or
+   * failed and waiting for its retry (limits/usage-batch.ts: a retry of an applied batch changes
+   * nothing). At most one: usage settled meanwhile stays pending, written after it.
+   */
+  unwritten: UsageBatch | null = null;
 
   constructor(
     readonly tenantId: string,
@@ -124,7 +137,7 @@ export class IsolateLedger {
 
   /** Nothing held, pending or in flight: the ledger can be dropped. */
   get empty(): boolean {
-    return this.held <= 0 && this.inFlight === 0 && this.pending.requests === 0 && this.slots === 0;
+    return this.held <= 0 && this.inFlight === 0 && this.pending.requests === 0 && this.slots === 0 && this.unwritten === null;
   }
 }
 

@@ -1,4 +1,4 @@
-import { and, eq, lt, sql } from "drizzle-orm";
+import { and, eq, lt, sql, type SQL } from "drizzle-orm";
 import type { Db } from "../db/client.js";
 import { rateWindows } from "../db/schema.js";
 import { minuteOf } from "../util/time.js";
@@ -29,10 +29,10 @@ export function rateWindowStatements(db: Db, tenantId: string, now = Date.now(),
   };
 }
 
-/** Gives back `slots` leased for `minute` and not used (count −= slots, never below 0). */
-export function giveBackSlots(db: Db, tenantId: string, minute: number, slots: number) {
+/** Gives back `slots` leased for `minute` and not used (count −= slots, never below 0), when `onlyIf` holds. */
+export function giveBackSlots(db: Db, tenantId: string, minute: number, slots: number, onlyIf?: SQL) {
   return db
     .update(rateWindows)
     .set({ count: sql`max(0, ${rateWindows.count} - ${slots})` })
-    .where(and(eq(rateWindows.tenantId, tenantId), eq(rateWindows.windowStart, minute)));
+    .where(and(eq(rateWindows.tenantId, tenantId), eq(rateWindows.windowStart, minute), onlyIf));
 }

@@ -1,11 +1,7 @@
-import { sql } from "drizzle-orm";
-import type { BatchItem } from "drizzle-orm/batch";
-import { usesIncrement } from "../adapters/queries.js";
-import { batchOf, type Db } from "../db/client.js";
-import { usageDaily } from "../db/schema.js";
+import type { Db } from "../db/client.js";
 import { log } from "../logging/log.js";
-import { dropIfEmpty, track, waitForRunning, type IsolateLedger, type LedgerFlush } from "./isolate-ledger.js";
-import { giveBackSlots } from "./rate-limit.js";
+import { dropIfEmpty, track, waitForRunning, type IsolateLedger } from "./isolate-ledger.js";
+import { newUsageBatch, USAGE_BATCH_RETRY_MS, usageRetryDelayMs, writeUsageBatch, type UsageBatch } from "./usage-batch.js";
 
 /** What one request is billed for. */
 export interface Billed {
@@ -17,6 +13,8 @@ export interface Billed {
 export interface FlushPolicy {
   flushMs: number;
   schedule: (work: Promise<unknown>) => void;
+  /** How long this request's context looks again at what a flush left to do (default FLUSH_CHAIN_MS; tests shorten it). */
+  chainMs?: number;
 }
 
 /**
@@ -31,8 +29,9 @@ export interface FlushPolicy {
  * flush: `flushMs` after the first unwritten settlement, coalescing every settlement meanwhile
  * (`now`: at once, as a stream does before its `[DONE]`). The flush moves the billed tokens from
  * reserved to billed on the day they were reserved, and gives the lease back when the isolate is
- * idle. A failed write is logged; its tokens then stay reserved until the day ends (as a
- * reservation whose isolate died before settling).
+ * idle. Each flush is a batch with its own id (limits/usage-batch.ts): a write that fails is
+ * logged and retried with backoff (a retry of a batch that was in fact applied changes nothing),
+ * so usage is billed, and the reserved tokens moved or given back, exactly once.
  */
 export class BudgetReservation {
   private done: Promise<void> | null = null;
@@ -73,96 +72,123 @@ export class BudgetReservation {
 }
 
 /**
- * Longest time one request's waitUntil keeps looking again at a lease it kept (Cloudflare cancels
- * waitUntil work 30 s after the response): past it, the next settlement on the isolate carries the
- * flush (every request that takes from the lease settles or releases it, and so schedules one).
+ * Longest time one request's waitUntil keeps looking again at a lease it kept or a batch it must
+ * retry (Cloudflare cancels waitUntil work 30 s after the response): past it, another request's
+ * context carries the flush — one that waits for the same due time (it takes the due time over),
+ * else the next settlement on the isolate (every request that takes from the lease settles or
+ * releases it, and so schedules one).
  */
-const FLUSH_CHAIN_MS = 20_000;
+export const FLUSH_CHAIN_MS = 20_000;
+
+/** Whether a context whose flush chain started at `chainStart` still looks again (FLUSH_CHAIN_MS). */
+const carriesOn = (policy: FlushPolicy, chainStart: number) => Date.now() - chainStart < (policy.chainMs ?? FLUSH_CHAIN_MS);
 
 /**
- * Makes the ledger's pending usage due `flushMs` from now (or keeps an earlier due time), and waits
- * for it under this request's own waitUntil: whichever waiting request wakes first at the due time
- * writes the flush, the others find nothing due. No promise is shared between requests.
+ * Makes the ledger's pending usage due `flushMs` from now (or at `due`; an earlier due time is
+ * kept), and waits for it under this request's own waitUntil: whichever waiting request wakes
+ * first at the due time writes the flush, the others find nothing due. No promise is shared
+ * between requests.
  */
-function scheduleFlush(db: Db, ledger: IsolateLedger, policy: FlushPolicy, requestId?: string, chainStart = Date.now()): void {
+function scheduleFlush(db: Db, ledger: IsolateLedger, policy: FlushPolicy, requestId?: string, chainStart = Date.now(), due?: number): void {
   const now = Date.now();
-  if (ledger.flushDue === null) ledger.flushDue = now + policy.flushMs;
-  const due = ledger.flushDue;
-  const waiting = new Promise((resolve) => setTimeout(resolve, Math.max(0, due - now))).then(() => {
-    if (ledger.flushDue === null || Date.now() < ledger.flushDue) return; // written already, or due later (its setter waits for it)
-    return flushLedger(db, ledger, policy, requestId, chainStart);
-  });
+  ledger.flushDue ??= due ?? now + policy.flushMs;
+  ledger.flushCarried = true;
+  const at = ledger.flushDue;
+  const waiting = new Promise((resolve) => setTimeout(resolve, Math.max(0, at - now))).then(() => whenDue(db, ledger, policy, requestId, chainStart));
   policy.schedule(waiting);
 }
 
 /**
- * Writes what the ledger has pending (after any flush already being written, unless that one is
- * stale): one batch. A lease kept because the isolate was not idle is looked at again `flushMs`
- * later, so it is given back within about two `flushMs` of the isolate's last request.
+ * A context's timer fired: writes the flush if it is due; else (written already, or due later)
+ * waits for a flush another context is writing, and takes over a due time it leaves behind that no
+ * context waits for (its own context too old to carry it: FLUSH_CHAIN_MS), while this one is young.
+ */
+async function whenDue(db: Db, ledger: IsolateLedger, policy: FlushPolicy, requestId: string | undefined, chainStart: number): Promise<void> {
+  for (;;) {
+    if (ledger.flushDue !== null && Date.now() >= ledger.flushDue) return flushLedger(db, ledger, policy, requestId, chainStart);
+    const writing = waitForRunning(ledger.flushing);
+    if (!writing) break;
+    await writing;
+  }
+  if (ledger.flushDue !== null && !ledger.flushCarried && carriesOn(policy, chainStart)) scheduleFlush(db, ledger, policy, requestId, chainStart);
+}
+
+/**
+ * Writes what the ledger has due (after any flush already being written, unless that one is
+ * stale): a batch whose earlier write failed, once its retry time has come, then the pending
+ * usage — each one D1 batch (limits/usage-batch.ts). What is left to do is looked at again from
+ * this context while it is young (FLUSH_CHAIN_MS), else left due for another: a lease kept because
+ * the isolate was not idle `flushMs` later (so it is given back within about two `flushMs` of the
+ * isolate's last request), a failed batch at its retry time (1 s, 2 s, 4 s, … 30 s after).
  */
 async function flushLedger(db: Db, ledger: IsolateLedger, policy: FlushPolicy, requestId?: string, chainStart = Date.now()): Promise<void> {
   for (let wait = waitForRunning(ledger.flushing); wait; wait = waitForRunning(ledger.flushing)) await wait;
   ledger.flushDue = null;
-  const work = ledger.takeFlush(Date.now(), policy.flushMs);
-  const writing = writeFlush(db, ledger, work, requestId);
-  const running = track(writing);
+  // The follow-up is settled before the flush stops running, so a context waiting for it sees what it left due.
+  const running = track(
+    writeDue(db, ledger, policy.flushMs, requestId).then((next) => {
+      if (next === null) return;
+      if (carriesOn(policy, chainStart)) scheduleFlush(db, ledger, policy, requestId, chainStart, next);
+      else if (ledger.flushDue === null) {
+        ledger.flushDue = next; // taken over by a younger waiting context, else by the next settlement here
+        ledger.flushCarried = false;
+      }
+    }),
+  );
   ledger.flushing = running;
   try {
-    await writing;
+    await running.promise;
   } finally {
     if (ledger.flushing === running) ledger.flushing = null;
-  }
-  if (work.leaseKept && policy.flushMs > 0) {
-    if (Date.now() - chainStart < FLUSH_CHAIN_MS) scheduleFlush(db, ledger, policy, requestId, chainStart);
-    else ledger.flushDue ??= Date.now() + policy.flushMs; // the next settlement here waits for it
   }
   dropIfEmpty(ledger);
 }
 
-/** The flush's D1 batch: usage and the reservation (with what is given back), use counts, unused slots. */
-async function writeFlush(db: Db, ledger: IsolateLedger, work: LedgerFlush, requestId?: string): Promise<void> {
-  const { usage, returnedTokens, returnedSlots } = work;
-  const p = usage.promptTokens;
-  const c = usage.completionTokens;
-  const released = p + c + returnedTokens;
-  const statements: BatchItem<"sqlite">[] = [];
-  if (usage.requests > 0 || released > 0) {
-    statements.push(
-      db
-        .insert(usageDaily)
-        .values({ tenantId: ledger.tenantId, day: ledger.day, requests: usage.requests, promptTokens: p, completionTokens: c })
-        .onConflictDoUpdate({
-          target: [usageDaily.tenantId, usageDaily.day],
-          set: {
-            requests: sql`${usageDaily.requests} + ${usage.requests}`,
-            promptTokens: sql`${usageDaily.promptTokens} + ${p}`,
-            completionTokens: sql`${usageDaily.completionTokens} + ${c}`,
-            reservedTokens: sql`max(0, ${usageDaily.reservedTokens} - ${released})`,
-          },
-        }),
-    );
+/** The writes of one flush (see flushLedger); returns when to look again (epoch ms), or null. */
+async function writeDue(db: Db, ledger: IsolateLedger, flushMs: number, requestId?: string): Promise<number | null> {
+  const earlier = ledger.unwritten;
+  if (earlier) {
+    if (Date.now() < earlier.retryAt) return earlier.retryAt;
+    if (!(await attemptWrite(db, ledger, earlier, requestId))) return earlier.retryAt;
   }
-  // The marketplace's use count ("most used"): every adapter of each served mix, grouped by count.
-  const byCount = new Map<number, string[]>();
-  for (const [id, n] of usage.adapterUses) byCount.set(n, [...(byCount.get(n) ?? []), id]);
-  for (const [n, ids] of byCount) {
-    const uses = usesIncrement(db, ids, n);
-    if (uses) statements.push(uses);
+  const flush = ledger.takeFlush(Date.now(), flushMs);
+  const batch = newUsageBatch(ledger.tenantId, ledger.day, flush);
+  if (batch) {
+    ledger.unwritten = batch;
+    if (!(await attemptWrite(db, ledger, batch, requestId))) return batch.retryAt;
   }
-  if (returnedSlots > 0) statements.push(giveBackSlots(db, ledger.tenantId, work.minute, returnedSlots));
-  if (statements.length === 0) return;
+  return flush.leaseKept && flushMs > 0 ? Date.now() + flushMs : null;
+}
+
+/**
+ * One write of `batch`; true when it is done with (applied, or given up after
+ * USAGE_BATCH_RETRY_MS), false when it is to be retried at its `retryAt`. A write that failed may
+ * have been applied (its reply lost): the retry then changes nothing.
+ */
+async function attemptWrite(db: Db, ledger: IsolateLedger, batch: UsageBatch, requestId?: string): Promise<boolean> {
+  batch.firstTriedAt ||= Date.now();
   try {
-    if (statements.length === 1) await statements[0];
-    else await db.batch(batchOf(statements));
+    await writeUsageBatch(db, batch);
   } catch (e) {
-    log("error", "usage settlement failed", {
+    batch.attempts++;
+    const giveUp = Date.now() - batch.firstTriedAt >= USAGE_BATCH_RETRY_MS;
+    const { usage, returnedTokens } = batch.flush;
+    log(giveUp ? "error" : "warn", giveUp ? "usage batch given up" : "usage write failed, will retry", {
       request_id: requestId,
       tenant: ledger.tenantId,
       day: ledger.day,
+      batch: batch.id,
+      attempts: batch.attempts,
       requests: usage.requests,
-      billed: { promptTokens: p, completionTokens: c },
-      released_tokens: released,
+      billed: { promptTokens: usage.promptTokens, completionTokens: usage.completionTokens },
+      released_tokens: usage.promptTokens + usage.completionTokens + returnedTokens,
       error: e instanceof Error ? e.message : String(e),
     });
+    if (!giveUp) {
+      batch.retryAt = Date.now() + usageRetryDelayMs(batch.attempts);
+      return false;
+    }
   }
+  if (ledger.unwritten === batch) ledger.unwritten = null;
+  return true;
 }

@@ -2,6 +2,7 @@ import { pruneUsedSignatures } from "../auth/used-signatures.js";
 import { createDb } from "../db/client.js";
 import type { Env } from "../env.js";
 import { pruneIdempotencyKeys } from "../idempotency/queries.js";
+import { pruneUsageBatches } from "../limits/usage-batch.js";
 import { log } from "../logging/log.js";
 import { sweepOrphanBlobs } from "./sweep-blobs.js";
 
@@ -13,7 +14,7 @@ export interface ScheduledTask {
   run(env: Env, now: number): Promise<Record<string, unknown>>;
 }
 
-/** Storage hygiene: orphan blobs, expired replay signatures, expired idempotency keys. */
+/** Storage hygiene: orphan blobs, expired replay signatures, expired idempotency keys, old usage batch ids. */
 export const maintenanceTask: ScheduledTask = {
   name: "maintenance",
   async run(env, now) {
@@ -22,7 +23,14 @@ export const maintenanceTask: ScheduledTask = {
     const sweep = await sweepOrphanBlobs(db, env.ADAPTERS, { graceMs: (Number.isFinite(graceS) && graceS >= 0 ? graceS : DEFAULT_BLOB_SWEEP_GRACE_S) * 1000, now });
     const signatures = await pruneUsedSignatures(db, now);
     const idempotency = await pruneIdempotencyKeys(db, now);
-    return { blobs_scanned: sweep.scanned, blobs_deleted: sweep.deleted.length, signatures_pruned: signatures, idempotency_keys_pruned: idempotency };
+    const usageBatches = await pruneUsageBatches(db, now);
+    return {
+      blobs_scanned: sweep.scanned,
+      blobs_deleted: sweep.deleted.length,
+      signatures_pruned: signatures,
+      idempotency_keys_pruned: idempotency,
+      usage_batches_pruned: usageBatches,
+    };
   },
 };
 
