@@ -104,7 +104,8 @@ const f32x4Mul = simd(0xe6);
 const shuffle = (lanes: number[]) => [...simd(0x0d), ...lanes];
 /**
  * With a zero first operand: the low (high) four 16-bit lanes of the second operand into the high
- * halves of four 32-bit lanes (the punpcklwd / punpckhwd pattern, which V8 emits as one instruction).
+ * halves of four 32-bit lanes (the punpcklwd / punpckhwd pattern: V8 matches such shuffles to one x64
+ * instruction where it recognises them; either way the result is the same).
  */
 const interleaveLow16 = shuffle([0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23]);
 const interleaveHigh16 = shuffle([8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14, 15, 30, 31]);

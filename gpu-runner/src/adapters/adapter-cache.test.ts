@@ -3,6 +3,7 @@ import { loadPeftAdapter, writePeftAdapter } from "#core/peft/index";
 import { createRng, randomLoraAdapter } from "#core/random/index";
 import { EngineError } from "../engine/errors.js";
 import { AdapterCache, adapterBytes } from "./adapter-cache.js";
+import { KERNEL_MIN_BYTES, simdKernelsAvailable } from "#core/simd/index";
 import { parseAdapter } from "./parse-adapter.js";
 import { EdgeAdapterSource } from "./edge-source.js";
 import { startEdgeAdapterServer, type EdgeAdapterServer } from "./testing/edge-adapter-server.js";
@@ -123,25 +124,33 @@ describe("AdapterCache over signed HTTP", () => {
     expect(cache.stats().evictionsTotal).toBe(2);
   });
 
-  it("an evicted adapter's converted (F16) arrays are what the next parse writes into, every value overwritten; a leased adapter's never", async () => {
+  it.each([
+    ["small files: uninitialized arrays", 8, 64],
+    ["files from 1 MiB: arena arrays the kernel stores into", 64, 4096],
+  ])("an evicted adapter's converted (F16) arrays are what the next parse writes into, every value overwritten; a leased adapter's never (%s)", async (_what, rank, width) => {
     const f16 = (id: string, seed: number) => {
-      const files = writePeftAdapter(peftFiles(seed, 8).adapter, { dtype: "F16" });
-      return { sha: edge.put(id, files), plain: loadPeftAdapter(files.config, files.safetensors) };
+      const adapter = randomLoraAdapter(createRng(seed), [
+        { module: "model.layers.0.self_attn.q_proj", rank, inFeatures: width, outFeatures: width, scale: 0.5 },
+        { module: "model.layers.0.mlp.down_proj", rank, inFeatures: width + 112, outFeatures: width + 3, scale: 0.5 },
+      ]);
+      const files = writePeftAdapter(adapter, { dtype: "F16" });
+      return { sha: edge.put(`${id}-${width}`, files), plain: loadPeftAdapter(files.config, files.safetensors), arena: files.safetensors.length >= KERNEL_MIN_BYTES };
     };
     const [x, y, z] = [f16("x16", 200), f16("y16", 201), f16("z16", 202)];
     const arraysOf = (adapter: typeof x.plain) => [...adapter.modules.values()].flatMap((m) => [m.a, m.b]);
     const expectValues = (adapter: typeof x.plain, want: typeof x.plain) =>
       arraysOf(adapter).forEach((got, i) => expect(Buffer.from(got.buffer, got.byteOffset, got.byteLength).equals(Buffer.from(arraysOf(want)[i]!.buffer, arraysOf(want)[i]!.byteOffset, arraysOf(want)[i]!.byteLength))).toBe(true));
     const cache = new AdapterCache(new EdgeAdapterSource({ baseUrl: edge.url, secret: SECRET }), { budgetBytes: adapterBytes(x.plain), parse: parseAdapter });
-    const lx = await cache.acquire("x16", x.sha);
+    const lx = await cache.acquire(`x16-${width}`, x.sha);
     const xArrays = arraysOf(lx.adapter);
+    expect(xArrays.every((a) => a.buffer.byteLength > a.byteLength)).toBe(x.arena && simdKernelsAvailable()); // in an arena, or each in its own buffer
     lx.release();
     // y is parsed before x leaves (an eviction follows the insert): fresh arrays; x's go back.
-    const ly = await cache.acquire("y16", y.sha);
+    const ly = await cache.acquire(`y16-${width}`, y.sha);
     expect(cache.stats()).toMatchObject({ entries: 1, evictionsTotal: 1, freeBufferBytes: adapterBytes(x.plain), bufferReusesTotal: 0 });
     expect(arraysOf(ly.adapter).some((a) => xArrays.includes(a))).toBe(false);
     // z, with y leased: parsed into x's arrays, never y's; y keeps its values.
-    const lz = await cache.acquire("z16", z.sha);
+    const lz = await cache.acquire(`z16-${width}`, z.sha);
     expect(arraysOf(lz.adapter).every((a) => xArrays.includes(a))).toBe(true);
     expect(cache.stats()).toMatchObject({ bufferReusesTotal: xArrays.length, freeBufferBytes: 0 });
     expectValues(lz.adapter, z.plain);
