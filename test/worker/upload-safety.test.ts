@@ -9,7 +9,7 @@ import { createDb } from "../../workers/src/db/client.js";
 import { blobKey } from "../../workers/src/adapters/blob-store.js";
 import { sweepOrphanBlobs } from "../../workers/src/maintenance/sweep-blobs.js";
 import { IDEMPOTENCY_LEASE_MS } from "../../workers/src/idempotency/queries.js";
-import { USAGE_BATCH_KEEP_MS, USAGE_BATCH_RETRY_MS } from "../../workers/src/limits/usage-batch.js";
+import { pruneUsageBatches, USAGE_BATCH_KEEP_MS, USAGE_BATCH_RETRY_MS } from "../../workers/src/limits/usage-batch.js";
 import { peftFiles, tinyAdapter, uploadForm } from "./adapter-files.js";
 import { installFakeRunners, useFakeRunners } from "./fake-runner.js";
 import { callJson, expectError, failAdapterInserts, newTenant, r2Keys, rowCount, uploadAdapter } from "./helpers.js";
@@ -72,6 +72,20 @@ describe("orphan blob sweeper", () => {
     expect((await env.DB.prepare("SELECT id FROM usage_batches").all()).results).toEqual([{ id: "kept" }]);
     expect((await env.DB.prepare("SELECT signature FROM used_signatures").all()).results).toEqual([{ signature: "live" }]);
     expect((await env.DB.prepare("SELECT key FROM idempotency_keys").all()).results).toEqual([{ key: "new" }]);
+  });
+
+  it("usage batch ids are pruned in bounded chunks: one run deletes at most chunk × chunks rows, the next run the rest, never a kept one", async () => {
+    const now = Date.now();
+    const expired = now - USAGE_BATCH_KEEP_MS - 1;
+    await env.DB.prepare("INSERT INTO usage_batches (id, applied_at) VALUES ('e1', ?), ('e2', ?), ('e3', ?), ('e4', ?), ('e5', ?), ('kept', ?)")
+      .bind(expired, expired, expired - HOUR, expired, expired, now - USAGE_BATCH_KEEP_MS + 1000)
+      .run();
+    const db = createDb(env.DB);
+    expect(await pruneUsageBatches(db, now, { chunk: 2, chunks: 2 })).toBe(4);
+    expect(await rowCount("usage_batches")).toBe(2);
+    expect(await pruneUsageBatches(db, now, { chunk: 2, chunks: 2 })).toBe(1);
+    expect((await env.DB.prepare("SELECT id FROM usage_batches").all()).results).toEqual([{ id: "kept" }]);
+    expect(await pruneUsageBatches(db, now, { chunk: 2, chunks: 2 })).toBe(0);
   });
 });
 

@@ -5,11 +5,12 @@
 // back even when the context that kept it is too old to look again (another waiting context takes
 // the due time over). D1 faults and cancelled contexts cannot be produced locally: they are simulated.
 import { env } from "cloudflare:workers";
-import { describe, expect, it, vi } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { createDb } from "../../workers/src/db/client.js";
 import { IsolateLedger, ledgerFor, RUNNING_WORK_STALE_MS, track } from "../../workers/src/limits/isolate-ledger.js";
 import { BudgetReservation, type FlushPolicy } from "../../workers/src/limits/reservation.js";
 import { newUsageBatch, usageRetryDelayMs, writeUsageBatch } from "../../workers/src/limits/usage-batch.js";
+import { setLogLevel } from "../../workers/src/logging/log.js";
 import { afterResponseSettled } from "../../workers/src/util/after-response.js";
 import { minuteOf, utcDay } from "../../workers/src/util/time.js";
 import { peftFiles, tinyAdapter, uploadForm } from "./adapter-files.js";
@@ -134,6 +135,103 @@ describe("a kept lease whose context is too old to look again", () => {
     while (work.length > 0) await work.shift();
     expect(await today(t.id)).toEqual({ requests: 3, prompt: 60, completion: 12, reserved: 0 });
     expect(await minuteCount(t.id)).toBe(3);
+    expect(ledger.empty).toBe(true);
+  }, TIMEOUT_MS);
+});
+
+/** A ledger holding a lease reserved in D1 (100 tokens, 8 slots of this minute), as a refill leaves it. */
+async function leasedLedger(tenantId: string): Promise<IsolateLedger> {
+  const day = utcDay(Date.now());
+  const minute = minuteOf(Date.now());
+  await env.DB.prepare("INSERT INTO usage_daily (tenant_id, day, reserved_tokens) VALUES (?, ?, 100)").bind(tenantId, day).run();
+  await env.DB.prepare("INSERT INTO rate_windows (tenant_id, window_start, count) VALUES (?, ?, 8)").bind(tenantId, minute).run();
+  const ledger = new IsolateLedger(tenantId, day);
+  ledger.addTokens(100);
+  ledger.addSlots(8, minute);
+  return ledger;
+}
+
+/** A request's hold taken from the ledger (25 tokens, a slot); settling it bills 20 + 4. */
+function take(ledger: IsolateLedger, policy: FlushPolicy): { settle: () => Promise<void> } {
+  expect(ledger.tryTake(25, minuteOf(Date.now()), Date.now())).toBe(true);
+  const hold = new BudgetReservation(createDb(env.DB), ledger, 25, policy);
+  return { settle: () => hold.settle({ promptTokens: 20, completionTokens: 4 }, []) };
+}
+
+describe("the one unwritten batch of a ledger", () => {
+  afterEach(() => setLogLevel(env.LOG_LEVEL));
+
+  it("is not replaced by a context whose stale write of the batch before it succeeds late: it is retried, billed once", async () => {
+    const t = await newTenant("g");
+    await awayFromMinuteEnd();
+    const ledger = await leasedLedger(t.id);
+    const work: Promise<unknown>[] = [];
+    const policy: FlushPolicy = { flushMs: 0, schedule: (p) => void work.push(p) };
+    // D1: context X's write of B0 (the first batch) fails, its retry hangs until released; B1 (the fourth sent) fails once.
+    let releaseX!: () => void;
+    const xHeld = new Promise<void>((resolve) => (releaseX = resolve));
+    const realBatch = env.DB.batch.bind(env.DB);
+    let sent = 0;
+    vi.spyOn(env.DB, "batch").mockImplementation(async (statements) => {
+      const n = ++sent;
+      if (n === 1) throw new Error("D1_ERROR: injected failure");
+      if (n === 2) await xHeld;
+      if (n === 4) throw new Error("D1_ERROR: injected failure");
+      return realBatch(statements);
+    });
+    const [x, y, z] = [take(ledger, policy), take(ledger, policy), take(ledger, policy)];
+    await x.settle(); // X's flush: B0 (X's usage), its write failed
+    while (sent < 2) await new Promise((r) => setTimeout(r, 5)); // X retries B0 1 s later: that write hangs
+    const xRetry = work.shift()!;
+    ledger.flushing!.since -= RUNNING_WORK_STALE_MS; // X's write turns stale (as when it takes > 10 s)
+    await y.settle(); // Y sends B0 again (applied), then B1 (Y's usage), which fails: retried 1 s later
+    const b1 = ledger.unwritten;
+    expect(b1?.flush.usage.requests).toBe(1);
+    await z.settle(); // Z's usage stays pending behind B1
+    releaseX();
+    await xRetry; // X's retry of B0 succeeds late: B1 stays the ledger's unwritten batch, Z's usage pending
+    expect(ledger.unwritten).toBe(b1);
+    expect(ledger.pending.requests).toBe(1);
+    while (work.length > 0) await work.shift();
+    vi.restoreAllMocks();
+    expect(sent).toBeGreaterThanOrEqual(6); // B0 three times, B1 failed then retried, Z's batch
+    expect(await today(t.id)).toEqual({ requests: 3, prompt: 60, completion: 12, reserved: 0 });
+    expect(await minuteCount(t.id)).toBe(3);
+    expect(ledger.empty).toBe(true);
+  }, TIMEOUT_MS);
+
+  it("whose retry falls past its context's chain is not waited for there: logged as an error with its figures, then written by the tenant's next settlement", async () => {
+    const t = await newTenant("h");
+    await awayFromMinuteEnd();
+    const ledger = await leasedLedger(t.id);
+    const work: Promise<unknown>[] = [];
+    const drain = async () => {
+      while (work.length > 0) await work.shift();
+    };
+    const schedule = (p: Promise<unknown>) => void work.push(p);
+    // A chain of 1.5 s: the retry 1 s after the first failure is within it; the one 2 s after the second is not.
+    const short: FlushPolicy = { flushMs: 0, schedule, chainMs: 1_500 };
+    const fault = failD1Batches(/usage_batches/, "before", 2);
+    const errors: string[] = [];
+    vi.spyOn(console, "error").mockImplementation((line: string) => void errors.push(line));
+    vi.spyOn(console, "warn").mockImplementation(() => {});
+    setLogLevel("error"); // the tests' LOG_LEVEL is "silent" (restored after each test)
+    const first = take(ledger, short);
+    const later = take(ledger, { flushMs: 0, schedule });
+    await first.settle(); // fails; retried 1 s later from this context, fails again
+    await drain();
+    expect(fault.injected).toBe(2);
+    const uncarried = errors.map((line) => JSON.parse(line) as Record<string, unknown>).filter((e) => e.msg === "usage batch unwritten, no request left to retry it");
+    expect(uncarried).toHaveLength(1);
+    expect(uncarried[0]).toMatchObject({ level: "error", tenant: t.id, day: ledger.day, batch: ledger.unwritten!.id, attempts: 2, requests: 1, billed: { promptTokens: 20, completionTokens: 4 } });
+    expect(ledger.flushCarried).toBe(false);
+    expect(await today(t.id)).toMatchObject({ requests: 0 });
+    await new Promise((r) => setTimeout(r, Math.max(0, ledger.flushDue! - Date.now())));
+    await later.settle(); // the tenant's next settlement writes the batch, then its own usage and the lease
+    await drain();
+    vi.restoreAllMocks();
+    expect(await today(t.id)).toEqual({ requests: 2, prompt: 40, completion: 8, reserved: 0 });
+    expect(await minuteCount(t.id)).toBe(2);
     expect(ledger.empty).toBe(true);
   }, TIMEOUT_MS);
 });

@@ -80,8 +80,12 @@ export class BudgetReservation {
  */
 export const FLUSH_CHAIN_MS = 20_000;
 
-/** Whether a context whose flush chain started at `chainStart` still looks again (FLUSH_CHAIN_MS). */
-const carriesOn = (policy: FlushPolicy, chainStart: number) => Date.now() - chainStart < (policy.chainMs ?? FLUSH_CHAIN_MS);
+/**
+ * Whether a context whose flush chain started at `chainStart` looks again at `next` (epoch ms):
+ * only when that time itself is within FLUSH_CHAIN_MS of the chain's start, so that no context
+ * waits for a retry past Cloudflare's waitUntil limit and still counts as carrying it.
+ */
+const carriesOn = (policy: FlushPolicy, chainStart: number, next: number) => next - chainStart < (policy.chainMs ?? FLUSH_CHAIN_MS);
 
 /**
  * Makes the ledger's pending usage due `flushMs` from now (or at `due`; an earlier due time is
@@ -110,14 +114,16 @@ async function whenDue(db: Db, ledger: IsolateLedger, policy: FlushPolicy, reque
     if (!writing) break;
     await writing;
   }
-  if (ledger.flushDue !== null && !ledger.flushCarried && carriesOn(policy, chainStart)) scheduleFlush(db, ledger, policy, requestId, chainStart);
+  if (ledger.flushDue !== null && !ledger.flushCarried && carriesOn(policy, chainStart, ledger.flushDue)) scheduleFlush(db, ledger, policy, requestId, chainStart);
 }
 
 /**
  * Writes what the ledger has due (after any flush already being written, unless that one is
  * stale): a batch whose earlier write failed, once its retry time has come, then the pending
- * usage — each one D1 batch (limits/usage-batch.ts). What is left to do is looked at again from
- * this context while it is young (FLUSH_CHAIN_MS), else left due for another: a lease kept because
+ * usage — each one D1 batch (limits/usage-batch.ts); never a new batch while another context's
+ * batch is unwritten (its retry comes first). What is left to do is looked at again from this
+ * context when due within FLUSH_CHAIN_MS of its chain's start, else left due for another (an
+ * error is logged when no context takes a failed batch over: reportUncarried): a lease kept because
  * the isolate was not idle `flushMs` later (so it is given back within about two `flushMs` of the
  * isolate's last request), a failed batch at its retry time (1 s, 2 s, 4 s, … 30 s after).
  */
@@ -128,7 +134,7 @@ async function flushLedger(db: Db, ledger: IsolateLedger, policy: FlushPolicy, r
   const running = track(
     writeDue(db, ledger, policy.flushMs, requestId).then((next) => {
       if (next === null) return;
-      if (carriesOn(policy, chainStart)) scheduleFlush(db, ledger, policy, requestId, chainStart, next);
+      if (carriesOn(policy, chainStart, next)) scheduleFlush(db, ledger, policy, requestId, chainStart, next);
       else if (ledger.flushDue === null) {
         ledger.flushDue = next; // taken over by a younger waiting context, else by the next settlement here
         ledger.flushCarried = false;
@@ -142,6 +148,35 @@ async function flushLedger(db: Db, ledger: IsolateLedger, policy: FlushPolicy, r
     if (ledger.flushing === running) ledger.flushing = null;
   }
   dropIfEmpty(ledger);
+  if (ledger.unwritten && !ledger.flushCarried) await reportUncarried(ledger, requestId);
+}
+
+/**
+ * A failed batch left due with no context waiting for its retry: once the contexts waiting for
+ * this flush had their turn to take it over (a macrotask later), logs it as an error with its
+ * figures if none did. It is then retried only by a later settlement of this tenant and day on
+ * this isolate — never if the tenant goes quiet or the day ends first (its tokens then stay
+ * reserved until UTC midnight, as when an isolate dies).
+ */
+async function reportUncarried(ledger: IsolateLedger, requestId?: string): Promise<void> {
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  const batch = ledger.unwritten;
+  if (!batch || ledger.flushCarried || ledger.flushDue === null) return;
+  log("error", "usage batch unwritten, no request left to retry it", { request_id: requestId, ...batchFigures(ledger, batch), retry_at: new Date(ledger.flushDue).toISOString() });
+}
+
+/** What a log line says of a batch: whose usage, which batch, and its figures. */
+function batchFigures(ledger: IsolateLedger, batch: UsageBatch): Record<string, unknown> {
+  const { usage, returnedTokens } = batch.flush;
+  return {
+    tenant: ledger.tenantId,
+    day: ledger.day,
+    batch: batch.id,
+    attempts: batch.attempts,
+    requests: usage.requests,
+    billed: { promptTokens: usage.promptTokens, completionTokens: usage.completionTokens },
+    released_tokens: usage.promptTokens + usage.completionTokens + returnedTokens,
+  };
 }
 
 /** The writes of one flush (see flushLedger); returns when to look again (epoch ms), or null. */
@@ -151,6 +186,9 @@ async function writeDue(db: Db, ledger: IsolateLedger, flushMs: number, requestI
     if (Date.now() < earlier.retryAt) return earlier.retryAt;
     if (!(await attemptWrite(db, ledger, earlier, requestId))) return earlier.retryAt;
   }
+  // Another context's batch (written meanwhile by a context that found this one's write stale, and failed):
+  // its retry comes first, and it is never replaced — at most one unwritten batch.
+  if (ledger.unwritten) return Math.max(ledger.unwritten.retryAt, Date.now());
   const flush = ledger.takeFlush(Date.now(), flushMs);
   const batch = newUsageBatch(ledger.tenantId, ledger.day, flush);
   if (batch) {
@@ -172,16 +210,9 @@ async function attemptWrite(db: Db, ledger: IsolateLedger, batch: UsageBatch, re
   } catch (e) {
     batch.attempts++;
     const giveUp = Date.now() - batch.firstTriedAt >= USAGE_BATCH_RETRY_MS;
-    const { usage, returnedTokens } = batch.flush;
     log(giveUp ? "error" : "warn", giveUp ? "usage batch given up" : "usage write failed, will retry", {
       request_id: requestId,
-      tenant: ledger.tenantId,
-      day: ledger.day,
-      batch: batch.id,
-      attempts: batch.attempts,
-      requests: usage.requests,
-      billed: { promptTokens: usage.promptTokens, completionTokens: usage.completionTokens },
-      released_tokens: usage.promptTokens + usage.completionTokens + returnedTokens,
+      ...batchFigures(ledger, batch),
       error: e instanceof Error ? e.message : String(e),
     });
     if (!giveUp) {

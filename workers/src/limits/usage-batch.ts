@@ -1,4 +1,4 @@
-import { lt, sql } from "drizzle-orm";
+import { inArray, lt, sql } from "drizzle-orm";
 import type { BatchItem } from "drizzle-orm/batch";
 import { usesIncrement } from "../adapters/queries.js";
 import { batchOf, type Db } from "../db/client.js";
@@ -58,8 +58,11 @@ export function usageRetryDelayMs(attempts: number): number {
  */
 export const USAGE_BATCH_RETRY_MS = 3_600_000;
 
-/** How long `usage_batches` rows are kept: longer than any retry of their batch can come. */
-export const USAGE_BATCH_KEEP_MS = 24 * 3_600_000;
+/** How long `usage_batches` rows are kept: longer than any retry of their batch can come (USAGE_BATCH_RETRY_MS). */
+export const USAGE_BATCH_KEEP_MS = 2 * 3_600_000;
+
+/** Rows one prune statement deletes at most, and statements one prune runs at most (a busy isolate writes one id a second). */
+export const USAGE_BATCH_PRUNE = { chunk: 5_000, chunks: 20 };
 
 /** The batch's D1 statements (see UsageBatch). */
 export function usageBatchStatements(db: Db, batch: UsageBatch, now = Date.now()): [BatchItem<"sqlite">, ...BatchItem<"sqlite">[]] {
@@ -104,9 +107,19 @@ export async function writeUsageBatch(db: Db, batch: UsageBatch, now = Date.now(
   await db.batch(usageBatchStatements(db, batch, now));
 }
 
-/** Deletes the ids of batches applied before `now − USAGE_BATCH_KEEP_MS` (scheduled sweeper). Returns how many. */
-export async function pruneUsageBatches(db: Db, now: number): Promise<number> {
-  // Counted by D1, not returned: a busy isolate writes one id a second.
-  const result = await db.delete(usageBatches).where(lt(usageBatches.appliedAt, now - USAGE_BATCH_KEEP_MS)).run();
-  return result.meta.changes;
+/**
+ * Deletes the ids of batches applied before `now − USAGE_BATCH_KEEP_MS` (scheduled sweeper), in
+ * statements of at most `chunk` rows (by primary key), at most `chunks` of them: each one a short
+ * write, and one run bounded; what is left goes at the next run. Returns how many were deleted.
+ */
+export async function pruneUsageBatches(db: Db, now: number, { chunk, chunks } = USAGE_BATCH_PRUNE): Promise<number> {
+  let deleted = 0;
+  for (let i = 0; i < chunks; i++) {
+    const expired = db.select({ id: usageBatches.id }).from(usageBatches).where(lt(usageBatches.appliedAt, now - USAGE_BATCH_KEEP_MS)).limit(chunk);
+    // Counted by D1, not returned.
+    const { changes } = (await db.delete(usageBatches).where(inArray(usageBatches.id, expired)).run()).meta;
+    deleted += changes;
+    if (changes < chunk) break;
+  }
+  return deleted;
 }
