@@ -20,8 +20,8 @@ type Kind = (typeof KINDS)[number];
  * same statistic on identical sessions): the noise floor of the goal's figure; beside it the same
  * ratios from one session of each kind (what a single pair reads). Every session is its own variant
  * in the rounds, kinds alternating, so all sessions see the same stretch of machine time.
- * Decode: 16 steps per session per round; prefill: one ≈0.2 s run per session per round (the rounds of
- * decode: a kind's 3 sessions give 3 samples per round, as the 3× rounds of one session did before).
+ * Decode: 16 steps per session per round; prefill: one ≈0.2 s run per session per round. Either way a
+ * kind has one sample per round (the median over its set), so prefill has the rounds of decode.
  */
 export const mergedVsBase = modelCase({
   id: "1",
@@ -60,7 +60,7 @@ export const mergedVsBase = modelCase({
       // One session of each kind: the ratios a single pair reads (the case before the sets).
       const decodeOnePair = pairedRatio(decode.control0.samples, decode.merged0.samples);
       const decodeOnePairAA = pairedRatio(decode.control0.samples, decode.controlPrime0.samples);
-      const versusBase = pairedRatio(decode.base.samples.map((tps) => 1 / tps), decodeTime("merged"));
+      const versusBase = pairedRatio(decodeTime("merged"), decode.base.samples.map((tps) => 1 / tps));
       const goal = { op: "<=" as const, target: 1.02 };
       const set = `median of ${perKind} session${perKind > 1 ? "s" : ""} per kind per round`;
       const sessionSpread = spreadAcross(sets.control.map((_, k) => decode[`control${k}`].samples));
