@@ -1,5 +1,5 @@
-import { allFiniteInPlace, allFiniteStreamed, allocateKernelBytes, composeMix, f16BitsToF32Bits, f16ToF32InMemory, f16ToF32Simd, KERNEL_MIN_BYTES, kernelFloatArena, loadPeftAdapter, readSafetensors, simdKernelsAvailable, writePeftAdapter } from "#core/index";
-import { AdapterCache, adapterBytes, freshConvertedFloats, joinChunks, parseAdapter, safetensorsTarget, sha256Hex } from "../../gpu-runner/src/adapters/index.js";
+import { allFiniteInPlace, allFiniteStreamed, allocateKernelBytes, composeMix, f16BitsToF32Bits, f16ToF32InMemory, f16ToF32Simd, KERNEL_MIN_BYTES, loadPeftAdapter, readSafetensors, simdKernelsAvailable, writePeftAdapter } from "#core/index";
+import { AdapterCache, adapterBytes, joinChunks, parseAdapter, safetensorsTarget, sha256Hex, uninitializedFloat32 } from "../../gpu-runner/src/adapters/index.js";
 import { ensureModel } from "../../gpu-runner/src/model-build/index.js";
 import { readModelDir } from "../../gpu-runner/src/model/index.js";
 import type { BenchCase } from "../lib/case.js";
@@ -27,20 +27,23 @@ const chunksOf = (bytes: Uint8Array) => Array.from({ length: Math.ceil(bytes.len
  * (`gpu-runner/src/adapters/parse-adapter.ts`): F32 tensors are zero-copy views checked by the SIMD
  * scan streamed through a 64 KiB scratch Memory; F16 converts through the same scratch, the check in
  * the same pass, into the arrays the adapter cache hands out: an evicted adapter's (recycled), else
- * uninitialized memory. The F16 goal times the parse inside a real `AdapterCache` turning over (a
- * budget of one adapter, each load a new id: its insert evicts the previous adapter, whose arrays
- * the next parse writes into — a runner whose cache is full); beside it the same parse into fresh
- * memory (a cache not yet full: a new arena, pages the process never had). From 1 MiB the converted
- * tensors lie in an arena (`freshConvertedFloats`, a WebAssembly Memory) the kernel stores into
- * directly, recycled arrays included. The F32 goal times `parseAdapter` on the blob. Beside it the alternative placement (`safetensorsTarget`): the blob received into a
+ * uninitialized memory (`Buffer.allocUnsafeSlow`, each tensor its own buffer). The F16 goal times the
+ * COLD parse (`parseAdapter` with nothing to recycle: a cache not yet full, fresh output memory — the
+ * worse of cold and recycled), against its physical limit measured in the same rounds: fresh output
+ * memory as the parse allocates it, written once (first touch of new pages; X GB/s of F16 writes 2X
+ * of F32, so the limit in F16 bytes is half the fresh-page write rate), with the per-round ratio.
+ * Beside it, without a goal, the recycled steady state: the parse inside a real `AdapterCache`
+ * turning over (a budget of one adapter, each load a new id: its insert evicts the previous adapter,
+ * whose arrays the next parse writes into — a runner whose cache is full), with its own ceilings.
+ * The F32 goal times `parseAdapter` on the blob. Beside it the alternative placement (`safetensorsTarget`): the blob received into a
  * WebAssembly Memory of its own, F32 scanned in place, an all-F16 file received after a lead of ≈ its
  * data size and widened to F32 in place (`core/src/safetensors/widen-in-place.ts`; each repetition
  * on bytes received afresh, the receive not timed), with the receive step both ways and receive +
  * load end to end both ways (per round), so a faster load bought with a dearer receive shows.
  * Ceilings in the same rounds: a memcpy of the file, a bare JS loop over every 32-bit word, the SIMD
  * scan kernel alone in place; for F16 the conversion kernel alone (inside a Memory already touched),
- * the F32 output written once into recycled arrays (the floor of the cache's path), into fresh
- * memory as the parse allocates it (a new arena) and into a new plain buffer, and for the in-place alternative a fresh
+ * the streamed conversion alone and the F32 output written once into recycled arrays (the floors of
+ * the cache's path), fresh output memory written once (the cold parse's), and for the in-place alternative a fresh
  * Memory of the lead's size written once (the pages the widening writes that the receive did not).
  * Each variant repeats `reps` times per round (JIT warm, timer granularity); the figure is the
  * median over rounds of the per-round mean.
@@ -67,10 +70,9 @@ export const adapterColdLoad: BenchCase = {
     const f16ConfigJson = JSON.stringify(f16.config);
     const f16TensorLengths = [...readSafetensors(f16.safetensors).tensors.values()].map((t) => t.data.byteLength / 2);
     const recycledOutputs = f16TensorLengths.map((n) => new Float32Array(n));
-    // The load's data work alone: each tensor's halves streamed by the kernel into arrays of one arena kept across rounds.
+    // The load's data work alone: each tensor's halves streamed by the kernel into arrays kept across rounds.
     const f16Tensors = [...readSafetensors(f16.safetensors).tensors.values()].map((t) => new Uint16Array(t.data.buffer, t.data.byteOffset, t.data.byteLength / 2));
-    const arena = kernelFloatArena(f16Tensors.reduce((n, t) => n + t.length, 0));
-    const arenaOutputs = f16Tensors.map((t) => arena?.(t.length) ?? new Float32Array(t.length));
+    const streamedOutputs = f16Tensors.map((t) => new Float32Array(t.length));
     /** A runner's adapter cache turning over: budget one adapter, the parse timed inside it. */
     let parseMs = 0;
     const turningOver = new AdapterCache(
@@ -88,7 +90,7 @@ export const adapterColdLoad: BenchCase = {
     const f16Sha = sha256Hex(f16.safetensors);
     let nextId = 0;
     // Two loads before anything else: the first two parses find nothing to recycle and take fresh
-    // arenas (while few arenas are live, MAX_LIVE_ARENAS); from the third on, arrays circulate.
+    // arrays; from the third on, arrays circulate.
     for (let i = 0; i < 2; i++) (await turningOver.acquire(`adapter-${nextId++}`, f16Sha)).release();
     /** The runner's receive (edge-source.ts: a plain buffer) and the alternative into a kernel Memory. */
     const receivePlain = (chunks: Uint8Array[], n: number) => joinChunks(chunks, n);
@@ -143,7 +145,7 @@ export const adapterColdLoad: BenchCase = {
         scanStreamed: timed(() => (sink ^= allFiniteStreamed(f32PlainValues) ? 1 : 2)),
         readWords: timed(() => (sink ^= readEveryWord(f32Words))),
         loadF16: loadF16Received,
-        loadF16Plain: timed(() => parseAdapter(f16ConfigJson, f16.safetensors)),
+        loadF16Plain: timed(() => parseAdapter(f16ConfigJson, f16.safetensors, uninitializedFloat32)),
         loadF16Cached: async () => {
           parseMs = 0;
           for (let r = 0; r < reps; r++) (await turningOver.acquire(`adapter-${nextId++}`, f16Sha)).release();
@@ -153,16 +155,14 @@ export const adapterColdLoad: BenchCase = {
         receiveF16Plain: timed(() => (sink ^= receivePlain(f16Chunks, f16.safetensors.length).length)),
         convertKernel: timed(() => (sink ^= f16ToF32InMemory(warm.buffer, 4 * halves, 0, halves, f16BitsToF32Bits) ? 1 : 2)),
         freshLead: timed(() => (sink ^= allocateKernelBytes(leadBytes, { minBytes: 0 }).fill(1).length)),
-        freshOutput: timed(() => (sink ^= new Float32Array(halves).fill(1).length)),
+        freshOutput: timed(() => {
+          for (const n of f16TensorLengths) sink ^= uninitializedFloat32(n).fill(1).length;
+        }),
         streamedConversion: timed(() => {
-          f16Tensors.forEach((t, i) => (sink ^= f16ToF32Simd(t, arenaOutputs[i]!, f16BitsToF32Bits) ? 1 : 2));
+          f16Tensors.forEach((t, i) => (sink ^= f16ToF32Simd(t, streamedOutputs[i]!, f16BitsToF32Bits) ? 1 : 2));
         }),
         recycledOutput: timed(() => {
           for (const out of recycledOutputs) sink ^= out.fill(1).length;
-        }),
-        runnerOutput: timed(() => {
-          const fresh = freshConvertedFloats(f16.safetensors.length);
-          for (const n of f16TensorLengths) sink ^= fresh(n).fill(1).length;
         }),
         compose: () => {
           const loaded = loadPeftAdapter(f32.config, f32Received);
@@ -240,18 +240,34 @@ export const adapterColdLoad: BenchCase = {
         ...receiveAndEndToEnd("F32", { receive: "receiveF32", receivePlain: "receiveF32Plain", load: "loadF32", loadPlain: "loadF32Plain" }),
         ...againstCeilings(
           {
-            name: "load F16 (→ F32 conversion)",
-            key: "loadF16Cached",
+            name: "load F16 (→ F32 conversion, cold: fresh output memory)",
+            key: "loadF16Plain",
             fileBytes: f16.safetensors.length,
             goal: 4,
-            note: "the runner's parse (parseAdapter) inside its adapter cache turning over (each load evicts the previous adapter): each tensor by the SIMD kernel (16 values per step, NaN/Inf check in the same pass) storing straight into an evicted adapter's array (in its arena), the halves streamed through the arena's 64 KiB scratch",
+            note: "the runner's parse (parseAdapter) with nothing to recycle (a cache not yet full, the worse case): each tensor by the SIMD kernel (16 values per step, NaN/Inf check in the same pass) through the 64 KiB scratch into a new uninitialized array (Buffer.allocUnsafeSlow), its pages first touched by the conversion",
           },
           [
             {
-              name: "streamed conversion alone (into recycled arena arrays)",
+              name: "fresh F32 output written once (the parse's allocation)",
+              key: "freshOutput",
+              dataBytes: f16Data.byteLength,
+              note: "uninitializedFloat32(n).fill per tensor: the load's own allocation and one write of every output value into pages the process never touched, nothing read. In F16 bytes per second: X GB/s of halves write 2X of F32, so this is half the fresh-page write rate — the physical limit of any cold F16 load that returns its own F32 memory",
+            },
+          ],
+        ),
+        ...againstCeilings(
+          {
+            name: "load F16 recycled (cache turning over: evicted adapters' arrays)",
+            key: "loadF16Cached",
+            fileBytes: f16.safetensors.length,
+            note: "the steady state of a full cache, no goal (the goal is on the cold load above): parseAdapter inside a real AdapterCache with a budget of one adapter, each load a new id, so each parse writes into the arrays of the adapter its insert evicted (memory already touched)",
+          },
+          [
+            {
+              name: "streamed conversion alone (into recycled arrays)",
               key: "streamedConversion",
               dataBytes: f16Data.byteLength,
-              note: "f16ToF32Simd over every tensor into arena arrays kept across rounds: the load's own data work (64 KiB of halves copied into the arena's scratch, the kernel storing into the array), without parse, checks or cache",
+              note: "f16ToF32Simd over every tensor into arrays kept across rounds: the load's own data work (64 KiB of halves through the scratch), without parse, checks or cache",
             },
             { name: "SIMD conversion alone (memory touched before)", key: "convertKernel", dataBytes: f16Data.byteLength, note: "the same kernel inside one Memory, halves and output all touched, nothing copied: one read of the halves and one write of the values at the kernel's speed (the bandwidth floor of any F16 load)" },
             {
@@ -259,28 +275,6 @@ export const adapterColdLoad: BenchCase = {
               key: "recycledOutput",
               dataBytes: f16Data.byteLength,
               note: "fill of one array per tensor, kept across rounds: the one write of every output value into memory already touched, nothing read",
-            },
-          ],
-        ),
-        ...againstCeilings(
-          {
-            name: "load F16 into fresh memory (a cache not yet full)",
-            key: "loadF16Plain",
-            fileBytes: f16.safetensors.length,
-            note: "parseAdapter with nothing to recycle: the tensors in a new arena (a WebAssembly Memory the kernel stores into directly, freshConvertedFloats; uninitialized plain memory while MAX_LIVE_ARENAS arenas await the garbage collector), pages first touched by the conversion",
-          },
-          [
-            {
-              name: "F32 output written once (fresh memory, as the parse allocates it)",
-              key: "runnerOutput",
-              dataBytes: f16Data.byteLength,
-              note: "freshConvertedFloats(file size), then each tensor's array filled: the load's own allocation and one write of every output value, nothing read",
-            },
-            {
-              name: "F32 output written once (plain buffer)",
-              key: "freshOutput",
-              dataBytes: f16Data.byteLength,
-              note: "new Float32Array(all values).fill: allocation + first write of the output in one buffer",
             },
           ],
         ),

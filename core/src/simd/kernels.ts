@@ -8,9 +8,6 @@ import { kernelModuleBytes } from "./kernel-module.js";
  *   never detach) are scanned in place: `allFiniteInPlace` — no copy;
  * - F16 bytes received with room for their F32 widening (`allocateKernelBytes(n, { leadBytes, widenInPlace })`,
  *   see `safetensors/widen-in-place.ts`) convert inside that Memory: `f16ToF32InMemory` — no copy;
- * - F16 → F32 into arrays from `kernelFloatArena` (a Memory of their own behind a 64 KiB scratch)
- *   streams 64 KiB chunks of halves into that scratch and the kernel stores straight into the
- *   array: `f16ToF32Simd` — no copy out;
  * - any other F16 → F32 streams 64 KiB chunks through a small scratch Memory (in cache) and copies
  *   each converted chunk out: `f16ToF32Simd`.
  * Where WebAssembly cannot compile (a Cloudflare Worker refuses code generation from bytes) or the
@@ -67,8 +64,6 @@ interface KernelMemory {
   fileLength: number;
   /** Whether one load may widen the bytes in place (`claimForWidening`), and whether one did. */
   widening: "never" | "allowed" | "claimed";
-  /** An arena (`kernelFloatArena`): conversions into its arrays copy halves to [0, CHUNK_HALVES · 2) and store straight into the array. */
-  arena: boolean;
 }
 const byBuffer = new WeakMap<ArrayBufferLike, KernelMemory>();
 
@@ -117,54 +112,8 @@ export function allocateKernelBytes(n: number, options: KernelBytesOptions = {})
   }
   const kernels = instantiate(memory);
   if (!kernels) return new Uint8Array(n);
-  byBuffer.set(memory.buffer, { kernels, fileOffset: leadBytes, fileLength: n, widening: widenInPlace ? "allowed" : "never", arena: false });
+  byBuffer.set(memory.buffer, { kernels, fileOffset: leadBytes, fileLength: n, widening: widenInPlace ? "allowed" : "never" });
   return new Uint8Array(memory.buffer, leadBytes, n);
-}
-
-/**
- * At most this many arenas live at once (counted until the garbage collector frees them): V8 reserves
- * ≈ 10 GiB of address space per Memory and refuses new ones past ≈ 1 TiB in all (after forcing full
- * garbage collections to find some). Past it `kernelFloatArena` answers null: plain arrays, the copy-out path.
- */
-export const MAX_LIVE_ARENAS = 48;
-let liveArenas = 0;
-const arenaFinalizer = typeof FinalizationRegistry === "function" ? new FinalizationRegistry<undefined>(() => liveArenas--) : null;
-
-/**
- * Room for `floats` Float32 values that the F16 → F32 conversion (`f16ToF32Simd`) writes straight
- * into: one WebAssembly Memory of their own (never grown, so views never detach) behind a 64 KiB
- * scratch the conversion streams halves into. Returns a bump allocator: `alloc(length)` is the next
- * `length` floats (contents: zero where never written, else what was there), or null once the room
- * is used up. Null where the kernels cannot run or the Memory cannot be had (over 4 GiB, address
- * space): the caller allocates plain arrays.
- * Cost: address space (V8 reserves ≈ 10 GiB per Memory, so for large files only: the runner uses it
- * from `KERNEL_MIN_BYTES`), pages on first touch; the Memory lives while any of its arrays does.
- */
-export function kernelFloatArena(floats: number): ((length: number) => Float32Array | null) | null {
-  const scratchBytes = CHUNK_HALVES * 2;
-  const total = scratchBytes + 4 * floats;
-  if (!Number.isSafeInteger(floats) || floats < 0 || total > 65535 * PAGE || !kernelModule() || !wasm) return null;
-  if (liveArenas >= MAX_LIVE_ARENAS) return null;
-  let memory: WasmMemory;
-  try {
-    const pages = Math.ceil(total / PAGE);
-    memory = new wasm.Memory({ initial: pages, maximum: pages });
-  } catch {
-    return null;
-  }
-  const kernels = instantiate(memory);
-  if (!kernels) return null;
-  const { buffer } = memory;
-  byBuffer.set(buffer, { kernels, fileOffset: -1, fileLength: -1, widening: "never", arena: true });
-  liveArenas++;
-  arenaFinalizer?.register(buffer, undefined);
-  let next = scratchBytes;
-  return (length) => {
-    if (!Number.isSafeInteger(length) || length < 0 || next + 4 * length > total) return null;
-    const array = new Float32Array(buffer, next, length);
-    next += 4 * length;
-    return array;
-  };
 }
 
 /**
@@ -243,30 +192,22 @@ function scratchKernels() {
  * F16 bits → F32 bit patterns into `out` by the SIMD kernel, the NaN/Inf check in the same pass.
  * Returns whether every value is finite, or null where the kernels are unavailable (nothing written).
  * Semantics: as `f16ToF32Reference` (exact, NaN payloads kept); true ⇔ no input has exponent 31.
- * Cost: per 64 KiB chunk of halves a copy into a scratch Memory (in cache) and the kernel; when `out`
- * lies in a `kernelFloatArena` the scratch is the arena's and the kernel stores straight into `out`
- * (no copy out of a scratch: parses into recycled arrays ≈ 1.5× faster, bench case 6),
- * else into the shared scratch's output half, copied out (128 KiB, in cache). `tail` converts the
- * < 16 halves the kernel leaves (the table path's per-value step).
+ * Cost: per 64 KiB chunk a copy into the scratch Memory, the kernel, a copy of 128 KiB out — all
+ * in cache; the output's own pages are the rest (bench case 6: the fresh-output floor beside it).
+ * `tail` converts the < 16 halves the kernel leaves (the table path's per-value step).
  */
 export function f16ToF32Simd(src: Uint16Array, out: Float32Array, tail: (h: number) => number): boolean | null {
-  const arena = byBuffer.get(out.buffer);
-  const direct = arena?.arena === true && src.buffer !== out.buffer && out.byteOffset >= CHUNK_HALVES * 2 ? arena.kernels : null;
-  const s = direct ? null : scratchKernels();
-  if (!direct && !s) return null;
+  const s = scratchKernels();
+  if (!s) return null;
   const srcBytes = new Uint8Array(src.buffer, src.byteOffset, src.byteLength);
   const outBits = new Int32Array(out.buffer, out.byteOffset, out.length);
-  const scratchIn = s ? s.in : new Uint8Array(out.buffer, SCRATCH_IN, CHUNK_HALVES * 2);
   const vectorHalves = src.length & ~15;
   let nonFinite = 0;
   for (let at = 0; at < vectorHalves; at += CHUNK_HALVES) {
     const n = Math.min(CHUNK_HALVES, vectorHalves - at);
-    scratchIn.set(srcBytes.subarray(at * 2, (at + n) * 2));
-    if (direct) nonFinite |= direct.f16ToF32(SCRATCH_IN, out.byteOffset + 4 * at, n);
-    else {
-      nonFinite |= s!.kernels.f16ToF32(SCRATCH_IN, SCRATCH_OUT, n);
-      outBits.set(n === CHUNK_HALVES ? s!.out : s!.out.subarray(0, n), at);
-    }
+    s.in.set(srcBytes.subarray(at * 2, (at + n) * 2));
+    nonFinite |= s.kernels.f16ToF32(SCRATCH_IN, SCRATCH_OUT, n);
+    outBits.set(n === CHUNK_HALVES ? s.out : s.out.subarray(0, n), at);
   }
   for (let i = vectorHalves; i < src.length; i++) {
     outBits[i] = tail(src[i]);

@@ -3,7 +3,6 @@ import { loadPeftAdapter, writePeftAdapter } from "#core/peft/index";
 import { createRng, randomLoraAdapter } from "#core/random/index";
 import { EngineError } from "../engine/errors.js";
 import { AdapterCache, adapterBytes } from "./adapter-cache.js";
-import { KERNEL_MIN_BYTES, simdKernelsAvailable } from "#core/simd/index";
 import { parseAdapter } from "./parse-adapter.js";
 import { EdgeAdapterSource } from "./edge-source.js";
 import { startEdgeAdapterServer, type EdgeAdapterServer } from "./testing/edge-adapter-server.js";
@@ -126,7 +125,7 @@ describe("AdapterCache over signed HTTP", () => {
 
   it.each([
     ["small files: uninitialized arrays", 8, 64],
-    ["files from 1 MiB: arena arrays the kernel stores into", 64, 4096],
+    ["files from 1 MiB", 64, 4096],
   ])("an evicted adapter's converted (F16) arrays are what the next parse writes into, every value overwritten; a leased adapter's never (%s)", async (_what, rank, width) => {
     const f16 = (id: string, seed: number) => {
       const adapter = randomLoraAdapter(createRng(seed), [
@@ -134,7 +133,7 @@ describe("AdapterCache over signed HTTP", () => {
         { module: "model.layers.0.mlp.down_proj", rank, inFeatures: width + 112, outFeatures: width + 3, scale: 0.5 },
       ]);
       const files = writePeftAdapter(adapter, { dtype: "F16" });
-      return { sha: edge.put(`${id}-${width}`, files), plain: loadPeftAdapter(files.config, files.safetensors), arena: files.safetensors.length >= KERNEL_MIN_BYTES };
+      return { sha: edge.put(`${id}-${width}`, files), plain: loadPeftAdapter(files.config, files.safetensors) };
     };
     const [x, y, z] = [f16("x16", 200), f16("y16", 201), f16("z16", 202)];
     const arraysOf = (adapter: typeof x.plain) => [...adapter.modules.values()].flatMap((m) => [m.a, m.b]);
@@ -143,7 +142,7 @@ describe("AdapterCache over signed HTTP", () => {
     const cache = new AdapterCache(new EdgeAdapterSource({ baseUrl: edge.url, secret: SECRET }), { budgetBytes: adapterBytes(x.plain), parse: parseAdapter });
     const lx = await cache.acquire(`x16-${width}`, x.sha);
     const xArrays = arraysOf(lx.adapter);
-    expect(xArrays.every((a) => a.buffer.byteLength > a.byteLength)).toBe(x.arena && simdKernelsAvailable()); // in an arena, or each in its own buffer
+    expect(xArrays.every((a) => a.byteOffset === 0 && a.buffer.byteLength === a.byteLength)).toBe(true); // each in its own buffer
     lx.release();
     // y is parsed before x leaves (an eviction follows the insert): fresh arrays; x's go back.
     const ly = await cache.acquire(`y16-${width}`, y.sha);
@@ -157,6 +156,27 @@ describe("AdapterCache over signed HTTP", () => {
     expectValues(ly.adapter, y.plain);
     ly.release();
     lz.release();
+  });
+
+  it("free buffers: an adapter over the budget sets no cap; all are dropped after the idle time, the cap forgotten", async () => {
+    const f16 = (id: string, seed: number, width: number) => {
+      const adapter = randomLoraAdapter(createRng(seed), [{ module: "model.layers.0.self_attn.q_proj", rank: 8, inFeatures: width, outFeatures: width, scale: 0.5 }]);
+      const files = writePeftAdapter(adapter, { dtype: "F16" });
+      return { id: `${id}-idle`, sha: edge.put(`${id}-idle`, files), bytes: adapterBytes(loadPeftAdapter(files.config, files.safetensors)) };
+    };
+    const [small1, small2, big] = [f16("s1", 300, 64), f16("s2", 301, 64), f16("big", 302, 512)];
+    const cache = new AdapterCache(new EdgeAdapterSource({ baseUrl: edge.url, secret: SECRET }), { budgetBytes: small1.bytes, parse: parseAdapter, buffersIdleReleaseMs: 150 });
+    // Over the budget: served, dropped at release; its arrays are not kept (the cap is still 0).
+    (await cache.acquire(big.id, big.sha)).release();
+    expect(cache.stats()).toMatchObject({ entries: 0, freeBufferBytes: 0 });
+    (await cache.acquire(small1.id, small1.sha)).release();
+    (await cache.acquire(small2.id, small2.sha)).release(); // evicts small1: its arrays are kept
+    expect(cache.stats().freeBufferBytes).toBe(small1.bytes);
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    expect(cache.stats().freeBufferBytes).toBe(0);
+    // The cap was forgotten with them: evictions keep nothing until a parse within the budget sets it again.
+    cache.evict(small2.id);
+    expect(cache.stats().freeBufferBytes).toBe(0);
   });
 
   it("admin eviction skips pinned adapters", async () => {

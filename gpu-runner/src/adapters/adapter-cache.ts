@@ -14,9 +14,11 @@
  *   (`FloatBufferPool`): an evicted adapter gives its arrays back (it is never leased then, and
  *   nothing outside a lease reads an adapter's tensors), the next parse overwrites them, so a runner
  *   whose cache turns over converts into memory already touched instead of fresh pages (bench case
- *   6). Free buffers are kept up to twice the largest adapter's converted bytes. Fresh ones come
- *   from `freshConvertedFloats` (an arena per blob that the SIMD conversion stores into directly;
- *   its arrays, recycled, keep that property).
+ *   6). Fresh ones are plain uninitialized arrays (`uninitializedFloat32`), each its own buffer.
+ *   Free buffers are kept up to twice the largest adapter parsed since the last idle release that
+ *   fits the budget (an adapter too big for the budget, served once and dropped, sets nothing), the
+ *   oldest dropped first; all are dropped after ADAPTER_BUFFERS_IDLE_RELEASE_MS without a parse or
+ *   an eviction. /metrics shows their bytes (loraedge_runner_adapter_buffer_pool_bytes).
  * The LRU, single flight and leases are the primitive's; this file adds the fetch, the
  * integrity check, the parse, the recycling of converted arrays and the listing.
  */
@@ -29,7 +31,7 @@ import { EngineError } from "../engine/errors.js";
 import type { Logger } from "../engine/logger.js";
 import { silentLogger } from "../engine/logger.js";
 import type { AdapterSource } from "./edge-source.js";
-import { freshConvertedFloats, uninitializedFloat32 } from "./parse-adapter.js";
+import { uninitializedFloat32 } from "./parse-adapter.js";
 
 /**
  * Turns the two PEFT files into an adapter; throws on malformed or unsupported files. Tensors it
@@ -42,7 +44,12 @@ export interface AdapterCacheOptions {
   budgetBytes: number;
   parse: AdapterParser;
   log?: Logger;
+  /** Free converted-tensor buffers are dropped after this long without a parse or eviction (default ADAPTER_BUFFERS_IDLE_RELEASE_MS). */
+  buffersIdleReleaseMs?: number;
 }
+
+/** How long the adapter cache keeps free converted-tensor buffers with no parse or eviction (as ComposedMixPool's). */
+export const ADAPTER_BUFFERS_IDLE_RELEASE_MS = 30_000;
 
 export interface AdapterLease {
   adapter: LoraAdapter;
@@ -104,8 +111,10 @@ export class AdapterCache {
   private readonly lru: LeasedLru<CachedAdapter>;
   private readonly log: Logger;
   private readonly parse: AdapterParser;
+  private readonly budgetBytes: number;
   /** Converted tensors of adapters that left, for the next parses (fresh ones uninitialized). */
-  private readonly buffers = new FloatBufferPool(() => 2 * this.largestOwnedBytes, uninitializedFloat32);
+  private readonly buffers: FloatBufferPool;
+  /** Converted bytes of the largest adapter within the budget parsed since the last idle release. */
   private largestOwnedBytes = 0;
 
   constructor(
@@ -113,7 +122,13 @@ export class AdapterCache {
     options: AdapterCacheOptions,
   ) {
     this.log = options.log ?? silentLogger;
+    this.budgetBytes = options.budgetBytes;
     this.parse = options.parse;
+    this.buffers = new FloatBufferPool(() => 2 * this.largestOwnedBytes, {
+      fresh: uninitializedFloat32,
+      idleReleaseMs: options.buffersIdleReleaseMs ?? ADAPTER_BUFFERS_IDLE_RELEASE_MS,
+      onIdleRelease: () => (this.largestOwnedBytes = 0),
+    });
     this.lru = new LeasedLru<CachedAdapter>({
       budgetBytes: options.budgetBytes,
       sizeOf: (c) => adapterBytes(c.adapter),
@@ -154,10 +169,9 @@ export class AdapterCache {
       }
       let adapter: LoraAdapter;
       const owned: Float32Array[] = [];
-      const fresh = freshConvertedFloats(files.safetensors.length);
       try {
         adapter = this.parse(files.configJson, files.safetensors, (length) => {
-          const array = this.buffers.take(length, fresh);
+          const array = this.buffers.take(length);
           owned.push(array);
           return array;
         });
@@ -174,7 +188,8 @@ export class AdapterCache {
         bytes: adapterBytes(adapter),
         fetchMs: Math.round(performance.now() - started),
       });
-      this.largestOwnedBytes = Math.max(this.largestOwnedBytes, owned.reduce((n, a) => n + a.byteLength, 0));
+      // An adapter over the whole budget is served once and dropped: it must not size the free buffers.
+      if (adapterBytes(adapter) <= this.budgetBytes) this.largestOwnedBytes = Math.max(this.largestOwnedBytes, owned.reduce((n, a) => n + a.byteLength, 0));
       return { id, sha256, adapter, owned };
     } catch (e) {
       this.log("warn", "adapter fetch failed", { adapter: id, sha256, error: (e as Error).message });

@@ -2,8 +2,7 @@
  * How the runner turns an adapter's two received files into a `LoraAdapter`: core's loader
  * (`loadPeftAdapter`: every check, F32 tensors as zero-copy views of the received bytes), with the
  * tensors it converts (F16, BF16) written into memory the caller hands out: the adapter cache's
- * buffers of evicted adapters (`adapter-cache.ts`), else fresh memory (`freshConvertedFloats`: an
- * arena the SIMD kernel stores into directly, or uninitialized memory) — never zeroed memory.
+ * buffers of evicted adapters (`adapter-cache.ts`), else uninitialized memory — never zeroed memory.
  *
  * Why: `new Float32Array(n)` is a calloc — on memory the heap recycled (the runner's allocator keeps
  * freed memory, scripts/lib/stack.ts RUNNER_ALLOCATOR_ENV) that is a whole extra write pass before
@@ -13,7 +12,6 @@
  */
 import { loadPeftAdapter } from "#core/peft/index";
 import type { Float32Alloc } from "#core/dtype/float32-alloc";
-import { KERNEL_MIN_BYTES, kernelFloatArena } from "#core/simd/index";
 import type { LoraAdapter } from "#core/lora/types";
 
 /**
@@ -28,24 +26,7 @@ export function uninitializedFloat32(length: number): Float32Array {
   return new Float32Array(bytes.buffer, bytes.byteOffset, length);
 }
 
-/**
- * Fresh memory for the tensors one parse of a `blobBytes` safetensors file converts: from
- * `KERNEL_MIN_BYTES`, a `kernelFloatArena` with room for blobBytes / 2 floats (every F16/BF16 tensor
- * fits: n halves are 2n bytes of the file), which the SIMD conversion writes straight into (no copy
- * out of its scratch, bench case 6); uninitialized memory for smaller files, beyond the arena's
- * room, or where the kernels cannot run. The arena is made on the first call (a parse of an F32
- * file, or one served from recycled arrays, needs none); its pages are touched only by what is converted.
- */
-export function freshConvertedFloats(blobBytes: number): Float32Alloc {
-  if (blobBytes < KERNEL_MIN_BYTES) return uninitializedFloat32;
-  let arena: ReturnType<typeof kernelFloatArena> | undefined; // made on the first call: a parse may need none
-  return (length) => {
-    if (arena === undefined) arena = kernelFloatArena(Math.floor(blobBytes / 2));
-    return arena?.(length) ?? uninitializedFloat32(length);
-  };
-}
-
 /** The runner's adapter parser (`AdapterCache`'s `parse`): `loadPeftAdapter` with converted tensors written into `alloc(n)`. */
-export function parseAdapter(configJson: string, safetensors: Uint8Array, alloc: Float32Alloc = freshConvertedFloats(safetensors.length)): LoraAdapter {
+export function parseAdapter(configJson: string, safetensors: Uint8Array, alloc: Float32Alloc = uninitializedFloat32): LoraAdapter {
   return loadPeftAdapter(configJson, safetensors, { alloc });
 }

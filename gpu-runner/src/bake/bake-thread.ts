@@ -18,13 +18,38 @@ export class BakeThreadError extends Error {
   }
 }
 
+/**
+ * The job as it crosses to the thread. Structured clone sends a typed array's ENTIRE backing buffer,
+ * so a tensor that is a view into something larger (an F32 adapter's tensors are views of its whole
+ * received blob; a pool's buffer) would send all of it: such a tensor goes as an exactly-sized copy
+ * (`slice()`), transferred (the copy is the job's own, so moved, not copied again). A tensor that is
+ * its whole buffer (the runner's converted tensors: one uninitialized buffer each) is cloned as is —
+ * never transferred: it belongs to the adapter cache.
+ */
+export function jobForThread(job: BakeJob): { job: BakeJob; transfer: ArrayBuffer[] } {
+  const transfer: ArrayBuffer[] = [];
+  const exactlySized = (x: Float32Array): Float32Array => {
+    if (x.byteOffset === 0 && x.byteLength === x.buffer.byteLength) return x;
+    const copy = x.slice();
+    transfer.push(copy.buffer);
+    return copy;
+  };
+  const terms = job.terms.map(({ adapter, weight }) => ({
+    weight,
+    adapter: { ...adapter, modules: new Map([...adapter.modules].map(([k, m]) => [k, { ...m, a: exactlySized(m.a), b: exactlySized(m.b) }])) },
+  }));
+  return { job: { ...job, terms }, transfer };
+}
+
 type Reply = { ok: true; result: BakeJobResult } | { ok: false; kind: string; message: string };
 
 /** Thread entry (this same file is the worker's script): tsx is registered so TypeScript and `#core/*` load. */
 export const bakeOnWorkerThread: BakeJobRunner = (job: BakeJob) =>
   new Promise<BakeJobResult>((resolve, reject) => {
+    const sent = jobForThread(job);
     const worker = new Worker(new URL("./bake-thread-main.ts", import.meta.url), {
-      workerData: job,
+      workerData: sent.job,
+      transferList: sent.transfer,
       execArgv: ["--import", "tsx"],
     });
     let settled = false;

@@ -2,7 +2,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { composeMix } from "#core/compose/index";
 import type { LoraAdapter } from "#core/lora/types";
-import { loadPeftAdapter } from "#core/peft/index";
+import { loadPeftAdapter, writePeftAdapter } from "#core/peft/index";
 import { createRng, randomLoraAdapter } from "#core/random/index";
 import type { BakeRequest } from "#core/wire/bake";
 import { EngineError } from "../engine/errors.js";
@@ -143,6 +143,17 @@ describe("RunnerBaker on loraedge-tiny", () => {
     // A core BakeError thrown inside the thread comes back as a 400 naming the problem.
     const baker = new RunnerBaker(memoryProvider(adapters), { runJob: bakeOnWorkerThread });
     await expect(baker.bake(model, request({ strategy: "ties" }))).rejects.toMatchObject({ status: 400, message: expect.stringContaining("density") });
+  });
+
+  it("the worker thread bakes adapters whose tensors are views of their whole blob (F32 as received) as the inline bake does; the views stay readable", async () => {
+    const f32 = writePeftAdapter(adapters.get("b")!, { dtype: "F32" });
+    const views = loadPeftAdapter(f32.config, f32.safetensors);
+    const job = { terms: [{ adapter: adapters.get("a")!, weight: 0.7 }, { adapter: views, weight: -0.4 }], options: { strategy: "linear" as const }, baseModel: "m" };
+    const inThread = await bakeOnWorkerThread(job);
+    const inline = runBakeJob(job);
+    expect(Buffer.from(inThread.safetensors).equals(Buffer.from(inline.safetensors))).toBe(true);
+    expect(f32.safetensors.buffer.byteLength).toBeGreaterThan(0); // not detached by a transfer
+    expect([...views.modules.values()].every((m) => m.a.buffer === f32.safetensors.buffer && m.a.length > 0)).toBe(true);
   });
 
   it("one bake at a time by default: a second concurrent bake is refused as overloaded (429) and the first completes", async () => {

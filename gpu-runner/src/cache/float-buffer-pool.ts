@@ -6,12 +6,14 @@
  *
  * Semantics:
  * - `take(length)` returns an array of exactly `length` floats nobody else holds: the free one of
- *   that length given back most recently, else a fresh one (`fresh(length)`: the take's own, else
- *   the pool's, by default `new Float32Array(length)`). Its contents are unspecified.
+ *   that length given back most recently, else a fresh one (`fresh(length)`, by default
+ *   `new Float32Array(length)`). Its contents are unspecified.
  * - `give(arrays)` frees arrays the caller owned and no longer reads (nor lets anyone read): each
- *   is kept while the free bytes stay within `capBytes()` (asked at every give), else dropped to
- *   the garbage collector.
- * Cost: O(1) per take, O(arrays) per give; memory: at most `capBytes()` of free buffers.
+ *   is kept, dropping the oldest free buffers (to the garbage collector) while the free bytes would
+ *   exceed `capBytes()` (asked at every give); an array larger than the cap by itself is dropped.
+ * - With `idleReleaseMs`, every free buffer is dropped once that long passes without a take or a
+ *   give (a timer, unref'd): a pool nobody uses holds no memory.
+ * Cost: O(1) per take, O(arrays + dropped) per give; memory: at most `capBytes()` of free buffers.
  */
 export interface FloatBufferPoolStats {
   /** Bytes of the free buffers kept now. */
@@ -22,52 +24,92 @@ export interface FloatBufferPoolStats {
   fresh: number;
 }
 
+export interface FloatBufferPoolOptions {
+  /** Fresh memory for a take no free buffer serves (default `new Float32Array(length)`). */
+  fresh?: (length: number) => Float32Array;
+  /** Drop every free buffer after this long without a take or give (default: never). */
+  idleReleaseMs?: number;
+  /** Called after an idle release dropped the free buffers. */
+  onIdleRelease?: () => void;
+}
+
 export class FloatBufferPool {
   /** Free buffers by length; the last one of a list was given back most recently. */
   private readonly free = new Map<number, Float32Array[]>();
+  /** Every free buffer, oldest given first (a Set keeps insertion order). */
+  private readonly byAge = new Set<Float32Array>();
   private freeBytes = 0;
-  private freeBuffers = 0;
   private readonly counters = { reused: 0, fresh: 0 };
+  private readonly fresh: (length: number) => Float32Array;
+  private idleTimer: ReturnType<typeof setTimeout> | null = null;
 
   constructor(
     private readonly capBytes: () => number,
-    private readonly fresh: (length: number) => Float32Array = (length) => new Float32Array(length),
-  ) {}
+    private readonly options: FloatBufferPoolOptions = {},
+  ) {
+    this.fresh = options.fresh ?? ((length) => new Float32Array(length));
+  }
 
-  take(length: number, fresh: (length: number) => Float32Array = this.fresh): Float32Array {
+  take(length: number): Float32Array {
+    this.touch();
     const list = this.free.get(length);
     const array = list?.pop();
     if (array === undefined) {
       this.counters.fresh++;
-      return fresh(length);
+      return this.fresh(length);
     }
     if (list!.length === 0) this.free.delete(length);
+    this.byAge.delete(array);
     this.freeBytes -= array.byteLength;
-    this.freeBuffers--;
     this.counters.reused++;
     return array;
   }
 
   give(arrays: Iterable<Float32Array>): void {
+    this.touch();
     const cap = this.capBytes();
     for (const array of arrays) {
-      if (this.freeBytes + array.byteLength > cap) continue;
+      if (array.byteLength > cap) continue;
+      while (this.freeBytes + array.byteLength > cap) this.dropOldest();
       let list = this.free.get(array.length);
       if (!list) this.free.set(array.length, (list = []));
       list.push(array);
+      this.byAge.add(array);
       this.freeBytes += array.byteLength;
-      this.freeBuffers++;
     }
   }
 
   /** Drops every free buffer (to the garbage collector). */
   clear(): void {
     this.free.clear();
+    this.byAge.clear();
     this.freeBytes = 0;
-    this.freeBuffers = 0;
   }
 
   stats(): FloatBufferPoolStats {
-    return { freeBytes: this.freeBytes, freeBuffers: this.freeBuffers, ...this.counters };
+    return { freeBytes: this.freeBytes, freeBuffers: this.byAge.size, ...this.counters };
+  }
+
+  /** The oldest free buffer is the first of its length's list (lists are in give order too). */
+  private dropOldest(): void {
+    const oldest = this.byAge.values().next().value!;
+    const list = this.free.get(oldest.length)!;
+    list.shift();
+    if (list.length === 0) this.free.delete(oldest.length);
+    this.byAge.delete(oldest);
+    this.freeBytes -= oldest.byteLength;
+  }
+
+  /** Restarts the idle countdown (when the pool has one). */
+  private touch(): void {
+    const { idleReleaseMs, onIdleRelease } = this.options;
+    if (idleReleaseMs === undefined) return;
+    if (this.idleTimer !== null) clearTimeout(this.idleTimer);
+    this.idleTimer = setTimeout(() => {
+      this.idleTimer = null;
+      this.clear();
+      onIdleRelease?.();
+    }, idleReleaseMs);
+    this.idleTimer.unref?.();
   }
 }
