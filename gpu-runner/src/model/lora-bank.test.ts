@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { ComposedModule } from "#core/lora/types";
-import { copyColumns, copyColumnsPadded, LoraChunkBank, type ChunkFeeds, type FedRow } from "./lora-bank.js";
+import { copyColumns, copyColumnsPadded, LoraChunkBank, SPARSE_MS, SPARSE_STEPS, type ChunkFeeds, type FedRow } from "./lora-bank.js";
 import { packChunks } from "./step-batch.js";
 import { randomMix, seededRandom } from "./testing/random-mix.js";
 
@@ -126,6 +126,34 @@ describe("resident per-row LoRA chunks (LoraChunkBank)", () => {
     const mods = Array.from({ length: 40 }, (_, i) => module(8, 400 + i));
     for (let n = 1; n <= mods.length; n++) bank.feed("m", mods.slice(0, n).map((m, row) => ({ row, m })), I, O);
     expect(bank.copiedFloats).toBe(mods.length * 8 * (I + O));
+  });
+
+  it("after a burst the buffers shrink only once sparse for SPARSE_STEPS feeds over SPARSE_MS: a dip between arrivals keeps its pages", () => {
+    let now = 0;
+    const bank = new LoraChunkBank(() => now);
+    const mods = Array.from({ length: 64 }, (_, i) => module(8, 600 + i));
+    const x = Float32Array.from({ length: I }, (_, i) => i / I - 0.4);
+    bank.feed("m", mods.map((m, row) => ({ row, m })), I, O); // the burst
+    const full = bank.heldFloats;
+    const few = mods.slice(0, 2).map((m, row) => ({ row, m }));
+    for (let step = 0; step < 3 * SPARSE_STEPS; step++) {
+      now += 100; // 9.6 s of sparse feeds: under SPARSE_MS
+      const f = bank.feed("m", few, I, O);
+      expect(Array.from(rowProducts(f, 2, x))).toEqual(Array.from(wantProducts(few, 2, x)));
+    }
+    expect(bank.heldFloats).toBe(full);
+    now += SPARSE_MS;
+    const f = bank.feed("m", few, I, O);
+    expect(bank.heldFloats).toBeLessThan(full / 4);
+    expect(Array.from(rowProducts(f, 2, x))).toEqual(Array.from(wantProducts(few, 2, x)));
+    // Dense again: the sparse count starts over, so a later dip waits SPARSE_MS again.
+    bank.feed("m", mods.map((m, row) => ({ row, m })), I, O);
+    const regrown = bank.heldFloats;
+    for (let step = 0; step < 2 * SPARSE_STEPS; step++) {
+      now += 100;
+      bank.feed("m", few, I, O);
+    }
+    expect(bank.heldFloats).toBe(regrown);
   });
 
   it("K stays while it costs at most REBUILD_COST_RATIO × the best K's columns; beyond, the module is rebuilt once at the best K", () => {

@@ -28,8 +28,16 @@ import { chooseChunkWidth, chunkCost } from "./lora-chunks.js";
 /** Rebuild a module with the best K once its resident K costs more than this × the best (chunkCost). */
 export const REBUILD_COST_RATIO = 1.25;
 
-/** Feeds in a row with at most a quarter of a module's buffers live before they shrink. */
+/** Feeds in a row with at most a quarter of a module's buffers live before they shrink… */
 export const SPARSE_STEPS = 32;
+/**
+ * …and for at least this long since the first of them (ms): a batch that dips between arrivals keeps
+ * its pages. A shrink gives pages back and the next growth commits fresh ones, so under staggered
+ * arrivals (bench case 9's staggered level) rows joining after a dip made decode steps pack 9.6 M
+ * floats in 468 ms; with no shrink inside the level the largest packing was 103 ms and its
+ * p99 inter-token ÷ median decode step 6.5× instead of 9.2–12.6×.
+ */
+export const SPARSE_MS = 30_000;
 
 /** A row fed on the per-row path of one module: its batch row and its factors there (rank > 0). */
 export interface FedRow {
@@ -70,13 +78,20 @@ class ModuleBank {
   private rowNums = new Int32Array(0);
   /** Floats copied into the bank since it was created (joins, moves, growth). */
   copiedFloats = 0;
-  /** Consecutive feeds that used at most a quarter of the buffers. */
+  /** Consecutive feeds that used at most a quarter of the buffers, and when the first of them came. */
   private sparseFeeds = 0;
+  private sparseSince = 0;
 
   constructor(
     private readonly inF: number,
     private readonly outF: number,
+    private readonly now: () => number = () => performance.now(),
   ) {}
+
+  /** Floats the buffers hold (live or not). */
+  get heldFloats(): number {
+    return this.at.length + this.bt.length;
+  }
 
   feed(fed: readonly FedRow[]): ChunkFeeds {
     const wanted = new Map<ComposedModule, number[]>();
@@ -258,14 +273,17 @@ class ModuleBank {
     this.resize(Math.max(Math.ceil(slots * 1.25), 8));
   }
 
-  /** Gives memory back once at most a quarter of the buffers was live for SPARSE_STEPS feeds in a row (a burst has passed). */
+  /** Gives memory back once at most a quarter of the buffers was live for SPARSE_STEPS feeds in a row over SPARSE_MS (a burst has passed). */
   private shrinkIfSparse(): void {
     const live = this.n * this.k * (this.inF + this.outF);
     const held = this.at.length + this.bt.length;
     if (held <= 4 * Math.max(live, 8 * Math.max(this.k, 1) * (this.inF + this.outF))) this.sparseFeeds = 0;
-    else if (++this.sparseFeeds >= SPARSE_STEPS) {
-      this.resize(Math.max(2 * this.n, 8));
-      this.sparseFeeds = 0;
+    else {
+      if (this.sparseFeeds++ === 0) this.sparseSince = this.now();
+      if (this.sparseFeeds >= SPARSE_STEPS && this.now() - this.sparseSince >= SPARSE_MS) {
+        this.resize(Math.max(2 * this.n, 8));
+        this.sparseFeeds = 0;
+      }
     }
   }
 
@@ -357,16 +375,26 @@ function resizeFloats(current: Float32Array, floats: number, keep: number): { da
 export class LoraChunkBank {
   private readonly modules = new Map<string, ModuleBank>();
 
+  /** `now`: the clock of the shrink rule (SPARSE_MS; tests pass their own). */
+  constructor(private readonly now: () => number = () => performance.now()) {}
+
   /** The per-row path's feeds of `module` for this step's fed rows (see the file's Semantics). */
   feed(module: string, fed: readonly FedRow[], inF: number, outF: number): ChunkFeeds {
     let bank = this.modules.get(module);
-    if (!bank) this.modules.set(module, (bank = new ModuleBank(inF, outF)));
+    if (!bank) this.modules.set(module, (bank = new ModuleBank(inF, outF, this.now)));
     try {
       return bank.feed(fed);
     } catch (e) {
       bank.clear(); // never leave a half-updated layout behind
       throw e;
     }
+  }
+
+  /** Floats the bank's buffers hold (all modules, live or not). */
+  get heldFloats(): number {
+    let n = 0;
+    for (const b of this.modules.values()) n += b.heldFloats;
+    return n;
   }
 
   /** Floats copied into the bank so far (all modules): what packing costs with it. */
