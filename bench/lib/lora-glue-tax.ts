@@ -3,7 +3,7 @@ import { loadBackend, type HostTensor, type Session } from "../../gpu-runner/src
 import { readModelDir } from "../../gpu-runner/src/model/index.js";
 import { variantStrippedInputs } from "../../gpu-runner/src/model/lora-variants.js";
 import { loraInputNames } from "../../gpu-runner/src/model/onnx-model.js";
-import { packLora, packPast, packTokens, type PackedRow } from "../../gpu-runner/src/model/step-batch.js";
+import { packLora, packPast, packTokens, padsZeroWidth, type PackedRow } from "../../gpu-runner/src/model/step-batch.js";
 import { stripLoraInputs } from "../../gpu-runner/src/model/strip-lora.js";
 import { benchSessionOptions } from "./workload.js";
 
@@ -14,6 +14,9 @@ export type GraphKind = "lora-free" | "shared-only" | "per-row-only" | "full";
  * One prefill of `prompt` at R = 0 (a mix with no modules: every LoRA input fed empty) on each
  * kind of graph, as bare ONNX Runtime sessions of the same weights: what the LoRA glue of each
  * graph costs by itself. Returns a timed run per kind (ms) and a release.
+ * On an execution provider that refuses zero-width inputs (`padsZeroWidth`: every EP but the CPU;
+ * the WebGPU EP crashed the process on them) each LoRA path gets the one zero column the runner
+ * feeds there, so the figure is the glue as served on that EP.
  */
 export async function openGlueTax(modelDir: string, prompt: readonly number[]): Promise<{ run: Record<GraphKind, () => Promise<number>>; release(): Promise<void> }> {
   const { manifest, spec, graph, weights } = await readModelDir(modelDir);
@@ -29,7 +32,7 @@ export async function openGlueTax(modelDir: string, prompt: readonly number[]): 
   const rows: PackedRow[] = [{ tokens: prompt, cache: null, mix: empty }];
   const dims = new Map(manifest.targets.map((t) => [t.module, { in: t.in, out: t.out }] as const));
   const { feeds: tokenFeeds, shape } = packTokens(spec, rows, false);
-  const all: Record<string, HostTensor> = { ...tokenFeeds, ...packPast(spec, rows, shape), ...packLora(spec, rows, dims, [true]) };
+  const all: Record<string, HostTensor> = { ...tokenFeeds, ...packPast(spec, rows, shape), ...packLora(spec, rows, dims, [true], undefined, { minWidth: padsZeroWidth(benchSessionOptions().executionProvider) ? 1 : 0 }) };
   const sessions: Session[] = [];
   const run = {} as Record<GraphKind, () => Promise<number>>;
   try {
