@@ -5,7 +5,7 @@ import { readModelDir } from "../../gpu-runner/src/model/index.js";
 import type { BenchCase } from "../lib/case.js";
 import { interleave } from "../lib/interleave.js";
 import { figure } from "../lib/report.js";
-import { pairedRatio } from "../lib/stats.js";
+import { pairedRatio, summarize } from "../lib/stats.js";
 import { randomAdapter } from "../lib/workload.js";
 
 /** Ceiling for a pass over `words`: a bare JS loop that reads every 32-bit word (OR-reduced). */
@@ -28,10 +28,15 @@ const chunksOf = (bytes: Uint8Array) => Array.from({ length: Math.ceil(bytes.len
  * scan streamed through a 64 KiB scratch Memory; F16 converts through the same scratch, the check in
  * the same pass, into the arrays the adapter cache hands out: an evicted adapter's (recycled), else
  * uninitialized memory (`Buffer.allocUnsafeSlow`, each tensor its own buffer). The F16 goal times the
- * COLD parse (`parseAdapter` with nothing to recycle: a cache not yet full, fresh output memory — the
- * worse of cold and recycled), against its physical limit measured in the same rounds: fresh output
- * memory as the parse allocates it, written once (first touch of new pages; X GB/s of F16 writes 2X
- * of F32, so the limit in F16 bytes is half the fresh-page write rate), with the per-round ratio.
+ * COLD parse (`parseAdapter` with nothing to recycle: a cache not yet full, new output arrays — the
+ * worse of cold and recycled), against its limits measured in the same rounds, each with the
+ * per-round ratio (X GB/s of F16 writes 2X of F32: every limit is in F16 bytes): the streamed
+ * conversion alone into recycled arrays (the placement's data work, no allocation); new output
+ * arrays written once, dropped at once and held as the parse holds them (the allocation's own cost:
+ * held arrays outlive scavenges and cost external-memory GCs); and output pages new to the process
+ * (a WebAssembly Memory, mapped anew each time) written once: the first-touch limit. The minor page
+ * faults of each (process.resourceUsage) show which memory is first touched: glibc recycles the heap
+ * the parse allocates from (the runner's allocator never trims it), so the cold parse pays none.
  * Beside it, without a goal, the recycled steady state: the parse inside a real `AdapterCache`
  * turning over (a budget of one adapter, each load a new id: its insert evicts the previous adapter,
  * whose arrays the next parse writes into — a runner whose cache is full), with its own ceilings.
@@ -43,7 +48,7 @@ const chunksOf = (bytes: Uint8Array) => Array.from({ length: Math.ceil(bytes.len
  * Ceilings in the same rounds: a memcpy of the file, a bare JS loop over every 32-bit word, the SIMD
  * scan kernel alone in place; for F16 the conversion kernel alone (inside a Memory already touched),
  * the streamed conversion alone and the F32 output written once into recycled arrays (the floors of
- * the cache's path), fresh output memory written once (the cold parse's), and for the in-place alternative a fresh
+ * the cache's path), the cold parse's limits above, and for the in-place alternative a fresh
  * Memory of the lead's size written once (the pages the widening writes that the receive did not).
  * Each variant repeats `reps` times per round (JIT warm, timer granularity); the figure is the
  * median over rounds of the per-round mean.
@@ -122,6 +127,17 @@ export const adapterColdLoad: BenchCase = {
       for (let r = 0; r < reps; r++) fn();
       return (performance.now() - t0) / reps;
     };
+    /**
+     * `timed`, also recording the minor page faults per repetition of each round (the kernel's count of
+     * pages this process touched for the first time: heap memory glibc recycled costs none).
+     */
+    const faultsPerRep: Record<string, number[]> = {};
+    const timedCountingFaults = (name: string, fn: () => unknown) => () => {
+      const before = process.resourceUsage().minorPageFault;
+      const ms = timed(fn)();
+      (faultsPerRep[name] ??= []).push((process.resourceUsage().minorPageFault - before) / reps);
+      return ms;
+    };
     /** The F16 load on bytes received afresh each time (the load widens them in place: one load per receive). */
     const loadF16Received = () => {
       let ms = 0;
@@ -145,7 +161,7 @@ export const adapterColdLoad: BenchCase = {
         scanStreamed: timed(() => (sink ^= allFiniteStreamed(f32PlainValues) ? 1 : 2)),
         readWords: timed(() => (sink ^= readEveryWord(f32Words))),
         loadF16: loadF16Received,
-        loadF16Plain: timed(() => parseAdapter(f16ConfigJson, f16.safetensors, uninitializedFloat32)),
+        loadF16Plain: timedCountingFaults("loadF16Plain", () => parseAdapter(f16ConfigJson, f16.safetensors, uninitializedFloat32)),
         loadF16Cached: async () => {
           parseMs = 0;
           for (let r = 0; r < reps; r++) (await turningOver.acquire(`adapter-${nextId++}`, f16Sha)).release();
@@ -155,9 +171,16 @@ export const adapterColdLoad: BenchCase = {
         receiveF16Plain: timed(() => (sink ^= receivePlain(f16Chunks, f16.safetensors.length).length)),
         convertKernel: timed(() => (sink ^= f16ToF32InMemory(warm.buffer, 4 * halves, 0, halves, f16BitsToF32Bits) ? 1 : 2)),
         freshLead: timed(() => (sink ^= allocateKernelBytes(leadBytes, { minBytes: 0 }).fill(1).length)),
-        freshOutput: timed(() => {
+        freshOutput: timedCountingFaults("freshOutput", () => {
           for (const n of f16TensorLengths) sink ^= uninitializedFloat32(n).fill(1).length;
         }),
+        // As the parse holds them: every tensor's array alive until the whole adapter is written.
+        freshOutputHeld: timedCountingFaults("freshOutputHeld", () => {
+          const held = f16TensorLengths.map((n) => uninitializedFloat32(n).fill(1));
+          sink ^= held.length;
+        }),
+        // Pages the process never had: a WebAssembly Memory is mapped anew each time (never recycled).
+        firstTouchOutput: timedCountingFaults("firstTouchOutput", () => (sink ^= allocateKernelBytes(4 * halves, { minBytes: 0 }).fill(1).length)),
         streamedConversion: timed(() => {
           f16Tensors.forEach((t, i) => (sink ^= f16ToF32Simd(t, streamedOutputs[i]!, f16BitsToF32Bits) ? 1 : 2));
         }),
@@ -244,17 +267,43 @@ export const adapterColdLoad: BenchCase = {
             key: "loadF16Plain",
             fileBytes: f16.safetensors.length,
             goal: 4,
-            note: "the runner's parse (parseAdapter) with nothing to recycle (a cache not yet full, the worse case): each tensor by the SIMD kernel (16 values per step, NaN/Inf check in the same pass) through the 64 KiB scratch into a new uninitialized array (Buffer.allocUnsafeSlow), its pages first touched by the conversion",
+            note: "the runner's parse (parseAdapter) with nothing to recycle (a cache not yet full, the worse case): each tensor by the SIMD kernel (16 values per step, NaN/Inf check in the same pass) through the 64 KiB scratch into a new uninitialized array (Buffer.allocUnsafeSlow: heap memory glibc recycles, no first touch — see its page faults)",
           },
           [
+            {
+              name: "streamed conversion alone (into recycled arrays)",
+              key: "streamedConversion",
+              dataBytes: f16Data.byteLength,
+              note: "the load's own data work with no allocation at all (see the recycled load below): the floor of this placement, whatever the output memory costs",
+            },
             {
               name: "fresh F32 output written once (the parse's allocation)",
               key: "freshOutput",
               dataBytes: f16Data.byteLength,
-              note: "uninitializedFloat32(n).fill per tensor: the load's own allocation and one write of every output value into pages the process never touched, nothing read. In F16 bytes per second: X GB/s of halves write 2X of F32, so this is half the fresh-page write rate — the physical limit of any cold F16 load that returns its own F32 memory",
+              note: "uninitializedFloat32(n).fill per tensor, each array dropped at once: the load's own allocation and one write of every output value, nothing read. Not first-touch memory: glibc hands out heap it recycled (the runner's allocator never trims it), see its page faults below. In F16 bytes per second: X GB/s of halves write 2X of F32",
+            },
+            {
+              name: "fresh F32 output written once, held as the parse holds it",
+              key: "freshOutputHeld",
+              dataBytes: f16Data.byteLength,
+              note: "the same arrays kept alive until the last is written, as the parse keeps an adapter's tensors: the allocation's own cost (external-memory GCs: the arrays outlive scavenges) with one write, no conversion",
+            },
+            {
+              name: "first-touch F32 output written once (pages new to the process)",
+              key: "firstTouchOutput",
+              dataBytes: f16Data.byteLength,
+              note: "a WebAssembly Memory of the output's size (mapped anew each time, never recycled) filled once: what a truly cold load pays for its output pages alone (a page fault per 4 KiB, see below): the physical limit of a load whose output memory the process never had",
             },
           ],
         ),
+        ...(["loadF16Plain", "freshOutput", "freshOutputHeld", "firstTouchOutput"] as const).map((key) => {
+          const perRep = summarize(faultsPerRep[key]!.slice(ctx.warmup));
+          const whose = { loadF16Plain: "the cold F16 load", freshOutput: "fresh output written once", freshOutputHeld: "fresh output held as the parse holds it", firstTouchOutput: "first-touch output written once" }[key];
+          return figure(`minor page faults per ${whose}`, perRep.median, "faults", {
+            stats: perRep,
+            note: `process.resourceUsage().minorPageFault over each round's repetitions; the output is ${(4 * halves / 4096).toFixed(0)} pages of 4 KiB`,
+          });
+        }),
         ...againstCeilings(
           {
             name: "load F16 recycled (cache turning over: evicted adapters' arrays)",
