@@ -1,3 +1,4 @@
+import { PerformanceObserver } from "node:perf_hooks";
 import { allFiniteInPlace, allFiniteStreamed, allocateKernelBytes, composeMix, f16BitsToF32Bits, f16ToF32InMemory, f16ToF32Simd, KERNEL_MIN_BYTES, loadPeftAdapter, readSafetensors, simdKernelsAvailable, writePeftAdapter } from "#core/index";
 import { AdapterCache, adapterBytes, joinChunks, parseAdapter, safetensorsTarget, sha256Hex, uninitializedFloat32 } from "../../gpu-runner/src/adapters/index.js";
 import { ensureModel } from "../../gpu-runner/src/model-build/index.js";
@@ -36,7 +37,8 @@ const chunksOf = (bytes: Uint8Array) => Array.from({ length: Math.ceil(bytes.len
  * held arrays outlive scavenges and cost external-memory GCs); and output pages new to the process
  * (a WebAssembly Memory, mapped anew each time) written once: the first-touch limit. The minor page
  * faults of each (process.resourceUsage) show which memory is first touched: glibc recycles the heap
- * the parse allocates from (the runner's allocator never trims it), so the cold parse pays none.
+ * the parse allocates from (the runner's allocator never trims it), so the cold parse pays none; the
+ * GC pauses that start during each show what holding new external arrays costs instead.
  * Beside it, without a goal, the recycled steady state: the parse inside a real `AdapterCache`
  * turning over (a budget of one adapter, each load a new id: its insert evicts the previous adapter,
  * whose arrays the next parse writes into — a runner whose cache is full), with its own ceilings.
@@ -128,16 +130,25 @@ export const adapterColdLoad: BenchCase = {
       return (performance.now() - t0) / reps;
     };
     /**
-     * `timed`, also recording the minor page faults per repetition of each round (the kernel's count of
-     * pages this process touched for the first time: heap memory glibc recycled costs none).
+     * `timed`, also recording per round the minor page faults per repetition (the kernel's count of
+     * pages this process touched for the first time: heap memory glibc recycled costs none) and the
+     * round's time window, to which the garbage collector's pauses are attributed after the rounds.
      */
     const faultsPerRep: Record<string, number[]> = {};
-    const timedCountingFaults = (name: string, fn: () => unknown) => () => {
+    const windows: Record<string, Array<[number, number]>> = {};
+    const timedWithCosts = (name: string, fn: () => unknown) => () => {
       const before = process.resourceUsage().minorPageFault;
+      const t0 = performance.now();
       const ms = timed(fn)();
+      (windows[name] ??= []).push([t0, performance.now()]);
       (faultsPerRep[name] ??= []).push((process.resourceUsage().minorPageFault - before) / reps);
       return ms;
     };
+    const gcPauses: Array<[number, number]> = [];
+    const gcObserver = new PerformanceObserver((list) => {
+      for (const e of list.getEntries()) gcPauses.push([e.startTime, e.duration]);
+    });
+    gcObserver.observe({ entryTypes: ["gc"] });
     /** The F16 load on bytes received afresh each time (the load widens them in place: one load per receive). */
     const loadF16Received = () => {
       let ms = 0;
@@ -161,7 +172,7 @@ export const adapterColdLoad: BenchCase = {
         scanStreamed: timed(() => (sink ^= allFiniteStreamed(f32PlainValues) ? 1 : 2)),
         readWords: timed(() => (sink ^= readEveryWord(f32Words))),
         loadF16: loadF16Received,
-        loadF16Plain: timedCountingFaults("loadF16Plain", () => parseAdapter(f16ConfigJson, f16.safetensors, uninitializedFloat32)),
+        loadF16Plain: timedWithCosts("loadF16Plain", () => parseAdapter(f16ConfigJson, f16.safetensors, uninitializedFloat32)),
         loadF16Cached: async () => {
           parseMs = 0;
           for (let r = 0; r < reps; r++) (await turningOver.acquire(`adapter-${nextId++}`, f16Sha)).release();
@@ -171,16 +182,16 @@ export const adapterColdLoad: BenchCase = {
         receiveF16Plain: timed(() => (sink ^= receivePlain(f16Chunks, f16.safetensors.length).length)),
         convertKernel: timed(() => (sink ^= f16ToF32InMemory(warm.buffer, 4 * halves, 0, halves, f16BitsToF32Bits) ? 1 : 2)),
         freshLead: timed(() => (sink ^= allocateKernelBytes(leadBytes, { minBytes: 0 }).fill(1).length)),
-        freshOutput: timedCountingFaults("freshOutput", () => {
+        freshOutput: timedWithCosts("freshOutput", () => {
           for (const n of f16TensorLengths) sink ^= uninitializedFloat32(n).fill(1).length;
         }),
         // As the parse holds them: every tensor's array alive until the whole adapter is written.
-        freshOutputHeld: timedCountingFaults("freshOutputHeld", () => {
+        freshOutputHeld: timedWithCosts("freshOutputHeld", () => {
           const held = f16TensorLengths.map((n) => uninitializedFloat32(n).fill(1));
           sink ^= held.length;
         }),
         // Pages the process never had: a WebAssembly Memory is mapped anew each time (never recycled).
-        firstTouchOutput: timedCountingFaults("firstTouchOutput", () => (sink ^= allocateKernelBytes(4 * halves, { minBytes: 0 }).fill(1).length)),
+        firstTouchOutput: timedWithCosts("firstTouchOutput", () => (sink ^= allocateKernelBytes(4 * halves, { minBytes: 0 }).fill(1).length)),
         streamedConversion: timed(() => {
           f16Tensors.forEach((t, i) => (sink ^= f16ToF32Simd(t, streamedOutputs[i]!, f16BitsToF32Bits) ? 1 : 2));
         }),
@@ -199,6 +210,11 @@ export const adapterColdLoad: BenchCase = {
       },
       { warmup: ctx.warmup, rounds: Math.max(ctx.rounds, 5) },
     );
+    await new Promise((resolve) => setTimeout(resolve, 100)); // the observer's last entries
+    gcObserver.disconnect();
+    /** Per measured round: the GC pause ms that started inside the variant's window, per repetition. */
+    const gcMsPerRep = (name: string) =>
+      windows[name]!.slice(ctx.warmup).map(([from, to]) => gcPauses.reduce((ms, [at, duration]) => (at >= from && at < to ? ms + duration : ms), 0) / reps);
     if (sink === 0.5) ctx.progress("unreachable"); // keeps the bare loops' results alive
     const med = (k: keyof typeof result) => result[k].stats.median;
     type Key = keyof typeof result;
@@ -299,11 +315,18 @@ export const adapterColdLoad: BenchCase = {
         ...(["loadF16Plain", "freshOutput", "freshOutputHeld", "firstTouchOutput"] as const).map((key) => {
           const perRep = summarize(faultsPerRep[key]!.slice(ctx.warmup));
           const whose = { loadF16Plain: "the cold F16 load", freshOutput: "fresh output written once", freshOutputHeld: "fresh output held as the parse holds it", firstTouchOutput: "first-touch output written once" }[key];
-          return figure(`minor page faults per ${whose}`, perRep.median, "faults", {
-            stats: perRep,
-            note: `process.resourceUsage().minorPageFault over each round's repetitions; the output is ${(4 * halves / 4096).toFixed(0)} pages of 4 KiB`,
-          });
-        }),
+          const gc = summarize(gcMsPerRep(key));
+          return [
+            figure(`minor page faults per ${whose}`, perRep.median, "faults", {
+              stats: perRep,
+              note: `process.resourceUsage().minorPageFault over each round's repetitions; the output is ${(4 * halves / 4096).toFixed(0)} pages of 4 KiB`,
+            }),
+            figure(`GC pauses per ${whose}`, gc.median, "ms", {
+              stats: gc,
+              note: `garbage collector pauses (perf_hooks "gc" entries) that started during the repetitions; the whole takes ${med(key).toFixed(1)} ms`,
+            }),
+          ];
+        }).flat(),
         ...againstCeilings(
           {
             name: "load F16 recycled (cache turning over: evicted adapters' arrays)",
