@@ -1,7 +1,7 @@
 import { modelCase } from "../lib/case.js";
 import { interleave } from "../lib/interleave.js";
 import { figure } from "../lib/report.js";
-import { medianAcross, pairedRatio, summarize } from "../lib/stats.js";
+import { medianAcross, pairedRatio, spreadAcross } from "../lib/stats.js";
 import { decodeTokensPerSecond, prefillCaches, promptTokens, randomMix, timePrefill } from "../lib/workload.js";
 import type { KvCache, ModelVariant } from "../../gpu-runner/src/model/index.js";
 
@@ -103,16 +103,6 @@ export const mergedVsBase = modelCase({
 function buildOrder(k: number): Kind[] {
   const shift = k % KINDS.length;
   return [...KINDS.slice(shift), ...KINDS.slice(0, shift)];
-}
-
-/** Per round, the largest ÷ the smallest value across sessions (1 with one session). */
-function spreadAcross(bySession: ReadonlyArray<readonly number[]>) {
-  const rounds = Math.min(...bySession.map((s) => s.length));
-  const ratios = Array.from({ length: rounds }, (_, r) => {
-    const values = bySession.map((s) => s[r]);
-    return Math.max(...values) / Math.min(...values);
-  });
-  return summarize(ratios);
 }
 
 function samplesOf(result: Record<string, { samples: number[] }>): Record<string, number[]> {

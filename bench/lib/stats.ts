@@ -56,3 +56,13 @@ export function medianAcross(bySession: ReadonlyArray<readonly number[]>): numbe
   const rounds = Math.min(...bySession.map((s) => s.length));
   return Array.from({ length: rounds }, (_, r) => summarize(bySession.map((s) => s[r])).median);
 }
+
+/** Per round, the largest ÷ the smallest value across sessions (1 with one session): how far identical sessions differ. */
+export function spreadAcross(bySession: ReadonlyArray<readonly number[]>): Stats {
+  const rounds = Math.min(...bySession.map((s) => s.length));
+  const ratios = Array.from({ length: rounds }, (_, r) => {
+    const values = bySession.map((s) => s[r]);
+    return Math.max(...values) / Math.min(...values);
+  });
+  return summarize(ratios);
+}

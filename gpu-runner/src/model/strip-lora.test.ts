@@ -1,5 +1,9 @@
 import { describe, expect, it } from "vitest";
-import { DataType, decodeModel, GraphBuilder } from "../onnx/index.js";
+import { DataType, decodeModel, GraphBuilder, toNumber } from "../onnx/index.js";
+import { MODEL_PRESETS } from "../model-build/index.js";
+import { buildLlamaGraph } from "../model-build/llama-graph.js";
+import { seededLlamaCheckpoint } from "../model-build/seeded-checkpoint.js";
+import { loraInputNames } from "./onnx-model.js";
 import { stripLoraInputs } from "./strip-lora.js";
 
 const F = DataType.FLOAT;
@@ -40,5 +44,41 @@ describe("stripLoraInputs", () => {
   it("refuses (null) when a LoRA value reaches an op it cannot reason about", () => {
     const odd = loraProjection((g, y) => g.node("Add", [y, g.node("Sigmoid", [g.input("at2", F, ["b", "s", 4])])]));
     expect(stripLoraInputs(odd, new Set([...LORA, "at2"]))).toBeNull();
+  });
+});
+
+/**
+ * A graph written out with its values renamed in node order (v0, v1, …) and every initializer read
+ * as its content (dims, type, bytes or external location): two graphs that compute the same thing
+ * the same way, whatever their value names, print the same.
+ */
+function canonical(bytes: Uint8Array): string {
+  const graph = decodeModel(bytes).graph!;
+  const names = new Map<string, string>((graph.input ?? []).map((i) => [i.name, `input:${i.name}`]));
+  for (const t of graph.initializer ?? []) {
+    const content = t.dataLocation === 1 ? JSON.stringify(t.externalData) : Buffer.from(t.rawData ?? new Uint8Array()).toString("base64") + JSON.stringify(t.floatData ?? t.int64Data ?? []);
+    names.set(t.name!, `init:${t.dataType}:${(t.dims ?? []).map(toNumber).join("x")}:${content}`);
+  }
+  let next = 0;
+  const lines = (graph.node ?? []).map((node) => {
+    const inputs = (node.input ?? []).map((i) => (i === "" ? "" : (names.get(i) ?? `?${i}`)));
+    for (const o of node.output ?? []) names.set(o, `v${next++}`);
+    const attributes = JSON.stringify(node.attribute ?? [], (_, v) => (typeof v === "bigint" ? String(v) : v));
+    return `${node.domain ?? ""}:${node.opType}(${inputs.join(", ")}) -> ${(node.output ?? []).map((o) => names.get(o)).join(", ")} ${attributes}`;
+  });
+  const outputs = (graph.output ?? []).map((o) => `${o.name} = ${names.get(o.name)}`);
+  return [...lines, ...outputs].join("\n");
+}
+
+describe("the Llama builder's graph, stripped", () => {
+  it("is the builder's LoRA-free graph (lora: false) up to value names: the same nodes, in order, on the same initializers and weights", () => {
+    const preset = MODEL_PRESETS["loraedge-tiny"];
+    const checkpoint = seededLlamaCheckpoint(preset.config, preset.seed);
+    const serving = buildLlamaGraph(checkpoint, {});
+    const control = buildLlamaGraph(checkpoint, { lora: false });
+    const stripped = stripLoraInputs(serving.graph, loraInputNames(serving.spec))!;
+    expect(stripped).not.toBeNull();
+    expect(canonical(stripped)).toEqual(canonical(control.graph));
+    expect(Buffer.compare(Buffer.from(serving.weights), Buffer.from(control.weights))).toBe(0);
   });
 });
