@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { ComposedModule } from "#core/lora/types";
-import { copyColumns, copyColumnsPadded, LoraChunkBank, SPARSE_MS, SPARSE_STEPS, type ChunkFeeds, type FedRow } from "./lora-bank.js";
+import { copyColumns, copyColumnsPadded, copyFloatPairs, LoraChunkBank, SPARSE_MS, SPARSE_STEPS, type ChunkFeeds, type FedRow } from "./lora-bank.js";
 import { packChunks } from "./step-batch.js";
 import { randomMix, seededRandom } from "./testing/random-mix.js";
 
@@ -115,10 +115,18 @@ describe("resident per-row LoRA chunks (LoraChunkBank)", () => {
     before = bank.copiedFloats;
     check(fedOf([mods[2]!, mods[5]!, mods[6]!, wide]));
     expect(bank.copiedFloats - before).toBe(chunk);
-    // A newcomer wider than the holes is appended; the holes are closed by moving tail chunks.
+    // A newcomer wider than the holes takes them and puts the rest of its chunks at the end: only its own chunks are
+    // written, nothing moves (before, it went to the end whole and a tail chunk moved into the hole: 3 chunks copied).
     before = bank.copiedFloats;
-    const g = check(fedOf([mods[5]!, mods[6]!, wide, module(32, 611)]));
+    const wide2 = module(32, 611);
+    const g = check(fedOf([mods[5]!, mods[6]!, wide, wide2]));
     expect(g.at.dims[0]).toBe(6);
+    expect(bank.copiedFloats - before).toBe(2 * chunk);
+    // One hole, two wide newcomers (3 and 2 chunks): the first takes the hole and appends 2, the second appends 2.
+    before = bank.copiedFloats;
+    const h = check(fedOf([mods[6]!, wide, wide2, module(48, 614), module(32, 615)]));
+    expect(h.at.dims[0]).toBe(10);
+    expect(bank.copiedFloats - before).toBe(5 * chunk);
   });
 
   it("a batch filling row by row grows its buffers in place: nothing but the joining rows' chunks is ever copied", () => {
@@ -187,6 +195,44 @@ describe("resident per-row LoRA chunks (LoraChunkBank)", () => {
         expect(Array.from(padded), `padded width ${width}, strides ${sStride}/${dStride}`).toEqual(Array.from(want));
       }
     }
+  });
+
+  it("copyFloatPairs (unrolled for 2, 4, 8 pairs) equals copyColumns on the same floats, bit for bit, NaN payloads and -0 included", () => {
+    const rand = seededRandom(23);
+    for (let width = 1; width <= 10; width++) {
+      for (const [sStride, dStride] of [[width, width], [width + 3, width], [24, width + 5]] as const) {
+        const rows = 7;
+        const src = Float32Array.from({ length: 2 * (5 + rows * sStride) }, () => rand() - 0.5);
+        const bits = new Uint32Array(src.buffer);
+        bits[2 * 5 + 1] = 0x7ff00001; // with a float before it: a signalling-NaN double
+        bits[2 * 5 + 2] = 0xffc00123; // a float NaN with a payload
+        bits[2 * 5 + 3] = 0x80000000; // -0
+        const got = Float32Array.from({ length: 2 * (9 + rows * dStride) }, () => -1);
+        const want = got.slice();
+        copyFloatPairs(new Float64Array(got.buffer), 9, dStride, new Float64Array(src.buffer), 5, sStride, rows, width);
+        copyColumns(want, 18, 2 * dStride, src, 10, 2 * sStride, rows, 2 * width);
+        expect(Array.from(new Uint32Array(got.buffer)), `width ${width} pairs, strides ${sStride}/${dStride}`).toEqual(Array.from(new Uint32Array(want.buffer)));
+      }
+    }
+  });
+
+  it("a bank writes the same chunks whether a row's Aᵗ is copied in pairs (even K and r, aligned) or float by float", () => {
+    const x = Float32Array.from({ length: I }, (_, i) => 0.1 * i - 0.2);
+    const even = [module(6, 700), module(4, 701), module(10, 702)]; // K = 2 (mixed even ranks): pairs
+    const offset = (m: ComposedModule): ComposedModule => {
+      // The same factors at a 4-byte offset: not 8-byte aligned, so the float-by-float path.
+      const at = new Float32Array(m.at.length + 1).subarray(1);
+      at.set(m.at);
+      return { ...m, at };
+    };
+    const fed = (ms: ComposedModule[]) => ms.map((m, row) => ({ row, m }));
+    const a = new LoraChunkBank().feed("m", fed(even), I, O);
+    const b = new LoraChunkBank().feed("m", fed(even.map(offset)), I, O);
+    expect(a.at.dims).toEqual(b.at.dims);
+    expect(Array.from(a.at.data as Float32Array)).toEqual(Array.from(b.at.data as Float32Array));
+    expect(Array.from(a.bt.data as Float32Array)).toEqual(Array.from(b.bt.data as Float32Array));
+    const want = wantProducts(fed(even), 3, x);
+    rowProducts(a, 3, x).forEach((v, j) => expect(v).toBeCloseTo(want[j]!, 5));
   });
 
   it("the rows tensor is kept between steps and only rewritten where a slot's row changed, yet always names each chunk's current row", () => {

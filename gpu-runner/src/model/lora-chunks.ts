@@ -25,19 +25,34 @@ const CANDIDATES = [4, 8, 16, 32, 64];
  */
 export function chooseChunkWidth(ranks: readonly number[]): number {
   if (ranks.length === 0) return 0;
-  const max = Math.max(...ranks);
+  // The modules of one step usually see the same ranks (a mix has one rank on every module it touches): the last answer.
+  if (ranks.length === lastChoice.ranks.length && ranks.every((r, i) => r === lastChoice.ranks[i])) return lastChoice.k;
+  // Distinct ranks with their counts (a step's rows repeat few ranks): the cost of a width is then
+  // O(distinct ranks), not O(rows), and nothing is sorted (ties are settled by the comparison below).
+  const counts = new Map<number, number>();
+  let max = 0;
+  for (const r of ranks) {
+    counts.set(r, (counts.get(r) ?? 0) + 1);
+    if (r > max) max = r;
+  }
   let best = max;
   let bestCost = Infinity;
-  const options = [...new Set([...ranks, ...CANDIDATES])].filter((k) => k <= max).sort((a, b) => b - a);
-  for (const k of options) {
-    const cost = chunkCost(ranks, k);
-    if (cost < bestCost) {
+  const consider = (k: number) => {
+    let cost = 0;
+    for (const [r, n] of counts) cost += n * Math.ceil(r / k) * (k + CHUNK_OVERHEAD_COLUMNS);
+    if (cost < bestCost || (cost === bestCost && k > best)) {
       best = k;
       bestCost = cost;
     }
-  }
+  };
+  for (const k of counts.keys()) consider(k);
+  for (const k of CANDIDATES) if (k <= max && !counts.has(k)) consider(k);
+  lastChoice = { ranks: [...ranks], k: best };
   return best;
 }
+
+/** chooseChunkWidth's last ranks (a copy) and its answer. */
+let lastChoice: { ranks: readonly number[]; k: number } = { ranks: [], k: 0 };
 
 /** Σᵢ ⌈rᵢ/K⌉·(K + CHUNK_OVERHEAD_COLUMNS): fed columns + per-chunk overhead of ranks at width K (> 0). */
 export function chunkCost(ranks: readonly number[], k: number): number {

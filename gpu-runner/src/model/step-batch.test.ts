@@ -119,6 +119,35 @@ describe("step batch packing", () => {
     }
   });
 
+  it("no row on the shared path (the fast path): every module's shared feeds equal the general path's for a module no shared row touches", () => {
+    const targets = [
+      { module: "m", in: 5, out: 3 },
+      { module: "n", in: 4, out: 6 },
+    ];
+    const dims = new Map(targets.map((t) => [t.module, { in: t.in, out: t.out }]));
+    const twoSpec: GraphSpec = { ...spec, targets: targets.map((t) => ({ module: t.module, weight: `${t.module}.w`, layout: "in_out" as const, at: `${t.module}.at`, bt: `${t.module}.bt`, ac: `${t.module}.ac`, bc: `${t.module}.bc`, mask: `${t.module}.mk` })) };
+    const both = randomMix(targets, (m) => (m === "m" ? 3 : 2), 1);
+    const onlyN = randomMix(targets, (m) => (m === "n" ? 4 : 0), 2);
+    const rows = [
+      { tokens: [1], cache: null, mix: both },
+      { tokens: [1], cache: null, mix: onlyN },
+      { tokens: [1], cache: null, mix: null },
+    ];
+    for (const minWidth of [0, 1] as const) {
+      // Row 1 shared: the general path runs, and on "m" (which row 1's mix does not touch) it feeds no shared column.
+      const general = packLora(twoSpec, rows, dims, [false, true, false], undefined, { minWidth });
+      const fast = packLora(twoSpec, rows, dims, [false, false, false], undefined, { minWidth });
+      for (const name of ["m.at", "m.bt", "m.ac", "m.bc", "m.mk"]) {
+        expect(fast[name].dims, `${name}, minWidth ${minWidth}`).toEqual(general[name].dims);
+        expect(Array.from(fast[name].data as Float32Array), `${name}, minWidth ${minWidth}`).toEqual(Array.from(general[name].data as Float32Array));
+      }
+      expect(fast["n.ac"].dims).toEqual([4, minWidth]);
+      expect(fast["n.mk"]).toBe(fast["m.mk"]); // one mask tensor for the step
+      expect(Array.from(fast["n.ac"].data as Float32Array).every((v) => v === 0)).toBe(true);
+      expect(Array.from(fast["n.bc"].data as Float32Array).every((v) => v === 0)).toBe(true);
+    }
+  });
+
   it("rank chunks: only rows with a per-row mix are fed, each in ⌈r/K⌉ chunks tagged with its row; N = 0 when none", () => {
     const chunked: GraphSpec = { ...spec, targets: [{ ...spec.targets[0]!, rows: "m.rows" }] };
     const mix = (rank: number, at: number[], bt: number[]): ComposedMix => ({ modules: new Map([["m", { module: "m", rank, inFeatures: 2, outFeatures: 1, at: Float32Array.from(at), bt: Float32Array.from(bt) }]]), maxRank: rank });

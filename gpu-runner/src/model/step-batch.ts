@@ -286,6 +286,12 @@ export function packLora(
   const masks = new Map<string, HostTensor>();
   /** Chunk-row tensors likewise. */
   const chunkRows = new Map<string, HostTensor>();
+  /**
+   * No row on the shared path (distinct mixes under churn): every module's shared inputs are Rc = minWidth zero
+   * columns and an all-zero mask — what the general path below builds then, without its per-row layout keys.
+   */
+  const noShared = !shared.some(Boolean);
+  let zeroMask: HostTensor | undefined;
   for (const binding of spec.targets) {
     if (!binding.at || !binding.bt) continue;
     const size = dims.get(binding.module);
@@ -336,6 +342,12 @@ export function packLora(
     feeds[binding.bt] = float32(bt, [B, R, O]);
     }
     if (!hasShared) continue;
+    if (noShared) {
+      feeds[binding.ac!] = float32(new Float32Array(I * minWidth), [I, minWidth]);
+      feeds[binding.bc!] = float32(new Float32Array(minWidth * O), [minWidth, O]);
+      feeds[binding.mask!] = zeroMask ??= float32(new Float32Array(B * minWidth), [B, 1, minWidth]);
+      continue;
+    }
 
     // Shared path: column offset of each unique mix touching the module.
     const offsets = new Map<ComposedMix, number>();
