@@ -5,9 +5,9 @@
  * Per module the bank holds one buffer pair Aᵗ [capacity, in, K] / Bᵗ [capacity, K, out] whose
  * first N chunk slots are live (a compact prefix, fed to ONNX Runtime as views: no copy on the
  * node backend). A mix's module that stays in the batch keeps its slots; one that leaves frees them;
- * one that joins writes its chunks into the holes of rows that left in the same step when they fit
- * (churn: a leave and a join cost one write), else at the end (O(its bytes)); holes left unfilled
- * take the tail's chunks (O(freed chunks)). The small `rows` tensor [N] (each chunk's batch row) is kept too and
+ * one that joins writes its chunks into the holes of rows that left in the same step (churn: a leave and
+ * a join cost one write), all of them when they fit there, else as many as there are holes and the rest
+ * at the end (O(its bytes)); holes left unfilled take the tail's chunks (O(freed chunks)). The small `rows` tensor [N] (each chunk's batch row) is kept too and
  * rewritten only where a slot's row changed (rows shift when others leave). K stays fixed while it feeds at most
  * REBUILD_COST_RATIO × the columns of the best K for the current ranks (then the module is rebuilt
  * once with the best K), so churn does not flip K and rewrite everything.
@@ -17,8 +17,8 @@
  * and no chunk belongs to a row that is not fed. Chunk order differs from the reference (float
  * sums in another order: equal within rounding).
  * Cost: per step O(Σ chunks of joined + moved rows) floats copied (a joining row's Aᵗ chunk by
- * chunk, each chunk's rows in order, unrolled for K ∈ {4, 8, 16}; its Bᵗ in one copy), O(N) compares
- * for the rows tensor.
+ * chunk, each chunk's rows in order, unrolled for K ∈ {4, 8, 16}, as float pairs for even K and rank;
+ * its Bᵗ in one copy per run of consecutive slots), O(N) compares for the rows tensor.
  * Memory: one step's worth of per-row LoRA inputs stays resident (the reference allocates it per step).
  */
 import { float32, int64, type HostTensor } from "../backend/index.js";
