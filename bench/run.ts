@@ -25,18 +25,42 @@ if (Object.entries(RUNNER_ALLOCATOR_ENV).some(([name, value]) => process.env[nam
   process.exit(child.status ?? 1);
 }
 
-const { values } = parseArgs({
-  options: {
-    quick: { type: "boolean", default: false },
-    only: { type: "string" },
-    /** Case 9's stream counts for iteration (e.g. 1,64); such a run is never recorded. */
-    streams: { type: "string" },
-    /** onnxruntime-node execution provider of every session (webgpu, cuda, …); such a run is never recorded. */
-    ep: { type: "string" },
-    /** Folder for an unrecorded run's results (default bench/out). */
-    out: { type: "string" },
-  },
-});
+const USAGE = `usage: npm run bench [-- options]
+  --quick          the tiny model, few rounds: a smoke run (written to bench/out/results.quick.json)
+  --only 1,6       only these cases (ids as in bench/README.md; written to bench/out/results.partial.json)
+  --streams 1,64   case 9's stream counts (iteration; not recorded)
+  --ep webgpu      every session on this onnxruntime-node execution provider (not recorded)
+  --out DIR        folder for an unrecorded run's results (default bench/out)
+  --help           this text
+A full run on the CPU EP (no option) writes bench/results.json and the table in bench/README.md.`;
+
+/** The command line's options; a bad one prints the usage and exits 2, `--help` prints it and exits 0. */
+function parseOptions() {
+  try {
+    const { values } = parseArgs({
+      options: {
+        help: { type: "boolean", default: false },
+        quick: { type: "boolean", default: false },
+        only: { type: "string" },
+        /** Case 9's stream counts for iteration (e.g. 1,64); such a run is never recorded. */
+        streams: { type: "string" },
+        /** onnxruntime-node execution provider of every session (webgpu, cuda, …); such a run is never recorded. */
+        ep: { type: "string" },
+        /** Folder for an unrecorded run's results (default bench/out). */
+        out: { type: "string" },
+      },
+    });
+    if (values.help) {
+      console.log(USAGE);
+      process.exit(0);
+    }
+    return values;
+  } catch (error) {
+    console.error(`${(error as Error).message}\n\n${USAGE}`);
+    process.exit(2);
+  }
+}
+const values = parseOptions();
 
 const benchDir = import.meta.dirname;
 const quick = values.quick ?? false;
@@ -58,6 +82,11 @@ const ctx: BenchContext = {
 };
 
 const only = values.only ? new Set(values.only.split(",").map((s) => s.trim())) : null;
+const unknown = [...(only ?? [])].filter((id) => !allCases.some((c) => c.id === id));
+if (unknown.length > 0) {
+  console.error(`unknown case ${unknown.join(", ")}: the cases are ${allCases.map((c) => c.id).join(", ")}`);
+  process.exit(2);
+}
 const selected: BenchCase[] = allCases.filter((c) => !only || only.has(c.id));
 
 const started = Date.now();
