@@ -14,7 +14,7 @@ type Kind = (typeof KINDS)[number];
  * a session with the SAME weights built the same way (an empty merge: copy, patch nothing, new
  * session), interleaved round by round: merged ÷ control. Two sessions of one graph and one weights
  * file differ here by several % for as long as they live (ONNX Runtime's copy of the weights and its
- * arena land in different memory; case 10's A/A), so each kind is a SET of sessions (3 in a full run)
+ * arena land in different memory; case 10's A/A), so each kind is a SET of sessions (6 in a full run)
  * and a round's figure for a kind is the median over its set: one unlucky placement does not decide
  * the ratio. A second control set built the same way gives the A/A ratio (control′ ÷ control, the
  * same statistic on identical sessions): the noise floor of the goal's figure; beside it the same
@@ -31,13 +31,16 @@ type Kind = (typeof KINDS)[number];
  * Traced (issue #11): neither the merged weights nor any intermediate tensor of a prefill and 4 decode
  * steps holds a subnormal float32 (0 of 104.5 M weights, 0 of 74.6 M activation values, merged and control
  * alike), so denormal handling has nothing to act on.
+ * Why 6 sessions per kind (the Latin square twice): one pair of sessions moves ±6 % with placement alone (12
+ * rebuilt pairs read 0.94–1.06), and sets of 3 still moved the goal's figure by 2–3 % from run to run (1.05, 1.03
+ * with the A/A at 0.99–1.01), as much as the goal's margin; a median over 6 halves that placement variance.
  */
 export const mergedVsBase = modelCase({
   id: "1",
   title: "merged mix vs base",
   async run(ctx, model) {
     const mix = randomMix(model.manifest, [8, 16, 32], 101);
-    const perKind = ctx.quick ? 1 : 3;
+    const perKind = ctx.quick ? 1 : 2 * KINDS.length; // whole Latin squares: each kind built first, second and third equally often
     ctx.progress(`building ${perKind} merged session(s) and 2 × ${perKind} empty-merge controls`);
     const sets = {} as Record<Kind, Array<Awaited<ReturnType<typeof model.createMerged>>>>;
     for (const kind of KINDS) sets[kind] = [];
@@ -55,6 +58,7 @@ export const mergedVsBase = modelCase({
       for (let k = 0; k < perKind; k++) for (const kind of buildOrder(k)) sessions.push({ key: `${kind}${k}`, kind, variant: sets[kind][k], caches: [] });
       for (const s of sessions) s.caches = await prefillCaches(s.variant, prompt, none);
       ctx.progress(`decode ${steps} steps and prefill ${prompt[0].length} tokens on ${sessions.length} sessions (base, control, merged, control′), interleaved`);
+      const rssGiB = process.memoryUsage().rss / 2 ** 30;
       const decode = await interleave(Object.fromEntries(sessions.map((s) => [s.key, () => decodeTokensPerSecond(s.variant, s.caches, none, steps)])), ctx);
       const prefill = await interleave(Object.fromEntries(sessions.map((s) => [s.key, () => timePrefill(s.variant, prompt, none)])), {
         warmup: ctx.warmup,
@@ -89,6 +93,7 @@ export const mergedVsBase = modelCase({
           figure("base decode", decode.base.stats.median, "tok/s", { stats: decode.base.stats }),
           figure("base prefill", prefill.base.stats.median, "ms", { stats: prefill.base.stats }),
           figure("merged session build", sets.merged[0].buildMs.copy + sets.merged[0].buildMs.delta + sets.merged[0].buildMs.session, "ms"),
+          figure("process resident memory with every session open", rssGiB, "GiB", { note: `the base model and ${3 * perKind} merged sessions, each with its own copy of the weights` }),
         ],
         // Every session's per-round samples (decode tok/s, prefill ms), for a look at placement vs round noise.
         data: { decodeTokensPerSecond: samplesOf(decode), prefillMs: samplesOf(prefill) },
