@@ -27,7 +27,7 @@ if (Object.entries(RUNNER_ALLOCATOR_ENV).some(([name, value]) => process.env[nam
 
 const USAGE = `usage: npm run bench [-- options]
   --quick          the tiny model, few rounds: a smoke run (written to bench/out/results.quick.json)
-  --only 1,6       only these cases (ids as in bench/README.md; written to bench/out/results.partial.json)
+  --only 1,6       only these cases (ids as in bench/README.md, 3a/3b/3c meaning case 3; written to bench/out/results.partial.json)
   --streams 1,64   case 9's stream counts (iteration; not recorded)
   --ep webgpu      every session on this onnxruntime-node execution provider (not recorded)
   --out DIR        folder for an unrecorded run's results (default bench/out)
@@ -81,7 +81,15 @@ const ctx: BenchContext = {
   ...(values.streams ? { streams: values.streams.split(",").map(Number) } : {}),
 };
 
-const only = values.only ? new Set(values.only.split(",").map((s) => s.trim())) : null;
+// Case 3's figures are 3a, 3b and 3c (bench/README.md's table): each names case 3.
+const only = values.only
+  ? new Set(
+      values.only
+        .split(",")
+        .map((s) => s.trim().replace(/^3[abc]$/, "3"))
+        .filter((s) => s !== ""),
+    )
+  : null;
 const unknown = [...(only ?? [])].filter((id) => !allCases.some((c) => c.id === id));
 if (unknown.length > 0) {
   console.error(`unknown case ${unknown.join(", ")}: the cases are ${allCases.map((c) => c.id).join(", ")}`);

@@ -279,7 +279,7 @@ export const adapterColdLoad: BenchCase = {
         ...receiveAndEndToEnd("F32", { receive: "receiveF32", receivePlain: "receiveF32Plain", load: "loadF32", loadPlain: "loadF32Plain" }),
         ...againstCeilings(
           {
-            name: "load F16 (→ F32 conversion, cold: fresh output memory)",
+            name: "load F16 (→ F32 conversion, cold: new output arrays)",
             key: "loadF16Plain",
             fileBytes: f16.safetensors.length,
             goal: 4,
@@ -293,13 +293,13 @@ export const adapterColdLoad: BenchCase = {
               note: "the load's own data work with no allocation at all (see the recycled load below): the floor of this placement, whatever the output memory costs",
             },
             {
-              name: "fresh F32 output written once (the parse's allocation)",
+              name: "new F32 output arrays written once (the parse's allocation)",
               key: "freshOutput",
               dataBytes: f16Data.byteLength,
               note: "uninitializedFloat32(n).fill per tensor, each array dropped at once: the load's own allocation and one write of every output value, nothing read. Not first-touch memory: glibc hands out heap it recycled (the runner's allocator never trims it), see its page faults below. In F16 bytes per second: X GB/s of halves write 2X of F32",
             },
             {
-              name: "fresh F32 output written once, held as the parse holds it",
+              name: "new F32 output arrays written once, held as the parse holds them",
               key: "freshOutputHeld",
               dataBytes: f16Data.byteLength,
               note: "the same arrays kept alive until the last is written, as the parse keeps an adapter's tensors: the allocation's own cost (external-memory GCs: the arrays outlive scavenges) with one write, no conversion",
@@ -314,7 +314,7 @@ export const adapterColdLoad: BenchCase = {
         ),
         ...(["loadF16Plain", "freshOutput", "freshOutputHeld", "firstTouchOutput"] as const).map((key) => {
           const perRep = summarize(faultsPerRep[key]!.slice(ctx.warmup));
-          const whose = { loadF16Plain: "the cold F16 load", freshOutput: "fresh output written once", freshOutputHeld: "fresh output held as the parse holds it", firstTouchOutput: "first-touch output written once" }[key];
+          const whose = { loadF16Plain: "the cold F16 load", freshOutput: "new output arrays written once", freshOutputHeld: "new output arrays held as the parse holds them", firstTouchOutput: "first-touch output written once" }[key];
           const gc = summarize(gcMsPerRep(key));
           return [
             figure(`minor page faults per ${whose}`, perRep.median, "faults", {

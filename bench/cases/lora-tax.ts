@@ -1,5 +1,5 @@
 import type { BenchCase } from "../lib/case.js";
-import { interleave } from "../lib/interleave.js";
+import { interleave, roundOrder } from "../lib/interleave.js";
 import { figure, type Figure } from "../lib/report.js";
 import { medianAcross, pairedRatio, spreadAcross, summarize } from "../lib/stats.js";
 import { benchSessionOptions, decodeTokensPerSecond, loadBenchModel, prefillCaches, promptTokens } from "../lib/workload.js";
@@ -57,10 +57,11 @@ export const loraTax: BenchCase = {
           sessionOptions: benchSessionOptions(),
           plainSession: false,
         });
-      // Built in a Latin square of the kinds, as case 1 (k = 0: serving, control, control′; k = 1: control, control′,
-      // serving; …): no kind always built first or right after the same kind (case 1 found that order matters).
+      // Built in interleave's round order of the kinds, as case 1 (group 0: serving, control, control′; group 1 the
+      // reverse; then rotated): no kind always built first or right after the same kind (case 1 found that order matters).
+      // Group 0 builds a serving model first: the controls take its manifest and tokenizer.
       for (let k = 0; k < perKind; k++) {
-        for (const kind of [...KINDS.slice(k % KINDS.length), ...KINDS.slice(0, k % KINDS.length)]) {
+        for (const kind of roundOrder(KINDS, k)) {
           const serving = sets.serving[0];
           sets[kind].push(kind === "serving" ? await loadBenchModel(ctx.modelId) : await loraFree(serving!.manifest, serving!.tokenizer));
         }

@@ -1,5 +1,5 @@
 import { modelCase } from "../lib/case.js";
-import { interleave } from "../lib/interleave.js";
+import { interleave, roundOrder } from "../lib/interleave.js";
 import { figure } from "../lib/report.js";
 import { medianAcross, pairedRatio, spreadAcross } from "../lib/stats.js";
 import { decodeTokensPerSecond, prefillCaches, promptTokens, randomMix, timePrefill } from "../lib/workload.js";
@@ -22,7 +22,7 @@ type Kind = (typeof KINDS)[number];
  * in the rounds, kinds alternating, so all sessions see the same stretch of machine time.
  * Decode: 16 steps per session per round; prefill: one ≈0.2 s run per session per round. Either way a
  * kind has one sample per round (the median over its set), so prefill has the rounds of decode.
- * The sets are built in a Latin square (`buildOrder`): with every group built control, merged, control′, the
+ * The sets are built in a balanced order (`buildOrder`): with every group built control, merged, control′, the
  * merged session read slower than the control′ built right after it in 17 of 18 groups (decode; 6 runs: 3 as
  * is, 2 after a throwaway merge, 1 merging a zero ΔW — the base values bit for bit — where it held in 3 of 3
  * groups: so not the merged values). With the
@@ -31,7 +31,7 @@ type Kind = (typeof KINDS)[number];
  * Traced (issue #11): neither the merged weights nor any intermediate tensor of a prefill and 4 decode
  * steps holds a subnormal float32 (0 of 104.5 M weights, 0 of 74.6 M activation values, merged and control
  * alike), so denormal handling has nothing to act on.
- * Why 6 sessions per kind (the Latin square twice): one pair of sessions moves ±6 % with placement alone (12
+ * Why 6 sessions per kind (a whole cycle of `buildOrder`): one pair of sessions moves ±6 % with placement alone (12
  * rebuilt pairs read 0.94–1.06), and sets of 3 still moved the goal's figure by 2–3 % from run to run (1.05, 1.03
  * with the A/A at 0.99–1.01), as much as the goal's margin; a median over 6 halves that placement variance.
  */
@@ -40,12 +40,12 @@ export const mergedVsBase = modelCase({
   title: "merged mix vs base",
   async run(ctx, model) {
     const mix = randomMix(model.manifest, [8, 16, 32], 101);
-    const perKind = ctx.quick ? 1 : 2 * KINDS.length; // whole Latin squares: each kind built first, second and third equally often
+    const perKind = ctx.quick ? 1 : 2 * KINDS.length; // a whole cycle of buildOrder: each kind in each place and after each other kind equally often
     ctx.progress(`building ${perKind} merged session(s) and 2 × ${perKind} empty-merge controls`);
     const sets = {} as Record<Kind, Array<Awaited<ReturnType<typeof model.createMerged>>>>;
     for (const kind of KINDS) sets[kind] = [];
     try {
-      // Built in a Latin square of the kinds (k = 0: control, merged, control′; k = 1: merged, control′, control; …):
+      // Built in interleave's round order of the kinds (k = 0: control, merged, control′; k = 1: control′, merged, control; k = 2: merged, control′, control; …):
       // a session's speed depended on its place in the build order, so a fixed order would hand one kind the same place every time.
       for (let k = 0; k < perKind; k++) {
         for (const kind of buildOrder(k)) sets[kind].push(await model.createMerged(kind === "merged" ? mix : { modules: new Map(), maxRank: 0 }));
@@ -104,10 +104,14 @@ export const mergedVsBase = modelCase({
   },
 });
 
-/** Group k's build order: the kinds rotated by k, so over 3 groups each kind is built first, second and third once. */
+/**
+ * Group k's build order: interleave's round order (rotated every other group, reversed every other one), so over
+ * 6 groups each kind is built first, second and third twice, and right after each other kind equally often: the
+ * trace found a neighbour effect (merged slower than the control′ built right after it), which a rotation alone
+ * cannot separate from the position.
+ */
 function buildOrder(k: number): Kind[] {
-  const shift = k % KINDS.length;
-  return [...KINDS.slice(shift), ...KINDS.slice(0, shift)];
+  return roundOrder(KINDS, k);
 }
 
 function samplesOf(result: Record<string, { samples: number[] }>): Record<string, number[]> {

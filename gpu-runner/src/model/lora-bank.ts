@@ -140,7 +140,7 @@ class ModuleBank {
         const count = Math.ceil(m.rank / this.k);
         if (count <= holes.length) this.write(m, resident, holes.splice(holes.length - count, count).reverse());
         else {
-          // The lowest holes: below the compacted length, so compact() below neither moves nor drops them.
+          // Every hole left (all below the compacted length): none is left for compact() below to move or drop.
           const taken = holes.splice(0, holes.length).reverse();
           for (const s of taken) this.owner[s] = resident; // live from now on: written below, after the growth
           appended.push({ m, resident, taken });
@@ -346,7 +346,8 @@ export function copyColumns(dst: Float32Array, d: number, dStride: number, src: 
 /**
  * copyColumns over pairs of floats: `dst` and `src` are Float64Array views of Float32 data, every offset, stride and
  * width counted in pairs, so an even-width block of floats moves in half the element copies (≈ 1.4× the float-by-float
- * copy on the bench machine: 3.5 → 4.8 GB/s at K = 8, 4.6 → 6.4 at K = 16, arrays larger than the caches).
+ * copy in a side microbenchmark on the bench machine, not in `npm run bench`: 3.5 → 4.8 GB/s at K = 8, 4.6 → 6.4 at
+ * K = 16, arrays larger than the caches; bench case 3c measures the packing as a whole).
  * Semantics: the plain double loop of copyColumns on the pairs; the bits of both floats of a pair are moved as they
  * are (V8 neither canonicalizes NaNs on Float64Array loads and stores nor converts the values: lora-bank.test.ts
  * holds NaN payloads equal). Widths 2, 4 and 8 pairs are unrolled.

@@ -17,6 +17,9 @@ export const CHUNK_OVERHEAD_COLUMNS = 4;
 /** Chunk widths considered besides the ranks themselves. */
 const CANDIDATES = [4, 8, 16, 32, 64];
 
+/** chooseChunkWidth's last ranks (a copy) and its answer. */
+let lastChoice: { ranks: readonly number[]; k: number } = { ranks: [], k: 0 };
+
 /**
  * The chunk width K for one module of one step, given the ranks (> 0) of the rows fed there.
  * Semantics: argmin over K ∈ ranks ∪ {4, 8, 16, 32, 64}, K ≤ max rank, of
@@ -50,9 +53,6 @@ export function chooseChunkWidth(ranks: readonly number[]): number {
   lastChoice = { ranks: [...ranks], k: best };
   return best;
 }
-
-/** chooseChunkWidth's last ranks (a copy) and its answer. */
-let lastChoice: { ranks: readonly number[]; k: number } = { ranks: [], k: 0 };
 
 /** Σᵢ ⌈rᵢ/K⌉·(K + CHUNK_OVERHEAD_COLUMNS): fed columns + per-chunk overhead of ranks at width K (> 0). */
 export function chunkCost(ranks: readonly number[], k: number): number {
