@@ -5,7 +5,8 @@
  * results.{quick,partial}.json, or results.<ep>.json for a run on another execution provider.
  */
 import { spawnSync } from "node:child_process";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { machineInfo } from "./lib/machine.js";
@@ -62,12 +63,21 @@ function parseOptions() {
 }
 const values = parseOptions();
 
+/**
+ * Each case runs in a process of its own (this script again, with CASE_PROCESS_ENV naming the case, the
+ * output folder and the file its result goes to): a case starts from a fresh heap, so the memory an
+ * earlier case held and freed (glibc keeps it: the runner's allocator settings never trim) and its
+ * garbage collector's state do not weigh on the next. Case 1 holds ≈ 10 GiB of sessions, case 10 ≈ 17.
+ */
+const CASE_PROCESS_ENV = "LORAEDGE_BENCH_CASE_PROCESS";
+const caseProcess = process.env[CASE_PROCESS_ENV] ? (JSON.parse(process.env[CASE_PROCESS_ENV]) as { id: string; outDir: string; resultPath: string }) : null;
+
 const benchDir = import.meta.dirname;
 const quick = values.quick ?? false;
 /** Only a full run of every case is recorded in bench/; partial and quick runs go to bench/out/. */
 const ep = values.ep && values.ep !== "cpu" ? values.ep : undefined;
-const recorded = !quick && !values.only && !values.streams && !ep;
-const outDir = recorded ? benchDir : path.resolve(values.out ?? path.join(benchDir, "out"));
+const recorded = !caseProcess && !quick && !values.only && !values.streams && !ep;
+const outDir = caseProcess ? caseProcess.outDir : recorded ? benchDir : path.resolve(values.out ?? path.join(benchDir, "out"));
 useBenchExecutionProvider(ep);
 mkdirSync(outDir, { recursive: true });
 
@@ -97,25 +107,51 @@ if (unknown.length > 0) {
 }
 const selected: BenchCase[] = allCases.filter((c) => !only || only.has(c.id));
 
+/** One case in this process; a case that throws is reported as failed with its first line. */
+async function runCase(benchCase: BenchCase): Promise<CaseResult> {
+  const t0 = Date.now();
+  try {
+    const result = await benchCase.run(ctx);
+    return { id: benchCase.id, title: benchCase.title, seconds: (Date.now() - t0) / 1000, ...result };
+  } catch (error) {
+    const message = error instanceof Error ? error.message.split("\n")[0] : String(error);
+    console.log(`  ! failed: ${message}`);
+    return { id: benchCase.id, title: benchCase.title, seconds: (Date.now() - t0) / 1000, figures: [], skipped: `failed: ${message}` };
+  }
+}
+
+if (caseProcess) {
+  const benchCase = allCases.find((c) => c.id === caseProcess.id);
+  if (!benchCase) throw new Error(`no case ${caseProcess.id}`);
+  writeFileSync(caseProcess.resultPath, JSON.stringify(await runCase(benchCase), (_key, v) => (typeof v === "number" && !Number.isFinite(v) ? { nonFinite: String(v) } : v)));
+  process.exit(0);
+}
+
+/** One case in a process of its own (see CASE_PROCESS_ENV), with this run's options. */
+function runCaseProcess(benchCase: BenchCase): CaseResult {
+  const t0 = Date.now();
+  const resultPath = path.join(mkdtempSync(path.join(tmpdir(), "loraedge-bench-")), "result.json");
+  const child = spawnSync(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {
+    stdio: "inherit",
+    env: { ...process.env, [CASE_PROCESS_ENV]: JSON.stringify({ id: benchCase.id, outDir, resultPath }) },
+  });
+  try {
+    // NaN and ±Infinity travel as { nonFinite: "NaN" } (JSON has no such numbers).
+    return JSON.parse(readFileSync(resultPath, "utf8"), (_key, v) => (v !== null && typeof v === "object" && typeof v.nonFinite === "string" && Object.keys(v).length === 1 ? Number(v.nonFinite) : v)) as CaseResult;
+  } catch {
+    const why = child.signal ? `its process was killed by ${child.signal}` : `its process exited with code ${child.status} and no result`;
+    console.log(`  ! failed: ${why}`);
+    return { id: benchCase.id, title: benchCase.title, seconds: (Date.now() - t0) / 1000, figures: [], skipped: `failed: ${why}` };
+  } finally {
+    rmSync(path.dirname(resultPath), { recursive: true, force: true });
+  }
+}
+
 const started = Date.now();
 const results: CaseResult[] = [];
 for (const [index, benchCase] of selected.entries()) {
   console.log(`[${index + 1}/${selected.length}] case ${benchCase.id}: ${benchCase.title}`);
-  const t0 = Date.now();
-  try {
-    const result = await benchCase.run(ctx);
-    results.push({ id: benchCase.id, title: benchCase.title, seconds: (Date.now() - t0) / 1000, ...result });
-  } catch (error) {
-    const message = error instanceof Error ? error.message.split("\n")[0] : String(error);
-    console.log(`  ! failed: ${message}`);
-    results.push({
-      id: benchCase.id,
-      title: benchCase.title,
-      seconds: (Date.now() - t0) / 1000,
-      figures: [],
-      skipped: `failed: ${message}`,
-    });
-  }
+  results.push(runCaseProcess(benchCase));
 }
 
 const table = renderTable(results);
