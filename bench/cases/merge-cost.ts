@@ -19,7 +19,7 @@ function matmulGraph(): Uint8Array {
 
 /**
  * Case 5: building a merged session = a copy of the base weights + W′ = W + ΔW for every module
- * (one ONNX Runtime Gemm per module, written in place into the copy) + a new session from the same
+ * (one ONNX Runtime Gemm per module, in place in the copy) + a new session from the same
  * graph with the new weights (externalData). The ΔW figure is compared with the same backend
  * running the same GEMMs ([in, R]·[R, out] per module) as bare MatMuls, interleaved.
  */
@@ -69,7 +69,7 @@ export const mergeCost: BenchCase = {
       return {
         figures: [
           figure("copy of the base weights", median(measured(copies)), "ms", { note: "the merged session's own weights buffer (ORT then overwrites the merged targets in it)" }),
-          figure("ΔW compute", median(measured(deltas)), "ms", { note: "per module one Gemm W′ = at·bt + W, W read from the base and W′ written into the copy in place" }),
+          figure("ΔW compute", median(measured(deltas)), "ms", { note: "per module one Gemm W′ = at·bt + W in place in the copy (W read from it, W′ written over it)" }),
           figure("session creation", median(measured(sessions)), "ms"),
           figure("ΔW GFLOP/s", deltaGflops, "GFLOP/s"),
           figure("bare MatMul GFLOP/s (same GEMMs)", matmulGflops, "GFLOP/s"),

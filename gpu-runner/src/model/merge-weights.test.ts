@@ -6,6 +6,7 @@ import { describe, expect, it } from "vitest";
 import { loadBackend } from "../backend/index.js";
 import { ensureModel } from "../model-build/index.js";
 import { createByteTokenizer } from "../tokenizer/index.js";
+import { f16ToNumber, numberToF16 } from "#core/dtype/f16";
 import { weightView, WeightMerger } from "./merge-weights.js";
 import { readModelDir } from "./model-dir.js";
 import { createOnnxModel } from "./onnx-model.js";
@@ -34,8 +35,8 @@ describe("weightView", () => {
   });
 });
 
-describe("WeightMerger through weight views", () => {
-  it("writes W′ = W + Aᵗ·Bᵗ into the copy's own bytes; the base stays as it was", async () => {
+describe("WeightMerger in place through a weight view", () => {
+  it("writes W′ = W + Aᵗ·Bᵗ over W in the copy's own bytes; the base stays as it was", async () => {
     const backend = await loadBackend("node");
     const merger = new WeightMerger(backend);
     try {
@@ -46,13 +47,52 @@ describe("WeightMerger through weight views", () => {
       const copy = base.slice();
       const at = Float32Array.from([1, 2, 3]); // [in, R]
       const bt = Float32Array.from([10, 100]); // [R, out]
-      await merger.merge(W, "in_out", { module: "m", rank: R, inFeatures: I, outFeatures: O, at, bt }, weightView(Float32Array, copy, "w", { offset: 64, length: I * O * 4 }));
+      await merger.mergeInPlace(weightView(Float32Array, copy, "w", { offset: 64, length: I * O * 4 }), "in_out", { module: "m", rank: R, inFeatures: I, outFeatures: O, at, bt });
       expect([...new Float32Array(copy.buffer, 64, I * O)]).toEqual([11, 102, 23, 204, 35, 306]);
       expect([...W]).toEqual([1, 2, 3, 4, 5, 6]);
     } finally {
       await merger.dispose();
     }
   });
+
+  // Sizes past one GEMM tile (MLAS packs 16-wide panels, threads split rows), so an in-place hazard
+  // between the copy of C and the accumulation would show; values exact in fp32 (small integers).
+  for (const backendName of ["node", "web"] as const) {
+    for (const layout of ["in_out", "out_in"] as const) {
+      for (const dtype of ["float32", "float16"] as const) {
+        it(`${backendName} ${layout} ${dtype}: equals W + Σ_c at·bt computed in JS`, async () => {
+          const merger = new WeightMerger(await loadBackend(backendName));
+          try {
+            const [I, O, R] = [67, 45, 5];
+            const at = Float32Array.from({ length: I * R }, (_, i) => ((i * 7) % 5) - 2); // [in, R]
+            const bt = Float32Array.from({ length: R * O }, (_, i) => ((i * 3) % 7) - 3); // [R, out]
+            const w32 = Float32Array.from({ length: I * O }, (_, i) => ((i * 11) % 9) - 4); // W in `layout`
+            const expected = new Float32Array(I * O);
+            for (let x = 0; x < I; x++) {
+              for (let y = 0; y < O; y++) {
+                let d = 0;
+                for (let c = 0; c < R; c++) d += at[x * R + c] * bt[c * O + y];
+                const k = layout === "in_out" ? x * O + y : y * I + x;
+                expected[k] = w32[k] + d;
+              }
+            }
+            const module = { module: "m", rank: R, inFeatures: I, outFeatures: O, at, bt };
+            if (dtype === "float32") {
+              const w = w32.slice();
+              await merger.mergeInPlace(w, layout, module);
+              expect([...w]).toEqual([...expected]);
+            } else {
+              const w = Uint16Array.from(w32, numberToF16); // small integers: exact in fp16
+              await merger.mergeInPlace(w, layout, module);
+              expect([...w].map(f16ToNumber)).toEqual([...expected].map((v) => f16ToNumber(numberToF16(v))));
+            }
+          } finally {
+            await merger.dispose();
+          }
+        });
+      }
+    }
+  }
 });
 
 describe("a model whose merge targets are misaligned in memory (real tiny model)", () => {

@@ -252,7 +252,7 @@ export class OnnxBaseModel extends OnnxVariant implements BaseModel {
     }
     const t0 = performance.now();
     const base = this.state.weights;
-    const weights = base.slice(); // the merged variant's own copy; ORT overwrites the merged targets in place
+    const weights = base.slice(); // the merged variant's own copy; ORT merges the targets in it in place
     const tCopy = performance.now();
     for (const [name, m] of mix.modules) {
       if (m.rank === 0) continue;
@@ -260,10 +260,10 @@ export class OnnxBaseModel extends OnnxVariant implements BaseModel {
       if (!binding) throw new Error(`mix module ${name} has no weight binding`);
       const loc = this.state.weightTable.get(binding.weight);
       if (!loc) throw new Error(`weight ${binding.weight} of ${name} is not in the external weights file`);
-      // Views, never copies (alignment checked at load, refused above): W read from the base, W′ written into the copy.
+      // A view, never a copy (alignment checked at load, refused above): W′ replaces W in the copy.
       // fp16 weights: merged in fp32 by ORT, rounded to fp16 once.
-      if (loc.dataType === DataType.FLOAT16) await this.merger.merge(weightView(Uint16Array, base, binding.weight, loc), binding.layout, m, weightView(Uint16Array, weights, binding.weight, loc));
-      else await this.merger.merge(weightView(Float32Array, base, binding.weight, loc), binding.layout, m, weightView(Float32Array, weights, binding.weight, loc));
+      if (loc.dataType === DataType.FLOAT16) await this.merger.mergeInPlace(weightView(Uint16Array, weights, binding.weight, loc), binding.layout, m);
+      else await this.merger.mergeInPlace(weightView(Float32Array, weights, binding.weight, loc), binding.layout, m);
     }
     const t1 = performance.now();
     // Rows on a merged session carry no mix: the LoRA-free graph when there is one.
