@@ -350,7 +350,7 @@ export function copyColumns(dst: Float32Array, d: number, dStride: number, src: 
  * K = 16, arrays larger than the caches; bench case 3c measures the packing as a whole).
  * Semantics: the plain double loop of copyColumns on the pairs; the bits of both floats of a pair are moved as they
  * are (V8 neither canonicalizes NaNs on Float64Array loads and stores nor converts the values: lora-bank.test.ts
- * holds NaN payloads equal). Widths 2, 4 and 8 pairs are unrolled.
+ * holds NaN payloads equal, interpreted and TurboFan-optimized). Widths 2, 4 and 8 pairs are unrolled.
  */
 export function copyFloatPairs(dst: Float64Array, d: number, dStride: number, src: Float64Array, s: number, sStride: number, rows: number, width: number): void {
   switch (width) {
