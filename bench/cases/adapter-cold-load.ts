@@ -160,7 +160,7 @@ export const adapterColdLoad: BenchCase = {
       }
       return ms / reps;
     };
-    const result = await interleave(
+    const measured = interleave(
       {
         parse: timed(() => readSafetensors(f32Received)),
         loadF32: timed(() => loadPeftAdapter(f32.config, f32Received)),
@@ -210,8 +210,15 @@ export const adapterColdLoad: BenchCase = {
       },
       { warmup: ctx.warmup, rounds: Math.max(ctx.rounds, 5) },
     );
-    await new Promise((resolve) => setTimeout(resolve, 100)); // the observer's last entries
-    gcObserver.disconnect();
+    // Disconnected however the rounds end: a variant that throws must not leave the observer collecting (interleave is
+    // async: a throw rejects `measured`, awaited inside the try).
+    let result: Awaited<typeof measured>;
+    try {
+      result = await measured;
+      await new Promise((resolve) => setTimeout(resolve, 100)); // the observer's last entries
+    } finally {
+      gcObserver.disconnect();
+    }
     /** Per measured round: the GC pause ms that started inside the variant's window, per repetition. */
     const gcMsPerRep = (name: string) =>
       windows[name]!.slice(ctx.warmup).map(([from, to]) => gcPauses.reduce((ms, [at, duration]) => (at >= from && at < to ? ms + duration : ms), 0) / reps);
