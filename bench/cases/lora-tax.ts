@@ -59,7 +59,8 @@ export const loraTax: BenchCase = {
         });
       // Built in interleave's round order of the kinds, as case 1 (group 0: serving, control, control′; group 1 the
       // reverse; then rotated): no kind always built first or right after the same kind (case 1 found that order matters).
-      // Group 0 builds a serving model first: the controls take its manifest and tokenizer.
+      // Group 0 builds a serving model first: the controls take its manifest and tokenizer. Any serving model's would do:
+      // each is read from the same model directory (ensureModel), and a control's graph and weights are `built`'s.
       for (let k = 0; k < perKind; k++) {
         for (const kind of roundOrder(KINDS, k)) {
           const serving = sets.serving[0];
