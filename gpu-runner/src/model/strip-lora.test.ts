@@ -48,13 +48,19 @@ describe("stripLoraInputs", () => {
 });
 
 /**
- * A graph written out with its values renamed in node order (v0, v1, …) and every initializer read
- * as its content (dims, type, bytes or external location): two graphs that compute the same thing
- * the same way, whatever their value names, print the same.
+ * A graph written out with its inputs (name, element type, shape, in order: what a session is fed), its
+ * values renamed in node order (v0, v1, …) and every initializer read as its content (dims, type, bytes
+ * or external location): two graphs that are fed the same and compute the same thing the same way,
+ * whatever their other value names, print the same.
  */
 function canonical(bytes: Uint8Array): string {
   const graph = decodeModel(bytes).graph!;
   const names = new Map<string, string>((graph.input ?? []).map((i) => [i.name, `input:${i.name}`]));
+  const fed = (graph.input ?? []).map((i) => {
+    const tensor = i.type?.tensorType;
+    const dims = tensor?.shape ? (tensor.shape.dim ?? []).map((d) => d.dimParam ?? (d.dimValue === undefined ? "?" : toNumber(d.dimValue))).join(", ") : "no shape";
+    return `input ${i.name}: ${tensor?.elemType} [${dims}]`;
+  });
   for (const t of graph.initializer ?? []) {
     const content = t.dataLocation === 1 ? JSON.stringify(t.externalData) : Buffer.from(t.rawData ?? new Uint8Array()).toString("base64") + JSON.stringify(t.floatData ?? t.int64Data ?? []);
     names.set(t.name!, `init:${t.dataType}:${(t.dims ?? []).map(toNumber).join("x")}:${content}`);
@@ -67,11 +73,11 @@ function canonical(bytes: Uint8Array): string {
     return `${node.domain ?? ""}:${node.opType}(${inputs.join(", ")}) -> ${(node.output ?? []).map((o) => names.get(o)).join(", ")} ${attributes}`;
   });
   const outputs = (graph.output ?? []).map((o) => `${o.name} = ${names.get(o.name)}`);
-  return [...lines, ...outputs].join("\n");
+  return [...fed, ...lines, ...outputs].join("\n");
 }
 
 describe("the Llama builder's graph, stripped", () => {
-  it("is the builder's LoRA-free graph (lora: false) up to value names: the same nodes, in order, on the same initializers and weights", () => {
+  it("is the builder's LoRA-free graph (lora: false) up to value names: the same inputs, the same nodes, in order, on the same initializers and weights", () => {
     const preset = MODEL_PRESETS["loraedge-tiny"];
     const checkpoint = seededLlamaCheckpoint(preset.config, preset.seed);
     const serving = buildLlamaGraph(checkpoint, {});
