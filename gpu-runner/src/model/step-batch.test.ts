@@ -128,18 +128,23 @@ describe("step batch packing", () => {
     const twoSpec: GraphSpec = { ...spec, targets: targets.map((t) => ({ module: t.module, weight: `${t.module}.w`, layout: "in_out" as const, at: `${t.module}.at`, bt: `${t.module}.bt`, ac: `${t.module}.ac`, bc: `${t.module}.bc`, mask: `${t.module}.mk` })) };
     const both = randomMix(targets, (m) => (m === "m" ? 3 : 2), 1);
     const onlyN = randomMix(targets, (m) => (m === "n" ? 4 : 0), 2);
+    const onlyM = randomMix(targets, (m) => (m === "m" ? 2 : 0), 3);
     const rows = [
       { tokens: [1], cache: null, mix: both },
       { tokens: [1], cache: null, mix: onlyN },
+      { tokens: [1], cache: null, mix: onlyM },
       { tokens: [1], cache: null, mix: null },
     ];
+    /** Per module, a row whose mix does not touch it: shared alone, the general path runs and feeds that module no shared column. */
+    const untouchedBy: Record<string, number> = { m: 1, n: 2 };
     for (const minWidth of [0, 1] as const) {
-      // Row 1 shared: the general path runs, and on "m" (which row 1's mix does not touch) it feeds no shared column.
-      const general = packLora(twoSpec, rows, dims, [false, true, false], undefined, { minWidth });
-      const fast = packLora(twoSpec, rows, dims, [false, false, false], undefined, { minWidth });
-      for (const name of ["m.at", "m.bt", "m.ac", "m.bc", "m.mk"]) {
-        expect(fast[name].dims, `${name}, minWidth ${minWidth}`).toEqual(general[name].dims);
-        expect(Array.from(fast[name].data as Float32Array), `${name}, minWidth ${minWidth}`).toEqual(Array.from(general[name].data as Float32Array));
+      const fast = packLora(twoSpec, rows, dims, [false, false, false, false], undefined, { minWidth });
+      for (const { module } of targets) {
+        const general = packLora(twoSpec, rows, dims, rows.map((_, i) => i === untouchedBy[module]), undefined, { minWidth });
+        for (const name of ["at", "bt", "ac", "bc", "mk"].map((input) => `${module}.${input}`)) {
+          expect(fast[name].dims, `${name}, minWidth ${minWidth}`).toEqual(general[name].dims);
+          expect(Array.from(fast[name].data as Float32Array), `${name}, minWidth ${minWidth}`).toEqual(Array.from(general[name].data as Float32Array));
+        }
       }
       expect(fast["n.ac"].dims).toEqual([4, minWidth]);
       expect(fast["n.mk"]).toBe(fast["m.mk"]); // one mask tensor for the step
