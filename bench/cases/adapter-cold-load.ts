@@ -1,19 +1,37 @@
 import { PerformanceObserver } from "node:perf_hooks";
 import { allFiniteInPlace, allFiniteStreamed, allocateKernelBytes, composeMix, f16BitsToF32Bits, f16ToF32InMemory, f16ToF32Simd, KERNEL_MIN_BYTES, loadPeftAdapter, readSafetensors, simdKernelsAvailable, writePeftAdapter } from "#core/index";
 import { AdapterCache, adapterBytes, joinChunks, parseAdapter, safetensorsTarget, sha256Hex, uninitializedFloat32 } from "../../gpu-runner/src/adapters/index.js";
+import { float16, float32, loadBackend } from "../../gpu-runner/src/backend/index.js";
 import { ensureModel } from "../../gpu-runner/src/model-build/index.js";
+import { DataType, GraphBuilder } from "../../gpu-runner/src/onnx/index.js";
 import { readModelDir } from "../../gpu-runner/src/model/index.js";
 import type { BenchCase } from "../lib/case.js";
 import { interleave } from "../lib/interleave.js";
 import { figure } from "../lib/report.js";
 import { pairedRatio, summarize } from "../lib/stats.js";
-import { randomAdapter } from "../lib/workload.js";
+import { benchSessionOptions, randomAdapter } from "../lib/workload.js";
 
 /** Ceiling for a pass over `words`: a bare JS loop that reads every 32-bit word (OR-reduced). */
 function readEveryWord(words: Int32Array): number {
   let acc = 0;
   for (let i = 0; i < words.length; i++) acc |= words[i];
   return acc;
+}
+
+/** One-node graphs: ONNX Runtime's own native speed over the same bytes (read in place, 2 threads). */
+function reduceSumGraph(): Uint8Array {
+  const g = new GraphBuilder();
+  const x = g.input("x", DataType.FLOAT, ["n"]); // [n] the file's F32 values
+  g.node("ReduceSum", [x], { keepdims: 0 }, { output: "s" }); // [] finite ⇔ every value finite, barring overflow
+  g.output("s", DataType.FLOAT, []);
+  return g.encode("bench-reduce-sum");
+}
+function castGraph(): Uint8Array {
+  const g = new GraphBuilder();
+  const x = g.input("x", DataType.FLOAT16, ["n"]); // [n] the file's halves
+  g.node("Cast", [x], { to: DataType.FLOAT }, { output: "y" }); // [n] F32
+  g.output("y", DataType.FLOAT, ["n"]);
+  return g.encode("bench-cast-f16");
 }
 
 /** A file as the network delivers it to the runner: 64 KiB chunks (undici's usual read size). */
@@ -52,6 +70,8 @@ const chunksOf = (bytes: Uint8Array) => Array.from({ length: Math.ceil(bytes.len
  * the streamed conversion alone and the F32 output written once into recycled arrays (the floors of
  * the cache's path), the cold parse's limits above, and for the in-place alternative a fresh
  * Memory of the lead's size written once (the pages the widening writes that the receive did not).
+ * And ONNX Runtime's own native code over the same bytes, read in place (one-node graphs, 2 threads): a
+ * ReduceSum of the F32 values (one read of each, the check's work) and a Cast of the halves to F32.
  * Each variant repeats `reps` times per round (JIT warm, timer granularity); the figure is the
  * median over rounds of the per-round mean.
  */
@@ -123,6 +143,18 @@ export const adapterColdLoad: BenchCase = {
     const warm = allocateKernelBytes(6 * halves + 64, { minBytes: 0 }).fill(1);
     warm.set(f16Data, 4 * halves);
     const copyTarget = new Uint8Array(f32.safetensors.length);
+    // ONNX Runtime over the same bytes: its inputs are the JS arrays in place (no copy), its output preallocated.
+    const backend = await loadBackend("node");
+    const reduceSum = await backend.createSession(reduceSumGraph(), benchSessionOptions());
+    const cast = await backend.createSession(castGraph(), benchSessionOptions());
+    const reduceOut = new Float32Array(1);
+    const f16Halves = new Uint16Array(f16Data.buffer, f16Data.byteOffset, halves); // [halves]
+    const castOut = new Float32Array(halves); // [halves], touched once and kept across rounds
+    const timedAsync = (fn: () => Promise<unknown>) => async () => {
+      const t0 = performance.now();
+      for (let r = 0; r < reps; r++) await fn();
+      return (performance.now() - t0) / reps;
+    };
     let sink = 0;
     const timed = (fn: () => unknown) => () => {
       const t0 = performance.now();
@@ -171,6 +203,8 @@ export const adapterColdLoad: BenchCase = {
         scanKernel: timed(() => (sink ^= allFiniteInPlace(f32Values) ? 1 : 2)),
         scanStreamed: timed(() => (sink ^= allFiniteStreamed(f32PlainValues) ? 1 : 2)),
         readWords: timed(() => (sink ^= readEveryWord(f32Words))),
+        ortReduceSum: timedAsync(() => reduceSum.runInto({ x: float32(f32PlainValues, [f32PlainValues.length]) }, { s: float32(reduceOut, []) })),
+        ortCast: timedAsync(() => cast.runInto({ x: float16(f16Halves, [halves]) }, { y: float32(castOut, [halves]) })),
         loadF16: loadF16Received,
         loadF16Plain: timedWithCosts("loadF16Plain", () => parseAdapter(f16ConfigJson, f16.safetensors, uninitializedFloat32)),
         loadF16Cached: async () => {
@@ -218,6 +252,8 @@ export const adapterColdLoad: BenchCase = {
       await new Promise((resolve) => setTimeout(resolve, 100)); // the observer's last entries
     } finally {
       gcObserver.disconnect();
+      await reduceSum.release();
+      await cast.release();
     }
     /** Per measured round: the GC pause ms that started inside the variant's window, per repetition. */
     const gcMsPerRep = (name: string) =>
@@ -277,6 +313,12 @@ export const adapterColdLoad: BenchCase = {
             { name: "SIMD scan streamed alone over the data", key: "scanStreamed", dataBytes: f32Data.byteLength, note: "the load's own check by itself: 64 KiB chunks of the plain buffer copied through the scratch Memory and scanned" },
             { name: "SIMD scan kernel alone over the data", key: "scanKernel", dataBytes: f32Data.byteLength, note: "in place in a Memory: the one read of every value the check needs, nothing else" },
             { name: "bare JS loop reading every 32-bit word", key: "readWords", dataBytes: f32Data.byteLength, note: "V8's own speed for one pass over the values in JS (the scan before the streamed kernel)" },
+            {
+              name: "ONNX Runtime ReduceSum over the data (native, 2 threads)",
+              key: "ortReduceSum",
+              dataBytes: f32Data.byteLength,
+              note: "one-node graph fed the plain buffer's values in place (no copy): ORT's own speed for one read of every value, the work the check needs (a sum is finite iff every value is, barring overflow)",
+            },
           ],
         ),
         figure("ceiling: memcpy of the file (Uint8Array.set)", gb(size, med("memcpy")), "GB/s"),
@@ -347,6 +389,12 @@ export const adapterColdLoad: BenchCase = {
               key: "streamedConversion",
               dataBytes: f16Data.byteLength,
               note: "f16ToF32Simd over every tensor into arrays kept across rounds: the load's own data work (64 KiB of halves through the scratch), without parse, checks or cache",
+            },
+            {
+              name: "ONNX Runtime Cast F16→F32 over the data (native, 2 threads)",
+              key: "ortCast",
+              dataBytes: f16Data.byteLength,
+              note: "one-node graph: the file's halves in place → one preallocated F32 array kept across rounds (memory touched): ORT's own conversion speed on this machine",
             },
             { name: "SIMD conversion alone (memory touched before)", key: "convertKernel", dataBytes: f16Data.byteLength, note: "the same kernel inside one Memory, halves and output all touched, nothing copied: one read of the halves and one write of the values at the kernel's speed (the bandwidth floor of any F16 load)" },
             {

@@ -58,12 +58,12 @@ export const mergedVsBase = modelCase({
       for (let k = 0; k < perKind; k++) for (const kind of buildOrder(k)) sessions.push({ key: `${kind}${k}`, kind, variant: sets[kind][k], caches: [] });
       for (const s of sessions) s.caches = await prefillCaches(s.variant, prompt, none);
       ctx.progress(`decode ${steps} steps and prefill ${prompt[0].length} tokens on ${sessions.length} sessions (base, control, merged, control′), interleaved`);
-      const rssGiB = process.memoryUsage().rss / 2 ** 30;
       const decode = await interleave(Object.fromEntries(sessions.map((s) => [s.key, () => decodeTokensPerSecond(s.variant, s.caches, none, steps)])), ctx);
       const prefill = await interleave(Object.fromEntries(sessions.map((s) => [s.key, () => timePrefill(s.variant, prompt, none)])), {
         warmup: ctx.warmup,
         rounds: ctx.rounds,
       });
+      const rssGiB = process.memoryUsage().rss / 2 ** 30; // after the rounds: every session's arenas filled
       // Per round, a kind's figure: the median over its set (decode as time per token = 1 / tokens/s).
       const decodeTime = (kind: Kind) => medianAcross(sets[kind].map((_, k) => decode[`${kind}${k}`].samples.map((tps) => 1 / tps)));
       const prefillTime = (kind: Kind) => medianAcross(sets[kind].map((_, k) => prefill[`${kind}${k}`].samples));
@@ -93,7 +93,7 @@ export const mergedVsBase = modelCase({
           figure("base decode", decode.base.stats.median, "tok/s", { stats: decode.base.stats }),
           figure("base prefill", prefill.base.stats.median, "ms", { stats: prefill.base.stats }),
           figure("merged session build", sets.merged[0].buildMs.copy + sets.merged[0].buildMs.delta + sets.merged[0].buildMs.session, "ms"),
-          figure("process resident memory with every session open", rssGiB, "GiB", { note: `the base model and ${3 * perKind} merged sessions, each with its own copy of the weights` }),
+          figure("process resident memory after the rounds, every session open", rssGiB, "GiB", { note: `the base model and ${3 * perKind} merged sessions, each with its own copy of the weights` }),
         ],
         // Every session's per-round samples (decode tok/s, prefill ms), for a look at placement vs round noise.
         data: { decodeTokensPerSecond: samplesOf(decode), prefillMs: samplesOf(prefill) },
