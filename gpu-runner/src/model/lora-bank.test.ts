@@ -219,8 +219,8 @@ describe("resident per-row LoRA chunks (LoraChunkBank)", () => {
         cases.push({ label: `width ${width} pairs, strides ${sStride}/${dStride}`, width, sStride, dStride, src: new Float64Array(src.buffer), got, gotBits: new Uint32Array(got.buffer), want });
       }
     }
-    // 700 passes over the 30 cases (21 000 calls, every width's branch seen from the first pass): under vitest on
-    // Node 20, V8 has copyFloatPairs TurboFan-optimized from pass ≈ 100 (%GetOptimizationStatus under
+    // 700 passes over the 30 cases (21 000 calls, every width's branch seen from the first pass): under vitest,
+    // V8 had copyFloatPairs TurboFan-optimized from pass ≈ 100 (%GetOptimizationStatus under
     // --allow-natives-syntax in a copy of this loop), so most passes check the optimized code's copies, the first the interpreter's.
     const mismatches: string[] = [];
     for (let pass = 0; pass < 700 && mismatches.length === 0; pass++) {
