@@ -1,20 +1,27 @@
 /**
- * The bytes of a tiny hand-assembled WebAssembly module (SIMD, 128-bit) with two kernels over its
+ * The bytes of a tiny hand-assembled WebAssembly module (SIMD, 128-bit) with three kernels over its
  * imported memory. No toolchain: the module is assembled here from named opcodes, so every byte
- * is explained below; `simd.test.ts` holds both kernels equal to the plain JS references.
+ * is explained below; `simd.test.ts` holds every kernel equal to the plain JS references.
  *
  * Module layout (WebAssembly binary format 1.0 + fixed-width SIMD):
  *   magic "\0asm", version 1
  *   §1 type      t0 = (i32, i32) → i32          t1 = (i32, i32, i32) → i32
  *   §2 import    "env" "memory": memory, limits { min 0 }   (the caller's Memory; never grown here)
- *   §3 function  f0 : t0, f1 : t1
- *   §7 export    "scanF32" = f0, "f16ToF32" = f1
- *   §10 code     the two bodies below
+ *   §3 function  f0 : t0, f1 : t1, f2 : t1
+ *   §7 export    "scanF32" = f0, "f16ToF32" = f1, "exceedsF32" = f2
+ *   §10 code     the three bodies below
  *
  * f0 scanF32(ptr, bytes) → 1 if some f32 word in [ptr, ptr + bytes) is ±Inf or NaN, else 0.
  *   bytes must be a multiple of 64 (the caller scans the < 64-byte tail itself).
  *   Semantics: a word w is non-finite ⇔ (w & 0x7f800000) = 0x7f800000 (exponent all ones).
  *   Per 64 bytes: 4 × { v = v128.load; acc |= i32x4.eq(v & EXP, EXP) }; at the end any_true(acc).
+ *
+ * f2 exceedsF32(ptr, bytes, limitBits) → 1 if some f32 word w in [ptr, ptr + bytes) has
+ *   (w & 0x7fffffff) > limitBits as integers, else 0. bytes a multiple of 64; 0 ≤ limitBits < 0x7f800000.
+ *   Semantics: with limitBits the bits of a finite f32 L ≥ 0, a word exceeds ⇔ !(|v| ≤ L): non-negative
+ *   f32 values order as their bit patterns, and ±Inf (0x7f800000) and every NaN (above it) exceed any L.
+ *   The signed compare is exact: both sides are below 2^31.
+ *   Per 64 bytes: 4 × { v = v128.load; acc |= i32x4.gt_s(v & 0x7fffffff, LIMIT) }; at the end any_true(acc).
  *
  * f1 f16ToF32(src, dst, n) → 1 if some of the n halves at src is ±Inf or NaN, else 0; writes the n
  *   f32 bit patterns at dst (exact; NaN payloads kept). n must be a multiple of 16.
@@ -95,6 +102,7 @@ const i16x8Splat = simd(0x10);
 const splat16 = (k: number) => [...i32Const(k), ...i16x8Splat];
 const i16x8GtS = simd(0x31);
 const i32x4Eq = simd(0x37);
+const i32x4GtS = simd(0x3b);
 const v128And = simd(0x4e);
 const v128Or = simd(0x50);
 const v128AnyTrue = simd(0x53);
@@ -122,6 +130,25 @@ function scanF32Body(): number[] {
   ];
   for (let k = 0; k < 4; k++) {
     b.push(...get(acc), ...get(ptr), ...v128Load(16 * k), ...get(exp), ...v128And, ...get(exp), ...i32x4Eq, ...v128Or, ...set(acc));
+  }
+  b.push(...get(ptr), ...i32Const(64), ...i32Add, ...set(ptr), ...br(0), ...end, ...end);
+  b.push(...get(acc), ...v128AnyTrue, ...end);
+  return b;
+}
+
+/** f2 exceedsF32: params 0 ptr, 1 bytes (→ end), 2 limitBits; locals 3 acc, 4 ABS, 5 LIMIT (v128). */
+function exceedsF32Body(): number[] {
+  const [ptr, endAt, limitBits, acc, abs, limit] = [0, 1, 2, 3, 4, 5];
+  const b = [
+    ...[1, 3, V128], // local declarations: 3 × v128
+    ...get(ptr), ...get(endAt), ...i32Add, ...set(endAt), // end = ptr + bytes
+    ...splat(0x7fffffff), ...set(abs),
+    ...get(limitBits), ...i32x4Splat, ...set(limit),
+    ...block, ...loop,
+    ...get(ptr), ...get(endAt), ...i32GeU, ...brIf(1), // while ptr < end
+  ];
+  for (let k = 0; k < 4; k++) {
+    b.push(...get(acc), ...get(ptr), ...v128Load(16 * k), ...get(abs), ...v128And, ...get(limit), ...i32x4GtS, ...v128Or, ...set(acc));
   }
   b.push(...get(ptr), ...i32Const(64), ...i32Add, ...set(ptr), ...br(0), ...end, ...end);
   b.push(...get(acc), ...v128AnyTrue, ...end);
@@ -174,12 +201,13 @@ function f16ToF32Body(): number[] {
 export function kernelModuleBytes(): Uint8Array<ArrayBuffer> {
   const f0 = scanF32Body();
   const f1 = f16ToF32Body();
+  const f2 = exceedsF32Body();
   return new Uint8Array([
     ...[0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00],
     ...section(1, [2, 0x60, 2, I32, I32, 1, I32, 0x60, 3, I32, I32, I32, 1, I32]),
     ...section(2, [1, ...name("env"), ...name("memory"), 0x02, 0x00, 0]),
-    ...section(3, [2, 0, 1]),
-    ...section(7, [2, ...name("scanF32"), 0x00, 0, ...name("f16ToF32"), 0x00, 1]),
-    ...section(10, [2, ...uleb(f0.length), ...f0, ...uleb(f1.length), ...f1]),
+    ...section(3, [3, 0, 1, 1]),
+    ...section(7, [3, ...name("scanF32"), 0x00, 0, ...name("f16ToF32"), 0x00, 1, ...name("exceedsF32"), 0x00, 2]),
+    ...section(10, [3, ...uleb(f0.length), ...f0, ...uleb(f1.length), ...f1, ...uleb(f2.length), ...f2]),
   ]);
 }

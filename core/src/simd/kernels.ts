@@ -16,6 +16,7 @@ import { kernelModuleBytes } from "./kernel-module.js";
 
 interface KernelExports {
   scanF32(ptr: number, bytes: number): number;
+  exceedsF32(ptr: number, bytes: number, limitBits: number): number;
   f16ToF32(src: number, dst: number, n: number): number;
 }
 
@@ -172,6 +173,38 @@ export function allFiniteStreamed(x: Float32Array): boolean | null {
     if (s.kernels.scanF32(SCRATCH_IN, n) !== 0) return false;
   }
   for (let i = vectorBytes / 4; i < x.length; i++) if (!Number.isFinite(x[i])) return false;
+  return true;
+}
+
+/**
+ * The bit pattern of the largest float32 ≤ `limit` (a finite limit ≥ 0 below float32's range):
+ * for every float32 v, |v| ≤ limit ⇔ (bits(v) & 0x7fffffff) ≤ this, as integers (NaN: never).
+ */
+export function float32LimitBits(limit: number): number {
+  if (!(limit >= 0) || Math.fround(limit) === Infinity) throw new RangeError(`limit must be finite, ≥ 0 and within float32's range, got ${limit}`);
+  const bits = new Uint32Array(new Float32Array([limit]).buffer)[0]!;
+  return Math.fround(limit) > limit ? bits - 1 : bits; // rounded up to the next float32: one step down
+}
+
+/**
+ * Whether every value of `x` has |v| ≤ `limit` (false for NaN and ±Inf), by the SIMD kernel over
+ * 64 KiB chunks copied through the scratch Memory (any buffer); null where the kernels are unavailable
+ * (the caller scans in JS).
+ * Semantics: true ⇔ ∀i |x[i]| ≤ limit, for a finite limit ≥ 0. Cost: as `allFiniteStreamed`: per chunk a
+ * copy into the scratch Memory (in cache) and the scan (one integer compare per value); the < 16-value tail in JS.
+ */
+export function allWithinStreamed(x: Float32Array, limit: number): boolean | null {
+  const s = scratchKernels();
+  if (!s) return null;
+  const limitBits = float32LimitBits(limit);
+  const bytes = new Uint8Array(x.buffer, x.byteOffset, x.byteLength);
+  const vectorBytes = x.byteLength & ~63;
+  for (let at = 0; at < vectorBytes; at += s.in.length) {
+    const n = Math.min(s.in.length, vectorBytes - at);
+    s.in.set(bytes.subarray(at, at + n));
+    if (s.kernels.exceedsF32(SCRATCH_IN, n, limitBits) !== 0) return false;
+  }
+  for (let i = vectorBytes / 4; i < x.length; i++) if (!(Math.abs(x[i]!) <= limit)) return false;
   return true;
 }
 

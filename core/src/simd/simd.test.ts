@@ -7,7 +7,7 @@ import { createRng } from "../random/xoshiro128.js";
 import { expectFormatError } from "../testing/expect-format-error.js";
 import { bitsOf, expectSameBits, isNonFiniteHalf, SPECIAL_HALVES } from "../testing/same-bits.js";
 import { kernelModuleBytes } from "./kernel-module.js";
-import { allFiniteInPlace, allFiniteStreamed, allocateKernelBytes, f16ToF32Simd, KERNEL_MIN_BYTES, simdKernelsAvailable } from "./kernels.js";
+import { allFiniteInPlace, allFiniteStreamed, allocateKernelBytes, allWithinStreamed, f16ToF32Simd, float32LimitBits, KERNEL_MIN_BYTES, simdKernelsAvailable } from "./kernels.js";
 
 
 describe("WebAssembly SIMD kernels", () => {
@@ -132,6 +132,47 @@ describe("WebAssembly SIMD kernels", () => {
       expect(firstNonFinite(x)).toBe(at);
       x[at] = 0.5;
     }
+  });
+
+  it("streamed bound scan (|v| ≤ limit) equals the plain JS test at every length 0…70 and offset, values at and past the limit, ±0, subnormals, ±Inf and NaN at every position; across 64 KiB chunk edges", () => {
+    const limit = 1e15;
+    const atLimit = Math.fround(limit); // 999999986991104: the largest float32 ≤ 1e15
+    const bitsAtLimit = new Uint32Array(new Float32Array([atLimit]).buffer)[0]!;
+    expect(atLimit).toBeLessThanOrEqual(limit);
+    expect(float32LimitBits(limit)).toBe(bitsAtLimit);
+    expect(float32LimitBits(1)).toBe(0x3f800000); // exact in float32
+    expect(float32LimitBits(0.1)).toBe(0x3dcccccc); // fround(0.1) = 0x3dcccccd > 0.1: one step down
+    const past = new Float32Array(new Uint32Array([bitsAtLimit + 1]).buffer)[0]!; // the next float32 up
+    const passing = [0, -0, atLimit, -atLimit, 1.5, -2.25e-40, 1e-45];
+    const failing = [past, -past, Infinity, -Infinity, NaN, 3.4e38];
+    const backing = new Float32Array(80);
+    for (let n = 0; n <= 70; n++) {
+      for (const offset of [0, 1, 3]) {
+        backing.fill(0.5);
+        if (offset > 0) backing[offset - 1] = Infinity; // just outside the view: must not count
+        if (offset + n < 80) backing[offset + n] = NaN;
+        const x = backing.subarray(offset, offset + n);
+        for (let at = 0; at < n; at++) x[at] = passing[at % passing.length]!;
+        expect(allWithinStreamed(x, limit), `n=${n} offset=${offset}`).toBe(true);
+        for (let at = 0; at < n; at++) {
+          const saved = x[at]!;
+          x[at] = failing[at % failing.length]!;
+          expect(allWithinStreamed(x, limit), `n=${n} offset=${offset} at=${at}`).toBe(false);
+          x[at] = saved;
+        }
+      }
+    }
+    const chunkValues = 16384; // 64 KiB of f32
+    const big = new Float32Array(3 * chunkValues + 21).fill(-atLimit);
+    const x = big.subarray(1);
+    expect(allWithinStreamed(x, limit)).toBe(true);
+    for (const at of [0, chunkValues - 2, chunkValues - 1, chunkValues, 2 * chunkValues + 7, x.length - 17, x.length - 1]) {
+      x[at] = -past;
+      expect(allWithinStreamed(x, limit), `at=${at}`).toBe(false);
+      x[at] = -atLimit;
+    }
+    expect(() => allWithinStreamed(x, Infinity)).toThrow(RangeError);
+    expect(() => allWithinStreamed(x, -1)).toThrow(RangeError);
   });
 
   it("a plain buffer is not scanned in place (null: the caller scans in JS)", () => {
