@@ -4,6 +4,7 @@ import { deltaWeight } from "../lora/delta.js";
 import type { ComposedMix, LoraAdapter, MixTerm } from "../lora/types.js";
 import { createRng, randomLoraAdapter, type RandomModuleSpec } from "../random/index.js";
 import { relativeError } from "../linalg/index.js";
+import { simdKernelsAvailable } from "../simd/kernels.js";
 
 /** Naive dense reference: per module ΔW = Σ wᵢ·sᵢ·Bᵢ·Aᵢ [out, in] in float64 (weight-0 terms included: they add 0). */
 function naiveMix(terms: readonly MixTerm[]): Map<string, Float64Array> {
@@ -109,6 +110,35 @@ describe("composeMix vs the naive dense Σ wᵢ·sᵢ·Bᵢ·Aᵢ", () => {
         for (let j = 0; j < d.length; j++) sum[j] += t.weight * d[j];
       }
       expect(relativeError(deltaWeight(m), sum)).toBeLessThanOrEqual(1e-5);
+    }
+  });
+});
+
+describe("composeMix: the SIMD transposes equal the JS loops bit for bit", () => {
+  it("every rank 1…9 and sizes off the 4×4 blocks (tails in rows and columns), several terms, weights not representable in float32, a repeated term, modules some terms lack", () => {
+    expect(simdKernelsAvailable()).toBe(true); // else both sides are the JS loops
+    const rng = createRng(77);
+    for (let rank = 1; rank <= 9; rank++) {
+      for (const [nIn, nOut] of [[4, 4], [7, 13], [24, 40], [33, 6], [1, 5]] as const) {
+        const first = randomLoraAdapter(rng, [q(rank, nIn, nOut, 0.37), o(rank + 2, 9, 5, 1 / 3)]);
+        const second = randomLoraAdapter(rng, [q(1 + ((rank * 5) % 7), nIn, nOut, 2)]);
+        const terms: MixTerm[] = [
+          { adapter: first, weight: 0.1 * 1.7 },
+          { adapter: second, weight: -2.5 },
+          { adapter: first, weight: 1 / 3 },
+        ];
+        const reference = composeMix(terms, { simd: false });
+        const fast = composeMix(terms);
+        expect([...fast.modules.keys()]).toEqual([...reference.modules.keys()]);
+        expect(fast.maxRank).toBe(reference.maxRank);
+        for (const [name, m] of reference.modules) {
+          const f = fast.modules.get(name)!;
+          expect({ rank: f.rank, inFeatures: f.inFeatures, outFeatures: f.outFeatures }).toEqual({ rank: m.rank, inFeatures: m.inFeatures, outFeatures: m.outFeatures });
+          for (const k of ["at", "bt"] as const) {
+            expect(Array.from(new Uint32Array(f[k].buffer, f[k].byteOffset, f[k].length)), `rank ${rank}, ${nIn}×${nOut}, ${name}.${k}`).toEqual(Array.from(new Uint32Array(m[k].buffer, m[k].byteOffset, m[k].length)));
+          }
+        }
+      }
     }
   });
 });

@@ -7,9 +7,10 @@
  *   magic "\0asm", version 1
  *   §1 type      t0 = (i32, i32) → i32          t1 = (i32, i32, i32) → i32
  *   §2 import    "env" "memory": memory, limits { min 0 }   (the caller's Memory; never grown here)
- *   §3 function  f0 : t0, f1 : t1, f2 : t1
- *   §7 export    "scanF32" = f0, "f16ToF32" = f1, "exceedsF32" = f2
- *   §10 code     the three bodies below
+ *   §1 type (cont.) t2 = (i32 × 6) → ()   t3 = (i32 × 6, f64) → ()
+ *   §3 function  f0 : t0, f1 : t1, f2 : t1, f3 : t2, f4 : t3
+ *   §7 export    "scanF32" = f0, "f16ToF32" = f1, "exceedsF32" = f2, "transposeF32" = f3, "transposeScaleF32" = f4
+ *   §10 code     the five bodies below
  *
  * f0 scanF32(ptr, bytes) → 1 if some f32 word in [ptr, ptr + bytes) is ±Inf or NaN, else 0.
  *   bytes must be a multiple of 64 (the caller scans the < 64-byte tail itself).
@@ -22,6 +23,16 @@
  *   f32 values order as their bit patterns, and ±Inf (0x7f800000) and every NaN (above it) exceed any L.
  *   The signed compare is exact: both sides are below 2^31.
  *   Per 64 bytes: 4 × { v = v128.load; acc |= i32x4.gt_s(v & 0x7fffffff, LIMIT) }; at the end any_true(acc).
+ *
+ * f3 transposeF32(src, rows, cols, srcStride, dst, dstStride) and f4 transposeScaleF32(…, coef):
+ *   src and dst f32 matrices with rows srcStride and dstStride floats apart (byte addresses src, dst);
+ *   writes dst[j·dstStride + k] = src[k·srcStride + j] (f3: the bits as they are) or
+ *   f32(f64(src[k·srcStride + j]) · coef) (f4: the product in f64, rounded once to f32 — JS's
+ *   `f32Array[i] = coef * x` bit for bit), for k < rows, j < cols. rows and cols multiples of 4.
+ *   Per 4×4 block: four v128.load (rows k…k+3, columns j…j+3), the transpose by 32- then 64-bit lane
+ *   shuffles (t0 = [a00 a10 a01 a11], t1 = [a02 a12 a03 a13], t2/t3 the same for rows 2 and 3;
+ *   column c = the matching 64-bit halves of t0|t1 and t2|t3), four v128.store; f4 scales each column
+ *   vector as two f64x2 (promote_low, mul, demote_zero) joined by one shuffle.
  *
  * f1 f16ToF32(src, dst, n) → 1 if some of the n halves at src is ±Inf or NaN, else 0; writes the n
  *   f32 bit patterns at dst (exact; NaN payloads kept). n must be a multiple of 16.
@@ -85,6 +96,7 @@ const get = (i: number) => [0x20, i]; // local.get
 const set = (i: number) => [0x21, i]; // local.set
 const i32Const = (k: number) => [0x41, ...sleb(k)];
 const i32Add = [0x6a];
+const i32Mul = [0x6c];
 const i32Shl = [0x74];
 const i32GeU = [0x4f];
 const block = [0x02, 0x40]; // block (no result)
@@ -103,6 +115,11 @@ const splat16 = (k: number) => [...i32Const(k), ...i16x8Splat];
 const i16x8GtS = simd(0x31);
 const i32x4Eq = simd(0x37);
 const i32x4GtS = simd(0x3b);
+const F64 = 0x7c;
+const f64x2Splat = simd(0x14);
+const f32x4DemoteF64x2Zero = simd(0x5e);
+const f64x2PromoteLowF32x4 = simd(0x5f);
+const f64x2Mul = simd(0xf2);
 const v128And = simd(0x4e);
 const v128Or = simd(0x50);
 const v128AnyTrue = simd(0x53);
@@ -133,6 +150,69 @@ function scanF32Body(): number[] {
   }
   b.push(...get(ptr), ...i32Const(64), ...i32Add, ...set(ptr), ...br(0), ...end, ...end);
   b.push(...get(acc), ...v128AnyTrue, ...end);
+  return b;
+}
+
+/** i8x16.shuffle picking four 32-bit lanes (0–3 the first operand's, 4–7 the second's). */
+const lanes32 = (...l: number[]) => shuffle(l.flatMap((x) => [4 * x, 4 * x + 1, 4 * x + 2, 4 * x + 3]));
+/** i8x16.shuffle picking two 64-bit lanes (0–1 the first operand's, 2–3 the second's). */
+const lanes64 = (x: number, y: number) => shuffle([x, y].flatMap((z) => Array.from({ length: 8 }, (_, i) => 8 * z + i)));
+
+/**
+ * f3 transposeF32 / f4 transposeScaleF32: params 0 src, 1 rows, 2 cols, 3 srcStride, 4 dst, 5 dstStride, (f4: 6 coef f64);
+ * i32 locals k, p0 (row k's block), rowBytes, S (dst row bytes), q (dst block), a (an address), j;
+ * v128 locals v0–v3, t0–t3, coef (f64x2), tmp.
+ */
+function transposeBody(scaled: boolean): number[] {
+  const P = scaled ? 7 : 6;
+  const [src, rows, cols, srcStride, dst, dstStride, coef] = [0, 1, 2, 3, 4, 5, 6];
+  const [k, p0, rowBytes, S, q, a, j] = [P, P + 1, P + 2, P + 3, P + 4, P + 5, P + 6];
+  const [v0, v1, v2, v3, t0, t1, t2, t3, coefV, tmp] = Array.from({ length: 10 }, (_, i) => P + 7 + i);
+  const scale = scaled
+    ? [
+        ...set(tmp),
+        ...get(tmp), ...f64x2PromoteLowF32x4, ...get(coefV), ...f64x2Mul, ...f32x4DemoteF64x2Zero, // [y0 y1 0 0]
+        ...get(tmp), ...get(tmp), ...lanes64(1, 1), ...f64x2PromoteLowF32x4, ...get(coefV), ...f64x2Mul, ...f32x4DemoteF64x2Zero, // [y2 y3 0 0]
+        ...lanes64(0, 2), // [y0 y1 y2 y3]
+      ]
+    : [];
+  const b = [
+    ...[2, 7, I32, 10, V128], // local declarations: 7 × i32, 10 × v128
+    ...get(srcStride), ...i32Const(2), ...i32Shl, ...set(rowBytes),
+    ...get(dstStride), ...i32Const(2), ...i32Shl, ...set(S),
+    ...(scaled ? [...get(coef), ...f64x2Splat, ...set(coefV)] : []),
+    ...block, ...loop,
+    ...get(k), ...get(rows), ...i32GeU, ...brIf(1), // while k < rows
+    ...get(src), ...get(k), ...get(rowBytes), ...i32Mul, ...i32Add, ...set(p0),
+    ...get(dst), ...get(k), ...i32Const(2), ...i32Shl, ...i32Add, ...set(q),
+    ...i32Const(0), ...set(j),
+    ...block, ...loop,
+    ...get(j), ...get(cols), ...i32GeU, ...brIf(1), // while j < cols
+    ...get(p0), ...v128Load(0), ...set(v0),
+    ...get(p0), ...get(rowBytes), ...i32Add, ...set(a),
+    ...get(a), ...v128Load(0), ...set(v1),
+    ...get(a), ...get(rowBytes), ...i32Add, ...set(a),
+    ...get(a), ...v128Load(0), ...set(v2),
+    ...get(a), ...get(rowBytes), ...i32Add, ...set(a),
+    ...get(a), ...v128Load(0), ...set(v3),
+    ...get(v0), ...get(v1), ...lanes32(0, 4, 1, 5), ...set(t0),
+    ...get(v0), ...get(v1), ...lanes32(2, 6, 3, 7), ...set(t1),
+    ...get(v2), ...get(v3), ...lanes32(0, 4, 1, 5), ...set(t2),
+    ...get(v2), ...get(v3), ...lanes32(2, 6, 3, 7), ...set(t3),
+    ...get(q), ...set(a),
+  ];
+  for (const [x, y, half] of [[t0, t2, 0], [t0, t2, 1], [t1, t3, 0], [t1, t3, 1]] as const) {
+    b.push(...get(a), ...get(x), ...get(y), ...lanes64(half, 2 + half), ...scale, ...v128Store(0), ...get(a), ...get(S), ...i32Add, ...set(a));
+  }
+  b.push(
+    ...get(p0), ...i32Const(16), ...i32Add, ...set(p0),
+    ...get(q), ...get(S), ...i32Const(2), ...i32Shl, ...i32Add, ...set(q),
+    ...get(j), ...i32Const(4), ...i32Add, ...set(j),
+    ...br(0), ...end, ...end,
+    ...get(k), ...i32Const(4), ...i32Add, ...set(k),
+    ...br(0), ...end, ...end,
+    ...end,
+  );
   return b;
 }
 
@@ -202,12 +282,14 @@ export function kernelModuleBytes(): Uint8Array<ArrayBuffer> {
   const f0 = scanF32Body();
   const f1 = f16ToF32Body();
   const f2 = exceedsF32Body();
+  const f3 = transposeBody(false);
+  const f4 = transposeBody(true);
   return new Uint8Array([
     ...[0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00],
-    ...section(1, [2, 0x60, 2, I32, I32, 1, I32, 0x60, 3, I32, I32, I32, 1, I32]),
+    ...section(1, [4, 0x60, 2, I32, I32, 1, I32, 0x60, 3, I32, I32, I32, 1, I32, 0x60, 6, I32, I32, I32, I32, I32, I32, 0, 0x60, 7, I32, I32, I32, I32, I32, I32, F64, 0]),
     ...section(2, [1, ...name("env"), ...name("memory"), 0x02, 0x00, 0]),
-    ...section(3, [3, 0, 1, 1]),
-    ...section(7, [3, ...name("scanF32"), 0x00, 0, ...name("f16ToF32"), 0x00, 1, ...name("exceedsF32"), 0x00, 2]),
-    ...section(10, [3, ...uleb(f0.length), ...f0, ...uleb(f1.length), ...f1, ...uleb(f2.length), ...f2]),
+    ...section(3, [5, 0, 1, 1, 2, 3]),
+    ...section(7, [5, ...name("scanF32"), 0x00, 0, ...name("f16ToF32"), 0x00, 1, ...name("exceedsF32"), 0x00, 2, ...name("transposeF32"), 0x00, 3, ...name("transposeScaleF32"), 0x00, 4]),
+    ...section(10, [5, ...[f0, f1, f2, f3, f4].flatMap((f) => [...uleb(f.length), ...f])]),
   ]);
 }

@@ -17,6 +17,8 @@ import { kernelModuleBytes } from "./kernel-module.js";
 interface KernelExports {
   scanF32(ptr: number, bytes: number): number;
   exceedsF32(ptr: number, bytes: number, limitBits: number): number;
+  transposeF32(src: number, rows: number, cols: number, srcStride: number, dst: number, dstStride: number): void;
+  transposeScaleF32(src: number, rows: number, cols: number, srcStride: number, dst: number, dstStride: number, coef: number): void;
   f16ToF32(src: number, dst: number, n: number): number;
 }
 
@@ -26,6 +28,7 @@ interface KernelExports {
  */
 interface WasmMemory {
   readonly buffer: ArrayBuffer;
+  grow(pages: number): number;
 }
 interface WasmApi {
   Module: new (bytes: Uint8Array<ArrayBuffer>) => object;
@@ -206,6 +209,58 @@ export function allWithinStreamed(x: Float32Array, limit: number): boolean | nul
   }
   for (let i = vectorBytes / 4; i < x.length; i++) if (!(Math.abs(x[i]!) <= limit)) return false;
   return true;
+}
+
+/**
+ * A workspace for transposing blocks with the SIMD kernels: `src` and `dst` are Float32Array views
+ * on a Memory of its own (valid until the next `transposer` call, which may grow it).
+ */
+export interface Transposer {
+  /** [srcFloats] the matrix to transpose, written by the caller (rows `cols` floats apart). */
+  readonly src: Float32Array;
+  /** [dstFloats] where the transposed blocks land. */
+  readonly dst: Float32Array;
+  /**
+   * Semantics: dst[dstOffset + j·dstStride + k] = f(src[k·cols + j]) for k < rows, j < cols, with
+   * f(x) = x when `coef` is undefined (bits as they are in the kernel), else f32(coef · x) (the
+   * product in f64, rounded once: what `f32Array[i] = coef * x` stores). The kernel takes the
+   * rows and columns up to multiples of 4; the rest (< 4 rows, < 4 columns) is done in JS here.
+   */
+  transpose(rows: number, cols: number, dstOffset: number, dstStride: number, coef?: number): void;
+}
+
+let transposeMemory: { kernels: KernelExports; memory: WasmMemory } | null | undefined;
+/** The workspace with room for `srcFloats` and `dstFloats`, or null where the kernels are unavailable. */
+export function transposer(srcFloats: number, dstFloats: number): Transposer | null {
+  if (transposeMemory === undefined) {
+    const memory = kernelModule() && wasm ? new wasm.Memory({ initial: 1 }) : null;
+    const kernels = memory ? instantiate(memory) : null;
+    transposeMemory = kernels && memory ? { kernels, memory } : null;
+  }
+  if (!transposeMemory) return null;
+  const { kernels, memory } = transposeMemory;
+  const dstAt = (srcFloats * 4 + 15) & ~15;
+  const need = dstAt + dstFloats * 4;
+  if (need > memory.buffer.byteLength) memory.grow(Math.ceil((need - memory.buffer.byteLength) / PAGE));
+  const src = new Float32Array(memory.buffer, 0, srcFloats);
+  const dst = new Float32Array(memory.buffer, dstAt, dstFloats);
+  return {
+    src,
+    dst,
+    transpose(rows, cols, dstOffset, dstStride, coef) {
+      const r4 = rows & ~3;
+      const c4 = cols & ~3;
+      if (r4 > 0 && c4 > 0) {
+        if (coef === undefined) kernels.transposeF32(0, r4, c4, cols, dstAt + 4 * dstOffset, dstStride);
+        else kernels.transposeScaleF32(0, r4, c4, cols, dstAt + 4 * dstOffset, dstStride, coef);
+      }
+      const c = coef ?? 1;
+      const move = coef === undefined;
+      for (let k = 0; k < rows; k++) {
+        for (let j = k < r4 ? c4 : 0; j < cols; j++) dst[dstOffset + j * dstStride + k] = move ? src[k * cols + j]! : c * src[k * cols + j]!;
+      }
+    },
+  };
 }
 
 /** Scratch for streaming conversions: 64 KiB of halves in, 128 KiB of f32 out (stays in L2). */

@@ -7,7 +7,7 @@ import { createRng } from "../random/xoshiro128.js";
 import { expectFormatError } from "../testing/expect-format-error.js";
 import { bitsOf, expectSameBits, isNonFiniteHalf, SPECIAL_HALVES } from "../testing/same-bits.js";
 import { kernelModuleBytes } from "./kernel-module.js";
-import { allFiniteInPlace, allFiniteStreamed, allocateKernelBytes, allWithinStreamed, f16ToF32Simd, float32LimitBits, KERNEL_MIN_BYTES, simdKernelsAvailable } from "./kernels.js";
+import { allFiniteInPlace, allFiniteStreamed, allocateKernelBytes, allWithinStreamed, f16ToF32Simd, float32LimitBits, KERNEL_MIN_BYTES, simdKernelsAvailable, transposer } from "./kernels.js";
 
 
 describe("WebAssembly SIMD kernels", () => {
@@ -173,6 +173,25 @@ describe("WebAssembly SIMD kernels", () => {
     }
     expect(() => allWithinStreamed(x, Infinity)).toThrow(RangeError);
     expect(() => allWithinStreamed(x, -1)).toThrow(RangeError);
+  });
+
+  it("block transposes (plain and scaled in f64) equal the plain loops at every shape 0…11 × 0…11, into a strided block at an offset; nothing outside the block written", () => {
+    for (let rows = 0; rows <= 11; rows++) {
+      for (let cols = 0; cols <= 11; cols++) {
+        for (const coef of [undefined, 0.1 * 1.7, -3]) {
+          const stride = rows + 3;
+          const offset = 2;
+          const t = transposer(rows * cols, offset + cols * stride + 1)!;
+          const src = Float32Array.from({ length: rows * cols }, (_, i) => Math.fround(Math.cos(7 * i + rows) * 1e3));
+          t.src.set(src);
+          t.dst.fill(-7);
+          t.transpose(rows, cols, offset, stride, coef);
+          const want = new Float32Array(t.dst.length).fill(-7);
+          for (let k = 0; k < rows; k++) for (let j = 0; j < cols; j++) want[offset + j * stride + k] = coef === undefined ? src[k * cols + j]! : coef * src[k * cols + j]!;
+          expect(Array.from(t.dst), `${rows}×${cols} coef ${coef}`).toEqual(Array.from(want));
+        }
+      }
+    }
   });
 
   it("a plain buffer is not scanned in place (null: the caller scans in JS)", () => {
