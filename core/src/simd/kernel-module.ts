@@ -135,22 +135,30 @@ const shuffle = (lanes: number[]) => [...simd(0x0d), ...lanes];
 const interleaveLow16 = shuffle([0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23]);
 const interleaveHigh16 = shuffle([8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14, 15, 30, 31]);
 
-/** f0 scanF32: params 0 ptr, 1 bytes (→ end); locals 2 acc, 3 EXP (v128). */
-function scanF32Body(): number[] {
-  const [ptr, endAt, acc, exp] = [0, 1, 2, 3];
+/**
+ * A word scan: 64 bytes per iteration from ptr to ptr + bytes (params 0, 1), `acc |= flagged(v)` for
+ * each 16-byte vector v, any_true(acc) at the end. `consts` are v128 locals set once before the loop
+ * (by their bytes) from index `firstLocal`, after acc; `flagged` leaves an i32x4 mask of v (on the stack).
+ */
+function wordScanBody(firstLocal: number, consts: number[][], flagged: (constLocal: (i: number) => number) => number[]): number[] {
+  const [ptr, endAt, acc] = [0, 1, firstLocal];
+  const local = (i: number) => firstLocal + 1 + i;
   const b = [
-    ...[1, 2, V128], // local declarations: 2 × v128
+    ...[1, 1 + consts.length, V128], // local declarations: acc and the constants, all v128
     ...get(ptr), ...get(endAt), ...i32Add, ...set(endAt), // end = ptr + bytes
-    ...splat(0x7f800000), ...set(exp),
+    ...consts.flatMap((value, i) => [...value, ...set(local(i))]),
     ...block, ...loop,
     ...get(ptr), ...get(endAt), ...i32GeU, ...brIf(1), // while ptr < end
   ];
-  for (let k = 0; k < 4; k++) {
-    b.push(...get(acc), ...get(ptr), ...v128Load(16 * k), ...get(exp), ...v128And, ...get(exp), ...i32x4Eq, ...v128Or, ...set(acc));
-  }
+  for (let k = 0; k < 4; k++) b.push(...get(acc), ...get(ptr), ...v128Load(16 * k), ...flagged(local), ...v128Or, ...set(acc));
   b.push(...get(ptr), ...i32Const(64), ...i32Add, ...set(ptr), ...br(0), ...end, ...end);
   b.push(...get(acc), ...v128AnyTrue, ...end);
   return b;
+}
+
+/** f0 scanF32: params 0 ptr, 1 bytes (→ end); locals 2 acc, 3 EXP (v128): flagged ⇔ (v & EXP) = EXP. */
+function scanF32Body(): number[] {
+  return wordScanBody(2, [splat(0x7f800000)], (c) => [...get(c(0)), ...v128And, ...get(c(0)), ...i32x4Eq]);
 }
 
 /** i8x16.shuffle picking four 32-bit lanes (0–3 the first operand's, 4–7 the second's). */
@@ -216,23 +224,9 @@ function transposeBody(scaled: boolean): number[] {
   return b;
 }
 
-/** f2 exceedsF32: params 0 ptr, 1 bytes (→ end), 2 limitBits; locals 3 acc, 4 ABS, 5 LIMIT (v128). */
+/** f2 exceedsF32: params 0 ptr, 1 bytes (→ end), 2 limitBits; locals 3 acc, 4 ABS, 5 LIMIT (v128): flagged ⇔ (v & ABS) > LIMIT. */
 function exceedsF32Body(): number[] {
-  const [ptr, endAt, limitBits, acc, abs, limit] = [0, 1, 2, 3, 4, 5];
-  const b = [
-    ...[1, 3, V128], // local declarations: 3 × v128
-    ...get(ptr), ...get(endAt), ...i32Add, ...set(endAt), // end = ptr + bytes
-    ...splat(0x7fffffff), ...set(abs),
-    ...get(limitBits), ...i32x4Splat, ...set(limit),
-    ...block, ...loop,
-    ...get(ptr), ...get(endAt), ...i32GeU, ...brIf(1), // while ptr < end
-  ];
-  for (let k = 0; k < 4; k++) {
-    b.push(...get(acc), ...get(ptr), ...v128Load(16 * k), ...get(abs), ...v128And, ...get(limit), ...i32x4GtS, ...v128Or, ...set(acc));
-  }
-  b.push(...get(ptr), ...i32Const(64), ...i32Add, ...set(ptr), ...br(0), ...end, ...end);
-  b.push(...get(acc), ...v128AnyTrue, ...end);
-  return b;
+  return wordScanBody(3, [splat(0x7fffffff), [...get(2), ...i32x4Splat]], (c) => [...get(c(0)), ...v128And, ...get(c(1)), ...i32x4GtS]);
 }
 
 /**
