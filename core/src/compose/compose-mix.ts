@@ -48,7 +48,8 @@ export interface ComposeOptions {
   alloc?: Float32Alloc;
   /**
    * Transpose with the SIMD kernels where they run (default true: `simd/kernels.ts` `transposer`,
-   * bit for bit the loops below); false: the plain JS loops, the reference the tests hold them equal to.
+   * bit for bit the loops below for every value but a signalling NaN in B, which the kernel copies as
+   * it is and the JS loop quiets); false: the plain JS loops, the reference the tests hold them equal to.
    */
   simd?: boolean;
 }

@@ -1,7 +1,8 @@
 import { kernelModuleBytes } from "./kernel-module.js";
 
 /**
- * WebAssembly SIMD kernels for the adapter cold path, with JS fallbacks decided by the caller.
+ * WebAssembly SIMD kernels for the adapter cold path and for composition (the composed factors' bound
+ * check, the transposes of `composeMix`), with JS fallbacks decided by the caller.
  *
  * Where the bytes live decides what runs: a kernel reads only its own Memory, so
  * - bytes received into `allocateKernelBytes(n)` (a Memory of their own, never grown, so views on it
@@ -9,7 +10,10 @@ import { kernelModuleBytes } from "./kernel-module.js";
  * - F16 bytes received with room for their F32 widening (`allocateKernelBytes(n, { leadBytes, widenInPlace })`,
  *   see `safetensors/widen-in-place.ts`) convert inside that Memory: `f16ToF32InMemory` — no copy;
  * - any other F16 → F32 streams 64 KiB chunks through a small scratch Memory (in cache) and copies
- *   each converted chunk out: `f16ToF32Simd`.
+ *   each converted chunk out: `f16ToF32Simd`; scans of any buffer stream the same way
+ *   (`allFiniteStreamed`, `allWithinStreamed`);
+ * - transposes run in a workspace Memory of their own that grows to the largest block asked for
+ *   (`transposer`: the caller copies a matrix in and the transposed blocks out).
  * Where WebAssembly cannot compile (a Cloudflare Worker refuses code generation from bytes) or the
  * host is big-endian, every function here answers `null` and the caller runs its JS path.
  */
@@ -185,7 +189,7 @@ export function allFiniteStreamed(x: Float32Array): boolean | null {
  */
 export function float32LimitBits(limit: number): number {
   if (!(limit >= 0) || Math.fround(limit) === Infinity) throw new RangeError(`limit must be finite, ≥ 0 and within float32's range, got ${limit}`);
-  const bits = new Uint32Array(new Float32Array([limit]).buffer)[0]!;
+  const bits = new Uint32Array(new Float32Array([limit + 0]).buffer)[0]!; // + 0: −0 → +0 (its sign bit would read as 2^31)
   return Math.fround(limit) > limit ? bits - 1 : bits; // rounded up to the next float32: one step down
 }
 
@@ -222,15 +226,22 @@ export interface Transposer {
   readonly dst: Float32Array;
   /**
    * Semantics: dst[dstOffset + j·dstStride + k] = f(src[k·cols + j]) for k < rows, j < cols, with
-   * f(x) = x when `coef` is undefined (bits as they are in the kernel), else f32(coef · x) (the
-   * product in f64, rounded once: what `f32Array[i] = coef * x` stores). The kernel takes the
-   * rows and columns up to multiples of 4; the rest (< 4 rows, < 4 columns) is done in JS here.
+   * f(x) = x when `coef` is undefined, else f32(coef · x) (the product in f64, rounded once: what
+   * `f32Array[i] = coef * x` stores) — bit for bit the JS loops for every value but a signalling NaN,
+   * whose bits the plain kernel keeps where a JS copy quiets it. The kernel takes the rows and columns
+   * up to multiples of 4; the rest (< 4 rows, < 4 columns) is done in JS here. Throws a RangeError when
+   * the block does not fit the workspace (nothing written).
    */
   transpose(rows: number, cols: number, dstOffset: number, dstStride: number, coef?: number): void;
 }
 
 let transposeMemory: { kernels: KernelExports; memory: WasmMemory } | null | undefined;
-/** The workspace with room for `srcFloats` and `dstFloats`, or null where the kernels are unavailable. */
+/**
+ * The workspace with room for `srcFloats` and `dstFloats`, or null where the kernels are unavailable
+ * or the Memory cannot grow to that (the caller runs its JS loops). The Memory is kept and only grows:
+ * it holds the largest module composed so far (under 1 MB for loraedge-small; Aᵗ and Bᵗ of a 4096-wide
+ * target at R = 128, 4 MiB). Views from an earlier call are detached once a call grows it.
+ */
 export function transposer(srcFloats: number, dstFloats: number): Transposer | null {
   if (transposeMemory === undefined) {
     const memory = kernelModule() && wasm ? new wasm.Memory({ initial: 1 }) : null;
@@ -241,13 +252,22 @@ export function transposer(srcFloats: number, dstFloats: number): Transposer | n
   const { kernels, memory } = transposeMemory;
   const dstAt = (srcFloats * 4 + 15) & ~15;
   const need = dstAt + dstFloats * 4;
-  if (need > memory.buffer.byteLength) memory.grow(Math.ceil((need - memory.buffer.byteLength) / PAGE));
+  if (need > memory.buffer.byteLength) {
+    try {
+      memory.grow(Math.ceil((need - memory.buffer.byteLength) / PAGE));
+    } catch {
+      return null; // past 4 GiB or out of memory
+    }
+  }
   const src = new Float32Array(memory.buffer, 0, srcFloats);
   const dst = new Float32Array(memory.buffer, dstAt, dstFloats);
   return {
     src,
     dst,
     transpose(rows, cols, dstOffset, dstStride, coef) {
+      if (rows * cols > srcFloats || (rows > 0 && cols > 0 && (dstStride < rows || dstOffset < 0 || dstOffset + (cols - 1) * dstStride + rows > dstFloats))) {
+        throw new RangeError(`transpose of ${rows}×${cols} into stride ${dstStride} at ${dstOffset} does not fit the workspace (${srcFloats} source, ${dstFloats} destination floats)`);
+      }
       const r4 = rows & ~3;
       const c4 = cols & ~3;
       if (r4 > 0 && c4 > 0) {

@@ -171,6 +171,8 @@ describe("WebAssembly SIMD kernels", () => {
       expect(allWithinStreamed(x, limit), `at=${at}`).toBe(false);
       x[at] = -atLimit;
     }
+    expect(float32LimitBits(-0)).toBe(0); // not the sign bit: every word would exceed
+    expect(allWithinStreamed(new Float32Array(16), -0)).toBe(true);
     expect(() => allWithinStreamed(x, Infinity)).toThrow(RangeError);
     expect(() => allWithinStreamed(x, -1)).toThrow(RangeError);
   });
@@ -192,6 +194,13 @@ describe("WebAssembly SIMD kernels", () => {
         }
       }
     }
+    // A block that does not fit is refused before anything is written.
+    const t = transposer(16, 40)!;
+    t.dst.fill(-7);
+    expect(() => t.transpose(4, 5, 0, 8)).toThrow(RangeError); // 20 source floats > 16
+    expect(() => t.transpose(4, 4, 0, 3)).toThrow(RangeError); // stride 3 < 4 rows: columns would overlap
+    expect(() => t.transpose(4, 4, 30, 4)).toThrow(RangeError); // 30 + 3·4 + 4 > 40
+    expect(Array.from(t.dst)).toEqual(new Array(40).fill(-7));
   });
 
   it("a plain buffer is not scanned in place (null: the caller scans in JS)", () => {

@@ -19,6 +19,12 @@ export interface SessionOptions {
   threads?: number;
   /** onnxruntime-node execution provider: "cpu" (default), "cuda", "webgpu". Ignored by "web" (wasm). */
   executionProvider?: string;
+  /**
+   * Whether the intra-op pool's threads spin after a parallel section waiting for more work (ORT's
+   * default: yes). false: they sleep at once, so they take no core from work that runs between two
+   * runs (onnxruntime-node: session config "session.intra_op.allow_spinning" = "0").
+   */
+  spinning?: boolean;
   /** Graph optimisation level (default "all"). */
   optimization?: "disabled" | "basic" | "extended" | "all";
 }

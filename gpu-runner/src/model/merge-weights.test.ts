@@ -55,8 +55,9 @@ describe("WeightMerger in place through a weight view", () => {
     }
   });
 
-  // Sizes past one GEMM tile (MLAS packs 16-wide panels, threads split rows), so an in-place hazard
-  // between the copy of C and the accumulation would show; values exact in fp32 (small integers).
+  // Sizes past one GEMM tile (MLAS packs 16-wide panels), so an in-place hazard between the copy of C
+  // and the accumulation would show; values exact in fp32 (small integers). Multi-threaded sizes are
+  // merged in place by the model tests (merged ≡ unmerged on real models).
   for (const backendName of ["node", "web"] as const) {
     for (const layout of ["in_out", "out_in"] as const) {
       for (const dtype of ["float32", "float16"] as const) {
