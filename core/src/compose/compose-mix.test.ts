@@ -143,6 +143,31 @@ describe("composeMix: the SIMD transposes equal the JS loops bit for bit", () =>
   });
 });
 
+describe("composeMix with a bound verified as it composes (options.bound)", () => {
+  it("marks the mix verifiedBound only when every value is within it, on the SIMD path; the arrays equal those composed without it", () => {
+    const x = adapters(11);
+    const terms: MixTerm[] = [
+      { adapter: x.a, weight: 0.7 },
+      { adapter: x.d, weight: -1.3 },
+    ];
+    const plain = composeMix(terms);
+    const within = composeMix(terms, { bound: 1e15 });
+    expect(within.verifiedBound).toBe(1e15);
+    expect(plain.verifiedBound).toBeUndefined();
+    for (const [name, m] of plain.modules) {
+      expect(Array.from(within.modules.get(name)!.at)).toEqual(Array.from(m.at));
+      expect(Array.from(within.modules.get(name)!.bt)).toEqual(Array.from(m.bt));
+    }
+    // A weight that takes one factor past the bound (in the vector body or the tail: every module is checked).
+    expect(composeMix([{ adapter: x.a, weight: 1e30 }], { bound: 1e15 }).verifiedBound).toBeUndefined();
+    const maxAbs = Math.max(...[...plain.modules.values()].flatMap((m) => [...m.at, ...m.bt].map(Math.abs)));
+    expect(composeMix(terms, { bound: maxAbs }).verifiedBound).toBe(maxAbs); // at the bound passes
+    expect(composeMix(terms, { bound: maxAbs * (1 - 1e-6) }).verifiedBound).toBeUndefined(); // just below it fails
+    // The JS loops do not verify: the caller scans.
+    expect(composeMix(terms, { bound: 1e15, simd: false }).verifiedBound).toBeUndefined();
+  });
+});
+
 describe("composeMix into reused buffers (options.alloc)", () => {
   it("equals composing into fresh arrays, bit for bit, whatever the buffers held before", () => {
     const x = adapters(7);

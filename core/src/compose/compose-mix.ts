@@ -52,6 +52,13 @@ export interface ComposeOptions {
    * it is and the JS loop quiets); false: the plain JS loops, the reference the tests hold them equal to.
    */
   simd?: boolean;
+  /**
+   * Also verify, as each module is composed, that every value has |v| ≤ `bound` (a finite bound ≥ 0):
+   * on the SIMD path the bound scan runs over the module's Aᵗ/Bᵗ in the workspace before they are
+   * copied out (in cache, no extra pass over memory), and the mix carries `verifiedBound` when all
+   * passed. The JS path does not verify (no `verifiedBound`): the caller scans, as it would without it.
+   */
+  bound?: number;
 }
 
 /**
@@ -82,6 +89,8 @@ export interface ComposeOptions {
 export function composeMix(terms: readonly MixTerm[], options: ComposeOptions = {}): ComposedMix {
   const alloc = options.alloc ?? freshFloat32;
   const simd = options.simd ?? true;
+  const bound = options.bound;
+  let verified = bound !== undefined && simd;
   // Pass 1: validate and plan (sizes, R per module), no tensor allocation.
   const plans = new Map<string, ModulePlan>();
   let fanInFanOut: boolean | null = null;
@@ -128,6 +137,7 @@ export function composeMix(terms: readonly MixTerm[], options: ComposeOptions = 
         t.transpose(source.rank, nIn, off, R, coef); // at[i, off+k] = coef · A[k, i]
         off += source.rank;
       }
+      if (verified && !t.dstWithin(nIn * R, bound!)) verified = false;
       at.set(t.dst.subarray(0, nIn * R));
       off = 0;
       for (const { source } of plan.parts) {
@@ -135,11 +145,13 @@ export function composeMix(terms: readonly MixTerm[], options: ComposeOptions = 
         t.transpose(nOut, source.rank, off * nOut, nOut); // bt[off+k, o] = B[o, k]
         off += source.rank;
       }
+      if (verified && !t.dstWithin(R * nOut, bound!)) verified = false;
       bt.set(t.dst.subarray(0, R * nOut));
       modules.set(plan.module, { module: plan.module, rank: R, inFeatures: nIn, outFeatures: nOut, at, bt });
       if (R > maxRank) maxRank = R;
       continue;
     }
+    verified = false; // the JS loops do not verify
     let off = 0; // column offset of this term's block in at / row offset in bt
     for (const { source, coef } of plan.parts) {
       const r = source.rank;
@@ -162,7 +174,7 @@ export function composeMix(terms: readonly MixTerm[], options: ComposeOptions = 
     modules.set(plan.module, { module: plan.module, rank: R, inFeatures: nIn, outFeatures: nOut, at, bt });
     if (R > maxRank) maxRank = R;
   }
-  return { modules, maxRank };
+  return verified ? { modules, maxRank, verifiedBound: bound } : { modules, maxRank };
 }
 
 export interface MixAsAdapterOptions {

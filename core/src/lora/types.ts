@@ -56,4 +56,10 @@ export interface ComposedMix {
   modules: Map<string, ComposedModule>;
   /** Largest R over modules (0 for an empty mix). */
   maxRank: number;
+  /**
+   * Set by `composeMix` when asked for a bound (`options.bound`) and every value of every module's
+   * at/bt was verified as composed to satisfy |v| ≤ this (NaN and ±Inf never do); absent otherwise
+   * (not asked, not verified on that path, or a value beyond it). The arrays must not change after.
+   */
+  verifiedBound?: number;
 }

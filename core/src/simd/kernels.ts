@@ -233,6 +233,8 @@ export interface Transposer {
    * the block does not fit the workspace (nothing written).
    */
   transpose(rows: number, cols: number, dstOffset: number, dstStride: number, coef?: number): void;
+  /** Whether dst[0, floats) all satisfy |v| ≤ limit (NaN, ±Inf never): the bound scan in place, no copy. */
+  dstWithin(floats: number, limit: number): boolean;
 }
 
 let transposeMemory: { kernels: KernelExports; memory: WasmMemory } | null | undefined;
@@ -279,6 +281,13 @@ export function transposer(srcFloats: number, dstFloats: number): Transposer | n
       for (let k = 0; k < rows; k++) {
         for (let j = k < r4 ? c4 : 0; j < cols; j++) dst[dstOffset + j * dstStride + k] = move ? src[k * cols + j]! : c * src[k * cols + j]!;
       }
+    },
+    dstWithin(floats, limit) {
+      if (floats > dstFloats) throw new RangeError(`dstWithin: ${floats} floats, the workspace holds ${dstFloats}`);
+      const vectorFloats = floats & ~15;
+      if (vectorFloats > 0 && kernels.exceedsF32(dstAt, vectorFloats * 4, float32LimitBits(limit)) !== 0) return false;
+      for (let i = vectorFloats; i < floats; i++) if (!(Math.abs(dst[i]!) <= limit)) return false;
+      return true;
     },
   };
 }

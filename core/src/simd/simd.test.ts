@@ -194,6 +194,17 @@ describe("WebAssembly SIMD kernels", () => {
         }
       }
     }
+    // The bound scan in place over the workspace: vector body and tail.
+    const w = transposer(0, 37)!;
+    w.dst.fill(1e15);
+    expect(w.dstWithin(37, 1e15)).toBe(true);
+    for (const at of [0, 15, 16, 31, 32, 36]) {
+      w.dst[at] = at % 2 ? NaN : -2e15;
+      expect(w.dstWithin(37, 1e15), `at ${at}`).toBe(false);
+      expect(w.dstWithin(at, 1e15), `before ${at}`).toBe(true); // only [0, floats) is read
+      w.dst[at] = 1e15;
+    }
+    expect(() => w.dstWithin(38, 1)).toThrow(RangeError);
     // A block that does not fit is refused before anything is written.
     const t = transposer(16, 40)!;
     t.dst.fill(-7);

@@ -12,7 +12,7 @@ import type { WireMixEntry } from "#core/wire/runner-api";
 import { LeasedLru, type LeasedLruStats } from "../cache/leased-lru.js";
 import { FloatBufferPool, type FloatBufferPoolStats } from "../cache/float-buffer-pool.js";
 import { EngineError } from "./errors.js";
-import { loraFactorProblem } from "../model/lora-factors.js";
+import { loraFactorProblem, MAX_LORA_FACTOR } from "../model/lora-factors.js";
 import type { MixHandle } from "./merge-manager.js";
 
 export interface AdapterProvider {
@@ -163,7 +163,8 @@ export async function resolveMix(
     let hold: () => () => void;
     try {
       const shared = await pool.acquire(key, (alloc) => {
-        const composed = composeMix(active.map((e, i) => ({ adapter: leases[i]!.adapter, weight: e.weight })), { alloc });
+        // The bound verified as it composes (in the SIMD workspace): loraFactorProblem then needs no pass of its own.
+        const composed = composeMix(active.map((e, i) => ({ adapter: leases[i]!.adapter, weight: e.weight })), { alloc, bound: MAX_LORA_FACTOR });
         // Refused before it can join a batch (never pooled): ∞ in one row's factors must not meet other rows.
         const problem = loraFactorProblem(composed);
         if (problem) {

@@ -44,6 +44,13 @@ describe("loraFactorProblem", () => {
     }
   });
 
+  it("a mix composeMix verified within the bound is contained without a scan; a larger verified bound is scanned", () => {
+    const verified = randomMix(targets, () => 2, 6);
+    verified.modules.get("l.q")!.at[0] = Infinity; // not what composeMix would mark: shows the scan is skipped
+    expect(loraFactorProblem({ ...verified, verifiedBound: MAX_LORA_FACTOR })).toBeNull();
+    expect(loraFactorProblem({ ...verified, verifiedBound: 2 * MAX_LORA_FACTOR })).toMatch(/module l\.q: composed lora_A holds Infinity/);
+  });
+
   it("an uncontained mix never takes the shared path, even on two rows", () => {
     const good = randomMix(targets, () => 2, 3);
     const bad = randomMix(targets, () => 2, 4);

@@ -8,7 +8,9 @@
  * product term |h · a · b| ≤ 1e3 · 1e30 stays finite, and sums over in·R ≤ 1e5 terms stay
  * below float32's 3.4e38, so a masked-out (multiplied by 0) term is exactly 0, never NaN.
  * Honest adapters are many orders of magnitude below the bound (PEFT factors are O(1)).
- * Cost: one pass over the mix's floats the first time a mix object is checked (memoised per object):
+ * Cost: none for a mix `composeMix` verified within the bound as it composed (`verifiedBound`, the engine's
+ * mixes: scanned in its workspace, in cache); else one pass over the mix's floats the first time a mix object
+ * is checked (memoised per object):
  * the SIMD bound scan (`allWithinStreamed`; the JS loop `firstBad` only finds the value it refused,
  * or scans where the kernels are unavailable). Each new mix is checked once as it is composed, so this
  * pass is part of every composition: the JS loop alone took as long as composing (32 vs 30 ms for a
@@ -39,6 +41,11 @@ export function firstBad(values: Float32Array): number {
 export function loraFactorProblem(mix: ComposedMix): string | null {
   const known = verdicts.get(mix);
   if (known !== undefined) return known;
+  // Verified as composed (composeMix's `bound`, scanned in its workspace): no second pass.
+  if (mix.verifiedBound !== undefined && mix.verifiedBound <= MAX_LORA_FACTOR) {
+    verdicts.set(mix, null);
+    return null;
+  }
   let problem: string | null = null;
   for (const [name, m] of mix.modules) {
     for (const [label, values] of [["A", m.at], ["B", m.bt]] as const) {
