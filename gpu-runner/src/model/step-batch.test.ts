@@ -28,6 +28,17 @@ const cache = (values: number[]) => {
   return new RowKvCache(owner, values.length, store);
 };
 
+/** Two targets of different sizes ("m" 5→3, "n" 4→6), their dims and a spec with both LoRA paths on each. */
+function twoModules() {
+  const targets = [
+    { module: "m", in: 5, out: 3 },
+    { module: "n", in: 4, out: 6 },
+  ];
+  const dims = new Map(targets.map((t) => [t.module, { in: t.in, out: t.out }]));
+  const twoSpec: GraphSpec = { ...spec, targets: targets.map((t) => ({ module: t.module, weight: `${t.module}.w`, layout: "in_out" as const, at: `${t.module}.at`, bt: `${t.module}.bt`, ac: `${t.module}.ac`, bc: `${t.module}.bc`, mask: `${t.module}.mk` })) };
+  return { targets, dims, twoSpec };
+}
+
 describe("step batch packing", () => {
   it("lays out ids, positions, the causal+padding mask and logit picks per row", () => {
     // Row 0: 2 cached + 1 new; row 1: no cache, 3 new. P = 2, S = 3, T = 5.
@@ -120,12 +131,7 @@ describe("step batch packing", () => {
   });
 
   it("no row on the shared path (the fast path): every module's shared feeds equal the general path's for a module no shared row touches", () => {
-    const targets = [
-      { module: "m", in: 5, out: 3 },
-      { module: "n", in: 4, out: 6 },
-    ];
-    const dims = new Map(targets.map((t) => [t.module, { in: t.in, out: t.out }]));
-    const twoSpec: GraphSpec = { ...spec, targets: targets.map((t) => ({ module: t.module, weight: `${t.module}.w`, layout: "in_out" as const, at: `${t.module}.at`, bt: `${t.module}.bt`, ac: `${t.module}.ac`, bc: `${t.module}.bc`, mask: `${t.module}.mk` })) };
+    const { targets, dims, twoSpec } = twoModules();
     const both = randomMix(targets, (m) => (m === "m" ? 3 : 2), 1);
     const onlyN = randomMix(targets, (m) => (m === "n" ? 4 : 0), 2);
     const onlyM = randomMix(targets, (m) => (m === "m" ? 2 : 0), 3);
@@ -229,12 +235,7 @@ describe("step batch packing", () => {
   });
 
   it("both paths together equal (x·Aᵗᵢ)·Bᵗᵢ for every row, whatever the split, with or without minWidth (plain loops)", () => {
-    const targets = [
-      { module: "m", in: 5, out: 3 },
-      { module: "n", in: 4, out: 6 },
-    ];
-    const dims = new Map(targets.map((t) => [t.module, { in: t.in, out: t.out }]));
-    const twoSpec: GraphSpec = { ...spec, targets: targets.map((t) => ({ module: t.module, weight: `${t.module}.w`, layout: "in_out" as const, at: `${t.module}.at`, bt: `${t.module}.bt`, ac: `${t.module}.ac`, bc: `${t.module}.bc`, mask: `${t.module}.mk` })) };
+    const { targets, dims, twoSpec } = twoModules();
     const mixes = [1, 2, 3, 4].map((k) => randomMix(targets, (m) => (m === "n" && k === 2 ? 0 : k * 2 + (m === "n" ? 1 : 0)), k));
     const rand = seededRandom(7);
     for (let trial = 0; trial < 40; trial++) {
