@@ -6,6 +6,8 @@ export * from "./errors.js";
 export * from "./dtype/index.js";
 export * from "./safetensors/index.js";
 export type { LoraAdapter, LoraModule, MixTerm, ComposedModule, ComposedMix } from "./lora/types.js";
+export { adapterAsFloat32, HalfFactor, factorValues, widenFactorInto, firstNonFiniteHalf } from "./lora/factor.js";
+export type { HalfDtype, LoraFactor, WidenOptions } from "./lora/factor.js";
 export * from "./peft/index.js";
 export * from "./compat/index.js";
 export * from "./compose/index.js";

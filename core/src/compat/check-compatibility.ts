@@ -1,4 +1,5 @@
 import { AdapterFormatError } from "../errors.js";
+import type { LoraFactor } from "../lora/factor.js";
 import type { LoraAdapter } from "../lora/types.js";
 import type { ModelManifest, TargetModule } from "../manifest/model-manifest.js";
 
@@ -29,7 +30,7 @@ export interface CompatibilityReport {
  *   - internal inconsistency (array lengths ≠ r·in, out·r; non-finite scale).
  * Merge-only targets are allowed and listed in `mergeOnlyTargets`.
  */
-export function checkCompatibility(adapter: LoraAdapter, manifest: ModelManifest, opts: CompatibilityOptions = {}): CompatibilityReport {
+export function checkCompatibility(adapter: LoraAdapter<LoraFactor>, manifest: ModelManifest, opts: CompatibilityOptions = {}): CompatibilityReport {
   const maxRank = opts.maxRank ?? manifest.maxRank;
   const targets = new Map<string, TargetModule>(manifest.targets.map((t) => [t.module, t]));
   const errors: string[] = [];
@@ -66,7 +67,7 @@ export function checkCompatibility(adapter: LoraAdapter, manifest: ModelManifest
 }
 
 /** Like checkCompatibility, but throws AdapterFormatError("incompatible_adapter") listing every error. */
-export function assertCompatible(adapter: LoraAdapter, manifest: ModelManifest, opts: CompatibilityOptions = {}): CompatibilityReport {
+export function assertCompatible(adapter: LoraAdapter<LoraFactor>, manifest: ModelManifest, opts: CompatibilityOptions = {}): CompatibilityReport {
   const report = checkCompatibility(adapter, manifest, opts);
   if (!report.ok) {
     throw new AdapterFormatError(

@@ -3,6 +3,7 @@
  * request, so it only allocates its output and uses plain typed-array loops.
  */
 import { allocatedFloat32, type Float32Alloc, freshFloat32 } from "../dtype/float32-alloc.js";
+import { factorValues, type LoraFactor, widenFactorInto } from "../lora/factor.js";
 import type { ComposedMix, ComposedModule, LoraAdapter, LoraModule, MixTerm } from "../lora/types.js";
 import { transposer } from "../simd/kernels.js";
 
@@ -16,10 +17,10 @@ interface ModulePlan {
   inFeatures: number;
   outFeatures: number;
   rank: number; // R = Σ rᵢ so far
-  parts: Array<{ source: LoraModule; coef: number }>; // coef = wᵢ·sᵢ
+  parts: Array<{ source: LoraModule<LoraFactor>; coef: number }>; // coef = wᵢ·sᵢ
 }
 
-function checkLoraModule(name: string, m: LoraModule, termIndex: number): void {
+function checkLoraModule(name: string, m: LoraModule<LoraFactor>, termIndex: number): void {
   const where = `term ${termIndex}, module ${name}`;
   if (m.module !== name) throw new MixError(`${where}: module is keyed as "${name}" but names itself "${m.module}"`);
   for (const [field, v] of [
@@ -86,7 +87,7 @@ export interface ComposeOptions {
  * 4096×4096 target (R = 64) ≈ 7 ms; two r16 adapters on 128 such targets (a 7B model's
  * q/k/v/o) ≈ 100 ms, so the runner should cache composed mixes by mix key.
  */
-export function composeMix(terms: readonly MixTerm[], options: ComposeOptions = {}): ComposedMix {
+export function composeMix(terms: readonly MixTerm<LoraFactor>[], options: ComposeOptions = {}): ComposedMix {
   const alloc = options.alloc ?? freshFloat32;
   const simd = options.simd ?? true;
   const bound = options.bound;
@@ -133,7 +134,7 @@ export function composeMix(terms: readonly MixTerm[], options: ComposeOptions = 
     if (t) {
       let off = 0;
       for (const { source, coef } of plan.parts) {
-        t.src.set(source.a); // A [r, in]
+        widenFactorInto(source.a, t.src.subarray(0, source.a.length)); // A [r, in], halves widened in the workspace
         t.transpose(source.rank, nIn, off, R, coef); // at[i, off+k] = coef · A[k, i]
         off += source.rank;
       }
@@ -141,7 +142,7 @@ export function composeMix(terms: readonly MixTerm[], options: ComposeOptions = 
       at.set(t.dst.subarray(0, nIn * R));
       off = 0;
       for (const { source } of plan.parts) {
-        t.src.set(source.b); // B [out, r]
+        widenFactorInto(source.b, t.src.subarray(0, source.b.length)); // B [out, r]
         t.transpose(nOut, source.rank, off * nOut, nOut); // bt[off+k, o] = B[o, k]
         off += source.rank;
       }
@@ -155,8 +156,8 @@ export function composeMix(terms: readonly MixTerm[], options: ComposeOptions = 
     let off = 0; // column offset of this term's block in at / row offset in bt
     for (const { source, coef } of plan.parts) {
       const r = source.rank;
-      const a = source.a; // [r, in]
-      const b = source.b; // [out, r]
+      const a = factorValues(source.a, { simd: false }); // [r, in]
+      const b = factorValues(source.b, { simd: false }); // [out, r]
       // at[i, off+k] = coef · A[k, i]
       for (let k = 0; k < r; k++) {
         const ak = k * nIn;

@@ -1,6 +1,7 @@
 /**
  * Delta weight and merge: the plain reference code the runner's ONNX Runtime merge must equal.
  */
+import { factorValues, type LoraFactor } from "./factor.js";
 import type { ComposedModule, LoraModule } from "./types.js";
 
 export interface DeltaOptions {
@@ -11,11 +12,11 @@ export interface DeltaOptions {
   fanInFanOut?: boolean;
 }
 
-function isComposed(m: LoraModule | ComposedModule): m is ComposedModule {
+function isComposed(m: LoraModule<LoraFactor> | ComposedModule): m is ComposedModule {
   return "at" in m;
 }
 
-function checkModuleShapes(m: LoraModule | ComposedModule): void {
+function checkModuleShapes(m: LoraModule<LoraFactor> | ComposedModule): void {
   const { rank, inFeatures, outFeatures } = m;
   for (const [name, v] of [
     ["rank", rank],
@@ -43,7 +44,7 @@ function checkModuleShapes(m: LoraModule | ComposedModule): void {
  * Returned as [out, in] row-major, or as its transpose [in, out] when fanInFanOut.
  * Accumulates in float64 and rounds once to float32. Cost O(out·in·r).
  */
-export function deltaWeight(module: LoraModule | ComposedModule, opts: DeltaOptions = {}): Float32Array {
+export function deltaWeight(module: LoraModule<LoraFactor> | ComposedModule, opts: DeltaOptions = {}): Float32Array {
   checkModuleShapes(module);
   const { rank: r, inFeatures: nIn, outFeatures: nOut } = module;
   const fanInFanOut = opts.fanInFanOut ?? false;
@@ -58,9 +59,10 @@ export function deltaWeight(module: LoraModule | ComposedModule, opts: DeltaOpti
     for (let i = 0; i < nIn; i++) for (let k = 0; k < r; k++) right[k * nIn + i] = at[i * r + k];
   } else {
     if (!Number.isFinite(module.scale)) throw new RangeError(`module ${module.module}: scale must be finite, got ${module.scale}`);
+    const b = factorValues(module.b); // [out, r]
     left = new Float64Array(nOut * r);
-    for (let j = 0; j < left.length; j++) left[j] = module.scale * module.b[j];
-    right = module.a;
+    for (let j = 0; j < left.length; j++) left[j] = module.scale * b[j];
+    right = factorValues(module.a); // [r, in]
   }
   const row = new Float64Array(nIn); // one row of ΔW, accumulated in float64
   const out = new Float32Array(nOut * nIn); // [out, in] or [in, out]

@@ -1,10 +1,15 @@
 /**
  * In-memory LoRA adapters and composed mixes: the types shared by the edge (validation,
- * baking) and the runner (serving). Matrices are row-major Float32Array.
+ * baking) and the runner (serving). Matrices are row-major Float32Array; an adapter's own factors
+ * may instead be the file's 16-bit values kept as they are (`LoraAdapter<LoraFactor>`: `HalfFactor`,
+ * see `factor.ts`), which only code that accepts them (`composeMix`, the writers, ΔW) is handed.
  *
  * Semantics (one module): y = W·x + scale·B·(A·x), i.e. ΔW = scale·B·A  [out, in].
  */
-export interface LoraModule {
+import type { LoraFactor } from "./factor.js";
+
+/** `F`: the factors' type — Float32Array, or `LoraFactor` where 16-bit factors may appear. */
+export interface LoraModule<F extends LoraFactor = Float32Array> {
   /** PEFT module path, e.g. "model.layers.0.self_attn.q_proj". */
   module: string;
   /** r: rows of A, columns of B. */
@@ -14,23 +19,23 @@ export interface LoraModule {
   /** s = lora_alpha / r, or lora_alpha / √r with use_rslora (after rank/alpha patterns). */
   scale: number;
   /** lora_A  [rank, inFeatures] */
-  a: Float32Array;
+  a: F;
   /** lora_B  [outFeatures, rank] */
-  b: Float32Array;
+  b: F;
 }
 
-export interface LoraAdapter {
+export interface LoraAdapter<F extends LoraFactor = Float32Array> {
   /** `base_model_name_or_path` from the config, when present. */
   baseModel: string | null;
   /** PEFT `fan_in_fan_out`: the base layer stores W as [in, out] (GPT-2 Conv1D). A/B shapes are unaffected. */
   fanInFanOut: boolean;
   /** Keyed by module path. */
-  modules: Map<string, LoraModule>;
+  modules: Map<string, LoraModule<F>>;
 }
 
 /** One term of a weighted mix ΔW = Σ wᵢ·sᵢ·Bᵢ·Aᵢ. */
-export interface MixTerm {
-  adapter: LoraAdapter;
+export interface MixTerm<F extends LoraFactor = Float32Array> {
+  adapter: LoraAdapter<F>;
   /** Any finite number; 0 contributes nothing, negative subtracts. */
   weight: number;
 }

@@ -1,5 +1,6 @@
 import { f32ToF16 } from "../dtype/f16.js";
 import { AdapterFormatError } from "../errors.js";
+import { factorValues, type LoraFactor } from "../lora/factor.js";
 import type { LoraAdapter, LoraModule } from "../lora/types.js";
 import { firstNonFinite } from "../peft/load-peft-adapter.js";
 import { tensorToFloat32 } from "../safetensors/tensor-to-float32.js";
@@ -39,23 +40,25 @@ export interface PeftToOnnxAdapterOptions {
  * Aᵀ and s·Bᵀ of one module.
  * Semantics: at[i·r + k] = A[k·in + i];  bt[k·out + o] = fp32(s · B[o·r + k]).
  */
-export function moduleToMatMulLayout(m: LoraModule): { at: Float32Array; bt: Float32Array } {
+export function moduleToMatMulLayout(m: LoraModule<LoraFactor>): { at: Float32Array; bt: Float32Array } {
   const { rank: r, inFeatures: inF, outFeatures: outF, scale: s } = m;
+  const a = factorValues(m.a); // [r, in]
+  const b = factorValues(m.b); // [out, r]
   const at = new Float32Array(inF * r); // [in, r]
   for (let k = 0; k < r; k++) {
     const row = k * inF;
-    for (let i = 0; i < inF; i++) at[i * r + k] = m.a[row + i];
+    for (let i = 0; i < inF; i++) at[i * r + k] = a[row + i];
   }
   const bt = new Float32Array(r * outF); // [r, out]
   for (let o = 0; o < outF; o++) {
     const row = o * r;
-    for (let k = 0; k < r; k++) bt[k * outF + o] = s * m.b[row + k];
+    for (let k = 0; k < r; k++) bt[k * outF + o] = s * b[row + k];
   }
   return { at, bt };
 }
 
 /** The .onnx_adapter parameters of an adapter (see `defaultParameterName` for the layout). */
-export function onnxAdapterParameters(adapter: LoraAdapter, opts: PeftToOnnxAdapterOptions = {}): OnnxAdapterParameterToWrite[] {
+export function onnxAdapterParameters(adapter: LoraAdapter<LoraFactor>, opts: PeftToOnnxAdapterOptions = {}): OnnxAdapterParameterToWrite[] {
   const name = opts.parameterName ?? defaultParameterName;
   const dtype = opts.dtype ?? "float32";
   const out: OnnxAdapterParameterToWrite[] = [];
@@ -68,7 +71,7 @@ export function onnxAdapterParameters(adapter: LoraAdapter, opts: PeftToOnnxAdap
 }
 
 /** An in-memory adapter → .onnx_adapter bytes for ONNX Runtime (GenAI). */
-export function peftToOnnxAdapter(adapter: LoraAdapter, opts: PeftToOnnxAdapterOptions = {}): Uint8Array {
+export function peftToOnnxAdapter(adapter: LoraAdapter<LoraFactor>, opts: PeftToOnnxAdapterOptions = {}): Uint8Array {
   return writeOnnxAdapter({ adapterVersion: opts.adapterVersion, modelVersion: opts.modelVersion, parameters: onnxAdapterParameters(adapter, opts) });
 }
 

@@ -3,7 +3,8 @@ import type { LoraAdapter, LoraModule } from "../lora/types.js";
 import type { SafetensorsDtype } from "../safetensors/dtypes.js";
 import { readSafetensors, type SafetensorsTensor } from "../safetensors/read-safetensors.js";
 import type { Float32Alloc } from "../dtype/float32-alloc.js";
-import { tensorToFloat32Checked } from "../safetensors/tensor-to-float32.js";
+import { tensorToFloat32Checked, u16View } from "../safetensors/tensor-to-float32.js";
+import { factorValues, firstNonFiniteHalf, HalfFactor, type HalfDtype, type LoraFactor } from "../lora/factor.js";
 import { widenF16InPlace, type WidenedTensor } from "../safetensors/widen-in-place.js";
 import { wasWidened } from "../simd/kernels.js";
 import { moduleScaleResolver } from "./module-scale.js";
@@ -25,6 +26,16 @@ export interface LoadPeftAdapterOptions {
    * zeroed). The runner passes uninitialized buffers (`gpu-runner/src/adapters/parse-adapter.ts`).
    */
   alloc?: Float32Alloc;
+  /**
+   * Keep F16 and BF16 tensors as their 16-bit values (`HalfFactor`) instead of converting them to F32
+   * (default false): views of the input bytes where they are 2-aligned (copies when `copy` is asked for
+   * or they are not; as F32 views, they alias the input: do not mutate or reuse it, nor load bytes
+   * received for widening in place again without this option), each checked for ±Inf/NaN by one read
+   * (the SIMD scan). The adapter is then a
+   * `LoraAdapter<LoraFactor>`: half the bytes in memory, and `composeMix` widens the values as it
+   * composes. The runner loads this way (`gpu-runner/src/adapters/parse-adapter.ts`).
+   */
+  keepHalves?: boolean;
 }
 
 /** What the edge stores in its registry record. */
@@ -52,8 +63,8 @@ export interface AdapterSummary {
   parameters: number;
 }
 
-export interface PeftAdapterLoad {
-  adapter: LoraAdapter;
+export interface PeftAdapterLoad<F extends LoraFactor = Float32Array> {
+  adapter: LoraAdapter<F>;
   config: PeftConfig;
   summary: AdapterSummary;
 }
@@ -100,6 +111,18 @@ function toCheckedF32(name: string, t: SafetensorsTensor, opts: LoadPeftAdapterO
   return copy && t.dtype === "F32" && values.buffer === t.data.buffer ? values.slice() : values;
 }
 
+/** A 16-bit tensor kept as it is (a copy when asked for or not 2-aligned), checked for ±Inf/NaN. */
+function toCheckedHalves(name: string, t: SafetensorsTensor & { dtype: HalfDtype }, opts: LoadPeftAdapterOptions): HalfFactor {
+  const view = u16View(t.data);
+  const factor = new HalfFactor(t.dtype, opts.copy && view.buffer === t.data.buffer ? view.slice() : view);
+  const i = firstNonFiniteHalf(factor);
+  if (i >= 0) {
+    const value = factorValues(new HalfFactor(t.dtype, factor.bits.subarray(i, i + 1)))[0];
+    fail("non_finite_weight", `tensor "${name}" has a non-finite value (${value}) at flat index ${i}`, { tensor: name, index: i });
+  }
+  return factor;
+}
+
 /**
  * Loads a PEFT LoRA adapter (adapter_config.json + adapter_model.safetensors) into memory.
  *
@@ -110,9 +133,13 @@ function toCheckedF32(name: string, t: SafetensorsTensor, opts: LoadPeftAdapterO
  * same r; r equals the config's r after rank_pattern; the module is matched by target_modules
  * (and not excluded / outside layers_to_transform); no embedding / lm_head module; no NaN/Inf.
  * An all-F16 file received by `allocateSafetensorsBytes` is widened to F32 in place (its bytes are
- * then used up: a second load of them throws), unless `copy` is asked for.
+ * then used up: a second load of them throws), unless `copy` or `keepHalves` is asked for. With
+ * `keepHalves`, F16/BF16 tensors stay 16-bit (`HalfFactor`) and the adapter is a `LoraAdapter<LoraFactor>`.
  */
-export function readPeftAdapter(configJson: unknown, safetensorsBytes: Uint8Array, opts: LoadPeftAdapterOptions = {}): PeftAdapterLoad {
+export function readPeftAdapter(configJson: unknown, safetensorsBytes: Uint8Array, opts: LoadPeftAdapterOptions & { keepHalves: true }): PeftAdapterLoad<LoraFactor>;
+export function readPeftAdapter(configJson: unknown, safetensorsBytes: Uint8Array, opts?: LoadPeftAdapterOptions & { keepHalves?: false }): PeftAdapterLoad;
+export function readPeftAdapter(configJson: unknown, safetensorsBytes: Uint8Array, opts?: LoadPeftAdapterOptions): PeftAdapterLoad<LoraFactor>;
+export function readPeftAdapter(configJson: unknown, safetensorsBytes: Uint8Array, opts: LoadPeftAdapterOptions = {}): PeftAdapterLoad<LoraFactor> {
   if (wasWidened(safetensorsBytes)) throw new Error("readPeftAdapter: these bytes were widened to F32 in place by an earlier load and no longer hold the file");
   const config = parsePeftConfig(configJson);
   const file = readSafetensors(safetensorsBytes, { maxHeaderBytes: opts.maxHeaderBytes });
@@ -152,8 +179,8 @@ export function readPeftAdapter(configJson: unknown, safetensorsBytes: Uint8Arra
   if (pairs.size === 0) fail("empty_adapter", "adapter_model.safetensors holds no LoRA weights");
 
   // After every check that needs no values: in place, in file order, before any tensor is read.
-  const widened = opts.copy ? null : widenF16InPlace(safetensorsBytes, file);
-  const modules = new Map<string, LoraModule>();
+  const widened = opts.copy || opts.keepHalves ? null : widenF16InPlace(safetensorsBytes, file);
+  const modules = new Map<string, LoraModule<LoraFactor>>();
   const dtypes = new Set<SafetensorsDtype>();
   for (const module of [...pairs.keys()].sort()) {
     const { a, b } = pairs.get(module)!;
@@ -182,24 +209,31 @@ export function readPeftAdapter(configJson: unknown, safetensorsBytes: Uint8Arra
     if (!isTargeted(module)) {
       fail("module_not_targeted", `module "${module}" has weights but is not matched by target_modules ${JSON.stringify(config.targetModules)}${config.excludeModules ? ` / exclude_modules ${JSON.stringify(config.excludeModules)}` : ""}${config.layersToTransform ? ` / layers_to_transform ${JSON.stringify(config.layersToTransform)}` : ""}`, { module });
     }
-    const af = toCheckedF32(aName, at, opts, widened?.get(at));
-    const bf = toCheckedF32(bName, bt, opts, widened?.get(bt));
+    const factor = (n: string, t: SafetensorsTensor): LoraFactor =>
+      opts.keepHalves && isHalf(t) ? toCheckedHalves(n, t, opts) : toCheckedF32(n, t, opts, widened?.get(t));
+    const af = factor(aName, at);
+    const bf = factor(bName, bt);
     dtypes.add(at.dtype).add(bt.dtype);
     modules.set(module, { module, rank: rA, inFeatures: inF, outFeatures: outF, scale: s.scale, a: af, b: bf });
   }
-  const adapter: LoraAdapter = { baseModel: config.baseModel, fanInFanOut: config.fanInFanOut, modules };
+  const adapter: LoraAdapter<LoraFactor> = { baseModel: config.baseModel, fanInFanOut: config.fanInFanOut, modules };
   const dtype = dtypes.size === 1 ? [...dtypes][0] : "mixed";
   return { adapter, config, summary: describeAdapter(adapter, config, dtype) };
 }
 
+const isHalf = (t: SafetensorsTensor): t is SafetensorsTensor & { dtype: HalfDtype } => t.dtype === "F16" || t.dtype === "BF16";
+
 /** `readPeftAdapter(...).adapter`. */
-export function loadPeftAdapter(configJson: unknown, safetensorsBytes: Uint8Array, opts: LoadPeftAdapterOptions = {}): LoraAdapter {
+export function loadPeftAdapter(configJson: unknown, safetensorsBytes: Uint8Array, opts: LoadPeftAdapterOptions & { keepHalves: true }): LoraAdapter<LoraFactor>;
+export function loadPeftAdapter(configJson: unknown, safetensorsBytes: Uint8Array, opts?: LoadPeftAdapterOptions & { keepHalves?: false }): LoraAdapter;
+export function loadPeftAdapter(configJson: unknown, safetensorsBytes: Uint8Array, opts?: LoadPeftAdapterOptions): LoraAdapter<LoraFactor>;
+export function loadPeftAdapter(configJson: unknown, safetensorsBytes: Uint8Array, opts: LoadPeftAdapterOptions = {}): LoraAdapter<LoraFactor> {
   return readPeftAdapter(configJson, safetensorsBytes, opts).adapter;
 }
 
 /** Registry summary of an adapter: ranks, alpha, scale(s), targets, dtype, parameter count. */
 export function describeAdapter(
-  adapter: LoraAdapter,
+  adapter: LoraAdapter<LoraFactor>,
   config: Pick<PeftConfig, "loraAlpha" | "useRslora"> | null = null,
   dtype: AdapterSummary["dtype"] = null,
 ): AdapterSummary {

@@ -1,3 +1,4 @@
+import { factorValues, HalfFactor, type LoraFactor } from "../lora/factor.js";
 import type { LoraAdapter, LoraModule } from "../lora/types.js";
 import type { SafetensorsDtype } from "../safetensors/dtypes.js";
 import { writeSafetensors, type TensorToWrite } from "../safetensors/write-safetensors.js";
@@ -65,7 +66,7 @@ function mostCommon<T>(xs: T[]): T {
  * scale is folded into B (fp32(B·s), alpha = r, scale 1): ΔW then equals up to one fp32 rounding. The written config is re-resolved with PEFT's pattern rules and
  * must give every module its rank and scale back.
  */
-export function writePeftAdapter(adapter: LoraAdapter, opts: WritePeftAdapterOptions = {}): PeftAdapterFiles {
+export function writePeftAdapter(adapter: LoraAdapter<LoraFactor>, opts: WritePeftAdapterOptions = {}): PeftAdapterFiles {
   const dtype = opts.dtype ?? "F32";
   const mods = [...adapter.modules.values()].sort((x, y) => (x.module < y.module ? -1 : x.module > y.module ? 1 : 0));
   const plan = mods.map((m) => {
@@ -115,16 +116,22 @@ export function writePeftAdapter(adapter: LoraAdapter, opts: WritePeftAdapterOpt
 
   const tensors: TensorToWrite[] = [];
   for (const p of plan) {
-    tensors.push({ name: peftKey(p.m.module, "A"), dtype, shape: [p.m.rank, p.m.inFeatures], data: p.m.a });
-    tensors.push({ name: peftKey(p.m.module, "B"), dtype, shape: [p.m.outFeatures, p.m.rank], data: p.b });
+    tensors.push({ name: peftKey(p.m.module, "A"), dtype, shape: [p.m.rank, p.m.inFeatures], data: tensorData(p.m.a, dtype) });
+    tensors.push({ name: peftKey(p.m.module, "B"), dtype, shape: [p.m.outFeatures, p.m.rank], data: tensorData(p.b, dtype) });
   }
   return { config, safetensors: writeSafetensors(tensors, opts.metadata ?? { format: "pt" }) };
 }
 
+/** A factor as written: halves kept in the dtype asked for are written as they are (bit for bit), anything else as F32 values. */
+function tensorData(x: LoraFactor, dtype: SafetensorsDtype): Float32Array | Uint16Array {
+  return x instanceof HalfFactor && x.dtype === dtype ? x.bits : factorValues(x);
+}
+
 /** B·s  [out, r] (only when no alpha reproduces s exactly). */
-function foldScale(m: LoraModule): Float32Array {
-  const out = new Float32Array(m.b.length);
-  for (let i = 0; i < out.length; i++) out[i] = m.b[i] * m.scale;
+function foldScale(m: LoraModule<LoraFactor>): Float32Array {
+  const b = factorValues(m.b);
+  const out = new Float32Array(b.length);
+  for (let i = 0; i < out.length; i++) out[i] = b[i] * m.scale;
   return out;
 }
 

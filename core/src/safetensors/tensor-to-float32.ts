@@ -16,7 +16,7 @@ function swapToHost(src: Uint8Array, width: 2 | 4): Uint8Array {
 }
 
 /** A Uint16Array over `data` (little-endian on disk), copying only when unaligned or big-endian host. */
-function u16View(data: Uint8Array): Uint16Array {
+export function u16View(data: Uint8Array): Uint16Array {
   if (!IS_LITTLE_ENDIAN_HOST) return new Uint16Array(swapToHost(data, 2).buffer);
   if (data.byteOffset % 2 === 0) return new Uint16Array(data.buffer, data.byteOffset, data.byteLength / 2);
   return new Uint16Array(data.slice().buffer);

@@ -8,9 +8,10 @@
  *   §1 type      t0 = (i32, i32) → i32          t1 = (i32, i32, i32) → i32
  *   §2 import    "env" "memory": memory, limits { min 0 }   (the caller's Memory; never grown here)
  *   §1 type (cont.) t2 = (i32 × 6) → ()   t3 = (i32 × 6, f64) → ()
- *   §3 function  f0 : t0, f1 : t1, f2 : t1, f3 : t2, f4 : t3
- *   §7 export    "scanF32" = f0, "f16ToF32" = f1, "exceedsF32" = f2, "transposeF32" = f3, "transposeScaleF32" = f4
- *   §10 code     the five bodies below
+ *   §3 function  f0 : t0, f1 : t1, f2 : t1, f3 : t2, f4 : t3, f5 : t1
+ *   §7 export    "scanF32" = f0, "f16ToF32" = f1, "exceedsF32" = f2, "transposeF32" = f3, "transposeScaleF32" = f4,
+ *                "scanHalves" = f5
+ *   §10 code     the six bodies below
  *
  * f0 scanF32(ptr, bytes) → 1 if some f32 word in [ptr, ptr + bytes) is ±Inf or NaN, else 0.
  *   bytes must be a multiple of 64 (the caller scans the < 64-byte tail itself).
@@ -23,6 +24,11 @@
  *   f32 values order as their bit patterns, and ±Inf (0x7f800000) and every NaN (above it) exceed any L.
  *   The signed compare is exact: both sides are below 2^31.
  *   Per 64 bytes: 4 × { v = v128.load; acc |= i32x4.gt_s(v & 0x7fffffff, LIMIT) }; at the end any_true(acc).
+ *
+ * f5 scanHalves(ptr, bytes, exponentMask) → 1 if some 16-bit value h in [ptr, ptr + bytes) has
+ *   (h & exponentMask) = exponentMask, else 0. bytes a multiple of 64. With exponentMask 0x7c00 that is
+ *   an F16 ±Inf or NaN (exponent 31); with 0x7f80 a BF16 one (exponent 255).
+ *   Per 64 bytes: 4 × { v = v128.load; acc |= i16x8.eq(v & M, M) }; at the end any_true(acc).
  *
  * f3 transposeF32(src, rows, cols, srcStride, dst, dstStride) and f4 transposeScaleF32(…, coef):
  *   src and dst f32 matrices with rows srcStride and dstStride floats apart (byte addresses src, dst);
@@ -113,6 +119,7 @@ const splat = (k: number) => [...i32Const(k), ...i32x4Splat];
 const i16x8Splat = simd(0x10);
 const splat16 = (k: number) => [...i32Const(k), ...i16x8Splat];
 const i16x8GtS = simd(0x31);
+const i16x8Eq = simd(0x2d);
 const i32x4Eq = simd(0x37);
 const i32x4GtS = simd(0x3b);
 const F64 = 0x7c;
@@ -159,6 +166,11 @@ function wordScanBody(firstLocal: number, consts: number[][], flagged: (constLoc
 /** f0 scanF32: params 0 ptr, 1 bytes (→ end); locals 2 acc, 3 EXP (v128): flagged ⇔ (v & EXP) = EXP. */
 function scanF32Body(): number[] {
   return wordScanBody(2, [splat(0x7f800000)], (c) => [...get(c(0)), ...v128And, ...get(c(0)), ...i32x4Eq]);
+}
+
+/** f5 scanHalves: params 0 ptr, 1 bytes (→ end), 2 exponentMask; locals 3 acc, 4 M (v128, i16x8): flagged ⇔ (v & M) = M. */
+function scanHalvesBody(): number[] {
+  return wordScanBody(3, [[...get(2), ...i16x8Splat]], (c) => [...get(c(0)), ...v128And, ...get(c(0)), ...i16x8Eq]);
 }
 
 /** i8x16.shuffle picking four 32-bit lanes (0–3 the first operand's, 4–7 the second's). */
@@ -278,12 +290,13 @@ export function kernelModuleBytes(): Uint8Array<ArrayBuffer> {
   const f2 = exceedsF32Body();
   const f3 = transposeBody(false);
   const f4 = transposeBody(true);
+  const f5 = scanHalvesBody();
   return new Uint8Array([
     ...[0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00],
     ...section(1, [4, 0x60, 2, I32, I32, 1, I32, 0x60, 3, I32, I32, I32, 1, I32, 0x60, 6, I32, I32, I32, I32, I32, I32, 0, 0x60, 7, I32, I32, I32, I32, I32, I32, F64, 0]),
     ...section(2, [1, ...name("env"), ...name("memory"), 0x02, 0x00, 0]),
-    ...section(3, [5, 0, 1, 1, 2, 3]),
-    ...section(7, [5, ...name("scanF32"), 0x00, 0, ...name("f16ToF32"), 0x00, 1, ...name("exceedsF32"), 0x00, 2, ...name("transposeF32"), 0x00, 3, ...name("transposeScaleF32"), 0x00, 4]),
-    ...section(10, [5, ...[f0, f1, f2, f3, f4].flatMap((f) => [...uleb(f.length), ...f])]),
+    ...section(3, [6, 0, 1, 1, 2, 3, 1]),
+    ...section(7, [6, ...name("scanF32"), 0x00, 0, ...name("f16ToF32"), 0x00, 1, ...name("exceedsF32"), 0x00, 2, ...name("transposeF32"), 0x00, 3, ...name("transposeScaleF32"), 0x00, 4, ...name("scanHalves"), 0x00, 5]),
+    ...section(10, [6, ...[f0, f1, f2, f3, f4, f5].flatMap((f) => [...uleb(f.length), ...f])]),
   ]);
 }

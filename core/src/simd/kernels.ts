@@ -24,6 +24,7 @@ interface KernelExports {
   transposeF32(src: number, rows: number, cols: number, srcStride: number, dst: number, dstStride: number): void;
   transposeScaleF32(src: number, rows: number, cols: number, srcStride: number, dst: number, dstStride: number, coef: number): void;
   f16ToF32(src: number, dst: number, n: number): number;
+  scanHalves(ptr: number, bytes: number, exponentMask: number): number;
 }
 
 /**
@@ -180,6 +181,26 @@ export function allFiniteStreamed(x: Float32Array): boolean | null {
     if (s.kernels.scanF32(SCRATCH_IN, n) !== 0) return false;
   }
   for (let i = vectorBytes / 4; i < x.length; i++) if (!Number.isFinite(x[i])) return false;
+  return true;
+}
+
+/**
+ * Whether no 16-bit value of `bits` has all of `exponentMask`'s bits set — i.e. every value is finite, for
+ * the format's exponent mask (F16 0x7c00, BF16 0x7f80) — by the SIMD kernel over 64 KiB chunks copied
+ * through the scratch Memory (any buffer); null where the kernels are unavailable (the caller scans in JS).
+ * Semantics: true ⇔ ∀i (bits[i] & exponentMask) ≠ exponentMask. Cost: as `allFiniteStreamed`, per byte.
+ */
+export function halvesAllFiniteStreamed(bits: Uint16Array, exponentMask: number): boolean | null {
+  const s = scratchKernels();
+  if (!s) return null;
+  const bytes = new Uint8Array(bits.buffer, bits.byteOffset, bits.byteLength);
+  const vectorBytes = bits.byteLength & ~63;
+  for (let at = 0; at < vectorBytes; at += s.in.length) {
+    const n = Math.min(s.in.length, vectorBytes - at);
+    s.in.set(bytes.subarray(at, at + n));
+    if (s.kernels.scanHalves(SCRATCH_IN, n, exponentMask) !== 0) return false;
+  }
+  for (let i = vectorBytes / 2; i < bits.length; i++) if ((bits[i]! & exponentMask) === exponentMask) return false;
   return true;
 }
 
