@@ -36,8 +36,8 @@ describe("gpu-runner process: generation", () => {
   beforeAll(async () => {
     edge = await startEdgeAdapterServer(SECRET);
     a = serveAdapter(edge, "tenant/a@1.0.0", 1, 8);
-    b = serveAdapter(edge, "tenant/b@1.0.0", 2, 16, 2);
-    c = serveAdapter(edge, "tenant/c@1.0.0", 3, 4);
+    b = serveAdapter(edge, "tenant/b@1.0.0", 2, 16, 2, "BF16"); // the runner keeps 16-bit factors as they are: composition widens them
+    c = serveAdapter(edge, "tenant/c@1.0.0", 3, 4, 1, "F16");
     [runner, merged, web] = await Promise.all([
       startTestRunner({ RUNNER_MERGE_POLICY: "never" }, edge.url),
       startTestRunner({ RUNNER_MERGE_POLICY: "always" }, edge.url),

@@ -7,7 +7,7 @@ import { signRequest } from "#core/wire/hmac";
 import { RUNNER_PATHS, type Completion, type GenerateRequestInput } from "#core/wire/runner-api";
 import type { LoraAdapter } from "#core/lora/types";
 import { createRng, randomLoraAdapter, type RandomModuleSpec } from "#core/random/index";
-import { writePeftAdapter } from "#core/peft/index";
+import { loadPeftAdapter, writePeftAdapter } from "#core/peft/index";
 import { composeMix } from "#core/compose/index";
 import { startRunner, type Service } from "../../scripts/lib/stack.js";
 import { MODEL_PRESETS } from "../../gpu-runner/src/model-build/presets.js";
@@ -105,16 +105,17 @@ export interface TestAdapter {
 
 /**
  * A real PEFT adapter on the tiny model (every `every`-th target, rank `rank`), written with
- * core's writer and served by the edge server. A and B are U(−1, 1); scale keeps ΔW moderate.
+ * core's writer in `dtype` and served by the edge server. A and B are U(−1, 1); scale keeps ΔW
+ * moderate. `adapter` holds the values the file stores (rounded to F16/BF16 for those dtypes), so the
+ * reference forward sees what the runner loads (which keeps 16-bit factors as they are).
  */
-export function serveAdapter(edge: EdgeAdapterServer, id: string, seed: number, rank: number, every = 1): TestAdapter {
+export function serveAdapter(edge: EdgeAdapterServer, id: string, seed: number, rank: number, every = 1, dtype: "F32" | "F16" | "BF16" = "F32"): TestAdapter {
   const specs: RandomModuleSpec[] = tinyTargets()
     .filter((_, i) => i % every === seed % every)
     .map((t) => ({ module: t.module, rank, inFeatures: t.in, outFeatures: t.out, scale: 0.6 / Math.sqrt(rank * t.in) }));
-  const adapter = randomLoraAdapter(createRng(seed), specs);
-  const files = writePeftAdapter(adapter);
+  const files = writePeftAdapter(randomLoraAdapter(createRng(seed), specs), { dtype });
   const sha256 = edge.put(id, { config: files.config, safetensors: files.safetensors });
-  return { id, adapter, sha256 };
+  return { id, adapter: loadPeftAdapter(files.config, files.safetensors), sha256 };
 }
 
 export const mixOf = (...terms: [TestAdapter, number][]) => terms.map(([a, weight]) => ({ id: a.id, sha256: a.sha256, weight }));

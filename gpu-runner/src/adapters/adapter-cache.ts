@@ -1,7 +1,8 @@
 /**
  * Parsed adapters in memory: fetched from an AdapterSource by id, verified against the
  * sha256 the edge sent with the request, parsed with core, kept in the runner's leased LRU
- * (`../cache/leased-lru.ts`) bounded by the bytes of their Float32 A/B tensors.
+ * (`../cache/leased-lru.ts`) bounded by the bytes of their A/B tensors as held (F32 views, or the
+ * 16-bit values of F16/BF16 files, kept as they are: `parse-adapter.ts`).
  *
  * - Keyed by (id, sha256): the parsed adapter depends on adapter_config.json (alpha,
  *   rank_pattern, use_rslora, …), which the blob's sha256 does not cover, so the same bytes
@@ -10,49 +11,29 @@
  * - A corrupt or mismatching blob fails every request waiting on it and is never cached.
  * - An adapter is leased while a request uses it (acquire → release) and never evicted while
  *   leased; an adapter larger than the whole budget is served and dropped when released.
- * - The arrays the parse converts into (F16/BF16 tensors) come from the cache's free buffers
- *   (`FloatBufferPool`): an evicted adapter gives its arrays back (it is never leased then, and
- *   nothing outside a lease reads an adapter's tensors), the next parse overwrites them, so a runner
- *   whose cache turns over converts into memory already touched instead of fresh pages (bench case
- *   6). Fresh ones are plain uninitialized arrays (`uninitializedFloat32`), each its own buffer.
- *   Free buffers are kept up to twice the largest adapter parsed since the last idle release that
- *   fits the budget (an adapter too big for the budget, served once and dropped, sets nothing), the
- *   oldest dropped first; all are dropped after ADAPTER_BUFFERS_IDLE_RELEASE_MS without a parse or
- *   an eviction. /metrics shows their bytes (loraedge_runner_adapter_buffer_pool_bytes).
  * The LRU, single flight and leases are the primitive's; this file adds the fetch, the
- * integrity check, the parse, the recycling of converted arrays and the listing.
+ * integrity check, the parse and the listing.
  */
 import { createHash } from "node:crypto";
+import type { LoraFactor } from "#core/lora/factor";
 import type { LoraAdapter } from "#core/lora/types";
-import type { Float32Alloc } from "#core/dtype/float32-alloc";
-import { FloatBufferPool } from "../cache/float-buffer-pool.js";
 import { LeasedLru } from "../cache/leased-lru.js";
 import { EngineError } from "../engine/errors.js";
 import type { Logger } from "../engine/logger.js";
 import { silentLogger } from "../engine/logger.js";
 import type { AdapterSource } from "./edge-source.js";
-import { uninitializedFloat32 } from "./parse-adapter.js";
 
-/**
- * Turns the two PEFT files into an adapter; throws on malformed or unsupported files. Tensors it
- * converts go into `alloc(n)` (contents unspecified: every element must be written), whose arrays
- * the cache takes back when the adapter leaves (`parseAdapter` in the runner).
- */
-export type AdapterParser = (configJson: string, safetensors: Uint8Array, alloc: Float32Alloc) => LoraAdapter;
+/** Turns the two PEFT files into an adapter; throws on malformed or unsupported files (`parseAdapter` in the runner). */
+export type AdapterParser = (configJson: string, safetensors: Uint8Array) => LoraAdapter<LoraFactor>;
 
 export interface AdapterCacheOptions {
   budgetBytes: number;
   parse: AdapterParser;
   log?: Logger;
-  /** Free converted-tensor buffers are dropped after this long without a parse or eviction (default ADAPTER_BUFFERS_IDLE_RELEASE_MS). */
-  buffersIdleReleaseMs?: number;
 }
 
-/** How long the adapter cache keeps free converted-tensor buffers with no parse or eviction (as ComposedMixPool's). */
-export const ADAPTER_BUFFERS_IDLE_RELEASE_MS = 30_000;
-
 export interface AdapterLease {
-  adapter: LoraAdapter;
+  adapter: LoraAdapter<LoraFactor>;
   /** Call once when the request no longer needs the adapter. */
   release(): void;
 }
@@ -61,9 +42,7 @@ export interface AdapterLease {
 interface CachedAdapter {
   id: string;
   sha256: string;
-  adapter: LoraAdapter;
-  /** The arrays the parse took from the free buffers: given back when the adapter leaves the cache. */
-  owned: Float32Array[];
+  adapter: LoraAdapter<LoraFactor>;
 }
 
 export interface AdapterCacheEntryInfo {
@@ -87,14 +66,10 @@ export interface AdapterCacheStats {
   fetchesTotal: number;
   fetchFailuresTotal: number;
   evictionsTotal: number;
-  /** Free converted-tensor buffers of evicted adapters, kept for the next parses. */
-  freeBufferBytes: number;
-  /** Arrays parses took from those free buffers instead of fresh memory. */
-  bufferReusesTotal: number;
 }
 
-/** Bytes held by an adapter's tensors. */
-export function adapterBytes(adapter: LoraAdapter): number {
+/** Bytes held by an adapter's tensors (2 per value of a 16-bit factor, 4 per F32 value). */
+export function adapterBytes(adapter: LoraAdapter<LoraFactor>): number {
   let n = 0;
   for (const m of adapter.modules.values()) n += m.a.byteLength + m.b.byteLength;
   return n;
@@ -111,29 +86,17 @@ export class AdapterCache {
   private readonly lru: LeasedLru<CachedAdapter>;
   private readonly log: Logger;
   private readonly parse: AdapterParser;
-  private readonly budgetBytes: number;
-  /** Converted tensors of adapters that left, for the next parses (fresh ones uninitialized). */
-  private readonly buffers: FloatBufferPool;
-  /** Converted bytes of the largest adapter within the budget parsed since the last idle release. */
-  private largestOwnedBytes = 0;
 
   constructor(
     private readonly source: AdapterSource | null,
     options: AdapterCacheOptions,
   ) {
     this.log = options.log ?? silentLogger;
-    this.budgetBytes = options.budgetBytes;
     this.parse = options.parse;
-    this.buffers = new FloatBufferPool(() => 2 * this.largestOwnedBytes, {
-      fresh: uninitializedFloat32,
-      idleReleaseMs: options.buffersIdleReleaseMs ?? ADAPTER_BUFFERS_IDLE_RELEASE_MS,
-      onIdleRelease: () => (this.largestOwnedBytes = 0),
-    });
     this.lru = new LeasedLru<CachedAdapter>({
       budgetBytes: options.budgetBytes,
       sizeOf: (c) => adapterBytes(c.adapter),
       onEvict: (_key, c) => {
-        this.buffers.give(c.owned);
         this.log("debug", "adapter evicted", { sha256: c.sha256, ids: [c.id], bytes: adapterBytes(c.adapter) });
       },
     });
@@ -167,16 +130,10 @@ export class AdapterCache {
           `adapter ${id}: the edge announced sha256 ${files.announcedSha256} but the request expects ${sha256} (not cached)`,
         );
       }
-      let adapter: LoraAdapter;
-      const owned: Float32Array[] = [];
+      let adapter: LoraAdapter<LoraFactor>;
       try {
-        adapter = this.parse(files.configJson, files.safetensors, (length) => {
-          const array = this.buffers.take(length);
-          owned.push(array);
-          return array;
-        });
+        adapter = this.parse(files.configJson, files.safetensors);
       } catch (e) {
-        this.buffers.give(owned); // the failed parse's arrays: nothing holds them
         throw new EngineError(
           "invalid_adapter",
           `adapter ${id} cannot be loaded: ${(e as Error).message}`,
@@ -188,9 +145,7 @@ export class AdapterCache {
         bytes: adapterBytes(adapter),
         fetchMs: Math.round(performance.now() - started),
       });
-      // An adapter over the whole budget is served once and dropped: it must not size the free buffers.
-      if (adapterBytes(adapter) <= this.budgetBytes) this.largestOwnedBytes = Math.max(this.largestOwnedBytes, owned.reduce((n, a) => n + a.byteLength, 0));
-      return { id, sha256, adapter, owned };
+      return { id, sha256, adapter };
     } catch (e) {
       this.log("warn", "adapter fetch failed", { adapter: id, sha256, error: (e as Error).message });
       throw e;
@@ -244,8 +199,6 @@ export class AdapterCache {
       fetchesTotal: s.loads,
       fetchFailuresTotal: s.loadFailures,
       evictionsTotal: s.evictions,
-      freeBufferBytes: this.buffers.stats().freeBytes,
-      bufferReusesTotal: this.buffers.stats().reused,
     };
   }
 }

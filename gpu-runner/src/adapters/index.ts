@@ -4,4 +4,4 @@ export { EdgeAdapterSource } from "./edge-source.js";
 export type { AdapterFiles, AdapterSource, EdgeSourceOptions } from "./edge-source.js";
 export { joinChunks, leadingBytes, plainTarget, safetensorsTarget } from "./receive-bytes.js";
 export type { ReceiveTarget } from "./receive-bytes.js";
-export { parseAdapter, uninitializedFloat32 } from "./parse-adapter.js";
+export { parseAdapter } from "./parse-adapter.js";

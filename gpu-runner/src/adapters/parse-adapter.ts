@@ -1,32 +1,19 @@
 /**
  * How the runner turns an adapter's two received files into a `LoraAdapter`: core's loader
- * (`loadPeftAdapter`: every check, F32 tensors as zero-copy views of the received bytes), with the
- * tensors it converts (F16, BF16) written into memory the caller hands out: the adapter cache's
- * buffers of evicted adapters (`adapter-cache.ts`), else uninitialized memory — never zeroed memory.
+ * (`loadPeftAdapter`: every check) with nothing converted — F32 tensors are zero-copy views of the
+ * received bytes, F16 and BF16 tensors stay 16-bit (`keepHalves`: views too where 2-aligned), each
+ * checked for ±Inf/NaN by one read (the SIMD scan). `composeMix` widens the halves to F32 as it
+ * stages each factor for its transposes, so the composed mixes ONNX Runtime reads are F32 as before.
  *
- * Why: `new Float32Array(n)` is a calloc — on memory the heap recycled (the runner's allocator keeps
- * freed memory, scripts/lib/stack.ts RUNNER_ALLOCATOR_ENV) that is a whole extra write pass before
- * the conversion writes every element again, and on fresh memory a page fault per 4 KiB. Bench case
- * 6 measures this path (its F16 goal). Safe because the conversion overwrites every element (core's
- * tests load through a poisoned allocator and compare bit for bit).
+ * Why: a conversion at load wrote twice the file's bytes of F32 into new arrays (allocation, GC and
+ * page costs that kept the F16 cold load near 0.9 GB/s, bench case 6), for values composition reads
+ * once more anyway; kept as halves, an F16 adapter also takes half the cache's bytes.
  */
-import { loadPeftAdapter } from "#core/peft/index";
-import type { Float32Alloc } from "#core/dtype/float32-alloc";
+import type { LoraFactor } from "#core/lora/factor";
 import type { LoraAdapter } from "#core/lora/types";
+import { loadPeftAdapter } from "#core/peft/index";
 
-/**
- * `length` floats in memory nobody else holds, not zeroed (their contents are whatever the heap
- * had): `Buffer.allocUnsafeSlow` (malloc, never Node's shared pool) viewed as a Float32Array.
- * Only for arrays the caller overwrites entirely before anyone reads them.
- */
-export function uninitializedFloat32(length: number): Float32Array {
-  const bytes = Buffer.allocUnsafeSlow(length * 4);
-  // malloc'd backing stores start 16-aligned at offset 0; checked rather than assumed.
-  if (bytes.byteOffset % 4 !== 0) return new Float32Array(length);
-  return new Float32Array(bytes.buffer, bytes.byteOffset, length);
-}
-
-/** The runner's adapter parser (`AdapterCache`'s `parse`): `loadPeftAdapter` with converted tensors written into `alloc(n)`. */
-export function parseAdapter(configJson: string, safetensors: Uint8Array, alloc: Float32Alloc = uninitializedFloat32): LoraAdapter {
-  return loadPeftAdapter(configJson, safetensors, { alloc });
+/** The runner's adapter parser (`AdapterCache`'s `parse`): `loadPeftAdapter` keeping 16-bit tensors as they are. */
+export function parseAdapter(configJson: string, safetensors: Uint8Array): LoraAdapter<LoraFactor> {
+  return loadPeftAdapter(configJson, safetensors, { keepHalves: true });
 }

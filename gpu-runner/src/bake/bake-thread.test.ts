@@ -1,5 +1,6 @@
 // What a bake job sends to its thread: exactly-sized tensors, never a view's whole backing buffer.
 import { describe, expect, it } from "vitest";
+import { factorValues, HalfFactor } from "#core/lora/factor";
 import { loadPeftAdapter, writePeftAdapter } from "#core/peft/index";
 import { createRng, randomLoraAdapter } from "#core/random/index";
 import { jobForThread } from "./bake-thread.js";
@@ -38,5 +39,21 @@ describe("jobForThread", () => {
     expect(transfer).toHaveLength(viewTensors.length);
     expect(transfer.every((b) => b !== f32.safetensors.buffer && [...own.modules.values()].every((m) => b !== m.a.buffer && b !== m.b.buffer))).toBe(true);
     expect(views.modules.get(shapes[0]!.module)!.a.buffer).toBe(f32.safetensors.buffer); // the cached adapter is untouched
+  });
+
+  it("a 16-bit factor (as the runner's cache holds F16 files) goes widened to F32 in a new, transferred array", () => {
+    const shapes = [{ module: "model.layers.0.self_attn.q_proj", rank: 4, inFeatures: 32, outFeatures: 24 }];
+    const f16 = writePeftAdapter(randomLoraAdapter(createRng(3), shapes), { dtype: "F16" });
+    const halves = loadPeftAdapter(f16.config, f16.safetensors, { keepHalves: true });
+    const { job: sent, transfer } = jobForThread({ terms: [{ adapter: halves, weight: 2 }], options: { strategy: "svd" as const }, baseModel: "m" });
+    const m = halves.modules.get(shapes[0]!.module)!;
+    const s = sent.terms[0]!.adapter.modules.get(shapes[0]!.module)!;
+    expect(m.a).toBeInstanceOf(HalfFactor);
+    for (const part of ["a", "b"] as const) {
+      expect(s[part]).toBeInstanceOf(Float32Array);
+      expect(s[part]).toEqual(factorValues(m[part]));
+      expect(transfer).toContain(s[part].buffer);
+    }
+    expect(transfer).toHaveLength(2);
   });
 });

@@ -5,6 +5,7 @@
  * class name so the caller can map BakeError/MixError to 4xx.
  */
 import { Worker } from "node:worker_threads";
+import { factorValues, HalfFactor, type LoraFactor } from "#core/lora/factor";
 import type { BakeJob, BakeJobResult, BakeJobRunner } from "./bake-job.js";
 
 export class BakeThreadError extends Error {
@@ -23,12 +24,18 @@ export class BakeThreadError extends Error {
  * so a tensor that is a view into something larger (an F32 adapter's tensors are views of its whole
  * received blob; a pool's buffer) would send all of it: such a tensor goes as an exactly-sized copy
  * (`slice()`), transferred (the copy is the job's own, so moved, not copied again). A tensor that is
- * its whole buffer (the runner's converted tensors: one uninitialized buffer each) is cloned as is —
- * never transferred: it belongs to the adapter cache.
+ * its whole buffer is cloned as is — never transferred: it belongs to the adapter cache. A 16-bit factor
+ * (a class instance, which structured clone would turn into a plain object) goes widened to F32, in a
+ * new array of its own, transferred.
  */
-export function jobForThread(job: BakeJob): { job: BakeJob; transfer: ArrayBuffer[] } {
+export function jobForThread(job: BakeJob): { job: BakeJob<Float32Array>; transfer: ArrayBuffer[] } {
   const transfer: ArrayBuffer[] = [];
-  const exactlySized = (x: Float32Array): Float32Array => {
+  const exactlySized = (x: LoraFactor): Float32Array => {
+    if (x instanceof HalfFactor) {
+      const values = factorValues(x);
+      transfer.push(values.buffer as ArrayBuffer);
+      return values;
+    }
     if (x.byteOffset === 0 && x.byteLength === x.buffer.byteLength) return x;
     const copy = x.slice();
     transfer.push(copy.buffer);

@@ -6,13 +6,11 @@
  *
  * Semantics:
  * - `take(length)` returns an array of exactly `length` floats nobody else holds: the free one of
- *   that length given back most recently, else a fresh one (`fresh(length)`, by default
- *   `new Float32Array(length)`). Its contents are unspecified.
+ *   that length given back most recently, else a fresh `new Float32Array(length)`. Its contents are
+ *   unspecified.
  * - `give(arrays)` frees arrays the caller owned and no longer reads (nor lets anyone read): each
  *   is kept, dropping the oldest free buffers (to the garbage collector) while the free bytes would
  *   exceed `capBytes()` (asked at every give); an array larger than the cap by itself is dropped.
- * - With `idleReleaseMs`, every free buffer is dropped once that long passes without a take or a
- *   give (a timer, unref'd): a pool nobody uses holds no memory.
  * Cost: O(1) per take, O(arrays + dropped) per give; memory: at most `capBytes()` of free buffers.
  */
 export interface FloatBufferPoolStats {
@@ -24,15 +22,6 @@ export interface FloatBufferPoolStats {
   fresh: number;
 }
 
-export interface FloatBufferPoolOptions {
-  /** Fresh memory for a take no free buffer serves (default `new Float32Array(length)`). */
-  fresh?: (length: number) => Float32Array;
-  /** Drop every free buffer after this long without a take or give (default: never). */
-  idleReleaseMs?: number;
-  /** Called after an idle release dropped the free buffers. */
-  onIdleRelease?: () => void;
-}
-
 export class FloatBufferPool {
   /** Free buffers by length; the last one of a list was given back most recently. */
   private readonly free = new Map<number, Float32Array[]>();
@@ -40,23 +29,15 @@ export class FloatBufferPool {
   private readonly byAge = new Set<Float32Array>();
   private freeBytes = 0;
   private readonly counters = { reused: 0, fresh: 0 };
-  private readonly fresh: (length: number) => Float32Array;
-  private idleTimer: ReturnType<typeof setTimeout> | null = null;
 
-  constructor(
-    private readonly capBytes: () => number,
-    private readonly options: FloatBufferPoolOptions = {},
-  ) {
-    this.fresh = options.fresh ?? ((length) => new Float32Array(length));
-  }
+  constructor(private readonly capBytes: () => number) {}
 
   take(length: number): Float32Array {
-    this.touch();
     const list = this.free.get(length);
     const array = list?.pop();
     if (array === undefined) {
       this.counters.fresh++;
-      return this.fresh(length);
+      return new Float32Array(length);
     }
     if (list!.length === 0) this.free.delete(length);
     this.byAge.delete(array);
@@ -66,7 +47,6 @@ export class FloatBufferPool {
   }
 
   give(arrays: Iterable<Float32Array>): void {
-    this.touch();
     const cap = this.capBytes();
     for (const array of arrays) {
       if (array.byteLength > cap) continue;
@@ -98,18 +78,5 @@ export class FloatBufferPool {
     if (list.length === 0) this.free.delete(oldest.length);
     this.byAge.delete(oldest);
     this.freeBytes -= oldest.byteLength;
-  }
-
-  /** Restarts the idle countdown (when the pool has one). */
-  private touch(): void {
-    const { idleReleaseMs, onIdleRelease } = this.options;
-    if (idleReleaseMs === undefined) return;
-    if (this.idleTimer !== null) clearTimeout(this.idleTimer);
-    this.idleTimer = setTimeout(() => {
-      this.idleTimer = null;
-      this.clear();
-      onIdleRelease?.();
-    }, idleReleaseMs);
-    this.idleTimer.unref?.();
   }
 }

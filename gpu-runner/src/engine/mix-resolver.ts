@@ -3,6 +3,7 @@
  * every adapter (pinned while the request runs), checks it against the model's manifest,
  * composes it with core's exact "cat" composition, and names it.
  */
+import type { LoraFactor } from "#core/lora/factor";
 import type { ComposedMix, LoraAdapter } from "#core/lora/types";
 import type { ModelManifest } from "#core/manifest/model-manifest";
 import { checkCompatibility } from "#core/compat/index";
@@ -16,11 +17,11 @@ import { loraFactorProblem, MAX_LORA_FACTOR } from "../model/lora-factors.js";
 import type { MixHandle } from "./merge-manager.js";
 
 export interface AdapterProvider {
-  acquire(id: string, sha256: string): Promise<{ adapter: LoraAdapter; release(): void }>;
+  acquire(id: string, sha256: string): Promise<{ adapter: LoraAdapter<LoraFactor>; release(): void }>;
 }
 
 /** Refuses an adapter that does not fit the model (core's checkCompatibility: modules, sizes, rank cap, layout). */
-export function checkCompatible(id: string, adapter: LoraAdapter, manifest: ModelManifest): void {
+export function checkCompatible(id: string, adapter: LoraAdapter<LoraFactor>, manifest: ModelManifest): void {
   const report = checkCompatibility(adapter, manifest);
   if (report.ok) return;
   const shown = report.errors.slice(0, 5).join("; ") + (report.errors.length > 5 ? `; and ${report.errors.length - 5} more` : "");

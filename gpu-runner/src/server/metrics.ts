@@ -122,8 +122,6 @@ export class RunnerMetrics {
       out.metric("loraedge_runner_adapter_fetches_total", "counter", "Adapter fetches from the edge.", a.fetchesTotal);
       out.metric("loraedge_runner_adapter_fetch_failures_total", "counter", "Failed fetches (network, sha256 mismatch, parse).", a.fetchFailuresTotal);
       out.metric("loraedge_runner_adapter_evictions_total", "counter", "Adapters evicted.", a.evictionsTotal);
-      out.metric("loraedge_runner_adapter_buffer_pool_bytes", "gauge", "Free converted-tensor (F16/BF16 → F32) buffers of evicted adapters, kept for the next parses.", a.freeBufferBytes);
-      out.metric("loraedge_runner_adapter_buffer_reuses_total", "counter", "Converted tensors parsed into an evicted adapter's buffer instead of fresh memory.", a.bufferReusesTotal);
     }
     out.histogram(this.requestSeconds);
     out.histogram(this.firstTokenSeconds);

@@ -1,12 +1,14 @@
 import { isAdapterFormatError } from "#core/errors";
 import type { ModelManifest } from "#core/manifest/model-manifest";
-import { readPeftAdapter, type AdapterSummary } from "#core/peft/index";
+import { readPeftAdapter, type AdapterSummary, type PeftAdapterLoad } from "#core/peft/index";
+import type { LoraFactor } from "#core/lora/factor";
 import type { LoraAdapter } from "#core/lora/types";
 import { ApiError } from "../errors/api-error.js";
 import { checkAdapterAgainstManifest } from "./compatibility.js";
 
 export interface ValidatedAdapter {
-  adapter: LoraAdapter;
+  /** As the runner holds it: F16/BF16 factors kept 16-bit (validation only reads them: no conversion on the edge's CPU). */
+  adapter: LoraAdapter<LoraFactor>;
   summary: AdapterSummary;
   /** Targets only a merged session can serve (the runner decides how to serve them). */
   mergeOnlyTargets: string[];
@@ -22,9 +24,9 @@ export function validateAdapterFiles(
   manifest: ModelManifest,
   maxRank: number,
 ): ValidatedAdapter {
-  let load: ReturnType<typeof readPeftAdapter>;
+  let load: PeftAdapterLoad<LoraFactor>;
   try {
-    load = readPeftAdapter(config, weights);
+    load = readPeftAdapter(config, weights, { keepHalves: true });
   } catch (e) {
     if (isAdapterFormatError(e)) {
       throw new ApiError(e.status === 400 ? "invalid_request_error" : "unprocessable_entity_error", `${e.code}: ${e.message}`);
