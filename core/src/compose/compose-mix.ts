@@ -3,7 +3,8 @@
  * request, so it only allocates its output and uses plain typed-array loops.
  */
 import { allocatedFloat32, type Float32Alloc, freshFloat32 } from "../dtype/float32-alloc.js";
-import { factorValues, type LoraFactor, widenFactorInto } from "../lora/factor.js";
+import { f16BitsToF32Bits } from "../dtype/f16.js";
+import { factorValues, HalfFactor, type LoraFactor, widenFactorInto } from "../lora/factor.js";
 import type { ComposedMix, ComposedModule, LoraAdapter, LoraModule, MixTerm } from "../lora/types.js";
 import { transposer } from "../simd/kernels.js";
 
@@ -132,9 +133,11 @@ export function composeMix(terms: readonly MixTerm<LoraFactor>[], options: Compo
     const bt = allocatedFloat32(alloc, R * nOut, "compose"); // [R, out]
     const t = simd ? transposer(plan.parts.reduce((n, p) => Math.max(n, p.source.rank), 0) * Math.max(nIn, nOut), R * Math.max(nIn, nOut)) : null;
     if (t) {
+      // A factor into the workspace's src: F16 widened there by the kernel, anything else written (BF16 widened) by `widenFactorInto`.
+      const stage = (x: LoraFactor) => (x instanceof HalfFactor && x.dtype === "F16" ? t.widenF16(x.bits, f16BitsToF32Bits) : widenFactorInto(x, t.src.subarray(0, x.length)));
       let off = 0;
       for (const { source, coef } of plan.parts) {
-        widenFactorInto(source.a, t.src.subarray(0, source.a.length)); // A [r, in], halves widened in the workspace
+        stage(source.a); // A [r, in]
         t.transpose(source.rank, nIn, off, R, coef); // at[i, off+k] = coef · A[k, i]
         off += source.rank;
       }
@@ -142,7 +145,7 @@ export function composeMix(terms: readonly MixTerm<LoraFactor>[], options: Compo
       at.set(t.dst.subarray(0, nIn * R));
       off = 0;
       for (const { source } of plan.parts) {
-        widenFactorInto(source.b, t.src.subarray(0, source.b.length)); // B [out, r]
+        stage(source.b); // B [out, r]
         t.transpose(nOut, source.rank, off * nOut, nOut); // bt[off+k, o] = B[o, k]
         off += source.rank;
       }

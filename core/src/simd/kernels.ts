@@ -256,6 +256,12 @@ export interface Transposer {
   transpose(rows: number, cols: number, dstOffset: number, dstStride: number, coef?: number): void;
   /** Whether dst[0, floats) all satisfy |v| ≤ limit (NaN, ±Inf never): the bound scan in place, no copy. */
   dstWithin(floats: number, limit: number): boolean;
+  /**
+   * Writes F16 `bits` widened to F32 into src[0, bits.length) (at most `srcFloats`): the halves copied
+   * into a staging area of the workspace and converted there by the kernel (as `f16ToF32Simd`, exact,
+   * NaN payloads kept), the < 16-half tail by `tail`. One copy of 2 bytes per value, nothing copied out.
+   */
+  widenF16(bits: Uint16Array, tail: (h: number) => number): void;
 }
 
 let transposeMemory: { kernels: KernelExports; memory: WasmMemory } | null | undefined;
@@ -274,7 +280,8 @@ export function transposer(srcFloats: number, dstFloats: number): Transposer | n
   if (!transposeMemory) return null;
   const { kernels, memory } = transposeMemory;
   const dstAt = (srcFloats * 4 + 15) & ~15;
-  const need = dstAt + dstFloats * 4;
+  const stageAt = (dstAt + dstFloats * 4 + 15) & ~15; // [srcFloats] halves for widenF16
+  const need = stageAt + srcFloats * 2;
   if (need > memory.buffer.byteLength) {
     try {
       memory.grow(Math.ceil((need - memory.buffer.byteLength) / PAGE));
@@ -284,6 +291,7 @@ export function transposer(srcFloats: number, dstFloats: number): Transposer | n
   }
   const src = new Float32Array(memory.buffer, 0, srcFloats);
   const dst = new Float32Array(memory.buffer, dstAt, dstFloats);
+  const stage = new Uint16Array(memory.buffer, stageAt, srcFloats);
   return {
     src,
     dst,
@@ -309,6 +317,15 @@ export function transposer(srcFloats: number, dstFloats: number): Transposer | n
       if (vectorFloats > 0 && kernels.exceedsF32(dstAt, vectorFloats * 4, float32LimitBits(limit)) !== 0) return false;
       for (let i = vectorFloats; i < floats; i++) if (!(Math.abs(dst[i]!) <= limit)) return false;
       return true;
+    },
+    widenF16(bits, tail) {
+      const n = bits.length;
+      if (n > srcFloats) throw new RangeError(`widenF16: ${n} halves, the workspace holds ${srcFloats} floats`);
+      const vector = n & ~15;
+      stage.set(vector === n ? bits : bits.subarray(0, vector));
+      if (vector > 0) kernels.f16ToF32(stageAt, 0, vector);
+      const srcBits = new Int32Array(memory.buffer, 0, n);
+      for (let i = vector; i < n; i++) srcBits[i] = tail(bits[i]!);
     },
   };
 }

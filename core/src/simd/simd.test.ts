@@ -214,6 +214,21 @@ describe("WebAssembly SIMD kernels", () => {
     expect(Array.from(t.dst)).toEqual(new Array(40).fill(-7));
   });
 
+  it("transposer.widenF16 writes every F16 value widened exactly into src (kernel body and JS tail), from any view, and refuses more than src holds", () => {
+    const all = Uint16Array.from({ length: 65536 + 13 }, (_, i) => i & 0xffff); // 13 left for the tail
+    const want = f16ToF32Reference(all);
+    const t = transposer(all.length, 16)!;
+    t.src.fill(-1);
+    t.widenF16(all, f16BitsToF32Bits);
+    expectSameBits(t.src, want, "widenF16");
+    const view = new Uint16Array(40).fill(0x3c00).subarray(3, 36); // odd offset, 33 halves: 32 + 1 tail
+    view[32] = 0x7e01;
+    t.widenF16(view, f16BitsToF32Bits);
+    expectSameBits(t.src.subarray(0, 33), f16ToF32Reference(view), "a view");
+    expect(t.src[33]).toBe(want[33]); // nothing past the halves written
+    expect(() => transposer(8, 8)!.widenF16(new Uint16Array(9), f16BitsToF32Bits)).toThrow(RangeError);
+  });
+
   it("a plain buffer is not scanned in place (null: the caller scans in JS)", () => {
     expect(allFiniteInPlace(new Float32Array(64))).toBeNull();
     expect(allocateKernelBytes(0).length).toBe(0);
