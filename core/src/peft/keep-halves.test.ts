@@ -74,7 +74,7 @@ describe("loadPeftAdapter keepHalves", () => {
     for (const x of halvesOf(loadPeftAdapter(f32.config, f32.safetensors, { keepHalves: true }))) expect((x as Float32Array).buffer).toBe(f32.safetensors.buffer);
   });
 
-  it("bytes received for widening in place are left as they are (a second load keeping halves works)", () => {
+  it("bytes received for widening in place are left as they are, and no later load widens them under the kept views", () => {
     const files = writePeftAdapter(randomLoraAdapter(createRng(33), SHAPES.slice(1)), { dtype: "F16" });
     const bytes = allocateSafetensorsBytes(files.safetensors.length, files.safetensors, { minBytes: 0 });
     bytes.set(files.safetensors);
@@ -83,6 +83,8 @@ describe("loadPeftAdapter keepHalves", () => {
     const converted = loadPeftAdapter(files.config, files.safetensors);
     expectSameValues(kept, converted, "in a kernel Memory");
     expectSameValues(loadPeftAdapter(files.config, bytes, { keepHalves: true }), converted, "loaded again");
+    expectSameValues(converted, loadPeftAdapter(files.config, bytes), "converted after"); // into new arrays, not in place
+    expectSameValues(kept, converted, "the kept views after it");
   });
 
   it.each([
@@ -110,23 +112,23 @@ describe("loadPeftAdapter keepHalves", () => {
     const converted = files.map((f) => loadPeftAdapter(f.config, f.safetensors));
     const f32 = writePeftAdapter(randomLoraAdapter(createRng(37), shapes), { dtype: "F32" });
     const third = loadPeftAdapter(f32.config, f32.safetensors);
-    for (const simd of [true, false]) {
-      const mix = (a: LoraAdapter<LoraFactor>, b: LoraAdapter<LoraFactor>) =>
-        composeMix(
-          [
-            { adapter: a, weight: 0.7 },
-            { adapter: b, weight: -1.25 },
-            { adapter: third, weight: 0.5 },
-          ],
-          { simd, bound: 1e6 },
-        );
+    // Both orders: a 16-bit term after an F32 one stages its halves while the F32 term's blocks already sit in dst.
+    for (const [simd, f32First] of [[true, false], [true, true], [false, false], [false, true]] as const) {
+      const mix = (a: LoraAdapter<LoraFactor>, b: LoraAdapter<LoraFactor>) => {
+        const halves = [
+          { adapter: a, weight: 0.7 },
+          { adapter: b, weight: -1.25 },
+        ];
+        const f32Term = { adapter: third, weight: 0.5 };
+        return composeMix(f32First ? [f32Term, ...halves] : [...halves, f32Term], { simd, bound: 1e6 });
+      };
       const got = mix(kept[0]!, kept[1]!);
       const want = mix(converted[0]!, converted[1]!);
       expect(got.verifiedBound).toBe(want.verifiedBound);
       expect(got.maxRank).toBe(want.maxRank);
       for (const [k, m] of want.modules) {
-        expectSameBits(got.modules.get(k)!.at, m.at, `simd ${simd} ${k} at`);
-        expectSameBits(got.modules.get(k)!.bt, m.bt, `simd ${simd} ${k} bt`);
+        expectSameBits(got.modules.get(k)!.at, m.at, `simd ${simd} F32 first ${f32First} ${k} at`);
+        expectSameBits(got.modules.get(k)!.bt, m.bt, `simd ${simd} F32 first ${f32First} ${k} bt`);
       }
     }
     for (const [k, m] of converted[0]!.modules) expectSameBits(deltaWeight(kept[0]!.modules.get(k)!), deltaWeight(m), `ΔW ${k}`);

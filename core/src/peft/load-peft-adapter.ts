@@ -6,7 +6,7 @@ import type { Float32Alloc } from "../dtype/float32-alloc.js";
 import { tensorToFloat32Checked, u16View } from "../safetensors/tensor-to-float32.js";
 import { factorValues, firstNonFiniteHalf, HalfFactor, type HalfDtype, type LoraFactor } from "../lora/factor.js";
 import { widenF16InPlace, type WidenedTensor } from "../safetensors/widen-in-place.js";
-import { wasWidened } from "../simd/kernels.js";
+import { forbidWidening, wasWidened } from "../simd/kernels.js";
 import { moduleScaleResolver } from "./module-scale.js";
 import { isEmbeddingOrHeadModule, parsePeftConfig, type PeftConfig } from "./peft-config.js";
 import { parsePeftKey } from "./peft-keys.js";
@@ -29,8 +29,8 @@ export interface LoadPeftAdapterOptions {
   /**
    * Keep F16 and BF16 tensors as their 16-bit values (`HalfFactor`) instead of converting them to F32
    * (default false): views of the input bytes where they are 2-aligned (copies when `copy` is asked for
-   * or they are not; as F32 views, they alias the input: do not mutate or reuse it, nor load bytes
-   * received for widening in place again without this option), each checked for ±Inf/NaN by one read
+   * or they are not; as F32 views, they alias the input: do not mutate or reuse it; bytes received for
+   * widening in place lose that widening, so a later load converts into new arrays), each checked for ±Inf/NaN by one read
    * (the SIMD scan). The adapter is then a
    * `LoraAdapter<LoraFactor>`: half the bytes in memory, and `composeMix` widens the values as it
    * composes. The runner loads this way (`gpu-runner/src/adapters/parse-adapter.ts`).
@@ -179,6 +179,8 @@ export function readPeftAdapter(configJson: unknown, safetensorsBytes: Uint8Arra
   if (pairs.size === 0) fail("empty_adapter", "adapter_model.safetensors holds no LoRA weights");
 
   // After every check that needs no values: in place, in file order, before any tensor is read.
+  // Views kept of these bytes (keepHalves) must outlive any later load: none may widen them in place then.
+  if (opts.keepHalves && !opts.copy) forbidWidening(safetensorsBytes);
   const widened = opts.copy || opts.keepHalves ? null : widenF16InPlace(safetensorsBytes, file);
   const modules = new Map<string, LoraModule<LoraFactor>>();
   const dtypes = new Set<SafetensorsDtype>();

@@ -1,5 +1,5 @@
 /**
- * The bytes of a tiny hand-assembled WebAssembly module (SIMD, 128-bit) with three kernels over its
+ * The bytes of a tiny hand-assembled WebAssembly module (SIMD, 128-bit) with six kernels over its
  * imported memory. No toolchain: the module is assembled here from named opcodes, so every byte
  * is explained below; `simd.test.ts` holds every kernel equal to the plain JS references.
  *

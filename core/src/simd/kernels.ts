@@ -137,6 +137,15 @@ export function claimForWidening(bytes: Uint8Array): boolean {
   return true;
 }
 
+/**
+ * Takes away the one widening in place `bytes` were placed for (`widenInPlace`), for good: a load that
+ * keeps views of them (`keepHalves`) calls it, so no later load overwrites what those views read.
+ */
+export function forbidWidening(bytes: Uint8Array): void {
+  const m = fileRecord(bytes);
+  if (m?.widening === "allowed") m.widening = "never";
+}
+
 /** Whether a load already widened `bytes` in place (`claimForWidening`): their contents are gone. */
 export function wasWidened(bytes: Uint8Array): boolean {
   return fileRecord(bytes)?.widening === "claimed";

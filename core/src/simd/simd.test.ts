@@ -219,8 +219,10 @@ describe("WebAssembly SIMD kernels", () => {
     const want = f16ToF32Reference(all);
     const t = transposer(all.length, 16)!;
     t.src.fill(-1);
+    t.dst.fill(-7);
     t.widenF16(all, f16BitsToF32Bits);
     expectSameBits(t.src, want, "widenF16");
+    expect(Array.from(t.dst)).toEqual(new Array(16).fill(-7)); // the staging area is not dst
     const view = new Uint16Array(40).fill(0x3c00).subarray(3, 36); // odd offset, 33 halves: 32 + 1 tail
     view[32] = 0x7e01;
     t.widenF16(view, f16BitsToF32Bits);

@@ -30,7 +30,7 @@ describe("AdapterCache over signed HTTP", () => {
     for (const [i, id] of ["a", "b", "c", "d"].entries()) {
       const f = peftFiles(100 + i, 8);
       shas[id] = edge.put(id, f);
-      bytesOf[id] = adapterBytes(f.adapter);
+      bytesOf[id] = f.safetensors.length; // the cached adapter's tensors are views of the received blob: it is what they keep alive
     }
   });
   afterAll(() => edge.close());
@@ -124,24 +124,25 @@ describe("AdapterCache over signed HTTP", () => {
     expect(cache.stats().evictionsTotal).toBe(2);
   });
 
-  it("F16 adapters are cached as their halves (parseAdapter): 2 bytes per value, so a budget of one F32 adapter holds two", async () => {
+  it("F16 adapters are cached as their halves (parseAdapter): each holds its received blob, 2 bytes per value plus the header", async () => {
     const f16 = (id: string, seed: number) => {
       const adapter = randomLoraAdapter(createRng(seed), [
         { module: "model.layers.0.self_attn.q_proj", rank: 8, inFeatures: 64, outFeatures: 64, scale: 0.5 },
         { module: "model.layers.0.mlp.down_proj", rank: 8, inFeatures: 176, outFeatures: 67, scale: 0.5 },
       ]);
       const files = writePeftAdapter(adapter, { dtype: "F16" });
-      return { id: `${id}-16`, sha: edge.put(`${id}-16`, files), converted: loadPeftAdapter(files.config, files.safetensors) };
+      return { id: `${id}-16`, sha: edge.put(`${id}-16`, files), file: files.safetensors.length, converted: loadPeftAdapter(files.config, files.safetensors) };
     };
     const [x, y] = [f16("x", 200), f16("y", 201)];
-    const cache = new AdapterCache(new EdgeAdapterSource({ baseUrl: edge.url, secret: SECRET }), { budgetBytes: adapterBytes(x.converted), parse: parseAdapter });
+    expect(x.file).toBeLessThan(0.6 * adapterBytes(x.converted)); // the converted values: 4 bytes each, in arrays of their own
+    const cache = new AdapterCache(new EdgeAdapterSource({ baseUrl: edge.url, secret: SECRET }), { budgetBytes: x.file + y.file, parse: parseAdapter });
     const lx = await cache.acquire(x.id, x.sha);
     expect([...lx.adapter.modules.values()].every((m) => m.a instanceof HalfFactor && m.b instanceof HalfFactor)).toBe(true);
     const q = lx.adapter.modules.get("model.layers.0.mlp.down_proj")!;
     expect(factorValues(q.b)).toEqual(x.converted.modules.get("model.layers.0.mlp.down_proj")!.b);
     lx.release();
     (await cache.acquire(y.id, y.sha)).release();
-    expect(cache.stats()).toMatchObject({ entries: 2, evictionsTotal: 0, bytes: adapterBytes(x.converted) });
+    expect(cache.stats()).toMatchObject({ entries: 2, evictionsTotal: 0, bytes: x.file + y.file });
   });
 
   it("admin eviction skips pinned adapters", async () => {

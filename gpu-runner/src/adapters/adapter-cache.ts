@@ -1,8 +1,9 @@
 /**
  * Parsed adapters in memory: fetched from an AdapterSource by id, verified against the
  * sha256 the edge sent with the request, parsed with core, kept in the runner's leased LRU
- * (`../cache/leased-lru.ts`) bounded by the bytes of their A/B tensors as held (F32 views, or the
- * 16-bit values of F16/BF16 files, kept as they are: `parse-adapter.ts`).
+ * (`../cache/leased-lru.ts`) bounded by the bytes their A/B tensors keep alive (`adapterBytes`: the
+ * received blob their views live in — F32 values, or the 16-bit values of F16/BF16 files kept as they
+ * are, `parse-adapter.ts` — header and metadata included).
  *
  * - Keyed by (id, sha256): the parsed adapter depends on adapter_config.json (alpha,
  *   rank_pattern, use_rslora, …), which the blob's sha256 does not cover, so the same bytes
@@ -15,7 +16,7 @@
  * integrity check, the parse and the listing.
  */
 import { createHash } from "node:crypto";
-import type { LoraFactor } from "#core/lora/factor";
+import { HalfFactor, type LoraFactor } from "#core/lora/factor";
 import type { LoraAdapter } from "#core/lora/types";
 import { LeasedLru } from "../cache/leased-lru.js";
 import { EngineError } from "../engine/errors.js";
@@ -68,10 +69,16 @@ export interface AdapterCacheStats {
   evictionsTotal: number;
 }
 
-/** Bytes held by an adapter's tensors (2 per value of a 16-bit factor, 4 per F32 value). */
+/**
+ * Bytes an adapter keeps alive: every distinct buffer its factors live in, whole. The runner's factors
+ * are views of the received blob (F32 values, or 2 bytes per F16/BF16 value kept 16-bit), so that is the
+ * blob itself, header and `__metadata__` included; a factor copied out of it is its own buffer.
+ */
 export function adapterBytes(adapter: LoraAdapter<LoraFactor>): number {
+  const buffers = new Set<ArrayBufferLike>();
+  for (const m of adapter.modules.values()) for (const x of [m.a, m.b]) buffers.add(x instanceof HalfFactor ? x.bits.buffer : x.buffer);
   let n = 0;
-  for (const m of adapter.modules.values()) n += m.a.byteLength + m.b.byteLength;
+  for (const b of buffers) n += b.byteLength;
   return n;
 }
 

@@ -24,7 +24,18 @@ describe("the runner's adapter parse", () => {
         expect(Buffer.from(factorValues(x).buffer).equals(Buffer.from(want.buffer, want.byteOffset, want.byteLength)), `${k} ${part}`).toBe(true);
       }
     }
-    expect(adapterBytes(parsed) * 2).toBe(adapterBytes(converted));
+    expect(adapterBytes(parsed)).toBe(files.safetensors.length); // the blob the views keep alive
+    expect(adapterBytes(converted)).toBe(4 * [...converted.modules.values()].reduce((n, m) => n + m.a.length + m.b.length, 0));
+  });
+
+  it("the cache counts what an adapter keeps alive: a blob padded with metadata counts whole, a factor copied out of it counts alone", () => {
+    const adapter = randomLoraAdapter(createRng(23), [{ module: "model.layers.0.self_attn.q_proj", rank: 2, inFeatures: 16, outFeatures: 16 }]);
+    const files = writePeftAdapter(adapter, { dtype: "F16", metadata: { format: "pt", padding: "x".repeat(1 << 20) } });
+    const parsed = parseAdapter(JSON.stringify(files.config), files.safetensors);
+    expect(adapterBytes(parsed)).toBe(files.safetensors.length);
+    expect(adapterBytes(parsed)).toBeGreaterThan(1 << 20);
+    const copied = loadPeftAdapter(files.config, files.safetensors, { keepHalves: true, copy: true });
+    expect(adapterBytes(copied)).toBe(2 * 2 * 2 * 16); // A and B, 32 halves each, each its own buffer
   });
 
   it("F32 stays zero-copy", () => {

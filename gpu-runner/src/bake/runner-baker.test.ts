@@ -1,6 +1,7 @@
 // Runner-side bake on the real tiny model: files, report, fidelity, errors, and the thread ≡ inline.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { composeMix } from "#core/compose/index";
+import { HalfFactor, type LoraFactor } from "#core/lora/factor";
 import type { LoraAdapter } from "#core/lora/types";
 import { loadPeftAdapter, writePeftAdapter } from "#core/peft/index";
 import { createRng, randomLoraAdapter } from "#core/random/index";
@@ -154,6 +155,19 @@ describe("RunnerBaker on loraedge-tiny", () => {
     expect(Buffer.from(inThread.safetensors).equals(Buffer.from(inline.safetensors))).toBe(true);
     expect(f32.safetensors.buffer.byteLength).toBeGreaterThan(0); // not detached by a transfer
     expect([...views.modules.values()].every((m) => m.a.buffer === f32.safetensors.buffer && m.a.length > 0)).toBe(true);
+  });
+
+  it("adapters as the runner caches F16 files (factors kept 16-bit) bake, in the thread and inline, to the files of the same values loaded as F32", async () => {
+    const f16 = writePeftAdapter(adapters.get("b")!, { dtype: "F16" });
+    const halves = loadPeftAdapter(f16.config, f16.safetensors, { keepHalves: true });
+    const converted = loadPeftAdapter(f16.config, f16.safetensors);
+    const job = (b: LoraAdapter<LoraFactor>) => ({ terms: [{ adapter: adapters.get("a")!, weight: 0.7 }, { adapter: b, weight: -0.4 }], options: { strategy: "ties" as const, density: 0.6, rank: 3 }, baseModel: "m" });
+    const want = runBakeJob(job(converted));
+    for (const got of [runBakeJob(job(halves)), await bakeOnWorkerThread(job(halves))]) {
+      expect(got.report).toEqual(want.report);
+      expect(Buffer.from(got.safetensors).equals(Buffer.from(want.safetensors))).toBe(true);
+    }
+    expect([...halves.modules.values()].every((m) => m.a instanceof HalfFactor && (m.a as HalfFactor).bits.buffer === f16.safetensors.buffer)).toBe(true); // the cached adapter is untouched
   });
 
   it("one bake at a time by default: a second concurrent bake is refused as overloaded (429) and the first completes", async () => {
