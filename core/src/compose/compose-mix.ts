@@ -78,7 +78,7 @@ export interface ComposeOptions {
  * sizes or on fan_in_fan_out, and on a module whose arrays do not match its declared shape.
  *
  * Cost: O(Σ over modules of (in + out)·R) time, one allocation of the output per module. Both
- * factors are transposes: by the SIMD kernels (4×4 blocks, each term's A or B copied into their
+ * factors are transposes: by the SIMD kernels (4×4 blocks, each term's A or B copied (16-bit factors widened) into their
  * workspace, the module's Aᵗ / Bᵗ assembled there and copied out once) where WebAssembly runs, else
  * by the JS loops (loraedge-small, 3 terms of ranks 8 + 24 + 32, 51 MB into reused buffers: 26 vs 51 ms,
  * 1.95× by the per-round median of 11 interleaved rounds)

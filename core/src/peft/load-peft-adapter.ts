@@ -23,17 +23,17 @@ export interface LoadPeftAdapterOptions {
   /**
    * Where converted (F16, BF16) tensors are written: `alloc(n)` may hand out uninitialized or
    * recycled memory, since the conversion overwrites every element (default: `new Float32Array(n)`,
-   * zeroed). The runner passes uninitialized buffers (`gpu-runner/src/adapters/parse-adapter.ts`).
+   * zeroed). Bench case 6's baseline of the converting load passes uninitialized buffers.
    */
   alloc?: Float32Alloc;
   /**
    * Keep F16 and BF16 tensors as their 16-bit values (`HalfFactor`) instead of converting them to F32
-   * (default false): views of the input bytes where they are 2-aligned (copies when `copy` is asked for
-   * or they are not; as F32 views, they alias the input: do not mutate or reuse it; bytes received for
-   * widening in place lose that widening, so a later load converts into new arrays), each checked for ±Inf/NaN by one read
-   * (the SIMD scan). The adapter is then a
-   * `LoraAdapter<LoraFactor>`: half the bytes in memory, and `composeMix` widens the values as it
-   * composes. The runner loads this way (`gpu-runner/src/adapters/parse-adapter.ts`).
+   * (default false), each checked for ±Inf/NaN by one read (the SIMD scan). They are views of the
+   * input bytes where 2-aligned, else (or with `copy`) copies; like F32 views they alias the input, so
+   * do not mutate or reuse it, and bytes received for widening in place lose that widening (a later
+   * load converts into new arrays). The adapter is then a `LoraAdapter<LoraFactor>`: half the bytes in
+   * memory, and `composeMix` widens the values as it composes. The runner loads this way
+   * (`gpu-runner/src/adapters/parse-adapter.ts`), and the edge validates uploads so.
    */
   keepHalves?: boolean;
 }

@@ -49,7 +49,7 @@ export function tensorToFloat32(t: { dtype: SafetensorsDtype; data: Uint8Array }
  * bytes were received into `allocateKernelBytes`, else streamed through its scratch Memory.
  * `allFinite` is null when nothing was checked (the caller scans).
  * F16 and BF16 values are written into `alloc(n)` (every element overwritten, so it may hand out
- * uninitialized or recycled memory: the runner's does, `gpu-runner/src/adapters/parse-adapter.ts`).
+ * uninitialized or recycled memory: bench case 6's baseline of the converting load does).
  */
 export function tensorToFloat32Checked(t: { dtype: SafetensorsDtype; data: Uint8Array }, alloc: Float32Alloc = freshFloat32): { values: Float32Array; allFinite: boolean | null } {
   if (t.dtype === "F16") {
