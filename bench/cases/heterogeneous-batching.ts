@@ -2,10 +2,17 @@ import { createRng } from "#core/random/index";
 import type { ComposedMix } from "#core/lora/types";
 import { modelCase } from "../lib/case.js";
 import { interleave } from "../lib/interleave.js";
-import { loraRoofline } from "../lib/lora-roofline.js";
+import { loraRoofline, type LoraRoofline } from "../lib/lora-roofline.js";
 import { figure, type Figure } from "../lib/report.js";
 import { pairedRatio, scaleStats, summarize } from "../lib/stats.js";
 import { decodeStepMs, decodeTokensPerSecond, prefillCaches, promptTokens, randomMix, unmergedTargets } from "../lib/workload.js";
+
+/** ms per run of a bare per-row LoRA graph (t_lora), over `steps` runs. */
+async function rooflineStepMs(roof: LoraRoofline, steps: number): Promise<number> {
+  const t0 = performance.now();
+  for (let s = 0; s < steps; s++) await roof.session.run(roof.feeds, roof.outputs);
+  return (performance.now() - t0) / steps;
+}
 
 /**
  * Case 3: batches where every row has its own mix.
@@ -50,11 +57,7 @@ export const heterogeneousBatching = modelCase({
           {
             distinct: () => decodeStepMs(model, distinctCaches, distinct, steps),
             base: () => decodeStepMs(model, baseCaches, none, steps),
-            lora: async () => {
-              const t0 = performance.now();
-              for (let s = 0; s < steps; s++) await roof.session.run(roof.feeds, roof.outputs);
-              return (performance.now() - t0) / steps;
-            },
+            lora: () => rooflineStepMs(roof, steps),
           },
           ctx,
         );
@@ -99,11 +102,7 @@ export const heterogeneousBatching = modelCase({
           {
             distinct: () => decodeTokensPerSecond(model, distinctCaches, distinct, steps),
             shared: () => decodeTokensPerSecond(model, sharedCaches, shared, steps),
-            lora: async () => {
-              const t0 = performance.now();
-              for (let s = 0; s < steps; s++) await roof.session.run(roof.feeds, roof.outputs);
-              return (performance.now() - t0) / steps;
-            },
+            lora: () => rooflineStepMs(roof, steps),
           },
           ctx,
         );

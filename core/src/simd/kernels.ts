@@ -173,6 +173,23 @@ export function allFiniteInPlace(x: Float32Array): boolean | null {
 }
 
 /**
+ * The vector part of a streamed scan: the whole 64-byte blocks of `view` copied through the scratch
+ * Memory in 64 KiB chunks, `scan(ptr, n)` (a kernel: nonzero when something is flagged) run on each.
+ * Returns the byte length scanned (the caller checks the rest in JS), or −1 as soon as a chunk is
+ * flagged. Shared by `allFiniteStreamed`, `allWithinStreamed` and `halvesAllFiniteStreamed`.
+ */
+function scanChunks(s: NonNullable<ReturnType<typeof scratchKernels>>, view: ArrayBufferView, scan: (ptr: number, n: number) => number): number {
+  const bytes = new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
+  const vectorBytes = view.byteLength & ~63;
+  for (let at = 0; at < vectorBytes; at += s.in.length) {
+    const n = Math.min(s.in.length, vectorBytes - at);
+    s.in.set(bytes.subarray(at, at + n));
+    if (scan(SCRATCH_IN, n) !== 0) return -1;
+  }
+  return vectorBytes;
+}
+
+/**
  * Whether every value of `x` is finite, by the SIMD kernel over 64 KiB chunks copied through the
  * scratch Memory: for values in any buffer (a plain one included); null where the kernels are
  * unavailable (the caller scans in JS).
@@ -182,13 +199,8 @@ export function allFiniteInPlace(x: Float32Array): boolean | null {
 export function allFiniteStreamed(x: Float32Array): boolean | null {
   const s = scratchKernels();
   if (!s) return null;
-  const bytes = new Uint8Array(x.buffer, x.byteOffset, x.byteLength);
-  const vectorBytes = x.byteLength & ~63;
-  for (let at = 0; at < vectorBytes; at += s.in.length) {
-    const n = Math.min(s.in.length, vectorBytes - at);
-    s.in.set(bytes.subarray(at, at + n));
-    if (s.kernels.scanF32(SCRATCH_IN, n) !== 0) return false;
-  }
+  const vectorBytes = scanChunks(s, x, (ptr, n) => s.kernels.scanF32(ptr, n));
+  if (vectorBytes < 0) return false;
   for (let i = vectorBytes / 4; i < x.length; i++) if (!Number.isFinite(x[i])) return false;
   return true;
 }
@@ -202,13 +214,8 @@ export function allFiniteStreamed(x: Float32Array): boolean | null {
 export function halvesAllFiniteStreamed(bits: Uint16Array, exponentMask: number): boolean | null {
   const s = scratchKernels();
   if (!s) return null;
-  const bytes = new Uint8Array(bits.buffer, bits.byteOffset, bits.byteLength);
-  const vectorBytes = bits.byteLength & ~63;
-  for (let at = 0; at < vectorBytes; at += s.in.length) {
-    const n = Math.min(s.in.length, vectorBytes - at);
-    s.in.set(bytes.subarray(at, at + n));
-    if (s.kernels.scanHalves(SCRATCH_IN, n, exponentMask) !== 0) return false;
-  }
+  const vectorBytes = scanChunks(s, bits, (ptr, n) => s.kernels.scanHalves(ptr, n, exponentMask));
+  if (vectorBytes < 0) return false;
   for (let i = vectorBytes / 2; i < bits.length; i++) if ((bits[i]! & exponentMask) === exponentMask) return false;
   return true;
 }
@@ -234,13 +241,8 @@ export function allWithinStreamed(x: Float32Array, limit: number): boolean | nul
   const s = scratchKernels();
   if (!s) return null;
   const limitBits = float32LimitBits(limit);
-  const bytes = new Uint8Array(x.buffer, x.byteOffset, x.byteLength);
-  const vectorBytes = x.byteLength & ~63;
-  for (let at = 0; at < vectorBytes; at += s.in.length) {
-    const n = Math.min(s.in.length, vectorBytes - at);
-    s.in.set(bytes.subarray(at, at + n));
-    if (s.kernels.exceedsF32(SCRATCH_IN, n, limitBits) !== 0) return false;
-  }
+  const vectorBytes = scanChunks(s, x, (ptr, n) => s.kernels.exceedsF32(ptr, n, limitBits));
+  if (vectorBytes < 0) return false;
   for (let i = vectorBytes / 4; i < x.length; i++) if (!(Math.abs(x[i]!) <= limit)) return false;
   return true;
 }
